@@ -1,0 +1,1 @@
+"""Rubric Studio: design, calibrate and export LLM-as-a-judge reward functions."""

@@ -1,0 +1,64 @@
+"""JSON routes for the caller's account and API tokens (/api/v1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.auth import service as auth_service
+from app.auth.dependencies import CurrentUser, SessionDep
+
+router = APIRouter(prefix="/api/v1", tags=["account"])
+
+
+class UserPublic(BaseModel):
+    id: int
+    email: str
+    display_name: str
+    is_admin: bool
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+
+
+class TokenPublic(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="shown only in this response; store it now")
+
+
+@router.get("/me", response_model=UserPublic)
+def me(user: CurrentUser) -> UserPublic:
+    return UserPublic(
+        id=user.id or 0, email=user.email, display_name=user.display_name, is_admin=user.is_admin
+    )
+
+
+@router.get("/tokens", response_model=list[TokenPublic])
+def list_tokens(session: SessionDep, user: CurrentUser) -> list[TokenPublic]:
+    return [
+        TokenPublic.model_validate(t.model_dump())
+        for t in auth_service.list_api_tokens(session, user)
+    ]
+
+
+@router.post("/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED)
+def create_token(body: TokenCreate, session: SessionDep, user: CurrentUser) -> TokenCreated:
+    created = auth_service.create_api_token(session, user, body.name)
+    return TokenCreated.model_validate({**created.record.model_dump(), "token": created.token})
+
+
+@router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_token(token_id: int, session: SessionDep, user: CurrentUser) -> None:
+    auth_service.revoke_api_token(session, token_id, actor=user)

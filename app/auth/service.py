@@ -1,0 +1,255 @@
+"""Accounts, login sessions, API tokens and the failed-login limit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlmodel import Session, col, func, select
+
+from app.audit import service as audit_service
+from app.auth.models import ApiToken, LoginAttempt, User, UserSession
+from app.core.clock import utcnow
+from app.core.config import Settings
+from app.core.errors import Conflict, InvalidInput, NotFound, RateLimited, Unauthenticated
+from app.core.security import (
+    hash_password,
+    new_token,
+    password_problem,
+    token_digest,
+    verify_password,
+)
+
+API_TOKEN_PREFIX = "rst_"
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _check_email(email: str) -> str:
+    email = normalise_email(email)
+    if "@" not in email or email.startswith("@") or email.endswith("@") or len(email) > 320:
+        raise InvalidInput(f"'{email}' is not an email address.")
+    return email
+
+
+def create_user(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    display_name: str = "",
+    is_admin: bool = False,
+    actor: User | None = None,
+) -> User:
+    email = _check_email(email)
+    problem = password_problem(password)
+    if problem:
+        raise InvalidInput(problem)
+    if session.exec(select(User).where(User.email == email)).first():
+        raise Conflict(f"A user with the email {email} already exists.")
+    user = User(
+        email=email,
+        display_name=display_name.strip(),
+        password_hash=hash_password(password),
+        is_admin=is_admin,
+    )
+    session.add(user)
+    session.flush()
+    audit_service.record(
+        session,
+        actor=actor,
+        action="user.create",
+        object_type="user",
+        object_id=user.id,
+        summary=f"created user {email}" + (" (site admin)" if is_admin else ""),
+    )
+    session.commit()
+    return user
+
+
+def get_user_by_email(session: Session, email: str) -> User | None:
+    return session.exec(select(User).where(User.email == normalise_email(email))).first()
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.exec(select(User).order_by(col(User.email))))
+
+
+def set_user_active(session: Session, user_id: int, active: bool, *, actor: User) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    if user.id == actor.id and not active:
+        raise InvalidInput("You cannot deactivate your own account.")
+    user.is_active = active
+    if not active:
+        for login in session.exec(select(UserSession).where(UserSession.user_id == user_id)):
+            session.delete(login)
+    audit_service.record(
+        session,
+        actor=actor,
+        action="user.activate" if active else "user.deactivate",
+        object_type="user",
+        object_id=user.id,
+        summary=f"{'activated' if active else 'deactivated'} {user.email}",
+    )
+    session.commit()
+    return user
+
+
+def _recent_failures(session: Session, settings: Settings, email: str, client_ip: str) -> int:
+    since = utcnow() - timedelta(seconds=settings.login_failure_window_s)
+    query = (
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.attempted_at >= since, col(LoginAttempt.succeeded).is_(False))
+        .where((LoginAttempt.email == email) | (LoginAttempt.client_ip == client_ip))
+    )
+    return int(session.exec(query).one())
+
+
+def authenticate(
+    session: Session, settings: Settings, *, email: str, password: str, client_ip: str
+) -> User:
+    """Check credentials; failed attempts per email or address are limited within a window."""
+    email = normalise_email(email)
+    if _recent_failures(session, settings, email, client_ip) >= settings.login_max_failures:
+        minutes = max(1, settings.login_failure_window_s // 60)
+        raise RateLimited(
+            f"Too many failed sign-in attempts. Wait {minutes} minutes and try again."
+        )
+    user = get_user_by_email(session, email)
+    ok = verify_password(user.password_hash if user else None, password)
+    ok = ok and user is not None and user.is_active
+    session.add(LoginAttempt(email=email, client_ip=client_ip, succeeded=ok))
+    session.commit()
+    if not ok or user is None:
+        raise Unauthenticated("The email or password is not correct.")
+    return user
+
+
+@dataclass
+class NewLogin:
+    token: str
+    login: UserSession
+
+
+def start_session(session: Session, settings: Settings, user: User, user_agent: str) -> NewLogin:
+    token = new_token()
+    login = UserSession(
+        token_hash=token_digest(token),
+        user_id=user.id or 0,
+        expires_at=utcnow() + timedelta(seconds=settings.session_max_age_s),
+        user_agent=user_agent[:400],
+    )
+    session.add(login)
+    session.commit()
+    return NewLogin(token=token, login=login)
+
+
+def resolve_session(session: Session, token: str) -> User | None:
+    login = session.exec(
+        select(UserSession).where(UserSession.token_hash == token_digest(token))
+    ).first()
+    if login is None or login.expires_at < utcnow():
+        return None
+    user = session.get(User, login.user_id)
+    if user is None or not user.is_active:
+        return None
+    return user
+
+
+def end_session(session: Session, token: str) -> None:
+    login = session.exec(
+        select(UserSession).where(UserSession.token_hash == token_digest(token))
+    ).first()
+    if login is not None:
+        session.delete(login)
+        session.commit()
+
+
+@dataclass
+class NewApiToken:
+    token: str
+    record: ApiToken
+
+
+def create_api_token(session: Session, user: User, name: str) -> NewApiToken:
+    name = name.strip()
+    if not name:
+        raise InvalidInput("Give the token a name, so you can tell it apart later.")
+    if len(name) > 200:
+        raise InvalidInput("The token name must be at most 200 characters.")
+    token = new_token(API_TOKEN_PREFIX)
+    record = ApiToken(
+        user_id=user.id or 0, name=name, prefix=token[:10], token_hash=token_digest(token)
+    )
+    session.add(record)
+    session.flush()
+    audit_service.record(
+        session,
+        actor=user,
+        action="token.create",
+        object_type="api_token",
+        object_id=record.id,
+        summary=f"created API token '{name}' ({record.prefix}…)",
+    )
+    session.commit()
+    return NewApiToken(token=token, record=record)
+
+
+def list_api_tokens(session: Session, user: User | None = None) -> list[ApiToken]:
+    query = select(ApiToken).order_by(col(ApiToken.created_at).desc())
+    if user is not None:
+        query = query.where(ApiToken.user_id == user.id)
+    return list(session.exec(query))
+
+
+def revoke_api_token(session: Session, token_id: int, *, actor: User) -> ApiToken:
+    record = session.get(ApiToken, token_id)
+    if record is None or (record.user_id != actor.id and not actor.is_admin):
+        raise NotFound("No such API token.")
+    if record.revoked_at is None:
+        record.revoked_at = utcnow()
+        audit_service.record(
+            session,
+            actor=actor,
+            action="token.revoke",
+            object_type="api_token",
+            object_id=record.id,
+            summary=f"revoked API token '{record.name}' ({record.prefix}…)",
+        )
+        session.commit()
+    return record
+
+
+def resolve_api_token(session: Session, token: str) -> User | None:
+    record = session.exec(select(ApiToken).where(ApiToken.token_hash == token_digest(token))).first()
+    if record is None or record.revoked_at is not None:
+        return None
+    user = session.get(User, record.user_id)
+    if user is None or not user.is_active:
+        return None
+    now = utcnow()
+    # Touch at most once a minute: a busy script should not write on every request.
+    if record.last_used_at is None or (now - record.last_used_at).total_seconds() > 60:
+        record.last_used_at = now
+        session.add(record)
+        session.commit()
+    return user
+
+
+def ensure_demo_admin(session: Session, email: str, password: str) -> User:
+    """The demo's site admin: created once; its password is reset on every `demo` run."""
+    user = get_user_by_email(session, email)
+    if user is None:
+        return create_user(
+            session, email=email, password=password, display_name="Demo Admin", is_admin=True
+        )
+    user.password_hash = hash_password(password)
+    user.is_active = True
+    session.add(user)
+    session.commit()
+    return user

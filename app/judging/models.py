@@ -1,0 +1,119 @@
+"""Tables for judge configurations, judge runs, their durable work items and verdicts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.core.clock import utcnow
+from app.core.db import BigIntType, JSONType
+
+
+class JudgeConfig(SQLModel, table=True):
+    """How to call a judge model. Credentials are never stored: only the NAME of an env var."""
+
+    __tablename__ = "judge_config"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=200)
+    provider: str = Field(max_length=30, description="bedrock | openai_compat | external")
+    model_id: str = Field(default="", max_length=300)
+    base_url: str | None = Field(default=None, max_length=500)
+    api_key_env: str | None = Field(default=None, max_length=100)
+    region: str | None = Field(default=None, max_length=40)
+    params: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    concurrency: int = 8
+    timeout_s: float = 60.0
+    max_attempts: int = 5
+    price_input_per_1k: float = 0.0
+    price_output_per_1k: float = 0.0
+    revision: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class JudgeRun(SQLModel, table=True):
+    __tablename__ = "judge_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True, ondelete="CASCADE")
+    rubric_version_id: int = Field(foreign_key="rubric_version.id", index=True)
+    judge_config_id: int | None = Field(default=None, foreign_key="judge_config.id", index=True)
+    judge_snapshot: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    kind: str = Field(default="standard", max_length=20, description="standard|pairwise|external|batch")
+    comparison_key: str | None = Field(default=None, max_length=64, index=True)
+    external_judge_name: str | None = Field(default=None, max_length=200)
+    selection: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    repeats: int = 1
+    status: str = Field(default="queued", max_length=20, index=True)
+    items_total: int = 0
+    items_done: int = 0
+    items_error: int = 0
+    input_tokens: int = Field(default=0, sa_type=BigIntType)
+    output_tokens: int = Field(default=0, sa_type=BigIntType)
+    cost: float = 0.0
+    estimated_cost: float | None = None
+    batch_job_arn: str | None = Field(default=None, max_length=300)
+    message: str = Field(default="")
+    created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class JudgeWorkItem(SQLModel, table=True):
+    """One (run, rollout or pair, repeat, order) to judge: the durable unit of work."""
+
+    __tablename__ = "judge_work_item"
+    __table_args__ = (
+        UniqueConstraint("run_id", "subject_key", "repeat", "order_shown"),
+        Index("ix_judge_work_item_queue", "run_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigIntType)
+    run_id: int = Field(foreign_key="judge_run.id", ondelete="CASCADE")
+    rollout_id: int = Field(foreign_key="rollout.id", index=True, sa_type=BigIntType)
+    pair_id: int | None = Field(default=None, foreign_key="rollout_pair.id", sa_type=BigIntType)
+    # "r:<rollout id>" or "p:<pair id>": never NULL, so the unique constraint really holds.
+    subject_key: str = Field(max_length=40)
+    repeat: int = 0
+    order_shown: str = Field(default="", max_length=2, description="AB or BA for pairwise runs")
+    status: str = Field(default="pending", max_length=20, description="pending|leased|done")
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_expires_at: datetime | None = None
+    attempts: int = 0
+
+
+class Verdict(SQLModel, table=True):
+    """The judge's parsed answer for one work item; exactly one per item."""
+
+    __table_args__ = (Index("ix_verdict_run_rollout", "run_id", "rollout_id"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigIntType)
+    run_id: int = Field(foreign_key="judge_run.id", ondelete="CASCADE")
+    work_item_id: int | None = Field(
+        default=None, foreign_key="judge_work_item.id", unique=True, sa_type=BigIntType
+    )
+    rollout_id: int = Field(foreign_key="rollout.id", index=True, sa_type=BigIntType)
+    pair_id: int | None = Field(default=None, foreign_key="rollout_pair.id", sa_type=BigIntType)
+    repeat: int = 0
+    order_shown: str = Field(default="", max_length=2)
+    answer: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    scores: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    aggregate: float | None = None
+    normalized: float | None = None
+    winner: str | None = Field(default=None, max_length=4)
+    raw_text: str = Field(default="")
+    parse_status: str = Field(default="ok", max_length=20, description="ok|repaired|invalid|error")
+    error: str | None = None
+    latency_ms: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    attempts: int = 0
+    judge_name: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)

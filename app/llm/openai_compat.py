@@ -1,0 +1,238 @@
+"""Judge provider for OpenAI-compatible /chat/completions (vLLM, Ollama, llama.cpp, OpenAI).
+
+Structured output is tried as json_schema, then json_object, then prompt-only when the server
+rejects a mode with 400/422; the mode that worked is remembered per endpoint and model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+import httpx
+
+from app.llm.base import (
+    JudgeCall,
+    JudgeReply,
+    ProviderError,
+    parse_retry_after,
+    schema_instruction,
+    schema_name,
+)
+from app.llm.config import ProviderConfig
+
+logger = logging.getLogger(__name__)
+
+FALLBACK_ORDER: tuple[str, ...] = ("json_schema", "json_object", "prompt")
+# (base_url, model_id) -> the structured-output mode that last worked there.
+_MODE_CACHE: dict[tuple[str, str], str] = {}
+_ERROR_SNIPPET = 300
+
+
+def cached_mode(base_url: str, model_id: str) -> str | None:
+    """The structured-output mode remembered for an endpoint and model, if any."""
+    return _MODE_CACHE.get((base_url.rstrip("/"), model_id))
+
+
+def clear_mode_cache() -> None:
+    """Forget every remembered mode (tests; or after a server upgrade)."""
+    _MODE_CACHE.clear()
+
+
+class OpenAICompatProvider:
+    """One attempt per complete(); retries belong to call_with_retries.
+
+    Holds an httpx.AsyncClient, so use one instance within one event loop and aclose() it.
+    """
+
+    def __init__(
+        self, cfg: ProviderConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        if not cfg.base_url:
+            raise ValueError("base_url is required for an OpenAI-compatible provider")
+        self.cfg = cfg
+        self.limiter = asyncio.Semaphore(cfg.concurrency)
+        self._base_url = cfg.base_url.rstrip("/")
+        self._url = f"{self._base_url}/chat/completions"
+        limits = httpx.Limits(
+            max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency
+        )
+        # No pool timeout: waiting for a connection is bounded by the per-call asyncio timeout.
+        self._client = httpx.AsyncClient(
+            limits=limits, timeout=httpx.Timeout(cfg.timeout_s, pool=None), transport=transport
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def complete(self, call: JudgeCall) -> JudgeReply:
+        headers = self._headers()
+        modes = self._modes(call)
+        for index, mode in enumerate(modes):
+            try:
+                reply = await self._post(self._payload(call, mode), headers, call, mode)
+            except ProviderError as exc:
+                can_fall_back = mode in ("json_schema", "json_object") and index + 1 < len(modes)
+                if exc.status in (400, 422) and can_fall_back:
+                    logger.info(
+                        "%s rejected response_format %s (%s); trying %s",
+                        self._base_url,
+                        mode,
+                        exc.message,
+                        modes[index + 1],
+                    )
+                    continue
+                raise
+            if self.cfg.structured_output == "auto" and mode != "none":
+                _MODE_CACHE[(self._base_url, self.cfg.model_id)] = mode
+            return reply
+        raise AssertionError("unreachable: the last mode either returns or raises")
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        name = self.cfg.api_key_env
+        if name:
+            key = os.environ.get(name, "").strip()
+            if not key:
+                raise ProviderError(
+                    f"environment variable {name} is not set; this judge configuration reads "
+                    f"its API key from {name} (api_key_env)",
+                    retryable=False,
+                    code="missing_api_key",
+                )
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _modes(self, call: JudgeCall) -> list[str]:
+        if call.output_schema is None:
+            return ["none"]
+        if self.cfg.structured_output != "auto":
+            return [self.cfg.structured_output]
+        remembered = _MODE_CACHE.get((self._base_url, self.cfg.model_id))
+        start = FALLBACK_ORDER.index(remembered) if remembered in FALLBACK_ORDER else 0
+        return list(FALLBACK_ORDER[start:])
+
+    def _payload(self, call: JudgeCall, mode: str) -> dict[str, Any]:
+        system = call.system
+        if call.output_schema is not None and mode in ("json_object", "prompt"):
+            # The server will not enforce the schema, so the model must read it (OpenAI's
+            # json_object mode also requires the word "JSON" in the messages).
+            system = f"{system}\n\n{schema_instruction(call.output_schema)}".strip()
+        messages: list[dict[str, str]] = []
+        if system:
+            messages.append({"role": "system", "content": system})
+        for user_text, assistant_text in call.prior_turns:
+            messages.append({"role": "user", "content": user_text})
+            messages.append({"role": "assistant", "content": assistant_text})
+        messages.append({"role": "user", "content": call.user})
+
+        payload: dict[str, Any] = {
+            "model": self.cfg.model_id,
+            "messages": messages,
+            "max_tokens": call.max_tokens,
+            "stream": False,
+        }
+        if call.temperature is not None:
+            payload["temperature"] = call.temperature
+        if call.top_p is not None:
+            payload["top_p"] = call.top_p
+        if mode == "json_schema" and call.output_schema is not None:
+            payload["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema_name(call), "schema": call.output_schema},
+            }
+        elif mode == "json_object" and call.output_schema is not None:
+            # llama.cpp enforces a schema given here; other servers ignore the extra key.
+            payload["response_format"] = {"type": "json_object", "schema": call.output_schema}
+        return payload
+
+    async def _post(
+        self, payload: dict[str, Any], headers: dict[str, str], call: JudgeCall, mode: str
+    ) -> JudgeReply:
+        started = time.perf_counter()
+        try:
+            response = await self._client.post(
+                self._url,
+                json=payload,
+                headers=headers,
+                timeout=httpx.Timeout(call.timeout_s, pool=None),
+            )
+        except httpx.TimeoutException as exc:
+            raise ProviderError(
+                f"{self._url} timed out ({type(exc).__name__})", retryable=True, code="timeout"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise ProviderError(
+                f"could not reach {self._url}: {type(exc).__name__}: {exc}",
+                retryable=True,
+                code="connection",
+            ) from exc
+        latency_ms = int((time.perf_counter() - started) * 1000)
+        if response.status_code >= 400:
+            raise _http_error(response)
+        return self._reply(response, latency_ms, mode)
+
+    def _reply(self, response: httpx.Response, latency_ms: int, mode: str) -> JudgeReply:
+        try:
+            body = response.json()
+            choice = body["choices"][0]
+            message = choice.get("message") or {}
+            content = message.get("content")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            snippet = response.text[:_ERROR_SNIPPET]
+            raise ProviderError(
+                f"malformed response from {self._url}: {snippet!r}",
+                retryable=True,
+                status=response.status_code,
+                code="malformed_response",
+            ) from exc
+        if isinstance(content, list):  # content parts: keep the text ones
+            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        usage = body.get("usage") or {}
+        return JudgeReply(
+            text=content if isinstance(content, str) else "",
+            input_tokens=_int(usage.get("prompt_tokens")),
+            output_tokens=_int(usage.get("completion_tokens")),
+            latency_ms=latency_ms,
+            attempts=1,
+            structured_mode=mode,
+            model=str(body.get("model") or self.cfg.model_id),
+            stop_reason=choice.get("finish_reason"),
+        )
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _http_error(response: httpx.Response) -> ProviderError:
+    status = response.status_code
+    detail = response.text[:_ERROR_SNIPPET]
+    try:
+        error = response.json().get("error")
+        if isinstance(error, dict) and error.get("message"):
+            detail = str(error["message"])[:_ERROR_SNIPPET]
+        elif isinstance(error, str):
+            detail = error[:_ERROR_SNIPPET]
+    except (ValueError, AttributeError):
+        pass
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    message = f"HTTP {status} from {response.request.url}: {detail}"
+    if status == 429:
+        code, retryable = "rate_limited", True
+    elif status == 408:
+        code, retryable = "timeout", True
+    elif status >= 500:
+        code, retryable = "server_error", True
+    elif status in (401, 403):
+        code, retryable = "auth", False
+    elif status == 404:
+        code, retryable = "not_found", False
+    else:
+        code, retryable = "bad_request", False
+    return ProviderError(
+        message, retryable=retryable, status=status, retry_after=retry_after, code=code
+    )

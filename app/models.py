@@ -1,0 +1,50 @@
+"""Imports every domain's tables so SQLModel.metadata (and Alembic) sees them all."""
+
+from app.audit.models import AuditEvent
+from app.auth.models import ApiToken, LoginAttempt, User, UserSession
+from app.drift.models import DriftSample
+from app.exports.models import ExportBundle
+from app.judging.models import JudgeConfig, JudgeRun, JudgeWorkItem, Verdict
+from app.labels.models import (
+    AnnotationQueue,
+    DisagreementResolution,
+    GoldItem,
+    Label,
+    LabelRevision,
+    QueueAssignee,
+    QueueItem,
+)
+from app.projects.models import Membership, Project
+from app.rewards.models import RewardConfig
+from app.rollouts.models import Rollout, RolloutImport, RolloutPair
+from app.rubrics.models import Rubric, RubricApproval, RubricVersion
+
+__all__ = [
+    "AnnotationQueue",
+    "ApiToken",
+    "AuditEvent",
+    "DisagreementResolution",
+    "DriftSample",
+    "ExportBundle",
+    "GoldItem",
+    "JudgeConfig",
+    "JudgeRun",
+    "JudgeWorkItem",
+    "Label",
+    "LabelRevision",
+    "LoginAttempt",
+    "Membership",
+    "Project",
+    "QueueAssignee",
+    "QueueItem",
+    "RewardConfig",
+    "Rollout",
+    "RolloutImport",
+    "RolloutPair",
+    "Rubric",
+    "RubricApproval",
+    "RubricVersion",
+    "User",
+    "UserSession",
+    "Verdict",
+]

@@ -1,0 +1,96 @@
+"""JSON routes for projects and members (/api/v1)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from app.auth.dependencies import CurrentUser, ProjectReader, SessionDep, project_access
+from app.auth.policies import Permission
+from app.projects import service as project_service
+from app.projects.models import Project
+from app.projects.schemas import (
+    MemberCreate,
+    MemberPublic,
+    ProjectCreate,
+    ProjectPublic,
+    ProjectUpdate,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["projects"])
+
+ProjectAdmin = project_access(Permission.project_manage)
+
+
+def _public(project: Project, role: str | None) -> ProjectPublic:
+    return ProjectPublic.model_validate({**project.model_dump(), "role": role})
+
+
+@router.get("/projects", response_model=list[ProjectPublic])
+def list_projects(session: SessionDep, user: CurrentUser) -> list[ProjectPublic]:
+    rows = project_service.list_projects_for(session, user)
+    return [_public(row.project, row.role) for row in rows]
+
+
+@router.post("/projects", response_model=ProjectPublic, status_code=status.HTTP_201_CREATED)
+def create_project(body: ProjectCreate, session: SessionDep, user: CurrentUser) -> ProjectPublic:
+    project = project_service.create_project(
+        session,
+        name=body.name,
+        description=body.description,
+        policy_system_prompt=body.policy_system_prompt,
+        output_schema=body.output_schema,
+        owner=user,
+    )
+    return _public(project, "admin")
+
+
+@router.get("/projects/{project_id}", response_model=ProjectPublic)
+def get_project(ctx: ProjectReader) -> ProjectPublic:
+    return _public(ctx.project, ctx.role)
+
+
+@router.put("/projects/{project_id}", response_model=ProjectPublic)
+def update_project(body: ProjectUpdate, session: SessionDep, ctx: ProjectAdmin) -> ProjectPublic:
+    project = project_service.update_project(
+        session,
+        ctx.project,
+        actor=ctx.user,
+        expected_revision=body.revision,
+        name=body.name,
+        description=body.description,
+        policy_system_prompt=body.policy_system_prompt,
+        output_schema=body.output_schema,
+    )
+    return _public(project, ctx.role)
+
+
+@router.get("/projects/{project_id}/members", response_model=list[MemberPublic])
+def list_members(session: SessionDep, ctx: ProjectReader) -> list[MemberPublic]:
+    return [
+        MemberPublic(
+            id=row.membership.id or 0,
+            user_id=row.user.id or 0,
+            email=row.user.email,
+            display_name=row.user.display_name,
+            role=row.membership.role,
+        )
+        for row in project_service.list_members(session, ctx.project.id or 0)
+    ]
+
+
+@router.post(
+    "/projects/{project_id}/members",
+    response_model=MemberPublic,
+    status_code=status.HTTP_201_CREATED,
+)
+def add_member(body: MemberCreate, session: SessionDep, ctx: ProjectAdmin) -> MemberPublic:
+    membership = project_service.add_member(
+        session, ctx.project, email=body.email, role=body.role, actor=ctx.user
+    )
+    return MemberPublic(
+        id=membership.id or 0,
+        user_id=membership.user_id,
+        email=body.email.strip().lower(),
+        display_name="",
+        role=membership.role,
+    )

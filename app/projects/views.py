@@ -1,0 +1,140 @@
+"""HTML routes: the project list, creation, overview and settings with members."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import Response
+
+from app.auth.dependencies import CurrentUser, ProjectReader, SessionDep, project_access
+from app.auth.policies import Permission
+from app.core.errors import InvalidInput
+from app.projects import service as project_service
+from app.projects.models import Role
+from app.web.flash import flash
+from app.web.htmx import redirect, render
+
+router = APIRouter(tags=["pages: projects"])
+
+ProjectAdmin = project_access(Permission.project_manage)
+
+
+@router.get("/", include_in_schema=False)
+def project_list_page(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    rows = project_service.list_projects_for(session, user)
+    return render(
+        request, "projects/list.html", {"rows": rows, "error": None, "form": {}},
+        fragment="projects/_list.html",
+    )
+
+
+@router.post("/projects", include_in_schema=False)
+def project_create_action(
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    name: Annotated[str, Form(max_length=200)],
+    description: Annotated[str, Form(max_length=20_000)] = "",
+) -> Response:
+    project = project_service.create_project(
+        session, name=name, description=description, owner=user
+    )
+    response = redirect(request, f"/projects/{project.id}")
+    flash(request, response, f"Project “{project.name}” created. You are its admin.")
+    return response
+
+
+@router.get("/projects/{project_id}", include_in_schema=False)
+def project_overview_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
+    stats = project_service.project_counts(session, ctx.project.id or 0)
+    return render(request, "projects/overview.html", {"ctx": ctx, "stats": stats})
+
+
+def _parse_schema(text: str) -> dict[str, Any] | None:
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"The output JSON Schema is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+            f"{exc.msg})."
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidInput("The output JSON Schema must be a JSON object.")
+    return value
+
+
+@router.get("/projects/{project_id}/settings", include_in_schema=False)
+def project_settings_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
+    members = project_service.list_members(session, ctx.project.id or 0)
+    context = {"ctx": ctx, "members": members, "roles": [r.value for r in Role]}
+    return render(request, "projects/settings.html", context)
+
+
+@router.post("/projects/{project_id}/settings", include_in_schema=False)
+def project_settings_action(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectAdmin,
+    name: Annotated[str, Form(max_length=200)],
+    revision: Annotated[int, Form()],
+    description: Annotated[str, Form(max_length=20_000)] = "",
+    policy_system_prompt: Annotated[str, Form(max_length=200_000)] = "",
+    output_schema: Annotated[str, Form(max_length=200_000)] = "",
+) -> Response:
+    project_service.update_project(
+        session,
+        ctx.project,
+        actor=ctx.user,
+        expected_revision=revision,
+        name=name,
+        description=description,
+        policy_system_prompt=policy_system_prompt,
+        output_schema=_parse_schema(output_schema),
+    )
+    response = redirect(request, f"/projects/{ctx.project.id}/settings")
+    flash(request, response, "Settings saved.")
+    return response
+
+
+@router.post("/projects/{project_id}/members", include_in_schema=False)
+def member_add_action(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectAdmin,
+    email: Annotated[str, Form(max_length=320)],
+    role: Annotated[str, Form(max_length=20)],
+) -> Response:
+    project_service.add_member(session, ctx.project, email=email, role=role, actor=ctx.user)
+    response = redirect(request, f"/projects/{ctx.project.id}/settings")
+    flash(request, response, f"{email.strip()} added as {role}.")
+    return response
+
+
+@router.post("/projects/{project_id}/members/{membership_id}/role", include_in_schema=False)
+def member_role_action(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectAdmin,
+    membership_id: int,
+    role: Annotated[str, Form(max_length=20)],
+) -> Response:
+    project_service.set_member_role(
+        session, ctx.project, membership_id=membership_id, role=role, actor=ctx.user
+    )
+    response = redirect(request, f"/projects/{ctx.project.id}/settings")
+    flash(request, response, "Role changed.")
+    return response
+
+
+@router.post("/projects/{project_id}/members/{membership_id}/remove", include_in_schema=False)
+def member_remove_action(
+    request: Request, session: SessionDep, ctx: ProjectAdmin, membership_id: int
+) -> Response:
+    project_service.remove_member(session, ctx.project, membership_id=membership_id, actor=ctx.user)
+    response = redirect(request, f"/projects/{ctx.project.id}/settings")
+    flash(request, response, "Member removed.")
+    return response

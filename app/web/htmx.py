@@ -1,0 +1,37 @@
+"""Render a full page, or only its fragment when htmx asks; one helper for every view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true" and request.headers.get("hx-boosted") != "true"
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    fragment: str | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """The page template, or `fragment` for an htmx request; caches keyed on HX-Request."""
+    name = fragment if fragment and is_htmx(request) else template
+    response = request.app.state.templates.TemplateResponse(
+        request, name, context or {}, status_code=status_code, headers=headers
+    )
+    response.headers["Vary"] = "HX-Request"
+    return response  # type: ignore[no-any-return]
+
+
+def redirect(request: Request, url: str) -> Response:
+    """After a successful POST: a normal 303, or HX-Redirect for htmx so the page reloads there."""
+    if is_htmx(request):
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)

@@ -1,0 +1,65 @@
+"""Jinja2 environment for the app's own templates: autoescape always, strict undefined."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from app.core.security import csrf_token
+from app.web.flash import take_flashes
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+HTMX_VERSION = "2.0.11"
+
+
+def _datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return value.strftime(fmt) + " UTC" if value else "—"
+
+
+def _pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+
+
+def _number(value: float | int | None, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.{digits}f}"
+
+
+def template_context(request: Request) -> dict[str, Any]:
+    settings = request.app.state.settings
+    seed = getattr(request.state, "csrf_seed", "")
+    user = getattr(request.state, "user", None)
+    return {
+        "current_user": user,
+        "csrf_token": csrf_token(
+            settings.secret_key, seed, getattr(request.state, "session_token", None)
+        ),
+        "project_ctx": getattr(request.state, "project_ctx", None),
+        "flashes": take_flashes(request),
+        "htmx_version": HTMX_VERSION,
+        "app_env": settings.env,
+    }
+
+
+def build_templates() -> Jinja2Templates:
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["datetime"] = _datetime
+    env.filters["pretty_json"] = _pretty_json
+    env.filters["number"] = _number
+    return Jinja2Templates(env=env, context_processors=[template_context])

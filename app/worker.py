@@ -1,0 +1,93 @@
+"""The background worker: claims durable jobs from the database and does them.
+
+Each kind of long work (rollout imports, judge runs, ...) registers a `JobHandler`. A handler's
+`run_once` claims one unit of work with a lease (row locks with SKIP LOCKED on PostgreSQL), does
+it, and returns True if it did anything. Leases that expire are claimed again, so a killed worker
+loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from app.core.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerContext:
+    engine: Engine
+    settings: Settings
+    worker_id: str
+    stop: threading.Event
+
+
+JobHandler = Callable[[WorkerContext], bool]
+
+
+def _handlers() -> list[tuple[str, JobHandler]]:
+    """Every job kind, in priority order. Imported lazily to keep start-up cheap."""
+    handlers: list[tuple[str, JobHandler]] = []
+    try:
+        from app.rollouts.jobs import run_import_once
+
+        handlers.append(("rollout-import", run_import_once))
+    except ImportError:
+        pass
+    try:
+        from app.judging.jobs import run_judging_once
+
+        handlers.append(("judge-run", run_judging_once))
+    except ImportError:
+        pass
+    return handlers
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
+
+
+def run_worker(
+    engine: Engine,
+    settings: Settings,
+    stop: threading.Event | None = None,
+    *,
+    once: bool = False,
+) -> None:
+    """Loop until `stop` is set (or, with once=True, until no job has work)."""
+    ctx = WorkerContext(
+        engine=engine, settings=settings, worker_id=new_worker_id(), stop=stop or threading.Event()
+    )
+    handlers = _handlers()
+    log.info("worker %s started with handlers %s", ctx.worker_id, [n for n, _ in handlers])
+    while not ctx.stop.is_set():
+        did_work = False
+        for name, handler in handlers:
+            try:
+                did_work = handler(ctx) or did_work
+            except Exception:  # one failing job must not stop the worker
+                log.exception("job handler %s failed", name)
+                time.sleep(1)
+        if once and not did_work:
+            return
+        if not did_work:
+            ctx.stop.wait(settings.worker_poll_interval_s)
+
+
+def start_embedded_worker(engine: Engine, settings: Settings) -> threading.Event:
+    """Run a worker thread inside the web process (the SQLite single-command mode)."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=run_worker, args=(engine, settings, stop), name="embedded-worker", daemon=True
+    )
+    thread.start()
+    return stop

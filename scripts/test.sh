@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The test command. Installs the project into .venv, then: ruff, mypy, `alembic check`, unit tests,
+# and the integration + browser suites on SQLite — and again on PostgreSQL when
+# RS_TEST_POSTGRES_URL is set (CI sets it). Extra arguments go to every pytest run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+"$VENV/bin/python" -m pip install -q -e '.[dev]'
+
+echo "== lint: ruff, mypy"
+"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
+"$VENV/bin/mypy" app
+
+echo "== migrations: alembic check (models and migrations agree)"
+CHECK_DB=$(mktemp -d)/check.db
+RS_DATABASE_URL="sqlite:///$CHECK_DB" "$VENV/bin/alembic" upgrade head
+RS_DATABASE_URL="sqlite:///$CHECK_DB" "$VENV/bin/alembic" check
+
+echo "== unit tests"
+"$VENV/bin/pytest" tests/unit -q -p no:cacheprovider "$@"
+
+echo "== integration and browser tests on SQLite"
+RS_TEST_DB=sqlite "$VENV/bin/pytest" tests/integration tests/e2e -q -p no:cacheprovider "$@"
+
+if [ -n "${RS_TEST_POSTGRES_URL:-}" ]; then
+  echo "== integration and browser tests on PostgreSQL"
+  RS_TEST_DB=postgres "$VENV/bin/pytest" tests/integration tests/e2e -q -p no:cacheprovider "$@"
+else
+  echo "== PostgreSQL suite skipped: set RS_TEST_POSTGRES_URL=postgresql+psycopg://user@host:5432/db to run it"
+fi

@@ -1,0 +1,1 @@
+"""Shared test helpers (servers, factories) used across the test suites."""
