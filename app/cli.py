@@ -83,7 +83,7 @@ def demo(
     migrations.upgrade(settings.resolved_database_url)
     engine = get_engine(settings.resolved_database_url)
     password = secrets.token_urlsafe(12)
-    with Session(engine) as session:
+    with Session(engine, expire_on_commit=False) as session:
         admin = auth_service.ensure_demo_admin(session, DEMO_ADMIN_EMAIL, password)
         summary = demo_loader.load_demo(session, settings, admin)
     typer.echo("")
@@ -160,10 +160,13 @@ def users_create(
     settings = _settings()
     generated = password is None
     password = password or secrets.token_urlsafe(12)
-    with Session(get_engine(settings.resolved_database_url)) as session:
+    with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         try:
             user = auth_service.create_user(
-                session, email=email, password=password, display_name=name,
+                session,
+                email=email,
+                password=password,
+                display_name=name,
                 is_admin=role == "site-admin",
             )
             if project is not None:
@@ -185,5 +188,3 @@ def main() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-
-

@@ -9,14 +9,11 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from app.audit import service as audit_service
-from app.auth.dependencies import SessionDep, SiteAdmin, project_access
-from app.auth.policies import Permission
+from app.auth.dependencies import AuditReader, SessionDep, SiteAdmin
 from app.web.htmx import render
 
 router = APIRouter(tags=["pages: audit"])
 api_router = APIRouter(prefix="/api/v1", tags=["audit"])
-
-AuditReader = project_access(Permission.audit_read)
 
 
 def _filter(
@@ -95,7 +92,9 @@ def project_audit(
     limit: int = 50,
 ) -> list[AuditEventPublic]:
     flt = _filter(ctx.project.id, action, actor, "")
-    events = audit_service.list_events(session, flt, before_id=before, limit=min(max(limit, 1), 500))
+    events = audit_service.list_events(
+        session, flt, before_id=before, limit=min(max(limit, 1), 500)
+    )
     return [
         AuditEventPublic(
             id=e.id or 0,

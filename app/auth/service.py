@@ -226,7 +226,9 @@ def revoke_api_token(session: Session, token_id: int, *, actor: User) -> ApiToke
 
 
 def resolve_api_token(session: Session, token: str) -> User | None:
-    record = session.exec(select(ApiToken).where(ApiToken.token_hash == token_digest(token))).first()
+    record = session.exec(
+        select(ApiToken).where(ApiToken.token_hash == token_digest(token))
+    ).first()
     if record is None or record.revoked_at is not None:
         return None
     user = session.get(User, record.user_id)

@@ -31,7 +31,9 @@ def _safe_next(url: str | None) -> str:
 def login_page(request: Request, session: SessionDep, next: str = "/") -> Response:
     if current_user_optional(request, session):
         return redirect(request, _safe_next(next))
-    return render(request, "auth/login.html", {"next": _safe_next(next), "error": None, "email": ""})
+    return render(
+        request, "auth/login.html", {"next": _safe_next(next), "error": None, "email": ""}
+    )
 
 
 @router.post("/login", include_in_schema=False)
@@ -133,7 +135,9 @@ def user_create_action(
         actor=admin,
     )
     response = redirect(request, "/admin/users")
-    flash(request, response, f"Account {user.email} created. Add it to projects from their settings.")
+    flash(
+        request, response, f"Account {user.email} created. Add it to projects from their settings."
+    )
     return response
 
 

@@ -38,6 +38,12 @@ class JudgeConfig(SQLModel, table=True):
 
 
 class JudgeRun(SQLModel, table=True):
+    """One rubric version x one judge configuration x a set of rollouts (or pairs) x k repeats.
+
+    status: queued -> running -> completed | cancelled | failed (resume puts it back to queued).
+    Counters are kept in step with the verdicts: they change in the transaction that inserts them.
+    """
+
     __tablename__ = "judge_run"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -59,6 +65,15 @@ class JudgeRun(SQLModel, table=True):
     cost: float = 0.0
     estimated_cost: float | None = None
     batch_job_arn: str | None = Field(default=None, max_length=300)
+    # neutral_score (stored for failed verdicts), estimate figures, batch S3 locations...
+    settings: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    # Progress rate is measured from this mark (set when the run starts or resumes).
+    rate_base_done: int = 0
+    rate_base_at: datetime | None = None
+    # Run-level lease, for work done on the run as a whole (Bedrock batch submit and poll).
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_expires_at: datetime | None = None
+    next_poll_at: datetime | None = None
     message: str = Field(default="")
     created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow)
@@ -90,7 +105,14 @@ class JudgeWorkItem(SQLModel, table=True):
 
 
 class Verdict(SQLModel, table=True):
-    """The judge's parsed answer for one work item; exactly one per item."""
+    """The judge's parsed answer for one work item; exactly one per item.
+
+    Pairwise runs: `answer` is what the judge said about the order it was shown (`order_shown`);
+    `winner` is translated back to the pair's own A (rollout_a) / B (rollout_b) / tie, and
+    `normalized` is 1 when A wins, 0 when B wins, 0.5 for a tie.
+    parse_status: ok | repaired (after the one repair request) | invalid (the judge's reply never
+    matched the schema) | error (the call failed). invalid and error store the run's neutral score.
+    """
 
     __table_args__ = (Index("ix_verdict_run_rollout", "run_id", "rollout_id"),)
 

@@ -245,8 +245,9 @@ class BedrockProvider:
 
 def map_client_error(exc: ClientError) -> ProviderError:
     """Translate a botocore ClientError into a ProviderError with the right retryability."""
-    error = exc.response.get("Error") or {}
-    meta = exc.response.get("ResponseMetadata") or {}
+    response: dict[str, Any] = dict(exc.response)
+    error: dict[str, Any] = response.get("Error") or {}
+    meta: dict[str, Any] = response.get("ResponseMetadata") or {}
     code = str(error.get("Code") or "ClientError")
     status = meta.get("HTTPStatusCode")
     message = str(error.get("Message") or exc)

@@ -159,14 +159,13 @@ def _gen_array(
     prefix = schema.get("prefixItems", [])
     items = schema.get("items", {})
     out = [_gen(p, root, rng, depth + 1) for p in prefix[:count]]
-    while len(out) < count:
-        out.append(_gen(items, root, rng, depth + 1))
-    if schema.get("uniqueItems"):
-        seen: list[Any] = []
-        for value in out:
-            if value not in seen:
-                seen.append(value)
-        out = seen if len(seen) >= low else out
+    unique = bool(schema.get("uniqueItems"))
+    tries = 0
+    while len(out) < count and tries < count * 20:
+        tries += 1
+        value = _gen(items, root, rng, depth + 1)
+        if not unique or value not in out:
+            out.append(value)
     return out
 
 

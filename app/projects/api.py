@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from app.auth.dependencies import CurrentUser, ProjectReader, SessionDep, project_access
-from app.auth.policies import Permission
+from app.auth.dependencies import CurrentUser, ProjectManager, ProjectReader, SessionDep
 from app.projects import service as project_service
 from app.projects.models import Project
 from app.projects.schemas import (
@@ -17,8 +16,6 @@ from app.projects.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["projects"])
-
-ProjectAdmin = project_access(Permission.project_manage)
 
 
 def _public(project: Project, role: str | None) -> ProjectPublic:
@@ -50,7 +47,7 @@ def get_project(ctx: ProjectReader) -> ProjectPublic:
 
 
 @router.put("/projects/{project_id}", response_model=ProjectPublic)
-def update_project(body: ProjectUpdate, session: SessionDep, ctx: ProjectAdmin) -> ProjectPublic:
+def update_project(body: ProjectUpdate, session: SessionDep, ctx: ProjectManager) -> ProjectPublic:
     project = project_service.update_project(
         session,
         ctx.project,
@@ -83,7 +80,7 @@ def list_members(session: SessionDep, ctx: ProjectReader) -> list[MemberPublic]:
     response_model=MemberPublic,
     status_code=status.HTTP_201_CREATED,
 )
-def add_member(body: MemberCreate, session: SessionDep, ctx: ProjectAdmin) -> MemberPublic:
+def add_member(body: MemberCreate, session: SessionDep, ctx: ProjectManager) -> MemberPublic:
     membership = project_service.add_member(
         session, ctx.project, email=body.email, role=body.role, actor=ctx.user
     )

@@ -209,9 +209,9 @@ def set_member_role(
     membership = session.get(Membership, membership_id)
     if membership is None or membership.project_id != project.id:
         raise NotFound("No such member in this project.")
-    if membership.role == Role.admin and parsed != Role.admin:
-        if _admin_count(session, project.id or 0) <= 1:
-            raise InvalidInput("A project needs at least one admin; make someone else admin first.")
+    demoting = membership.role == Role.admin and parsed != Role.admin
+    if demoting and _admin_count(session, project.id or 0) <= 1:
+        raise InvalidInput("A project needs at least one admin; make someone else admin first.")
     old = membership.role
     membership.role = parsed
     session.add(membership)

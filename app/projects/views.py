@@ -8,8 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
-from app.auth.dependencies import CurrentUser, ProjectReader, SessionDep, project_access
-from app.auth.policies import Permission
+from app.auth.dependencies import CurrentUser, ProjectManager, ProjectReader, SessionDep
 from app.core.errors import InvalidInput
 from app.projects import service as project_service
 from app.projects.models import Role
@@ -18,14 +17,14 @@ from app.web.htmx import redirect, render
 
 router = APIRouter(tags=["pages: projects"])
 
-ProjectAdmin = project_access(Permission.project_manage)
-
 
 @router.get("/", include_in_schema=False)
 def project_list_page(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     rows = project_service.list_projects_for(session, user)
     return render(
-        request, "projects/list.html", {"rows": rows, "error": None, "form": {}},
+        request,
+        "projects/list.html",
+        {"rows": rows, "error": None, "form": {}},
         fragment="projects/_list.html",
     )
 
@@ -78,7 +77,7 @@ def project_settings_page(request: Request, session: SessionDep, ctx: ProjectRea
 def project_settings_action(
     request: Request,
     session: SessionDep,
-    ctx: ProjectAdmin,
+    ctx: ProjectManager,
     name: Annotated[str, Form(max_length=200)],
     revision: Annotated[int, Form()],
     description: Annotated[str, Form(max_length=20_000)] = "",
@@ -104,7 +103,7 @@ def project_settings_action(
 def member_add_action(
     request: Request,
     session: SessionDep,
-    ctx: ProjectAdmin,
+    ctx: ProjectManager,
     email: Annotated[str, Form(max_length=320)],
     role: Annotated[str, Form(max_length=20)],
 ) -> Response:
@@ -118,7 +117,7 @@ def member_add_action(
 def member_role_action(
     request: Request,
     session: SessionDep,
-    ctx: ProjectAdmin,
+    ctx: ProjectManager,
     membership_id: int,
     role: Annotated[str, Form(max_length=20)],
 ) -> Response:
@@ -132,7 +131,7 @@ def member_role_action(
 
 @router.post("/projects/{project_id}/members/{membership_id}/remove", include_in_schema=False)
 def member_remove_action(
-    request: Request, session: SessionDep, ctx: ProjectAdmin, membership_id: int
+    request: Request, session: SessionDep, ctx: ProjectManager, membership_id: int
 ) -> Response:
     project_service.remove_member(session, ctx.project, membership_id=membership_id, actor=ctx.user)
     response = redirect(request, f"/projects/{ctx.project.id}/settings")

@@ -80,7 +80,11 @@ class ParseOptions:
         if min(self.max_file_bytes, self.max_line_bytes, self.max_depth) < 1:
             raise ValueError("limits must be positive")
         # Lines are split on the byte b"\n", which only ASCII-compatible encodings keep.
-        if "x\n".encode(self.encoding) != b"x\n":
+        try:
+            compatible = "x\n".encode(self.encoding) == b"x\n"
+        except LookupError:
+            raise ValueError(f"unknown encoding {self.encoding!r}") from None
+        if not compatible:
             raise ValueError(f"encoding {self.encoding!r} is not ASCII-compatible")
 
 

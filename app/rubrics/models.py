@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
 from app.core.clock import utcnow
@@ -45,7 +45,24 @@ class RubricVersion(SQLModel, table=True):
     content_hash: str = Field(max_length=64)
     change_note: str = Field(default="")
     created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    # Who published it, as text: survives account deletion and rubric export/import.
+    created_by_label: str = Field(default="", max_length=320)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class FrozenVersionError(RuntimeError):
+    """Raised when code tries to change or delete a published rubric version through the ORM."""
+
+
+@event.listens_for(RubricVersion, "before_update")
+def _refuse_version_update(_mapper: object, _connection: object, target: RubricVersion) -> None:
+    # Defence in depth: no service changes a version, and this makes sure none ever does.
+    raise FrozenVersionError(f"rubric version {target.id} is published and cannot be changed")
+
+
+@event.listens_for(RubricVersion, "before_delete")
+def _refuse_version_delete(_mapper: object, _connection: object, target: RubricVersion) -> None:
+    raise FrozenVersionError(f"rubric version {target.id} is published and cannot be deleted")
 
 
 class RubricApproval(SQLModel, table=True):

@@ -7,6 +7,7 @@ YAML). YAML is read with yaml.safe_load only.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -105,9 +106,18 @@ class _BlockStyleDumper(yaml.SafeDumper):
     """Safe dumper that writes multi-line strings (templates, descriptions) as | blocks."""
 
 
+# Characters YAML reads as line breaks: PyYAML may write them raw in plain or block
+# scalars and read them back changed, so such strings are written double-quoted (escaped).
+_UNSAFE_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
+
+
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    # PyYAML falls back to a quoted style by itself when a block scalar cannot be exact.
+    style: str | None = None
+    if any(char in value for char in _UNSAFE_BREAKS):
+        style = '"'
+    elif "\n" in value:
+        # PyYAML falls back to a quoted style by itself when a block scalar cannot be exact.
+        style = "|"
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
@@ -169,17 +179,33 @@ def _clean_message(message: str) -> str:
     return message.removeprefix("Value error, ")
 
 
+# Model-level validators start their messages with the field path they are about,
+# e.g. "criteria[2].key: duplicate ..."; that path is moved into the issue's path.
+_MESSAGE_PATH = re.compile(
+    r"^([A-Za-z_]\w*(?:\[\d+\])*(?:\.[A-Za-z_]\w*(?:\[\d+\])*)*): (.+)$", re.S
+)
+_PATH_PART = re.compile(r"([A-Za-z_]\w*)|\[(\d+)\]")
+
+
+def _split_path(path: str) -> tuple[str | int, ...]:
+    return tuple(name if name else int(index) for name, index in _PATH_PART.findall(path))
+
+
 def _issues_from_validation(
     exc: ValidationError, root: yaml.Node | None, fmt: Format
 ) -> list[FormatIssue]:
     issues = []
     for error in exc.errors():
-        # Union members of `draft` show up as an extra loc part naming the tried type.
-        loc = tuple(p for p in error["loc"] if p not in ("RubricDefinition",))
+        loc: tuple[str | int, ...] = tuple(error["loc"])
+        message = _clean_message(error["msg"])
+        match = _MESSAGE_PATH.match(message)
+        if match:
+            loc += _split_path(match.group(1))
+            message = match.group(2)
         issues.append(
             FormatIssue(
                 path=_path_text(loc),
-                message=_clean_message(error["msg"]),
+                message=message,
                 line=_yaml_line(root, loc) if fmt == "yaml" else None,
             )
         )

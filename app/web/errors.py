@@ -68,9 +68,9 @@ def _login_redirect(request: Request) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
-        if isinstance(exc, Unauthenticated) and not wants_json(request):
-            if request.url.path != "/login":
-                return _login_redirect(request)
+        to_login = isinstance(exc, Unauthenticated) and not wants_json(request)
+        if to_login and request.url.path != "/login":
+            return _login_redirect(request)
         problems = exc.details if isinstance(exc.details, list) else None
         return _error_response(request, exc.status_code, exc.message, problems)
 

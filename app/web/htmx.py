@@ -9,7 +9,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 
 def is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true" and request.headers.get("hx-boosted") != "true"
+    return (
+        request.headers.get("hx-request") == "true" and request.headers.get("hx-boosted") != "true"
+    )
 
 
 def render(
@@ -27,7 +29,7 @@ def render(
         request, name, context or {}, status_code=status_code, headers=headers
     )
     response.headers["Vary"] = "HX-Request"
-    return response  # type: ignore[no-any-return]
+    return response
 
 
 def redirect(request: Request, url: str) -> Response:

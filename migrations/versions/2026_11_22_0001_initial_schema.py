@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 16:37:43.888246
+Create Date: 2026-11-22 16:45:38.198202
 """
 
 from collections.abc import Sequence
@@ -420,6 +420,7 @@ def upgrade() -> None:
         sa.Column("content_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("change_note", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
+        sa.Column("created_by_label", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
         sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["created_by_id"],
@@ -618,6 +619,16 @@ def upgrade() -> None:
         sa.Column("cost", sa.Float(), nullable=False),
         sa.Column("estimated_cost", sa.Float(), nullable=True),
         sa.Column("batch_job_arn", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
+        sa.Column(
+            "settings",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("rate_base_done", sa.Integer(), nullable=False),
+        sa.Column("rate_base_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("lease_owner", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+        sa.Column("lease_expires_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("next_poll_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.Column("message", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
         sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),

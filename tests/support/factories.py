@@ -23,7 +23,10 @@ def make_user(session: Session, email: str | None = None, *, is_admin: bool = Fa
 
 
 def make_project(
-    session: Session, owner: User, name: str | None = None, members: list[tuple[User, str]] | None = None
+    session: Session,
+    owner: User,
+    name: str | None = None,
+    members: list[tuple[User, str]] | None = None,
 ) -> Project:
     project = project_service.create_project(
         session, name=name or f"Project {next(_seq)}", owner=owner

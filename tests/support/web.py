@@ -52,5 +52,5 @@ def find_all(html: str, attr: str, value: str | None = None) -> list[dict[str, s
     return finder.found
 
 
-def testids(html: str) -> set[str]:
+def data_testids(html: str) -> set[str]:
     return {str(e["data-testid"]) for e in find_all(html, "data-testid")}

@@ -12,7 +12,6 @@ from app.rollouts.formats.common import (
     ParsedLine,
     Problem,
     build_record,
-    cap_problems,
     check_external_id,
     check_label,
     check_step,
@@ -34,7 +33,9 @@ class ChatFlavor:
     roles: Mapping[str, str]  # role as written -> role stored
     listed_roles: tuple[str, ...]  # roles named when one is wrong
     message_keys: frozenset[str]
-    completion: bool  # whether a separate "completion" field may hold the answer
+    # Both flavours read an answer given in "completion" (so a file detected from a first line
+    # without it still reads later lines with it); only OpenAI's messages suggest it.
+    suggest_completion: bool
 
 
 NOVA = ChatFlavor(
@@ -51,7 +52,7 @@ NOVA = ChatFlavor(
     },
     listed_roles=("system", "user", "assistant", "tool", "nova_assistant"),
     message_keys=frozenset({"role", "content", "tool_calls", "tool_call_id", "name"}),
-    completion=False,
+    suggest_completion=False,
 )
 
 OPENAI = ChatFlavor(
@@ -67,7 +68,7 @@ OPENAI = ChatFlavor(
     message_keys=frozenset(
         {"role", "content", "name", "tool_calls", "tool_call_id", "weight", "refusal"}
     ),
-    completion=True,
+    suggest_completion=True,
 )
 
 Report = Callable[[str | None, str], None]  # (field, message) -> records a problem
@@ -124,11 +125,11 @@ def parse_chat_row(
         problem("metadata", f"expected an object, got {describe(metadata_in)}")
         metadata_in = None
 
-    completion_given = flavor.completion and "completion" in row
+    completion_given = "completion" in row
     if completion_given and row["completion"] is None:
         problem("completion", "expected the model's answer as text, got null")
     if problems or not isinstance(raw_messages, list):
-        return cap_problems(problems)
+        return problems
 
     split = _split_answer(row, raw_messages, messages, flavor, completion_given)
     if isinstance(split, Problem):
@@ -141,7 +142,7 @@ def parse_chat_row(
         # Nova documents both places (INTERFACES.md §1.2); top level wins.
         reference_answer = metadata.pop("reference_answer", None)
     for key, value in row.items():
-        if key not in _RECOGNISED and not (completion_given and key == "completion"):
+        if key not in _RECOGNISED and key != "completion":
             metadata[key] = value  # Nova passes extra keys through to the reward function
 
     record = build_record(
@@ -183,7 +184,7 @@ def _split_answer(
             "expected the prompt messages followed by the model's answer, got an empty list",
         )
     if messages[last]["role"] != "assistant":
-        also = " (or give the answer in 'completion')" if flavor.completion else ""
+        also = " (or give the answer in 'completion')" if flavor.suggest_completion else ""
         return Problem(
             None,
             f"messages[{last}].role",

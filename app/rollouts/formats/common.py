@@ -292,7 +292,7 @@ def check_external_id(value: Any) -> tuple[str | None, str | None]:
 
 
 def cap_problems(problems: list[Problem]) -> list[Problem]:
-    """Drop duplicates and summarise beyond MAX_PROBLEMS_PER_LINE."""
+    """Drop duplicates and summarise beyond MAX_PROBLEMS_PER_LINE (once, where lines are read)."""
     unique: list[Problem] = []
     seen: set[tuple[str | None, str]] = set()
     for problem in problems:

@@ -10,7 +10,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from app.rollouts.formats import studio
-from app.rollouts.formats.common import FileRejected, ParsedLine, Problem, describe
+from app.rollouts.formats.common import (
+    FileRejected,
+    ParsedLine,
+    Problem,
+    cap_problems,
+    describe,
+)
 from app.rollouts.formats.lines import (
     BLANK_MESSAGE,
     LineSource,
@@ -141,7 +147,7 @@ class CsvRows:
             if isinstance(result, ParsedLine):
                 yield result
             else:
-                yield from result
+                yield from cap_problems(result)
         if not data_rows:
             raise FileRejected(NO_DATA_ROWS)
 

@@ -290,11 +290,15 @@ def _reject_constant(name: str) -> Any:
     raise _NonStandardNumber(name)
 
 
+# Python's json reads NaN and Infinity, which are not JSON and which PostgreSQL refuses.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def decode_json_object(text: str, line: RawLine, max_depth: int) -> dict[str, Any] | list[Problem]:
     """One JSONL line as an object, or the problems that stop it being one."""
     number = line.number
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = _DECODER.decode(text)
     except _NonStandardNumber as error:
         return [
             Problem(

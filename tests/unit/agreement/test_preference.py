@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binomtest
 
@@ -142,6 +142,7 @@ def _swapped(vote: PairVote) -> PairVote:
     return PairVote(vote.question_id, vote.model_b, vote.model_a, winner, vote.voter, vote.turn)
 
 
+@settings(deadline=None)  # shared CI cores: no wall-clock limits
 @given(
     judge=st.lists(vote_strategy, max_size=15),
     human=st.lists(vote_strategy, max_size=15),
@@ -220,6 +221,7 @@ def test_length_bias_undefined_and_mismatched():
         length_bias(["a"], [1, 2], [1])
 
 
+@settings(deadline=None)  # shared CI cores: no wall-clock limits
 @given(
     rows=st.lists(
         st.tuples(st.sampled_from(["a", "b", "tie"]), st.integers(0, 5), st.integers(0, 5)),

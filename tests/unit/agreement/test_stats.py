@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binomtest, spearmanr
 from sklearn.metrics import (
@@ -81,6 +81,7 @@ def as_label(passed: bool) -> str:
 bool_pairs = st.lists(st.tuples(st.booleans(), st.booleans()), max_size=40)
 
 
+@settings(deadline=None)  # shared CI cores: no wall-clock limits
 @given(pairs=bool_pairs, positive=st.sampled_from(["fail", "pass"]))
 def test_binary_figures_equal_sklearn_and_scipy(pairs: list[tuple[bool, bool]], positive: Any):
     judge = [j for j, _ in pairs]
@@ -167,6 +168,7 @@ def test_binary_rejects_bad_input():
 ordinal_pairs = st.lists(st.tuples(st.sampled_from(LEVELS), st.sampled_from(LEVELS)), max_size=40)
 
 
+@settings(deadline=None)  # shared CI cores: no wall-clock limits
 @given(pairs=ordinal_pairs, pass_level=st.sampled_from([None, *LEVELS]))
 def test_ordinal_figures_equal_sklearn_and_scipy(
     pairs: list[tuple[int, int]], pass_level: int | None
@@ -228,6 +230,7 @@ def test_ordinal_rejects_scores_outside_levels_and_bad_levels():
         ordinal_agreement([], [], [])
 
 
+@settings(deadline=None)  # shared CI cores: no wall-clock limits
 @given(
     pairs=st.lists(
         st.tuples(st.sampled_from(["a", "b", "tie"]), st.sampled_from(["a", "b", "tie"])),

@@ -158,7 +158,9 @@ def test_unknown_fields_are_rejected() -> None:
         ({"Quality": True}, "must be a number from 1 to 5, got True"),
     ],
 )
-def test_example_labels_are_checked_against_criteria(label: dict[str, object], message: str) -> None:
+def test_example_labels_are_checked_against_criteria(
+    label: dict[str, object], message: str
+) -> None:
     with pytest.raises(ValidationError) as exc:
         rubric(examples=[{"response": "r", "label": label}])
     assert message in error_text(exc)

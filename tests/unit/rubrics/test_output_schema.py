@@ -117,9 +117,7 @@ def test_preference_schema() -> None:
     schema = build_output_schema(defn)
     assert schema["properties"]["winner"]["enum"] == ["A", "B", "tie"]
     good = {
-        "criteria": {
-            c.key: {"justification": "j", "winner": "A"} for c in defn.criteria
-        },
+        "criteria": {c.key: {"justification": "j", "winner": "A"} for c in defn.criteria},
         "justification": "A cites sources",
         "winner": "A",
     }

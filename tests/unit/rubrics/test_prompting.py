@@ -27,8 +27,12 @@ def rubric(system: str = "", user: str = "", **extra: object) -> RubricDefinitio
             "criteria": [
                 Criterion(key="Correct", name="Correctness", description="Facts are right."),
                 Criterion(
-                    key="Depth", name="Depth", description="Goes deep.", type="scale",
-                    levels=levels, hard_fail=True,
+                    key="Depth",
+                    name="Depth",
+                    description="Goes deep.",
+                    type="scale",
+                    levels=levels,
+                    hard_fail=True,
                 ),
             ],
             "edge_case_rules": ["If the response is empty, every criterion fails."],
@@ -158,8 +162,11 @@ def test_template_error_to_dict_and_equality() -> None:
 
 def test_default_rubric_prompt_content() -> None:
     defn = rubric(
-        examples=[FewShotExample(response="Lyon.", label={"Correct": False, "Depth": 1},
-                                 critique="Wrong city.")]
+        examples=[
+            FewShotExample(
+                response="Lyon.", label={"Correct": False, "Depth": 1}, critique="Wrong city."
+            )
+        ]
     )
     prompt = render_prompt(defn, CTX)
     system = prompt.system
@@ -259,13 +266,17 @@ def test_validate_templates_reports_each_part() -> None:
 def test_validate_templates_requires_the_response() -> None:
     [error] = validate_templates(rubric(user="Judge this."))
     assert "never shows the response" in error.message
-    pref = get_builtin("pairwise_preference").model_copy(update={"user_template": "{{ response_a }}"})
+    pref = get_builtin("pairwise_preference").model_copy(
+        update={"user_template": "{{ response_a }}"}
+    )
     [error] = validate_templates(pref)
     assert "never shows the response b" in error.message
 
 
 def test_local_variables_are_not_reported_as_unknown() -> None:
-    defn = rubric(user="{% set x = 1 %}{% for c in criteria %}{{ c.key }}{% endfor %}{{ x }}{{ response }}")
+    defn = rubric(
+        user="{% set x = 1 %}{% for c in criteria %}{{ c.key }}{% endfor %}{{ x }}{{ response }}"
+    )
     assert validate_templates(defn) == []
 
 

@@ -28,7 +28,9 @@ def defn(*criteria: Criterion, **extra: Any) -> dict[str, Any]:
 
 def answer(**scores: Any) -> dict[str, Any]:
     return {
-        "criteria": {k: {"evidence": "", "justification": "", "score": v} for k, v in scores.items()},
+        "criteria": {
+            k: {"evidence": "", "justification": "", "score": v} for k, v in scores.items()
+        },
         "aggregate_score": 999,  # never trusted
     }
 

@@ -1,0 +1,283 @@
+"""JSON routes for rubrics (/api/v1/projects/{project_id}/rubrics...): drafts with an optimistic
+lock, publishing, versions, sign-off, rendering and rubric-as-code export/import."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, status
+from starlette.responses import JSONResponse, Response
+
+from app.auth.dependencies import ProjectReader, SessionDep, project_access
+from app.auth.policies import Permission
+from app.rubrics import forms
+from app.rubrics import service as rubric_service
+from app.rubrics.models import Rubric, RubricApproval, RubricVersion
+from app.rubrics.schemas import (
+    ApprovalPublic,
+    ApproveBody,
+    DraftConflictBody,
+    DraftSave,
+    DraftSaveResult,
+    ImportBody,
+    PublishBody,
+    RubricCreate,
+    RubricPublic,
+    RubricSummary,
+    VersionPublic,
+    VersionSummary,
+)
+
+router = APIRouter(prefix="/api/v1/projects/{project_id}/rubrics", tags=["rubrics"])
+
+RubricEditor = project_access(Permission.rubric_edit)
+RubricPublisher = project_access(Permission.rubric_publish)
+RubricApprover = project_access(Permission.rubric_approve)
+
+_CONFLICT = {
+    status.HTTP_409_CONFLICT: {
+        "model": DraftConflictBody,
+        "description": "The draft changed since you read it; the current draft is returned.",
+    }
+}
+
+
+def _approval(a: RubricApproval) -> ApprovalPublic:
+    return ApprovalPublic(user_label=a.user_label, comment=a.comment, approved_at=a.approved_at)
+
+
+def _summary(v: RubricVersion, approvals: list[RubricApproval]) -> VersionSummary:
+    return VersionSummary(
+        number=v.number,
+        content_hash=v.content_hash,
+        change_note=v.change_note,
+        created_by=v.created_by_label,
+        created_at=v.created_at,
+        approvals=[_approval(a) for a in approvals],
+    )
+
+
+def _version(v: RubricVersion, approvals: list[RubricApproval]) -> VersionPublic:
+    return VersionPublic(
+        **_summary(v, approvals).model_dump(),
+        rubric_id=v.rubric_id,
+        definition=v.definition,
+        output_schema=v.output_schema,
+    )
+
+
+def _rubric_public(session: SessionDep, rubric: Rubric) -> RubricPublic:
+    versions = rubric_service.list_versions(session, rubric.id or 0)
+    approvals = rubric_service.approvals_for(session, [v.id or 0 for v in versions])
+    draft = rubric_service.current_draft(session, rubric)
+    check = forms.check_draft(draft)
+    return RubricPublic(
+        id=rubric.id or 0,
+        name=rubric.name,
+        description=rubric.description,
+        mode=rubric.mode,
+        latest_version=versions[0].number if versions else None,
+        draft_revision=rubric.draft_revision,
+        archived=rubric.archived,
+        draft=draft,
+        draft_based_on_version=rubric.draft_based_on_version,
+        draft_updated_at=rubric.draft_updated_at,
+        valid=check.ok,
+        problems=check.problems,
+        template_errors=[e.to_dict() for e in check.template_errors],
+        versions=[_summary(v, approvals[v.id or 0]) for v in versions],
+    )
+
+
+def _conflict(exc: rubric_service.DraftConflict) -> JSONResponse:
+    body = DraftConflictBody(
+        detail=exc.message,
+        current_revision=exc.current_revision,
+        current_definition=exc.current_draft,
+        updated_by=exc.updated_by,
+        updated_at=exc.updated_at,
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_409_CONFLICT)
+
+
+@router.get("", response_model=list[RubricSummary])
+def list_rubrics(
+    session: SessionDep, ctx: ProjectReader, include_archived: bool = False
+) -> list[RubricSummary]:
+    """The project's rubrics with their newest version number."""
+    rows = rubric_service.list_rubrics(
+        session, ctx.project.id or 0, include_archived=include_archived
+    )
+    return [
+        RubricSummary(
+            id=row.rubric.id or 0,
+            name=row.rubric.name,
+            description=row.rubric.description,
+            mode=row.rubric.mode,
+            latest_version=row.latest_version,
+            draft_revision=row.rubric.draft_revision,
+            archived=row.rubric.archived,
+        )
+        for row in rows
+    ]
+
+
+@router.post("", response_model=RubricPublic, status_code=status.HTTP_201_CREATED)
+def create_rubric(body: RubricCreate, session: SessionDep, ctx: RubricEditor) -> RubricPublic:
+    """Create a rubric from a built-in template or a blank design."""
+    rubric = rubric_service.create_rubric(
+        session,
+        ctx.project,
+        actor=ctx.user,
+        name=body.name,
+        description=body.description,
+        template=body.template,
+    )
+    return _rubric_public(session, rubric)
+
+
+@router.post("/import", response_model=RubricPublic, status_code=status.HTTP_201_CREATED)
+def import_rubric(body: ImportBody, session: SessionDep, ctx: RubricEditor) -> RubricPublic:
+    """Create a rubric, with its versions, sign-offs and draft, from a YAML or JSON rubric file."""
+    rubric = rubric_service.import_rubric(
+        session, ctx.project, actor=ctx.user, text=body.content, fmt=body.format, name=body.name
+    )
+    return _rubric_public(session, rubric)
+
+
+@router.get("/{rubric_id}", response_model=RubricPublic)
+def get_rubric(rubric_id: int, session: SessionDep, ctx: ProjectReader) -> RubricPublic:
+    """The rubric, its draft (with what still prevents publishing) and its versions."""
+    return _rubric_public(session, rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id))
+
+
+@router.put("/{rubric_id}/draft", response_model=DraftSaveResult, responses=_CONFLICT)
+def save_draft(
+    rubric_id: int, body: DraftSave, session: SessionDep, ctx: RubricEditor
+) -> DraftSaveResult | JSONResponse:
+    """Save the whole draft. Send the revision you read: if someone saved since, nothing is
+    written and 409 returns the current draft and revision."""
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    try:
+        saved = rubric_service.save_draft(
+            session, rubric, actor=ctx.user, expected_revision=body.revision, draft=body.definition
+        )
+    except rubric_service.DraftConflict as exc:
+        return _conflict(exc)
+    return DraftSaveResult(
+        revision=saved.revision,
+        changed=saved.changed,
+        valid=saved.check.ok,
+        problems=saved.check.problems,
+        template_errors=[e.to_dict() for e in saved.check.template_errors],
+    )
+
+
+@router.post(
+    "/{rubric_id}/publish",
+    response_model=VersionPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=_CONFLICT,
+)
+def publish(
+    rubric_id: int, body: PublishBody, session: SessionDep, ctx: RubricPublisher
+) -> VersionPublic | JSONResponse:
+    """Freeze the current draft as the next version, with a required change note."""
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    try:
+        version = rubric_service.publish_version(
+            session,
+            rubric,
+            actor=ctx.user,
+            change_note=body.change_note,
+            expected_revision=body.revision,
+        )
+    except rubric_service.DraftConflict as exc:
+        return _conflict(exc)
+    return _version(version, [])
+
+
+@router.get("/{rubric_id}/versions", response_model=list[VersionSummary])
+def list_versions(rubric_id: int, session: SessionDep, ctx: ProjectReader) -> list[VersionSummary]:
+    """Published versions, newest first."""
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    versions = rubric_service.list_versions(session, rubric.id or 0)
+    approvals = rubric_service.approvals_for(session, [v.id or 0 for v in versions])
+    return [_summary(v, approvals[v.id or 0]) for v in versions]
+
+
+@router.get("/{rubric_id}/versions/{number}", response_model=VersionPublic)
+def get_version(
+    rubric_id: int, number: int, session: SessionDep, ctx: ProjectReader
+) -> VersionPublic:
+    """One frozen version: definition, output JSON Schema, content hash and sign-offs."""
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    version = rubric_service.get_version(session, rubric, number)
+    approvals = rubric_service.approvals_for(session, [version.id or 0])
+    return _version(version, approvals[version.id or 0])
+
+
+@router.get("/{rubric_id}/versions/{number}/render")
+def render_version(
+    rubric_id: int,
+    number: int,
+    rollout_id: int,
+    session: SessionDep,
+    ctx: ProjectReader,
+    rollout_b_id: int | None = None,
+) -> dict[str, Any]:
+    """The exact judge messages this version produces for a rollout, with a token estimate."""
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    version = rubric_service.get_version(session, rubric, number)
+    rollout = rubric_service.get_rollout(session, ctx.project.id or 0, rollout_id)
+    partner = (
+        rubric_service.get_rollout(session, ctx.project.id or 0, rollout_b_id)
+        if rollout_b_id is not None
+        else rubric_service.pair_partner(session, rollout)
+    )
+    preview = rubric_service.render_preview(
+        version.definition, rubric_service.prompt_context(rollout, partner)
+    )
+    return {
+        "messages": preview.messages,
+        "estimated_tokens": preview.tokens,
+        "errors": preview.problems + [str(e) for e in preview.template_errors],
+    }
+
+
+@router.post(
+    "/{rubric_id}/versions/{number}/approve",
+    response_model=ApprovalPublic,
+    status_code=status.HTTP_201_CREATED,
+)
+def approve(
+    rubric_id: int, number: int, body: ApproveBody, session: SessionDep, ctx: RubricApprover
+) -> ApprovalPublic:
+    """Sign off a published version (once per person)."""
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    version = rubric_service.get_version(session, rubric, number)
+    approval = rubric_service.approve_version(session, version, actor=ctx.user, comment=body.comment)
+    return _approval(approval)
+
+
+@router.get(
+    "/{rubric_id}/export",
+    response_class=Response,
+    responses={200: {"content": {"application/yaml": {}, "application/json": {}}}},
+)
+def export(
+    rubric_id: int,
+    session: SessionDep,
+    ctx: ProjectReader,
+    format: Annotated[Literal["yaml", "json"], Query()] = "yaml",
+    version: Annotated[int | None, Query(description="one version; all when omitted")] = None,
+) -> Response:
+    """The rubric as a YAML or JSON file: all versions (and a valid draft), or one version."""
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    filename, text = rubric_service.export_text(session, rubric, fmt=format, version=version)
+    media = "application/json" if format == "json" else "application/yaml"
+    return Response(
+        text,
+        media_type=f"{media}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
