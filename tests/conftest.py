@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+
+os.environ.setdefault("RS_INSECURE_FAST_PASSWORD_HASH", "1")
+
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path
 
 import pytest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -46,6 +47,8 @@ class Settings(BaseSettings):
                 "RS_ENV=production (generate one with: python -c 'import secrets; "
                 "print(secrets.token_urlsafe(48))')"
             )
+        if self.env == "production" and os.environ.get("RS_INSECURE_FAST_PASSWORD_HASH") == "1":
+            raise ValueError("RS_INSECURE_FAST_PASSWORD_HASH is for tests; unset it in production")
         return self
 
     @property

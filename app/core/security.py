@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-_hasher = PasswordHasher()
+# Tests hash hundreds of passwords; they opt into cheap parameters. Never set this in production.
+_FAST = os.environ.get("RS_INSECURE_FAST_PASSWORD_HASH") == "1"
+_hasher = (
+    PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1) if _FAST else PasswordHasher()
+)
 # A valid hash of a random password: verifying against it makes unknown-email logins cost the
 # same time as real ones, so response timing does not reveal which emails exist.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))

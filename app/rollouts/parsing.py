@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO
 
 from app.rollouts.formats.chat import parse_nova_row, parse_openai_row
 from app.rollouts.formats.common import (
@@ -50,7 +50,6 @@ __all__ = [
     "iter_parse",
 ]
 
-FormatName = Literal["auto", "studio", "nova", "openai", "csv"]
 FORMATS: tuple[str, ...] = ("auto", "studio", "nova", "openai", "csv")
 
 GiB = 1024**3
@@ -66,7 +65,7 @@ _ROW_PARSERS: dict[str, RowParser] = {
 
 @dataclass(frozen=True)
 class ParseOptions:
-    format: FormatName = "auto"
+    format: str = "auto"  # one of FORMATS; plain str so a stored import's value passes as is
     # Studio field -> CSV column name; fields left out use a column of the same name.
     csv_mapping: Mapping[str, str] = field(default_factory=dict)
     max_file_bytes: int = 2 * GiB

@@ -8,11 +8,11 @@ once per user and rubric per DRAFT_AUDIT_WINDOW (the draft itself keeps who save
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import yaml
 from sqlalchemy import func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -292,7 +292,7 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _user_label(session: Session, user_id: int | None) -> str:
+def user_label(session: Session, user_id: int | None) -> str:
     user = session.get(User, user_id) if user_id is not None else None
     return user.label if user is not None else "someone"
 
@@ -327,7 +327,7 @@ def _write_draft(
         # Same text (e.g. a late autosave of what was just published): nothing to overwrite.
         return False
     if rubric.draft_revision != expected_revision:
-        raise DraftConflict(rubric, stored, _user_label(session, rubric.draft_updated_by_id))
+        raise DraftConflict(rubric, stored, user_label(session, rubric.draft_updated_by_id))
     # A conditional UPDATE is the lock: of two saves of one revision exactly one matches.
     result = session.execute(
         update(Rubric)
@@ -343,7 +343,7 @@ def _write_draft(
         session.rollback()
         session.refresh(rubric)
         raise DraftConflict(
-            rubric, current_draft(session, rubric), _user_label(session, rubric.draft_updated_by_id)
+            rubric, current_draft(session, rubric), user_label(session, rubric.draft_updated_by_id)
         )
     session.refresh(rubric)
     return True
@@ -479,7 +479,7 @@ def publish_version(
             raise DraftConflict(
                 rubric,
                 current_draft(session, rubric),
-                _user_label(session, rubric.draft_updated_by_id),
+                user_label(session, rubric.draft_updated_by_id),
             )
     check = forms.check_draft(current_draft(session, rubric))
     if not check.ok or check.definition is None:
@@ -849,7 +849,7 @@ def export_document(
                 number=v.number,
                 definition=version_definition(v),
                 change_note=v.change_note,
-                created_by=v.created_by_label or _user_label(session, v.created_by_id),
+                created_by=v.created_by_label or user_label(session, v.created_by_id),
                 created_at=_as_utc(v.created_at),
                 content_hash=v.content_hash,
                 approvals=[
@@ -1007,6 +1007,21 @@ def ensure_demo_rubric(session: Session, project: Project, admin: User) -> Rubri
     return rubric
 
 
-def definition_json(definition: dict[str, Any]) -> str:
-    """Pretty JSON of a definition, for display."""
-    return json.dumps(definition, indent=2, ensure_ascii=False)
+class _ReadableDumper(yaml.SafeDumper):
+    """Multi-line text as | blocks, so template and description changes diff line by line."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar(
+        "tag:yaml.org,2002:str", value, style="|" if "\n" in value else None
+    )
+
+
+_ReadableDumper.add_representer(str, _represent_str)
+
+
+def readable_yaml(draft: dict[str, Any]) -> str:
+    """A draft as YAML for people (the conflict view), keys in the definition's order."""
+    return yaml.dump(
+        draft, Dumper=_ReadableDumper, sort_keys=False, allow_unicode=True, width=100
+    )

@@ -261,7 +261,7 @@ def _message(keyword: Any, error: ValidationError, shape: tuple[str, ...], path:
     if keyword in ("minItems", "maxItems") and shape == ("responses",):
         return f"a preference pair needs exactly 2 responses, got {len(instance)}"
     if keyword == "minLength":
-        return "expected a non-empty value"
+        return "expected a non-empty id" if shape == ("id",) else "expected a non-empty value"
     if keyword == "maxLength":
         return f"expected at most {error.validator_value} characters, got {len(instance)}"
     return str(error.message)

@@ -118,7 +118,8 @@ def test_answers_are_deterministic_per_user_message(server: JudgeServer, sleeper
 def test_transient_faults_are_retried(
     server: JudgeServer, sleeper: Any, fault: str, code: str, status: int | None
 ) -> None:
-    cfg = config(server.base_url, timeout_s=0.5)
+    # Only the hang needs a short timeout; the others keep a generous one on a busy machine.
+    cfg = config(server.base_url, timeout_s=0.5 if fault == "timeout" else 5.0)
     server.set_faults(FaultSequence([fault, None]))
     (reply,) = judge(cfg, sleeper, cfg.new_call("s", "u"))
     assert reply.attempts == 2
@@ -148,7 +149,6 @@ def test_retry_after_http_date_is_honoured(sleeper: Any) -> None:
         server.set_faults(FaultSequence(["rate_limit"]))
         cfg = config(server.base_url)
         judge(cfg, sleeper, cfg.new_call("s", "u"))
-        assert "GMT" in server.records[0].body["messages"][0]["content"] or True
     (delay,) = sleeper.delays
     assert 117.0 <= delay <= 121.0  # an HTTP-date has one-second resolution
 
@@ -301,13 +301,13 @@ def test_connection_refused_is_retryable(sleeper: Any) -> None:
 
 
 def test_concurrency_limit_is_respected(sleeper: Any) -> None:
-    with JudgeServer(latency_s=0.1) as server:
+    with JudgeServer(latency_s=0.3) as server:
         cfg = config(server.base_url, concurrency=4)
 
         async def run() -> list[JudgeReply]:
             provider = OpenAICompatProvider(cfg)
             try:
-                calls = [cfg.new_call("s", f"u{i}") for i in range(16)]
+                calls = [cfg.new_call("s", f"u{i}") for i in range(8)]
                 policy = cfg.retry_policy(sleep=sleeper)
                 return await asyncio.gather(
                     *(call_with_retries(provider, c, policy) for c in calls)
@@ -317,7 +317,7 @@ def test_concurrency_limit_is_respected(sleeper: Any) -> None:
 
         replies = asyncio.run(run())
         assert server.max_in_flight == 4
-    assert len(replies) == 16
+    assert len(replies) == 8
 
 
 def test_128_concurrent_calls_run_at_once(sleeper: Any) -> None:

@@ -130,7 +130,7 @@ def test_single_response_line_is_not_a_pair(parse):
 
 
 def test_nova_row_with_top_level_reference_answer(parse):
-    row = {
+    row: dict[str, Any] = {
         "id": "123",
         "messages": [
             {"role": "system", "content": "You are a math tutor"},
@@ -514,3 +514,28 @@ def test_chat_file_detected_from_a_first_line_without_completion_reads_completio
         {"messages": USER_HI, "completion": "b"},
     )
     assert [item.records[0].response for item in parse(data)] == ["a", "b"]
+
+
+def test_windows_line_endings(parse):
+    data = jsonl({"input": USER_HI, "response": "yo"}).replace(b"\n", b"\r\n") * 2
+    items = parse(data)
+    assert [item.records[0].response for item in items] == ["yo", "yo"]
+    csv_items = parse(b'input,response\r\n"multi\r\nline",a\r\n', format="csv")
+    assert csv_items[0].records[0].input_messages[0]["content"] == "multi\nline"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"format": "xlsx"}, {"max_line_bytes": 0}, {"encoding": "utf-16"}, {"encoding": "nope"}],
+)
+def test_parse_options_refuse_what_cannot_work(options):
+    from app.rollouts.parsing import ParseOptions
+
+    with pytest.raises(ValueError):
+        ParseOptions(**options)
+
+
+def test_another_ascii_compatible_encoding_can_be_chosen(parse):
+    data = "input,response\ncafé,olé\n".encode("cp1252")
+    record = only_record(parse(data, format="csv", encoding="cp1252"))
+    assert (record.input_messages[0]["content"], record.response) == ("café", "olé")

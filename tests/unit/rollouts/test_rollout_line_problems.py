@@ -237,7 +237,7 @@ def test_bad_role_on_line_12(parse):
         ),
         (
             {**GOOD, "id": ""},
-            ["line 1, field 'id': expected a non-empty value"],
+            ["line 1, field 'id': expected a non-empty id"],
         ),
         (
             {**GOOD, "group": "g" * 201},

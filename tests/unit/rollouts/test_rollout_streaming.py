@@ -6,7 +6,7 @@ import io
 import json
 import tracemalloc
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import pytest
 
@@ -38,6 +38,10 @@ class GeneratorStream(io.RawIOBase):
         return size
 
 
+def generator_stream(chunks: Iterator[bytes]) -> BinaryIO:
+    return cast(BinaryIO, GeneratorStream(chunks))  # a raw stream has all iter_parse uses
+
+
 class Counter:
     produced = 0
 
@@ -59,7 +63,7 @@ def rollout_lines(count: int, counter: Counter, padding: int = 0) -> Iterator[by
 @pytest.mark.slow
 def test_fifty_thousand_lines_are_read_as_they_are_consumed():
     counter = Counter()
-    items = iter_parse(GeneratorStream(rollout_lines(LINES, counter)), ParseOptions())
+    items = iter_parse(generator_stream(rollout_lines(LINES, counter)), ParseOptions())
     count = 0
     for item in items:  # consumed one at a time: no list of lines or records is built
         assert isinstance(item, ParsedLine)
@@ -73,7 +77,7 @@ def test_fifty_thousand_lines_are_read_as_they_are_consumed():
 def test_memory_does_not_grow_with_the_file():
     counter = Counter()
     # 5,000 lines of about 2 KiB: a 10 MiB file.
-    items = iter_parse(GeneratorStream(rollout_lines(5_000, counter, padding=2_000)))
+    items = iter_parse(generator_stream(rollout_lines(5_000, counter, padding=2_000)))
     tracemalloc.start()
     try:
         count = sum(1 for item in items if isinstance(item, ParsedLine))
@@ -97,7 +101,7 @@ def test_a_huge_line_is_skipped_without_holding_it_in_memory():
 
     tracemalloc.start()
     try:
-        items = list(iter_parse(GeneratorStream(chunks()), ParseOptions(max_line_bytes=64 * 1024)))
+        items = list(iter_parse(generator_stream(chunks()), ParseOptions(max_line_bytes=64 * 1024)))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -110,7 +114,7 @@ def test_a_huge_line_is_skipped_without_holding_it_in_memory():
 
 def test_size_limit_of_a_stream_that_cannot_tell_its_size():
     counter = Counter()
-    stream = GeneratorStream(rollout_lines(LINES, counter))
+    stream = generator_stream(rollout_lines(LINES, counter))
     items = iter_parse(stream, ParseOptions(max_file_bytes=100 * 1024))
     with pytest.raises(FileRejected) as caught:
         for _ in items:
@@ -131,7 +135,7 @@ def test_csv_streams_too():
             counter.produced += 1
             yield f'"Review clause {number}.","Fine, capped.",{number}\n'.encode()
 
-    items = iter_parse(GeneratorStream(rows()), ParseOptions(format="csv"))
+    items = iter_parse(generator_stream(rows()), ParseOptions(format="csv"))
     first = next(items)
     assert isinstance(first, ParsedLine) and first.records[0].step == 0
     assert counter.produced < 3_000

@@ -276,7 +276,10 @@ def test_document_consistency_checks() -> None:
     ):
         load_rubric(yaml.safe_dump(data), "yaml")
     data = sample_document().model_dump(mode="json") | {"mode": "preference"}
-    with pytest.raises(RubricFormatError, match=r"draft\.mode \(line \d+\): 'rubric' differs from mode 'preference'"):
+    with pytest.raises(
+        RubricFormatError,
+        match=r"draft\.mode \(line \d+\): 'rubric' differs from mode 'preference'",
+    ):
         load_rubric(yaml.safe_dump(data), "yaml")
 
 

@@ -1,0 +1,567 @@
+"""HTML routes for rubrics: list, editor with autosave and live preview, publish, versions,
+sign-off, side-by-side comparison, few-shot examples and file export/import."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from starlette.responses import Response
+
+from app.auth.dependencies import ProjectContext, ProjectReader, SessionDep, project_access
+from app.auth.policies import Permission
+from app.core.errors import InvalidInput, NotFound
+from app.rubrics import forms
+from app.rubrics import service as rubric_service
+from app.rubrics.models import Rubric
+from app.rubrics.diff import side_by_side
+from app.rubrics.prompting import TEMPLATE_FILTERS, TEMPLATE_VARIABLES, TemplateError
+from app.web.flash import flash
+from app.web.htmx import is_htmx, redirect, render
+
+router = APIRouter(tags=["pages: rubrics"])
+
+RubricEditor = project_access(Permission.rubric_edit)
+RubricPublisher = project_access(Permission.rubric_publish)
+RubricApprover = project_access(Permission.rubric_approve)
+
+BASE = "/projects/{project_id}/rubrics"
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """The posted form's text fields (last value wins), for the editor's dynamic field names."""
+    if not request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        return {}
+    form = await request.form()
+    return {key: value for key, value in form.multi_items() if isinstance(value, str)}
+
+
+FormFields = Annotated[dict[str, str], Depends(form_fields)]
+
+
+def _url(rubric: Rubric, suffix: str = "") -> str:
+    return f"/projects/{rubric.project_id}/rubrics/{rubric.id}{suffix}"
+
+
+def _revision(fields: dict[str, str]) -> int:
+    try:
+        return int(fields.get("draft_revision", ""))
+    except ValueError:
+        raise InvalidInput("draft_revision is missing: reload the page.") from None
+
+
+def _error_lines(errors: list[TemplateError], sources: dict[str, str]) -> list[dict[str, Any]]:
+    """Template errors with the offending source line, for inline display."""
+    result = []
+    for error in errors:
+        lines = sources.get(error.part, "").split("\n")
+        text = lines[error.line - 1] if error.line and 0 < error.line <= len(lines) else None
+        result.append(
+            {"part": error.part, "line": error.line, "message": error.message, "source": text}
+        )
+    return result
+
+
+def _status_context(
+    rubric: Rubric, draft: dict[str, Any], check: forms.DraftCheck
+) -> dict[str, Any]:
+    sources = {
+        "system": str(draft.get("system_template") or ""),
+        "user": str(draft.get("user_template") or ""),
+    }
+    errors = _error_lines(check.template_errors, sources)
+    return {
+        "rubric": rubric,
+        "check": check,
+        "template_errors": {
+            "system": [e for e in errors if e["part"] == "system"],
+            "user": [e for e in errors if e["part"] == "user"],
+        },
+    }
+
+
+def _editor_context(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectContext,
+    rubric: Rubric,
+    draft: dict[str, Any] | None = None,
+    conflict: rubric_service.DraftConflict | None = None,
+) -> dict[str, Any]:
+    draft = draft if draft is not None else rubric_service.current_draft(session, rubric)
+    check = forms.check_draft(draft)
+    versions = rubric_service.list_versions(session, rubric.id or 0)
+    approvals = rubric_service.approvals_for(session, [v.id or 0 for v in versions])
+    return {
+        "ctx": ctx,
+        "state": forms.editor_state(draft, rubric.mode),
+        "revision": rubric.draft_revision,
+        "versions": versions,
+        "approvals": approvals,
+        "can_edit": ctx.can(Permission.rubric_edit),
+        "can_publish": ctx.can(Permission.rubric_publish),
+        "updated_by": rubric_service.user_label(session, rubric.draft_updated_by_id),
+        "variables": TEMPLATE_VARIABLES,
+        "filters": TEMPLATE_FILTERS,
+        "aggregations": forms.AGGREGATION_LABELS,
+        "rollouts": rubric_service.find_rollouts(session, ctx.project.id or 0),
+        "conflict": _conflict_context(conflict, draft) if conflict else None,
+        "saved": None,
+    } | _status_context(rubric, draft, check)
+
+
+def _conflict_context(
+    conflict: rubric_service.DraftConflict, yours: dict[str, Any]
+) -> dict[str, Any]:
+    theirs_text = rubric_service.readable_yaml(conflict.current_draft)
+    yours_text = rubric_service.readable_yaml(yours)
+    return {
+        "message": conflict.message,
+        "revision": conflict.current_revision,
+        "updated_by": conflict.updated_by,
+        "rows": side_by_side(theirs_text, yours_text),
+    }
+
+
+# --------------------------------------------------------------------------- list, create, import
+
+
+@router.get(BASE, include_in_schema=False)
+def rubric_list_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
+    show_archived = request.query_params.get("archived") == "1"
+    rows = rubric_service.list_rubrics(
+        session, ctx.project.id or 0, include_archived=show_archived
+    )
+    context = {
+        "ctx": ctx,
+        "rows": rows,
+        "choices": rubric_service.template_choices(),
+        "can_edit": ctx.can(Permission.rubric_edit),
+        "show_archived": show_archived,
+    }
+    return render(request, "rubrics/list.html", context)
+
+
+@router.post(BASE, include_in_schema=False)
+def rubric_create_action(
+    request: Request,
+    session: SessionDep,
+    ctx: RubricEditor,
+    name: Annotated[str, Form(max_length=200)],
+    template: Annotated[str, Form(max_length=100)] = "blank_rubric",
+    description: Annotated[str, Form(max_length=20_000)] = "",
+) -> Response:
+    rubric = rubric_service.create_rubric(
+        session, ctx.project, actor=ctx.user, name=name, description=description, template=template
+    )
+    response = redirect(request, _url(rubric))
+    flash(request, response, f"Rubric “{rubric.name}” created. Changes are saved as you type.")
+    return response
+
+
+@router.post(BASE + "/import", include_in_schema=False)
+def rubric_import_action(
+    request: Request,
+    session: SessionDep,
+    ctx: RubricEditor,
+    file: Annotated[UploadFile, File()],
+    name: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    # Sync route (runs in a worker thread): the spooled upload is read directly.
+    raw = file.file.read(rubric_service.MAX_IMPORT_CHARS * 4 + 1)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput("The rubric file must be UTF-8 text (YAML or JSON).") from None
+    rubric = rubric_service.import_rubric(
+        session,
+        ctx.project,
+        actor=ctx.user,
+        text=text,
+        fmt=rubric_service.guess_format(file.filename or "", text),
+        name=name or None,
+    )
+    response = redirect(request, _url(rubric))
+    flash(request, response, f"Imported rubric “{rubric.name}”.")
+    return response
+
+
+# --------------------------------------------------------------------------- editor
+
+
+@router.get(BASE + "/{rubric_id}", include_in_schema=False)
+def rubric_edit_page(
+    request: Request, session: SessionDep, ctx: ProjectReader, rubric_id: int
+) -> Response:
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    return render(request, "rubrics/editor.html", _editor_context(request, session, ctx, rubric))
+
+
+def _conflict_response(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectContext,
+    rubric: Rubric,
+    exc: rubric_service.DraftConflict,
+    yours: dict[str, Any],
+) -> Response:
+    context = _editor_context(request, session, ctx, rubric, draft=yours, conflict=exc)
+    return render(
+        request,
+        "rubrics/editor.html",
+        context,
+        fragment="rubrics/_conflict.html",
+        status_code=409,
+        headers={"HX-Retarget": "#draft-status", "HX-Reswap": "outerHTML"},
+    )
+
+
+@router.post(BASE + "/{rubric_id}/draft", include_in_schema=False)
+def rubric_draft_save_action(
+    request: Request, session: SessionDep, ctx: RubricEditor, rubric_id: int, fields: FormFields
+) -> Response:
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    draft = forms.draft_from_form(fields, rubric.mode)
+    try:
+        saved = rubric_service.save_draft(
+            session,
+            rubric,
+            actor=ctx.user,
+            expected_revision=_revision(fields),
+            draft=draft,
+            keep_examples=True,
+        )
+    except rubric_service.DraftConflict as exc:
+        return _conflict_response(request, session, ctx, rubric, exc, draft)
+    if not is_htmx(request):
+        response = redirect(request, _url(rubric))
+        flash(request, response, f"Draft saved (revision {saved.revision}).")
+        return response
+    context = _status_context(rubric, draft, saved.check) | {
+        "saved": saved,
+        "revision": saved.revision,
+        "conflict": None,
+    }
+    return render(request, "rubrics/_autosave.html", context)
+
+
+@router.post(BASE + "/{rubric_id}/regenerate", include_in_schema=False)
+def rubric_regenerate_action(
+    request: Request, session: SessionDep, ctx: RubricEditor, rubric_id: int, fields: FormFields
+) -> Response:
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    draft = forms.draft_from_form(fields, rubric.mode)
+    try:
+        rubric_service.regenerate_templates(
+            session, rubric, actor=ctx.user, expected_revision=_revision(fields), draft=draft
+        )
+    except rubric_service.DraftConflict as exc:
+        return _conflict_response(request, session, ctx, rubric, exc, draft)
+    response = redirect(request, _url(rubric) + "#templates")
+    flash(request, response, "Templates regenerated from the structure and saved.")
+    return response
+
+
+@router.post(BASE + "/{rubric_id}/preview", include_in_schema=False)
+def rubric_preview_action(
+    request: Request, session: SessionDep, ctx: ProjectReader, rubric_id: int, fields: FormFields
+) -> Response:
+    """Render what the judge would receive for the draft as typed (nothing is saved)."""
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    stored = rubric_service.current_draft(session, rubric)
+    draft = forms.draft_from_form(fields, rubric.mode) if "title" in fields else stored
+    draft["examples"] = stored.get("examples", [])
+    rollout = partner = None
+    if fields.get("rollout_id", "").isdigit():
+        rollout = rubric_service.get_rollout(session, rubric.project_id, int(fields["rollout_id"]))
+        if fields.get("rollout_b_id", "").isdigit():
+            partner = rubric_service.get_rollout(
+                session, rubric.project_id, int(fields["rollout_b_id"])
+            )
+        elif rubric.mode == "preference":
+            partner = rubric_service.pair_partner(session, rollout)
+    context_obj = (
+        rubric_service.prompt_context(rollout, partner)
+        if rollout is not None
+        else rubric_service.SAMPLE_CONTEXT
+    )
+    preview = rubric_service.render_preview(draft, context_obj)
+    sources = {"system": draft.get("system_template") or "", "user": draft.get("user_template") or ""}
+    context = {
+        "preview": preview,
+        "rollout": rollout,
+        "partner": partner,
+        "template_errors": _error_lines(preview.template_errors, sources),
+    }
+    return render(request, "rubrics/_preview.html", context)
+
+
+@router.get(BASE + "/{rubric_id}/rollout-options", include_in_schema=False)
+def rubric_rollout_options(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectReader,
+    rubric_id: int,
+    q: str = "",
+    purpose: str = "preview",
+) -> Response:
+    rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    finder = (
+        rubric_service.example_candidates if purpose == "example" else rubric_service.find_rollouts
+    )
+    rollouts = finder(session, ctx.project.id or 0, q[:200])
+    return render(request, "rubrics/_rollout_options.html", {"rollouts": rollouts, "q": q})
+
+
+# --------------------------------------------------------------------------- few-shot examples
+
+
+@router.get(BASE + "/{rubric_id}/examples/label-fields", include_in_schema=False)
+def rubric_example_label_fields(
+    request: Request, session: SessionDep, ctx: ProjectReader, rubric_id: int
+) -> Response:
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    state = forms.editor_state(rubric_service.current_draft(session, rubric), rubric.mode)
+    return render(request, "rubrics/_example_labels.html", {"state": state})
+
+
+def _label_from_fields(fields: dict[str, str], rubric: Rubric) -> dict[str, Any]:
+    label: dict[str, Any] = {}
+    for key, raw in fields.items():
+        if not key.startswith("label-") or raw == "":
+            continue
+        name = key.removeprefix("label-")
+        if rubric.mode == "preference" or raw in ("A", "B", "tie"):
+            label[name] = raw
+        elif raw in ("true", "false"):
+            label[name] = raw == "true"
+        else:
+            try:
+                label[name] = int(raw)
+            except ValueError:
+                raise InvalidInput(f"The label for {name} must be a number.") from None
+    return label
+
+
+def _examples_response(
+    request: Request, session: SessionDep, ctx: ProjectContext, rubric: Rubric, message: str
+) -> Response:
+    if not is_htmx(request):
+        response = redirect(request, _url(rubric) + "#examples")
+        flash(request, response, message)
+        return response
+    context = _editor_context(request, session, ctx, rubric) | {"examples_message": message}
+    return render(request, "rubrics/_examples_saved.html", context)
+
+
+@router.post(BASE + "/{rubric_id}/examples", include_in_schema=False)
+def rubric_example_add_action(
+    request: Request, session: SessionDep, ctx: RubricEditor, rubric_id: int, fields: FormFields
+) -> Response:
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    if not fields.get("rollout_id", "").isdigit():
+        raise InvalidInput("Choose the rollout to attach as a worked example.")
+    rollout_b = fields.get("rollout_b_id", "").strip()
+    if rollout_b and not rollout_b.isdigit():
+        raise InvalidInput("Response B must be a rollout id (a number).")
+    try:
+        rubric_service.add_example(
+            session,
+            rubric,
+            actor=ctx.user,
+            expected_revision=_revision(fields),
+            rollout_id=int(fields["rollout_id"]),
+            rollout_b_id=int(rollout_b) if rollout_b else None,
+            label=_label_from_fields(fields, rubric),
+            critique=fields.get("critique", "")[:20_000],
+            input_excerpt=fields.get("input_excerpt", "")[:20_000],
+        )
+    except rubric_service.DraftConflict as exc:
+        return _conflict_response(
+            request, session, ctx, rubric, exc, rubric_service.current_draft(session, rubric)
+        )
+    return _examples_response(
+        request, session, ctx, rubric, f"Rollout {fields['rollout_id']} attached as an example."
+    )
+
+
+@router.post(BASE + "/{rubric_id}/examples/{index}/remove", include_in_schema=False)
+def rubric_example_remove_action(
+    request: Request,
+    session: SessionDep,
+    ctx: RubricEditor,
+    rubric_id: int,
+    index: int,
+    fields: FormFields,
+) -> Response:
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    try:
+        rubric_service.remove_example(
+            session, rubric, actor=ctx.user, expected_revision=_revision(fields), index=index
+        )
+    except rubric_service.DraftConflict as exc:
+        return _conflict_response(
+            request, session, ctx, rubric, exc, rubric_service.current_draft(session, rubric)
+        )
+    return _examples_response(request, session, ctx, rubric, f"Example {index + 1} removed.")
+
+
+# --------------------------------------------------------------------------- publish, versions
+
+
+@router.post(BASE + "/{rubric_id}/publish", include_in_schema=False)
+def rubric_publish_action(
+    request: Request,
+    session: SessionDep,
+    ctx: RubricPublisher,
+    rubric_id: int,
+    fields: FormFields,
+) -> Response:
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    # From the editor the whole form comes along: what is on screen is what gets published.
+    draft = forms.draft_from_form(fields, rubric.mode) if "title" in fields else None
+    try:
+        version = rubric_service.publish_version(
+            session,
+            rubric,
+            actor=ctx.user,
+            change_note=fields.get("change_note", ""),
+            expected_revision=_revision(fields),
+            draft=draft,
+            keep_examples=True,
+        )
+    except rubric_service.DraftConflict as exc:
+        yours = draft if draft is not None else rubric_service.current_draft(session, rubric)
+        return _conflict_response(request, session, ctx, rubric, exc, yours)
+    except InvalidInput as exc:
+        if not is_htmx(request):
+            raise
+        problems = exc.details if isinstance(exc.details, list) else []
+        context = {"message": exc.message, "problems": problems}
+        return render(request, "rubrics/_publish_error.html", context, status_code=422)
+    response = redirect(request, _url(rubric, f"/versions/{version.number}"))
+    flash(request, response, f"Published version {version.number}.")
+    return response
+
+
+@router.post(BASE + "/{rubric_id}/archive", include_in_schema=False)
+def rubric_archive_action(
+    request: Request,
+    session: SessionDep,
+    ctx: RubricEditor,
+    rubric_id: int,
+    archived: Annotated[bool, Form()] = True,
+) -> Response:
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    rubric_service.archive_rubric(session, rubric, actor=ctx.user, archived=archived)
+    response = redirect(request, f"/projects/{rubric.project_id}/rubrics")
+    flash(request, response, f"Rubric “{rubric.name}” {'archived' if archived else 'restored'}.")
+    return response
+
+
+@router.get(BASE + "/{rubric_id}/versions/{number}", include_in_schema=False)
+def rubric_version_page(
+    request: Request, session: SessionDep, ctx: ProjectReader, rubric_id: int, number: int
+) -> Response:
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    version = rubric_service.get_version(session, rubric, number)
+    versions = rubric_service.list_versions(session, rubric.id or 0)
+    approvals = rubric_service.approvals_for(session, [version.id or 0])[version.id or 0]
+    definition = rubric_service.version_definition(version)
+    context = {
+        "ctx": ctx,
+        "rubric": rubric,
+        "version": version,
+        "versions": versions,
+        "definition": definition,
+        "approvals": approvals,
+        "can_approve": ctx.can(Permission.rubric_approve),
+        "already_approved": any(a.user_id == ctx.user.id for a in approvals),
+    }
+    return render(request, "rubrics/version.html", context)
+
+
+@router.post(BASE + "/{rubric_id}/versions/{number}/approve", include_in_schema=False)
+def rubric_approve_action(
+    request: Request,
+    session: SessionDep,
+    ctx: RubricApprover,
+    rubric_id: int,
+    number: int,
+    comment: Annotated[str, Form(max_length=20_000)] = "",
+) -> Response:
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    version = rubric_service.get_version(session, rubric, number)
+    rubric_service.approve_version(session, version, actor=ctx.user, comment=comment)
+    response = redirect(request, _url(rubric, f"/versions/{number}"))
+    flash(request, response, f"You signed off version {number}.")
+    return response
+
+
+def _side(session: SessionDep, rubric: Rubric, value: str) -> tuple[str, Any]:
+    if value == "draft":
+        definition, problems = forms.parse_definition(rubric_service.current_draft(session, rubric))
+        if definition is None:
+            raise InvalidInput(
+                "The draft has problems, so it cannot be compared yet.",
+                details=[{"field": "draft", "message": p} for p in problems],
+            )
+        return "Draft", definition
+    if not value.isdigit():
+        raise InvalidInput("Choose two versions to compare (a version number or “draft”).")
+    version = rubric_service.get_version(session, rubric, int(value))
+    return f"Version {version.number}", rubric_service.version_definition(version)
+
+
+@router.get(BASE + "/{rubric_id}/compare", include_in_schema=False)
+def rubric_compare_page(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectReader,
+    rubric_id: int,
+    a: str = "",
+    b: str = "",
+) -> Response:
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    versions = rubric_service.list_versions(session, rubric.id or 0)
+    if not versions:
+        raise NotFound("This rubric has no published version to compare yet.")
+    a = a or str(versions[1].number if len(versions) > 1 else versions[0].number)
+    b = b or str(versions[0].number)
+    a_label, a_def = _side(session, rubric, a)
+    b_label, b_def = _side(session, rubric, b)
+    context = {
+        "ctx": ctx,
+        "rubric": rubric,
+        "versions": versions,
+        "a": a,
+        "b": b,
+        "a_label": a_label,
+        "b_label": b_label,
+        "cmp": rubric_service.compare_definitions(a_def, b_def),
+    }
+    return render(request, "rubrics/compare.html", context)
+
+
+@router.get(BASE + "/{rubric_id}/export", include_in_schema=False)
+def rubric_export_download(
+    session: SessionDep,
+    ctx: ProjectReader,
+    rubric_id: int,
+    format: str = "yaml",
+    version: str = "",
+) -> Response:
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    if version and not version.isdigit():
+        raise InvalidInput("version must be a version number, or empty for all versions.")
+    filename, text = rubric_service.export_text(
+        session, rubric, fmt=format, version=int(version) if version else None
+    )
+    media = "application/json" if format == "json" else "application/yaml"
+    return Response(
+        text,
+        media_type=f"{media}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
