@@ -101,7 +101,8 @@ class RenderedPrompt:
 class PromptContext:
     """The rollout fields a judge prompt can show."""
 
-    input_messages: list[dict[str, str]] = field(default_factory=list)
+    # content is text, or a list of {"text": ...} parts (only the text is shown)
+    input_messages: list[dict[str, Any]] = field(default_factory=list)
     target_document: str | None = None
     references: list[dict[str, str]] = field(default_factory=list)
     response: str = ""

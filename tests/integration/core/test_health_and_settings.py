@@ -32,9 +32,18 @@ def test_production_refuses_default_or_weak_secret(secret: str) -> None:
         Settings(env="production", secret_key=secret)
 
 
-def test_production_accepts_a_real_secret_and_secures_cookies() -> None:
+def test_production_accepts_a_real_secret_and_secures_cookies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RS_INSECURE_FAST_PASSWORD_HASH", raising=False)
     settings = Settings(env="production", secret_key="x" * 48)
     assert settings.cookie_secure is True
+
+
+def test_production_refuses_test_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RS_INSECURE_FAST_PASSWORD_HASH", "1")
+    with pytest.raises(ValidationError, match="for tests"):
+        Settings(env="production", secret_key="x" * 48)
 
 
 def test_default_database_is_a_local_sqlite_file() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -17,6 +18,19 @@ from tests.support.judge_server import (
     FaultSequence,
     JudgeServer,
 )
+
+
+_http: httpx.Client | None = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _shared_http_client() -> Iterator[None]:
+    # One client for the module: building one per request costs a CA-bundle load each time.
+    global _http
+    with httpx.Client(timeout=10, verify=False) as client:
+        _http = client
+        yield
+    _http = None
 
 
 @pytest.fixture
@@ -38,7 +52,8 @@ def chat(
     }
     if response_format is not None:
         body["response_format"] = response_format
-    return httpx.post(f"{server.base_url}/chat/completions", json=body, headers=headers, timeout=10)
+    assert _http is not None
+    return _http.post(f"{server.base_url}/chat/completions", json=body, headers=headers)
 
 
 def answer(response: httpx.Response) -> Any:
@@ -199,9 +214,10 @@ def test_auth_invalid_bodies_models_and_counters() -> None:
     with JudgeServer(api_key="k") as server:
         assert chat(server).status_code == 401
         assert chat(server, headers={"Authorization": "Bearer k"}).status_code == 200
-        bad = httpx.post(f"{server.base_url}/chat/completions", content=b"{nope", timeout=5)
+        assert _http is not None
+        bad = _http.post(f"{server.base_url}/chat/completions", content=b"{nope")
         assert bad.status_code == 400
-        assert httpx.get(f"{server.base_url}/models").json()["data"][0]["id"] == "judge-test"
+        assert _http.get(f"{server.base_url}/models").json()["data"][0]["id"] == "judge-test"
         assert server.faults == {"unauthorized": 1, "invalid_request": 1}
         assert server.requests == 3
         server.reset_counters()
@@ -217,8 +233,6 @@ def test_many_slow_requests_share_one_server_thread() -> None:
         lock = threading.Lock()
 
         async def burst() -> None:
-            import asyncio
-
             limits = httpx.Limits(max_connections=160)
             async with httpx.AsyncClient(limits=limits, timeout=30) as client:
 
@@ -229,8 +243,6 @@ def test_many_slow_requests_share_one_server_thread() -> None:
                         results.append(response.status_code)
 
                 await asyncio.gather(*(one(i) for i in range(160)))
-
-        import asyncio
 
         asyncio.run(burst())
         assert server.max_in_flight == 160

@@ -65,7 +65,7 @@ def render_user(template: str, ctx: PromptContext = CTX, **extra: object) -> str
 
 
 def error_for(template: str, part: str = "user") -> TemplateError:
-    defn = rubric(**{part: template})  # type: ignore[arg-type]
+    defn = rubric(**{part: template})
     with pytest.raises(TemplateError) as exc:
         render_prompt(defn, CTX)
     return exc.value
@@ -240,7 +240,7 @@ def test_from_studio_record() -> None:
 
 
 def test_multipart_message_content_is_flattened() -> None:
-    ctx = PromptContext(input_messages=[{"role": "user", "content": [{"text": "hi"}]}])  # type: ignore[list-item]
+    ctx = PromptContext(input_messages=[{"role": "user", "content": [{"text": "hi"}]}])
     assert render_user("{{ prompt }}", ctx) == "hi"
 
 

@@ -109,14 +109,14 @@ def definitions(draw: st.DrawFn, mode: str) -> RubricDefinition:
     else:
         aggregation = "weighted_mean"
     return RubricDefinition(
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         title=draw(any_text.filter(str.strip)),
         task_description=draw(any_text),
         criteria=criteria,
         edge_case_rules=draw(st.lists(any_text, max_size=3)),
         desired_behaviours=draw(st.lists(any_text, max_size=2)),
         discouraged_behaviours=draw(st.lists(any_text, max_size=2)),
-        aggregation=aggregation,  # type: ignore[arg-type]
+        aggregation=aggregation,
         item_field=draw(keys.filter(lambda k: k not in {"criteria", "winner"}))
         if per_item
         else None,
@@ -150,7 +150,7 @@ def documents(draw: st.DrawFn) -> RubricDocument:
     return RubricDocument(
         name=draw(any_text.filter(str.strip)),
         description=draw(any_text),
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         draft=draw(st.none() | definitions(mode)),
         versions=versions,
     )
@@ -199,7 +199,7 @@ def test_builtins_round_trip_in_both_formats() -> None:
     for name, defn in BUILTIN_TEMPLATES.items():
         doc = RubricDocument(name=name, mode=defn.mode, draft=defn)
         for fmt in ("yaml", "json"):
-            assert load_rubric(dump_rubric(doc, fmt), fmt) == doc  # type: ignore[arg-type]
+            assert load_rubric(dump_rubric(doc, fmt), fmt) == doc
 
 
 def test_naive_timestamps_are_taken_as_utc() -> None:
