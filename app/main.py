@@ -15,6 +15,7 @@ from app.core.db import get_engine
 from app.core.security import CookieSigner
 from app.projects import api as project_api
 from app.projects import views as project_views
+from app.web import docs as api_docs
 from app.web.csrf import csrf_protect
 from app.web.errors import install_error_handlers
 from app.web.middleware import install_middleware
@@ -56,6 +57,7 @@ def all_routers() -> list[APIRouter]:
     """Every router the app mounts; the route-table security test walks this same list."""
     return [
         health.router,
+        api_docs.router,
         auth_views.router,
         auth_api.router,
         project_views.router,

@@ -87,10 +87,9 @@ def provider_config(snapshot: dict[str, Any]) -> ProviderConfig:
 
 def call_cost(snapshot: dict[str, Any], input_tokens: int, output_tokens: int) -> float:
     """Money spent on these tokens at the snapshot's prices per 1,000 tokens."""
-    return (
-        input_tokens / 1000.0 * float(snapshot.get("price_input_per_1k") or 0.0)
-        + output_tokens / 1000.0 * float(snapshot.get("price_output_per_1k") or 0.0)
-    )
+    return input_tokens / 1000.0 * float(
+        snapshot.get("price_input_per_1k") or 0.0
+    ) + output_tokens / 1000.0 * float(snapshot.get("price_output_per_1k") or 0.0)
 
 
 # ---- prompts ----------------------------------------------------------------------------------
@@ -470,11 +469,15 @@ def release_leases(engine: Engine, token: str, keep: Iterable[int] = ()) -> int:
     if kept:
         stmt = stmt.where(_items.c.id.not_in(kept))
     with engine.begin() as conn:
-        result = conn.execute(stmt.values(status="pending", lease_owner=None, lease_expires_at=None))
+        result = conn.execute(
+            stmt.values(status="pending", lease_owner=None, lease_expires_at=None)
+        )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def write_verdicts(engine: Engine, plan_snapshot: dict[str, Any], rows: list[dict[str, Any]]) -> int:
+def write_verdicts(
+    engine: Engine, plan_snapshot: dict[str, Any], rows: list[dict[str, Any]]
+) -> int:
     """Insert verdicts, mark their items done and add them to the run's counters, atomically.
 
     The unique work_item_id makes a second verdict for an item impossible: a row that already
@@ -536,6 +539,16 @@ def recompute_totals(conn: Connection, run_id: int, snapshot: dict[str, Any]) ->
         "output_tokens": int(tokens_out),
         "cost": call_cost(snapshot, int(tokens_in), int(tokens_out)),
     }
+
+
+def fail_run(engine: Engine, run_id: int, message: str) -> None:
+    """Mark an active run failed (it cannot be judged at all, e.g. its rubric version is gone)."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(_runs)
+            .where(_runs.c.id == run_id, _runs.c.status.in_(ACTIVE_STATUSES))
+            .values(status="failed", finished_at=utcnow(), message=message[:MAX_ERROR_TEXT])
+        )
 
 
 def finalize_run(engine: Engine, run_id: int) -> bool:
@@ -737,12 +750,23 @@ class _Session:
         self.write_lock = asyncio.Lock()
 
     async def run(self) -> SessionStats:
-        plan = await asyncio.to_thread(load_plan, self.engine, self.stats.run_id)
-        if plan is None or plan.status not in ACTIVE_STATUSES:
+        try:
+            plan = await asyncio.to_thread(load_plan, self.engine, self.stats.run_id)
+            if plan is None:
+                raise ValueError("its rubric version no longer exists")
+            cfg = plan.config()
+            provider = self.provider_factory(cfg)
+        except Exception as exc:  # nothing of this run can be judged: say why, once
+            log.exception("judge run %s cannot start", self.stats.run_id)
+            await asyncio.to_thread(
+                fail_run, self.engine, self.stats.run_id, f"The judge could not be set up: {exc}"
+            )
+            self.stats.halted = "failed"
+            return self.stats
+        if plan.status not in ACTIVE_STATUSES:
+            await provider.aclose()
             return self.stats
         await asyncio.to_thread(start_run, self.engine, plan.run_id)
-        cfg = plan.config()
-        provider = self.provider_factory(cfg)
         policy = cfg.retry_policy()
         watcher = asyncio.create_task(self._watch(plan))
         flusher = asyncio.create_task(self._flush_regularly(plan))
@@ -759,9 +783,7 @@ class _Session:
                     task.cancel()
                 await asyncio.gather(*self.tasks, return_exceptions=True)
             await self._flush(plan)
-            self.stats.released = await asyncio.to_thread(
-                release_leases, self.engine, self.token
-            )
+            self.stats.released = await asyncio.to_thread(release_leases, self.engine, self.token)
             with contextlib.suppress(Exception):
                 await provider.aclose()
         if self.halt is None:

@@ -89,4 +89,5 @@ def run_judging_once(ctx: WorkerContext) -> bool:
         stats.inserted,
         f" ({stats.halted})" if stats.halted else "",
     )
-    return True
+    # Nothing claimed (another worker was faster, or the run stopped): let the loop rest.
+    return did_work or stats.claimed > 0 or stats.halted == "failed"

@@ -51,7 +51,9 @@ class JudgeRun(SQLModel, table=True):
     rubric_version_id: int = Field(foreign_key="rubric_version.id", index=True)
     judge_config_id: int | None = Field(default=None, foreign_key="judge_config.id", index=True)
     judge_snapshot: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
-    kind: str = Field(default="standard", max_length=20, description="standard|pairwise|external|batch")
+    kind: str = Field(
+        default="standard", max_length=20, description="standard|pairwise|external|batch"
+    )
     comparison_key: str | None = Field(default=None, max_length=64, index=True)
     external_judge_name: str | None = Field(default=None, max_length=200)
     selection: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)

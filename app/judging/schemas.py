@@ -253,6 +253,7 @@ def invalid_from(exc: ValidationError, prefix: str = "") -> InvalidInput:
         if err.get("type") == "missing":
             message = "is required"
         problems.append({"field": f"{prefix}{loc}" or "request", "message": message})
-    summary = "; ".join(f"{p['field']}: {p['message']}" if p["field"] else p["message"]
-                        for p in problems[:5])
+    summary = "; ".join(
+        f"{p['field']}: {p['message']}" if p["field"] else p["message"] for p in problems[:5]
+    )
     return InvalidInput(f"Please correct: {summary}", details=problems)

@@ -266,7 +266,8 @@ def resolve_selection(
             query = query.where(col(Rollout.id).in_(gold))
     found = session.exec(query).all()
     rows: list[tuple[int, int]] = sorted(
-        (tuple(r) if pairwise else (r, r)) for r in found  # type: ignore[misc]
+        (tuple(r) if pairwise else (r, r))
+        for r in found  # type: ignore[misc]
     )
     resolved = selection.model_dump(mode="json")
     resolved["matched"] = len(rows)
@@ -345,7 +346,9 @@ def _load_subjects(
             wanted.update((pair.rollout_a_id, pair.rollout_b_id))
     else:
         wanted = {subjects.rollout_ids[i] for i in picks}
-    rollouts = {r.id or 0: r for r in session.exec(select(Rollout).where(col(Rollout.id).in_(wanted)))}
+    rollouts = {
+        r.id or 0: r for r in session.exec(select(Rollout).where(col(Rollout.id).in_(wanted)))
+    }
     return rollouts, pairs
 
 
@@ -524,7 +527,9 @@ def get_run(session: Session, project_id: int, run_id: int) -> JudgeRun:
     return run
 
 
-def cancel_run(session: Session, project: Project, run: JudgeRun, *, actor: User | None) -> JudgeRun:
+def cancel_run(
+    session: Session, project: Project, run: JudgeRun, *, actor: User | None
+) -> JudgeRun:
     """Stop a run: workers notice within seconds, stop calling the judge and re-queue the items
     they held. Verdicts already stored are kept."""
     result = session.execute(
@@ -550,7 +555,9 @@ def cancel_run(session: Session, project: Project, run: JudgeRun, *, actor: User
     return run
 
 
-def resume_run(session: Session, project: Project, run: JudgeRun, *, actor: User | None) -> JudgeRun:
+def resume_run(
+    session: Session, project: Project, run: JudgeRun, *, actor: User | None
+) -> JudgeRun:
     """Queue a cancelled or failed run again: every unfinished item goes back to the queue."""
     if run.status not in ("cancelled", "failed"):
         raise Conflict(f"This run is {run.status}; only a cancelled or failed run can be resumed.")
@@ -577,6 +584,7 @@ def resume_run(session: Session, project: Project, run: JudgeRun, *, actor: User
     run.message = f"Resumed: {requeued} item(s) to judge."
     run.lease_owner = None
     run.lease_expires_at = None
+    run.next_poll_at = None
     session.add(run)
     audit_service.record(
         session,

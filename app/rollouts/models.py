@@ -1,4 +1,4 @@
-"""Tables for rollouts (policy outputs), preference pairs and import jobs."""
+"""Tables for rollouts (policy outputs), preference pairs, import jobs and their problems."""
 
 from __future__ import annotations
 
@@ -18,10 +18,12 @@ class Rollout(SQLModel, table=True):
         Index("ix_rollout_project_step", "project_id", "step"),
         Index("ix_rollout_project_group", "project_id", "group_key"),
         Index("ix_rollout_project_model", "project_id", "model"),
+        # Keyset pagination walks a project's rollouts in id order; also serves project_id alone.
+        Index("ix_rollout_project_order", "project_id", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigIntType)
-    project_id: int = Field(foreign_key="project.id", index=True, ondelete="CASCADE")
+    project_id: int = Field(foreign_key="project.id", ondelete="CASCADE")
     external_id: str = Field(max_length=200)
     content_hash: str = Field(max_length=64)
     input_messages: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONType)
@@ -58,7 +60,12 @@ class RolloutPair(SQLModel, table=True):
 
 
 class RolloutImport(SQLModel, table=True):
-    """A durable import job: the uploaded file is parsed by a worker, not in the request."""
+    """A durable import job: the uploaded file is parsed by a worker, not in the request.
+
+    status: awaiting_mapping (a CSV waiting for its column mapping) -> queued -> validating
+    (the whole file is checked first) -> importing -> done; or rejected (the file, or some of
+    its lines, cannot be imported and nothing was stored) or failed (an internal error).
+    """
 
     __tablename__ = "rollout_import"
 
@@ -67,21 +74,38 @@ class RolloutImport(SQLModel, table=True):
     created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     filename: str = Field(max_length=500)
     stored_path: str = Field(default="", max_length=1000)
-    size_bytes: int = 0
+    size_bytes: int = Field(default=0, sa_type=BigIntType)
     format: str = Field(default="auto", max_length=20)
     options: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     skip_invalid: bool = False
     status: str = Field(default="queued", max_length=20, index=True)
-    bytes_read: int = 0
-    lines_read: int = 0
+    bytes_read: int = Field(default=0, sa_type=BigIntType, description="in the current phase")
+    lines_read: int = Field(default=0, description="in the current phase")
     inserted: int = 0
     duplicates: int = 0
     conflicts: int = 0
-    invalid: int = 0
-    problems: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONType)
+    invalid: int = Field(default=0, description="lines with at least one problem")
+    problem_count: int = 0
+    pairs: int = Field(default=0, description="preference pairs created")
+    resume_line: int = Field(default=0, description="every line up to this one is stored")
+    attempts: int = 0
     message: str = Field(default="")
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_expires_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+class RolloutImportProblem(SQLModel, table=True):
+    """One problem found in an import: a bad line, a conflict, or why the file was refused."""
+
+    __tablename__ = "rollout_import_problem"
+    __table_args__ = (Index("ix_rollout_import_problem_import_line", "import_id", "line"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigIntType)
+    import_id: int = Field(foreign_key="rollout_import.id", ondelete="CASCADE")
+    kind: str = Field(max_length=20, description="invalid | conflict | file")
+    line: int | None = None
+    field: str | None = Field(default=None, max_length=300)
+    message: str = Field(default="")

@@ -79,6 +79,9 @@ class TemplateError(Exception):
     def __hash__(self) -> int:
         return hash((self.part, self.line, self.message))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TemplateError, (self.part, self.line, self.message))
+
     def to_dict(self) -> dict[str, Any]:
         return {"part": self.part, "line": self.line, "message": self.message}
 
@@ -581,7 +584,10 @@ _USER_MATERIAL = """\
 
 
 def default_templates(defn: RubricDefinition) -> tuple[str, str]:
-    """(system, user) templates generated from the definition's structure (mode, items)."""
+    """(system, user) templates generated from the definition's structure.
+
+    They read only `defn.mode` and `defn.aggregation`; everything else (criteria, rules,
+    examples...) is pulled in by the templates' variables at render time."""
     if defn.mode == "preference":
         system = (
             _SYSTEM_INTRO

@@ -46,3 +46,10 @@ def test_wrong_password_shows_a_message(page, session: Session) -> None:
     sign_in(page, "expert@example.com", "not the password")
     page.wait_for_selector("[data-testid=login-error]")
     assert "not correct" in page.inner_text("[data-testid=login-error]")
+
+
+def test_api_reference_renders_under_the_csp(page) -> None:
+    page.goto("/docs")
+    page.wait_for_selector(".swagger-ui .opblock-tag")
+    assert page.locator("text=/api/v1/projects").first.is_visible()
+    assert [e for e in page.console_errors if "Content Security Policy" in e] == []

@@ -22,7 +22,7 @@ from app.projects.models import Role
 from tests.support.factories import make_project, make_user
 from tests.support.web import csrf_for, login
 
-PUBLIC_PATHS = {"/login", "/healthz", "/readyz", "/openapi.json"}
+PUBLIC_PATHS = {"/login", "/healthz", "/readyz", "/openapi.json", "/docs"}
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
 

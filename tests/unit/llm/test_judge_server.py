@@ -19,7 +19,6 @@ from tests.support.judge_server import (
     JudgeServer,
 )
 
-
 _http: httpx.Client | None = None
 
 

@@ -1,5 +1,7 @@
 """Tests for judge prompt rendering: sandbox, error messages, defaults and validation."""
 
+import pickle
+
 import pytest
 
 from app.rubrics.builtin import get_builtin
@@ -109,6 +111,8 @@ def test_every_documented_variable_is_provided() -> None:
         ("{{ cycler.__init__.__globals__ }}", "__init__"),
         ("{{ response.__class__ }}", "__class__"),
         ("{{ references.append(1) }}", "append"),
+        ("{{ '{0.__class__}'.format(response) }}", "__class__"),
+        ("{{ response | attr('__class__') }}", "__class__"),
     ],
 )
 def test_sandbox_blocks_internals_with_a_clear_message(template: str, attribute: str) -> None:
@@ -153,8 +157,9 @@ def test_other_runtime_errors_are_reported_with_line() -> None:
     assert (error.line, error.message) == (3, "ZeroDivisionError: division by zero")
 
 
-def test_template_error_to_dict_and_equality() -> None:
+def test_template_error_to_dict_equality_and_pickle() -> None:
     error = TemplateError("user", 3, "boom")
+    assert pickle.loads(pickle.dumps(error)) == error
     assert error.to_dict() == {"part": "user", "line": 3, "message": "boom"}
     assert error == TemplateError("user", 3, "boom")
     assert str(TemplateError("system", None, "x")) == "system template: x"
