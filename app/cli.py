@@ -13,6 +13,7 @@ from sqlmodel import Session
 from app.core import migrations
 from app.core.config import Settings, get_settings
 from app.core.db import get_engine
+from app.rubrics import cli as rubrics_cli
 
 cli = typer.Typer(
     help="Rubric Studio: design, calibrate and ship LLM-as-a-judge reward functions.",
@@ -23,6 +24,7 @@ db_cli = typer.Typer(help="Database migrations.", no_args_is_help=True)
 users_cli = typer.Typer(help="User accounts.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(users_cli, name="users")
+cli.add_typer(rubrics_cli.app, name="rubrics")
 
 DEMO_ADMIN_EMAIL = "admin@demo.rubric.studio"
 

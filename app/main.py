@@ -15,6 +15,8 @@ from app.core.db import get_engine
 from app.core.security import CookieSigner
 from app.projects import api as project_api
 from app.projects import views as project_views
+from app.rubrics import api as rubric_api
+from app.rubrics import views as rubric_views
 from app.web import docs as api_docs
 from app.web.csrf import csrf_protect
 from app.web.errors import install_error_handlers
@@ -64,6 +66,8 @@ def all_routers() -> list[APIRouter]:
         project_api.router,
         audit_views.router,
         audit_views.api_router,
+        rubric_views.router,
+        rubric_api.router,
     ]
 
 

@@ -8,6 +8,7 @@ from app.auth.models import User
 from app.core.config import Settings
 from app.projects import service as project_service
 from app.projects.models import Project
+from app.rubrics import service as rubric_service
 
 LEGAL_SLUG = "legal-contract-review-demo"
 
@@ -32,4 +33,5 @@ def load_demo(session: Session, settings: Settings, admin: User) -> str:
     project.slug = LEGAL_SLUG
     session.add(project)
     session.commit()
+    rubric_service.ensure_demo_rubric(session, project, admin)
     return f"  Loaded demo project: {project.name} (id {project.id})."

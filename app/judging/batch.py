@@ -124,7 +124,7 @@ def _unfinished(engine: Engine, run_id: int) -> list[tuple[int, int, int | None,
             .where(_items.c.run_id == run_id, _items.c.status != "done")
             .order_by(_items.c.id)
         ).all()
-    return [tuple(r) for r in rows]  # type: ignore[misc]
+    return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
 
 def submit(engine: Engine, run_id: int, clients: BatchClients) -> str | None:
@@ -323,7 +323,7 @@ def _record_verdict(
     output = record.get("modelOutput") or {}
     usage = output.get("usage") or {}
     text = _reply_text(output)
-    tokens = {
+    tokens: dict[str, Any] = {
         "input_tokens": int(usage.get("inputTokens") or 0),
         "output_tokens": int(usage.get("outputTokens") or 0),
         "latency_ms": int((output.get("metrics") or {}).get("latencyMs") or 0),
@@ -380,7 +380,7 @@ def _lease_run(engine: Engine, run_id: int, owner: str) -> bool:
             )
             .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=RUN_LEASE_S))
         )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
 
 
 def _release_run(engine: Engine, run_id: int, owner: str) -> None:

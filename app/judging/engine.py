@@ -58,6 +58,9 @@ ProviderFactory = Callable[[ProviderConfig], JudgeProvider]
 _verdicts = Verdict.__table__  # type: ignore[attr-defined]
 _items = JudgeWorkItem.__table__  # type: ignore[attr-defined]
 _runs = JudgeRun.__table__  # type: ignore[attr-defined]
+_rollouts = Rollout.__table__  # type: ignore[attr-defined]
+_pairs = RolloutPair.__table__  # type: ignore[attr-defined]
+_versions = RubricVersion.__table__  # type: ignore[attr-defined]
 
 
 # ---- judge configuration snapshots ------------------------------------------------------------
@@ -117,7 +120,7 @@ def pair_context(first: Any, second: Any) -> PromptContext:
     return ctx
 
 
-def _reference(index: int, ref: Any) -> dict[str, str]:
+def _reference(index: int, ref: Any) -> dict[str, Any]:
     if isinstance(ref, dict):
         return {"title": str(ref.get("title") or f"Reference {index + 1}"), "text": ref.get("text")}
     return {"title": f"Reference {index + 1}", "text": str(ref)}
@@ -162,8 +165,8 @@ def load_plan(engine: Engine, run_id: int) -> RunPlan | None:
         if run is None:
             return None
         version = conn.execute(
-            select(RubricVersion.definition, RubricVersion.output_schema).where(  # type: ignore[call-overload]
-                RubricVersion.id == run["rubric_version_id"]
+            select(_versions.c.definition, _versions.c.output_schema).where(
+                _versions.c.id == run["rubric_version_id"]
             )
         ).first()
     if version is None:
@@ -269,7 +272,6 @@ def verdict_row(
     output_tokens: int = 0,
     attempts: int = 0,
 ) -> dict[str, Any]:
-    failed = result is None
     return {
         "run_id": plan.run_id,
         "work_item_id": item.item_id,
@@ -277,12 +279,12 @@ def verdict_row(
         "pair_id": item.pair_id,
         "repeat": item.repeat,
         "order_shown": item.order,
-        "answer": None if failed else result.answer,
-        "scores": {} if failed else result.scores,
-        "aggregate": None if failed else result.aggregate,
+        "answer": None if result is None else result.answer,
+        "scores": {} if result is None else result.scores,
+        "aggregate": None if result is None else result.aggregate,
         # A failed judgement still yields a score: the neutral one, so downstream sums work.
-        "normalized": plan.neutral_score if failed else result.normalized,
-        "winner": None if failed else result.winner,
+        "normalized": plan.neutral_score if result is None else result.normalized,
+        "winner": None if result is None else result.winner,
         "raw_text": raw_text[:MAX_RAW_TEXT],
         "parse_status": status,
         "error": error[:MAX_ERROR_TEXT] if error else None,
@@ -449,7 +451,7 @@ def claim_items(
         else:
             stmt = update(_items).where(_items.c.id.in_(pick.scalar_subquery()), _claimable(now))
         rows = conn.execute(stmt.values(**values).returning(*returning)).all()
-    return sorted((tuple(r) for r in rows), key=lambda r: r[0])  # type: ignore[arg-type,return-value]
+    return sorted(((r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows), key=lambda r: r[0])
 
 
 def extend_leases(engine: Engine, token: str, lease_seconds: float) -> int:
@@ -459,7 +461,7 @@ def extend_leases(engine: Engine, token: str, lease_seconds: float) -> int:
             .where(_items.c.lease_owner == token, _items.c.status == "leased")
             .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
         )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)
 
 
 def release_leases(engine: Engine, token: str, keep: Iterable[int] = ()) -> int:
@@ -472,7 +474,7 @@ def release_leases(engine: Engine, token: str, keep: Iterable[int] = ()) -> int:
         result = conn.execute(
             stmt.values(status="pending", lease_owner=None, lease_expires_at=None)
         )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)
 
 
 def write_verdicts(
@@ -569,7 +571,7 @@ def finalize_run(engine: Engine, run_id: int) -> bool:
             .where(_runs.c.id == run_id, _runs.c.status.in_(ACTIVE_STATUSES))
             .values(status="completed", finished_at=utcnow(), **totals)
         )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
 
 
 # ---- preparing claimed items ------------------------------------------------------------------
@@ -595,13 +597,13 @@ class PromptCache:
 
 
 _ROLLOUT_COLUMNS = (
-    Rollout.id,
-    Rollout.input_messages,
-    Rollout.target_document,
-    Rollout.reference_documents,
-    Rollout.response,
-    Rollout.reference_answer,
-    Rollout.metadata_,
+    _rollouts.c.id,
+    _rollouts.c.input_messages,
+    _rollouts.c.target_document,
+    _rollouts.c.reference_documents,
+    _rollouts.c.response,
+    _rollouts.c.reference_answer,
+    _rollouts.c.metadata.label("metadata_"),
 )
 
 
@@ -621,8 +623,8 @@ def prepare_items(
         pair_ids = [row[2] for row in claimed if row[2] is not None]
         if pair_ids:
             for pid, a_id, b_id in conn.execute(
-                select(RolloutPair.id, RolloutPair.rollout_a_id, RolloutPair.rollout_b_id).where(  # type: ignore[call-overload]
-                    RolloutPair.id.in_(pair_ids)  # type: ignore[union-attr]
+                select(_pairs.c.id, _pairs.c.rollout_a_id, _pairs.c.rollout_b_id).where(
+                    _pairs.c.id.in_(pair_ids)
                 )
             ):
                 pairs[pid] = (a_id, b_id)
@@ -630,7 +632,7 @@ def prepare_items(
         rollouts = {
             row.id: row
             for row in conn.execute(
-                select(*_ROLLOUT_COLUMNS).where(Rollout.id.in_(need_rollouts))  # type: ignore[union-attr]
+                select(*_ROLLOUT_COLUMNS).where(_rollouts.c.id.in_(need_rollouts))
             )
         }
     prepared: list[PreparedItem] = []
@@ -877,7 +879,7 @@ class _Session:
         finally:
             task = asyncio.current_task()
             if task is not None:
-                self.tasks.discard(task)  # type: ignore[arg-type]
+                self.tasks.discard(task)
             self.wake.set()
         self.results.append(row)
         self.stats.finished += 1

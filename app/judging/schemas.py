@@ -1,4 +1,4 @@
-"""What crosses the boundary for judging: judge configuration, run and verdict inputs and outputs."""
+"""What crosses the boundary for judging: judge configurations, runs and verdicts."""
 
 from __future__ import annotations
 

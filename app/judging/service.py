@@ -265,10 +265,7 @@ def resolve_selection(
         else:
             query = query.where(col(Rollout.id).in_(gold))
     found = session.exec(query).all()
-    rows: list[tuple[int, int]] = sorted(
-        (tuple(r) if pairwise else (r, r))
-        for r in found  # type: ignore[misc]
-    )
+    rows: list[tuple[int, int]] = sorted((tuple(r) if pairwise else (r, r)) for r in found)
     resolved = selection.model_dump(mode="json")
     resolved["matched"] = len(rows)
     if selection.sample is not None and selection.sample < len(rows):

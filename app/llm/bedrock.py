@@ -106,9 +106,11 @@ class BedrockProvider:
         region = cfg.region or getattr(getattr(self.client, "meta", None), "region_name", "")
         self._cache_key = (str(region), cfg.model_id)
         # A dedicated pool: asyncio's default executor has only min(32, cpus + 4) threads,
-        # which would cap judge concurrency far below `concurrency` on small machines.
+        # which would cap judge concurrency far below `concurrency` on small machines. Twice the
+        # concurrency, because a thread whose call timed out keeps running until botocore's own
+        # read timeout and must not delay the retry that replaces it.
         self._executor = ThreadPoolExecutor(
-            max_workers=cfg.concurrency, thread_name_prefix="bedrock-judge"
+            max_workers=2 * cfg.concurrency, thread_name_prefix="bedrock-judge"
         )
 
     async def aclose(self) -> None:

@@ -49,7 +49,7 @@ def clear_mode_cache() -> None:
 class OpenAICompatProvider:
     """One attempt per complete(); retries belong to call_with_retries.
 
-    Holds an httpx.AsyncClient, so use one instance within one event loop and aclose() it.
+    Holds httpx connection pools, so use one instance within one event loop and aclose() it.
     """
 
     def __init__(self, cfg: ProviderConfig) -> None:

@@ -8,8 +8,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, status
 from starlette.responses import JSONResponse, Response
 
-from app.auth.dependencies import ProjectReader, SessionDep, project_access
-from app.auth.policies import Permission
+from app.auth.dependencies import (
+    ProjectReader,
+    RubricApprover,
+    RubricEditor,
+    RubricPublisher,
+    SessionDep,
+)
 from app.rubrics import forms
 from app.rubrics import service as rubric_service
 from app.rubrics.models import Rubric, RubricApproval, RubricVersion
@@ -30,11 +35,8 @@ from app.rubrics.schemas import (
 
 router = APIRouter(prefix="/api/v1/projects/{project_id}/rubrics", tags=["rubrics"])
 
-RubricEditor = project_access(Permission.rubric_edit)
-RubricPublisher = project_access(Permission.rubric_publish)
-RubricApprover = project_access(Permission.rubric_approve)
 
-_CONFLICT = {
+_CONFLICT: dict[int | str, dict[str, Any]] = {
     status.HTTP_409_CONFLICT: {
         "model": DraftConflictBody,
         "description": "The draft changed since you read it; the current draft is returned.",
@@ -148,7 +150,9 @@ def import_rubric(body: ImportBody, session: SessionDep, ctx: RubricEditor) -> R
 @router.get("/{rubric_id}", response_model=RubricPublic)
 def get_rubric(rubric_id: int, session: SessionDep, ctx: ProjectReader) -> RubricPublic:
     """The rubric, its draft (with what still prevents publishing) and its versions."""
-    return _rubric_public(session, rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id))
+    return _rubric_public(
+        session, rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    )
 
 
 @router.put("/{rubric_id}/draft", response_model=DraftSaveResult, responses=_CONFLICT)
@@ -256,7 +260,9 @@ def approve(
     """Sign off a published version (once per person)."""
     rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     version = rubric_service.get_version(session, rubric, number)
-    approval = rubric_service.approve_version(session, version, actor=ctx.user, comment=body.comment)
+    approval = rubric_service.approve_version(
+        session, version, actor=ctx.user, comment=body.comment
+    )
     return _approval(approval)
 
 

@@ -23,7 +23,9 @@ class Rubric(SQLModel, table=True):
     draft: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     draft_revision: int = Field(default=1, description="optimistic lock for concurrent edits")
     draft_based_on_version: int | None = None
-    draft_updated_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    draft_updated_by_id: int | None = Field(
+        default=None, foreign_key="user.id", ondelete="SET NULL"
+    )
     draft_updated_at: datetime = Field(default_factory=utcnow)
     created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow)

@@ -73,11 +73,16 @@ class RubricRow:
 
 def template_choices() -> dict[str, str]:
     """What a new rubric can start from: a blank design or a built-in template."""
-    choices = {key: f"{BUILTIN_TEMPLATES[key].title} — {text}" for key, text in BUILTIN_DESCRIPTIONS.items()}
+    choices = {
+        key: f"{BUILTIN_TEMPLATES[key].title} — {text}"
+        for key, text in BUILTIN_DESCRIPTIONS.items()
+    }
     return choices | BLANK_CHOICES
 
 
-def list_rubrics(session: Session, project_id: int, *, include_archived: bool = False) -> list[RubricRow]:
+def list_rubrics(
+    session: Session, project_id: int, *, include_archived: bool = False
+) -> list[RubricRow]:
     query = select(Rubric).where(Rubric.project_id == project_id)
     if not include_archived:
         query = query.where(col(Rubric.archived).is_(False))
@@ -89,19 +94,17 @@ def list_rubrics(session: Session, project_id: int, *, include_archived: bool = 
         for rubric_id, number in session.exec(
             select(RubricVersion.rubric_id, func.max(RubricVersion.number))
             .where(col(RubricVersion.rubric_id).in_(ids))
-            .group_by(RubricVersion.rubric_id)
+            .group_by(col(RubricVersion.rubric_id))
         ):
             latest[rubric_id] = number
         for rubric_id, count in session.exec(
             select(RubricVersion.rubric_id, func.count(col(RubricApproval.id)))
             .join(RubricApproval, col(RubricApproval.rubric_version_id) == col(RubricVersion.id))
             .where(col(RubricVersion.rubric_id).in_(ids))
-            .group_by(RubricVersion.rubric_id)
+            .group_by(col(RubricVersion.rubric_id))
         ):
             approvals[rubric_id] = count
-    return [
-        RubricRow(r, latest.get(r.id or 0), approvals.get(r.id or 0, 0)) for r in rubrics
-    ]
+    return [RubricRow(r, latest.get(r.id or 0), approvals.get(r.id or 0, 0)) for r in rubrics]
 
 
 def get_rubric(session: Session, project_id: int, rubric_id: int) -> Rubric:
@@ -411,11 +414,13 @@ def save_draft(
 def _generated_templates(draft: dict[str, Any]) -> tuple[str, str]:
     # The generated templates depend only on the mode and on per-item aggregation, so they
     # can be produced even while other parts of the draft are still invalid.
-    mode = "preference" if draft.get("mode") == "preference" else "rubric"
-    aggregation = draft.get("aggregation") if mode == "rubric" else "weighted_mean"
-    if aggregation not in forms.AGGREGATIONS:
-        aggregation = "weighted_mean"
-    shape = RubricDefinition.model_construct(mode=mode, aggregation=aggregation, title="")
+    preference = draft.get("mode") == "preference"
+    per_item = not preference and draft.get("aggregation") == "per_item_mean"
+    shape = RubricDefinition.model_construct(
+        mode="preference" if preference else "rubric",
+        aggregation="per_item_mean" if per_item else "weighted_mean",
+        title="",
+    )
     return default_templates(shape)
 
 
@@ -842,7 +847,7 @@ def export_document(
     return RubricDocument(
         name=rubric.name,
         description=rubric.description,
-        mode=rubric.mode,  # type: ignore[arg-type]
+        mode=rubric.mode,
         draft=draft,
         versions=[
             RubricVersionDocument(
@@ -1022,6 +1027,4 @@ _ReadableDumper.add_representer(str, _represent_str)
 
 def readable_yaml(draft: dict[str, Any]) -> str:
     """A draft as YAML for people (the conflict view), keys in the definition's order."""
-    return yaml.dump(
-        draft, Dumper=_ReadableDumper, sort_keys=False, allow_unicode=True, width=100
-    )
+    return yaml.dump(draft, Dumper=_ReadableDumper, sort_keys=False, allow_unicode=True, width=100)

@@ -8,22 +8,26 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from starlette.responses import Response
 
-from app.auth.dependencies import ProjectContext, ProjectReader, SessionDep, project_access
+from app.auth.dependencies import (
+    ProjectContext,
+    ProjectReader,
+    RubricApprover,
+    RubricEditor,
+    RubricPublisher,
+    SessionDep,
+)
 from app.auth.policies import Permission
 from app.core.errors import InvalidInput, NotFound
 from app.rubrics import forms
 from app.rubrics import service as rubric_service
-from app.rubrics.models import Rubric
 from app.rubrics.diff import side_by_side
+from app.rubrics.models import Rubric
 from app.rubrics.prompting import TEMPLATE_FILTERS, TEMPLATE_VARIABLES, TemplateError
 from app.web.flash import flash
 from app.web.htmx import is_htmx, redirect, render
 
 router = APIRouter(tags=["pages: rubrics"])
 
-RubricEditor = project_access(Permission.rubric_edit)
-RubricPublisher = project_access(Permission.rubric_publish)
-RubricApprover = project_access(Permission.rubric_approve)
 
 BASE = "/projects/{project_id}/rubrics"
 
@@ -107,6 +111,7 @@ def _editor_context(
         "filters": TEMPLATE_FILTERS,
         "aggregations": forms.AGGREGATION_LABELS,
         "rollouts": rubric_service.find_rollouts(session, ctx.project.id or 0),
+        "candidates": rubric_service.example_candidates(session, ctx.project.id or 0),
         "conflict": _conflict_context(conflict, draft) if conflict else None,
         "saved": None,
     } | _status_context(rubric, draft, check)
@@ -131,9 +136,7 @@ def _conflict_context(
 @router.get(BASE, include_in_schema=False)
 def rubric_list_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
     show_archived = request.query_params.get("archived") == "1"
-    rows = rubric_service.list_rubrics(
-        session, ctx.project.id or 0, include_archived=show_archived
-    )
+    rows = rubric_service.list_rubrics(session, ctx.project.id or 0, include_archived=show_archived)
     context = {
         "ctx": ctx,
         "rows": rows,
@@ -288,7 +291,10 @@ def rubric_preview_action(
         else rubric_service.SAMPLE_CONTEXT
     )
     preview = rubric_service.render_preview(draft, context_obj)
-    sources = {"system": draft.get("system_template") or "", "user": draft.get("user_template") or ""}
+    sources = {
+        "system": draft.get("system_template") or "",
+        "user": draft.get("user_template") or "",
+    }
     context = {
         "preview": preview,
         "rollout": rollout,
@@ -353,7 +359,9 @@ def _examples_response(
         flash(request, response, message)
         return response
     context = _editor_context(request, session, ctx, rubric) | {"examples_message": message}
-    return render(request, "rubrics/_examples_saved.html", context)
+    # The examples are part of the prompt: the preview listens for this event and re-renders.
+    headers = {"HX-Trigger": "rubric-examples-changed"}
+    return render(request, "rubrics/_examples_saved.html", context, headers=headers)
 
 
 @router.post(BASE + "/{rubric_id}/examples", include_in_schema=False)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 16:45:38.198202
+Create Date: 2026-11-22 16:51:07.009936
 """
 
 from collections.abc import Sequence
@@ -234,7 +234,9 @@ def upgrade() -> None:
         sa.Column("created_by_id", sa.Integer(), nullable=True),
         sa.Column("filename", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
         sa.Column("stored_path", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
-        sa.Column("size_bytes", sa.Integer(), nullable=False),
+        sa.Column(
+            "size_bytes", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
         sa.Column("format", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column(
             "options",
@@ -243,17 +245,18 @@ def upgrade() -> None:
         ),
         sa.Column("skip_invalid", sa.Boolean(), nullable=False),
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-        sa.Column("bytes_read", sa.Integer(), nullable=False),
+        sa.Column(
+            "bytes_read", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
         sa.Column("lines_read", sa.Integer(), nullable=False),
         sa.Column("inserted", sa.Integer(), nullable=False),
         sa.Column("duplicates", sa.Integer(), nullable=False),
         sa.Column("conflicts", sa.Integer(), nullable=False),
         sa.Column("invalid", sa.Integer(), nullable=False),
-        sa.Column(
-            "problems",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
-            nullable=False,
-        ),
+        sa.Column("problem_count", sa.Integer(), nullable=False),
+        sa.Column("pairs", sa.Integer(), nullable=False),
+        sa.Column("resume_line", sa.Integer(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("message", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("lease_owner", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
         sa.Column("lease_expires_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
@@ -397,9 +400,30 @@ def upgrade() -> None:
     with op.batch_alter_table("rollout", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_rollout_import_id"), ["import_id"], unique=False)
         batch_op.create_index("ix_rollout_project_group", ["project_id", "group_key"], unique=False)
-        batch_op.create_index(batch_op.f("ix_rollout_project_id"), ["project_id"], unique=False)
         batch_op.create_index("ix_rollout_project_model", ["project_id", "model"], unique=False)
+        batch_op.create_index("ix_rollout_project_order", ["project_id", "id"], unique=False)
         batch_op.create_index("ix_rollout_project_step", ["project_id", "step"], unique=False)
+
+    op.create_table(
+        "rollout_import_problem",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("import_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("line", sa.Integer(), nullable=True),
+        sa.Column("field", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
+        sa.Column("message", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["import_id"],
+            ["rollout_import.id"],
+            name=op.f("fk_rollout_import_problem_import_id_rollout_import"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rollout_import_problem")),
+    )
+    with op.batch_alter_table("rollout_import_problem", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_rollout_import_problem_import_line", ["import_id", "line"], unique=False
+        )
 
     op.create_table(
         "rubric_version",
@@ -1193,10 +1217,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_rubric_version_project_id"))
 
     op.drop_table("rubric_version")
+    with op.batch_alter_table("rollout_import_problem", schema=None) as batch_op:
+        batch_op.drop_index("ix_rollout_import_problem_import_line")
+
+    op.drop_table("rollout_import_problem")
     with op.batch_alter_table("rollout", schema=None) as batch_op:
         batch_op.drop_index("ix_rollout_project_step")
+        batch_op.drop_index("ix_rollout_project_order")
         batch_op.drop_index("ix_rollout_project_model")
-        batch_op.drop_index(batch_op.f("ix_rollout_project_id"))
         batch_op.drop_index("ix_rollout_project_group")
         batch_op.drop_index(batch_op.f("ix_rollout_import_id"))
 

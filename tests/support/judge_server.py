@@ -189,6 +189,7 @@ class JudgeServer:
     def start(self) -> JudgeServer:
         if self._thread is not None:
             raise RuntimeError("JudgeServer already started")
+        self._ready.clear()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))

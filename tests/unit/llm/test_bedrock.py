@@ -248,11 +248,11 @@ def test_repair_turns_become_alternating_messages(client: Any, stub: Stubber, sl
     ],
 )
 def test_error_mapping(code: str, status: int, retryable: bool) -> None:
-    exc = ClientError(
-        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-        "Converse",
-    )
-    error = map_client_error(exc)
+    response: Any = {
+        "Error": {"Code": code, "Message": "m"},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    error = map_client_error(ClientError(response, "Converse"))
     assert (error.code, error.status, error.retryable) == (code, status, retryable)
 
 

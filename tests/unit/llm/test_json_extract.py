@@ -117,7 +117,7 @@ def test_repair_instructions_without_schema_and_with_noisy_error() -> None:
 def test_module_imports_only_the_standard_library() -> None:
     # The file is copied into exported reward functions, which have only the standard library.
     tree = ast.parse(Path(json_extract.__file__).read_text())
-    imported = set()
+    imported: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             imported.update(alias.name.split(".")[0] for alias in node.names)
