@@ -13,6 +13,8 @@ from sqlmodel import Session
 from app.core import migrations
 from app.core.config import Settings, get_settings
 from app.core.db import get_engine
+from app.exports.cli import export_command
+from app.rollouts import cli as rollouts_cli
 from app.rubrics import cli as rubrics_cli
 
 cli = typer.Typer(
@@ -25,6 +27,8 @@ users_cli = typer.Typer(help="User accounts.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(rubrics_cli.app, name="rubrics")
+cli.command("export")(export_command)
+cli.command("import")(rollouts_cli.import_rollouts)
 
 DEMO_ADMIN_EMAIL = "admin@demo.rubric.studio"
 

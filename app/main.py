@@ -13,8 +13,14 @@ from app.core import health
 from app.core.config import Settings, get_settings
 from app.core.db import get_engine
 from app.core.security import CookieSigner
+from app.exports import api as export_api
+from app.exports import views as export_views
 from app.projects import api as project_api
 from app.projects import views as project_views
+from app.rewards import api as reward_api
+from app.rewards import views as reward_views
+from app.rollouts import api as rollout_api
+from app.rollouts import views as rollout_views
 from app.rubrics import api as rubric_api
 from app.rubrics import views as rubric_views
 from app.web import docs as api_docs
@@ -64,10 +70,16 @@ def all_routers() -> list[APIRouter]:
         auth_api.router,
         project_views.router,
         project_api.router,
+        rollout_views.router,
+        rollout_api.router,
         audit_views.router,
         audit_views.api_router,
         rubric_views.router,
         rubric_api.router,
+        reward_views.router,
+        reward_api.router,
+        export_views.router,
+        export_api.router,
     ]
 
 

@@ -1,37 +1,136 @@
-"""Load the demo projects into a database, once: `rubric-studio demo` calls this."""
+"""Load the demo projects into a database, once: `rubric-studio demo` calls this.
+
+Two projects: the legal contract review reference case (CUAD contracts, grouped generations) and
+a preference-pair project (LLMBar). Their rollouts go through the real import path, so running
+the demo again adds nothing.
+"""
 
 from __future__ import annotations
 
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from app.auth.models import User
 from app.core.config import Settings
 from app.projects import service as project_service
 from app.projects.models import Project
+from app.rollouts import jobs as rollout_jobs
+from app.rollouts import service as rollout_service
 from app.rubrics import service as rubric_service
+from app.worker import new_worker_id
 
 LEGAL_SLUG = "legal-contract-review-demo"
+PREFERENCE_SLUG = "preference-pairs-demo"
+PREFERENCE_NAME = "Instruction following pairs (LLMBar demo)"
+PREFERENCE_DESCRIPTION = (
+    "Preference judging: two answers to the same instruction, one of them better. Each pair "
+    "keeps the LLMBar experts' gold choice in its metadata (gold_label A or B)."
+)
 
 
 def load_demo(session: Session, settings: Settings, admin: User) -> str:
-    """Create the legal contract review demo project if it is missing. Returns a summary line."""
-    from app.demo.legal import build_legal_demo
-
-    existing = session.exec(select(Project).where(Project.slug == LEGAL_SLUG)).first()
-    if existing is not None:
-        return f"  Demo project already loaded: {existing.name} (id {existing.id})."
-    dataset = build_legal_demo()
-    project = project_service.create_project(
-        session,
-        name=dataset.project_name,
-        description=dataset.project_description,
-        owner=admin,
-        policy_system_prompt=dataset.policy_system_prompt,
-        output_schema=dataset.output_schema,
-        attribution=dataset.attribution,
+    """Create the demo projects and import their rollouts where missing. Returns a summary."""
+    return "\n".join(
+        [_load_legal(session, settings, admin), _load_preference(session, settings, admin)]
     )
-    project.slug = LEGAL_SLUG
+
+
+def _project(session: Session, slug: str) -> Project | None:
+    return session.exec(select(Project).where(Project.slug == slug)).first()
+
+
+def _create(session: Session, slug: str, admin: User, **fields: Any) -> Project:
+    project = project_service.create_project(session, owner=admin, **fields)
+    project.slug = slug
     session.add(project)
     session.commit()
+    return project
+
+
+def _load_legal(session: Session, settings: Settings, admin: User) -> str:
+    from app.demo.legal import build_legal_demo
+
+    dataset = build_legal_demo()
+    project = _project(session, LEGAL_SLUG)
+    created = project is None
+    if project is None:
+        project = _create(
+            session,
+            LEGAL_SLUG,
+            admin,
+            name=dataset.project_name,
+            description=dataset.project_description,
+            policy_system_prompt=dataset.policy_system_prompt,
+            output_schema=dataset.output_schema,
+            attribution=dataset.attribution,
+        )
     rubric_service.ensure_demo_rubric(session, project, admin)
-    return f"  Loaded demo project: {project.name} (id {project.id})."
+    added = import_demo_rollouts(
+        session, settings, project, admin, dataset.rollouts, "cuad-contract-review-demo.jsonl"
+    )
+    groups = len({record["group"] for record in dataset.rollouts})
+    return _summary(project, created, added, f"{len(dataset.rollouts)} rollouts in {groups} groups")
+
+
+def _load_preference(session: Session, settings: Settings, admin: User) -> str:
+    from app.demo.preference import PREFERENCE_ATTRIBUTION, build_preference_demo
+
+    records = build_preference_demo()
+    project = _project(session, PREFERENCE_SLUG)
+    created = project is None
+    if project is None:
+        project = _create(
+            session,
+            PREFERENCE_SLUG,
+            admin,
+            name=PREFERENCE_NAME,
+            description=PREFERENCE_DESCRIPTION,
+            attribution=PREFERENCE_ATTRIBUTION,
+        )
+    added = import_demo_rollouts(
+        session, settings, project, admin, records, "llmbar-natural-pairs-demo.jsonl"
+    )
+    return _summary(project, created, added, f"{len(records)} preference pairs")
+
+
+def _summary(project: Project, created: bool, added: int, contents: str) -> str:
+    state = "Loaded demo project" if created or added else "Demo project already loaded"
+    return f"  {state}: {project.name} (id {project.id}) — {contents}."
+
+
+def import_demo_rollouts(
+    session: Session,
+    settings: Settings,
+    project: Project,
+    admin: User,
+    records: Sequence[dict[str, Any]],
+    filename: str,
+) -> int:
+    """Import studio-format records through the import service, inline; returns how many
+    rollouts were added (0 when the project already has them)."""
+    wanted = sum(2 if "responses" in record else 1 for record in records)
+    if rollout_service.count_rollouts(session, project.id or 0) >= wanted:
+        return 0
+    data = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    worker_id = f"demo:{new_worker_id()}"
+    job = rollout_service.create_import(
+        session,
+        settings,
+        project,
+        admin,
+        filename=filename,
+        source=io.BytesIO(data.encode("utf-8")),
+        claim_by=worker_id,
+    )
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    finished = rollout_jobs.run_inline(engine, settings, job.id or 0, worker_id)
+    if finished is None or finished.status != rollout_service.DONE:
+        message = finished.message if finished else "the import disappeared"
+        raise RuntimeError(f"the demo rollouts could not be imported: {message}")
+    return finished.inserted

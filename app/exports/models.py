@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
 from app.core.clock import utcnow
@@ -28,3 +28,13 @@ class ExportBundle(SQLModel, table=True):
     override_reason: str | None = None
     created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class FrozenBundleError(RuntimeError):
+    """Raised when code tries to change or delete an export bundle through the ORM."""
+
+
+@event.listens_for(ExportBundle, "before_update")
+def _refuse_bundle_update(_mapper: object, _connection: object, target: ExportBundle) -> None:
+    # A bundle is what a training job ran with: it must never change after the fact.
+    raise FrozenBundleError(f"export bundle {target.id} is frozen and cannot be changed")

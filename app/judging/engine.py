@@ -749,6 +749,7 @@ class _Session:
         self.tasks: set[asyncio.Task[None]] = set()
         self.halt: str | None = None
         self.wake = asyncio.Event()
+        self.closing = asyncio.Event()
         self.write_lock = asyncio.Lock()
 
     async def run(self) -> SessionStats:
@@ -776,7 +777,8 @@ class _Session:
             await self._loop(plan, provider, policy, cfg.concurrency)
         finally:
             watcher.cancel()
-            flusher.cancel()
+            # The flusher is asked to stop, not cancelled: a write in progress must finish.
+            self.closing.set()
             for task in (watcher, flusher):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -888,13 +890,20 @@ class _Session:
         async with self.write_lock:
             while self.results:
                 batch, self.results = self.results, []
-                self.stats.inserted += await asyncio.to_thread(
-                    write_verdicts, self.engine, plan.snapshot, batch
-                )
+                try:
+                    inserted = await asyncio.to_thread(
+                        write_verdicts, self.engine, plan.snapshot, batch
+                    )
+                except BaseException:
+                    self.results = batch + self.results  # kept for the next attempt
+                    raise
+                self.stats.inserted += inserted
 
     async def _flush_regularly(self, plan: RunPlan) -> None:
-        while True:
-            await asyncio.sleep(self.options.flush_interval_s)
+        while not self.closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.options.flush_interval_s):
+                    await self.closing.wait()
             try:
                 await self._flush(plan)
             except asyncio.CancelledError:
@@ -908,17 +917,22 @@ class _Session:
         last_beat = time.monotonic()
         while True:
             await asyncio.sleep(self.options.status_check_s)
-            if self.stop.is_set():
-                self.halt = "stopped"
-            else:
-                status = await asyncio.to_thread(run_status, self.engine, plan.run_id)
-                if status not in ACTIVE_STATUSES:
-                    self.halt = "cancelled" if status == "cancelled" else (status or "deleted")
-            if self.halt is not None:
-                self.wake.set()
-                return
-            if time.monotonic() - last_beat >= heartbeat_every:
-                await asyncio.to_thread(
-                    extend_leases, self.engine, self.token, self.options.lease_seconds
-                )
-                last_beat = time.monotonic()
+            try:
+                if self.stop.is_set():
+                    self.halt = "stopped"
+                else:
+                    status = await asyncio.to_thread(run_status, self.engine, plan.run_id)
+                    if status not in ACTIVE_STATUSES:
+                        self.halt = "cancelled" if status == "cancelled" else (status or "deleted")
+                if self.halt is not None:
+                    self.wake.set()
+                    return
+                if time.monotonic() - last_beat >= heartbeat_every:
+                    await asyncio.to_thread(
+                        extend_leases, self.engine, self.token, self.options.lease_seconds
+                    )
+                    last_beat = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database blinked: check again at the next tick
+                log.exception("checking judge run %s failed", plan.run_id)

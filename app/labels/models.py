@@ -63,9 +63,13 @@ class Label(SQLModel, table=True):
     pair_id: int | None = Field(default=None, foreign_key="rollout_pair.id", sa_type=BigIntType)
     subject_key: str = Field(max_length=40, description="r:<rollout id> or p:<pair id>")
     rubric_version_id: int = Field(foreign_key="rubric_version.id", index=True)
-    queue_id: int | None = Field(default=None, foreign_key="annotation_queue.id", ondelete="SET NULL")
+    queue_id: int | None = Field(
+        default=None, foreign_key="annotation_queue.id", ondelete="SET NULL"
+    )
     annotator_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
-    annotator_key: str = Field(max_length=320, description="user:<id> or an imported annotator name")
+    annotator_key: str = Field(
+        max_length=320, description="user:<id> or an imported annotator name"
+    )
     annotator_name: str = Field(default="", max_length=320)
     values: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     critiques: dict[str, str] = Field(default_factory=dict, sa_type=JSONType)
@@ -86,7 +90,9 @@ class LabelRevision(SQLModel, table=True):
     __tablename__ = "label_revision"
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigIntType)
-    label_id: int = Field(foreign_key="label.id", index=True, ondelete="CASCADE", sa_type=BigIntType)
+    label_id: int = Field(
+        foreign_key="label.id", index=True, ondelete="CASCADE", sa_type=BigIntType
+    )
     revision: int
     snapshot: dict[str, Any] = Field(sa_type=JSONType)
     changed_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")

@@ -47,9 +47,7 @@ _JSON_COLUMNS = frozenset({"input_messages", "reference_documents", "reference_a
 _rollouts = Rollout.__table__  # type: ignore[attr-defined]
 _pairs = RolloutPair.__table__  # type: ignore[attr-defined]
 
-NUL_MESSAGE = (
-    "contains a NUL character (\\u0000), which cannot be stored; remove it from the text"
-)
+NUL_MESSAGE = "contains a NUL character (\\u0000), which cannot be stored; remove it from the text"
 
 
 @dataclass(frozen=True)
@@ -289,7 +287,9 @@ def _store_pairs(session: Session, project_id: int, lines: Iterable[ParsedLine])
     halves = [(line.records[0].external_id, line.records[1].external_id) for line in lines]
     ids = _lookup(session, project_id, [external_id for pair in halves for external_id in pair])
     wanted = {
-        (ids[a].id, ids[b].id) for a, b in halves if a in ids and b in ids and ids[a].id != ids[b].id
+        (ids[a].id, ids[b].id)
+        for a, b in halves
+        if a in ids and b in ids and ids[a].id != ids[b].id
     }
     if not wanted:
         return 0
@@ -339,4 +339,3 @@ def _same_file_conflict(record: RolloutRecord, first: RolloutRecord, source_file
         f"the id '{record.external_id}' is also used by line {first.line_no} of {source_file} "
         "with different content; this line was not imported and nothing was overwritten",
     )
-

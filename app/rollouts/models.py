@@ -5,11 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.core.clock import utcnow
 from app.core.db import BigIntType, JSONType
+
+
+# The searchable text of a rollout on PostgreSQL: its response and its input messages' contents,
+# each capped so one huge rollout cannot pass tsvector's 1 MB limit. Written exactly as
+# PostgreSQL prints it back, so the model and the database compare equal (alembic check); the
+# GIN index (migration 0002_rollout_fts) and every search use this same expression.
+FTS_VECTOR = (
+    "to_tsvector('english'::regconfig, "
+    "(\"left\"(response::text, 100000) || ' '::text) || "
+    "regexp_replace(\"left\"(jsonb_path_query_array(input_messages, "
+    "'$[*].\"content\"'::jsonpath)::text, 20000), '\\\\[nrt]'::text, ' '::text, 'g'::text))"
+)
 
 
 class Rollout(SQLModel, table=True):
@@ -20,6 +32,10 @@ class Rollout(SQLModel, table=True):
         Index("ix_rollout_project_model", "project_id", "model"),
         # Keyset pagination walks a project's rollouts in id order; also serves project_id alone.
         Index("ix_rollout_project_order", "project_id", "id"),
+        # PostgreSQL only (SQLite searches with LIKE); created by migration 0002_rollout_fts.
+        Index("ix_rollout_fts", text(FTS_VECTOR), postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigIntType)

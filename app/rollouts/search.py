@@ -7,26 +7,29 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, and_, cast, exists, func, or_, select, text, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    cast,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    true,
+)
 
 from app.labels.models import DisagreementResolution, GoldItem, Label
-from app.rollouts.models import Rollout
+from app.rollouts.models import FTS_VECTOR, Rollout
 
 _r = Rollout.__table__.c  # type: ignore[attr-defined]
 _labels = Label.__table__.c  # type: ignore[attr-defined]
 _gold = GoldItem.__table__.c  # type: ignore[attr-defined]
 _resolutions = DisagreementResolution.__table__.c  # type: ignore[attr-defined]
 
-# The searchable text of a rollout on PostgreSQL: its response and its input messages'
-# contents, each capped so one huge rollout cannot exceed tsvector's 1 MB limit. The GIN index
-# of migration 0002_rollout_fts is built on exactly this expression; the planner only uses the
-# index when a query repeats it, so both come from here (a test checks the plan).
-FTS_CONFIG = "english"
-FTS_DOCUMENT = (
-    "left(rollout.response, 100000) || ' ' || regexp_replace(left(jsonb_path_query_array("
-    "rollout.input_messages, '$[*].content')::text, 20000), '\\\\[nrt]', ' ', 'g')"
-)
-FTS_VECTOR = f"to_tsvector('{FTS_CONFIG}'::regconfig, {FTS_DOCUMENT})"
+FTS_CONFIG = "english"  # the text search configuration FTS_VECTOR is built with
 
 MAX_QUERY_CHARS = 500
 COUNT_CAP = 10_000
@@ -158,10 +161,7 @@ def page_query(
 def count_query(dialect: str, project_id: int, flt: RolloutFilter) -> Select[Any]:
     """How many match, counted up to COUNT_CAP + 1 so a count never scans a huge project."""
     inner = (
-        select(_r.id)
-        .where(*conditions(dialect, project_id, flt))
-        .limit(COUNT_CAP + 1)
-        .subquery()
+        select(_r.id).where(*conditions(dialect, project_id, flt)).limit(COUNT_CAP + 1).subquery()
     )
     return select(func.count()).select_from(inner)
 

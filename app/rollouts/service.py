@@ -108,7 +108,7 @@ def parse_csv_mapping(text: str | None) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise InvalidInput(
-            'csv_mapping must be a JSON object of field names to column names, like '
+            "csv_mapping must be a JSON object of field names to column names, like "
             '{"input": "Question", "response": "Answer"}'
         )
     return value
@@ -150,7 +150,7 @@ def _precheck(path: Path, filename: str, choices: ImportChoices, browser_mapping
                     raise FileRejected(BLANK_MESSAGE)
                 return fmt
             stream.seek(0)
-            options = ParseOptions(format=fmt, csv_mapping=dict(choices.csv_mapping))  # type: ignore[arg-type]
+            options = ParseOptions(format=fmt, csv_mapping=dict(choices.csv_mapping))
             iter_parse(stream, options, filename)  # raises for what the first block shows
         except FileRejected as error:
             raise _refused(error) from None
@@ -418,7 +418,9 @@ def parse_cursor(cursor: str | None) -> int | None:
     try:
         value = int(cursor)
     except ValueError:
-        raise InvalidInput(f"'{cursor}' is not a page cursor (use next_cursor from a list)") from None
+        raise InvalidInput(
+            f"'{cursor}' is not a page cursor (use next_cursor from a list)"
+        ) from None
     if value < 0:
         raise InvalidInput("a page cursor is never negative")
     return value
@@ -563,9 +565,7 @@ def delete_problems(
     session: Session, import_id: int, *, kind: str | None = None, after_line: int | None = None
 ) -> None:
     """Helper for the worker: forget problems before redoing the work that found them."""
-    statement = delete(RolloutImportProblem).where(
-        col(RolloutImportProblem.import_id) == import_id
-    )
+    statement = delete(RolloutImportProblem).where(col(RolloutImportProblem.import_id) == import_id)
     if kind is not None:
         statement = statement.where(col(RolloutImportProblem.kind) == kind)
     if after_line is not None:

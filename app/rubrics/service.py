@@ -137,14 +137,15 @@ def get_version(session: Session, rubric: Rubric, number: int) -> RubricVersion:
 
 
 def approvals_for(session: Session, version_ids: list[int]) -> dict[int, list[RubricApproval]]:
-    """Sign-offs per version id, oldest first."""
+    """Sign-offs per version id, in the order they were recorded."""
     result: dict[int, list[RubricApproval]] = {vid: [] for vid in version_ids}
     if not version_ids:
         return result
     query = (
         select(RubricApproval)
         .where(col(RubricApproval.rubric_version_id).in_(version_ids))
-        .order_by(col(RubricApproval.approved_at), col(RubricApproval.id))
+        # Insertion order (not the timestamp) so an imported file's order is kept exactly.
+        .order_by(col(RubricApproval.id))
     )
     for approval in session.exec(query):
         result.setdefault(approval.rubric_version_id, []).append(approval)

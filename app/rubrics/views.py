@@ -246,6 +246,7 @@ def rubric_draft_save_action(
         "saved": saved,
         "revision": saved.revision,
         "conflict": None,
+        "can_publish": ctx.can(Permission.rubric_publish),
     }
     return render(request, "rubrics/_autosave.html", context)
 

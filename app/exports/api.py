@@ -1,0 +1,116 @@
+"""JSON routes for export bundles and their generated targets (/api/v1)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, status
+from starlette.responses import Response
+
+from app.auth.dependencies import ExportCreator, ProjectReader, SessionDep
+from app.auth.policies import Permission
+from app.exports import service as export_service
+from app.exports.models import ExportBundle
+from app.exports.schemas import ExportCreate, ExportPublic, GateCheckPublic, TargetQuery
+
+router = APIRouter(prefix="/api/v1", tags=["exports"])
+
+TargetName = Literal[
+    "nova-lambda", "nova-recipe", "nova-iam", "trl", "verl", "openai-grader", "bundle"
+]
+
+
+def _public(
+    bundle: ExportBundle, *, with_spec: bool = False, same: list[int] | None = None
+) -> ExportPublic:
+    return ExportPublic(
+        id=bundle.id or 0,
+        project_id=bundle.project_id,
+        number=bundle.number,
+        content_hash=bundle.content_hash,
+        rubric_version_id=bundle.rubric_version_id,
+        judge_config_id=bundle.judge_config_id,
+        reward_config_id=bundle.reward_config_id,
+        gate_passed=bundle.gate_passed,
+        override_reason=bundle.override_reason,
+        created_by_id=bundle.created_by_id,
+        created_at=bundle.created_at,
+        manifest=bundle.content.get("manifest") or {},
+        spec=bundle.content.get("spec") if with_spec else None,
+        same_content_as=same or [],
+    )
+
+
+@router.get("/projects/{project_id}/exports", response_model=list[ExportPublic])
+def list_exports(session: SessionDep, ctx: ProjectReader) -> list[ExportPublic]:
+    """Export bundles, newest first (without their spec)."""
+    return [_public(b) for b in export_service.list_bundles(session, ctx.project.id or 0)]
+
+
+@router.get("/projects/{project_id}/exports/gate-check", response_model=GateCheckPublic)
+def gate_check(
+    session: SessionDep,
+    ctx: ProjectReader,
+    rubric_version_id: Annotated[int, Query(ge=1)],
+    judge_config_id: Annotated[int, Query(ge=1)],
+    run_id: Annotated[int | None, Query(ge=1)] = None,
+) -> GateCheckPublic:
+    """The agreement figures on the gold test split and the gate, without exporting."""
+    check = export_service.check_gate(
+        session,
+        ctx.project,
+        rubric_version_id=rubric_version_id,
+        judge_config_id=judge_config_id,
+        run_id=run_id,
+    )
+    return GateCheckPublic(agreement=check.summary, gate=check.gate)
+
+
+@router.post(
+    "/projects/{project_id}/exports",
+    response_model=ExportPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "the export gate blocks it (or a concurrent change)"}},
+)
+def create_export(body: ExportCreate, session: SessionDep, ctx: ExportCreator) -> ExportPublic:
+    """Freeze a bundle. When the gate fails, only an admin may export, with override_reason."""
+    bundle = export_service.create_bundle(
+        session,
+        ctx.project,
+        actor=ctx.user,
+        can_override=ctx.can(Permission.export_override),
+        rubric_version_id=body.rubric_version_id,
+        judge_config_id=body.judge_config_id,
+        run_id=body.run_id,
+        override_reason=body.override_reason,
+    )
+    return _public(bundle, with_spec=True, same=export_service.same_content(session, bundle))
+
+
+@router.get("/projects/{project_id}/exports/{bundle_id}", response_model=ExportPublic)
+def get_export(bundle_id: int, session: SessionDep, ctx: ProjectReader) -> ExportPublic:
+    bundle = export_service.get_bundle(session, ctx.project.id or 0, bundle_id)
+    return _public(bundle, with_spec=True, same=export_service.same_content(session, bundle))
+
+
+@router.get(
+    "/projects/{project_id}/exports/{bundle_id}/targets/{target}",
+    response_class=Response,
+    responses={200: {"description": "the generated file (zip, Python, YAML or JSON)"}},
+)
+def download_target(
+    bundle_id: int,
+    target: TargetName,
+    session: SessionDep,
+    ctx: ProjectReader,
+    query: Annotated[TargetQuery, Query()],
+) -> Response:
+    """A target generated from the bundle: nova-lambda (zip), nova-recipe, nova-iam, trl, verl,
+    openai-grader (legacy) or the bundle file itself."""
+    bundle = export_service.get_bundle(session, ctx.project.id or 0, bundle_id)
+    file = export_service.target_file(bundle, target, query.options())
+    return Response(
+        file.data,
+        media_type=file.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{file.filename}"'},
+    )

@@ -1,0 +1,4 @@
+"""Studio-side alias of app.rubrics.scoring; generated packages get a verbatim copy instead."""
+
+from app.rubrics.scoring import ScoringError as ScoringError
+from app.rubrics.scoring import score_answer as score_answer

@@ -1,0 +1,612 @@
+"""HTML routes for labeling: the labeling hub, queues, the annotation view (drafts and submit),
+disagreement review, gold sets and label import/export."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from starlette.datastructures import FormData
+from starlette.responses import JSONResponse, Response
+
+from app.auth.dependencies import (
+    DisagreementResolver,
+    GoldManager,
+    LabelImporter,
+    LabelWriter,
+    ProjectReader,
+    QueueManager,
+    SessionDep,
+)
+from app.auth.policies import Permission
+from app.core.errors import DomainError, InvalidInput
+from app.labels import exchange, gold, review, transfer
+from app.labels import service as label_service
+from app.labels.service import LabelInput, QueueSelection
+from app.web.errors import wants_json
+from app.web.flash import flash
+from app.web.htmx import is_htmx, redirect, render
+
+router = APIRouter(tags=["pages: labeling"])
+
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
+
+
+def _base(ctx: Any) -> str:
+    return f"/projects/{ctx.project.id}"
+
+
+def _item_url(ctx: Any, queue_id: int, item_id: int) -> str:
+    return f"{_base(ctx)}/queues/{queue_id}/items/{item_id}"
+
+
+# ---- hub and queues ---------------------------------------------------------------------------
+
+
+@router.get("/projects/{project_id}/labeling", include_in_schema=False)
+def labeling_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
+    project_id = ctx.project.id or 0
+    context = {
+        "ctx": ctx,
+        "queues": label_service.list_queues(session, project_id, ctx.user),
+        "runs": review.list_runs(session, project_id, limit=50),
+        "gold_count": len(gold.list_gold(session, project_id)),
+    }
+    return render(request, "labels/hub.html", context)
+
+
+@router.get("/projects/{project_id}/queues/new", include_in_schema=False)
+def queue_new_page(request: Request, session: SessionDep, ctx: QueueManager) -> Response:
+    project_id = ctx.project.id or 0
+    context = {
+        "ctx": ctx,
+        "versions": label_service.version_choices(session, project_id),
+        "labelers": label_service.labelers(session, project_id),
+        "runs": review.list_runs(session, project_id),
+    }
+    return render(request, "labels/queue_new.html", context)
+
+
+def _optional_int(form: FormData, name: str) -> int | None:
+    raw = form.get(name)
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise InvalidInput(f"{name.replace('_', ' ')} must be a whole number.") from None
+
+
+def _text(form: FormData, name: str) -> str:
+    raw = form.get(name)
+    return raw if isinstance(raw, str) else ""
+
+
+@router.post("/projects/{project_id}/queues", include_in_schema=False)
+async def queue_create_action(request: Request, session: SessionDep, ctx: QueueManager) -> Response:
+    form = await request.form()
+    source = _text(form, "source") or "filter"
+    if source not in ("filter", "run", "gold"):
+        raise InvalidInput("Choose where the items come from: a filter, a judge run or gold items.")
+    selection = QueueSelection(
+        source=source,  # type: ignore[arg-type]
+        run_id=_optional_int(form, "run_id"),
+        gold_split=_text(form, "gold_split") or None,
+        model=_text(form, "model") or None,
+        group=_text(form, "group") or None,
+        search=_text(form, "search") or None,
+        step_min=_optional_int(form, "step_min"),
+        step_max=_optional_int(form, "step_max"),
+        sample_size=_optional_int(form, "sample_size"),
+        seed=_optional_int(form, "seed"),
+    )
+    assignees = []
+    for raw in form.getlist("assignee"):
+        if isinstance(raw, str) and raw.strip().isdigit():
+            assignees.append(int(raw))
+    version_id = _optional_int(form, "rubric_version_id")
+    if version_id is None:
+        raise InvalidInput("Choose the rubric version the experts label with.")
+    queue = label_service.create_queue(
+        session,
+        ctx.project,
+        actor=ctx.user,
+        name=_text(form, "name"),
+        rubric_version_id=version_id,
+        assignee_ids=assignees,
+        overlap=_optional_int(form, "overlap") or 1,
+        selection=selection,
+    )
+    response = redirect(request, f"{_base(ctx)}/queues/{queue.id}")
+    flash(request, response, f"Queue “{queue.name}” created.")
+    return response
+
+
+@router.get("/projects/{project_id}/queues/{queue_id}", include_in_schema=False)
+def queue_page(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectReader,
+    queue_id: int,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    queue = label_service.get_queue(session, ctx.project.id or 0, queue_id)
+    version = label_service.get_version(session, ctx.project.id or 0, queue.rubric_version_id)
+    context = {
+        "ctx": ctx,
+        "queue": queue,
+        "version_label": label_service.version_label(session, version),
+        "progress": label_service.queue_progress(session, queue, ctx.user),
+        "assignees": label_service.queue_assignees(session, queue),
+        "assigned": label_service.is_assignee(session, queue, ctx.user),
+        "items": label_service.queue_items(session, queue, ctx.user, offset=offset),
+        "offset": offset,
+        "page_size": 200,
+    }
+    return render(request, "labels/queue.html", context)
+
+
+@router.post("/projects/{project_id}/queues/{queue_id}/close", include_in_schema=False)
+def queue_close_action(
+    request: Request,
+    session: SessionDep,
+    ctx: QueueManager,
+    queue_id: int,
+    closed: Annotated[bool, Form()] = True,
+) -> Response:
+    queue = label_service.get_queue(session, ctx.project.id or 0, queue_id)
+    label_service.set_queue_closed(session, queue, actor=ctx.user, closed=closed)
+    response = redirect(request, f"{_base(ctx)}/queues/{queue.id}")
+    flash(request, response, "Queue closed." if closed else "Queue reopened.")
+    return response
+
+
+@router.get("/projects/{project_id}/queues/{queue_id}/next", include_in_schema=False)
+def queue_next_page(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectReader,
+    queue_id: int,
+    after: Annotated[int | None, Query()] = None,
+) -> Response:
+    queue = label_service.get_queue(session, ctx.project.id or 0, queue_id)
+    item = label_service.next_item(session, queue, ctx.user, after_position=after)
+    if item is None:
+        return redirect(request, f"{_base(ctx)}/queues/{queue.id}?done=1")
+    return redirect(request, _item_url(ctx, queue.id or 0, item.id or 0))
+
+
+# ---- the annotation view ----------------------------------------------------------------------
+
+
+def _posted_values(form: FormData) -> dict[str, Any]:
+    values = {k[len("value__") :]: v for k, v in form.items() if k.startswith("value__")}
+    critiques = {k[len("critique__") :]: v for k, v in form.items() if k.startswith("critique__")}
+    return {
+        "values": {k: v for k, v in values.items() if isinstance(v, str)},
+        "critiques": {k: v for k, v in critiques.items() if isinstance(v, str)},
+        "overall_critique": _text(form, "overall_critique"),
+        "choice": _text(form, "choice"),
+    }
+
+
+def _label_input(form: FormData) -> LabelInput:
+    posted = _posted_values(form)
+    return LabelInput(
+        values=posted["values"],
+        critiques=posted["critiques"],
+        overall_critique=posted["overall_critique"],
+        choice=posted["choice"] or None,
+        expected_revision=_optional_int(form, "revision"),
+        reason=_text(form, "reason"),
+    )
+
+
+def _stored_form(view: label_service.ItemView) -> dict[str, Any]:
+    """The form's values from the stored label (draft or submitted)."""
+    label = view.label
+    if label is None:
+        return {"values": {}, "critiques": {}, "overall_critique": "", "choice": ""}
+    values: dict[str, str] = {}
+    for key, value in (label.values or {}).items():
+        values[key] = ("pass" if value else "fail") if isinstance(value, bool) else str(value)
+    from app.labels.values import position_of
+
+    return {
+        "values": values,
+        "critiques": dict(label.critiques or {}),
+        "overall_critique": label.overall_critique,
+        "choice": position_of(label.preference, view.shown_order),
+    }
+
+
+def _item_context(
+    ctx: Any,
+    view: label_service.ItemView,
+    *,
+    posted: dict[str, Any] | None = None,
+    error: DomainError | None = None,
+) -> dict[str, Any]:
+    base = _item_url(ctx, view.queue.id or 0, view.item.id or 0)
+    return {
+        "ctx": ctx,
+        "view": view,
+        "form": posted or _stored_form(view),
+        "revision": view.label.revision if view.label else "",
+        "error": error.message if error else None,
+        "problems": error.details if error and isinstance(error.details, list) else [],
+        "draft_url": f"{base}/draft",
+        "submit_url": f"{base}/submit",
+        "queue_url": f"{_base(ctx)}/queues/{view.queue.id}",
+        "next_url": _item_url(ctx, view.queue.id or 0, view.next_id) if view.next_id else "",
+        "previous_url": (
+            _item_url(ctx, view.queue.id or 0, view.previous_id) if view.previous_id else ""
+        ),
+        "storage_key": f"rs-label:{view.queue.id}:{view.item.id}:{ctx.user.id}",
+    }
+
+
+def _item_page(request: Request, ctx: Any, view: label_service.ItemView, **kwargs: Any) -> Response:
+    template = "labels/preference.html" if view.item.pair_id else "labels/annotate.html"
+    error = kwargs.get("error")
+    status = error.status_code if isinstance(error, DomainError) else 200
+    return render(request, template, _item_context(ctx, view, **kwargs), status_code=status)
+
+
+@router.get("/projects/{project_id}/queues/{queue_id}/items/{item_id}", include_in_schema=False)
+def item_page(
+    request: Request, session: SessionDep, ctx: ProjectReader, queue_id: int, item_id: int
+) -> Response:
+    queue = label_service.get_queue(session, ctx.project.id or 0, queue_id)
+    item = label_service.get_item(session, queue, item_id)
+    view = label_service.item_view(session, queue, item, ctx.user)
+    return _item_page(request, ctx, view)
+
+
+@router.post(
+    "/projects/{project_id}/queues/{queue_id}/items/{item_id}/draft", include_in_schema=False
+)
+async def label_draft_action(
+    request: Request, session: SessionDep, ctx: LabelWriter, queue_id: int, item_id: int
+) -> Response:
+    queue = label_service.get_queue(session, ctx.project.id or 0, queue_id)
+    item = label_service.get_item(session, queue, item_id)
+    label = label_service.save_draft(
+        session, queue, item, ctx.user, _label_input(await request.form())
+    )
+    if wants_json(request):
+        return JSONResponse(
+            {
+                "label_id": label.id,
+                "revision": label.revision,
+                "status": label.status,
+                "saved_at": label.updated_at.isoformat(),
+            }
+        )
+    response = redirect(request, _item_url(ctx, queue.id or 0, item.id or 0))
+    flash(request, response, "Draft saved.")
+    return response
+
+
+@router.post(
+    "/projects/{project_id}/queues/{queue_id}/items/{item_id}/submit", include_in_schema=False
+)
+async def label_submit_action(
+    request: Request, session: SessionDep, ctx: LabelWriter, queue_id: int, item_id: int
+) -> Response:
+    queue = label_service.get_queue(session, ctx.project.id or 0, queue_id)
+    item = label_service.get_item(session, queue, item_id)
+    form = await request.form()
+    try:
+        result = label_service.submit_label(session, queue, item, ctx.user, _label_input(form))
+    except DomainError as exc:
+        if wants_json(request) or exc.status_code not in (409, 422):
+            raise
+        # Never lose what she typed: the page comes back with her input and the reason.
+        session.rollback()
+        view = label_service.item_view(session, queue, item, ctx.user)
+        return _item_page(request, ctx, view, posted=_posted_values(form), error=exc)
+    next_url = (
+        _item_url(ctx, queue.id or 0, result.next_item.id or 0)
+        if result.next_item is not None
+        else f"{_base(ctx)}/queues/{queue.id}?done=1"
+    )
+    if wants_json(request):
+        return JSONResponse(
+            {
+                "label_id": result.label.id,
+                "revision": result.label.revision,
+                "outcome": result.outcome,
+                "next_url": next_url,
+            }
+        )
+    response = redirect(request, next_url)
+    flash(
+        request,
+        response,
+        "Label submitted." if result.outcome != "unchanged" else "Already submitted.",
+    )
+    return response
+
+
+# ---- disagreement review ----------------------------------------------------------------------
+
+
+def _tolerances(tolerance: float | None, aggregate_tolerance: float | None) -> tuple[float, float]:
+    tol = review.DEFAULT_TOLERANCE if tolerance is None else tolerance
+    agg = review.DEFAULT_AGGREGATE_TOLERANCE if aggregate_tolerance is None else aggregate_tolerance
+    if not (math.isfinite(tol) and math.isfinite(agg)):
+        raise InvalidInput("Tolerances must be numbers.")
+    return tol, agg
+
+
+def _review_context(
+    request: Request,
+    session: SessionDep,
+    ctx: Any,
+    run_id: int,
+    *,
+    tolerance: float | None,
+    aggregate_tolerance: float | None,
+    rollout_id: int | None = None,
+) -> dict[str, Any]:
+    run = review.get_run(session, ctx.project.id or 0, run_id)
+    tol, agg = _tolerances(tolerance, aggregate_tolerance)
+    report = review.disagreements(
+        session,
+        run,
+        viewer=ctx.user,
+        tolerance=tol,
+        aggregate_tolerance=agg,
+        rollout_id=rollout_id,
+    )
+    query = urlencode({"tolerance": tol, "aggregate_tolerance": agg})
+    return {
+        "ctx": ctx,
+        "run": run,
+        "report": report,
+        "judge_name": review.judge_name(run),
+        "query": query,
+        "page_url": f"{_base(ctx)}/disagreements/{run.id}",
+        "resolve_url": f"{_base(ctx)}/disagreements/{run.id}/resolve",
+        "rollout_id": rollout_id,
+        "can_resolve": ctx.can(Permission.disagreement_resolve),
+        "resolution_names": review.RESOLUTION_NAMES,
+        "choices": review.criterion_choices,
+        "judge_default": review.judge_default,
+    }
+
+
+@router.get("/projects/{project_id}/disagreements/{run_id}", include_in_schema=False)
+def disagreements_page(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectReader,
+    run_id: int,
+    tolerance: Annotated[float | None, Query(ge=0, le=100)] = None,
+    aggregate_tolerance: Annotated[float | None, Query(ge=0, le=1)] = None,
+) -> Response:
+    context = _review_context(
+        request, session, ctx, run_id, tolerance=tolerance, aggregate_tolerance=aggregate_tolerance
+    )
+    return render(
+        request, "labels/disagreements.html", context, fragment="labels/_disagreements.html"
+    )
+
+
+@router.get(
+    "/projects/{project_id}/disagreements/{run_id}/rollouts/{rollout_id}", include_in_schema=False
+)
+def disagreement_detail_page(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectReader,
+    run_id: int,
+    rollout_id: int,
+    tolerance: Annotated[float | None, Query(ge=0, le=100)] = None,
+    aggregate_tolerance: Annotated[float | None, Query(ge=0, le=1)] = None,
+) -> Response:
+    rollout = label_service.get_rollout(session, ctx.project.id or 0, rollout_id)
+    context = _review_context(
+        request,
+        session,
+        ctx,
+        run_id,
+        tolerance=tolerance,
+        aggregate_tolerance=aggregate_tolerance,
+        rollout_id=rollout_id,
+    )
+    context.update(review.rollout_document(rollout, context["report"]))
+    return render(
+        request, "labels/disagreement_detail.html", context, fragment="labels/_disagreements.html"
+    )
+
+
+@router.post("/projects/{project_id}/disagreements/{run_id}/resolve", include_in_schema=False)
+def disagreement_resolve_action(
+    request: Request,
+    session: SessionDep,
+    ctx: DisagreementResolver,
+    run_id: int,
+    label_id: Annotated[int, Form()],
+    criterion: Annotated[str, Form(max_length=80)],
+    resolution: Annotated[str, Form(max_length=30)],
+    note: Annotated[str, Form(max_length=5000)] = "",
+    corrected_value: Annotated[str, Form(max_length=20)] = "",
+    revision: Annotated[int | None, Form()] = None,
+    rollout_id: Annotated[int | None, Form()] = None,
+    tolerance: Annotated[float | None, Form(ge=0, le=100)] = None,
+    aggregate_tolerance: Annotated[float | None, Form(ge=0, le=1)] = None,
+) -> Response:
+    run = review.get_run(session, ctx.project.id or 0, run_id)
+    review.resolve(
+        session,
+        run,
+        actor=ctx.user,
+        may_edit_others=ctx.can(Permission.project_manage),
+        label_id=label_id,
+        criterion=criterion,
+        resolution=resolution,
+        note=note,
+        corrected_value=corrected_value if resolution == "label_wrong" else None,
+        expected_revision=revision,
+    )
+    if is_htmx(request):
+        context = _review_context(
+            request,
+            session,
+            ctx,
+            run_id,
+            tolerance=tolerance,
+            aggregate_tolerance=aggregate_tolerance,
+            rollout_id=rollout_id,
+        )
+        return render(request, "labels/_disagreements.html", context)
+    target = f"{_base(ctx)}/disagreements/{run.id}"
+    if rollout_id is not None:
+        target += f"/rollouts/{rollout_id}"
+    tol, agg = _tolerances(tolerance, aggregate_tolerance)
+    response = redirect(
+        request, f"{target}?{urlencode({'tolerance': tol, 'aggregate_tolerance': agg})}"
+    )
+    flash(request, response, "Resolution saved.")
+    return response
+
+
+# ---- gold sets --------------------------------------------------------------------------------
+
+
+@router.get("/projects/{project_id}/gold", include_in_schema=False)
+def gold_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
+    project_id = ctx.project.id or 0
+    context = {
+        "ctx": ctx,
+        "rows": gold.list_gold(session, project_id),
+        "candidates": gold.gold_candidates(session, project_id)
+        if ctx.can(Permission.gold_manage)
+        else [],
+        "can_manage": ctx.can(Permission.gold_manage),
+    }
+    return render(request, "labels/gold.html", context)
+
+
+@router.post("/projects/{project_id}/gold", include_in_schema=False)
+async def gold_add_action(request: Request, session: SessionDep, ctx: GoldManager) -> Response:
+    form = await request.form()
+    rollout_ids = [int(v) for v in form.getlist("rollout_id") if isinstance(v, str) and v.isdigit()]
+    added = gold.add_gold(
+        session,
+        ctx.project,
+        actor=ctx.user,
+        rollout_ids=rollout_ids,
+        split=_text(form, "split"),
+        expectation=_text(form, "expectation"),
+        note=_text(form, "note"),
+    )
+    response = redirect(request, f"{_base(ctx)}/gold")
+    flash(request, response, f"{len(added)} rollouts added to the gold set.")
+    return response
+
+
+@router.post("/projects/{project_id}/gold/{gold_id}/split", include_in_schema=False)
+def gold_split_action(
+    request: Request,
+    session: SessionDep,
+    ctx: GoldManager,
+    gold_id: int,
+    split: Annotated[str, Form(max_length=20)],
+) -> Response:
+    item = gold.set_gold_split(session, ctx.project, gold_id, actor=ctx.user, split=split)
+    response = redirect(request, f"{_base(ctx)}/gold")
+    flash(request, response, f"Rollout {item.rollout_id} is now in the {item.split} split.")
+    return response
+
+
+@router.post("/projects/{project_id}/gold/{gold_id}/remove", include_in_schema=False)
+def gold_remove_action(
+    request: Request, session: SessionDep, ctx: GoldManager, gold_id: int
+) -> Response:
+    gold.remove_gold(session, ctx.project, gold_id, actor=ctx.user)
+    response = redirect(request, f"{_base(ctx)}/gold")
+    flash(request, response, "Removed from the gold set.")
+    return response
+
+
+# ---- import and export ------------------------------------------------------------------------
+
+
+@router.get("/projects/{project_id}/labels", include_in_schema=False)
+def labels_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
+    context = {
+        "ctx": ctx,
+        "counts": exchange.label_counts(session, ctx.project.id or 0),
+        "versions": label_service.version_choices(session, ctx.project.id or 0),
+        "can_import": ctx.can(Permission.label_import),
+        "result": None,
+    }
+    return render(request, "labels/transfer.html", context)
+
+
+@router.post("/projects/{project_id}/labels/import", include_in_schema=False)
+async def labels_import_action(
+    request: Request,
+    session: SessionDep,
+    ctx: LabelImporter,
+    file: Annotated[UploadFile, File()],
+    rubric_version_id: Annotated[int, Form()],
+    format: Annotated[str, Form(max_length=10)] = "auto",
+    skip_invalid: Annotated[bool, Form()] = False,
+) -> Response:
+    data = await file.read(MAX_IMPORT_BYTES + 1)
+    if len(data) > MAX_IMPORT_BYTES:
+        raise InvalidInput(f"The file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput("The file is not UTF-8 text.") from None
+    fmt = transfer.guess_format(file.filename or "", text) if format == "auto" else format
+    if fmt not in transfer.FORMATS:
+        raise InvalidInput("The format must be jsonl, csv or auto.")
+    result = exchange.import_labels(
+        session,
+        ctx.project,
+        actor=ctx.user,
+        rubric_version_id=rubric_version_id,
+        text=text,
+        fmt=fmt,
+        skip_invalid=skip_invalid,
+    )
+    context = {
+        "ctx": ctx,
+        "counts": exchange.label_counts(session, ctx.project.id or 0),
+        "versions": label_service.version_choices(session, ctx.project.id or 0),
+        "can_import": True,
+        "result": result,
+    }
+    return render(request, "labels/transfer.html", context)
+
+
+@router.get("/projects/{project_id}/labels/export", include_in_schema=False)
+def labels_export(
+    session: SessionDep,
+    ctx: ProjectReader,
+    format: Annotated[str, Query(pattern="^(jsonl|csv)$")] = "jsonl",
+    rubric_version_id: Annotated[int | None, Query()] = None,
+) -> Response:
+    text = exchange.export_labels(
+        session,
+        ctx.project.id or 0,
+        fmt=format,  # type: ignore[arg-type]
+        rubric_version_id=rubric_version_id,
+    )
+    name = f"labels-project{ctx.project.id}" + (
+        f"-version{rubric_version_id}" if rubric_version_id else ""
+    )
+    media = "text/csv" if format == "csv" else "application/x-ndjson"
+    return Response(
+        text,
+        media_type=f"{media}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.{format}"'},
+    )

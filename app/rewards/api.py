@@ -1,0 +1,99 @@
+"""JSON routes for the reward configuration and its preview (/api/v1)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from app.auth.dependencies import ProjectReader, RewardEditor, SessionDep
+from app.rewards import service as reward_service
+from app.rewards.models import RewardConfig
+from app.rewards.schemas import (
+    ComponentSummaryPublic,
+    HistogramBinPublic,
+    RewardConfigPublic,
+    RewardConfigUpdate,
+    RewardPreviewPublic,
+    RolloutRewardPublic,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["rewards"])
+
+
+def _public(project_id: int, state: reward_service.ConfigState) -> RewardConfigPublic:
+    row: RewardConfig | None = state.row
+    return RewardConfigPublic(
+        project_id=project_id,
+        revision=state.revision,
+        config=state.model.as_dict(),
+        updated_at=row.updated_at if row else None,
+        updated_by_id=row.updated_by_id if row else None,
+    )
+
+
+@router.get("/projects/{project_id}/reward-config", response_model=RewardConfigPublic)
+def get_reward_config(session: SessionDep, ctx: ProjectReader) -> RewardConfigPublic:
+    """The reward configuration in force (the defaults, revision 0, until one is saved)."""
+    project_id = ctx.project.id or 0
+    return _public(project_id, reward_service.current_config(session, project_id))
+
+
+@router.put("/projects/{project_id}/reward-config", response_model=RewardConfigPublic)
+def put_reward_config(
+    body: RewardConfigUpdate, session: SessionDep, ctx: RewardEditor
+) -> RewardConfigPublic:
+    """Replace the configuration; `revision` must be the one you read (409 otherwise)."""
+    config = reward_service.parse_config(body.config)
+    reward_service.save_config(
+        session, ctx.project, actor=ctx.user, config=config, expected_revision=body.revision
+    )
+    project_id = ctx.project.id or 0
+    return _public(project_id, reward_service.current_config(session, project_id))
+
+
+@router.get("/projects/{project_id}/reward-preview", response_model=RewardPreviewPublic)
+def get_reward_preview(
+    session: SessionDep,
+    ctx: ProjectReader,
+    run_id: Annotated[int, Query(ge=1, description="judge run whose stored verdicts to use")],
+    gold_split: Annotated[Literal["development", "test"] | None, Query()] = None,
+    step: Annotated[int | None, Query(ge=0)] = None,
+    sample: Annotated[int | None, Query(ge=1, le=5000)] = None,
+    seed: Annotated[int, Query(ge=0)] = 0,
+) -> RewardPreviewPublic:
+    """Rewards of the run's rollouts from stored verdicts (no judge calls)."""
+    selection = reward_service.PreviewSelection(
+        run_id=run_id, gold_split=gold_split, step=step, sample=sample, seed=seed
+    )
+    result = reward_service.preview(session, ctx.project, selection)
+    return RewardPreviewPublic(
+        run_id=run_id,
+        rollouts=len(result.rows),
+        missing_verdicts=result.missing_verdicts,
+        mean=result.mean,
+        minimum=result.minimum,
+        maximum=result.maximum,
+        judge_ok=result.judge_ok,
+        judge_errors=result.judge_errors,
+        gated=result.gated,
+        groups=result.groups,
+        zero_spread_groups=result.zero_spread_groups,
+        histogram=[
+            HistogramBinPublic(low=b.low, high=b.high, count=b.count) for b in result.histogram
+        ],
+        components=[ComponentSummaryPublic(**vars(c)) for c in result.components],
+        rows=[
+            RolloutRewardPublic(
+                rollout_id=row.rollout_id,
+                external_id=row.external_id,
+                group_key=row.group_key,
+                step=row.step,
+                reward=row.reward,
+                gated_by=row.outcome["gated_by"],
+                judge_status=row.outcome["judge_status"],
+                contributions=row.outcome["contributions"],
+            )
+            for row in result.rows
+        ],
+    )

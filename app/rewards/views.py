@@ -1,0 +1,80 @@
+"""HTML routes: the reward configuration page and the reward preview over stored verdicts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from app.auth.dependencies import ProjectReader, RewardEditor, SessionDep
+from app.core.errors import InvalidInput
+from app.rewards import service as reward_service
+from app.rewards.schemas import form_to_config, format_patterns
+from app.web.flash import flash
+from app.web.htmx import redirect, render
+
+router = APIRouter(tags=["pages: rewards"])
+
+
+def _page_context(session: SessionDep, ctx: ProjectReader) -> dict[str, object]:
+    project_id = ctx.project.id or 0
+    state = reward_service.current_config(session, project_id)
+    config = state.model.as_dict()
+    return {
+        "ctx": ctx,
+        "config": config,
+        "revision": state.revision,
+        "row": state.row,
+        "patterns_text": format_patterns(config["safety"]["patterns"]),
+        "runs": reward_service.list_runs(session, project_id),
+        "can_edit": ctx.can("reward.edit"),
+    }
+
+
+@router.get("/projects/{project_id}/rewards", include_in_schema=False)
+def reward_config_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
+    return render(request, "rewards/config.html", _page_context(session, ctx))
+
+
+@router.post("/projects/{project_id}/rewards", include_in_schema=False)
+async def reward_config_save_action(
+    request: Request, session: SessionDep, ctx: RewardEditor
+) -> Response:
+    form = await request.form()
+    try:
+        revision = int(str(form.get("revision", "")))
+    except ValueError:
+        raise InvalidInput("The form is missing its revision; reload the page.") from None
+    config = reward_service.parse_config(form_to_config(form))
+    row = reward_service.save_config(
+        session, ctx.project, actor=ctx.user, config=config, expected_revision=revision
+    )
+    response = redirect(request, f"/projects/{ctx.project.id}/rewards")
+    flash(request, response, f"Reward configuration saved (revision {row.revision}).")
+    return response
+
+
+@router.get("/projects/{project_id}/rewards/preview", include_in_schema=False)
+def reward_preview_page(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectReader,
+    run_id: Annotated[int, Query(ge=1)],
+    gold_split: Annotated[str, Query(pattern="^(|development|test)$")] = "",
+    step: Annotated[str, Query(max_length=12)] = "",
+    sample: Annotated[str, Query(max_length=12)] = "",
+) -> Response:
+    try:
+        step_value = int(step) if step.strip() else None
+        sample_value = int(sample) if sample.strip() else None
+    except ValueError:
+        raise InvalidInput("Step and sample size must be whole numbers.") from None
+    if sample_value is not None and sample_value < 1:
+        raise InvalidInput("The sample size must be at least 1.")
+    selection = reward_service.PreviewSelection(
+        run_id=run_id, gold_split=gold_split or None, step=step_value, sample=sample_value
+    )
+    result = reward_service.preview(session, ctx.project, selection)
+    context = {"ctx": ctx, "preview": result, "selection": selection}
+    return render(request, "rewards/preview.html", context, fragment="rewards/_preview.html")

@@ -1,0 +1,404 @@
+"""The worker's rollout-import handler: claim a queued import with a lease, check the whole file,
+then store it in batches, committing progress with each batch so a page can poll it and a
+crashed import resumes where it stopped.
+
+`run_import_once(ctx)` does one import and returns True if there was one to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import and_, case, insert, or_, select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from app.audit import service as audit_service
+from app.auth.models import User
+from app.core.clock import utcnow
+from app.core.config import Settings
+from app.rollouts import service
+from app.rollouts.bulk import BatchTarget, storage_problem, store_batch
+from app.rollouts.models import RolloutImport, RolloutImportProblem
+from app.rollouts.parsing import FileRejected, ParsedLine, ParseOptions, Problem, iter_parse
+from app.worker import WorkerContext
+
+log = logging.getLogger(__name__)
+
+BATCH_LINES = 1000
+BATCH_BYTES = 8 * 1024 * 1024
+PROGRESS_EVERY_LINES = 5000
+PROGRESS_EVERY_S = 1.0
+PROBLEMS_PER_INSERT = 500
+MAX_ATTEMPTS = 3
+# Problems kept for the download; a file this broken is counted, not listed further.
+MAX_STORED_PROBLEMS = 1_000_000
+
+ProgressCallback = Callable[[RolloutImport], None]
+
+_imports = RolloutImport.__table__  # type: ignore[attr-defined]
+_problems = RolloutImportProblem.__table__  # type: ignore[attr-defined]
+
+
+class LeaseLost(Exception):
+    """Another worker took the import over (our lease expired); stop without writing."""
+
+
+class Stopped(Exception):
+    """The worker is shutting down; the import is handed back to be resumed."""
+
+
+def run_import_once(ctx: WorkerContext) -> bool:
+    import_id = claim_import(ctx.engine, ctx.worker_id, ctx.settings.lease_seconds)
+    if import_id is None:
+        return False
+    job = process_import(ctx.engine, ctx.settings, import_id, ctx.worker_id, stop=ctx.stop)
+    if job is not None:
+        log.info("rollout import %s: %s (%s)", import_id, job.status, job.message)
+    return True
+
+
+def _claimable(now: Any) -> Any:
+    c = _imports.c
+    return or_(
+        c.status == service.QUEUED,
+        and_(
+            c.status.in_((service.VALIDATING, service.IMPORTING)),
+            or_(c.lease_expires_at.is_(None), c.lease_expires_at < now),
+        ),
+    )
+
+
+def claim_import(engine: Engine, worker_id: str, lease_seconds: float) -> int | None:
+    """Lease the oldest import that is queued or whose worker stopped renewing its lease."""
+    now = utcnow()
+    c = _imports.c
+    with Session(engine) as session:
+        query = select(c.id).where(_claimable(now)).order_by(c.id).limit(1)
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        import_id = session.scalar(query)
+        if import_id is None:
+            return None
+        # The condition is repeated so that, on SQLite, only one claimer's update matches.
+        result = session.execute(
+            update(_imports)
+            .where(c.id == import_id, _claimable(now))
+            .values(
+                status=case((c.status == service.QUEUED, service.VALIDATING), else_=c.status),
+                lease_owner=worker_id,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                attempts=c.attempts + 1,
+            )
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            session.rollback()
+            return None
+        session.commit()
+        return int(import_id)
+
+
+def process_import(
+    engine: Engine,
+    settings: Settings,
+    import_id: int,
+    worker_id: str,
+    *,
+    stop: threading.Event | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> RolloutImport | None:
+    """Do (or resume) an import this worker holds the lease of; returns the job as it ended."""
+    with Session(engine, expire_on_commit=False) as session:
+        job = session.get(RolloutImport, import_id)
+        if job is None or job.lease_owner != worker_id:
+            return job
+        runner = _ImportRunner(session, settings, job, worker_id, stop, on_progress)
+        try:
+            if job.attempts > MAX_ATTEMPTS:
+                runner.finish(
+                    service.FAILED,
+                    f"the import was interrupted {MAX_ATTEMPTS} times and was given up; the "
+                    f"{_plural(job.inserted, 'rollout')} stored before that are kept. Upload the "
+                    "file again to import the rest (rollouts already stored are not duplicated).",
+                )
+                return job
+            if job.started_at is None:
+                job.started_at = utcnow()
+            if job.status != service.IMPORTING and not runner.validate():
+                return job
+            runner.store()
+        except LeaseLost:
+            session.rollback()
+            log.warning("rollout import %s: lease lost to another worker", import_id)
+        except Stopped:
+            session.rollback()
+            runner.release()
+        except Exception as error:
+            log.exception("rollout import %s failed", import_id)
+            session.rollback()
+            job = session.get(RolloutImport, import_id)
+            if job is not None and job.lease_owner == worker_id:
+                runner.job = job
+                runner.finish(
+                    service.FAILED,
+                    f"the import stopped because of an internal error ({type(error).__name__}: "
+                    f"{str(error)[:300]}); {_plural(job.inserted, 'rollout')} had been stored "
+                    "and are kept. The error was logged for the administrators.",
+                )
+        return job
+
+
+class _ImportRunner:
+    def __init__(
+        self,
+        session: Session,
+        settings: Settings,
+        job: RolloutImport,
+        worker_id: str,
+        stop: threading.Event | None,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.job = job
+        self.worker_id = worker_id
+        self.stop = stop
+        self.on_progress = on_progress
+        self.pending: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ shared
+
+    def options(self) -> ParseOptions:
+        return ParseOptions(
+            format=self.job.format,
+            csv_mapping=dict(self.job.options.get("csv_mapping") or {}),
+            max_file_bytes=max(self.settings.max_upload_bytes, 1),
+        )
+
+    def open(self) -> BinaryIO:
+        return Path(self.job.stored_path).open("rb")
+
+    def checkpoint(self) -> None:
+        """Commit progress (and the work done with it) if the lease is still ours."""
+        self.flush_problems()
+        job = self.job
+        now = utcnow()
+        renewed = self.session.execute(
+            update(_imports)
+            .where(_imports.c.id == job.id, _imports.c.lease_owner == self.worker_id)
+            .values(lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds))
+        )
+        if renewed.rowcount != 1:  # type: ignore[attr-defined]
+            raise LeaseLost()
+        self.session.add(job)
+        self.session.commit()
+        if self.on_progress:
+            self.on_progress(job)
+        if self.stop is not None and self.stop.is_set():
+            raise Stopped()
+
+    def add_problem(self, problem: Problem, kind: str) -> None:
+        self.job.problem_count += 1
+        if self.job.problem_count <= MAX_STORED_PROBLEMS:
+            self.pending.append(
+                {
+                    "import_id": self.job.id,
+                    "kind": kind,
+                    "line": problem.line,
+                    "field": problem.field[:300] if problem.field else None,
+                    "message": problem.message,
+                }
+            )
+        if len(self.pending) >= PROBLEMS_PER_INSERT:
+            self.flush_problems()
+
+    def flush_problems(self) -> None:
+        if self.pending:
+            self.session.execute(insert(_problems), self.pending)
+            self.pending = []
+
+    def release(self) -> None:
+        """Hand the import back (worker shutting down): another worker resumes it at once."""
+        self.session.execute(
+            update(_imports)
+            .where(_imports.c.id == self.job.id, _imports.c.lease_owner == self.worker_id)
+            .values(lease_owner=None, lease_expires_at=None)
+        )
+        self.session.commit()
+
+    def finish(self, status: str, message: str) -> None:
+        job = self.job
+        self.flush_problems()
+        job.status = status
+        job.message = message
+        job.finished_at = utcnow()
+        job.lease_owner = None
+        job.lease_expires_at = None
+        self.session.add(job)
+        actor = self.session.get(User, job.created_by_id) if job.created_by_id else None
+        audit_service.record(
+            self.session,
+            actor=actor,
+            action=f"rollout.import.{status}",
+            object_type="rollout_import",
+            object_id=job.id,
+            project_id=job.project_id,
+            summary=f"{job.filename}: {message}"[:1000],
+            details={
+                "filename": job.filename,
+                "format": job.format,
+                "skip_invalid": job.skip_invalid,
+                "csv_mapping": job.options.get("csv_mapping"),
+                "lines": job.lines_read,
+                "inserted": job.inserted,
+                "duplicates": job.duplicates,
+                "conflicts": job.conflicts,
+                "invalid_lines": job.invalid,
+                "pairs": job.pairs,
+            },
+        )
+        self.session.commit()
+        service.remove_upload(job)
+        if self.on_progress:
+            self.on_progress(job)
+
+    # ------------------------------------------------------------------ phase 1: check
+
+    def validate(self) -> bool:
+        """Read the whole file and record every problem; False when the import is refused."""
+        job = self.job
+        service.delete_problems(self.session, job.id or 0)
+        job.status = service.VALIDATING
+        job.bytes_read = job.lines_read = job.invalid = job.problem_count = 0
+        job.inserted = job.duplicates = job.conflicts = job.pairs = job.resume_line = 0
+        job.message = "checking every line before importing"
+        self.checkpoint()
+        valid_lines = 0
+        last_bad_line: int | None = None
+        since_checkpoint = 0
+        last_checkpoint = time.monotonic()
+        with self.open() as stream:
+            try:
+                for item in iter_parse(stream, self.options(), job.filename):
+                    if isinstance(item, ParsedLine):
+                        problem = storage_problem(item)
+                        if problem is None:
+                            valid_lines += 1
+                            job.lines_read = item.line_no
+                        else:
+                            item = problem
+                    if isinstance(item, Problem):
+                        if item.line != last_bad_line or item.line is None:
+                            job.invalid += 1
+                            last_bad_line = item.line
+                        job.lines_read = max(job.lines_read, item.line or 0)
+                        self.add_problem(item, "invalid")
+                    since_checkpoint += 1
+                    if since_checkpoint >= PROGRESS_EVERY_LINES or (
+                        time.monotonic() - last_checkpoint >= PROGRESS_EVERY_S
+                    ):
+                        job.bytes_read = stream.tell()
+                        self.checkpoint()
+                        since_checkpoint, last_checkpoint = 0, time.monotonic()
+            except FileRejected as error:
+                self.add_problem(Problem(error.line, None, error.message), "file")
+                job.bytes_read = stream.tell()
+                self.finish(service.REJECTED, f"the file cannot be imported: {error.message}")
+                return False
+            job.bytes_read = stream.tell()
+        if job.invalid and not job.skip_invalid:
+            self.finish(
+                service.REJECTED,
+                f"{_plural(job.invalid, 'line')} of {job.lines_read} "
+                f"{'has' if job.invalid == 1 else 'have'} problems, so nothing was imported. "
+                "Fix them and upload the file again, or import it again choosing to skip "
+                "invalid lines.",
+            )
+            return False
+        if not valid_lines:
+            self.finish(
+                service.REJECTED, "no line of the file can be imported, so nothing was imported."
+            )
+            return False
+        return True
+
+    # ------------------------------------------------------------------ phase 2: store
+
+    def store(self) -> None:
+        job = self.job
+        if job.status == service.IMPORTING:
+            # Resuming: conflicts past the last stored batch were rolled back with it.
+            service.delete_problems(
+                self.session, job.id or 0, kind="conflict", after_line=job.resume_line
+            )
+        job.status = service.IMPORTING
+        job.bytes_read = 0
+        job.message = "importing"
+        self.checkpoint()
+        target = BatchTarget(job.project_id, job.id, job.filename)
+        batch: list[ParsedLine] = []
+        with self.open() as stream:
+            batch_start = 0
+            for item in iter_parse(stream, self.options(), job.filename):
+                if isinstance(item, Problem) or item.line_no <= job.resume_line:
+                    continue
+                if storage_problem(item) is not None:
+                    continue  # reported by the check
+                batch.append(item)
+                if len(batch) >= BATCH_LINES or stream.tell() - batch_start >= BATCH_BYTES:
+                    self.store_batch(target, batch, stream.tell())
+                    batch, batch_start = [], stream.tell()
+            if batch:
+                self.store_batch(target, batch, stream.tell())
+            job.bytes_read = stream.tell()
+        self.finish(service.DONE, done_message(job))
+
+    def store_batch(self, target: BatchTarget, batch: list[ParsedLine], position: int) -> None:
+        job = self.job
+        outcome = store_batch(self.session, target, batch)
+        job.inserted += outcome.inserted
+        job.duplicates += outcome.duplicates
+        job.pairs += outcome.pairs
+        job.conflicts += len(outcome.conflicts)
+        for problem in outcome.conflicts:
+            self.add_problem(problem, "conflict")
+        job.resume_line = job.lines_read = batch[-1].line_no
+        job.bytes_read = position
+        self.checkpoint()
+
+
+def done_message(job: RolloutImport) -> str:
+    parts = [f"imported {_plural(job.inserted, 'rollout')}"]
+    if job.pairs:
+        parts.append(f"{_plural(job.pairs, 'preference pair')} created")
+    if job.duplicates:
+        parts.append(f"{_plural(job.duplicates, 'rollout')} already imported before (skipped)")
+    if job.conflicts:
+        parts.append(
+            f"{_plural(job.conflicts, 'conflict')}: an id already used with different content "
+            "(not imported, nothing overwritten)"
+        )
+    if job.invalid:
+        parts.append(f"{_plural(job.invalid, 'invalid line')} skipped as chosen")
+    return "; ".join(parts)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def run_inline(
+    engine: Engine,
+    settings: Settings,
+    import_id: int,
+    worker_id: str,
+    on_progress: ProgressCallback | None = None,
+) -> RolloutImport | None:
+    """Run an import this process created already leased (the CLI and the demo loader)."""
+    return process_import(engine, settings, import_id, worker_id, on_progress=on_progress)

@@ -1,0 +1,382 @@
+"""Browsing rollouts: filters, keyset pagination, full-text search on both backends, groups, the
+detail page (safe rendering, JSON view, paged long texts) and the JSON API."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from app.labels.models import GoldItem, Label
+from app.rollouts import display, search
+from app.rollouts import service as rollout_service
+from app.rollouts.models import Rollout
+from app.rollouts.search import RolloutFilter
+from app.rubrics import service as rubric_service
+from tests.integration.rollouts.conftest import ImportFile, World, jsonl, studio_row
+from tests.support.db import backend
+from tests.support.web import data_testids, find_all, login
+
+XSS = (
+    "Looks fine. <script>alert(1)</script> <img src=x onerror=alert(2)> "
+    '<a href="javascript:alert(3)">click me</a> [more](javascript:alert(4)) '
+    '<style>body{display:none}</style> "quotes" & ampersands'
+)
+
+
+def ids(items: list) -> list[str]:
+    return [item.external_id for item in items]
+
+
+def by_external_id(session: Session, external_id: str) -> Rollout:
+    return session.exec(select(Rollout).where(Rollout.external_id == external_id)).one()
+
+
+# ---------------------------------------------------------------------------- filters and pages
+
+
+def test_filters_select_by_model_checkpoint_step_and_group(
+    session: Session, import_file: ImportFile, world: World
+) -> None:
+    import_file(jsonl([studio_row(n) for n in range(12)]))
+
+    def listed(**kwargs: object) -> list[str]:
+        page = rollout_service.list_rollouts(session, world.pid, RolloutFilter(**kwargs))
+        return ids(page.items)
+
+    assert len(listed()) == 12
+    assert listed(model="policy-a") == [f"r-{n}" for n in range(1, 12, 2)]
+    assert listed(checkpoint="ckpt-2") == ["r-2", "r-5", "r-8", "r-11"]
+    assert listed(step_min=100, step_max=100) == ["r-1", "r-4", "r-7", "r-10"]
+    assert listed(step_min=200) == ["r-2", "r-5", "r-8", "r-11"]
+    assert listed(group="g-1") == ["r-4", "r-5", "r-6", "r-7"]
+    assert listed(model="policy-b", group="g-1") == ["r-4", "r-6"]
+    assert listed(model="nobody") == []
+    with pytest.raises(rollout_service.InvalidInput):
+        listed(step_min=5, step_max=1)
+
+
+def test_labeled_and_gold_filters_read_the_label_and_gold_tables(
+    session: Session, import_file: ImportFile, world: World
+) -> None:
+    import_file(jsonl([studio_row(n) for n in range(4)]))
+    rubric = rubric_service.ensure_demo_rubric(session, world.project, world.engineer)
+    version = rubric_service.latest_version(session, rubric.id or 0)
+    assert version is not None
+    labeled = by_external_id(session, "r-1")
+    draft = by_external_id(session, "r-2")
+    for rollout, status in ((labeled, "submitted"), (draft, "draft")):
+        session.add(
+            Label(
+                project_id=world.pid,
+                rollout_id=rollout.id or 0,
+                subject_key=f"r:{rollout.id}",
+                rubric_version_id=version.id or 0,
+                annotator_key="user:1",
+                status=status,
+            )
+        )
+    session.add(GoldItem(project_id=world.pid, rollout_id=by_external_id(session, "r-3").id or 0))
+    session.commit()
+
+    def listed(**kwargs: object) -> list[str]:
+        return ids(rollout_service.list_rollouts(session, world.pid, RolloutFilter(**kwargs)).items)
+
+    assert listed(labeled=True) == ["r-1"]  # a draft is not a label yet
+    assert listed(labeled=False) == ["r-0", "r-2", "r-3"]
+    assert listed(gold=True) == ["r-3"]
+    assert listed(gold=False) == ["r-0", "r-1", "r-2"]
+    assert listed(disagreement=True) == []
+    assert listed(disagreement=False) == ["r-0", "r-1", "r-2", "r-3"]
+
+
+def test_keyset_pages_cover_every_rollout_once(
+    session: Session, import_file: ImportFile, world: World
+) -> None:
+    import_file(jsonl([studio_row(n) for n in range(120)]))
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = rollout_service.list_rollouts(
+            session, world.pid, RolloutFilter(), cursor=cursor, limit=50
+        )
+        pages += 1
+        seen += ids(page.items)
+        assert page.total == 120
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert pages == 3
+    assert seen == [f"r-{n}" for n in range(120)]
+    with pytest.raises(rollout_service.InvalidInput) as bad:
+        rollout_service.list_rollouts(session, world.pid, RolloutFilter(), cursor="abc")
+    assert bad.value.message == "'abc' is not a page cursor (use next_cursor from a list)"
+
+
+def test_counts_stop_at_a_cap(
+    session: Session, import_file: ImportFile, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import_file(jsonl([studio_row(n) for n in range(8)]))
+    monkeypatch.setattr(search, "COUNT_CAP", 5)
+    page = rollout_service.list_rollouts(session, world.pid, RolloutFilter(), limit=2)
+    assert (page.total, page.total_capped) == (5, True)
+
+
+# ---------------------------------------------------------------------------- search
+
+
+SEARCH_ROWS = [
+    studio_row(1, response="The indemnification clause survives termination of the agreement."),
+    studio_row(2, response="Liability is capped at twelve months of fees."),
+    studio_row(
+        3,
+        response="No issues found.",
+        input=[{"role": "user", "content": "Check the INDEMNIFICATION terms"}],
+    ),
+    studio_row(4, response="Payment terms: net 30 days; liability cap missing."),
+]
+
+
+def test_full_text_search_finds_words_in_responses_and_prompts(
+    session: Session, import_file: ImportFile, world: World
+) -> None:
+    import_file(jsonl(SEARCH_ROWS))
+
+    def found(q: str) -> list[str]:
+        return ids(rollout_service.list_rollouts(session, world.pid, RolloutFilter(q=q)).items)
+
+    assert found("indemnification") == ["r-1", "r-3"]
+    assert found("liability") == ["r-2", "r-4"]
+    assert found("liability payment") == ["r-4"]  # every word must match
+    assert found("r-2") == ["r-2"]  # an exact id
+    assert found("zebra") == []
+    assert found("100%_") == []  # LIKE wildcards are plain characters
+
+
+@pytest.mark.skipif(backend() != "postgres", reason="PostgreSQL full-text search")
+def test_postgres_search_stems_words_and_reads_web_search_syntax(
+    session: Session, import_file: ImportFile, world: World
+) -> None:
+    import_file(jsonl(SEARCH_ROWS))
+
+    def found(q: str) -> list[str]:
+        return ids(rollout_service.list_rollouts(session, world.pid, RolloutFilter(q=q)).items)
+
+    assert found("terminated") == ["r-1"]  # stems to the same word as "termination"
+    assert found('"liability is capped"') == ["r-2"]
+    assert found("liability -payment") == ["r-2"]
+    assert found("indemnification or payment") == ["r-1", "r-3", "r-4"]
+
+
+@pytest.mark.skipif(backend() != "postgres", reason="the GIN index is PostgreSQL only")
+def test_postgres_search_uses_the_gin_index(engine: Engine, world: World) -> None:
+    query = search.page_query("postgresql", world.pid, RolloutFilter(q="liability"), None, 50)
+    compiled = query.compile(dialect=engine.dialect)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        plan = conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params).all()
+    text = "\n".join(row[0] for row in plan)
+    assert "ix_rollout_fts" in text, text
+
+
+# ---------------------------------------------------------------------------- pages
+
+
+def test_list_page_filters_with_htmx_and_keeps_them_in_page_links(
+    client: TestClient, import_file: ImportFile, world: World
+) -> None:
+    import_file(jsonl([studio_row(n) for n in range(60)]))
+    login(client, world.expert.email)
+    page = client.get(f"/projects/{world.pid}/rollouts")
+    assert page.status_code == 200
+    assert {"rollout-filters", "rollout-list", "rollout-count", "next-page"} <= data_testids(
+        page.text
+    )
+    assert len(find_all(page.text, "data-testid", "rollout-row")) == 50
+    assert "60 rollouts" in page.text
+
+    fragment = client.get(
+        f"/projects/{world.pid}/rollouts?model=policy-a&step_min=&labeled=",
+        headers={"HX-Request": "true"},
+    )
+    assert fragment.status_code == 200
+    assert "<html" not in fragment.text
+    assert fragment.headers["vary"] == "HX-Request"
+    assert len(find_all(fragment.text, "data-testid", "rollout-row")) == 30
+    assert "30 rollouts match the filters" in fragment.text
+    assert "next-page" not in data_testids(fragment.text)
+
+    first = client.get(f"/projects/{world.pid}/rollouts?checkpoint=ckpt-0")
+    assert len(find_all(first.text, "data-testid", "rollout-row")) == 20
+    later = client.get(f"/projects/{world.pid}/rollouts")
+    next_link = find_all(later.text, "data-testid", "next-page")[0]["href"]
+    assert next_link and "cursor=" in next_link
+    second = client.get(str(next_link))
+    assert len(find_all(second.text, "data-testid", "rollout-row")) == 10
+    assert "first-page" in data_testids(second.text)
+
+
+def test_bad_filter_values_get_a_readable_422(
+    client: TestClient, import_file: ImportFile, world: World
+) -> None:
+    login(client, world.expert.email)
+    for query, message in (
+        ("step_min=abc", "The first step must be a whole number, not &#39;abc&#39;"),
+        ("gold=maybe", "Gold must be yes, no or any"),
+        ("cursor=xyz", "&#39;xyz&#39; is not a page cursor"),
+    ):
+        response = client.get(f"/projects/{world.pid}/rollouts?{query}")
+        assert response.status_code == 422, query
+        assert message in response.text
+
+
+def test_groups_and_a_group_page(client: TestClient, import_file: ImportFile, world: World) -> None:
+    import_file(jsonl([studio_row(n) for n in range(10)]))
+    login(client, world.expert.email)
+    groups = client.get(f"/projects/{world.pid}/rollouts/groups")
+    links = find_all(groups.text, "data-testid", "group-link")
+    assert [link["href"] for link in links] == [
+        f"/projects/{world.pid}/rollouts/group?key=g-{n}" for n in range(3)
+    ]
+    sizes = re.findall(r'data-testid="group-size">(\d+)<', groups.text)
+    assert sizes == ["4", "4", "2"]
+    group = client.get(f"/projects/{world.pid}/rollouts/group?key=g-1")
+    assert group.status_code == 200
+    assert len(find_all(group.text, "data-testid", "generation")) == 4
+    assert client.get(f"/projects/{world.pid}/rollouts/group?key=nope").status_code == 404
+
+
+def test_the_detail_page_renders_untrusted_text_inert(
+    client: TestClient, session: Session, import_file: ImportFile, world: World
+) -> None:
+    row = studio_row(
+        1,
+        response=XSS,
+        target_document="<iframe src=javascript:alert(5)></iframe>" + "x" * 5000,
+        references=[{"title": "<b>Playbook</b>", "text": "<script>alert(6)</script>"}],
+        metadata={"note": "<svg onload=alert(7)>"},
+    )
+    row["input"][1]["content"] = "<img src=x onerror=alert(8)>"
+    import_file(jsonl([row]))
+    rollout = by_external_id(session, "r-1")
+    login(client, world.expert.email)
+    page = client.get(f"/projects/{world.pid}/rollouts/{rollout.id}")
+    assert page.status_code == 200
+    html = page.text
+    for raw in ("<script>alert", "<img src=x", "<iframe", "<svg", "<style>body", "<b>Playbook"):
+        assert raw not in html, raw
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(2)&gt;" in html
+    assert not re.search(r"""(href|src|action)\s*=\s*["']?\s*javascript:""", html, re.I)
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    response_block = html.split('data-testid="response-text"')[1][:2000]
+    assert 'class="untrusted' in html.split('data-testid="response-text"')[0][-200:]
+    assert "&lt;a href=&#34;javascript:alert(3)&#34;&gt;click me&lt;/a&gt;" in response_block
+
+
+def test_a_json_response_is_shown_as_collapsible_items(
+    client: TestClient, session: Session, import_file: ImportFile, world: World
+) -> None:
+    comments = [
+        {"text_excerpt": "7.2 Liability is unlimited", "rule": "R1", "comment_type": "risk"},
+        {"text_excerpt": "<b>bold</b>", "rule": "R2", "comment_type": "deviation"},
+    ]
+    import_file(
+        jsonl(
+            [
+                studio_row(1, response=json.dumps(comments)),
+                studio_row(2, response='[{"text_excerpt": "cut off'),
+            ]
+        )
+    )
+    login(client, world.expert.email)
+    good = client.get(f"/projects/{world.pid}/rollouts/{by_external_id(session, 'r-1').id}")
+    block = good.text.split('data-testid="response-json"')[1].split("</div>")[0]
+    assert block.count('<details open class="jsonitem">') == 2
+    assert "#1 · 7.2 Liability is unlimited" in block
+    assert "&lt;b&gt;bold&lt;/b&gt;" in block
+    assert "response-text" in data_testids(good.text)  # the raw text stays available
+    bad = client.get(f"/projects/{world.pid}/rollouts/{by_external_id(session, 'r-2').id}")
+    badge = bad.text.split('data-testid="response-json-invalid"')[1][:200]
+    assert "not valid JSON at line 1, column 2" in badge
+
+
+def test_long_texts_are_paged(
+    client: TestClient, session: Session, import_file: ImportFile, world: World
+) -> None:
+    size = display.PAGE_CHARS
+    response = "a" * size + "b" * size + "c" * 5000
+    import_file(jsonl([studio_row(1, response=response)]))
+    rollout = by_external_id(session, "r-1")
+    login(client, world.expert.email)
+    page = client.get(f"/projects/{world.pid}/rollouts/{rollout.id}")
+    assert "b" * 10 not in page.text
+    button = find_all(page.text, "data-testid", "show-more")[0]
+    url = f"/projects/{world.pid}/rollouts/{rollout.id}/text/response?page=1"
+    assert button["hx-get"] == url
+    second = client.get(url, headers={"HX-Request": "true"})
+    assert second.text.count("b" * size) == 1 and "a" * 10 not in second.text
+    assert find_all(second.text, "data-testid", "show-more")[0]["hx-get"].endswith("page=2")
+    third = client.get(url.replace("page=1", "page=2"), headers={"HX-Request": "true"})
+    assert "c" * 5000 in third.text and "show-more" not in data_testids(third.text)
+    part = f"/projects/{world.pid}/rollouts/{rollout.id}/text/input-9?page=1"
+    assert client.get(part).status_code == 404
+
+
+def test_rollout_pages_of_other_projects_are_not_found(
+    client: TestClient, session: Session, import_file: ImportFile, world: World
+) -> None:
+    from tests.support.factories import make_project
+
+    other = make_project(session, world.engineer, "Other")
+    import_file(jsonl([studio_row(1)]), project=other)
+    rollout = by_external_id(session, "r-1")
+    login(client, world.engineer.email)
+    assert client.get(f"/projects/{world.pid}/rollouts/{rollout.id}").status_code == 404
+    assert client.get(f"/projects/{other.id}/rollouts/{rollout.id}").status_code == 200
+
+
+# ---------------------------------------------------------------------------- API
+
+
+def test_api_lists_and_reads_rollouts(
+    client: TestClient, session: Session, import_file: ImportFile, world: World
+) -> None:
+    from app.auth import service as auth_service
+
+    rows = [studio_row(n) for n in range(7)]
+    rows.append(
+        {"id": "p", "input": [{"role": "user", "content": "q"}], "responses": ["one", "two"]}
+    )
+    import_file(jsonl(rows))
+    token = auth_service.create_api_token(session, world.expert, "t").token
+    headers = {"Authorization": f"Bearer {token}"}
+    base = f"/api/v1/projects/{world.pid}/rollouts"
+    first = client.get(f"{base}?limit=5", headers=headers).json()
+    assert [item["external_id"] for item in first["items"]] == [f"r-{n}" for n in range(5)]
+    assert (first["total"], first["total_capped"]) == (9, False)
+    second = client.get(f"{base}?limit=5&cursor={first['next_cursor']}", headers=headers).json()
+    assert [item["external_id"] for item in second["items"]] == ["r-5", "r-6", "p:a", "p:b"]
+    assert second["next_cursor"] is None
+    filtered = client.get(f"{base}?model=policy-a&step_min=100", headers=headers).json()
+    assert [item["external_id"] for item in filtered["items"]] == ["r-1", "r-5"]
+    assert client.get(f"{base}?step_min=-1", headers=headers).status_code == 422
+
+    pair_a = second["items"][2]
+    detail = client.get(f"{base}/{pair_a['id']}", headers=headers).json()
+    assert detail["response"] == "one"
+    assert detail["pair_partners"] == [
+        {"position": "B", "rollout_id": second["items"][3]["id"], "external_id": "p:b"}
+    ]
+    assert detail["input"] == [{"role": "user", "content": "q"}]
+    groups = client.get(f"/api/v1/projects/{world.pid}/rollout-groups", headers=headers).json()
+    sizes = {g["group"]: g["rollouts"] for g in groups["items"]}
+    auto = [key for key in sizes if key.startswith("auto:")]
+    assert len(auto) == 1  # the pair's two answers share their prompt, so their group
+    assert sizes == {auto[0]: 2, "g-0": 4, "g-1": 3}
+    assert client.get(f"{base}/999999", headers=headers).status_code == 404
