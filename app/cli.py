@@ -14,6 +14,8 @@ from app.core import migrations
 from app.core.config import Settings, get_settings
 from app.core.db import get_engine
 from app.exports.cli import export_command
+from app.judging.cli import judge_cli
+from app.labels import cli as labels_cli
 from app.rollouts import cli as rollouts_cli
 from app.rubrics import cli as rubrics_cli
 
@@ -26,7 +28,9 @@ db_cli = typer.Typer(help="Database migrations.", no_args_is_help=True)
 users_cli = typer.Typer(help="User accounts.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(users_cli, name="users")
+cli.add_typer(judge_cli, name="judge")
 cli.add_typer(rubrics_cli.app, name="rubrics")
+cli.add_typer(labels_cli.app, name="labels")
 cli.command("export")(export_command)
 cli.command("import")(rollouts_cli.import_rollouts)
 

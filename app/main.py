@@ -6,6 +6,8 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from app.agreement import api as agreement_api
+from app.agreement import views as agreement_views
 from app.audit import views as audit_views
 from app.auth import api as auth_api
 from app.auth import views as auth_views
@@ -15,6 +17,10 @@ from app.core.db import get_engine
 from app.core.security import CookieSigner
 from app.exports import api as export_api
 from app.exports import views as export_views
+from app.judging import api as judge_api
+from app.judging import views as judge_views
+from app.labels import api as label_api
+from app.labels import views as label_views
 from app.projects import api as project_api
 from app.projects import views as project_views
 from app.rewards import api as reward_api
@@ -80,6 +86,12 @@ def all_routers() -> list[APIRouter]:
         reward_api.router,
         export_views.router,
         export_api.router,
+        label_views.router,
+        label_api.router,
+        agreement_views.router,
+        agreement_api.router,
+        judge_views.router,
+        judge_api.router,
     ]
 
 

@@ -31,7 +31,7 @@ class GoldRow:
     labels: int
 
 
-def _submitted_label_counts(
+def submitted_label_counts(
     session: Session, project_id: int, rollout_ids: Sequence[int]
 ) -> Counter[int]:
     counts: Counter[int] = Counter()
@@ -60,7 +60,7 @@ def list_gold(session: Session, project_id: int, split: str | None = None) -> li
     if split:
         query = query.where(GoldItem.split == split)
     rows = session.exec(query).all()
-    counts = _submitted_label_counts(session, project_id, [r.id or 0 for _, r in rows])
+    counts = submitted_label_counts(session, project_id, [r.id or 0 for _, r in rows])
     return [GoldRow(g, r, counts[r.id or 0]) for g, r in rows]
 
 
@@ -88,7 +88,7 @@ def gold_candidates(session: Session, project_id: int, *, limit: int = 500) -> l
         .order_by(col(Rollout.id))
         .limit(limit)
     ).all()
-    counts = _submitted_label_counts(session, project_id, [r.id or 0 for r in rollouts])
+    counts = submitted_label_counts(session, project_id, [r.id or 0 for r in rollouts])
     return [GoldCandidate(r, counts[r.id or 0]) for r in rollouts]
 
 
@@ -118,7 +118,7 @@ def add_gold(
         raise InvalidInput("Choose at least one labeled rollout.")
     for rollout_id in wanted:
         get_rollout(session, project.id or 0, rollout_id)
-    counts = _submitted_label_counts(session, project.id or 0, wanted)
+    counts = submitted_label_counts(session, project.id or 0, wanted)
     unlabeled = [r for r in wanted if counts[r] == 0]
     if unlabeled:
         raise InvalidInput(

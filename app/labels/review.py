@@ -631,4 +631,5 @@ def rollout_document(rollout: Rollout, report: DisagreementReport) -> dict[str, 
     return {
         "rollout": rollout,
         "document": DocumentView(segments, items, excerpts, evidence),
+        "response_view": label_service.ResponseView(rollout, items, excerpts),
     }

@@ -24,7 +24,9 @@ from app.auth.policies import Permission
 from app.core.errors import DomainError, InvalidInput
 from app.labels import exchange, gold, review, transfer
 from app.labels import service as label_service
+from app.labels.highlight import EXCERPT_KEYS
 from app.labels.service import LabelInput, QueueSelection
+from app.labels.values import format_value, position_of
 from app.web.errors import wants_json
 from app.web.flash import flash
 from app.web.htmx import is_htmx, redirect, render
@@ -212,8 +214,6 @@ def _stored_form(view: label_service.ItemView) -> dict[str, Any]:
     values: dict[str, str] = {}
     for key, value in (label.values or {}).items():
         values[key] = ("pass" if value else "fail") if isinstance(value, bool) else str(value)
-    from app.labels.values import position_of
-
     return {
         "values": values,
         "critiques": dict(label.critiques or {}),
@@ -245,6 +245,8 @@ def _item_context(
             _item_url(ctx, view.queue.id or 0, view.previous_id) if view.previous_id else ""
         ),
         "storage_key": f"rs-label:{view.queue.id}:{view.item.id}:{ctx.user.id}",
+        "fmt": format_value,
+        "excerpt_keys": EXCERPT_KEYS,
     }
 
 
@@ -376,6 +378,7 @@ def _review_context(
         "resolution_names": review.RESOLUTION_NAMES,
         "choices": review.criterion_choices,
         "judge_default": review.judge_default,
+        "excerpt_keys": EXCERPT_KEYS,
     }
 
 
@@ -545,6 +548,7 @@ def labels_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Re
         "versions": label_service.version_choices(session, ctx.project.id or 0),
         "can_import": ctx.can(Permission.label_import),
         "result": None,
+        "import_error": None,
     }
     return render(request, "labels/transfer.html", context)
 
@@ -569,23 +573,33 @@ async def labels_import_action(
     fmt = transfer.guess_format(file.filename or "", text) if format == "auto" else format
     if fmt not in transfer.FORMATS:
         raise InvalidInput("The format must be jsonl, csv or auto.")
-    result = exchange.import_labels(
-        session,
-        ctx.project,
-        actor=ctx.user,
-        rubric_version_id=rubric_version_id,
-        text=text,
-        fmt=fmt,
-        skip_invalid=skip_invalid,
-    )
+    error: str | None = None
+    try:
+        result = exchange.import_labels(
+            session,
+            ctx.project,
+            actor=ctx.user,
+            rubric_version_id=rubric_version_id,
+            text=text,
+            fmt=fmt,
+            skip_invalid=skip_invalid,
+        )
+    except InvalidInput as exc:
+        if not isinstance(exc.details, list):
+            raise
+        # Show every line's problem on the page itself; nothing was stored.
+        session.rollback()
+        result, error = exchange.ImportResult(problems=exc.details), exc.message
     context = {
         "ctx": ctx,
         "counts": exchange.label_counts(session, ctx.project.id or 0),
         "versions": label_service.version_choices(session, ctx.project.id or 0),
         "can_import": True,
         "result": result,
+        "import_error": error,
     }
-    return render(request, "labels/transfer.html", context)
+    status = 422 if error else 200
+    return render(request, "labels/transfer.html", context, status_code=status)
 
 
 @router.get("/projects/{project_id}/labels/export", include_in_schema=False)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -18,7 +18,7 @@ from app.audit import service as audit_service
 from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.errors import Conflict, InvalidInput, NotFound
-from app.judging.models import JudgeRun, Verdict
+from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
 from app.labels.models import GoldItem
 from app.projects.models import Project
 from app.rewards import components, composite
@@ -117,6 +117,7 @@ def save_config(
             session.flush()
         except IntegrityError:
             session.rollback()
+            session.refresh(project)  # the error page still shows the project
             raise Conflict(
                 "Someone else saved the reward configuration at the same moment. Reload the "
                 "page to see their version, then apply your changes again."
@@ -135,7 +136,7 @@ def save_config(
             )
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
-            session.rollback()
+            # Nothing was written: no rollback needed (it would expire the request's objects).
             raise Conflict(
                 "Someone else saved the reward configuration since you opened it. Reload the "
                 "page to see their version, then apply your changes again."

@@ -8,11 +8,13 @@ once per user and rubric per DRAFT_AUDIT_WINDOW (the draft itself keeps who save
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 from sqlalchemy import func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -27,7 +29,7 @@ from app.projects.models import Project
 from app.rollouts.models import Rollout, RolloutPair
 from app.rubrics import forms
 from app.rubrics.builtin import BUILTIN_DESCRIPTIONS, BUILTIN_TEMPLATES, get_builtin
-from app.rubrics.definition import RubricDefinition, canonical_json, content_hash
+from app.rubrics.definition import Criterion, RubricDefinition, canonical_json, content_hash
 from app.rubrics.diff import DiffRow, RubricDiff, diff_definitions, side_by_side
 from app.rubrics.models import Rubric, RubricApproval, RubricVersion
 from app.rubrics.output_schema import build_output_schema
@@ -476,9 +478,10 @@ def publish_version(
         normalized = _normalize_draft(rubric, draft)
         if keep_examples:
             normalized["examples"] = current_draft(session, rubric).get("examples", [])
-        _write_draft(
+        if _write_draft(
             session, rubric, actor=actor, expected_revision=expected_revision, draft=normalized
-        )
+        ):
+            _audit_draft_save(session, rubric, actor, "edit before publishing")
     else:
         session.refresh(rubric)
         if expected_revision is not None and rubric.draft_revision != expected_revision:
@@ -608,6 +611,37 @@ class Comparison:
     @property
     def rendered_changed(self) -> bool:
         return any(r.kind != "equal" for r in self.rendered_system_rows + self.rendered_user_rows)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A run of unchanged lines left out of a side-by-side view."""
+
+    count: int
+    kind: str = "gap"
+
+
+def with_context(rows: list[DiffRow], context: int = 3) -> list[DiffRow | Gap]:
+    """Changed rows with `context` unchanged rows around them; longer unchanged runs become
+    a Gap, so a change in a long prompt is visible without scrolling."""
+    keep = [False] * len(rows)
+    for index, row in enumerate(rows):
+        if row.kind != "equal":
+            for near in range(max(0, index - context), min(len(rows), index + context + 1)):
+                keep[near] = True
+    result: list[DiffRow | Gap] = []
+    skipped = 0
+    for row, kept in zip(rows, keep, strict=True):
+        if kept:
+            if skipped:
+                result.append(Gap(skipped))
+                skipped = 0
+            result.append(row)
+        else:
+            skipped += 1
+    if skipped:
+        result.append(Gap(skipped))
+    return result
 
 
 def compare_definitions(before: RubricDefinition, after: RubricDefinition) -> Comparison:
@@ -875,7 +909,8 @@ def export_text(
     if fmt not in ("yaml", "json"):
         raise InvalidInput("Export format must be yaml or json.")
     doc = export_document(session, rubric, version=version)
-    stem = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in rubric.name).strip("-")
+    # ASCII only: the name goes into a Content-Disposition header.
+    stem = re.sub(r"[^A-Za-z0-9_]+", "-", rubric.name).strip("-")
     suffix = f"-v{version}" if version is not None else ""
     return f"{stem or 'rubric'}{suffix}.rubric.{fmt}", dump_rubric(doc, fmt)  # type: ignore[arg-type]
 
@@ -1026,6 +1061,25 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _ReadableDumper.add_representer(str, _represent_str)
 
 
+def _in_field_order(data: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    # Both sides of a comparison get every field in the same order, so only real edits differ.
+    ordered: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name in data:
+            ordered[name] = data[name]
+        elif not info.is_required():
+            ordered[name] = info.get_default(call_default_factory=True)
+    return ordered | {k: v for k, v in data.items() if k not in ordered}
+
+
 def readable_yaml(draft: dict[str, Any]) -> str:
-    """A draft as YAML for people (the conflict view), keys in the definition's order."""
-    return yaml.dump(draft, Dumper=_ReadableDumper, sort_keys=False, allow_unicode=True, width=100)
+    """A draft as YAML for people (the conflict view): fields in the definition's order, one
+    line per value (no wrapping) so a line-by-line comparison shows exactly what differs."""
+    data = _in_field_order(draft, RubricDefinition)
+    if isinstance(data.get("criteria"), list):
+        data["criteria"] = [
+            _in_field_order(c, Criterion) if isinstance(c, dict) else c for c in data["criteria"]
+        ]
+    return yaml.dump(
+        data, Dumper=_ReadableDumper, sort_keys=False, allow_unicode=True, width=1_000_000
+    )

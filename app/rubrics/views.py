@@ -126,7 +126,7 @@ def _conflict_context(
         "message": conflict.message,
         "revision": conflict.current_revision,
         "updated_by": conflict.updated_by,
-        "rows": side_by_side(theirs_text, yours_text),
+        "rows": rubric_service.with_context(side_by_side(theirs_text, yours_text)),
     }
 
 
@@ -550,6 +550,8 @@ def rubric_compare_page(
         "a_label": a_label,
         "b_label": b_label,
         "cmp": rubric_service.compare_definitions(a_def, b_def),
+        "with_context": rubric_service.with_context,
+        "side_by_side": side_by_side,
     }
     return render(request, "rubrics/compare.html", context)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 from sqlmodel import Session
 
 from app.rollouts.models import Rollout
@@ -14,6 +15,7 @@ from tests.support.web import PASSWORD
 
 pytestmark = pytest.mark.e2e
 
+SYSTEM_MESSAGE = "[data-testid=preview-message][data-role=system]"
 RESPONSE = '[{"text_excerpt": "governed by the laws of Texas", "rule": "R1", "concern": "x"}]'
 
 
@@ -67,10 +69,7 @@ def test_expert_builds_previews_publishes_and_compares_a_rubric(page, session: S
     third = page.locator("[data-testid=criterion]").nth(2)
     third.locator("[data-testid=criterion-name]").fill("Clear next step for the reviewer")
     wait_for_revision(page, 2)
-    page.wait_for_function(
-        "document.querySelector('[data-testid=preview-message][data-role=system]')"
-        ".innerText.includes('Clear next step for the reviewer')"
-    )
+    expect(page.locator(SYSTEM_MESSAGE)).to_contain_text("Clear next step for the reviewer")
 
     page.fill("[data-testid=change-note]", "Rename the actionability criterion")
     page.click("[data-testid=publish-button]")
@@ -99,8 +98,7 @@ def test_expert_builds_previews_publishes_and_compares_a_rubric(page, session: S
     page.wait_for_selector("[data-testid=compare-title]")
     assert page.inner_text("[data-testid=compare-title]") == "Version 1 → Version 2"
     change = page.locator(
-        "[data-testid=criterion-change][data-key=TargetDocument_Grounding]"
-        "[data-field=description]"
+        "[data-testid=criterion-change][data-key=TargetDocument_Grounding][data-field=description]"
     )
     assert "never the playbook" in change.inner_text()
     row = page.locator(
@@ -112,4 +110,65 @@ def test_expert_builds_previews_publishes_and_compares_a_rubric(page, session: S
     assert right.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(227, 246, 232)"
     left = row.locator(".diff-left")
     assert "word for word" in left.inner_text() and "never" not in left.inner_text()
+    assert page.console_errors == []
+
+
+def eventually(page, condition, attempts: int = 100) -> None:
+    """Autosave is debounced: poll the database until the browser's last save has landed."""
+    for _ in range(attempts):
+        if condition():
+            return
+        page.wait_for_timeout(100)
+    assert condition()
+
+
+def test_criteria_can_be_added_reordered_and_removed(page, session: Session) -> None:
+    from app.rubrics import service as rubric_service
+    from app.rubrics.models import Rubric
+
+    owner = make_user(session, "owner@example.com")
+    project = make_project(session, owner, "Generic")
+    rubric = rubric_service.create_rubric(
+        session, project, actor=owner, name="Checks", template="blank_rubric"
+    )
+    sign_in(page, owner.email)
+    page.goto(f"/projects/{project.id}/rubrics/{rubric.id}")
+    page.wait_for_selector("[data-testid=preview-message]")
+
+    page.click("[data-testid=add-criterion]")
+    added = page.locator("#criteria [data-testid=criterion]").nth(1)
+    added.locator("[data-testid=criterion-name]").fill("Cites the clause number")
+    added.locator("[data-testid=criterion-type]").select_option("scale")
+    assert added.locator("[data-testid=level]").count() == 5
+    for index, level in enumerate(added.locator("[data-testid=level-description]").all()):
+        level.fill(f"Level {index + 1} behaviour")
+    added.locator("[data-action=move-up]").click()
+    expect(page.locator(SYSTEM_MESSAGE)).to_contain_text("1. Cites the clause number")
+    expect(page.locator("[data-testid=draft-ready]")).to_be_visible()
+
+    def stored() -> dict:
+        session.expire_all()
+        row = session.get(Rubric, rubric.id)
+        assert row is not None and row.draft is not None
+        return row.draft
+
+    eventually(
+        page,
+        lambda: (
+            [c["key"] for c in stored()["criteria"]] == ["Cites_the_clause_number", "Criterion_1"]
+        ),
+    )
+    eventually(page, lambda: stored()["criteria"][0]["levels"][4]["description"] != "")
+    criteria = stored()["criteria"]
+    assert [level["value"] for level in criteria[0]["levels"]] == [1, 2, 3, 4, 5]
+    assert criteria[0]["levels"][4]["description"] == "Level 5 behaviour"
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#criteria [data-testid=criterion]").nth(1).locator(
+        "[data-testid=remove-criterion]"
+    ).click()
+    expect(page.locator(SYSTEM_MESSAGE)).not_to_contain_text("Criterion 1")
+    eventually(
+        page, lambda: [c["name"] for c in stored()["criteria"]] == ["Cites the clause number"]
+    )
     assert page.console_errors == []

@@ -113,6 +113,12 @@ rubric_reward = reward_func
 '''
 
 
+def _doc_safe(value: Any) -> str:
+    """Text safe inside the module's docstring: one line, no quotes or backslashes."""
+    text = " ".join(str(value).split())
+    return text.replace("\\", "/").replace('"', "'")[:200]
+
+
 def module_name(content: dict[str, Any]) -> str:
     return f"rubric_reward_{content['content_hash'][:12]}"
 
@@ -128,10 +134,10 @@ def build_module(content: dict[str, Any], options: TargetOptions | None = None) 
     return _TEMPLATE.format(
         number=bundle["manifest"].get("number", "?"),
         content_hash=bundle["content_hash"],
-        rubric_name=str(bundle["spec"]["rubric"]["name"]).replace('"', "'"),
+        rubric_name=_doc_safe(bundle["spec"]["rubric"]["name"]),
         rubric_version=bundle["spec"]["rubric"]["version"],
-        provider=judge.get("provider"),
-        model_id=judge.get("model_id"),
+        provider=_doc_safe(judge.get("provider")),
+        model_id=_doc_safe(judge.get("model_id")),
         requirements=", ".join(requirements(bundle)),
         module=module_name(content),
         short_hash=bundle["content_hash"][:12],

@@ -43,9 +43,7 @@ def make_version(
         )
         session.add(rubric)
         session.flush()
-    number = 1 + sum(
-        1 for v in session.exec(_versions_of(rubric.id or 0)).all()
-    )
+    number = 1 + sum(1 for v in session.exec(_versions_of(rubric.id or 0)).all())
     version = RubricVersion(
         rubric_id=rubric.id or 0,
         project_id=project.id or 0,
@@ -93,7 +91,9 @@ def make_rollouts(
     return rollouts
 
 
-def make_legal_rollouts(session: Session, project: Project, limit: int | None = None) -> list[Rollout]:
+def make_legal_rollouts(
+    session: Session, project: Project, limit: int | None = None
+) -> list[Rollout]:
     """The legal demo's rollouts (CUAD contracts and AI review comments)."""
     from app.demo.legal import build_legal_demo
 
@@ -120,7 +120,9 @@ def make_legal_rollouts(session: Session, project: Project, limit: int | None = 
     return rollouts
 
 
-def make_pairs(session: Session, project: Project, rollouts: Sequence[Rollout]) -> list[RolloutPair]:
+def make_pairs(
+    session: Session, project: Project, rollouts: Sequence[Rollout]
+) -> list[RolloutPair]:
     pairs = [
         RolloutPair(project_id=project.id or 0, rollout_a_id=a.id or 0, rollout_b_id=b.id or 0)
         for a, b in zip(rollouts[::2], rollouts[1::2], strict=True)

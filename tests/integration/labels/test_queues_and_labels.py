@@ -269,8 +269,7 @@ def test_labels_stay_blind_until_submitted(session: Session, world) -> None:
         {
             rollout.id: {
                 "criteria": {
-                    k: {"evidence": "e", "justification": "because", "score": True}
-                    for k in PASSING
+                    k: {"evidence": "e", "justification": "because", "score": True} for k in PASSING
                 },
                 "aggregate_score": 1,
             }

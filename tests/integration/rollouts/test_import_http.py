@@ -16,7 +16,7 @@ from app.core.config import Settings
 from app.rollouts.models import RolloutImport
 from app.worker import run_worker
 from tests.integration.rollouts.conftest import World, jsonl, rollout_count, studio_row
-from tests.support.web import csrf_for, find_all, login, data_testids
+from tests.support.web import csrf_for, data_testids, find_all, login
 
 HTMX = {"HX-Request": "true"}
 

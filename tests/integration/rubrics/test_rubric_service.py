@@ -433,3 +433,15 @@ def test_archived_rubrics_leave_the_list_but_keep_their_versions(
     assert [(r.rubric.id, r.latest_version) for r in rows] == [(rubric.id, 1)]
     count = session.exec(select(col(RubricVersion.id))).all()
     assert len(count) == 1
+
+
+def test_side_by_side_views_keep_changes_with_some_context() -> None:
+    from app.rubrics.diff import side_by_side
+
+    before = "\n".join(f"line {i}" for i in range(1, 21))
+    after = before.replace("line 10", "line ten")
+    rows = rubric_service.with_context(side_by_side(before, after), context=2)
+    kinds = [r.kind for r in rows]
+    assert kinds == ["gap", "equal", "equal", "changed", "equal", "equal", "gap"]
+    assert [r.count for r in rows if isinstance(r, rubric_service.Gap)] == [7, 8]
+    assert rubric_service.with_context(side_by_side(before, before)) == [rubric_service.Gap(20)]

@@ -154,7 +154,7 @@ def test_second_save_of_a_revision_shows_both_versions_and_keeps_the_first(
     changed = [
         r for r in find_all(conflict.text, "data-testid", "diff-row") if r["data-kind"] == "changed"
     ]
-    assert changed, "the differing line is highlighted"
+    assert len(changed) == 1, "only the differing line is highlighted"
     assert not find_all(conflict.text, "id", "draft-revision")  # no new revision handed out
     stored = session.get(Rubric, rubric_id)
     assert stored is not None
@@ -607,3 +607,45 @@ def test_creating_a_rubric_is_audited(
     event = session.exec(select(AuditEvent).where(AuditEvent.action == "rubric.create")).one()
     assert event.object_id == str(rubric_id) and event.actor_id == world.expert.id
     assert event.project_id == world.pid
+
+
+def test_regenerate_replaces_edited_templates_with_generated_ones(
+    expert_client: TestClient, session: Session, world: World
+) -> None:
+    rubric_id = _create(expert_client, world)
+    generated = _form(session, rubric_id)["system_template"]
+    fields = _form(session, rubric_id) | {"system_template": "My own words {{ response }}"}
+    assert _save(expert_client, world, rubric_id, fields).status_code == 200
+    fields = _form(session, rubric_id)
+    assert fields["system_template"] == "My own words {{ response }}"
+    token = csrf_for(expert_client, f"/projects/{world.pid}/rubrics/{rubric_id}")
+    response = expert_client.post(
+        f"/projects/{world.pid}/rubrics/{rubric_id}/regenerate",
+        data=fields,
+        headers=HTMX | {"X-CSRF-Token": token},
+    )
+    assert response.status_code == 204
+    assert response.headers["HX-Redirect"].endswith(f"/rubrics/{rubric_id}#templates")
+    assert _form(session, rubric_id)["system_template"] == generated
+    stale = expert_client.post(
+        f"/projects/{world.pid}/rubrics/{rubric_id}/regenerate",
+        data=fields | {"title": "A title nobody saved"},
+        headers=HTMX | {"X-CSRF-Token": token},
+    )
+    assert stale.status_code == 409 and "draft-conflict" in data_testids(stale.text)
+
+
+def test_export_file_name_is_safe_for_any_rubric_name(
+    expert_client: TestClient, session: Session, world: World
+) -> None:
+    rubric = rubric_service.create_rubric(
+        session,
+        world.project,
+        actor=world.expert,
+        name="Договор «review» v2",
+        template="generic_pass_fail",
+    )
+    response = expert_client.get(f"/projects/{world.pid}/rubrics/{rubric.id}/export")
+    assert response.status_code == 200
+    assert response.headers["content-disposition"] == 'attachment; filename="review-v2.rubric.yaml"'
+    assert "Договор «review» v2" in response.text

@@ -1,0 +1,179 @@
+"""JSON routes for agreement figures: a judge run against the experts, and two runs compared."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from app.agreement import service as agreement_service
+from app.agreement.stats import figure_values
+from app.auth.dependencies import ProjectReader, SessionDep
+from app.labels import review
+
+router = APIRouter(prefix="/api/v1/projects/{project_id}", tags=["agreement"])
+
+
+def jsonable(value: Any) -> Any:
+    """Figures dataclasses as JSON: nested objects, string keys, None for undefined numbers."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class CriterionFigures(BaseModel):
+    key: str = Field(description="criterion key, or _overall")
+    name: str
+    kind: str = Field(description="boolean | scale")
+    n: int = Field(description="(label, verdict) pairs: each expert label counts once")
+    figures: dict[str, Any] = Field(
+        description="raw agreement, Cohen's kappa, true-positive / true-negative rates (fail is "
+        "the positive class), confusion (rows: expert, columns: judge); for scales also exact "
+        "and within-one agreement, Spearman, mean absolute error, quadratic weighted kappa and "
+        "the pass/fail figures at the pass level. Undefined figures are null with a reason."
+    )
+    kappa: dict[str, Any] | None = Field(description="unweighted Cohen's kappa (scales)")
+    inter_annotator: dict[str, Any] | None = Field(
+        description="agreement between experts on items with two or more labels"
+    )
+
+
+class RunAgreementPublic(BaseModel):
+    run_id: int
+    rubric_version: str
+    positive_class: str = "fail"
+    items_judged: int
+    judge_errors: int
+    items_labelled: int
+    labels: int
+    overall_rule: str
+    overall: CriterionFigures | None
+    criteria: list[CriterionFigures]
+    preference: dict[str, Any] | None = Field(
+        description="preference runs: MT-Bench agreement with and without ties, judge-expert "
+        "and expert-expert, with counts (k of n)"
+    )
+
+
+def _criterion(c: agreement_service.CriterionAgreement) -> CriterionFigures:
+    return CriterionFigures(
+        key=c.key,
+        name=c.name,
+        kind=c.kind,
+        n=c.n,
+        figures=jsonable(c.figures),
+        kappa=jsonable(c.kappa) if c.kappa is not None else None,
+        inter_annotator=jsonable(c.inter_annotator) if c.inter_annotator is not None else None,
+    )
+
+
+@router.get("/runs/{run_id}/agreement", response_model=RunAgreementPublic)
+def run_agreement(run_id: int, session: SessionDep, ctx: ProjectReader) -> RunAgreementPublic:
+    """Agreement of a judge run with the experts' submitted labels, per criterion and overall."""
+    run = review.get_run(session, ctx.project.id or 0, run_id)
+    result = agreement_service.run_agreement(session, run)
+    return RunAgreementPublic(
+        run_id=run.id or 0,
+        rubric_version=result.data.version_label,
+        items_judged=len(result.data.subjects),
+        judge_errors=result.data.judge_errors,
+        items_labelled=len(result.data.labelled),
+        labels=result.n_labels,
+        overall_rule=result.overall_rule,
+        overall=_criterion(result.overall) if result.overall else None,
+        criteria=[_criterion(c) for c in result.criteria],
+        preference=jsonable(result.preference) if result.preference else None,
+    )
+
+
+class FigureChangePublic(BaseModel):
+    old: float | None
+    new: float | None
+    delta: float | None
+
+
+class FlipPublic(BaseModel):
+    rollout_id: int
+    external_id: str
+    old: str
+    new: str
+    experts: list[dict[str, str]]
+
+
+class CriterionComparisonPublic(BaseModel):
+    key: str
+    name: str
+    n_compared: int
+    changes: dict[str, FigureChangePublic]
+    flips: list[FlipPublic]
+
+
+class RunComparisonPublic(BaseModel):
+    old_run_id: int
+    new_run_id: int
+    scope: str
+    items: int
+    skipped_criteria: list[str]
+    hidden: int
+    criteria: list[CriterionComparisonPublic]
+
+
+@router.get("/agreement/compare", response_model=RunComparisonPublic)
+def compare_runs(
+    session: SessionDep,
+    ctx: ProjectReader,
+    old_run_id: int,
+    new_run_id: int,
+    scope: Annotated[str, Query(pattern="^(all|gold|gold_test|gold_development)$")] = "gold",
+) -> RunComparisonPublic:
+    """The change in each agreement figure from one run to another on the items both judged
+    (gold items by default), and every item whose verdict flipped."""
+    project_id = ctx.project.id or 0
+    old_run = review.get_run(session, project_id, old_run_id)
+    new_run = review.get_run(session, project_id, new_run_id)
+    comparison = agreement_service.compare_runs(
+        session, old_run, new_run, scope=scope, viewer=ctx.user
+    )
+    return RunComparisonPublic(
+        old_run_id=old_run_id,
+        new_run_id=new_run_id,
+        scope=scope,
+        items=comparison.n_items,
+        skipped_criteria=comparison.skipped,
+        hidden=comparison.hidden,
+        criteria=[
+            CriterionComparisonPublic(
+                key=c.key,
+                name=c.name,
+                n_compared=c.comparison.n_compared,
+                changes={
+                    path: FigureChangePublic(old=ch.old, new=ch.new, delta=ch.delta)
+                    for path, ch in c.comparison.changes.items()
+                    if path in figure_values(c.comparison.old)
+                },
+                flips=[
+                    FlipPublic(
+                        rollout_id=f.rollout_id,
+                        external_id=f.external_id,
+                        old=f.old,
+                        new=f.new,
+                        experts=[
+                            {"annotator": name, "value": value, "change": change}
+                            for name, value, change in f.experts
+                        ],
+                    )
+                    for f in c.flips
+                ],
+            )
+            for c in comparison.criteria
+        ],
+    )

@@ -1,0 +1,68 @@
+"""HTML routes for agreement figures: the runs, one run against the experts, two runs compared."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from app.agreement import service as agreement_service
+from app.auth.dependencies import ProjectReader, SessionDep
+from app.labels import review
+from app.web.htmx import render
+
+router = APIRouter(tags=["pages: agreement"])
+
+# Figures where a smaller number is better (the colour of a change depends on it).
+LOWER_IS_BETTER = ("mean_absolute_error",)
+
+
+@router.get("/projects/{project_id}/agreement", include_in_schema=False)
+def agreement_index_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
+    context = {
+        "ctx": ctx,
+        "runs": review.list_runs(session, ctx.project.id or 0),
+        "scopes": agreement_service.SCOPES,
+    }
+    return render(request, "agreement/index.html", context)
+
+
+@router.get("/projects/{project_id}/agreement/runs/{run_id}", include_in_schema=False)
+def agreement_run_page(
+    request: Request, session: SessionDep, ctx: ProjectReader, run_id: int
+) -> Response:
+    run = review.get_run(session, ctx.project.id or 0, run_id)
+    context = {
+        "ctx": ctx,
+        "run": run,
+        "judge_name": review.judge_name(run),
+        "result": agreement_service.run_agreement(session, run),
+    }
+    return render(request, "agreement/run.html", context)
+
+
+@router.get("/projects/{project_id}/agreement/compare", include_in_schema=False)
+def agreement_compare_page(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectReader,
+    old: Annotated[int, Query(description="the earlier run (old rubric version)")],
+    new: Annotated[int, Query(description="the later run (new rubric version)")],
+    scope: Annotated[str, Query(max_length=20)] = "gold",
+) -> Response:
+    project_id = ctx.project.id or 0
+    old_run = review.get_run(session, project_id, old)
+    new_run = review.get_run(session, project_id, new)
+    comparison = agreement_service.compare_runs(
+        session, old_run, new_run, scope=scope, viewer=ctx.user
+    )
+    context = {
+        "ctx": ctx,
+        "comparison": comparison,
+        "scopes": agreement_service.SCOPES,
+        "runs": review.list_runs(session, project_id),
+        "figure_rows": agreement_service.figure_rows,
+        "lower_is_better": LOWER_IS_BETTER,
+    }
+    return render(request, "agreement/compare.html", context)

@@ -1,0 +1,182 @@
+"""JSON routes for judging (/api/v1): judge configurations, runs, progress, verdicts, imports."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from starlette.responses import Response
+
+from app.auth.dependencies import JudgeManager, JudgeRunner, ProjectReader, SessionDep
+from app.judging import external as judge_external
+from app.judging import service as judge_service
+from app.judging.models import JudgeConfig, JudgeRun, Verdict
+from app.judging.schemas import (
+    ImportResult,
+    JudgeConfigInput,
+    JudgeConfigPublic,
+    JudgeConfigUpdate,
+    RunCreate,
+    RunEstimate,
+    RunPublic,
+    VerdictPage,
+    VerdictPublic,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["judging"])
+
+
+def _config(config: JudgeConfig) -> JudgeConfigPublic:
+    return JudgeConfigPublic.model_validate(config.model_dump())
+
+
+def _run(run: JudgeRun) -> RunPublic:
+    progress = judge_service.run_progress(run)
+    return RunPublic.model_validate(
+        {
+            **run.model_dump(),
+            "judge_name": judge_service.run_judge_name(run),
+            "rate_per_s": progress.rate_per_s,
+            "eta_s": progress.eta_s,
+        }
+    )
+
+
+@router.get("/projects/{project_id}/judge-configs", response_model=list[JudgeConfigPublic])
+def list_judge_configs(session: SessionDep, ctx: ProjectReader) -> list[JudgeConfigPublic]:
+    """Judge configurations of the project."""
+    return [_config(c) for c in judge_service.list_configs(session, ctx.project.id or 0)]
+
+
+@router.post(
+    "/projects/{project_id}/judge-configs",
+    response_model=JudgeConfigPublic,
+    status_code=status.HTTP_201_CREATED,
+)
+def create_judge_config(
+    body: JudgeConfigInput, session: SessionDep, ctx: JudgeManager
+) -> JudgeConfigPublic:
+    """Create a judge configuration. `api_key_env` is the NAME of an environment variable."""
+    return _config(judge_service.create_config(session, ctx.project, actor=ctx.user, data=body))
+
+
+@router.get("/projects/{project_id}/judge-configs/{config_id}", response_model=JudgeConfigPublic)
+def get_judge_config(config_id: int, session: SessionDep, ctx: ProjectReader) -> JudgeConfigPublic:
+    return _config(judge_service.get_config(session, ctx.project.id or 0, config_id))
+
+
+@router.put("/projects/{project_id}/judge-configs/{config_id}", response_model=JudgeConfigPublic)
+def update_judge_config(
+    config_id: int, body: JudgeConfigUpdate, session: SessionDep, ctx: JudgeManager
+) -> JudgeConfigPublic:
+    """Replace a judge configuration; `revision` must be the one you read (else 409)."""
+    config = judge_service.get_config(session, ctx.project.id or 0, config_id)
+    data = JudgeConfigInput.model_validate(body.model_dump(exclude={"revision"}))
+    updated = judge_service.update_config(
+        session, ctx.project, config, actor=ctx.user, expected_revision=body.revision, data=data
+    )
+    return _config(updated)
+
+
+@router.delete(
+    "/projects/{project_id}/judge-configs/{config_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+)
+def delete_judge_config(config_id: int, session: SessionDep, ctx: JudgeManager) -> Response:
+    """Delete an unused judge configuration (one used by runs is kept: 409)."""
+    config = judge_service.get_config(session, ctx.project.id or 0, config_id)
+    judge_service.delete_config(session, ctx.project, config, actor=ctx.user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/projects/{project_id}/judge-runs/estimate", response_model=RunEstimate)
+def estimate_judge_runs(body: RunCreate, session: SessionDep, ctx: JudgeRunner) -> RunEstimate:
+    """Tokens and cost of the runs `body` would start (nothing is created)."""
+    return judge_service.estimate_runs(session, ctx.project, body)
+
+
+@router.get("/projects/{project_id}/judge-runs", response_model=list[RunPublic])
+def list_judge_runs(
+    session: SessionDep,
+    ctx: ProjectReader,
+    comparison_key: Annotated[str | None, Query(max_length=64)] = None,
+) -> list[RunPublic]:
+    """Newest first; `comparison_key` lists one cross-judge set."""
+    rows = judge_service.list_runs(session, ctx.project.id or 0, comparison_key=comparison_key)
+    return [_run(row.run) for row in rows]
+
+
+@router.post(
+    "/projects/{project_id}/judge-runs",
+    response_model=list[RunPublic],
+    status_code=status.HTTP_201_CREATED,
+)
+def create_judge_runs(body: RunCreate, session: SessionDep, ctx: JudgeRunner) -> list[RunPublic]:
+    """Queue one run per judge configuration (several: a cross-judge set). Workers do the work."""
+    runs = judge_service.create_runs(session, ctx.project, actor=ctx.user, data=body)
+    return [_run(run) for run in runs]
+
+
+@router.get("/projects/{project_id}/judge-runs/{run_id}", response_model=RunPublic)
+def get_judge_run(run_id: int, session: SessionDep, ctx: ProjectReader) -> RunPublic:
+    """A run with its progress (done, errors, tokens, cost, rate and time left)."""
+    return _run(judge_service.get_run(session, ctx.project.id or 0, run_id))
+
+
+@router.post("/projects/{project_id}/judge-runs/{run_id}/cancel", response_model=RunPublic)
+def cancel_judge_run(run_id: int, session: SessionDep, ctx: JudgeRunner) -> RunPublic:
+    run = judge_service.get_run(session, ctx.project.id or 0, run_id)
+    return _run(judge_service.cancel_run(session, ctx.project, run, actor=ctx.user))
+
+
+@router.post("/projects/{project_id}/judge-runs/{run_id}/resume", response_model=RunPublic)
+def resume_judge_run(run_id: int, session: SessionDep, ctx: JudgeRunner) -> RunPublic:
+    run = judge_service.get_run(session, ctx.project.id or 0, run_id)
+    return _run(judge_service.resume_run(session, ctx.project, run, actor=ctx.user))
+
+
+@router.get("/projects/{project_id}/judge-runs/{run_id}/verdicts", response_model=VerdictPage)
+def list_judge_verdicts(
+    run_id: int,
+    session: SessionDep,
+    ctx: ProjectReader,
+    after_id: Annotated[int | None, Query(ge=0, description="keyset cursor")] = None,
+    parse_status: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> VerdictPage:
+    """Verdicts in id order; pass `next_after_id` back as `after_id` for the next page."""
+    run = judge_service.get_run(session, ctx.project.id or 0, run_id)
+    rows = judge_service.list_verdicts(
+        session, run, after_id=after_id, parse_status=parse_status, limit=limit + 1
+    )
+    page: list[Verdict] = rows[:limit]
+    return VerdictPage(
+        items=[VerdictPublic.model_validate(v.model_dump()) for v in page],
+        next_after_id=page[-1].id if len(rows) > limit and page else None,
+    )
+
+
+@router.post(
+    "/projects/{project_id}/judge-runs/import",
+    response_model=ImportResult,
+    status_code=status.HTTP_201_CREATED,
+)
+def import_judge_verdicts(
+    session: SessionDep,
+    ctx: JudgeRunner,
+    file: Annotated[UploadFile, File(description="JSONL, one verdict a line")],
+    rubric_version_id: Annotated[int, Form()],
+    judge_name: Annotated[str | None, Form(max_length=200)] = None,
+) -> ImportResult:
+    """Import verdicts produced elsewhere as external runs (one per judge name)."""
+    summary = judge_external.import_verdicts(
+        session,
+        ctx.project,
+        actor=ctx.user,
+        rubric_version_id=rubric_version_id,
+        stream=file.file,
+        judge_name=judge_name,
+        filename=file.filename or "",
+    )
+    return ImportResult(runs=[_run(run) for run in summary.runs], verdicts=summary.verdicts)

@@ -1,0 +1,498 @@
+"""Import judge verdicts produced elsewhere (JSONL) as external judge runs.
+
+One line per verdict:
+
+    {"rollout_id": "<rollout external id>", "judge": "gpt-4o-judge",
+     "scores": {"<criterion key>": <value or {"score": v, "justification": "..."}>, ...},
+     "justification": "...", "repeat": 0}
+    {"rollout_id": "...", "judge": "...", "items": [{"<criterion key>": v, ...}, ...]}
+        (per-item rubrics: one score object per item of the response)
+    {"rollout_id": "...", "judge": "...", "answer": {<a full judge answer>}}
+    {"pair": ["<external id A>", "<external id B>"], "judge": "...", "winner": "A" | "B" | "tie",
+     "order_shown": "AB" | "BA", "justification": "..."}   (preference rubrics)
+
+Scores are recomputed with the rubric version's own rules. Each judge name becomes one run of
+kind "external"; runs from one file share a comparison key. Every problem is reported with its
+line and field, and nothing is stored unless the whole file is valid.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from app.audit import service as audit_service
+from app.auth.models import User
+from app.core.clock import utcnow
+from app.core.errors import InvalidInput
+from app.judging.engine import (
+    ERROR_PARSE_STATUSES,
+    Interpretation,
+    RunPlan,
+    pair_interpretation,
+    rubric_interpretation,
+    score_parsed,
+)
+from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
+from app.judging.service import get_version
+from app.projects.models import Project
+from app.rollouts.models import Rollout, RolloutPair
+from app.rubrics.definition import RubricDefinition
+from app.rubrics.output_schema import build_output_schema
+
+_items = JudgeWorkItem.__table__  # type: ignore[attr-defined]
+MAX_PROBLEMS = 100
+MAX_LINE_CHARS = 1_000_000
+_WINNERS = {"a": "A", "b": "B", "tie": "tie"}
+_FLIP = {"A": "B", "B": "A", "tie": "tie"}
+_FLIP_ORDER = {"AB": "BA", "BA": "AB"}
+
+
+@dataclass
+class _Line:
+    number: int
+    judge: str
+    repeat: int
+    kind: str  # answer (a full judge answer) | scores | pair
+    subject: tuple[str, ...]  # (rollout external id,) or (id of A, id of B)
+    order: str  # pairs: the order the judge saw, in the line's own A/B terms
+    answer: dict[str, Any]  # answer/scores: the judge answer; pair: {"winner", "criteria"}
+    raw: str
+
+
+@dataclass
+class ImportSummary:
+    runs: list[JudgeRun]
+    verdicts: int
+    judges: list[str] = field(default_factory=list)
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+        self.total = 0
+
+    def add(self, line: int, where: str, message: str) -> None:
+        self.total += 1
+        if len(self.items) < MAX_PROBLEMS:
+            self.items.append(
+                {
+                    "line": line,
+                    "field": f"line {line}" + (f": {where}" if where else ""),
+                    "message": message,
+                }
+            )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _criterion_entry(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {
+            "evidence": _text(value.get("evidence")),
+            "justification": _text(value.get("justification")),
+            "score": value.get("score"),
+        }
+    return {"evidence": "", "justification": "", "score": value}
+
+
+def _answer_from_scores(
+    defn: RubricDefinition, record: dict[str, Any], number: int, problems: _Problems
+) -> dict[str, Any] | None:
+    keys = {c.key for c in defn.criteria}
+    justification = _text(record.get("justification"))
+
+    def criteria_of(scores: Any, where: str) -> dict[str, Any] | None:
+        if not isinstance(scores, dict):
+            problems.add(number, where, "must be an object of criterion key to score")
+            return None
+        unknown = sorted(set(scores) - keys)
+        if unknown:
+            problems.add(
+                number,
+                where,
+                f"unknown criterion {', '.join(unknown)} (known: {', '.join(sorted(keys))})",
+            )
+            return None
+        missing = sorted(keys - set(scores))
+        if missing:
+            problems.add(number, where, f"missing criterion {', '.join(missing)}")
+            return None
+        return {k: _criterion_entry(v) for k, v in scores.items()}
+
+    if defn.aggregation == "per_item_mean":
+        items = record.get("items")
+        if not isinstance(items, list):
+            problems.add(
+                number, "items", "this rubric scores each item: give a list of score objects"
+            )
+            return None
+        built = []
+        for index, scores in enumerate(items):
+            criteria = criteria_of(scores, f"items[{index}]")
+            if criteria is None:
+                return None
+            built.append(
+                {"item_index": index, "excerpt": "", "criteria": criteria, "item_score": 0}
+            )
+        return {str(defn.item_field): built, "aggregate_score": 0}
+    criteria = criteria_of(record.get("scores"), "scores")
+    if criteria is None:
+        return None
+    answer: dict[str, Any] = {"criteria": criteria, "aggregate_score": 0}
+    if justification:
+        answer["justification"] = justification
+    return answer
+
+
+def _parse_line(
+    defn: RubricDefinition,
+    number: int,
+    raw: str,
+    default_judge: str | None,
+    problems: _Problems,
+) -> _Line | None:
+    if len(raw) > MAX_LINE_CHARS:
+        problems.add(number, "", f"longer than {MAX_LINE_CHARS:,} characters")
+        return None
+    try:
+        record = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        problems.add(number, "", f"not valid JSON ({exc.msg}, column {exc.colno})")
+        return None
+    if not isinstance(record, dict):
+        problems.add(number, "", "must be a JSON object")
+        return None
+    judge = record.get("judge", default_judge)
+    if not isinstance(judge, str) or not judge.strip():
+        problems.add(number, "judge", "missing: name the judge on each line or for the file")
+        return None
+    repeat = record.get("repeat", 0)
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 0 <= repeat < 1000:
+        problems.add(number, "repeat", "must be a whole number from 0")
+        return None
+    justification = _text(record.get("justification"))
+    if defn.mode == "preference":
+        pair = record.get("pair")
+        if pair is None and "rollout_a" in record:
+            pair = [record.get("rollout_a"), record.get("rollout_b")]
+        if not (
+            isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)
+        ):
+            problems.add(
+                number, "pair", 'a preference verdict needs "pair": [rollout A id, rollout B id]'
+            )
+            return None
+        winner = _WINNERS.get(str(record.get("winner", "")).strip().lower())
+        if winner is None:
+            problems.add(number, "winner", f"must be A, B or tie, got {record.get('winner')!r}")
+            return None
+        order = record.get("order_shown", "AB")
+        if order not in ("AB", "BA"):
+            problems.add(number, "order_shown", "must be AB or BA")
+            return None
+        criteria = record.get("criteria") or {}
+        keys = {c.key for c in defn.criteria}
+        if not isinstance(criteria, dict) or any(
+            k not in keys or _WINNERS.get(str(v).lower()) is None for k, v in criteria.items()
+        ):
+            problems.add(
+                number, "criteria", "must map criterion keys of this rubric to A, B or tie"
+            )
+            return None
+        answer: dict[str, Any] = {
+            "winner": winner,
+            "justification": justification,
+            "criteria": {k: _WINNERS[str(v).lower()] for k, v in criteria.items()},
+        }
+        return _Line(number, judge.strip(), repeat, "pair", tuple(pair), order, answer, raw)
+    rollout = record.get("rollout_id")
+    if not isinstance(rollout, str) or not rollout:
+        problems.add(number, "rollout_id", "missing: the rollout's external id (text)")
+        return None
+    if "answer" in record:
+        if not isinstance(record["answer"], dict):
+            problems.add(number, "answer", "must be a judge answer object")
+            return None
+        return _Line(number, judge.strip(), repeat, "answer", (rollout,), "", record["answer"], raw)
+    built = _answer_from_scores(defn, record, number, problems)
+    if built is None:
+        return None
+    return _Line(number, judge.strip(), repeat, "scores", (rollout,), "", built, raw)
+
+
+def _pair_result(
+    line: _Line, pairs: dict[tuple[int, int], int], a: int, b: int
+) -> tuple[dict[str, Any], Interpretation] | None:
+    """The verdict in the stored pair's terms: the line may list the pair the other way round."""
+    given = line.answer
+    if (a, b) in pairs:
+        pair_id, flipped, rollout_a = pairs[(a, b)], False, a
+    elif (b, a) in pairs:
+        pair_id, flipped, rollout_a = pairs[(b, a)], True, b
+    else:
+        return None
+    order = _FLIP_ORDER[line.order] if flipped else line.order
+
+    def positional(value: str) -> str:
+        canonical = _FLIP[value] if flipped else value
+        return canonical if order == "AB" else _FLIP[canonical]
+
+    answer = {
+        "justification": given["justification"],
+        "winner": positional(given["winner"]),
+        "criteria": {
+            key: {"justification": "", "winner": positional(v)}
+            for key, v in given["criteria"].items()
+        },
+    }
+    return (
+        {"rollout_id": rollout_a, "pair_id": pair_id, "order": order},
+        pair_interpretation(answer, order),
+    )
+
+
+def _lines(stream: Iterable[bytes | str]) -> Iterable[tuple[int, str]]:
+    for number, raw in enumerate(stream, start=1):
+        text = (
+            raw.decode("utf-8-sig" if number == 1 else "utf-8") if isinstance(raw, bytes) else raw
+        )
+        text = text.strip()
+        if text:
+            yield number, text
+
+
+def import_verdicts(
+    session: Session,
+    project: Project,
+    *,
+    actor: User | None,
+    rubric_version_id: int,
+    stream: Iterable[bytes | str],
+    judge_name: str | None = None,
+    filename: str = "",
+) -> ImportSummary:
+    """Validate the whole file, then store one external run per judge (all or nothing)."""
+    project_id = project.id or 0
+    version = get_version(session, project_id, rubric_version_id)
+    defn = RubricDefinition.model_validate(version.definition)
+    plan = RunPlan(
+        run_id=0,
+        kind="external",
+        status="completed",
+        definition=defn,
+        definition_dict=defn.model_dump(mode="json"),
+        output_schema=version.output_schema or build_output_schema(defn),
+        snapshot={},
+        judge_name="",
+        neutral_score=0.5,
+    )
+    problems = _Problems()
+    parsed: list[_Line] = []
+    try:
+        for number, raw in _lines(stream):
+            line = _parse_line(defn, number, raw, judge_name, problems)
+            if line is not None:
+                parsed.append(line)
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"The file is not UTF-8 text ({exc.reason}).") from None
+    if not parsed and not problems.total:
+        raise InvalidInput("The file has no verdicts (it is empty).")
+
+    external_ids = {i for line in parsed for i in line.subject}
+    rollout_ids = _rollout_ids(session, project_id, external_ids)
+    pairs = _pairs(session, project_id, rollout_ids.values()) if defn.mode == "preference" else {}
+    rows: list[tuple[_Line, dict[str, Any]]] = []
+    seen: dict[tuple[str, tuple[str, ...], int, str], int] = {}
+    for line in parsed:
+        missing = [i for i in line.subject if i not in rollout_ids]
+        if missing:
+            where = "pair" if line.kind == "pair" else "rollout_id"
+            problems.add(line.number, where, f"no rollout with id {missing[0]!r} in this project")
+            continue
+        key = (line.judge, line.subject, line.repeat, line.order)
+        if key in seen:
+            problems.add(
+                line.number, "", f"repeats line {seen[key]} (same judge, rollout and repeat)"
+            )
+            continue
+        seen[key] = line.number
+        try:
+            if line.kind == "pair":
+                a, b = (rollout_ids[i] for i in line.subject)
+                found = _pair_result(line, pairs, a, b)
+                if found is None:
+                    problems.add(
+                        line.number,
+                        "pair",
+                        f"{line.subject[0]!r} and {line.subject[1]!r} are not a pair here",
+                    )
+                    continue
+                subject, result = found
+            else:
+                subject = {"rollout_id": rollout_ids[line.subject[0]], "pair_id": None, "order": ""}
+                result = (
+                    score_parsed(plan, line.answer)
+                    if line.kind == "answer"
+                    else rubric_interpretation(plan, line.answer)
+                )
+        except ValueError as exc:
+            problems.add(line.number, "answer" if line.kind == "answer" else "scores", str(exc))
+            continue
+        rows.append((line, {**subject, "result": result}))
+    if problems.total:
+        shown = len(problems.items)
+        raise InvalidInput(
+            f"{problems.total} problem(s) in the file; nothing was imported"
+            + (f" (the first {shown} are listed)" if shown < problems.total else "")
+            + ".",
+            details=problems.items,
+        )
+    return _store(session, project, actor, version.id or 0, rows, filename)
+
+
+def _rollout_ids(session: Session, project_id: int, external_ids: set[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    wanted = sorted(external_ids)
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start : start + 1000]
+        query = select(Rollout.external_id, Rollout.id).where(
+            Rollout.project_id == project_id, col(Rollout.external_id).in_(chunk)
+        )
+        found.update({ext: int(rid or 0) for ext, rid in session.exec(query)})
+    return found
+
+
+def _pairs(
+    session: Session, project_id: int, rollout_ids: Iterable[int]
+) -> dict[tuple[int, int], int]:
+    ids = sorted(set(rollout_ids))
+    found: dict[tuple[int, int], int] = {}
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        query = select(RolloutPair.rollout_a_id, RolloutPair.rollout_b_id, RolloutPair.id).where(
+            RolloutPair.project_id == project_id, col(RolloutPair.rollout_a_id).in_(chunk)
+        )
+        found.update({(a, b): int(pid or 0) for a, b, pid in session.exec(query)})
+    return found
+
+
+def _store(
+    session: Session,
+    project: Project,
+    actor: User | None,
+    version_id: int,
+    rows: list[tuple[_Line, dict[str, Any]]],
+    filename: str,
+) -> ImportSummary:
+    project_id = project.id or 0
+    judges = sorted({line.judge for line, _ in rows})
+    comparison_key = uuid.uuid4().hex if len(judges) > 1 else None
+    now = utcnow()
+    runs: list[JudgeRun] = []
+    for judge in judges:
+        mine = [(line, data) for line, data in rows if line.judge == judge]
+        run = JudgeRun(
+            project_id=project_id,
+            rubric_version_id=version_id,
+            judge_config_id=None,
+            judge_snapshot={"name": judge, "provider": "external"},
+            kind="external",
+            comparison_key=comparison_key,
+            external_judge_name=judge[:200],
+            selection={"source": "import", "file": filename[:300]},
+            repeats=max(line.repeat for line, _ in mine) + 1,
+            status="completed",
+            items_total=len(mine),
+            items_done=len(mine),
+            settings={"neutral_score": 0.5},
+            message=f"Imported {len(mine)} verdicts"
+            + (f" from {filename}" if filename else "")
+            + ".",
+            created_by_id=actor.id if actor else None,
+            started_at=now,
+            finished_at=now,
+        )
+        session.add(run)
+        session.flush()
+        items = [
+            {
+                "run_id": run.id,
+                "rollout_id": data["rollout_id"],
+                "pair_id": data["pair_id"],
+                "subject_key": f"p:{data['pair_id']}"
+                if data["pair_id"]
+                else f"r:{data['rollout_id']}",
+                "repeat": line.repeat,
+                "order_shown": data["order"],
+                "status": "done",
+                "attempts": 0,
+            }
+            for line, data in mine
+        ]
+        session.execute(insert(JudgeWorkItem), items)
+        item_ids = {
+            (rollout, pair, repeat, order): item_id
+            for item_id, rollout, pair, repeat, order in session.execute(
+                sa_select(
+                    _items.c.id,
+                    _items.c.rollout_id,
+                    _items.c.pair_id,
+                    _items.c.repeat,
+                    _items.c.order_shown,
+                ).where(_items.c.run_id == run.id)
+            )
+        }
+        verdicts = []
+        for line, data in mine:
+            result = data["result"]
+            verdicts.append(
+                {
+                    "run_id": run.id,
+                    "work_item_id": item_ids[
+                        (data["rollout_id"], data["pair_id"], line.repeat, data["order"])
+                    ],
+                    "rollout_id": data["rollout_id"],
+                    "pair_id": data["pair_id"],
+                    "repeat": line.repeat,
+                    "order_shown": data["order"],
+                    "answer": result.answer,
+                    "scores": result.scores,
+                    "aggregate": result.aggregate,
+                    "normalized": result.normalized,
+                    "winner": result.winner,
+                    "raw_text": line.raw[:100_000],
+                    "parse_status": "ok",
+                    "error": None,
+                    "latency_ms": 0,
+                    "input_tokens": 0,
+                    "output_tokens": 0,
+                    "attempts": 0,
+                    "judge_name": judge[:200],
+                    "created_at": now,
+                }
+            )
+        session.execute(insert(Verdict), verdicts)
+        run.items_error = sum(v["parse_status"] in ERROR_PARSE_STATUSES for v in verdicts)
+        audit_service.record(
+            session,
+            actor=actor,
+            action="judge_run.import",
+            object_type="judge_run",
+            object_id=run.id,
+            project_id=project_id,
+            summary=f"imported {len(mine)} verdicts of external judge {judge}",
+            details={"file": filename, "rubric_version_id": version_id},
+        )
+        runs.append(run)
+    session.commit()
+    return ImportSummary(runs=runs, verdicts=len(rows), judges=judges)

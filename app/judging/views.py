@@ -1,0 +1,511 @@
+"""HTML routes for judging: judge configurations, starting runs, live run progress, verdicts and
+the import of external verdicts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from app.auth.dependencies import JudgeManager, JudgeRunner, ProjectReader, SessionDep
+from app.core.errors import InvalidInput
+from app.judging import external as judge_external
+from app.judging import service as judge_service
+from app.judging.engine import ACTIVE_STATUSES
+from app.judging.schemas import (
+    STRUCTURED_OUTPUT_MODES,
+    JudgeConfigInput,
+    RunCreate,
+    SelectionInput,
+    invalid_from,
+)
+from app.web.flash import flash
+from app.web.htmx import redirect, render
+
+router = APIRouter(tags=["pages: judging"])
+
+
+# htmx stops polling when a response has this status.
+STOP_POLLING = 286
+VERDICT_PAGE = 50
+
+
+def _base(ctx: Any) -> str:
+    return f"/projects/{ctx.project.id}/judges"
+
+
+# ---- judging home -----------------------------------------------------------------------------
+
+
+def _runs_context(session: Any, ctx: Any, comparison_key: str | None = None) -> dict[str, Any]:
+    rows = judge_service.list_runs(session, ctx.project.id or 0, comparison_key=comparison_key)
+    return {
+        "ctx": ctx,
+        "runs": rows,
+        "any_active": any(r.run.status in ACTIVE_STATUSES for r in rows),
+        "comparison_key": comparison_key,
+    }
+
+
+@router.get("/projects/{project_id}/judges", include_in_schema=False)
+def judging_page(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectReader,
+    comparison: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    context = _runs_context(session, ctx, comparison)
+    context["configs"] = judge_service.list_configs(session, ctx.project.id or 0)
+    return render(request, "judging/index.html", context)
+
+
+@router.get("/projects/{project_id}/judges/runs-table", include_in_schema=False)
+def runs_table_fragment(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectReader,
+    comparison: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    context = _runs_context(session, ctx, comparison)
+    status = 200 if context["any_active"] else STOP_POLLING
+    return render(request, "judging/_runs.html", context, status_code=status)
+
+
+# ---- judge configurations ---------------------------------------------------------------------
+
+
+def _config_form(**values: Any) -> JudgeConfigInput:
+    cleaned = {k: v for k, v in values.items() if not (isinstance(v, str) and v.strip() == "")}
+    try:
+        return JudgeConfigInput(**cleaned)
+    except ValidationError as exc:
+        raise invalid_from(exc) from None
+
+
+ConfigFields = dict[str, Any]
+
+
+def _config_fields(
+    name: str,
+    provider: str,
+    model_id: str,
+    base_url: str,
+    api_key_env: str,
+    region: str,
+    temperature: str,
+    top_p: str,
+    max_tokens: str,
+    concurrency: str,
+    timeout_s: str,
+    max_attempts: str,
+    base_delay_s: str,
+    max_delay_s: str,
+    structured_output: str,
+    price_input_per_1k: str,
+    price_output_per_1k: str,
+    batch_s3_uri: str,
+    batch_role_arn: str,
+) -> JudgeConfigInput:
+    return _config_form(
+        name=name,
+        provider=provider,
+        model_id=model_id,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        region=region,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        concurrency=concurrency,
+        timeout_s=timeout_s,
+        max_attempts=max_attempts,
+        base_delay_s=base_delay_s,
+        max_delay_s=max_delay_s,
+        structured_output=structured_output,
+        price_input_per_1k=price_input_per_1k,
+        price_output_per_1k=price_output_per_1k,
+        batch_s3_uri=batch_s3_uri,
+        batch_role_arn=batch_role_arn,
+    )
+
+
+Text = Annotated[str, Form(max_length=500)]
+
+
+@router.get("/projects/{project_id}/judges/configs/new", include_in_schema=False)
+def config_new_page(request: Request, ctx: JudgeManager) -> Response:
+    context = {"ctx": ctx, "config": None, "modes": STRUCTURED_OUTPUT_MODES}
+    return render(request, "judging/config_form.html", context)
+
+
+@router.post("/projects/{project_id}/judges/configs", include_in_schema=False)
+def config_create_action(
+    request: Request,
+    session: SessionDep,
+    ctx: JudgeManager,
+    name: Text = "",
+    provider: Text = "",
+    model_id: Text = "",
+    base_url: Text = "",
+    api_key_env: Text = "",
+    region: Text = "",
+    temperature: Text = "",
+    top_p: Text = "",
+    max_tokens: Text = "",
+    concurrency: Text = "",
+    timeout_s: Text = "",
+    max_attempts: Text = "",
+    base_delay_s: Text = "",
+    max_delay_s: Text = "",
+    structured_output: Text = "",
+    price_input_per_1k: Text = "",
+    price_output_per_1k: Text = "",
+    batch_s3_uri: Text = "",
+    batch_role_arn: Text = "",
+) -> Response:
+    data = _config_fields(
+        name, provider, model_id, base_url, api_key_env, region, temperature, top_p,
+        max_tokens, concurrency, timeout_s, max_attempts, base_delay_s, max_delay_s,
+        structured_output, price_input_per_1k, price_output_per_1k, batch_s3_uri, batch_role_arn,
+    )  # fmt: skip
+    config = judge_service.create_config(session, ctx.project, actor=ctx.user, data=data)
+    response = redirect(request, _base(ctx))
+    flash(request, response, f"Judge configuration “{config.name}” saved.")
+    return response
+
+
+@router.get("/projects/{project_id}/judges/configs/{config_id}", include_in_schema=False)
+def config_edit_page(
+    request: Request, session: SessionDep, ctx: ProjectReader, config_id: int
+) -> Response:
+    config = judge_service.get_config(session, ctx.project.id or 0, config_id)
+    context = {"ctx": ctx, "config": config, "modes": STRUCTURED_OUTPUT_MODES}
+    return render(request, "judging/config_form.html", context)
+
+
+@router.post("/projects/{project_id}/judges/configs/{config_id}", include_in_schema=False)
+def config_update_action(
+    request: Request,
+    session: SessionDep,
+    ctx: JudgeManager,
+    config_id: int,
+    revision: Annotated[int, Form()] = 0,
+    name: Text = "",
+    provider: Text = "",
+    model_id: Text = "",
+    base_url: Text = "",
+    api_key_env: Text = "",
+    region: Text = "",
+    temperature: Text = "",
+    top_p: Text = "",
+    max_tokens: Text = "",
+    concurrency: Text = "",
+    timeout_s: Text = "",
+    max_attempts: Text = "",
+    base_delay_s: Text = "",
+    max_delay_s: Text = "",
+    structured_output: Text = "",
+    price_input_per_1k: Text = "",
+    price_output_per_1k: Text = "",
+    batch_s3_uri: Text = "",
+    batch_role_arn: Text = "",
+) -> Response:
+    config = judge_service.get_config(session, ctx.project.id or 0, config_id)
+    data = _config_fields(
+        name, provider, model_id, base_url, api_key_env, region, temperature, top_p,
+        max_tokens, concurrency, timeout_s, max_attempts, base_delay_s, max_delay_s,
+        structured_output, price_input_per_1k, price_output_per_1k, batch_s3_uri, batch_role_arn,
+    )  # fmt: skip
+    judge_service.update_config(
+        session, ctx.project, config, actor=ctx.user, expected_revision=revision, data=data
+    )
+    response = redirect(request, _base(ctx))
+    flash(request, response, f"Judge configuration “{config.name}” saved.")
+    return response
+
+
+@router.post("/projects/{project_id}/judges/configs/{config_id}/delete", include_in_schema=False)
+def config_delete_action(
+    request: Request, session: SessionDep, ctx: JudgeManager, config_id: int
+) -> Response:
+    config = judge_service.get_config(session, ctx.project.id or 0, config_id)
+    judge_service.delete_config(session, ctx.project, config, actor=ctx.user)
+    response = redirect(request, _base(ctx))
+    flash(request, response, f"Judge configuration “{config.name}” deleted.")
+    return response
+
+
+# ---- starting runs ----------------------------------------------------------------------------
+
+
+def _split_text(value: str) -> list[str]:
+    return [part.strip() for part in value.replace("\n", ",").split(",") if part.strip()]
+
+
+def _split_ints(value: str, field: str) -> list[int]:
+    numbers = []
+    for part in _split_text(value):
+        try:
+            numbers.append(int(part))
+        except ValueError:
+            raise InvalidInput(f"{field}: “{part}” is not a whole number.") from None
+    return numbers
+
+
+def _optional_int(value: str, field: str) -> int | None:
+    if not value.strip():
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(f"{field}: “{value}” is not a whole number.") from None
+
+
+def _run_request(
+    rubric_version_id: str,
+    judge_config_ids: list[str],
+    source: str,
+    gold_split: str,
+    steps: str,
+    models: str,
+    groups: str,
+    sample: str,
+    seed: str,
+    repeats: str,
+    neutral_score: str,
+    batch: str,
+) -> RunCreate:
+    version_id = _optional_int(rubric_version_id, "Rubric version")
+    if version_id is None:
+        raise InvalidInput("Choose a published rubric version.")
+    config_ids = [cid for cid in (_optional_int(v, "Judge") for v in judge_config_ids) if cid]
+    if not config_ids:
+        raise InvalidInput("Choose at least one judge configuration.")
+    try:
+        selection = SelectionInput(
+            source=source or "all",
+            gold_split=gold_split or None,
+            steps=_split_ints(steps, "Steps"),
+            models=_split_text(models),
+            groups=_split_text(groups),
+            sample=_optional_int(sample, "Sample size"),
+            seed=_optional_int(seed, "Seed"),
+        )
+        return RunCreate(
+            rubric_version_id=version_id,
+            judge_config_ids=config_ids,
+            selection=selection,
+            repeats=1 if not repeats.strip() else _optional_int(repeats, "Repeats"),
+            neutral_score=float(neutral_score) if neutral_score.strip() else 0.5,
+            batch=batch in ("on", "true", "1"),
+        )
+    except ValidationError as exc:
+        raise invalid_from(exc) from None
+    except ValueError:
+        raise InvalidInput("Neutral score: must be a number from 0 to 1.") from None
+
+
+RunForm = Annotated[str, Form(max_length=100_000)]
+
+
+@router.get("/projects/{project_id}/judges/runs/new", include_in_schema=False)
+def run_new_page(request: Request, session: SessionDep, ctx: JudgeRunner) -> Response:
+    project_id = ctx.project.id or 0
+    context = {
+        "ctx": ctx,
+        "versions": judge_service.list_versions(session, project_id),
+        "configs": judge_service.list_configs(session, project_id),
+    }
+    return render(request, "judging/run_new.html", context)
+
+
+@router.get("/projects/{project_id}/judges/runs/estimate", include_in_schema=False)
+def run_estimate_fragment(
+    request: Request,
+    session: SessionDep,
+    ctx: JudgeRunner,
+    rubric_version_id: str = "",
+    judge_config_ids: Annotated[list[str] | None, Query()] = None,
+    source: str = "all",
+    gold_split: str = "",
+    steps: str = "",
+    models: str = "",
+    groups: str = "",
+    sample: str = "",
+    seed: str = "",
+    repeats: str = "1",
+    neutral_score: str = "",
+    batch: str = "",
+) -> Response:
+    data = _run_request(
+        rubric_version_id, judge_config_ids or [], source, gold_split, steps, models, groups,
+        sample, seed, repeats, neutral_score, batch,
+    )  # fmt: skip
+    estimate = judge_service.estimate_runs(session, ctx.project, data)
+    return render(request, "judging/_estimate.html", {"ctx": ctx, "estimate": estimate})
+
+
+@router.post("/projects/{project_id}/judges/runs", include_in_schema=False)
+def run_create_action(
+    request: Request,
+    session: SessionDep,
+    ctx: JudgeRunner,
+    rubric_version_id: RunForm = "",
+    judge_config_ids: Annotated[list[str] | None, Form()] = None,
+    source: RunForm = "all",
+    gold_split: RunForm = "",
+    steps: RunForm = "",
+    models: RunForm = "",
+    groups: RunForm = "",
+    sample: RunForm = "",
+    seed: RunForm = "",
+    repeats: RunForm = "1",
+    neutral_score: RunForm = "",
+    batch: RunForm = "",
+) -> Response:
+    data = _run_request(
+        rubric_version_id, judge_config_ids or [], source, gold_split, steps, models, groups,
+        sample, seed, repeats, neutral_score, batch,
+    )  # fmt: skip
+    runs = judge_service.create_runs(session, ctx.project, actor=ctx.user, data=data)
+    if len(runs) == 1:
+        url = f"{_base(ctx)}/runs/{runs[0].id}"
+        message = f"Judge run #{runs[0].id} queued with {runs[0].items_total:,} items."
+    else:
+        url = f"{_base(ctx)}?comparison={runs[0].comparison_key}"
+        message = f"{len(runs)} cross-judge runs queued over the same rollouts."
+    response = redirect(request, url)
+    flash(request, response, message)
+    return response
+
+
+# ---- one run ----------------------------------------------------------------------------------
+
+
+def _run_context(session: Any, ctx: Any, run_id: int) -> dict[str, Any]:
+    run = judge_service.get_run(session, ctx.project.id or 0, run_id)
+    return {
+        "ctx": ctx,
+        "row": judge_service.run_row(session, run),
+        "run": run,
+        "progress": judge_service.run_progress(run),
+    }
+
+
+@router.get("/projects/{project_id}/judges/runs/{run_id}", include_in_schema=False)
+def run_page(request: Request, session: SessionDep, ctx: ProjectReader, run_id: int) -> Response:
+    context = _run_context(session, ctx, run_id)
+    context.update(_verdict_context(session, context["run"], None, None))
+    return render(request, "judging/run.html", context)
+
+
+@router.get("/projects/{project_id}/judges/runs/{run_id}/progress", include_in_schema=False)
+def run_progress_fragment(
+    request: Request, session: SessionDep, ctx: ProjectReader, run_id: int
+) -> Response:
+    context = _run_context(session, ctx, run_id)
+    status = STOP_POLLING if context["progress"].finished else 200
+    return render(request, "judging/_progress.html", context, status_code=status)
+
+
+def _verdict_context(
+    session: Any, run: Any, after_id: int | None, parse_status: str | None
+) -> dict[str, Any]:
+    verdicts = judge_service.list_verdicts(
+        session, run, after_id=after_id, parse_status=parse_status, limit=VERDICT_PAGE + 1
+    )
+    more = len(verdicts) > VERDICT_PAGE
+    verdicts = verdicts[:VERDICT_PAGE]
+    return {
+        "verdicts": verdicts,
+        "external_ids": judge_service.rollout_labels(session, [v.rollout_id for v in verdicts]),
+        "next_after_id": verdicts[-1].id if more and verdicts else None,
+        "parse_status": parse_status or "",
+    }
+
+
+@router.get("/projects/{project_id}/judges/runs/{run_id}/verdicts", include_in_schema=False)
+def run_verdicts_fragment(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectReader,
+    run_id: int,
+    after_id: Annotated[int | None, Query(ge=0)] = None,
+    parse_status: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    run = judge_service.get_run(session, ctx.project.id or 0, run_id)
+    context = {"ctx": ctx, "run": run, **_verdict_context(session, run, after_id, parse_status)}
+    # A fragment either way: "more" appends rows, a filter change replaces the table.
+    template = "judging/_verdict_rows.html" if after_id else "judging/_verdicts.html"
+    return render(request, template, context)
+
+
+@router.post("/projects/{project_id}/judges/runs/{run_id}/cancel", include_in_schema=False)
+def run_cancel_action(
+    request: Request, session: SessionDep, ctx: JudgeRunner, run_id: int
+) -> Response:
+    run = judge_service.get_run(session, ctx.project.id or 0, run_id)
+    judge_service.cancel_run(session, ctx.project, run, actor=ctx.user)
+    response = redirect(request, f"{_base(ctx)}/runs/{run_id}")
+    flash(request, response, f"Run #{run_id} cancelled; workers stop calling the judge.")
+    return response
+
+
+@router.post("/projects/{project_id}/judges/runs/{run_id}/resume", include_in_schema=False)
+def run_resume_action(
+    request: Request, session: SessionDep, ctx: JudgeRunner, run_id: int
+) -> Response:
+    run = judge_service.get_run(session, ctx.project.id or 0, run_id)
+    judge_service.resume_run(session, ctx.project, run, actor=ctx.user)
+    response = redirect(request, f"{_base(ctx)}/runs/{run_id}")
+    flash(request, response, f"Run #{run_id} resumed.")
+    return response
+
+
+# ---- external verdicts ------------------------------------------------------------------------
+
+
+@router.get("/projects/{project_id}/judges/import", include_in_schema=False)
+def import_page(request: Request, session: SessionDep, ctx: JudgeRunner) -> Response:
+    versions = judge_service.list_versions(session, ctx.project.id or 0)
+    return render(request, "judging/import.html", {"ctx": ctx, "versions": versions})
+
+
+@router.post("/projects/{project_id}/judges/import", include_in_schema=False)
+def import_action(
+    request: Request,
+    session: SessionDep,
+    ctx: JudgeRunner,
+    file: Annotated[UploadFile | None, File()] = None,
+    rubric_version_id: Annotated[str, Form(max_length=20)] = "",
+    judge_name: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    version_id = _optional_int(rubric_version_id, "Rubric version")
+    if version_id is None:
+        raise InvalidInput("Choose the rubric version the verdicts were given under.")
+    if file is None or not file.filename:
+        raise InvalidInput("Choose a JSONL file of verdicts to import.")
+    summary = judge_external.import_verdicts(
+        session,
+        ctx.project,
+        actor=ctx.user,
+        rubric_version_id=version_id,
+        stream=file.file,
+        judge_name=judge_name.strip() or None,
+        filename=file.filename,
+    )
+    first = summary.runs[0]
+    url = (
+        f"{_base(ctx)}/runs/{first.id}"
+        if len(summary.runs) == 1
+        else f"{_base(ctx)}?comparison={first.comparison_key}"
+    )
+    response = redirect(request, url)
+    flash(
+        request,
+        response,
+        f"Imported {summary.verdicts:,} verdicts from {', '.join(summary.judges)}.",
+    )
+    return response
