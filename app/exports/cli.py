@@ -30,6 +30,10 @@ def export_command(
     lambda_concurrency_limit: Annotated[
         int, typer.Option(help="Concurrent Lambda invocations allowed in the recipe.")
     ] = 100,
+    vendor: Annotated[
+        bool,
+        typer.Option(help="nova-lambda only: pip-install the requirements into the zip."),
+    ] = False,
     deploy: Annotated[
         bool, typer.Option(help="nova-lambda only: create or update the function with boto3.")
     ] = False,
@@ -51,6 +55,9 @@ def export_command(
 
     if target not in TARGET_NAMES:
         typer.secho(f"--target must be one of: {TARGET_HELP}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    if vendor and target != "nova-lambda":
+        typer.secho("--vendor needs --target nova-lambda.", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
     if deploy and (target != "nova-lambda" or not role_arn):
         typer.secho(
@@ -86,18 +93,21 @@ def export_command(
             typer.secho(exc.message, fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from None
         content_hash = bundle.content_hash
+    data = file.data
+    if vendor:
+        from app.exports.deploy import vendor_zip
+
+        data = vendor_zip(data)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(file.data)
-    typer.echo(
-        f"Wrote {target} ({len(file.data):,} bytes) to {out} (bundle sha256 {content_hash})."
-    )
+    out.write_bytes(data)
+    typer.echo(f"Wrote {target} ({len(data):,} bytes) to {out} (bundle sha256 {content_hash}).")
     if deploy:
         from app.exports.deploy import deploy_lambda
         from app.exports.targets.nova_lambda import default_function_name
 
         name = function_name or default_function_name(content_hash)
         result = deploy_lambda(
-            file.data,
+            data,
             function_name=name,
             role_arn=role_arn or "",
             region=region,

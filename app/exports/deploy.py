@@ -1,14 +1,82 @@
-"""Optional deployment of the Nova reward Lambda with boto3: upload the zip to S3 (optional) and
-create or update the function. Credentials come from the standard AWS chain only.
+"""Optional deployment of the Nova reward Lambda: vendor its requirements into the zip (pip),
+upload the zip to S3 (optional) and create or update the function with boto3. Credentials come
+from the standard AWS chain only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from app.exports.targets.nova_lambda import HANDLER, MEMORY_MB, RUNTIME, TIMEOUT_S
+
+# The Lambda Python runtime already ships boto3 (and botocore): not vendored.
+RUNTIME_PROVIDED = ("boto3", "botocore")
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def pip_command(requirements: Path, target: Path, python_version: str) -> list[str]:
+    """pip installing Linux x86_64 wheels for the Lambda runtime, whatever the local machine."""
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--requirement",
+        str(requirements),
+        "--target",
+        str(target),
+        "--platform",
+        "manylinux2014_x86_64",
+        "--implementation",
+        "cp",
+        "--python-version",
+        python_version,
+        "--only-binary=:all:",
+        "--upgrade",
+    ]
+
+
+def vendor_zip(
+    zip_bytes: bytes,
+    *,
+    python_version: str = "3.12",
+    runner: Callable[..., Any] = subprocess.run,
+) -> bytes:
+    """The Lambda zip with its requirements (except what the runtime provides) installed next
+    to handler.py, ready to upload. Needs access to the package index."""
+    with tempfile.TemporaryDirectory(prefix="rubric-lambda-") as tmp:
+        root = Path(tmp) / "function"
+        with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
+            archive.extractall(root)
+        wanted = [
+            line
+            for line in (root / "requirements.txt").read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.strip().lower().startswith(RUNTIME_PROVIDED)
+        ]
+        if wanted:
+            requirements = Path(tmp) / "vendor-requirements.txt"
+            requirements.write_text("\n".join(wanted) + "\n", encoding="utf-8")
+            runner(pip_command(requirements, root, python_version), check=True)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                if "__pycache__" in path.parts:
+                    continue
+                info = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=_ZIP_DATE)
+                info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, path.read_bytes())
+        return buffer.getvalue()
 
 
 @dataclass(frozen=True)

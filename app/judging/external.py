@@ -50,7 +50,16 @@ from app.rubrics.output_schema import build_output_schema
 _items = JudgeWorkItem.__table__  # type: ignore[attr-defined]
 MAX_PROBLEMS = 100
 MAX_LINE_CHARS = 1_000_000
-_WINNERS = {"a": "A", "b": "B", "tie": "tie"}
+_WINNERS = {
+    "a": "A",
+    "model_a": "A",
+    "response_a": "A",
+    "b": "B",
+    "model_b": "B",
+    "response_b": "B",
+    "tie": "tie",
+    "draw": "tie",
+}
 _FLIP = {"A": "B", "B": "A", "tie": "tie"}
 _FLIP_ORDER = {"AB": "BA", "BA": "AB"}
 

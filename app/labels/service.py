@@ -906,14 +906,14 @@ def write_label(
             _count_submission(session, target.version_id, target.subject_key)
         return label, "created"
     session.refresh(label)
-    if label.status == "submitted" and clean.same_as(label):
-        return label, "unchanged"  # a repeated submission stores nothing new
-    if expected_revision is not None and expected_revision != label.revision:
+    same = clean.same_as(label)
+    if same and (label.status == "submitted" or not submit):
+        return label, "unchanged"  # a repeated submission (or draft save) stores nothing new
+    # Different content on top of a revision the sender did not see: someone else's change.
+    if not same and expected_revision is not None and expected_revision != label.revision:
         raise _changed_elsewhere(label)
     if label.status == "submitted" and not submit:
         raise Conflict("This label is already submitted: submit your changes to edit it.")
-    if label.status == "draft" and not submit and clean.same_as(label):
-        return label, "unchanged"
     first_submission = submit and label.status == "draft"
     if label.status == "submitted":
         session.add(

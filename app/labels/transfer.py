@@ -213,6 +213,7 @@ def parse_csv(text: str) -> tuple[list[LabelRecord], list[Problem]]:
                 continue
             if not any(value.strip() for value in cells.values()):
                 continue
+            before = len(problems)
             obj: dict[str, Any] = {"values": {}, "critiques": {}}
             for name, value in cells.items():
                 if name.startswith(CRITIQUE_PREFIX):
@@ -229,7 +230,6 @@ def parse_csv(text: str) -> tuple[list[LabelRecord], list[Problem]]:
                     obj[name] = value if value.strip() else None
                 elif name:
                     obj["values"][name] = value
-            before = len(problems)
             record = _record_from_object(obj, line, problems)
             if len(problems) == before:
                 records.append(record)

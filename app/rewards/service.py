@@ -318,8 +318,13 @@ def _summaries(config: dict[str, Any], rows: list[RolloutReward]) -> list[Compon
 def _select_rollouts(
     session: Session, project_id: int, selection: PreviewSelection
 ) -> list[Rollout]:
+    # The run's rollouts: those it has verdicts for, and those still waiting for one.
     judged = select(Verdict.rollout_id).where(Verdict.run_id == selection.run_id)
-    query = select(Rollout).where(Rollout.project_id == project_id, col(Rollout.id).in_(judged))
+    queued = select(JudgeWorkItem.rollout_id).where(JudgeWorkItem.run_id == selection.run_id)
+    query = select(Rollout).where(
+        Rollout.project_id == project_id,
+        or_(col(Rollout.id).in_(judged), col(Rollout.id).in_(queued)),
+    )
     if selection.gold_split:
         gold = select(GoldItem.rollout_id).where(
             GoldItem.project_id == project_id, GoldItem.split == selection.gold_split

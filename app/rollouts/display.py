@@ -45,7 +45,7 @@ class JsonItem:
 class JsonView:
     """A response that is JSON: its items (one for an object), or why it does not parse."""
 
-    kind: str  # "list", "object", "value" or "invalid"
+    kind: str  # "list", "object" or "invalid"
     items: list[JsonItem]
     error: str | None = None
 

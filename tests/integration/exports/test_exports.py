@@ -92,7 +92,15 @@ def test_export_in_the_browser_with_a_passing_gate(
     assert manifest["rubric"]["approvals"][0]["by"] == world.expert.email
     assert manifest["override"] is None and bundle.gate_passed
     assert bundle.content["files"]["rubric"]["text"].startswith("format_version: 1")
-    for name in ("nova-lambda", "nova-recipe", "nova-iam", "trl", "verl", "openai-grader", "bundle"):
+    for name in (
+        "nova-lambda",
+        "nova-recipe",
+        "nova-iam",
+        "trl",
+        "verl",
+        "openai-grader",
+        "bundle",
+    ):
         download = client.get(f"/projects/{world.project.id}/exports/{bundle.id}/download/{name}")
         assert download.status_code == 200, name
         assert "attachment" in download.headers["content-disposition"]
@@ -189,7 +197,9 @@ def test_gate_blocks_and_only_an_admin_overrides_with_a_recorded_reason(
     assert body["manifest"]["agreement"]["overall"]["agreement"] == 0.0  # every label disagrees
     assert body["manifest"]["agreement"]["overall"]["kappa"] < 0
     events = session.exec(
-        select(AuditEvent).where(col(AuditEvent.action).startswith("export.")).order_by(col(AuditEvent.id))
+        select(AuditEvent)
+        .where(col(AuditEvent.action).startswith("export."))
+        .order_by(col(AuditEvent.id))
     ).all()
     assert [e.action for e in events] == ["export.create", "export.gate_override"]
     assert events[1].details["reason"] == reason and reason[:50] in events[1].summary
@@ -244,7 +254,9 @@ def test_gate_check_api_and_bad_input(client: TestClient, session: Session, worl
     )
     assert bad_option.status_code == 422
     good = client.get(
-        f"{base}/{created['id']}/targets/openai-grader", params={"grader_model": "gpt-4.1-mini-2025-04-14"}, headers=headers
+        f"{base}/{created['id']}/targets/openai-grader",
+        params={"grader_model": "gpt-4.1-mini-2025-04-14"},
+        headers=headers,
     )
     assert good.status_code == 200 and good.json()["legacy"] is True
     missing = client.get(f"{base}/999999", headers=headers)

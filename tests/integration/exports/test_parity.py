@@ -85,7 +85,9 @@ def test_studio_lambda_and_trl_rewards_are_identical(
         for r, status in zip(world.rollouts, statuses, strict=True)
         if status == "ok"
     ]
-    options = TargetOptions(provider="bedrock", model_id="us.amazon.nova-2-lite-v1:0", region="us-east-1")
+    options = TargetOptions(
+        provider="bedrock", model_id="us.amazon.nova-2-lite-v1:0", region="us-east-1"
+    )
     zip_file = export_service.target_file(bundle, "nova-lambda", options)
     with zipfile.ZipFile(io.BytesIO(zip_file.data)) as archive:
         assert "boto3" in archive.read("requirements.txt").decode()
@@ -102,7 +104,9 @@ def test_studio_lambda_and_trl_rewards_are_identical(
         }
         for r in world.rollouts
     ]
-    result = run_lambda(zip_file.data, tmp_path / "lambda", event, script, {"RUBRIC_JUDGE_CONCURRENCY": "1"})
+    result = run_lambda(
+        zip_file.data, tmp_path / "lambda", event, script, {"RUBRIC_JUDGE_CONCURRENCY": "1"}
+    )
     output = NOVA_OUTPUT.validate_python(result["output"])
     assert [o.id for o in output] == [r.external_id for r in world.rollouts]
     assert [o.aggregate_reward_score for o in output] == studio

@@ -735,3 +735,28 @@ def test_the_worker_loop_runs_queued_imports(
     run_worker(engine, settings, once=True)
     session.refresh(job)
     assert (job.status, job.inserted) == ("done", 2)
+
+
+def test_rows_a_concurrent_import_stored_meanwhile_are_not_duplicated_or_overwritten(
+    session: Session,
+    import_file: ImportFile,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import_file(jsonl([studio_row(1), studio_row(2)]), "other.jsonl")
+    real_lookup = bulk._lookup
+    calls = {"n": 0}
+
+    def stale_first_lookup(*args: object, **kwargs: object) -> object:
+        # The first lookup misses what another import stored just before our insert.
+        calls["n"] += 1
+        return {} if calls["n"] == 1 else real_lookup(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bulk, "_lookup", stale_first_lookup)
+    rows = [studio_row(1), studio_row(2, response="changed"), studio_row(3)]
+    job = import_file(jsonl(rows), "mine.jsonl")
+    assert (job.status, job.inserted, job.duplicates, job.conflicts) == ("done", 1, 1, 1)
+    assert rollout_count(session, world.pid) == 3
+    kept = session.exec(select(Rollout).where(Rollout.external_id == "r-2")).one()
+    assert kept.response == studio_row(2)["response"]
+    assert [p[0] for p in problems_of(session, job)] == [2]

@@ -649,3 +649,40 @@ def test_export_file_name_is_safe_for_any_rubric_name(
     assert response.status_code == 200
     assert response.headers["content-disposition"] == 'attachment; filename="review-v2.rubric.yaml"'
     assert "Договор «review» v2" in response.text
+
+
+def test_preference_preview_shows_both_responses_of_a_pair(
+    expert_client: TestClient, session: Session, world: World
+) -> None:
+    from app.rollouts.models import RolloutPair
+
+    a = make_rollout(session, world.project, response="FIRST ANSWER")
+    b = make_rollout(session, world.project, response="SECOND ANSWER")
+    session.add(RolloutPair(project_id=world.pid, rollout_a_id=a.id or 0, rollout_b_id=b.id or 0))
+    session.commit()
+    rubric_id = _create(expert_client, world, template="pairwise_preference")
+    base = f"/projects/{world.pid}/rubrics/{rubric_id}"
+    editor = expert_client.get(base).text
+    assert "preference-instruction" in data_testids(editor)
+    assert not find_all(editor, "data-testid", "criterion-type")  # no scales in preference mode
+    fields = _form(session, rubric_id) | {"rollout_id": str(a.id)}
+    token = csrf_for(expert_client, base)
+    preview = expert_client.post(
+        f"{base}/preview", data=fields, headers=HTMX | {"X-CSRF-Token": token}
+    )
+    assert preview.status_code == 200
+    assert "FIRST ANSWER" in preview.text and "SECOND ANSWER" in preview.text
+    swapped = expert_client.post(
+        f"{base}/preview",
+        data=fields | {"rollout_id": str(b.id), "rollout_b_id": str(a.id)},
+        headers=HTMX | {"X-CSRF-Token": token},
+    )
+    assert swapped.text.index("SECOND ANSWER") < swapped.text.index("FIRST ANSWER")
+    labels = expert_client.get(f"{base}/examples/label-fields", headers=HTMX).text
+    names = [e["name"] for e in find_all(labels, "name")]
+    assert names == [
+        "label-winner",
+        "label-Authoritative_Sources",
+        "label-Accessible_Language",
+        "label-Directness",
+    ]

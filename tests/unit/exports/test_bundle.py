@@ -1,4 +1,4 @@
-"""Bundle content and its hash: same inputs, same hash; any change to what the reward does, a new one."""
+"""Bundle content and its hash: same inputs, same hash; any change to the reward, a new hash."""
 
 from __future__ import annotations
 
@@ -32,7 +32,11 @@ def _changed_definition(change) -> dict:
     "changes",
     [
         # the prompt
-        {"definition": _changed_definition(lambda d: d.update(user_template=d["user_template"] + "!"))},
+        {
+            "definition": _changed_definition(
+                lambda d: d.update(user_template=d["user_template"] + "!")
+            )
+        },
         # the rubric
         {"definition": _changed_definition(lambda d: d["criteria"][0].update(weight=2.0))},
         {"definition": _changed_definition(lambda d: d["edge_case_rules"].append("New rule."))},

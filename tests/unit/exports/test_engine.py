@@ -122,7 +122,11 @@ def test_throttling_is_retried_with_backoff_then_succeeds(demo_rollouts) -> None
 
 @pytest.mark.parametrize(
     ("errors", "calls"),
-    [(["ThrottlingException"] * 3, 3), (["ModelErrorException"], 1), (["AccessDeniedException"], 1)],
+    [
+        (["ThrottlingException"] * 3, 3),
+        (["ModelErrorException"], 1),
+        (["AccessDeniedException"], 1),
+    ],
 )
 def test_a_judge_that_keeps_failing_gives_the_neutral_reward(demo_rollouts, errors, calls) -> None:
     bundle = _bundle(judge=BEDROCK_JUDGE | {"concurrency": 1, "max_attempts": 3})
@@ -132,7 +136,9 @@ def test_a_judge_that_keeps_failing_gives_the_neutral_reward(demo_rollouts, erro
         stub.add_client_error("converse", code, "no", 429 if code.startswith("Thr") else 400)
     stub.add_response("converse", converse_response(GOOD))  # must never be reached
     made: list[str] = []
-    client.meta.events.register("provide-client-params.bedrock-runtime.Converse", lambda **_: made.append("x"))
+    client.meta.events.register(
+        "provide-client-params.bedrock-runtime.Converse", lambda **_: made.append("x")
+    )
     engine = RewardEngine(bundle, client_factory=lambda: client, sleep=lambda _s: None)
     with stub:
         [result] = engine.nova_batch([nova_sample(record)])
@@ -155,7 +161,11 @@ def test_native_json_is_tried_first_and_dropped_when_the_model_refuses_it(demo_r
     }
     prompt_only = {k: ANY for k in ("modelId", "messages", "inferenceConfig", "system")}
     stub.add_client_error(
-        "converse", "ValidationException", "outputConfig unsupported", 400, expected_params=with_output_config
+        "converse",
+        "ValidationException",
+        "outputConfig unsupported",
+        400,
+        expected_params=with_output_config,
     )
     stub.add_response("converse", converse_response(GOOD), prompt_only)
     stub.add_response("converse", converse_response(GOOD), prompt_only)  # remembered: no retry
@@ -204,7 +214,14 @@ def test_a_batch_with_bad_samples_still_answers_every_sample(demo_rollouts) -> N
         results = engine.nova_batch(event)
         stub.assert_no_pending_responses()
     NOVA_OUTPUT.validate_python(results)
-    assert [r["id"] for r in results] == [judged[0]["id"], "broken", "2", "empty", "judge-error", 42]
+    assert [r["id"] for r in results] == [
+        judged[0]["id"],
+        "broken",
+        "2",
+        "empty",
+        "judge-error",
+        42,
+    ]
     scores = {r["id"]: r["aggregate_reward_score"] for r in results}
     assert scores["broken"] == scores["2"] == scores["judge-error"] == 0.5
     assert scores["empty"] == 0.0 and scores[42] == 0.0  # the format gate: no JSON at all

@@ -69,4 +69,3 @@ def test_batch_with_a_malformed_sample_an_empty_response_and_a_judge_error(
     assert metrics["judge"]["value"] == 1.0 and metrics["judge"]["type"] == "Reward"
     assert {f"criterion.{k}" for k in KEYS} <= set(metrics)
     assert all(m["type"] == "Metric" for k, m in metrics.items() if k.startswith("criterion."))
-

@@ -1,4 +1,4 @@
-"""The exported runtime renders exactly the judge prompt the studio renders, for every sample shape."""
+"""The exported runtime renders exactly the studio's judge prompt, for every sample shape."""
 
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ CUSTOM_USER = """\
 def _definitions() -> list[RubricDefinition]:
     legal = materialize_templates(get_builtin("legal_contract_review"))
     generic = materialize_templates(get_builtin("generic_pass_fail"))
-    custom = legal.model_copy(update={"system_template": CUSTOM_SYSTEM, "user_template": CUSTOM_USER})
+    custom = legal.model_copy(
+        update={"system_template": CUSTOM_SYSTEM, "user_template": CUSTOM_USER}
+    )
     return [legal, generic, custom]
 
 
@@ -117,7 +119,11 @@ def test_sample_from_row_reads_both_documented_shapes() -> None:
     assert a["reference_answer"] == {"solution": "x"}
     assert a["metadata"] == {"k": "v"} and a["response"] == "A"
     b = engine.sample_from_row(
-        {"id": "2", "messages": [{"role": "user", "content": "Q"}], "metadata": {"reference_answer": "r"}}
+        {
+            "id": "2",
+            "messages": [{"role": "user", "content": "Q"}],
+            "metadata": {"reference_answer": "r"},
+        }
     )
     assert b["reference_answer"] == "r" and b["response"] == ""
     with pytest.raises(ValueError):

@@ -66,7 +66,11 @@ def test_lambda_zip_holds_the_handler_runtime_bundle_and_requirements() -> None:
         assert files[f"rubric_reward/{name}.py"] == path.read_text(), name
     bundle = json.loads(files["bundle.json"])
     assert bundle["content_hash"] == legal_content()["content_hash"]
-    assert files["requirements.txt"].split() == ["jinja2>=3.1.4,<4", "jsonschema>=4.18,<5", "boto3>=1.35"]
+    assert files["requirements.txt"].split() == [
+        "jinja2>=3.1.4,<4",
+        "jsonschema>=4.18,<5",
+        "boto3>=1.35",
+    ]
 
 
 def test_every_third_party_import_of_the_package_is_declared() -> None:
@@ -182,7 +186,13 @@ def test_openai_grader_is_marked_legacy_and_reproduces_weights_and_gates(demo_ro
     assert result["legacy"] is True and "LEGACY" in result["notice"]
     grader = result["grader"]
     assert grader["type"] == "multi"
-    assert set(grader["graders"]) == {"format", "format_pass", "grounding", "grounding_pass", "judge"}
+    assert set(grader["graders"]) == {
+        "format",
+        "format_pass",
+        "grounding",
+        "grounding_pass",
+        "judge",
+    }
     assert grader["graders"]["judge"]["type"] == "score_model"
     assert "{{sample.output_text}}" in grader["graders"]["judge"]["input"][1]["content"]
     assert any("langdetect" in d for d in result["differences"])
@@ -194,7 +204,10 @@ def test_openai_grader_is_marked_legacy_and_reproduces_weights_and_gates(demo_ro
             if sub["type"] != "python":
                 continue
             exec(sub["source"], scope)  # the grader's own source, as OpenAI runs it
-            item = {"prompt": record["input"][-1]["content"], "target_document": record["target_document"]}
+            item = {
+                "prompt": record["input"][-1]["content"],
+                "target_document": record["target_document"],
+            }
             values[name] = scope["grade"]({"output_text": record["response"]}, item) or 0.0
         values["judge"] = 0.6
         config_without_language = reward | {"language": reward["language"] | {"enabled": False}}
@@ -224,4 +237,6 @@ def test_openai_grader_without_components_is_a_single_score_model() -> None:
     ).as_dict()
     grader = build_grader(legal_content(reward=reward))["grader"]
     assert grader["type"] == "score_model" and grader["range"] == [0, 1]
-    assert grader["model"] == "o4-mini-2025-04-16" and "temperature" not in grader["sampling_params"]
+    assert (
+        grader["model"] == "o4-mini-2025-04-16" and "temperature" not in grader["sampling_params"]
+    )

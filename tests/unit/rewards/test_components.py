@@ -99,7 +99,9 @@ def test_language_matches_the_inputs_language() -> None:
     parsed = components.parse_json_response(ENGLISH)
     same = components.check_language(settings, ENGLISH, parsed, ENGLISH)
     assert (same["score"], same["passed"]) == (1.0, True)
-    other = components.check_language(settings, GERMAN, components.parse_json_response(GERMAN), ENGLISH)
+    other = components.check_language(
+        settings, GERMAN, components.parse_json_response(GERMAN), ENGLISH
+    )
     assert (other["score"], other["passed"]) == (0.0, False)
     assert "de" in other["detail"] and "en" in other["detail"]
 
@@ -121,9 +123,13 @@ def test_language_is_deterministic_and_reads_json_values_not_keys() -> None:
 
 def test_language_skips_texts_too_short_to_tell() -> None:
     settings = {"enabled": True, "expected": "auto", "min_chars": 20}
-    short = components.check_language(settings, "Ja.", components.parse_json_response("Ja."), ENGLISH)
+    short = components.check_language(
+        settings, "Ja.", components.parse_json_response("Ja."), ENGLISH
+    )
     assert short["applicable"] is False
-    no_input = components.check_language(settings, ENGLISH, components.parse_json_response(ENGLISH), "Hi")
+    no_input = components.check_language(
+        settings, ENGLISH, components.parse_json_response(ENGLISH), "Hi"
+    )
     assert no_input["applicable"] is False
 
 

@@ -93,7 +93,9 @@ def test_judge_score_is_clamped_and_a_disabled_judge_is_ignored() -> None:
 
 def test_nothing_weighted_applies_gives_the_neutral_reward() -> None:
     config = _config(judge={"enabled": False}, grounding={"weight": 1.0}, format={"weight": 0.0})
-    outcome = composite.compute_reward(config, {"grounding": _component(1.0, applicable=False)}, None)
+    outcome = composite.compute_reward(
+        config, {"grounding": _component(1.0, applicable=False)}, None
+    )
     assert outcome["reward"] == 0.5
 
 
