@@ -82,6 +82,16 @@ class ProjectContext:
         return role_allows(self.role, Permission(permission))
 
 
+@dataclass(frozen=True)
+class ProjectNav:
+    id: int
+    name: str
+    role: str
+
+    def can(self, permission: Permission | str) -> bool:
+        return role_allows(self.role, Permission(permission))
+
+
 class ProjectPermission:
     """Loads the project named by the path's ``project_id`` and checks the user's role."""
 
@@ -99,7 +109,10 @@ class ProjectPermission:
         if project is None or membership is None:
             raise NotFound("No such project, or you are not a member of it.")
         ctx = ProjectContext(project=project, user=user, role=membership.role)
-        request.state.project_ctx = ctx
+        # Plain values for the layout: still readable on an error page after a rollback.
+        request.state.project_nav = ProjectNav(
+            id=project.id or 0, name=project.name, role=membership.role
+        )
         if not role_allows(membership.role, self.permission):
             allowed = ", ".join(r.value for r in roles_with(self.permission))
             raise PermissionDenied(

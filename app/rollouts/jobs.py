@@ -7,13 +7,15 @@ crashed import resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Generic, TypeVar
 
 from sqlalchemy import and_, case, insert, or_, select, update
 from sqlalchemy.engine import Engine
@@ -41,6 +43,7 @@ MAX_ATTEMPTS = 3
 MAX_STORED_PROBLEMS = 1_000_000
 
 ProgressCallback = Callable[[RolloutImport], None]
+T = TypeVar("T")
 
 _imports = RolloutImport.__table__  # type: ignore[attr-defined]
 _problems = RolloutImportProblem.__table__  # type: ignore[attr-defined]
@@ -342,22 +345,31 @@ class _ImportRunner:
         job.message = "importing"
         self.checkpoint()
         target = BatchTarget(job.project_id, job.id, job.filename)
+        # The next batch is parsed in a thread while the database stores this one.
+        with Prefetched(self.batches(), depth=2) as batches:
+            for batch, position in batches:
+                self.store_batch(target, batch, position)
+        self.finish(service.DONE, done_message(job))
+
+    def batches(self) -> Iterator[tuple[list[ParsedLine], int]]:
+        """The lines still to store, in batches, each with the file position after it."""
+        resume_line = self.job.resume_line
+        # Without invalid lines the check found nothing unstorable either: skip redoing it.
+        recheck = self.job.invalid > 0
         batch: list[ParsedLine] = []
         with self.open() as stream:
             batch_start = 0
-            for item in iter_parse(stream, self.options(), job.filename):
-                if isinstance(item, Problem) or item.line_no <= job.resume_line:
+            for item in iter_parse(stream, self.options(), self.job.filename):
+                if isinstance(item, Problem) or item.line_no <= resume_line:
                     continue
-                if storage_problem(item) is not None:
+                if recheck and storage_problem(item) is not None:
                     continue  # reported by the check
                 batch.append(item)
                 if len(batch) >= BATCH_LINES or stream.tell() - batch_start >= BATCH_BYTES:
-                    self.store_batch(target, batch, stream.tell())
+                    yield batch, stream.tell()
                     batch, batch_start = [], stream.tell()
             if batch:
-                self.store_batch(target, batch, stream.tell())
-            job.bytes_read = stream.tell()
-        self.finish(service.DONE, done_message(job))
+                yield batch, stream.tell()
 
     def store_batch(self, target: BatchTarget, batch: list[ParsedLine], position: int) -> None:
         job = self.job
@@ -371,6 +383,64 @@ class _ImportRunner:
         job.resume_line = job.lines_read = batch[-1].line_no
         job.bytes_read = position
         self.checkpoint()
+
+
+class Prefetched(Generic[T]):
+    """Runs an iterator in a thread, up to `depth` items ahead of its consumer.
+
+    Parsing is Python work and storing mostly waits on the database (which releases the GIL),
+    so the two overlap. An error in the iterator is raised in the consumer.
+    """
+
+    _END = object()
+
+    def __init__(self, source: Iterator[T], depth: int = 2) -> None:
+        self._source = source
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="import-parser", daemon=True)
+
+    def __enter__(self) -> Prefetched[T]:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closed.set()
+        while self._thread.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                self._queue.get_nowait()
+            self._thread.join(timeout=0.05)
+
+    def _put(self, item: Any) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self._source:
+                if not self._put(("item", item)):
+                    return
+            self._put(("end", None))
+        except BaseException as error:  # handed to the consumer, raised there
+            self._put(("error", error))
+        finally:
+            close = getattr(self._source, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self) -> Iterator[T]:
+        while True:
+            kind, value = self._queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
 
 
 def done_message(job: RolloutImport) -> str:

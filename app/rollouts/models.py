@@ -11,7 +11,6 @@ from sqlmodel import Field, SQLModel
 from app.core.clock import utcnow
 from app.core.db import BigIntType, JSONType
 
-
 # The searchable text of a rollout on PostgreSQL: its response and its input messages' contents,
 # each capped so one huge rollout cannot pass tsvector's 1 MB limit. Written exactly as
 # PostgreSQL prints it back, so the model and the database compare equal (alembic check); the
@@ -19,7 +18,7 @@ from app.core.db import BigIntType, JSONType
 FTS_VECTOR = (
     "to_tsvector('english'::regconfig, "
     "(\"left\"(response::text, 100000) || ' '::text) || "
-    "regexp_replace(\"left\"(jsonb_path_query_array(input_messages, "
+    'regexp_replace("left"(jsonb_path_query_array(input_messages, '
     "'$[*].\"content\"'::jsonpath)::text, 20000), '\\\\[nrt]'::text, ' '::text, 'g'::text))"
 )
 

@@ -44,7 +44,7 @@ def template_context(request: Request) -> dict[str, Any]:
         "csrf_token": csrf_token(
             settings.secret_key, seed, getattr(request.state, "session_token", None)
         ),
-        "project_ctx": getattr(request.state, "project_ctx", None),
+        "project_nav": getattr(request.state, "project_nav", None),
         "flashes": take_flashes(request),
         "htmx_version": HTMX_VERSION,
         "app_env": settings.env,

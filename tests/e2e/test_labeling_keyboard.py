@@ -5,6 +5,7 @@ stored exactly once."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from sqlmodel import Session, select
@@ -12,7 +13,6 @@ from sqlmodel import Session, select
 from app.labels import service
 from app.labels.models import Label, LabelRevision
 from app.labels.service import QueueSelection
-from app.rollouts.models import Rollout
 from tests.integration.labels.builders import make_legal_rollouts, make_version
 from tests.support.factories import make_project, make_user
 from tests.support.web import PASSWORD
@@ -24,17 +24,12 @@ CONSISTENCY = "value__Reference_Consistency"
 ACTION = "value__Actionability"
 
 
-def _structured(rollouts: list[Rollout]) -> list[Rollout]:
-    """Rollouts whose response is a non-empty JSON list of comments."""
-    chosen = []
-    for rollout in rollouts:
-        try:
-            comments = json.loads(rollout.response)
-        except ValueError:
-            continue
-        if comments:
-            chosen.append(rollout)
-    return chosen
+def _structured(record: dict[str, Any]) -> bool:
+    """A response that is a non-empty JSON list of comments."""
+    try:
+        return bool(json.loads(record["response"]))
+    except ValueError:
+        return False
 
 
 @pytest.fixture
@@ -43,7 +38,7 @@ def lawyer_queue(session: Session):
     lawyer = make_user(session, "lawyer@example.com")
     project = make_project(session, owner, "Supply contracts", members=[(lawyer, "expert")])
     version = make_version(session, project, "legal_contract_review")
-    rollouts = _structured(make_legal_rollouts(session, project, limit=12))[:3]
+    rollouts = make_legal_rollouts(session, project, limit=3, where=_structured)
     assert len(rollouts) == 3
     queue = service.create_queue(
         session,
@@ -53,7 +48,7 @@ def lawyer_queue(session: Session):
         rubric_version_id=version.id,
         assignee_ids=[lawyer.id],
         overlap=1,
-        selection=QueueSelection(search="cuad-"),
+        selection=QueueSelection(),
     )
     return {"project": project, "queue": queue, "rollouts": rollouts, "lawyer": lawyer}
 

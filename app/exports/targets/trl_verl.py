@@ -7,6 +7,7 @@ package on import, so the one file is all a trainer needs besides its requiremen
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from app.exports.targets.common import (
@@ -140,7 +141,10 @@ def build_module(content: dict[str, Any], options: TargetOptions | None = None) 
         model_id=_doc_safe(judge.get("model_id")),
         requirements=", ".join(requirements(bundle)),
         module=module_name(content),
-        short_hash=bundle["content_hash"][:12],
+        # Same bundle and same runtime code: the loaded runtime can be shared in one process.
+        short_hash=hashlib.sha256(
+            (bundle["content_hash"] + sources_literal).encode("utf-8")
+        ).hexdigest()[:12],
         bundle_literal=repr(bundle_json(bundle)),
         sources_literal=sources_literal,
     )

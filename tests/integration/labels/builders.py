@@ -6,7 +6,7 @@ scored by the judge engine's own code (so they have exactly the shape it stores)
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlmodel import Session
@@ -92,12 +92,16 @@ def make_rollouts(
 
 
 def make_legal_rollouts(
-    session: Session, project: Project, limit: int | None = None
+    session: Session,
+    project: Project,
+    limit: int | None = None,
+    where: Callable[[dict[str, Any]], bool] | None = None,
 ) -> list[Rollout]:
-    """The legal demo's rollouts (CUAD contracts and AI review comments)."""
+    """The legal demo's rollouts (CUAD contracts and AI review comments), the first ``limit``
+    of those ``where`` accepts."""
     from app.demo.legal import build_legal_demo
 
-    records = build_legal_demo().rollouts[:limit]
+    records = [r for r in build_legal_demo().rollouts if where is None or where(r)][:limit]
     rollouts = [
         Rollout(
             project_id=project.id or 0,

@@ -27,7 +27,7 @@ def test_json_view_of_a_list_titles_each_item_by_its_first_text() -> None:
 def test_json_view_reports_broken_json_and_ignores_prose() -> None:
     broken = display.json_view('[{"a": ')
     assert broken is not None and broken.kind == "invalid"
-    assert broken.error == "not valid JSON at line 1, column 8: Expecting value"
+    assert broken.error == "not valid JSON at line 1, column 7: Expecting value"
     assert display.json_view("The contract is fine.") is None
     assert display.json_view("") is None
     obj = display.json_view('{"verdict": "ok"}')

@@ -289,16 +289,20 @@ def test_text_the_database_cannot_store_is_a_problem_of_its_line(
         [
             studio_row(1, response="bad \u0000 byte"),
             studio_row(2, metadata={"x": float("inf")}),
-            studio_row(3),
+            studio_row(3, metadata={"note": "\\u0000 is how JSON writes NUL"}),
         ]
     ).replace(b"Infinity", b"1e999")
     job = import_file(data)
     assert job.status == "rejected"
     assert problems_of(session, job) == [
         (1, "response", bulk.NUL_MESSAGE),
-        (2, "metadata", "contains the number inf, which is too large to store as JSON"),
+        (2, "metadata", "contains a number too large to store as JSON (it reads as infinity)"),
     ]
     assert rollout_count(session, world.pid) == 0
+    skipped = import_file(data, skip_invalid=True)
+    assert (skipped.inserted, skipped.invalid) == (1, 2)
+    kept = session.exec(select(Rollout).where(Rollout.external_id == "r-3")).one()
+    assert kept.metadata_ == {"note": "\\u0000 is how JSON writes NUL"}  # text, not a NUL
 
 
 def test_a_file_where_no_line_is_valid_is_refused_even_when_skipping(

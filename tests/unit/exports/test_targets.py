@@ -38,14 +38,16 @@ def _zip(content: dict[str, Any], options: TargetOptions | None = None) -> dict[
         return {name: archive.read(name).decode() for name in archive.namelist()}
 
 
-def _top_level_imports(source: str) -> set[str]:
+def _imports(source: str, *, module_level_only: bool) -> set[str]:
+    tree = ast.parse(source)
+    nodes = tree.body if module_level_only else list(ast.walk(tree))
     names = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in nodes:
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
-    return names
+    return names - set(sys.stdlib_module_names) - {"__future__", "rubric_reward"}
 
 
 def test_lambda_zip_holds_the_handler_runtime_bundle_and_requirements() -> None:
@@ -75,18 +77,20 @@ def test_lambda_zip_holds_the_handler_runtime_bundle_and_requirements() -> None:
 
 def test_every_third_party_import_of_the_package_is_declared() -> None:
     reward = RewardConfigModel.model_validate({"language": {"enabled": True}}).as_dict()
-    for judge, extra in ((BEDROCK_JUDGE, "boto3"), (OPENAI_JUDGE, "httpx")):
+    for judge, client, other in (
+        (BEDROCK_JUDGE, "boto3", "httpx"),
+        (OPENAI_JUDGE, "httpx", "boto3"),
+    ):
         files = _zip(legal_content(judge=judge, reward=reward))
         declared = {line.split(">")[0].split("=")[0] for line in files["requirements.txt"].split()}
-        assert extra in declared and "langdetect" in declared
-        imported: set[str] = set()
-        for name, text in files.items():
-            if name.endswith(".py"):
-                imported |= _top_level_imports(text)
-        third_party = imported - set(sys.stdlib_module_names) - {"__future__", "rubric_reward"}
-        # botocore comes with boto3; the other provider's client is imported only if used.
-        assert third_party - {"botocore", "boto3", "httpx"} <= declared, third_party
-        assert (third_party & {"boto3", "httpx"}) - declared == {"boto3", "httpx"} - declared
+        assert declared == {"jinja2", "jsonschema", "langdetect", client}
+        sources = [text for name, text in files.items() if name.endswith(".py")]
+        # What loads with the module must be declared; the other provider's client (and
+        # botocore, which boto3 brings) is only imported inside the code that uses it.
+        loaded = set().union(*(_imports(t, module_level_only=True) for t in sources))
+        assert loaded <= declared, loaded
+        anywhere = set().union(*(_imports(t, module_level_only=False) for t in sources))
+        assert anywhere - declared <= {other, "botocore"}, anywhere
 
 
 def test_the_same_bundle_gives_the_same_zip_bytes() -> None:
@@ -154,6 +158,10 @@ def test_trainer_module_imports_alone_and_exposes_both_signatures(tmp_path: Path
     # A prose response fails the format gate before any judge call: no server is needed.
     assert module.reward_func(prompts=["Review it"], completions=["Looks fine to me."]) == [0.0]
     assert module.compute_score("demo", "Looks fine.", None, {})["score"] == 0.0
+    assert module.get_engine().judge_settings["base_url"] == OPENAI_JUDGE["base_url"]
+    module.configure(base_url="http://127.0.0.1:8/v1", concurrency=2)
+    assert module.get_engine().judge_settings["base_url"] == "http://127.0.0.1:8/v1"
+    assert module.get_engine().judge_settings["concurrency"] == 2
     # Verbatim runtime sources are embedded.
     for name, source_path in RUNTIME_SOURCES.items():
         assert repr(source_path.read_text()) in text, name
