@@ -361,7 +361,8 @@ def report(figures: dict[str, Any]) -> str:
         lines += [
             "",
             f"Large file: {g['rows']:,} rollouts ({mib(g['file_bytes'])}) imported in "
-            f"{g['seconds']:.0f} s ({g['rate']:,.0f} rollouts/s); peak memory "
+            f"{g['seconds']:.0f} s ({g['rate']:,.0f} rollouts/s"
+            f"{'' if g['with_fts'] else ', full-text index dropped'}); peak memory "
             f"**{g['maxrss_mb']:.0f} MB** (target: under 300 MB).",
         ]
     else:

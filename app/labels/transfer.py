@@ -1,4 +1,4 @@
-"""Label files: read and write expert labels as JSON Lines or CSV (see docs/formats/labels.md).
+"""Label files: read and write expert labels as JSON Lines or CSV (the formats are below).
 
 Pure: parsing reports every problem with its line and field; checking values against a rubric
 and finding rollouts is the service's job.

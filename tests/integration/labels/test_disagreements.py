@@ -314,3 +314,18 @@ def test_items_still_to_label_blind_are_hidden(
         f"/api/v1/projects/{world['project'].id}/runs/{world['run'].id}/disagreements"
     ).json()
     assert all(item["rollout_id"] != hidden_rollout for item in api["items"])
+
+
+def test_htmx_gets_the_fragment_and_a_browser_the_page(
+    client: TestClient, session: Session, review_world
+) -> None:
+    world = review_world
+    login(client, "alice@example.com")
+    url = f"/projects/{world['project'].id}/disagreements/{world['run'].id}?tolerance=1.5"
+    page = client.get(url)
+    fragment = client.get(url, headers={"HX-Request": "true"})
+    assert page.headers["vary"] == fragment.headers["vary"] == "HX-Request"
+    assert "<html" in page.text and "<html" not in fragment.text
+    assert _listed(page.text) == _listed(fragment.text)
+    assert client.get(url.replace("1.5", "-1")).status_code == 422
+    assert client.get(url.replace("1.5", "abc")).status_code == 422
