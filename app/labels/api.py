@@ -20,9 +20,10 @@ from app.auth.dependencies import (
 )
 from app.auth.models import User
 from app.auth.policies import Permission
-from app.labels import exchange, gold, review
+from app.labels import exchange, gold, queues, review
 from app.labels import service as label_service
 from app.labels.models import AnnotationQueue, DisagreementResolution, GoldItem, Label
+from app.labels.queues import QueueSelection
 from app.labels.schemas import (
     CriterionVerdictPublic,
     DisagreementPublic,
@@ -45,7 +46,7 @@ from app.labels.schemas import (
     SubmitPublic,
     VerdictPublic,
 )
-from app.labels.service import LabelInput, QueueSelection
+from app.labels.service import LabelInput
 from app.rollouts.models import Rollout
 
 router = APIRouter(prefix="/api/v1/projects/{project_id}", tags=["labels"])
@@ -75,7 +76,7 @@ def _label(label: Label) -> LabelPublic:
 
 
 def _queue(session: Session, queue: AnnotationQueue, user: User) -> QueuePublic:
-    progress = label_service.queue_progress(session, queue, user)
+    progress = queues.queue_progress(session, queue, user)
     return QueuePublic(
         id=queue.id or 0,
         name=queue.name,
@@ -89,7 +90,7 @@ def _queue(session: Session, queue: AnnotationQueue, user: User) -> QueuePublic:
         complete=progress.complete,
         mine_submitted=progress.mine_submitted,
         mine_open=progress.mine_open,
-        assignees=[u.email for u in label_service.queue_assignees(session, queue)],
+        assignees=[u.email for u in queues.queue_assignees(session, queue)],
     )
 
 
@@ -104,7 +105,7 @@ def _rollout(rollout: Rollout) -> RolloutForLabeling:
     )
 
 
-def _item(view: label_service.ItemView) -> ItemPublic:
+def _item(view: queues.ItemView) -> ItemPublic:
     # The API names the pair's own sides: rollout = A, rollout_b = B.
     first, second = view.left.rollout, view.right.rollout if view.right else None
     if view.right is not None and view.shown_order == "BA":
@@ -161,14 +162,14 @@ def _input(body: LabelBody) -> LabelInput:
 @router.get("/queues", response_model=list[QueuePublic])
 def list_queues(session: SessionDep, ctx: ProjectReader) -> list[QueuePublic]:
     """The project's annotation queues with the caller's progress."""
-    rows = label_service.list_queues(session, ctx.project.id or 0, ctx.user)
+    rows = queues.list_queues(session, ctx.project.id or 0, ctx.user)
     return [_queue(session, row.queue, ctx.user) for row in rows]
 
 
 @router.post("/queues", response_model=QueuePublic, status_code=status.HTTP_201_CREATED)
 def create_queue(body: QueueCreate, session: SessionDep, ctx: QueueManager) -> QueuePublic:
     """Create a queue from a filter, a random sample, a judge run's items or gold items."""
-    queue = label_service.create_queue(
+    queue = queues.create_queue(
         session,
         ctx.project,
         actor=ctx.user,
@@ -194,7 +195,7 @@ def create_queue(body: QueueCreate, session: SessionDep, ctx: QueueManager) -> Q
 
 @router.get("/queues/{queue_id}", response_model=QueuePublic)
 def get_queue(queue_id: int, session: SessionDep, ctx: ProjectReader) -> QueuePublic:
-    queue = label_service.get_queue(session, ctx.project.id or 0, queue_id)
+    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
     return _queue(session, queue, ctx.user)
 
 
@@ -205,19 +206,19 @@ def get_queue(queue_id: int, session: SessionDep, ctx: ProjectReader) -> QueuePu
 )
 def next_item(queue_id: int, session: SessionDep, ctx: ProjectReader) -> ItemPublic | Response:
     """The next item offered to the caller (blind: no verdicts or other labels)."""
-    queue = label_service.get_queue(session, ctx.project.id or 0, queue_id)
+    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
     item = label_service.next_item(session, queue, ctx.user)
     if item is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return _item(label_service.item_view(session, queue, item, ctx.user))
+    return _item(queues.item_view(session, queue, item, ctx.user))
 
 
 @router.get("/queues/{queue_id}/items/{item_id}", response_model=ItemPublic)
 def get_item(queue_id: int, item_id: int, session: SessionDep, ctx: ProjectReader) -> ItemPublic:
     """One item; the judge's verdicts and colleagues' labels only once the caller submitted."""
-    queue = label_service.get_queue(session, ctx.project.id or 0, queue_id)
-    item = label_service.get_item(session, queue, item_id)
-    return _item(label_service.item_view(session, queue, item, ctx.user))
+    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
+    item = queues.get_item(session, queue, item_id)
+    return _item(queues.item_view(session, queue, item, ctx.user))
 
 
 @router.put("/queues/{queue_id}/items/{item_id}/draft", response_model=LabelPublic)
@@ -225,8 +226,8 @@ def save_draft(
     queue_id: int, item_id: int, body: LabelBody, session: SessionDep, ctx: LabelWriter
 ) -> LabelPublic:
     """Keep a partial answer. 409 when the label changed since `revision` or was submitted."""
-    queue = label_service.get_queue(session, ctx.project.id or 0, queue_id)
-    item = label_service.get_item(session, queue, item_id)
+    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
+    item = queues.get_item(session, queue, item_id)
     return _label(label_service.save_draft(session, queue, item, ctx.user, _input(body)))
 
 
@@ -236,8 +237,8 @@ def submit_label(
 ) -> SubmitPublic:
     """Submit the caller's label. Sending the same label again stores nothing new
     (`outcome` = unchanged); a label changed since `revision` is refused with 409."""
-    queue = label_service.get_queue(session, ctx.project.id or 0, queue_id)
-    item = label_service.get_item(session, queue, item_id)
+    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
+    item = queues.get_item(session, queue, item_id)
     result = label_service.submit_label(session, queue, item, ctx.user, _input(body))
     return SubmitPublic(
         label=_label(result.label),
@@ -289,6 +290,7 @@ def export_labels(
         ctx.project.id or 0,
         fmt=format,  # type: ignore[arg-type]
         rubric_version_id=rubric_version_id,
+        viewer=ctx.user,
     )
     media = "text/csv" if format == "csv" else "application/x-ndjson"
     return Response(text, media_type=f"{media}; charset=utf-8")

@@ -25,6 +25,7 @@ from app.labels.service import (
     LabelTarget,
     VersionChoice,
     annotator_key,
+    blind_subjects,
     clean_input,
     definition_of,
     find_label,
@@ -224,6 +225,33 @@ def import_labels(
             details=result.problems[:500],
         )
     result.skipped = len(bad_lines)
+    try:
+        _store(session, planned, result, actor)
+        audit_service.record(
+            session,
+            actor=actor,
+            action="label.import",
+            object_type="rubric_version",
+            object_id=version.id,
+            project_id=project_id,
+            summary=f"imported labels ({result.summary})",
+            details={"format": fmt, "problems": result.problems[:50]},
+        )
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("Labels were added meanwhile for the same rollouts; import again.") from None
+    return result
+
+
+def _store(
+    session: Session,
+    planned: list[tuple[LabelTarget, CleanLabel, transfer.LabelRecord]],
+    result: ImportResult,
+    actor: User | None,
+) -> None:
+    """Write the checked labels (flushes only). A label entered in the studio is never
+    overwritten by a file; an imported one is updated with its history kept."""
     for target, clean, record in planned:
         existing = find_label(session, target.version_id, target.subject_key, target.annotator_key)
         if existing is not None and existing.source == "ui" and not clean.same_as(existing):
@@ -253,22 +281,6 @@ def import_labels(
         result.created += outcome in ("created", "submitted")
         result.updated += outcome == "updated"
         result.unchanged += outcome == "unchanged"
-    audit_service.record(
-        session,
-        actor=actor,
-        action="label.import",
-        object_type="rubric_version",
-        object_id=version.id,
-        project_id=project_id,
-        summary=f"imported labels ({result.summary})",
-        details={"format": fmt, "problems": result.problems[:50]},
-    )
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raise Conflict("Labels were added meanwhile for the same rollouts; import again.") from None
-    return result
 
 
 _FLIPPED = {"A": "B", "B": "A", "tie": "tie"}
@@ -283,9 +295,17 @@ def _valid_preference(value: str | None) -> bool:
 
 
 def export_rows(
-    session: Session, project_id: int, *, rubric_version_id: int | None = None
+    session: Session,
+    project_id: int,
+    *,
+    rubric_version_id: int | None = None,
+    viewer: User | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Submitted labels as export rows, and the criterion keys (for CSV columns)."""
+    """Submitted labels as export rows, and the criterion keys (for CSV columns).
+
+    With a ``viewer``, labels on items she still has to label blind are left out (her own
+    labels excepted): an export must not reveal a colleague's answer before she gives hers.
+    """
     query = (
         select(Label, Rollout, RubricVersion, Rubric)
         .join(Rollout, col(Rollout.id) == col(Label.rollout_id))
@@ -298,6 +318,12 @@ def export_rows(
         get_version(session, project_id, rubric_version_id)
         query = query.where(Label.rubric_version_id == rubric_version_id)
     rows = session.exec(query).all()
+    if viewer is not None:
+        blind = blind_subjects(session, project_id, viewer)
+        mine = annotator_key(viewer)
+        rows = [
+            row for row in rows if row[0].subject_key not in blind or row[0].annotator_key == mine
+        ]
     emails = {
         u.id: u.email
         for u in session.exec(
@@ -344,10 +370,14 @@ def export_labels(
     *,
     fmt: transfer.Format,
     rubric_version_id: int | None = None,
+    viewer: User | None = None,
 ) -> str:
+    """Submitted labels as JSONL or CSV (blind items of ``viewer`` left out, see export_rows)."""
     if fmt not in transfer.FORMATS:
         raise InvalidInput(f"The format must be jsonl or csv, got {fmt!r}.")
-    rows, keys = export_rows(session, project_id, rubric_version_id=rubric_version_id)
+    rows, keys = export_rows(
+        session, project_id, rubric_version_id=rubric_version_id, viewer=viewer
+    )
     return transfer.to_csv(rows, keys) if fmt == "csv" else transfer.to_jsonl(rows)
 
 

@@ -15,13 +15,12 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from app.agreement.preference import combine_swapped
 from app.audit import service as audit_service
 from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from app.judging.models import JudgeRun, Verdict
-from app.labels import highlight
+from app.labels import highlight, queues
 from app.labels import service as label_service
 from app.labels import values as label_values
 from app.labels.models import DisagreementResolution, Label
@@ -154,18 +153,6 @@ def _rubric_readings(
     return readings
 
 
-def _pair_winner(ab: Verdict | None, ba: Verdict | None) -> str | None:
-    if ab is not None and ba is not None:
-        shown_ab = (ab.scores or {}).get("shown_winner")
-        shown_ba = (ba.scores or {}).get("shown_winner")
-        if isinstance(shown_ab, str) and isinstance(shown_ba, str):
-            # A verdict that changes with the order is a tie (MT-Bench's rule).
-            return {"a": "A", "b": "B", "tie": "tie"}[combine_swapped(shown_ab, shown_ba)]
-        return ab.winner if ab.winner == ba.winner else "tie"
-    single = ab or ba
-    return single.winner if single is not None else None
-
-
 def _pair_readings(
     definition: RubricDefinition, verdicts: list[Verdict]
 ) -> dict[str, tuple[int, int, JudgeReading]]:
@@ -183,10 +170,13 @@ def _pair_readings(
         if not repeats:
             reading = JudgeReading(False, {}, None, None, error="the judge gave no usable verdict")
         else:
-            orders = repeats[min(repeats)]
+            orders = {
+                order: _reading(definition, verdict)
+                for order, verdict in repeats[min(repeats)].items()
+            }
             first = orders.get("AB") or orders["BA"]
-            winner = _pair_winner(orders.get("AB"), orders.get("BA"))
-            reading = dataclasses.replace(_reading(definition, first), winner=winner)
+            winner = label_values.combined_winner(orders.get("AB"), orders.get("BA"))
+            reading = dataclasses.replace(first, winner=winner)
         readings[label_service.pair_subject(pair_id)] = (rollout_a[pair_id], pair_id, reading)
     return readings
 
@@ -631,5 +621,5 @@ def rollout_document(rollout: Rollout, report: DisagreementReport) -> dict[str, 
     return {
         "rollout": rollout,
         "document": DocumentView(segments, items, excerpts, evidence),
-        "response_view": label_service.ResponseView(rollout, items, excerpts),
+        "response_view": queues.ResponseView(rollout, items, excerpts),
     }

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from app.agreement.preference import combine_swapped
 from app.rubrics.definition import Criterion, RubricDefinition
 from app.rubrics.scoring import ScoringError, rubric_scale, score_answer
 
@@ -340,6 +341,18 @@ def read_verdict(
     )
 
 
+def combined_winner(ab: JudgeReading | None, ba: JudgeReading | None) -> str | None:
+    """The pair's winner (A / B / tie) from the verdicts given in both orders: a verdict that
+    changes with the order is a tie (MT-Bench's rule). One order alone speaks for itself."""
+    if ab is not None and ba is not None:
+        if ab.shown_winner and ba.shown_winner:
+            combined = combine_swapped(ab.shown_winner, ba.shown_winner)
+            return {"a": "A", "b": "B", "tie": "tie"}[combined]
+        return ab.winner if ab.winner == ba.winner else "tie"
+    single = ab or ba
+    return single.winner if single is not None else None
+
+
 # ---- comparing --------------------------------------------------------------------------------
 
 
@@ -383,6 +396,8 @@ def format_value(criterion: Criterion | None, value: Any) -> str:
         return "—"
     if isinstance(value, bool):
         return "pass" if value else "fail"
+    if isinstance(value, str):
+        return value  # a preference: A, B or tie
     if criterion is not None and criterion.type == "boolean":
         return f"{float(value):.0%} pass"
     number = float(value)

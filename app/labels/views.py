@@ -22,10 +22,11 @@ from app.auth.dependencies import (
 )
 from app.auth.policies import Permission
 from app.core.errors import DomainError, InvalidInput
-from app.labels import exchange, gold, review, transfer
+from app.labels import exchange, gold, queues, review, transfer
 from app.labels import service as label_service
 from app.labels.highlight import EXCERPT_KEYS
-from app.labels.service import LabelInput, QueueSelection
+from app.labels.queues import QueueSelection
+from app.labels.service import LabelInput
 from app.labels.values import format_value, position_of
 from app.web.errors import wants_json
 from app.web.flash import flash
@@ -52,7 +53,7 @@ def labeling_page(request: Request, session: SessionDep, ctx: ProjectReader) -> 
     project_id = ctx.project.id or 0
     context = {
         "ctx": ctx,
-        "queues": label_service.list_queues(session, project_id, ctx.user),
+        "queues": queues.list_queues(session, project_id, ctx.user),
         "runs": review.list_runs(session, project_id, limit=50),
         "gold_count": len(gold.list_gold(session, project_id)),
     }
@@ -65,7 +66,7 @@ def queue_new_page(request: Request, session: SessionDep, ctx: QueueManager) -> 
     context = {
         "ctx": ctx,
         "versions": label_service.version_choices(session, project_id),
-        "labelers": label_service.labelers(session, project_id),
+        "labelers": queues.labelers(session, project_id),
         "runs": review.list_runs(session, project_id),
     }
     return render(request, "labels/queue_new.html", context)
@@ -111,7 +112,7 @@ async def queue_create_action(request: Request, session: SessionDep, ctx: QueueM
     version_id = _optional_int(form, "rubric_version_id")
     if version_id is None:
         raise InvalidInput("Choose the rubric version the experts label with.")
-    queue = label_service.create_queue(
+    queue = queues.create_queue(
         session,
         ctx.project,
         actor=ctx.user,
@@ -134,16 +135,16 @@ def queue_page(
     queue_id: int,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
-    queue = label_service.get_queue(session, ctx.project.id or 0, queue_id)
+    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
     version = label_service.get_version(session, ctx.project.id or 0, queue.rubric_version_id)
     context = {
         "ctx": ctx,
         "queue": queue,
         "version_label": label_service.version_label(session, version),
-        "progress": label_service.queue_progress(session, queue, ctx.user),
-        "assignees": label_service.queue_assignees(session, queue),
+        "progress": queues.queue_progress(session, queue, ctx.user),
+        "assignees": queues.queue_assignees(session, queue),
         "assigned": label_service.is_assignee(session, queue, ctx.user),
-        "items": label_service.queue_items(session, queue, ctx.user, offset=offset),
+        "items": queues.queue_items(session, queue, ctx.user, offset=offset),
         "offset": offset,
         "page_size": 200,
     }
@@ -158,8 +159,8 @@ def queue_close_action(
     queue_id: int,
     closed: Annotated[bool, Form()] = True,
 ) -> Response:
-    queue = label_service.get_queue(session, ctx.project.id or 0, queue_id)
-    label_service.set_queue_closed(session, queue, actor=ctx.user, closed=closed)
+    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
+    queues.set_queue_closed(session, queue, actor=ctx.user, closed=closed)
     response = redirect(request, f"{_base(ctx)}/queues/{queue.id}")
     flash(request, response, "Queue closed." if closed else "Queue reopened.")
     return response
@@ -173,7 +174,7 @@ def queue_next_page(
     queue_id: int,
     after: Annotated[int | None, Query()] = None,
 ) -> Response:
-    queue = label_service.get_queue(session, ctx.project.id or 0, queue_id)
+    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
     item = label_service.next_item(session, queue, ctx.user, after_position=after)
     if item is None:
         return redirect(request, f"{_base(ctx)}/queues/{queue.id}?done=1")
@@ -206,7 +207,7 @@ def _label_input(form: FormData) -> LabelInput:
     )
 
 
-def _stored_form(view: label_service.ItemView) -> dict[str, Any]:
+def _stored_form(view: queues.ItemView) -> dict[str, Any]:
     """The form's values from the stored label (draft or submitted)."""
     label = view.label
     if label is None:
@@ -224,7 +225,7 @@ def _stored_form(view: label_service.ItemView) -> dict[str, Any]:
 
 def _item_context(
     ctx: Any,
-    view: label_service.ItemView,
+    view: queues.ItemView,
     *,
     posted: dict[str, Any] | None = None,
     error: DomainError | None = None,
@@ -250,7 +251,7 @@ def _item_context(
     }
 
 
-def _item_page(request: Request, ctx: Any, view: label_service.ItemView, **kwargs: Any) -> Response:
+def _item_page(request: Request, ctx: Any, view: queues.ItemView, **kwargs: Any) -> Response:
     template = "labels/preference.html" if view.item.pair_id else "labels/annotate.html"
     error = kwargs.get("error")
     status = error.status_code if isinstance(error, DomainError) else 200
@@ -261,9 +262,9 @@ def _item_page(request: Request, ctx: Any, view: label_service.ItemView, **kwarg
 def item_page(
     request: Request, session: SessionDep, ctx: ProjectReader, queue_id: int, item_id: int
 ) -> Response:
-    queue = label_service.get_queue(session, ctx.project.id or 0, queue_id)
-    item = label_service.get_item(session, queue, item_id)
-    view = label_service.item_view(session, queue, item, ctx.user)
+    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
+    item = queues.get_item(session, queue, item_id)
+    view = queues.item_view(session, queue, item, ctx.user)
     return _item_page(request, ctx, view)
 
 
@@ -273,8 +274,8 @@ def item_page(
 async def label_draft_action(
     request: Request, session: SessionDep, ctx: LabelWriter, queue_id: int, item_id: int
 ) -> Response:
-    queue = label_service.get_queue(session, ctx.project.id or 0, queue_id)
-    item = label_service.get_item(session, queue, item_id)
+    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
+    item = queues.get_item(session, queue, item_id)
     label = label_service.save_draft(
         session, queue, item, ctx.user, _label_input(await request.form())
     )
@@ -298,8 +299,8 @@ async def label_draft_action(
 async def label_submit_action(
     request: Request, session: SessionDep, ctx: LabelWriter, queue_id: int, item_id: int
 ) -> Response:
-    queue = label_service.get_queue(session, ctx.project.id or 0, queue_id)
-    item = label_service.get_item(session, queue, item_id)
+    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
+    item = queues.get_item(session, queue, item_id)
     form = await request.form()
     try:
         result = label_service.submit_label(session, queue, item, ctx.user, _label_input(form))
@@ -308,7 +309,7 @@ async def label_submit_action(
             raise
         # Never lose what she typed: the page comes back with her input and the reason.
         session.rollback()
-        view = label_service.item_view(session, queue, item, ctx.user)
+        view = queues.item_view(session, queue, item, ctx.user)
         return _item_page(request, ctx, view, posted=_posted_values(form), error=exc)
     next_url = (
         _item_url(ctx, queue.id or 0, result.next_item.id or 0)
@@ -614,6 +615,7 @@ def labels_export(
         ctx.project.id or 0,
         fmt=format,  # type: ignore[arg-type]
         rubric_version_id=rubric_version_id,
+        viewer=ctx.user,
     )
     name = f"labels-project{ctx.project.id}" + (
         f"-version{rubric_version_id}" if rubric_version_id else ""

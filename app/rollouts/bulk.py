@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -203,6 +203,26 @@ def _lookup(session: Session, project_id: int, external_ids: list[str]) -> dict[
                 row.id, row.content_hash, row.source_file, row.source_line, row.import_id
             )
     return found
+
+
+def refresh_statistics_if_stale(session: Session, rows_added: int) -> bool:
+    """ANALYZE the rollout table when PostgreSQL's row estimate is far below what was added.
+
+    With the estimates of a table that was nearly empty, the planner answers the id lookup of
+    each batch by scanning every rollout of the project, so a large import into a fresh table
+    slows down quadratically. Autovacuum fixes this eventually (if it is on); a big import
+    should not wait for it. Returns whether it analyzed. Commits.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    estimate = session.execute(
+        text("SELECT reltuples FROM pg_class WHERE oid = 'rollout'::regclass")
+    ).scalar()
+    if estimate is not None and estimate >= rows_added / 2:
+        return False
+    session.execute(text("ANALYZE rollout"))
+    session.commit()
+    return True
 
 
 def _row(record: RolloutRecord, target: BatchTarget, now: datetime) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from typing import Any, BinaryIO, Generic, TypeVar
 
 from sqlalchemy import and_, case, insert, or_, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from app.audit import service as audit_service
@@ -26,7 +28,12 @@ from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.rollouts import service
-from app.rollouts.bulk import BatchTarget, storage_problem, store_batch
+from app.rollouts.bulk import (
+    BatchTarget,
+    refresh_statistics_if_stale,
+    storage_problem,
+    store_batch,
+)
 from app.rollouts.models import RolloutImport, RolloutImportProblem
 from app.rollouts.parsing import FileRejected, ParsedLine, ParseOptions, Problem, iter_parse
 from app.worker import WorkerContext
@@ -39,6 +46,8 @@ PROGRESS_EVERY_LINES = 5000
 PROGRESS_EVERY_S = 1.0
 PROBLEMS_PER_INSERT = 500
 MAX_ATTEMPTS = 3
+# Planner statistics are refreshed when this many rows were added, and at each doubling.
+ANALYZE_AFTER_ROWS = 2000
 # Problems kept for the download; a file this broken is counted, not listed further.
 MAX_STORED_PROBLEMS = 1_000_000
 
@@ -174,6 +183,7 @@ class _ImportRunner:
         self.stop = stop
         self.on_progress = on_progress
         self.pending: list[dict[str, Any]] = []
+        self.analyze_at = ANALYZE_AFTER_ROWS
 
     # ------------------------------------------------------------------ shared
 
@@ -383,6 +393,14 @@ class _ImportRunner:
         job.resume_line = job.lines_read = batch[-1].line_no
         job.bytes_read = position
         self.checkpoint()
+        if job.inserted >= self.analyze_at:
+            self.analyze_at = job.inserted * 2
+            try:
+                refresh_statistics_if_stale(self.session, job.inserted)
+            except SQLAlchemyError:  # e.g. not the table's owner: imports still work, slower
+                self.session.rollback()
+                self.analyze_at = sys.maxsize
+                log.warning("could not ANALYZE rollout during import %s", job.id, exc_info=True)
 
 
 class Prefetched(Generic[T]):

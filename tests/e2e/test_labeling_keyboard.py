@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from app.labels import service
+from app.labels import queues
 from app.labels.models import Label, LabelRevision
-from app.labels.service import QueueSelection
+from app.labels.queues import QueueSelection
 from tests.integration.labels.builders import make_legal_rollouts, make_version
 from tests.support.factories import make_project, make_user
 from tests.support.web import PASSWORD
@@ -40,7 +40,7 @@ def lawyer_queue(session: Session):
     version = make_version(session, project, "legal_contract_review")
     rollouts = make_legal_rollouts(session, project, limit=3, where=_structured)
     assert len(rollouts) == 3
-    queue = service.create_queue(
+    queue = queues.create_queue(
         session,
         project,
         actor=owner,

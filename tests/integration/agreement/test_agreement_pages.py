@@ -430,3 +430,10 @@ def test_preference_agreement_follows_mt_bench(
         html, "fig-pref-hh-with_ties", sum(a == b for a, b in expert_pairs), len(expert_pairs)
     )
     assert "MT-Bench" in html
+    other = make_pair_run(session, project, version, {p: ("A", "A") for p in by_id}, by_id)
+    compared = client.get(
+        f"/projects/{project.id}/agreement/compare?old={run.id}&new={other.id}&scope=all"
+    )
+    assert compared.status_code == 200
+    flipped = {int(e["data-rollout-id"]) for e in find_all(compared.text, "data-testid", "flip")}
+    assert flipped == {by_id[p].rollout_a_id for p in by_id if judge_winner(*shown[p]) != "tie"}

@@ -20,9 +20,9 @@ from sqlmodel import Session, func, select
 
 from app.audit.models import AuditEvent
 from app.auth import service as auth_service
-from app.labels import service
+from app.labels import queues
 from app.labels.models import Label, QueueItem
-from app.labels.service import QueueSelection
+from app.labels.queues import QueueSelection
 from tests.integration.labels.builders import make_rollouts, make_version
 from tests.support.factories import make_project, make_user
 
@@ -71,7 +71,7 @@ def test_thirty_experts_submit_twenty_labels_each_at_once(session: Session, serv
     project = make_project(session, owner, "Busy", members=[(u, "expert") for u in experts])
     version = make_version(session, project, "generic_pass_fail")
     make_rollouts(session, project, ITEMS)
-    queue = service.create_queue(
+    queue = queues.create_queue(
         session,
         project,
         actor=owner,

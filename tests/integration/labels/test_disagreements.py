@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from app.labels import service
+from app.labels import queues
 from app.labels.models import DisagreementResolution, Label, LabelRevision
-from app.labels.service import QueueSelection
+from app.labels.queues import QueueSelection
 from tests.integration.labels.builders import (
     add_label,
     comments_answer,
@@ -293,7 +293,7 @@ def test_items_still_to_label_blind_are_hidden(
         session, world["project"], email=carol.email, role="expert", actor=world["owner"]
     )
     # Carol is asked to label the first rollout, which Alice and Bob already did.
-    service.create_queue(
+    queues.create_queue(
         session,
         world["project"],
         actor=world["owner"],
@@ -329,3 +329,44 @@ def test_htmx_gets_the_fragment_and_a_browser_the_page(
     assert _listed(page.text) == _listed(fragment.text)
     assert client.get(url.replace("1.5", "-1")).status_code == 422
     assert client.get(url.replace("1.5", "abc")).status_code == 422
+
+
+def test_preference_disagreements_use_the_order_swapped_verdict(
+    client: TestClient, session: Session
+) -> None:
+    from tests.integration.labels.builders import make_pair_run, make_pairs, make_rollouts
+
+    owner = make_user(session, "owner@example.com")
+    alice = make_user(session, "alice@example.com")
+    project = make_project(session, owner, "Prefs", members=[(alice, "expert")])
+    version = make_version(session, project, "pairwise_preference")
+    rollouts = make_rollouts(session, project, 6)
+    pairs = make_pairs(session, project, rollouts)
+    # Positional answers (AB order, BA order): consistent A, consistent B, order-dependent.
+    shown = {pairs[0].id: ("A", "B"), pairs[1].id: ("B", "A"), pairs[2].id: ("A", "A")}
+    run = make_pair_run(session, project, version, shown, {p.id: p for p in pairs})
+    judge = {pairs[0].id: "A", pairs[1].id: "B", pairs[2].id: "tie"}
+    by_id = {r.id: r for r in rollouts}
+    for pair, preference in zip(pairs, ("A", "A", "B"), strict=True):
+        add_label(
+            session,
+            project,
+            version,
+            by_id[pair.rollout_a_id],
+            alice,
+            preference=preference,
+            pair=pair,
+        )
+    login(client, alice.email)
+    html = client.get(f"/projects/{project.id}/disagreements/{run.id}").text
+    listed = {(r, c) for r, _, c in _listed(html)}
+    expected = {
+        (pair.rollout_a_id, "_winner")
+        for pair, preference in zip(pairs, ("A", "A", "B"), strict=True)
+        if judge[pair.id] != preference
+    }
+    assert (
+        listed
+        == expected
+        == {(pairs[1].rollout_a_id, "_winner"), (pairs[2].rollout_a_id, "_winner")}
+    )

@@ -333,3 +333,34 @@ def test_cli_import_and_export(cli_env, session: Session, io_world, tmp_path) ->
         ],
     )
     assert expert.exit_code == 1 and "may not import" in expert.output
+
+
+def test_an_export_does_not_reveal_colleagues_labels_before_her_own(
+    client: TestClient, session: Session, io_world
+) -> None:
+    from app.labels import queues
+
+    w = io_world
+    bob = make_user(session, "bob@example.com")
+    from app.projects import service as project_service
+
+    project_service.add_member(
+        session, w["project"], email=bob.email, role="expert", actor=w["owner"]
+    )
+    add_label(session, w["project"], w["version"], w["rollouts"][0], bob, {"Safe": False})
+    queues.create_queue(
+        session,
+        w["project"],
+        actor=w["owner"],
+        name="Alice's",
+        rubric_version_id=w["version"].id,
+        assignee_ids=[w["alice"].id],
+        overlap=1,
+        selection=queues.QueueSelection(search="r-0000"),
+    )
+    login(client, "alice@example.com")
+    hidden = client.get(f"/api/v1/projects/{w['project'].id}/labels/export?format=jsonl")
+    assert hidden.status_code == 200 and hidden.text == ""
+    login(client, "eng@example.com")
+    shown = client.get(f"/api/v1/projects/{w['project'].id}/labels/export?format=jsonl")
+    assert json.loads(shown.text)["annotator"] == "bob@example.com"

@@ -10,12 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from app.labels import service
+from app.labels import queues
 from app.labels.models import AnnotationQueue, Label, QueueItem
-from app.labels.service import QueueSelection
+from app.labels.queues import QueueSelection
 from app.labels.values import shown_order
 from tests.integration.labels.builders import (
     make_legal_rollouts,
+    make_pair_run,
     make_pairs,
     make_rollouts,
     make_version,
@@ -38,7 +39,7 @@ def legal(session: Session):
     )
     version = make_version(session, project, "legal_contract_review")
     rollouts = make_legal_rollouts(session, project, limit=8)
-    queue = service.create_queue(
+    queue = queues.create_queue(
         session,
         project,
         actor=owner,
@@ -330,7 +331,7 @@ def test_preference_pairs_are_shown_in_a_recorded_random_order(
     version = make_version(session, project, "pairwise_preference")
     rollouts = make_rollouts(session, project, 8, response="Answer")
     pairs = make_pairs(session, project, rollouts)
-    queue = service.create_queue(
+    queue = queues.create_queue(
         session,
         project,
         actor=owner,
@@ -339,6 +340,9 @@ def test_preference_pairs_are_shown_in_a_recorded_random_order(
         assignee_ids=[alice.id],
         overlap=1,
         selection=QueueSelection(),
+    )
+    make_pair_run(
+        session, project, version, {p.id: ("A", "B") for p in pairs}, {p.id: p for p in pairs}
     )
     items = session.exec(
         select(QueueItem).where(QueueItem.queue_id == queue.id).order_by(QueueItem.position)
@@ -366,4 +370,8 @@ def test_preference_pairs_are_shown_in_a_recorded_random_order(
         label = session.exec(select(Label).where(Label.pair_id == pair.id)).one()
         assert label.shown_order == order
         assert label.preference == ("A" if order == "AB" else "B")
+        # Only now does she see the judge, which preferred A in both orders.
+        revealed = client.get(base).text
+        assert "revealed-verdict" in data_testids(revealed)
+        assert "Judge prefers <strong>A</strong>" in revealed
     assert orders == {"AB", "BA"}  # both orders occur over a handful of pairs

@@ -8,9 +8,10 @@ from sqlmodel import Session, func, select
 
 from app.audit.models import AuditEvent
 from app.core.errors import Conflict, InvalidInput, PermissionDenied
-from app.labels import service
+from app.labels import queues, service
 from app.labels.models import Label, LabelRevision, QueueItem
-from app.labels.service import LabelInput, QueueSelection
+from app.labels.queues import QueueSelection
+from app.labels.service import LabelInput
 from tests.integration.labels.builders import make_rollouts, make_run, make_version
 from tests.support.factories import make_project, make_user
 
@@ -51,7 +52,7 @@ def world(session: Session):
 
 
 def _queue(session: Session, w, overlap: int = 1, **selection):
-    return service.create_queue(
+    return queues.create_queue(
         session,
         w["project"],
         actor=w["engineer"],
@@ -108,12 +109,12 @@ def test_create_queue_refuses_bad_settings(session: Session, world, kwargs, mess
         **kwargs,
     }
     with pytest.raises(InvalidInput, match=message):
-        service.create_queue(session, world["project"], **arguments)
+        queues.create_queue(session, world["project"], **arguments)
 
 
 def test_engineer_cannot_be_assigned_to_label(session: Session, world) -> None:
     with pytest.raises(InvalidInput, match="may not label"):
-        service.create_queue(
+        queues.create_queue(
             session,
             world["project"],
             actor=world["engineer"],
@@ -229,7 +230,7 @@ def test_only_assignees_label_and_closed_queues_are_read_only(session: Session, 
     item = service.next_item(session, queue, world["alice"])
     with pytest.raises(PermissionDenied):
         service.save_draft(session, queue, item, world["carol"], LabelInput())
-    service.set_queue_closed(session, queue, actor=world["engineer"], closed=True)
+    queues.set_queue_closed(session, queue, actor=world["engineer"], closed=True)
     with pytest.raises(Conflict, match="closed"):
         service.submit_label(session, queue, item, world["alice"], LabelInput(values=PASSING))
 
@@ -245,7 +246,7 @@ def test_overlap_offers_each_item_to_k_experts(session: Session, world) -> None:
     service.submit_label(session, queue, offered, bob, LabelInput(values=PASSING))
     assert service.next_item(session, queue, bob) is None
     assert service.next_item(session, queue, alice) is None
-    progress = service.queue_progress(session, queue, alice)
+    progress = queues.queue_progress(session, queue, alice)
     assert (progress.items, progress.complete, progress.mine_submitted) == (2, 2, 1)
 
     # A new queue over rollout 0 with two experts per item: Alice's label already counts.
@@ -277,11 +278,11 @@ def test_labels_stay_blind_until_submitted(session: Session, world) -> None:
     )
     item = service.next_item(session, queue, alice)
     service.submit_label(session, queue, item, alice, LabelInput(values=PASSING))
-    before = service.item_view(session, queue, item, bob)
+    before = queues.item_view(session, queue, item, bob)
     assert before.reveal is None
     assert service.blind_subjects(session, world["project"].id, bob) == {item.subject_key}
     service.submit_label(session, queue, item, bob, LabelInput(values=PASSING))
-    after = service.item_view(session, queue, item, bob)
+    after = queues.item_view(session, queue, item, bob)
     assert after.reveal is not None
     assert [label.annotator_key for label in after.reveal.other_labels] == [f"user:{alice.id}"]
     assert len(after.reveal.verdicts) == 1

@@ -28,6 +28,7 @@ from tests.integration.rollouts.conftest import (
     run_worker_once,
     studio_row,
 )
+from tests.support.db import backend
 
 
 def problems_of(session: Session, job: RolloutImport) -> list[tuple[int | None, str | None, str]]:
@@ -764,3 +765,36 @@ def test_rows_a_concurrent_import_stored_meanwhile_are_not_duplicated_or_overwri
     kept = session.exec(select(Rollout).where(Rollout.external_id == "r-2")).one()
     assert kept.response == studio_row(2)["response"]
     assert [p[0] for p in problems_of(session, job)] == [2]
+
+
+@pytest.mark.skipif(backend() != "postgres", reason="PostgreSQL's planner")
+def test_a_large_import_refreshes_stale_statistics_so_id_lookups_use_the_index(
+    engine: Engine, import_file: ImportFile, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs, "BATCH_LINES", 100)
+    monkeypatch.setattr(jobs, "ANALYZE_AFTER_ROWS", 200)
+    calls: list[int] = []
+    real = jobs.refresh_statistics_if_stale
+
+    def counted(session: Session, rows: int) -> bool:
+        analyzed = real(session, rows)
+        if analyzed:
+            calls.append(rows)
+        return analyzed
+
+    monkeypatch.setattr(jobs, "refresh_statistics_if_stale", counted)
+    import_file(jsonl([studio_row(n) for n in range(3000)]))
+    assert calls and calls[0] == 200, calls
+    query = bulk.select(bulk._rollouts.c.id).where(
+        bulk._rollouts.c.project_id == world.pid,
+        bulk._rollouts.c.external_id.in_([f"r-{n}" for n in range(100, 105)]),
+    )
+    compiled = query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
+    with engine.connect() as conn:
+        estimate = conn.exec_driver_sql(
+            "SELECT reltuples FROM pg_class WHERE oid = 'rollout'::regclass"
+        ).scalar()
+        plan = conn.exec_driver_sql("EXPLAIN " + str(compiled)).all()
+    assert estimate is not None and estimate >= 3000 / 4  # re-checked at each doubling
+    text = "\n".join(row[0] for row in plan)
+    assert "uq_rollout_project_id_external_id" in text, text

@@ -137,3 +137,17 @@ def test_judge_values_become_label_values_and_disagreements() -> None:
     assert aggregate_disagrees(0.5, 0.7, 0.125) and not aggregate_disagrees(0.5, 0.6, 0.125)
     assert format_value(safe, True) == "pass" and format_value(safe, 0.25) == "25% pass"
     assert format_value(grounding, 3.0) == "3" and format_value(grounding, 3.667) == "3.67"
+
+
+def test_pair_verdicts_in_both_orders_combine_as_in_mt_bench() -> None:
+    from app.labels.values import JudgeReading, combined_winner
+
+    def shown(winner: str, pair_winner: str) -> JudgeReading:
+        return JudgeReading(True, {}, None, None, winner=pair_winner, shown_winner=winner)
+
+    # Shown A first then B first: "A" then "B" positional both mean the pair's A.
+    assert combined_winner(shown("A", "A"), shown("B", "A")) == "A"
+    assert combined_winner(shown("A", "A"), shown("A", "B")) == "tie"  # follows the position
+    assert combined_winner(shown("tie", "tie"), shown("tie", "tie")) == "tie"
+    assert combined_winner(None, shown("A", "B")) == "B"
+    assert combined_winner(None, None) is None

@@ -1,0 +1,606 @@
+"""Annotation queues: choosing rollouts (filter, sample, a judge run's items, gold items) for
+assigned experts with an overlap, their progress, and the annotation view of one item (document
+with highlighted excerpts, response, the expert's label, and what is revealed after submitting).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import and_, func
+from sqlmodel import Session, col, select
+
+from app.audit import service as audit_service
+from app.auth.models import User
+from app.auth.policies import Permission, role_allows
+from app.core.errors import InvalidInput, NotFound
+from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
+from app.labels import highlight
+from app.labels import values as label_values
+from app.labels.models import AnnotationQueue, GoldItem, Label, QueueAssignee, QueueItem
+from app.labels.service import (
+    annotator_key,
+    definition_of,
+    find_label,
+    get_version,
+    is_assignee,
+    labelled_by,
+    offered_to,
+    pair_subject,
+    rollout_subject,
+    sibling_version_ids,
+    version_label,
+)
+from app.projects.models import Membership, Project
+from app.rollouts.models import Rollout, RolloutPair
+from app.rubrics.definition import RubricDefinition
+from app.rubrics.models import Rubric, RubricVersion
+
+MAX_QUEUE_ITEMS = 50_000
+# ---- queues -----------------------------------------------------------------------------------
+
+
+@dataclass
+class QueueSelection:
+    """Which rollouts (or pairs) a queue holds; stored on the queue as it was applied."""
+
+    source: Literal["filter", "run", "gold"] = "filter"
+    run_id: int | None = None
+    gold_split: str | None = None
+    model: str | None = None
+    group: str | None = None
+    search: str | None = None
+    step_min: int | None = None
+    step_max: int | None = None
+    sample_size: int | None = None
+    seed: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
+
+
+def _member_users(session: Session, project_id: int, user_ids: Iterable[int]) -> list[User]:
+    wanted = sorted(set(user_ids))
+    if not wanted:
+        return []
+    rows = session.exec(
+        select(User, Membership)
+        .join(Membership, col(Membership.user_id) == col(User.id))
+        .where(Membership.project_id == project_id, col(User.id).in_(wanted))
+    ).all()
+    found = {user.id: (user, m.role) for user, m in rows}
+    missing = [uid for uid in wanted if uid not in found]
+    if missing:
+        raise InvalidInput(f"Users {missing} are not members of this project.")
+    refused = [
+        u.label for u, role in found.values() if not role_allows(role, Permission.label_write)
+    ]
+    if refused:
+        raise InvalidInput(
+            f"{', '.join(refused)} may not label in this project (their role cannot write labels)."
+        )
+    return [found[uid][0] for uid in wanted]
+
+
+def labelers(session: Session, project_id: int) -> list[User]:
+    """Project members whose role may label, for the assignee picker."""
+    rows = session.exec(
+        select(User, Membership)
+        .join(Membership, col(Membership.user_id) == col(User.id))
+        .where(Membership.project_id == project_id)
+        .order_by(col(User.email))
+    ).all()
+    return [u for u, m in rows if role_allows(m.role, Permission.label_write)]
+
+
+def _rollout_filter(query: Any, selection: QueueSelection, rollout: Any = Rollout) -> Any:
+    if selection.model:
+        query = query.where(rollout.model == selection.model.strip())
+    if selection.group:
+        query = query.where(rollout.group_key == selection.group.strip())
+    if selection.search:
+        query = query.where(col(rollout.external_id).contains(selection.search.strip()))
+    if selection.step_min is not None:
+        query = query.where(rollout.step >= selection.step_min)
+    if selection.step_max is not None:
+        query = query.where(rollout.step <= selection.step_max)
+    return query
+
+
+def _selected_subjects(
+    session: Session, project_id: int, mode: str, selection: QueueSelection
+) -> list[tuple[int, int | None]]:
+    """(rollout id, pair id or None) for every selected subject, in id order."""
+    pairwise = mode == "preference"
+    if selection.source == "run":
+        if selection.run_id is None:
+            raise InvalidInput("Choose the judge run whose items the queue should hold.")
+        run = session.get(JudgeRun, selection.run_id)
+        if run is None or run.project_id != project_id:
+            raise NotFound(f"No judge run with id {selection.run_id} in this project.")
+        source_ids = select(JudgeWorkItem.rollout_id, JudgeWorkItem.pair_id).where(
+            JudgeWorkItem.run_id == run.id
+        )
+        rows = {(int(r), p) for r, p in session.exec(source_ids).all()}
+        if not rows:
+            verdict_ids = select(Verdict.rollout_id, Verdict.pair_id).where(
+                Verdict.run_id == run.id
+            )
+            rows = {(int(r), p) for r, p in session.exec(verdict_ids).all()}
+        subjects = sorted((r, p) for r, p in rows if (p is not None) == pairwise)
+    elif pairwise:
+        query = select(RolloutPair.rollout_a_id, RolloutPair.id).join(
+            Rollout, col(Rollout.id) == col(RolloutPair.rollout_a_id)
+        )
+        query = _rollout_filter(query.where(RolloutPair.project_id == project_id), selection)
+        if selection.source == "gold":
+            query = query.where(col(RolloutPair.rollout_a_id).in_(_gold_ids(project_id, selection)))
+        subjects = sorted((int(a), int(p)) for a, p in session.exec(query).all())
+    else:
+        query = _rollout_filter(
+            select(Rollout.id).where(Rollout.project_id == project_id), selection
+        )
+        if selection.source == "gold":
+            query = query.where(col(Rollout.id).in_(_gold_ids(project_id, selection)))
+        subjects = sorted((int(r), None) for r in session.exec(query).all())
+    if selection.sample_size is not None:
+        if selection.sample_size < 1:
+            raise InvalidInput("The sample size must be at least 1.")
+        if selection.seed is None:
+            selection.seed = random.SystemRandom().randrange(1, 2**31)
+        if selection.sample_size < len(subjects):
+            subjects = sorted(random.Random(selection.seed).sample(subjects, selection.sample_size))
+    return subjects
+
+
+def _gold_ids(project_id: int, selection: QueueSelection) -> Any:
+    query = select(GoldItem.rollout_id).where(GoldItem.project_id == project_id)
+    if selection.gold_split:
+        query = query.where(GoldItem.split == selection.gold_split)
+    return query
+
+
+def _submitted_counts(
+    session: Session, version_id: int, subject_keys: Sequence[str]
+) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for chunk_start in range(0, len(subject_keys), 500):
+        chunk = list(subject_keys[chunk_start : chunk_start + 500])
+        rows = session.exec(
+            select(Label.subject_key, func.count())
+            .where(
+                Label.rubric_version_id == version_id,
+                Label.status == "submitted",
+                col(Label.subject_key).in_(chunk),
+            )
+            .group_by(col(Label.subject_key))
+        ).all()
+        counts.update({key: int(n) for key, n in rows})
+    return counts
+
+
+def create_queue(
+    session: Session,
+    project: Project,
+    *,
+    actor: User,
+    name: str,
+    rubric_version_id: int,
+    assignee_ids: Sequence[int],
+    overlap: int,
+    selection: QueueSelection,
+    kind: str = "labeling",
+) -> AnnotationQueue:
+    """A queue of the selected rollouts (or pairs, for a preference rubric) for the assignees.
+
+    Each item needs ``overlap`` different experts; labeling is blind until one has submitted.
+    """
+    name = " ".join(name.split())
+    if not name:
+        raise InvalidInput("Give the queue a name.")
+    version = get_version(session, project.id or 0, rubric_version_id)
+    definition = definition_of(version)
+    assignees = _member_users(session, project.id or 0, assignee_ids)
+    if not assignees:
+        raise InvalidInput("Assign at least one expert to the queue.")
+    if not 1 <= overlap <= len(assignees):
+        raise InvalidInput(
+            f"The overlap (experts per item) must be between 1 and the number of assignees "
+            f"({len(assignees)}), got {overlap}."
+        )
+    if kind not in ("labeling", "audit"):
+        raise InvalidInput("The queue kind must be labeling or audit.")
+    subjects = _selected_subjects(session, project.id or 0, definition.mode, selection)
+    if not subjects:
+        raise InvalidInput("No rollouts match this selection: the queue would be empty.")
+    if len(subjects) > MAX_QUEUE_ITEMS:
+        raise InvalidInput(
+            f"The selection holds {len(subjects)} items; a queue holds at most "
+            f"{MAX_QUEUE_ITEMS}. Take a random sample."
+        )
+    queue = AnnotationQueue(
+        project_id=project.id or 0,
+        name=name[:200],
+        kind=kind,
+        rubric_version_id=version.id or 0,
+        overlap=overlap,
+        selection=selection.as_dict(),
+        created_by_id=actor.id,
+    )
+    session.add(queue)
+    session.flush()
+    keys = [pair_subject(p) if p is not None else rollout_subject(r) for r, p in subjects]
+    done = _submitted_counts(session, version.id or 0, keys)
+    for position, ((rollout_id, pair_id), key) in enumerate(zip(subjects, keys, strict=True)):
+        session.add(
+            QueueItem(
+                queue_id=queue.id or 0,
+                rollout_id=rollout_id,
+                pair_id=pair_id,
+                subject_key=key,
+                position=position,
+                labels_done=done[key],
+            )
+        )
+    for user in assignees:
+        session.add(QueueAssignee(queue_id=queue.id or 0, user_id=user.id or 0))
+    audit_service.record(
+        session,
+        actor=actor,
+        action="queue.create",
+        object_type="annotation_queue",
+        object_id=queue.id,
+        project_id=project.id,
+        summary=f"created queue “{queue.name}” with {len(subjects)} items for "
+        f"{len(assignees)} experts (overlap {overlap})",
+        details={
+            "rubric_version_id": version.id,
+            "selection": queue.selection,
+            "assignees": [u.id for u in assignees],
+        },
+    )
+    session.commit()
+    return queue
+
+
+def get_queue(session: Session, project_id: int, queue_id: int) -> AnnotationQueue:
+    queue = session.get(AnnotationQueue, queue_id)
+    if queue is None or queue.project_id != project_id:
+        raise NotFound(f"No annotation queue with id {queue_id} in this project.")
+    return queue
+
+
+def queue_assignees(session: Session, queue: AnnotationQueue) -> list[User]:
+    return list(
+        session.exec(
+            select(User)
+            .join(QueueAssignee, col(QueueAssignee.user_id) == col(User.id))
+            .where(QueueAssignee.queue_id == queue.id)
+            .order_by(col(User.email))
+        ).all()
+    )
+
+
+def set_queue_closed(
+    session: Session, queue: AnnotationQueue, *, actor: User, closed: bool
+) -> AnnotationQueue:
+    queue.closed = closed
+    session.add(queue)
+    audit_service.record(
+        session,
+        actor=actor,
+        action="queue.close" if closed else "queue.reopen",
+        object_type="annotation_queue",
+        object_id=queue.id,
+        project_id=queue.project_id,
+        summary=f"{'closed' if closed else 'reopened'} queue “{queue.name}”",
+    )
+    session.commit()
+    return queue
+
+
+@dataclass
+class QueueProgress:
+    items: int
+    complete: int  # items with `overlap` submitted labels
+    mine_submitted: int
+    mine_drafts: int
+    mine_open: int  # items still offered to me
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.complete / self.items) if self.items else 100
+
+
+def queue_progress(session: Session, queue: AnnotationQueue, user: User) -> QueueProgress:
+    def count(*conditions: Any) -> int:
+        return int(
+            session.exec(select(func.count()).select_from(QueueItem).where(*conditions)).one()
+        )
+
+    return QueueProgress(
+        items=count(QueueItem.queue_id == queue.id),
+        complete=count(QueueItem.queue_id == queue.id, QueueItem.labels_done >= queue.overlap),
+        mine_submitted=count(QueueItem.queue_id == queue.id, labelled_by(queue, user, "submitted")),
+        mine_drafts=count(QueueItem.queue_id == queue.id, labelled_by(queue, user, "draft")),
+        mine_open=count(offered_to(queue, user)),
+    )
+
+
+@dataclass
+class QueueRow:
+    queue: AnnotationQueue
+    version_label: str
+    mode: str
+    assigned_to_me: bool
+    progress: QueueProgress
+
+
+def list_queues(session: Session, project_id: int, user: User) -> list[QueueRow]:
+    queues = session.exec(
+        select(AnnotationQueue)
+        .where(AnnotationQueue.project_id == project_id)
+        .order_by(col(AnnotationQueue.closed), col(AnnotationQueue.id).desc())
+    ).all()
+    mine = set(
+        session.exec(
+            select(QueueAssignee.queue_id).where(
+                QueueAssignee.user_id == user.id,
+                col(QueueAssignee.queue_id).in_([q.id for q in queues]),
+            )
+        ).all()
+    )
+    rows: list[QueueRow] = []
+    for queue in queues:
+        version = session.get(RubricVersion, queue.rubric_version_id)
+        rubric = session.get(Rubric, version.rubric_id) if version else None
+        rows.append(
+            QueueRow(
+                queue=queue,
+                version_label=version_label(session, version) if version else "?",
+                mode=rubric.mode if rubric else "rubric",
+                assigned_to_me=queue.id in mine,
+                progress=queue_progress(session, queue, user),
+            )
+        )
+    return rows
+
+
+@dataclass
+class ItemRow:
+    item: QueueItem
+    external_id: str
+    my_status: str  # "submitted" | "draft" | ""
+
+
+def queue_items(
+    session: Session, queue: AnnotationQueue, user: User, *, offset: int = 0, limit: int = 200
+) -> list[ItemRow]:
+    items = session.exec(
+        select(QueueItem, Rollout.external_id)
+        .join(Rollout, col(Rollout.id) == col(QueueItem.rollout_id))
+        .where(QueueItem.queue_id == queue.id)
+        .order_by(col(QueueItem.position))
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    keys = [item.subject_key for item, _ in items]
+    statuses = dict(
+        session.exec(
+            select(Label.subject_key, Label.status).where(
+                Label.rubric_version_id == queue.rubric_version_id,
+                Label.annotator_key == annotator_key(user),
+                col(Label.subject_key).in_(keys),
+            )
+        ).all()
+    )
+    return [ItemRow(item, ext, statuses.get(item.subject_key, "")) for item, ext in items]
+
+
+def get_item(session: Session, queue: AnnotationQueue, item_id: int) -> QueueItem:
+    item = session.get(QueueItem, item_id)
+    if item is None or item.queue_id != queue.id:
+        raise NotFound(f"No item {item_id} in this queue.")
+    return item
+
+
+def neighbours(
+    session: Session, queue: AnnotationQueue, item: QueueItem
+) -> tuple[int | None, int | None]:
+    """Ids of the items before and after this one in queue order."""
+    before = session.exec(
+        select(QueueItem.id)
+        .where(QueueItem.queue_id == queue.id, QueueItem.position < item.position)
+        .order_by(col(QueueItem.position).desc())
+        .limit(1)
+    ).first()
+    after = session.exec(
+        select(QueueItem.id)
+        .where(QueueItem.queue_id == queue.id, QueueItem.position > item.position)
+        .order_by(col(QueueItem.position))
+        .limit(1)
+    ).first()
+    return before, after
+
+
+# ---- the annotation view ----------------------------------------------------------------------
+
+
+@dataclass
+class ResponseView:
+    """A response as shown: its text, and its items when it is a structured JSON list."""
+
+    rollout: Rollout
+    items: list[highlight.StructuredItem] | None
+    matches: list[highlight.ExcerptMatch]
+
+
+@dataclass
+class RevealedVerdict:
+    run_id: int
+    judge_name: str
+    version_label: str
+    reading: label_values.JudgeReading
+
+
+@dataclass
+class Reveal:
+    """What an expert sees once she has submitted: the judge's verdicts and colleagues' labels."""
+
+    verdicts: list[RevealedVerdict]
+    other_labels: list[Label]
+
+
+@dataclass
+class ItemView:
+    queue: AnnotationQueue
+    item: QueueItem
+    version: RubricVersion
+    definition: RubricDefinition
+    rollout: Rollout
+    label: Label | None
+    can_label: bool
+    shown_order: str
+    left: ResponseView
+    right: ResponseView | None
+    document: list[highlight.Segment] | None
+    position: int
+    total: int
+    previous_id: int | None
+    next_id: int | None
+    reveal: Reveal | None
+
+    @property
+    def submitted(self) -> bool:
+        return self.label is not None and self.label.status == "submitted"
+
+
+def _response_view(rollout: Rollout, definition: RubricDefinition, offset: int = 0) -> ResponseView:
+    items = highlight.structured_items(rollout.response or "", definition.item_field)
+    excerpts = [item.excerpt or "" for item in items or []]
+    matches = highlight.locate_excerpts(rollout.target_document or "", excerpts)
+    # Mark indices are shared by both responses of a pair: offset the second one's.
+    matches = [
+        highlight.ExcerptMatch(m.index + offset, m.excerpt, m.status, m.spans) for m in matches
+    ]
+    return ResponseView(rollout, items, matches)
+
+
+def _reveal(session: Session, version: RubricVersion, item: QueueItem, me: str) -> Reveal:
+    siblings = sibling_version_ids(session, version)
+    others = list(
+        session.exec(
+            select(Label)
+            .where(
+                Label.subject_key == item.subject_key,
+                col(Label.rubric_version_id).in_(siblings),
+                Label.status == "submitted",
+                Label.annotator_key != me,
+            )
+            .order_by(col(Label.submitted_at))
+        ).all()
+    )
+    subject = (
+        col(Verdict.pair_id) == item.pair_id
+        if item.pair_id is not None
+        else and_(col(Verdict.rollout_id) == item.rollout_id, col(Verdict.pair_id).is_(None))
+    )
+    rows = session.exec(
+        select(Verdict, JudgeRun)
+        .join(JudgeRun, col(JudgeRun.id) == col(Verdict.run_id))
+        .where(subject, col(JudgeRun.rubric_version_id).in_(siblings), Verdict.repeat == 0)
+        .order_by(col(JudgeRun.id).desc())
+        .limit(12)
+    ).all()
+    versions: dict[int, RubricVersion] = {}
+    by_run: dict[int, tuple[JudgeRun, str, dict[str, label_values.JudgeReading]]] = {}
+    for verdict, run in rows:
+        if run.id not in by_run and len(by_run) >= 3:
+            continue
+        run_version = versions.setdefault(
+            run.rubric_version_id, session.get(RubricVersion, run.rubric_version_id) or version
+        )
+        reading = label_values.read_verdict(
+            definition_of(run_version),
+            scores=verdict.scores,
+            answer=verdict.answer,
+            aggregate=verdict.aggregate,
+            normalized=verdict.normalized,
+            winner=verdict.winner,
+            parse_status=verdict.parse_status,
+            error=verdict.error,
+        )
+        name = verdict.judge_name or run.external_judge_name or f"run {run.id}"
+        by_run.setdefault(run.id or 0, (run, name, {}))[2][verdict.order_shown or "AB"] = reading
+    verdicts: list[RevealedVerdict] = []
+    for run_id, (run, name, orders) in by_run.items():
+        reading = orders.get("AB") or next(iter(orders.values()))
+        if item.pair_id is not None:
+            # Both orders of a pair make one verdict.
+            winner = label_values.combined_winner(orders.get("AB"), orders.get("BA"))
+            reading = dataclasses.replace(reading, winner=winner)
+        verdicts.append(
+            RevealedVerdict(run_id, name, f"v{versions[run.rubric_version_id].number}", reading)
+        )
+    return Reveal(verdicts, others)
+
+
+def item_view(session: Session, queue: AnnotationQueue, item: QueueItem, user: User) -> ItemView:
+    version = session.get(RubricVersion, queue.rubric_version_id)
+    if version is None:  # pragma: no cover - the foreign key keeps it
+        raise NotFound("The queue's rubric version no longer exists.")
+    definition = definition_of(version)
+    key = annotator_key(user)
+    label = find_label(session, version.id or 0, item.subject_key, key)
+    rollout = session.get(Rollout, item.rollout_id)
+    if rollout is None:  # pragma: no cover - the foreign key keeps it
+        raise NotFound("The rollout of this item no longer exists.")
+    order = ""
+    left = _response_view(rollout, definition)
+    right: ResponseView | None = None
+    if item.pair_id is not None:
+        pair = session.get(RolloutPair, item.pair_id)
+        partner = session.get(Rollout, pair.rollout_b_id) if pair else None
+        if pair is None or partner is None:  # pragma: no cover - cascades remove the item
+            raise NotFound("The pair of this item no longer exists.")
+        order = (label.shown_order if label and label.shown_order else "") or (
+            label_values.shown_order(pair.id or 0, key)
+        )
+        first, second = (rollout, partner) if order == "AB" else (partner, rollout)
+        left = _response_view(first, definition)
+        right = _response_view(second, definition, offset=len(left.matches))
+    matches = [*left.matches, *(right.matches if right else [])]
+    document = (
+        highlight.segments(rollout.target_document, matches) if rollout.target_document else None
+    )
+    previous_id, next_id = neighbours(session, queue, item)
+    total = int(
+        session.exec(
+            select(func.count()).select_from(QueueItem).where(QueueItem.queue_id == queue.id)
+        ).one()
+    )
+    submitted = label is not None and label.status == "submitted"
+    return ItemView(
+        queue=queue,
+        item=item,
+        version=version,
+        definition=definition,
+        rollout=rollout,
+        label=label,
+        can_label=is_assignee(session, queue, user) and not queue.closed,
+        shown_order=order,
+        left=left,
+        right=right,
+        document=document,
+        position=item.position + 1,
+        total=total,
+        previous_id=previous_id,
+        next_id=next_id,
+        # Blind labeling: nothing of the judge or colleagues until her own label is in.
+        reveal=_reveal(session, version, item, key) if submitted else None,
+    )
