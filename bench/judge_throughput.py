@@ -235,7 +235,9 @@ def main() -> int:
     if args.json:
         print(json.dumps(figures, indent=2, default=str))
     else:
-        print(f"ideal rate: {ideal:.0f}/s ({args.concurrency} concurrent calls, {args.latency}s each)")
+        print(
+            f"ideal rate: {ideal:.0f}/s ({args.concurrency} concurrent calls, {args.latency}s each)"
+        )
         for name, result in (
             ("executor", clean),
             ("executor, 20% transient faults", faulty),

@@ -196,10 +196,50 @@ def rubric_import_action(
 
 @router.get(BASE + "/{rubric_id}", include_in_schema=False)
 def rubric_edit_page(
-    request: Request, session: SessionDep, ctx: ProjectReader, rubric_id: int
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectReader,
+    rubric_id: int,
+    criterion: str | None = None,
+    example: int | None = None,
 ) -> Response:
+    """`?criterion=KEY&example=ROLLOUT_ID` comes from "Propose an edit" on a disagreement."""
     rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
-    return render(request, "rubrics/editor.html", _editor_context(request, session, ctx, rubric))
+    context = _editor_context(request, session, ctx, rubric)
+    context["proposal"] = _proposal(session, ctx, context, criterion, example)
+    return render(request, "rubrics/editor.html", context)
+
+
+def _proposal(
+    session: SessionDep,
+    ctx: ProjectContext,
+    context: dict[str, Any],
+    criterion: str | None,
+    example: int | None,
+) -> dict[str, Any] | None:
+    if criterion is None and example is None:
+        return None
+    project_id = ctx.project.id or 0
+    names = {c.key: c.name for c in context["state"].criteria}
+    rollout = None
+    if example is not None:
+        try:
+            rollout = rubric_service.get_rollout(session, project_id, example)
+        except NotFound:
+            rollout = None
+    if rollout is not None:
+        # The disputed rollout goes first in the preview picker, and in the example picker
+        # unless it is a locked gold test item.
+        context["rollouts"] = [rollout, *(r for r in context["rollouts"] if r.id != rollout.id)]
+        candidates = rubric_service.example_candidates(session, project_id, q=str(rollout.id))
+        if any(r.id == rollout.id for r in candidates):
+            rest = (r for r in context["candidates"] if r.id != rollout.id)
+            context["candidates"] = [rollout, *rest]
+    return {
+        "criterion": criterion if criterion in names else None,
+        "criterion_name": names.get(criterion or ""),
+        "rollout": rollout,
+    }
 
 
 def _conflict_response(

@@ -63,9 +63,8 @@ def test_live_progress_and_cancel_in_the_browser(
             "() => Number(document.querySelector('[data-testid=progress-done]').innerText) > 0"
         )
         first = _number(page, "progress-done")
-        page.wait_for_function(
-            f"() => Number(document.querySelector('[data-testid=progress-done]').innerText) > {first}"
-        )
+        done_js = "Number(document.querySelector('[data-testid=progress-done]').innerText)"
+        page.wait_for_function(f"() => {done_js} > {first}")
         assert page.inner_text("[data-testid=progress-status]") == "running"
         assert page.inner_text("[data-testid=progress-rate]") != "—"
         assert _number(page, "progress-total") == 80

@@ -14,7 +14,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from app.judging import batch as judge_batch
 from app.judging import engine as judge_engine

@@ -1,4 +1,5 @@
-"""`rubric-studio judge ...`: run with a progress bar (judged in-process), cancel, resume, import."""
+"""`rubric-studio judge ...`: run with a progress bar (judged in-process), cancel, resume,
+import."""
 
 from __future__ import annotations
 
@@ -111,9 +112,7 @@ def test_judge_run_explains_bad_options(
     assert message in result.output
 
 
-def test_import_verdicts_from_the_command_line(
-    cli_env, session: Session, tmp_path: Path
-) -> None:
+def test_import_verdicts_from_the_command_line(cli_env, session: Session, tmp_path: Path) -> None:
     project = make_project(session, make_user(session), "CLI import")
     version = make_version(session, project)
     make_rollouts(session, project, 2)

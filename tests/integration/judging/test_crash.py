@@ -44,7 +44,9 @@ def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 def _done(engine: Engine, run_id: int) -> int:
     with Session(engine) as s:
-        return s.exec(select(func.count()).select_from(Verdict).where(Verdict.run_id == run_id)).one()
+        return s.exec(
+            select(func.count()).select_from(Verdict).where(Verdict.run_id == run_id)
+        ).one()
 
 
 def _wait_for(predicate, timeout: float, what: str, workers: list[subprocess.Popen]) -> None:

@@ -12,7 +12,6 @@ Skipped when llama_cpp or the model package is not installed, unless RS_REQUIRE_
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import os
 import socket
@@ -222,7 +221,6 @@ def test_a_small_judge_run_against_a_real_llm_server(
         assert verdict.input_tokens > 500 and verdict.output_tokens > 0
         assert verdict.parse_status in ("ok", "repaired", "invalid"), verdict.error
         assert verdict.normalized is not None
-    print([(v.parse_status, v.attempts, v.latency_ms, v.input_tokens, v.output_tokens, v.error) for v in verdicts])
     parsed = [v for v in verdicts if v.parse_status in ("ok", "repaired")]
     assert parsed, [v.error for v in verdicts]
     for verdict in parsed:

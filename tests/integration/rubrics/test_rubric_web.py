@@ -686,3 +686,35 @@ def test_preference_preview_shows_both_responses_of_a_pair(
         "label-Accessible_Language",
         "label-Directness",
     ]
+
+
+def test_propose_an_edit_link_opens_the_editor_on_the_criterion_and_rollout(
+    app: FastAPI, session: Session, world: World
+) -> None:
+    rollout = make_rollout(session, world.project)
+    gold = make_rollout(session, world.project)
+    session.add(GoldItem(project_id=world.pid, rollout_id=gold.id, split="test"))
+    session.commit()
+    client = client_for(app, world.expert)
+    rubric_id = _create(client, world)
+    base = f"/projects/{world.pid}/rubrics/{rubric_id}"
+
+    page = client.get(f"{base}?criterion=Actionability&example={rollout.id}")
+    assert page.status_code == 200
+    banner = find_all(page.text, "data-testid", "proposal")
+    banner_text = page.text.split('data-testid="proposal"')[1][:600]
+    assert banner and "Actionable recommendation" in banner_text
+    fieldsets = find_all(page.text, "data-criterion")
+    proposed = [e for e in fieldsets if "proposed" in (e["class"] or "")]
+    assert len(proposed) == 1
+    preview_select = page.text.split(' id="preview-rollout"', 1)[1]
+    assert preview_select.split("<option")[1].startswith(f' value="{rollout.id}"')
+
+    # A locked gold test item is shown in the preview but never offered as an example.
+    locked = client.get(f"{base}?example={gold.id}")
+    example_select = locked.text.split(' id="example-rollout"', 1)[1].split("</select>")[0]
+    assert f'value="{gold.id}"' not in example_select
+
+    # Unknown criterion or rollout: the editor still opens, without pretending.
+    odd = client.get(f"{base}?criterion=Nope&example=999999")
+    assert odd.status_code == 200 and "proposed" not in odd.text.split('id="criteria"')[1][:5000]
