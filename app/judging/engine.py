@@ -752,46 +752,9 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-class ShardedProvider:
-    """Several providers behind one, each with a small share of the connections.
-
-    httpx's connection pool does work proportional to (waiting requests x connections) on every
-    request; one pool of 128 connections costs milliseconds of CPU per call. Pools of a few
-    connections keep that negligible. Calls go to the least busy shard; `limiter` bounds the
-    total like a single provider's.
-    """
-
-    def __init__(self, shards: list[JudgeProvider], concurrency: int) -> None:
-        self.shards = shards
-        self.limiter = asyncio.Semaphore(concurrency)
-        self._busy = [0] * len(shards)
-
-    async def complete(self, call: JudgeCall) -> Any:
-        index = min(range(len(self.shards)), key=self._busy.__getitem__)
-        self._busy[index] += 1
-        try:
-            return await self.shards[index].complete(call)
-        finally:
-            self._busy[index] -= 1
-
-    async def aclose(self) -> None:
-        for shard in self.shards:
-            await shard.aclose()
-
-
-SHARD_CONNECTIONS = 4
-
-
 def default_provider(cfg: ProviderConfig) -> JudgeProvider:
-    """The provider for a judge configuration; HTTP judges with many connections are sharded."""
-    if cfg.provider != "openai_compat" or cfg.concurrency <= SHARD_CONNECTIONS:
-        return make_provider(cfg)
-    count = -(-cfg.concurrency // SHARD_CONNECTIONS)
-    per_shard = -(-cfg.concurrency // count)
-    shards = [
-        make_provider(cfg.model_copy(update={"concurrency": per_shard})) for _ in range(count)
-    ]
-    return ShardedProvider(shards, cfg.concurrency)
+    """The provider for a judge configuration (tests inject others through provider_factory)."""
+    return make_provider(cfg)
 
 
 class _Session:

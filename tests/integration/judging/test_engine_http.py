@@ -438,3 +438,111 @@ def test_a_worker_handler_call_finishes_a_queued_run(
     session.refresh(run)
     assert run.status == "completed" and run.items_done == 4
     assert run_judging_once(ctx) is False  # nothing left
+
+
+def test_a_worker_shutdown_hands_its_items_back_without_cancelling_the_run(
+    session: Session, engine: Engine, project: Project
+) -> None:
+    version = make_version(session, project)
+    make_rollouts(session, project, 40)
+    with JudgeServer(latency_s=0.1) as server:
+        config = make_judge_config(session, project, base_url=server.base_url, concurrency=2)
+        (run,) = start_runs(session, project, version, [config])
+        stop = threading.Event()
+        result: dict[str, Any] = {}
+
+        def work() -> None:
+            result["stats"] = judge_engine.work_on_run(
+                engine, run.id or 0, fast_options(), stop=stop
+            )
+
+        worker = threading.Thread(target=work)
+        worker.start()
+        while server.requests < 4:
+            threading.Event().wait(0.02)
+        stop.set()
+        worker.join(timeout=30)
+        assert result["stats"].halted == "stopped" and result["stats"].released > 0
+        session.refresh(run)
+        assert run.status == "running"  # a shutdown is not a cancel
+        leased = session.exec(
+            select(func.count())
+            .select_from(JudgeWorkItem)
+            .where(JudgeWorkItem.run_id == run.id, JudgeWorkItem.status == "leased")
+        ).one()
+        assert leased == 0
+        # Another worker picks the run up at once (no lease to wait for) and finishes it.
+        _judge(engine, run)
+    session.refresh(run)
+    assert run.status == "completed" and len(_verdicts(session, run)) == 40
+
+
+def test_an_item_that_keeps_killing_workers_is_given_up_with_the_neutral_score(
+    session: Session, engine: Engine, project: Project, server: JudgeServer
+) -> None:
+    version = make_version(session, project)
+    make_rollouts(session, project, 2)
+    config = make_judge_config(session, project, base_url=server.base_url)
+    (run,) = start_runs(session, project, version, [config], neutral_score=0.5)
+    poisoned = session.exec(
+        select(JudgeWorkItem).where(JudgeWorkItem.run_id == run.id).order_by(JudgeWorkItem.id)
+    ).first()
+    assert poisoned is not None
+    poisoned.attempts = 5  # claimed five times already, never finished
+    session.add(poisoned)
+    session.commit()
+
+    _judge(engine, run)
+
+    verdicts = {v.work_item_id: v for v in _verdicts(session, run)}
+    assert verdicts[poisoned.id].parse_status == "error"
+    assert "abandoned after 5 claims" in (verdicts[poisoned.id].error or "")
+    assert verdicts[poisoned.id].normalized == 0.5
+    assert server.requests == 1  # only the healthy item called the judge
+
+
+def test_a_prompt_template_that_fails_for_a_rollout_stores_an_error_verdict(
+    session: Session, engine: Engine, project: Project, server: JudgeServer
+) -> None:
+    from app.rubrics.builtin import get_builtin
+
+    defn = get_builtin("generic_pass_fail")
+    template = "Judge {{ metadata['topic'] }}: {{ response }}"
+    defn = defn.model_copy(update={"user_template": template})
+    version = make_version(session, project, definition=defn)
+    make_rollouts(session, project, 1)  # metadata has no "topic"
+    config = make_judge_config(session, project, base_url=server.base_url)
+    (run,) = start_runs(session, project, version, [config])
+
+    _judge(engine, run)
+
+    (verdict,) = _verdicts(session, run)
+    assert verdict.parse_status == "error"
+    assert "prompt template failed" in (verdict.error or "")
+    assert server.requests == 0
+    session.refresh(run)
+    assert run.status == "completed"
+
+
+def test_progress_reports_rate_and_time_left(session: Session, project: Project) -> None:
+    from datetime import timedelta
+
+    from app.core.clock import utcnow
+
+    version = make_version(session, project)
+    make_rollouts(session, project, 10)
+    config = make_judge_config(session, project)
+    (run,) = start_runs(session, project, version, [config])
+    now = utcnow()
+    run.status = "running"
+    run.items_total, run.items_done, run.items_error = 100, 40, 3
+    run.rate_base_at, run.rate_base_done = now - timedelta(seconds=10), 20
+    progress = judge_service.run_progress(run, now)
+    assert progress.rate_per_s == pytest.approx(2.0)
+    assert progress.eta_s == pytest.approx(30.0)
+    assert (progress.done, progress.errors, progress.remaining, progress.percent) == (40, 3, 60, 40)
+    assert not progress.finished
+    run.status, run.started_at, run.finished_at = "completed", now - timedelta(seconds=50), now
+    run.items_done = 100
+    done = judge_service.run_progress(run, now)
+    assert done.finished and done.eta_s is None and done.rate_per_s == pytest.approx(2.0)
