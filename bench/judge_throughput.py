@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import threading
@@ -294,9 +294,8 @@ def main() -> int:
     else:
         print(f"ideal: {ideal:.0f}/s ({args.concurrency} calls in flight, {args.latency}s each)")
         load = figures["load_average_1min"]
-        print(
-            f"machine: {os.cpu_count()} CPUs, load average {load['before']:.1f} -> {load['after']:.1f}"
-        )
+        before, after = load["before"], load["after"]
+        print(f"machine: {os.cpu_count()} CPUs, load average {before:.1f} -> {after:.1f}")
         for name, result in results.items():
             print(
                 f"{name:48s} {result['items']} items in {result['elapsed_s']:6.2f}s = "

@@ -51,5 +51,5 @@ def test_wrong_password_shows_a_message(page, session: Session) -> None:
 def test_api_reference_renders_under_the_csp(page) -> None:
     page.goto("/docs")
     page.wait_for_selector(".swagger-ui .opblock-tag")
-    assert page.locator("text=/api/v1/projects").first.is_visible()
+    assert page.get_by_text("/api/v1/projects", exact=True).first.is_visible()
     assert [e for e in page.console_errors if "Content Security Policy" in e] == []

@@ -91,7 +91,7 @@ def make_rollouts(
         .where(Rollout.project_id == project.id, col(Rollout.external_id).startswith(f"{prefix}-"))
         .order_by(col(Rollout.id))
     )
-    return [int(rid) for rid in session.exec(query)]
+    return [int(rid or 0) for rid in session.exec(query)]
 
 
 def make_pairs(session: Session, project: Project, rollout_ids: list[int]) -> list[int]:

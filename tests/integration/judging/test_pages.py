@@ -3,6 +3,7 @@ live progress that stops polling at the end, the verdict table, cancel and resum
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -390,6 +391,8 @@ def test_a_preference_rubric_makes_a_pairwise_run_in_both_orders(
         (p, r, o) for p in pairs for r in (0, 1) for o in ("AB", "BA")
     }
     assert all(i.subject_key == f"p:{i.pair_id}" for i in items)
+    page = web.get(f"/projects/{project.id}/judges/runs/{run.id}")
+    assert page.status_code == 200 and "both orders" in page.text
 
 
 def test_cancel_and_resume_from_the_run_page(
@@ -435,3 +438,55 @@ def test_pages_of_another_project_are_not_found(
     assert web.get(f"/projects/{project.id}/judges/configs/{config.id}").status_code == 404
     response = _start(web, project, version.id, [config.id])
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("htmx", [True, False])
+def test_fragment_routes_answer_with_their_fragment_with_or_without_htmx(
+    web: TestClient, session: Session, project: Project, htmx: bool
+) -> None:
+    version = make_version(session, project)
+    make_rollouts(session, project, 2)
+    config = make_judge_config(session, project)
+    _start(web, project, version.id, [config.id])
+    run = session.exec(select(JudgeRun)).one()
+    headers = HTMX if htmx else {}
+    base = f"/projects/{project.id}/judges"
+    progress = web.get(f"{base}/runs/{run.id}/progress", headers=headers)
+    assert progress.status_code == 200 and "<html" not in progress.text
+    assert "run-progress" in data_testids(progress.text)
+    table = web.get(f"{base}/runs-table", headers=headers)
+    assert table.status_code == 200 and "judge-runs" in data_testids(table.text)
+    verdicts = web.get(f"{base}/runs/{run.id}/verdicts", headers=headers)
+    assert "no-verdicts" in data_testids(verdicts.text) and "<html" not in verdicts.text
+    assert progress.headers["Vary"] == "HX-Request"
+
+
+def test_untrusted_names_and_errors_are_shown_as_text(
+    web: TestClient, session: Session, project: Project
+) -> None:
+    import io
+
+    from app.judging import external
+
+    version = make_version(session, project)
+    make_rollouts(session, project, 1, prefix="<img src=x onerror=alert(1)>")
+    scores = {c["key"]: True for c in version.definition["criteria"]}
+    line = {
+        "rollout_id": "<img src=x onerror=alert(1)>-0",
+        "judge": "<script>alert('judge')</script>",
+        "scores": scores,
+    }
+    summary = external.import_verdicts(
+        session,
+        project,
+        actor=None,
+        rubric_version_id=version.id or 0,
+        stream=io.BytesIO(json.dumps(line).encode()),
+    )
+    run_id = summary.runs[0].id
+    page = web.get(f"/projects/{project.id}/judges/runs/{run_id}")
+    assert "<script>alert('judge')</script>" not in page.text
+    assert "&lt;script&gt;" in page.text
+    assert "<img src=x" not in page.text
+    listing = web.get(f"/projects/{project.id}/judges")
+    assert "<script>alert('judge')</script>" not in listing.text
