@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from app.web.flash import FLASH_COOKIE
 
@@ -43,6 +43,15 @@ def install_middleware(app: FastAPI) -> None:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         settings = request.app.state.settings
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > settings.max_upload_bytes + 1024 * 1024:
+            # Refuse before Starlette spools a huge body to disk.
+            limit_mib = settings.max_upload_bytes // (1024 * 1024)
+            return JSONResponse(
+                {"detail": f"The upload is larger than the limit of {limit_mib} MiB."},
+                status_code=413,
+                headers=SECURITY_HEADERS,
+            )
         signer = request.app.state.cookie_signer
         raw_session = request.cookies.get(settings.session_cookie_name)
         request.state.session_token = signer.unsign(raw_session) if raw_session else None

@@ -23,7 +23,7 @@ INDEX = "ix_rollout_fts"
 EXPRESSION = (
     "to_tsvector('english'::regconfig, "
     "(\"left\"(response::text, 100000) || ' '::text) || "
-    "regexp_replace(\"left\"(jsonb_path_query_array(input_messages, "
+    'regexp_replace("left"(jsonb_path_query_array(input_messages, '
     "'$[*].\"content\"'::jsonpath)::text, 20000), '\\\\[nrt]'::text, ' '::text, 'g'::text))"
 )
 

@@ -94,3 +94,10 @@ def test_partial_routes_answer_fragment_for_htmx(signed_in) -> None:
     fragment = client.get("/", headers={"HX-Request": "true"})
     assert "<html" in full.text and "<html" not in fragment.text
     assert full.headers["vary"] == "HX-Request" == fragment.headers["vary"]
+
+
+def test_oversized_upload_is_refused_before_reading(client: TestClient, settings) -> None:
+    too_big = settings.max_upload_bytes + 2 * 1024 * 1024
+    response = client.post("/projects", content=b"x", headers={"Content-Length": str(too_big)})
+    assert response.status_code == 413
+    assert "larger than the limit" in response.json()["detail"]
