@@ -1,0 +1,1 @@
+"""Judging: judge configurations, durable judge runs executed by workers, and verdicts."""
