@@ -22,7 +22,9 @@ class DriftSample(SQLModel, table=True):
     step: int
     reward: float | None = None
     stratum: str = Field(default="", max_length=80)
-    audit_status: str = Field(default="pending", max_length=20, description="pending|agree|disagree")
+    audit_status: str = Field(
+        default="pending", max_length=20, description="pending|agree|disagree"
+    )
     audited_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     audit_note: str = Field(default="")
     sampled_at: datetime = Field(default_factory=utcnow)

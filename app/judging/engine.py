@@ -37,7 +37,13 @@ from app.rollouts.models import Rollout, RolloutPair
 from app.rubrics.definition import RubricDefinition
 from app.rubrics.models import RubricVersion
 from app.rubrics.output_schema import build_output_schema, validate_answer
-from app.rubrics.prompting import PromptContext, TemplateError, render_prompt
+from app.rubrics.prompting import (
+    PreparedRubric,
+    PromptContext,
+    TemplateError,
+    prepare_rubric,
+    render_prompt,
+)
 from app.rubrics.scoring import ScoringError, preference_winner, score_answer
 
 log = logging.getLogger(__name__)
@@ -143,6 +149,14 @@ class RunPlan:
     judge_name: str
     neutral_score: float
     _validator: Draft202012Validator | None = field(default=None, repr=False)
+    _prepared: PreparedRubric | None = field(default=None, repr=False)
+
+    @property
+    def prepared(self) -> PreparedRubric:
+        # The rollout-independent prompt parts, built once per session rather than per item.
+        if self._prepared is None:
+            self._prepared = prepare_rubric(self.definition)
+        return self._prepared
 
     @property
     def pairwise(self) -> bool:
@@ -695,7 +709,7 @@ def _render(
             if rollout is None:
                 return f"rollout {rollout_id} no longer exists"
             ctx = rollout_context(rollout)
-        prompt = render_prompt(plan.definition, ctx)
+        prompt = render_prompt(plan.definition, ctx, plan.prepared)
     except TemplateError as exc:
         return f"the rubric's prompt template failed: {exc}"
     return prompt.system, prompt.user

@@ -281,21 +281,44 @@ def _message_text(content: Any) -> str:
     return _text(content)
 
 
-def template_variables(defn: RubricDefinition, ctx: PromptContext) -> dict[str, Any]:
-    """The variables a template sees (documented in TEMPLATE_VARIABLES)."""
+@dataclass(frozen=True)
+class PreparedRubric:
+    """The rollout-independent part of the template variables and the template sources.
+
+    Building it costs a model dump and a schema dump; a judge run prepares it once and renders
+    thousands of prompts with it.
+    """
+
+    rubric: dict[str, Any]
+    criteria: list[dict[str, Any]]
+    output_schema_text: str
+    system_source: str
+    user_source: str
+
+
+def prepare_rubric(defn: RubricDefinition) -> PreparedRubric:
     rubric = defn.model_dump(mode="json")
-    criteria = []
-    for position, (criterion, data) in enumerate(
-        zip(defn.criteria, rubric["criteria"], strict=True), start=1
-    ):
-        criteria.append(
-            data
-            | {
-                "position": position,
-                "min": criterion.min_value,
-                "max": criterion.max_value,
-            }
+    criteria = [
+        data | {"position": position, "min": criterion.min_value, "max": criterion.max_value}
+        for position, (criterion, data) in enumerate(
+            zip(defn.criteria, rubric["criteria"], strict=True), start=1
         )
+    ]
+    system_source, user_source = effective_templates(defn)
+    return PreparedRubric(
+        rubric=rubric,
+        criteria=criteria,
+        output_schema_text=json.dumps(build_output_schema(defn), indent=2, ensure_ascii=False),
+        system_source=system_source,
+        user_source=user_source,
+    )
+
+
+def template_variables(
+    defn: RubricDefinition, ctx: PromptContext, prepared: PreparedRubric | None = None
+) -> dict[str, Any]:
+    """The variables a template sees (documented in TEMPLATE_VARIABLES)."""
+    prepared = prepared or prepare_rubric(defn)
     messages = [
         {"role": str(m.get("role", "user")), "content": _message_text(m.get("content"))}
         for m in ctx.input_messages
@@ -315,13 +338,13 @@ def template_variables(defn: RubricDefinition, ctx: PromptContext) -> dict[str, 
         "response_b": ctx.response_b or "",
         "reference_answer": _text(ctx.reference_answer),
         "metadata": dict(ctx.metadata),
-        "criteria": criteria,
+        "criteria": prepared.criteria,  # shared safely: the sandbox is immutable
         "edge_case_rules": list(defn.edge_case_rules),
         "desired_behaviours": list(defn.desired_behaviours),
         "discouraged_behaviours": list(defn.discouraged_behaviours),
-        "examples": rubric["examples"],
-        "output_schema": json.dumps(build_output_schema(defn), indent=2, ensure_ascii=False),
-        "rubric": rubric,
+        "examples": prepared.rubric["examples"],
+        "output_schema": prepared.output_schema_text,
+        "rubric": prepared.rubric,
     }
 
 
@@ -338,13 +361,16 @@ def materialize_templates(defn: RubricDefinition) -> RubricDefinition:
     return defn.model_copy(update={"system_template": system, "user_template": user})
 
 
-def render_prompt(defn: RubricDefinition, ctx: PromptContext) -> RenderedPrompt:
-    """Render the judge prompt for one rollout (raises TemplateError)."""
-    system_source, user_source = effective_templates(defn)
-    variables = template_variables(defn, ctx)
+def render_prompt(
+    defn: RubricDefinition, ctx: PromptContext, prepared: PreparedRubric | None = None
+) -> RenderedPrompt:
+    """Render the judge prompt for one rollout (raises TemplateError). Pass `prepared`
+    (from prepare_rubric) when rendering many prompts with one definition."""
+    prepared = prepared or prepare_rubric(defn)
+    variables = template_variables(defn, ctx, prepared)
     return RenderedPrompt(
-        system=_render_part("system", system_source, variables),
-        user=_render_part("user", user_source, variables),
+        system=_render_part("system", prepared.system_source, variables),
+        user=_render_part("user", prepared.user_source, variables),
     )
 
 

@@ -57,6 +57,11 @@ def _model_path() -> Path | None:
 
 
 def _requirements() -> Path:
+    from tests.support.db import backend
+
+    if backend() == "postgres" and os.environ.get("RS_LLM_ON_POSTGRES") != "1":
+        # Minutes of CPU for a protocol check that does not depend on the database: once is enough.
+        pytest.skip("the real-LLM test runs once, in the SQLite pass (RS_LLM_ON_POSTGRES=1: both)")
     missing = []
     if importlib.util.find_spec("llama_cpp") is None:
         missing.append("llama-cpp-python[server] (import llama_cpp failed)")

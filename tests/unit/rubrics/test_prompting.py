@@ -291,3 +291,14 @@ def test_estimate_tokens() -> None:
     assert estimate_tokens("abcde") == 2
     prompt = render_prompt(rubric(), SAMPLE_CONTEXT)
     assert prompt.estimated_tokens == estimate_tokens(prompt.system) + estimate_tokens(prompt.user)
+
+
+def test_prepared_rubric_renders_exactly_like_the_plain_call() -> None:
+    from app.rubrics.builtin import BUILTIN_TEMPLATES
+    from app.rubrics.prompting import SAMPLE_CONTEXT, prepare_rubric, render_prompt
+
+    for definition in BUILTIN_TEMPLATES.values():
+        prepared = prepare_rubric(definition)
+        assert render_prompt(definition, SAMPLE_CONTEXT, prepared) == render_prompt(
+            definition, SAMPLE_CONTEXT
+        )
