@@ -144,3 +144,15 @@ def test_api_project_update_conflict_and_validation(client: TestClient, session:
     )
     assert extra.status_code == 422
     assert extra.json()["problems"][0]["field"] == "surprise"
+
+
+def test_overview_shows_the_workflow_with_done_steps(client: TestClient, session: Session) -> None:
+    owner = make_user(session, "owner@example.com")
+    project = make_project(session, owner, "Flow")
+    login(client, owner.email)
+    page = client.get(f"/projects/{project.id}")
+    steps = find_all(page.text, "data-step")
+    assert [s["data-step"] for s in steps] == [
+        "rollouts", "rubric", "judge", "label", "gold", "agreement", "export",
+    ]  # fmt: skip
+    assert all("done" not in (s.get("class") or "") for s in steps)
