@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.responses import Response
 
 from app.auth.dependencies import JudgeManager, JudgeRunner, ProjectReader, SessionDep
@@ -263,51 +263,53 @@ def _optional_int(value: str, field: str) -> int | None:
         raise InvalidInput(f"{field}: “{value}” is not a whole number.") from None
 
 
-def _run_request(
-    rubric_version_id: str,
-    judge_config_ids: list[str],
-    source: str,
-    gold_split: str,
-    steps: str,
-    models: str,
-    groups: str,
-    sample: str,
-    seed: str,
-    repeats: str,
-    neutral_score: str,
-    batch: str,
-) -> RunCreate:
-    version_id = _optional_int(rubric_version_id, "Rubric version")
+class RunFields(BaseModel):
+    """The judge-run form, read from the query string (estimate) or the posted form (create)."""
+
+    rubric_version_id: str = Field(default="", max_length=100)
+    judge_config_ids: list[str] = Field(default_factory=list)
+    source: str = Field(default="all", max_length=100)
+    gold_split: str = Field(default="", max_length=100)
+    steps: str = Field(default="", max_length=100_000)
+    models: str = Field(default="", max_length=100_000)
+    groups: str = Field(default="", max_length=100_000)
+    sample: str = Field(default="", max_length=100)
+    seed: str = Field(default="", max_length=100)
+    repeats: str = Field(default="1", max_length=100)
+    neutral_score: str = Field(default="", max_length=100)
+    batch: str = Field(default="", max_length=100)
+
+
+def _run_request(fields: RunFields) -> RunCreate:
+    version_id = _optional_int(fields.rubric_version_id, "Rubric version")
     if version_id is None:
         raise InvalidInput("Choose a published rubric version.")
-    config_ids = [cid for cid in (_optional_int(v, "Judge") for v in judge_config_ids) if cid]
+    ids = (_optional_int(v, "Judge") for v in fields.judge_config_ids)
+    config_ids = [cid for cid in ids if cid]
     if not config_ids:
         raise InvalidInput("Choose at least one judge configuration.")
     try:
         selection = SelectionInput(
-            source=source or "all",
-            gold_split=gold_split or None,
-            steps=_split_ints(steps, "Steps"),
-            models=_split_text(models),
-            groups=_split_text(groups),
-            sample=_optional_int(sample, "Sample size"),
-            seed=_optional_int(seed, "Seed"),
+            source=fields.source or "all",
+            gold_split=fields.gold_split or None,
+            steps=_split_ints(fields.steps, "Steps"),
+            models=_split_text(fields.models),
+            groups=_split_text(fields.groups),
+            sample=_optional_int(fields.sample, "Sample size"),
+            seed=_optional_int(fields.seed, "Seed"),
         )
         return RunCreate(
             rubric_version_id=version_id,
             judge_config_ids=config_ids,
             selection=selection,
-            repeats=1 if not repeats.strip() else _optional_int(repeats, "Repeats"),
-            neutral_score=float(neutral_score) if neutral_score.strip() else 0.5,
-            batch=batch in ("on", "true", "1"),
+            repeats=_optional_int(fields.repeats, "Repeats") if fields.repeats.strip() else 1,
+            neutral_score=float(fields.neutral_score) if fields.neutral_score.strip() else 0.5,
+            batch=fields.batch in ("on", "true", "1"),
         )
     except ValidationError as exc:
         raise invalid_from(exc) from None
     except ValueError:
         raise InvalidInput("Neutral score: must be a number from 0 to 1.") from None
-
-
-RunForm = Annotated[str, Form(max_length=100_000)]
 
 
 @router.get("/projects/{project_id}/judges/runs/new", include_in_schema=False)
@@ -326,23 +328,9 @@ def run_estimate_fragment(
     request: Request,
     session: SessionDep,
     ctx: JudgeRunner,
-    rubric_version_id: str = "",
-    judge_config_ids: Annotated[list[str] | None, Query()] = None,
-    source: str = "all",
-    gold_split: str = "",
-    steps: str = "",
-    models: str = "",
-    groups: str = "",
-    sample: str = "",
-    seed: str = "",
-    repeats: str = "1",
-    neutral_score: str = "",
-    batch: str = "",
+    fields: Annotated[RunFields, Query()],
 ) -> Response:
-    data = _run_request(
-        rubric_version_id, judge_config_ids or [], source, gold_split, steps, models, groups,
-        sample, seed, repeats, neutral_score, batch,
-    )  # fmt: skip
+    data = _run_request(fields)
     estimate = judge_service.estimate_runs(session, ctx.project, data)
     return render(request, "judging/_estimate.html", {"ctx": ctx, "estimate": estimate})
 
@@ -352,23 +340,9 @@ def run_create_action(
     request: Request,
     session: SessionDep,
     ctx: JudgeRunner,
-    rubric_version_id: RunForm = "",
-    judge_config_ids: Annotated[list[str] | None, Form()] = None,
-    source: RunForm = "all",
-    gold_split: RunForm = "",
-    steps: RunForm = "",
-    models: RunForm = "",
-    groups: RunForm = "",
-    sample: RunForm = "",
-    seed: RunForm = "",
-    repeats: RunForm = "1",
-    neutral_score: RunForm = "",
-    batch: RunForm = "",
+    fields: Annotated[RunFields, Form()],
 ) -> Response:
-    data = _run_request(
-        rubric_version_id, judge_config_ids or [], source, gold_split, steps, models, groups,
-        sample, seed, repeats, neutral_score, batch,
-    )  # fmt: skip
+    data = _run_request(fields)
     runs = judge_service.create_runs(session, ctx.project, actor=ctx.user, data=data)
     if len(runs) == 1:
         url = f"{_base(ctx)}/runs/{runs[0].id}"
