@@ -116,7 +116,7 @@ def worker(
 
     settings = _settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    run_worker(get_engine(settings.resolved_database_url), settings, once=once)
+    run_worker(get_engine(settings.resolved_database_url), settings, once=once, own_process=True)
 
 
 @db_cli.command("upgrade")

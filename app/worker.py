@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from app.core.config import Settings
+from app.core.gc_tuning import tune_gc
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +63,19 @@ def run_worker(
     stop: threading.Event | None = None,
     *,
     once: bool = False,
+    own_process: bool = False,
 ) -> None:
-    """Loop until `stop` is set (or, with once=True, until no job has work)."""
+    """Loop until `stop` is set (or, with once=True, until no job has work).
+
+    `own_process`: the worker is the process's only job (`rubric-studio worker`), so it may tune
+    the process-wide garbage collector for many small, short-lived allocations.
+    """
     ctx = WorkerContext(
         engine=engine, settings=settings, worker_id=new_worker_id(), stop=stop or threading.Event()
     )
     handlers = _handlers()
+    if own_process:
+        tune_gc()  # after the handlers' imports: their objects live as long as the process
     log.info("worker %s started with handlers %s", ctx.worker_id, [n for n, _ in handlers])
     while not ctx.stop.is_set():
         did_work = False

@@ -8,6 +8,7 @@ blank lines behind. Output is plain text for an LLM, so nothing is HTML-escaped.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -45,6 +46,22 @@ TEMPLATE_VARIABLES: dict[str, str] = {
     "rubric": "The whole rubric definition (mode, title, task_description, aggregation, "
     "item_field, preference_instruction, ...).",
 }
+
+# The variables that are the same for every rollout of a rubric (see template_variables).
+RUBRIC_VARIABLES = frozenset(
+    {
+        "criteria",
+        "edge_case_rules",
+        "desired_behaviours",
+        "discouraged_behaviours",
+        "examples",
+        "output_schema",
+        "rubric",
+    }
+)
+# Filters and globals whose output differs from one rendering to the next.
+_UNSTABLE_FILTERS = frozenset({"random"})
+_UNSTABLE_GLOBALS = frozenset({"lipsum"})
 
 TEMPLATE_FILTERS: dict[str, str] = {
     "json": "Pretty JSON text of a value, unescaped: {{ example.label | json }}.",
@@ -140,6 +157,9 @@ class PromptContext:
             reference_answer=record.get("reference_answer"),
             metadata=dict(record.get("metadata") or {}),
         )
+
+
+_EMPTY_CONTEXT = PromptContext()
 
 
 def estimate_tokens(text: str) -> int:
@@ -294,6 +314,24 @@ class PreparedRubric:
     output_schema_text: str
     system_source: str
     user_source: str
+    # The system prompt, rendered once, when its template reads only rubric variables (the
+    # built-in ones do: ~200 µs saved per judge call); None means render it per rollout.
+    system_text: str | None = None
+
+
+@lru_cache(maxsize=256)
+def depends_on_rubric_only(source: str) -> bool:
+    """True when a template renders the same text for every rollout of a rubric: it reads only
+    RUBRIC_VARIABLES (and globals such as range) and nothing random (the random filter, lipsum)."""
+    try:
+        ast = _ENV.parse(source)
+    except TemplateSyntaxError:
+        return False
+    if meta.find_undeclared_variables(ast) - RUBRIC_VARIABLES:
+        return False
+    if any(n.name in _UNSTABLE_GLOBALS for n in ast.find_all(nodes.Name)):
+        return False
+    return not any(f.name in _UNSTABLE_FILTERS for f in ast.find_all(nodes.Filter))
 
 
 def prepare_rubric(defn: RubricDefinition) -> PreparedRubric:
@@ -305,13 +343,22 @@ def prepare_rubric(defn: RubricDefinition) -> PreparedRubric:
         )
     ]
     system_source, user_source = effective_templates(defn)
-    return PreparedRubric(
+    prepared = PreparedRubric(
         rubric=rubric,
         criteria=criteria,
         output_schema_text=json.dumps(build_output_schema(defn), indent=2, ensure_ascii=False),
         system_source=system_source,
         user_source=user_source,
     )
+    if not depends_on_rubric_only(system_source):
+        return prepared
+    try:
+        # Any context will do: the template reads none of the rollout's variables.
+        variables = template_variables(defn, _EMPTY_CONTEXT, prepared)
+        system_text = _render_part("system", system_source, variables)
+    except TemplateError:  # reported where it always is: when a rollout's prompt is rendered
+        return prepared
+    return dataclasses.replace(prepared, system_text=system_text)
 
 
 def template_variables(
@@ -368,10 +415,10 @@ def render_prompt(
     (from prepare_rubric) when rendering many prompts with one definition."""
     prepared = prepared or prepare_rubric(defn)
     variables = template_variables(defn, ctx, prepared)
-    return RenderedPrompt(
-        system=_render_part("system", prepared.system_source, variables),
-        user=_render_part("user", prepared.user_source, variables),
-    )
+    system = prepared.system_text
+    if system is None:
+        system = _render_part("system", prepared.system_source, variables)
+    return RenderedPrompt(system=system, user=_render_part("user", prepared.user_source, variables))
 
 
 _SAMPLE_RESPONSE = "SAMPLE RESPONSE 7f3a: the answer under evaluation."

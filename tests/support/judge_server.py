@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import json
 import random
 import re
 import socket
@@ -36,6 +35,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import orjson
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -58,6 +58,8 @@ FAULT_KINDS: tuple[str, ...] = (
 ALL_FORMATS: tuple[str, ...] = ("json_schema", "json_object", "text")
 FAULT_HEADER = "x-judge-fault"
 _MARKER = re.compile(r"\[\[judge-fault:([a-z_]+)\]\]")
+# Pauses up to this long are plain sleeps; longer ones (hangs) wake when the server stops.
+_SHORT_PAUSE_S = 1.0
 INVALID_JSON_ANSWER = 'I would rate this a 4 out of 5. {score: 4, justification: "mostly right"'
 
 
@@ -312,6 +314,9 @@ class JudgeServer:
         """Sleep, but wake at once when the server stops (so shutdown never waits on a hang)."""
         if seconds <= 0 or self._stopping is None:
             return
+        if seconds <= _SHORT_PAUSE_S:  # the common latency: a plain sleep costs the least CPU
+            await asyncio.sleep(seconds)
+            return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self._stopping.wait()
@@ -329,7 +334,7 @@ class JudgeServer:
     async def _handle(self, request: Request) -> Response:
         raw = await request.body()
         try:
-            body = json.loads(raw)
+            body = orjson.loads(raw)
             messages = body["messages"]
             if not isinstance(messages, list) or not messages:
                 raise ValueError("messages must be a non-empty list")
@@ -401,7 +406,7 @@ class JudgeServer:
             )
 
         text = INVALID_JSON_ANSWER if fault == "invalid_json_content" else self._answer(body)
-        payload = json.dumps(self._completion(body, text)).encode()
+        payload = orjson.dumps(self._completion(body, text))
         if fault == "slow_body":
             return StreamingResponse(self._trickle(payload), media_type="application/json")
         return Response(payload, status_code=200, media_type="application/json")
@@ -430,7 +435,8 @@ class JudgeServer:
             schema = response_format.get("schema")
         if not isinstance(schema, dict):
             schema = self.default_schema
-        return json.dumps(instance_for_schema(schema, seed_for(_last_user(body["messages"]))))
+        answer = instance_for_schema(schema, seed_for(_last_user(body["messages"])))
+        return orjson.dumps(answer).decode()
 
     @staticmethod
     def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:

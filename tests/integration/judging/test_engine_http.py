@@ -217,6 +217,37 @@ def test_an_answer_that_breaks_the_schema_is_repaired_too(
     assert "does not match the answer schema" in (verdict.error or "")
 
 
+def test_nul_characters_in_a_reply_are_replaced_so_the_verdict_is_stored(
+    session: Session, engine: Engine, project: Project
+) -> None:
+    # PostgreSQL stores no NUL character (in text or in JSON): an untrusted reply holding one
+    # must not make its batch of verdicts fail again and again.
+    version = make_version(session, project)
+    make_rollouts(session, project, 3)
+
+    def responder(body: dict[str, Any]) -> str:
+        from app.llm.schema_instance import instance_for_schema
+
+        answer = instance_for_schema(body["response_format"]["json_schema"]["schema"], 2)
+        for entry in answer["criteria"].values():
+            entry["justification"] = "bad\x00byte"
+        return "\x00" + json.dumps(answer)  # one raw NUL, and escaped ones inside the JSON
+
+    with JudgeServer(responder=responder) as server:
+        config = make_judge_config(session, project, base_url=server.base_url)
+        (run,) = start_runs(session, project, version, [config])
+        stats = _judge(engine, run)
+
+    assert stats.completed_run
+    verdicts = _verdicts(session, run)
+    assert [v.parse_status for v in verdicts] == ["ok"] * 3
+    for verdict in verdicts:
+        assert "\x00" not in verdict.raw_text and verdict.raw_text.startswith("\ufffd")
+        assert verdict.answer is not None
+        justifications = {e["justification"] for e in verdict.answer["criteria"].values()}
+        assert justifications == {"bad\ufffdbyte"}
+
+
 def test_a_reply_still_unusable_after_repair_falls_back_to_the_neutral_score(
     session: Session, engine: Engine, project: Project, server: JudgeServer
 ) -> None:

@@ -14,7 +14,7 @@ import pytest
 from app.llm import ProviderConfig, ProviderError, call_with_retries
 from app.llm.base import JudgeCall, JudgeReply
 from app.llm.json_extract import extract_json
-from app.llm.openai_compat import OpenAICompatProvider, cached_mode
+from app.llm.openai_compat import OpenAICompatProvider, cached_mode, env_proxy
 from tests.support.judge_server import FaultSequence, JudgeServer
 
 
@@ -340,3 +340,41 @@ def test_128_concurrent_calls_run_at_once(sleeper: Any) -> None:
         assert server.max_in_flight == 128
         assert server.requests == 128
     assert {r.attempts for r in replies} == {1}
+
+
+@pytest.mark.parametrize(
+    ("environment", "url", "expected"),
+    [
+        ({}, "https://api.example.com/v1", None),
+        ({"HTTPS_PROXY": "http://proxy:3128"}, "https://api.example.com/v1", "http://proxy:3128"),
+        ({"HTTPS_PROXY": "http://proxy:3128"}, "http://judge.local/v1", None),
+        ({"HTTP_PROXY": "http://proxy:3128"}, "http://judge.local/v1", "http://proxy:3128"),
+        (
+            {"HTTP_PROXY": "http://proxy:3128", "NO_PROXY": "judge.local,localhost"},
+            "http://judge.local/v1",
+            None,
+        ),
+    ],
+)
+def test_the_proxy_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], url: str, expected: str | None
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert env_proxy(url) == expected
+
+
+def test_calls_go_through_the_proxy_named_in_the_environment(
+    server: JudgeServer, sleeper: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The judge server answers absolute-form requests too, so it can stand in for the proxy:
+    # the host in the judge's URL does not exist, so only a proxied call can succeed.
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
+    cfg = config("http://judge.invalid/v1")
+    (reply,) = judge(cfg, sleeper, cfg.new_call("s", "u"))
+    assert reply.attempts == 1 and server.requests == 1

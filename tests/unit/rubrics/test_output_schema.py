@@ -2,11 +2,14 @@
 
 from typing import Any
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from app.rubrics.builtin import BUILTIN_TEMPLATES, get_builtin
 from app.rubrics.definition import Criterion, Level, RubricDefinition
-from app.rubrics.output_schema import build_output_schema, validate_answer
+from app.rubrics.output_schema import answer_checker, build_output_schema, validate_answer
 
 
 def actionability_rubric() -> RubricDefinition:
@@ -128,3 +131,63 @@ def test_preference_schema() -> None:
     without_criteria = RubricDefinition(mode="preference", title="P", preference_instruction="x")
     assert "criteria" not in build_output_schema(without_criteria)["properties"]
     assert validate_answer(without_criteria, {"justification": "j", "winner": "tie"}) == []
+
+
+# ---- answer_checker: the compiled check used for every verdict of a judge run ----------------
+
+_SCALAR_OR_CONTAINER = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 9) | st.floats(-2, 9) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+
+
+def _near_answers(defn: RubricDefinition) -> st.SearchStrategy[Any]:
+    """Answers built from a valid one with one part replaced: mostly near misses."""
+    from app.llm.schema_instance import instance_for_schema
+
+    schema = build_output_schema(defn)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> Any:
+        value = instance_for_schema(schema, draw(st.integers(0, 10_000)))
+        criteria = value.get("criteria")
+        choice = draw(st.sampled_from(["keep", "criterion", "field", "extra", "drop", "root"]))
+        if choice == "root":
+            return draw(_SCALAR_OR_CONTAINER)
+        if not isinstance(criteria, dict) or not criteria:
+            return value
+        key = draw(st.sampled_from(sorted(criteria)))
+        entry = criteria[key]
+        if choice == "criterion":
+            criteria[key] = draw(_SCALAR_OR_CONTAINER)
+        elif choice == "field" and isinstance(entry, dict) and entry:
+            entry[draw(st.sampled_from(sorted(entry)))] = draw(_SCALAR_OR_CONTAINER)
+        elif choice == "extra":
+            value[draw(st.text(min_size=1, max_size=6))] = draw(_SCALAR_OR_CONTAINER)
+        elif choice == "drop":
+            del criteria[key]
+        return value
+
+    return build()
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_TEMPLATES))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_answer_checker_agrees_with_jsonschema(name: str, data: st.DataObject) -> None:
+    defn = get_builtin(name)
+    schema = build_output_schema(defn)
+    candidate = data.draw(_near_answers(defn))
+    expected = Draft202012Validator(schema).is_valid(candidate)
+    assert answer_checker(schema)(candidate) is expected
+    assert (validate_answer(defn, candidate) == []) is expected
+
+
+def test_answer_checker_falls_back_to_jsonschema_for_a_schema_it_cannot_compile() -> None:
+    # A reference that does not resolve: jsonschema-rs refuses the schema up front, jsonschema
+    # only fails when the reference is followed.
+    schema = {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}
+    check = answer_checker(schema)
+    assert check({"b": 1}) is True
+    assert check([]) is False

@@ -302,3 +302,57 @@ def test_prepared_rubric_renders_exactly_like_the_plain_call() -> None:
         assert render_prompt(definition, SAMPLE_CONTEXT, prepared) == render_prompt(
             definition, SAMPLE_CONTEXT
         )
+
+
+def test_builtin_system_prompts_are_rendered_once_per_rubric() -> None:
+    from app.rubrics.builtin import BUILTIN_TEMPLATES
+    from app.rubrics.prompting import prepare_rubric
+
+    for definition in BUILTIN_TEMPLATES.values():
+        prepared = prepare_rubric(definition)
+        assert prepared.system_text == render_prompt(definition, SAMPLE_CONTEXT).system
+        assert prepared.system_text == render_prompt(definition, CTX).system
+
+
+@pytest.mark.parametrize(
+    ("system", "rubric_only"),
+    [
+        ("{% for c in criteria %}{{ c.name }}{% endfor %} {{ rubric.title }}", True),
+        ("{{ output_schema }} {{ examples | length }} {{ edge_case_rules | join(',') }}", True),
+        ("Judge {{ response }}", False),
+        ("{{ metadata.get('lang') }}", False),
+        ("{{ criteria | random }}", False),
+        ("{{ lipsum(1) }}", False),
+        ("{% for i in range(2) %}{{ i }}{% endfor %}", True),
+        ("{% if %}", False),
+    ],
+)
+def test_only_a_system_template_without_rollout_inputs_is_rendered_once(
+    system: str, rubric_only: bool
+) -> None:
+    from app.rubrics.prompting import depends_on_rubric_only, prepare_rubric
+
+    assert depends_on_rubric_only(system) is rubric_only
+    prepared = prepare_rubric(rubric(system=system, user="{{ response }}"))
+    assert (prepared.system_text is not None) is rubric_only
+
+
+def test_a_rollout_dependent_system_prompt_is_rendered_per_rollout() -> None:
+    from app.rubrics.prompting import prepare_rubric
+
+    definition = rubric(system="About {{ prompt }}", user="{{ response }}")
+    prepared = prepare_rubric(definition)
+    assert render_prompt(definition, CTX, prepared).system == "About What is the capital of France?"
+    other = PromptContext(input_messages=[{"role": "user", "content": "Why?"}], response="x")
+    assert render_prompt(definition, other, prepared).system == "About Why?"
+
+
+def test_a_failing_rubric_only_system_template_still_fails_for_each_rollout() -> None:
+    from app.rubrics.prompting import prepare_rubric
+
+    definition = rubric(system="{{ rubric.no_such_field }}", user="{{ response }}")
+    prepared = prepare_rubric(definition)
+    assert prepared.system_text is None
+    with pytest.raises(TemplateError) as exc:
+        render_prompt(definition, CTX, prepared)
+    assert exc.value.part == "system"
