@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DataError
 
 from app.core.clock import utcnow
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
@@ -55,6 +56,7 @@ ERROR_PARSE_STATUSES = ("invalid", "error")
 DEFAULT_NEUTRAL_SCORE = 0.5
 MAX_RAW_TEXT = 100_000
 MAX_ERROR_TEXT = 2_000
+_MAX_COUNTER = 2**31 - 1  # the verdict's integer columns are 32-bit on PostgreSQL
 _PROMPT_CACHE_SIZE = 4_096
 _CANONICAL = {"A": "A", "B": "B", "tie": "tie"}
 _FLIP = {"A": "B", "B": "A", "tie": "tie"}
@@ -321,13 +323,18 @@ def verdict_row(
         "raw_text": raw_text[:MAX_RAW_TEXT],
         "parse_status": status,
         "error": _without_nul(error[:MAX_ERROR_TEXT]) if error else None,
-        "latency_ms": latency_ms,
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "attempts": attempts,
+        # Counts reported by a judge server are untrusted: keep them within the columns' range.
+        "latency_ms": _counter(latency_ms),
+        "input_tokens": _counter(input_tokens),
+        "output_tokens": _counter(output_tokens),
+        "attempts": _counter(attempts),
         "judge_name": plan.judge_name[:200],
         "created_at": utcnow(),
     }
+
+
+def _counter(value: int) -> int:
+    return min(max(int(value), 0), _MAX_COUNTER)
 
 
 def _without_nul(value: Any) -> Any:
@@ -569,6 +576,29 @@ def write_verdicts(
                 )
             )
     return len(inserted)
+
+
+def write_verdicts_one_by_one(engine: Engine, plan: RunPlan, rows: list[dict[str, Any]]) -> int:
+    """Store a batch that the database refused, row by row: a row it still refuses is stored as
+    an error verdict with the neutral score, so one bad value never stalls the run."""
+    inserted = 0
+    for row in rows:
+        try:
+            inserted += write_verdicts(engine, plan.snapshot, [row])
+        except DataError as exc:
+            log.warning("verdict for work item %s refused: %s", row["work_item_id"], exc.orig)
+            item = PreparedItem(
+                row["work_item_id"],
+                row["rollout_id"],
+                row["pair_id"],
+                row["repeat"],
+                row["order_shown"],
+                call=None,
+            )
+            problem = f"the database refused this verdict: {exc.orig}"
+            replacement = verdict_row(plan, item, status="error", error=problem)
+            inserted += write_verdicts(engine, plan.snapshot, [replacement])
+    return inserted
 
 
 def _pg_insert_verdicts() -> Any:
@@ -980,13 +1010,18 @@ class _Session:
             while self.results:
                 batch, self.results = self.results, []
                 try:
-                    inserted = await asyncio.to_thread(
-                        write_verdicts, self.engine, plan.snapshot, batch
-                    )
+                    inserted = await self._write(plan, batch)
                 except BaseException:
-                    self.results = batch + self.results  # kept for the next attempt
+                    # Kept for the next attempt; rows stored meanwhile are skipped then.
+                    self.results = batch + self.results
                     raise
                 self.stats.inserted += inserted
+
+    async def _write(self, plan: RunPlan, batch: list[dict[str, Any]]) -> int:
+        try:
+            return await asyncio.to_thread(write_verdicts, self.engine, plan.snapshot, batch)
+        except DataError:  # a value the database refuses: find it, store the rest
+            return await asyncio.to_thread(write_verdicts_one_by_one, self.engine, plan, batch)
 
     async def _flush_regularly(self, plan: RunPlan) -> None:
         while not self.closing.is_set():

@@ -25,6 +25,7 @@ from tests.integration.judging.helpers import (
     make_version,
     start_runs,
 )
+from tests.support.db import backend
 from tests.support.factories import make_project, make_user
 from tests.support.judge_server import FaultSequence, JudgeServer
 
@@ -246,6 +247,61 @@ def test_nul_characters_in_a_reply_are_replaced_so_the_verdict_is_stored(
         assert verdict.answer is not None
         justifications = {e["justification"] for e in verdict.answer["criteria"].values()}
         assert justifications == {"bad\ufffdbyte"}
+
+
+def test_counts_reported_by_the_judge_are_kept_within_the_columns_range(
+    session: Session, engine: Engine, project: Project, server: JudgeServer
+) -> None:
+    version = make_version(session, project)
+    make_rollouts(session, project, 1)
+    config = make_judge_config(session, project, base_url=server.base_url)
+    (run,) = start_runs(session, project, version, [config])
+    plan = judge_engine.load_plan(engine, run.id or 0)
+    assert plan is not None
+    item = judge_engine.PreparedItem(1, 1, None, 0, "", call=None)
+    row = judge_engine.verdict_row(
+        plan, item, status="ok", input_tokens=10**12, output_tokens=-5, latency_ms=2**40
+    )
+    assert (row["input_tokens"], row["output_tokens"], row["latency_ms"]) == (
+        2**31 - 1,
+        0,
+        2**31 - 1,
+    )
+
+
+@pytest.mark.skipif(backend() != "postgres", reason="SQLite stores any integer in any column")
+def test_a_verdict_the_database_refuses_becomes_an_error_and_the_rest_of_its_batch_is_stored(
+    session: Session,
+    engine: Engine,
+    project: Project,
+    server: JudgeServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    version = make_version(session, project)
+    make_rollouts(session, project, 6)
+    config = make_judge_config(session, project, base_url=server.base_url, concurrency=6)
+    (run,) = start_runs(session, project, version, [config])
+    first_item = min(session.exec(select(JudgeWorkItem.id).where(JudgeWorkItem.run_id == run.id)))
+    real_row = judge_engine.verdict_row
+
+    def row_with_an_out_of_range_value(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        row = real_row(*args, **kwargs)
+        if row["work_item_id"] == first_item and row["parse_status"] == "ok":
+            row["latency_ms"] = 2**40  # past PostgreSQL's integer: the whole batch is refused
+        return row
+
+    monkeypatch.setattr(judge_engine, "verdict_row", row_with_an_out_of_range_value)
+    stats = _judge(engine, run, flush_interval_s=5.0)  # one batch holds all six verdicts
+
+    assert stats.completed_run and stats.inserted == 6
+    verdicts = {v.work_item_id: v for v in _verdicts(session, run)}
+    refused = verdicts.pop(first_item)
+    assert refused.parse_status == "error" and refused.latency_ms == 0
+    assert "the database refused this verdict" in (refused.error or "")
+    assert refused.normalized == 0.5
+    assert {v.parse_status for v in verdicts.values()} == {"ok"}
+    session.refresh(run)
+    assert (run.status, run.items_done, run.items_error) == ("completed", 6, 1)
 
 
 def test_a_reply_still_unusable_after_repair_falls_back_to_the_neutral_score(
