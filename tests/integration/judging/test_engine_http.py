@@ -57,6 +57,23 @@ def _verdicts(session: Session, run: JudgeRun) -> list[Verdict]:
     )
 
 
+def _queued_run(
+    session: Session,
+    project: Project,
+    rollouts: int,
+    *,
+    run_options: dict[str, Any] | None = None,
+    **judge: Any,
+) -> JudgeRun:
+    """A published rubric version, `rollouts` rollouts and one queued run of a judge configured
+    with `judge` (make_judge_config's options)."""
+    version = make_version(session, project)
+    make_rollouts(session, project, rollouts)
+    config = make_judge_config(session, project, **judge)
+    (run,) = start_runs(session, project, version, [config], **(run_options or {}))
+    return run
+
+
 def _judge(engine: Engine, run: JudgeRun, **options: Any) -> judge_engine.SessionStats:
     return judge_engine.work_on_run(engine, run.id or 0, fast_options(**options))
 
@@ -103,10 +120,7 @@ def test_a_run_is_judged_over_http_with_tokens_cost_and_consistent_counters(
 def test_each_transient_fault_is_retried_and_the_verdict_records_the_attempts(
     session: Session, engine: Engine, project: Project, server: JudgeServer, fault: str
 ) -> None:
-    version = make_version(session, project)
-    make_rollouts(session, project, 1)
-    config = make_judge_config(session, project, base_url=server.base_url, timeout_s=0.5)
-    (run,) = start_runs(session, project, version, [config])
+    run = _queued_run(session, project, 1, base_url=server.base_url, timeout_s=0.5)
     server.set_faults(FaultSequence([fault]))
 
     _judge(engine, run)
@@ -120,10 +134,7 @@ def test_each_transient_fault_is_retried_and_the_verdict_records_the_attempts(
 def test_a_slow_body_is_read_in_full(
     session: Session, engine: Engine, project: Project, server: JudgeServer
 ) -> None:
-    version = make_version(session, project)
-    make_rollouts(session, project, 2)
-    config = make_judge_config(session, project, base_url=server.base_url)
-    (run,) = start_runs(session, project, version, [config])
+    run = _queued_run(session, project, 2, base_url=server.base_url)
     server.set_faults(FaultSequence(["slow_body", "slow_body"]))
 
     _judge(engine, run)
@@ -152,10 +163,9 @@ def test_a_server_without_json_schema_falls_back_to_json_object(
 def test_a_non_retryable_error_stores_an_error_verdict_with_the_neutral_score(
     session: Session, engine: Engine, project: Project, server: JudgeServer
 ) -> None:
-    version = make_version(session, project)
-    make_rollouts(session, project, 1)
-    config = make_judge_config(session, project, base_url=server.base_url)
-    (run,) = start_runs(session, project, version, [config], neutral_score=0.25)
+    run = _queued_run(
+        session, project, 1, base_url=server.base_url, run_options={"neutral_score": 0.25}
+    )
     server.set_faults(FaultSequence(["bad_request"] * 3))
 
     _judge(engine, run)
@@ -174,10 +184,7 @@ def test_a_non_retryable_error_stores_an_error_verdict_with_the_neutral_score(
 def test_malformed_json_gets_one_repair_request(
     session: Session, engine: Engine, project: Project, server: JudgeServer
 ) -> None:
-    version = make_version(session, project)
-    make_rollouts(session, project, 1)
-    config = make_judge_config(session, project, base_url=server.base_url)
-    (run,) = start_runs(session, project, version, [config])
+    run = _queued_run(session, project, 1, base_url=server.base_url)
     server.set_faults(FaultSequence(["invalid_json_content"]))
 
     _judge(engine, run)
@@ -252,10 +259,7 @@ def test_nul_characters_in_a_reply_are_replaced_so_the_verdict_is_stored(
 def test_counts_reported_by_the_judge_are_kept_within_the_columns_range(
     session: Session, engine: Engine, project: Project, server: JudgeServer
 ) -> None:
-    version = make_version(session, project)
-    make_rollouts(session, project, 1)
-    config = make_judge_config(session, project, base_url=server.base_url)
-    (run,) = start_runs(session, project, version, [config])
+    run = _queued_run(session, project, 1, base_url=server.base_url)
     plan = judge_engine.load_plan(engine, run.id or 0)
     assert plan is not None
     item = judge_engine.PreparedItem(1, 1, None, 0, "", call=None)
@@ -277,10 +281,7 @@ def test_a_verdict_the_database_refuses_becomes_an_error_and_the_rest_of_its_bat
     server: JudgeServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    version = make_version(session, project)
-    make_rollouts(session, project, 6)
-    config = make_judge_config(session, project, base_url=server.base_url, concurrency=6)
-    (run,) = start_runs(session, project, version, [config])
+    run = _queued_run(session, project, 6, base_url=server.base_url, concurrency=6)
     first_item = min(session.exec(select(JudgeWorkItem.id).where(JudgeWorkItem.run_id == run.id)))
     real_row = judge_engine.verdict_row
 
@@ -307,10 +308,9 @@ def test_a_verdict_the_database_refuses_becomes_an_error_and_the_rest_of_its_bat
 def test_a_reply_still_unusable_after_repair_falls_back_to_the_neutral_score(
     session: Session, engine: Engine, project: Project, server: JudgeServer
 ) -> None:
-    version = make_version(session, project)
-    make_rollouts(session, project, 1)
-    config = make_judge_config(session, project, base_url=server.base_url)
-    (run,) = start_runs(session, project, version, [config], neutral_score=0.3)
+    run = _queued_run(
+        session, project, 1, base_url=server.base_url, run_options={"neutral_score": 0.3}
+    )
     server.set_faults(FaultSequence(["invalid_json_content", "invalid_json_content"]))
 
     _judge(engine, run)
@@ -457,10 +457,7 @@ def test_cancel_stops_new_calls_and_resume_finishes_the_run(
 def test_a_verdict_cannot_be_stored_twice_and_counters_count_it_once(
     session: Session, engine: Engine, project: Project
 ) -> None:
-    version = make_version(session, project)
-    make_rollouts(session, project, 2)
-    config = make_judge_config(session, project)
-    (run,) = start_runs(session, project, version, [config])
+    run = _queued_run(session, project, 2)
     plan = judge_engine.load_plan(engine, run.id or 0)
     assert plan is not None
     claimed = judge_engine.claim_items(engine, run.id or 0, "worker-a", 10, 30)
@@ -481,10 +478,7 @@ def test_a_verdict_cannot_be_stored_twice_and_counters_count_it_once(
 def test_expired_leases_are_reclaimed_and_the_late_worker_cannot_duplicate(
     session: Session, engine: Engine, project: Project, server: JudgeServer
 ) -> None:
-    version = make_version(session, project)
-    make_rollouts(session, project, 5)
-    config = make_judge_config(session, project, base_url=server.base_url)
-    (run,) = start_runs(session, project, version, [config])
+    run = _queued_run(session, project, 5, base_url=server.base_url)
     plan = judge_engine.load_plan(engine, run.id or 0)
     assert plan is not None
     # A worker leases three items, then stalls past its (zero-second) lease.
@@ -513,10 +507,7 @@ def test_a_worker_handler_call_finishes_a_queued_run(
     from app.judging.jobs import run_judging_once
     from app.worker import WorkerContext
 
-    version = make_version(session, project)
-    make_rollouts(session, project, 4)
-    config = make_judge_config(session, project, base_url=server.base_url)
-    (run,) = start_runs(session, project, version, [config])
+    run = _queued_run(session, project, 4, base_url=server.base_url)
     ctx = WorkerContext(
         engine=engine, settings=settings, worker_id="handler-test", stop=threading.Event()
     )
@@ -567,10 +558,9 @@ def test_a_worker_shutdown_hands_its_items_back_without_cancelling_the_run(
 def test_an_item_that_keeps_killing_workers_is_given_up_with_the_neutral_score(
     session: Session, engine: Engine, project: Project, server: JudgeServer
 ) -> None:
-    version = make_version(session, project)
-    make_rollouts(session, project, 2)
-    config = make_judge_config(session, project, base_url=server.base_url)
-    (run,) = start_runs(session, project, version, [config], neutral_score=0.5)
+    run = _queued_run(
+        session, project, 2, base_url=server.base_url, run_options={"neutral_score": 0.5}
+    )
     poisoned = session.exec(
         select(JudgeWorkItem).where(JudgeWorkItem.run_id == run.id).order_by(JudgeWorkItem.id)
     ).first()
@@ -616,10 +606,7 @@ def test_progress_reports_rate_and_time_left(session: Session, project: Project)
 
     from app.core.clock import utcnow
 
-    version = make_version(session, project)
-    make_rollouts(session, project, 10)
-    config = make_judge_config(session, project)
-    (run,) = start_runs(session, project, version, [config])
+    run = _queued_run(session, project, 10)
     now = utcnow()
     run.status = "running"
     run.items_total, run.items_done, run.items_error = 100, 40, 3
