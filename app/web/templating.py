@@ -17,6 +17,7 @@ from app.web.flash import take_flashes
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 HTMX_VERSION = "2.0.11"
+CHARTJS_VERSION = "4.6.2"
 
 
 def _datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -62,4 +63,5 @@ def build_templates() -> Jinja2Templates:
     env.filters["datetime"] = _datetime
     env.filters["pretty_json"] = _pretty_json
     env.filters["number"] = _number
+    env.globals["chartjs_version"] = CHARTJS_VERSION  # macros imported without context see it
     return Jinja2Templates(env=env, context_processors=[template_context])

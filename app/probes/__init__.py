@@ -1,0 +1,1 @@
+"""Judge robustness probes: deterministic rewrites that test whether a reward can be gamed."""
