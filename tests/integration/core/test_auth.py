@@ -32,6 +32,8 @@ def test_tampered_session_cookie_is_ignored(client: TestClient, session: Session
     make_user(session, "a@example.com")
     login(client, "a@example.com")
     value = client.cookies.get("rs_session")
+    # Replace the cookie (a second cookie of the same name would be sent beside the real one).
+    client.cookies.delete("rs_session")
     client.cookies.set("rs_session", value[:-3] + "xyz")
     response = client.get("/", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
