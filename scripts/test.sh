@@ -35,12 +35,18 @@ export AWS_EC2_METADATA_DISABLED=true
 echo "== unit tests"
 "${PYTEST[@]}" tests/unit "$@"
 
-echo "== integration and browser tests on SQLite"
-RS_TEST_DB=sqlite "${PYTEST[@]}" tests/integration tests/e2e "$@"
+# Browser tests run in their own pytest session: Playwright's sync API keeps an event loop running
+# in the worker's main thread for the whole session, which would break later asyncio.run() calls.
+echo "== integration tests on SQLite"
+RS_TEST_DB=sqlite "${PYTEST[@]}" tests/integration "$@"
+echo "== browser tests on SQLite"
+RS_TEST_DB=sqlite "${PYTEST[@]}" tests/e2e "$@"
 
 if [ -n "${RS_TEST_POSTGRES_URL:-}" ]; then
-  echo "== integration and browser tests on PostgreSQL"
-  RS_TEST_DB=postgres "${PYTEST[@]}" tests/integration tests/e2e "$@"
+  echo "== integration tests on PostgreSQL"
+  RS_TEST_DB=postgres "${PYTEST[@]}" tests/integration "$@"
+  echo "== browser tests on PostgreSQL"
+  RS_TEST_DB=postgres "${PYTEST[@]}" tests/e2e "$@"
 else
   echo "== PostgreSQL suite skipped: set RS_TEST_POSTGRES_URL=postgresql+psycopg://user@host:5432/db to run it"
 fi
