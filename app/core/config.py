@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     embedded_worker: bool | None = None
     worker_poll_interval_s: float = 1.0
     lease_seconds: int = 120
+    # Longest a single SQL statement of a web request may run (PostgreSQL); 0 turns it off.
+    web_statement_timeout_ms: int = Field(default=15_000, ge=0)
 
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> Settings:

@@ -46,7 +46,31 @@ def get_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+STATEMENT_TIMEOUT_KEY = "statement_timeout_ms"
+
+
+@event.listens_for(Session, "after_begin")
+def _bound_statements(session: Session, _transaction: Any, connection: Any) -> None:
+    """Apply a session's statement budget to each transaction it opens (PostgreSQL only).
+
+    `SET LOCAL` ends with the transaction, so a pooled connection never carries a web request's
+    budget into a worker's long statement.
+    """
+    timeout_ms = session.info.get(STATEMENT_TIMEOUT_KEY)
+    if timeout_ms and connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """FastAPI dependency: one session per request, closed afterwards."""
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
+    """FastAPI dependency: one session per request, closed afterwards.
+
+    Every statement of a web request runs within `RS_WEB_STATEMENT_TIMEOUT_MS`: a query that
+    would run past it is cancelled by PostgreSQL and the request answers 503, instead of a
+    search the client abandoned running on for minutes.
+    """
+    with Session(
+        request.app.state.engine,
+        expire_on_commit=False,
+        info={STATEMENT_TIMEOUT_KEY: request.app.state.settings.web_statement_timeout_ms},
+    ) as session:
         yield session
