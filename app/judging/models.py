@@ -116,7 +116,12 @@ class Verdict(SQLModel, table=True):
     matched the schema) | error (the call failed). invalid and error store the run's neutral score.
     """
 
-    __table_args__ = (Index("ix_verdict_run_rollout", "run_id", "rollout_id"),)
+    __table_args__ = (
+        Index("ix_verdict_run_rollout", "run_id", "rollout_id"),
+        # A run's verdict pages walk its verdicts in id order (keyset: run_id = ? AND id > ?);
+        # without it a later run's pages scanned the primary key past every earlier verdict.
+        Index("ix_verdict_run_order", "run_id", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigIntType)
     run_id: int = Field(foreign_key="judge_run.id", ondelete="CASCADE")

@@ -29,6 +29,8 @@ class Rollout(SQLModel, table=True):
         Index("ix_rollout_project_step", "project_id", "step"),
         Index("ix_rollout_project_group", "project_id", "group_key"),
         Index("ix_rollout_project_model", "project_id", "model"),
+        # The checkpoint filter's values (a skip scan in rollouts.service.distinct_values).
+        Index("ix_rollout_project_checkpoint", "project_id", "checkpoint"),
         # Keyset pagination walks a project's rollouts in id order; also serves project_id alone.
         Index("ix_rollout_project_order", "project_id", "id"),
         # PostgreSQL only (SQLite searches with LIKE); created by migration 0002_rollout_fts.

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, select, text
 
 from app.labels.models import GoldItem, Label
 from app.rollouts import display, search
@@ -404,3 +404,51 @@ def test_api_lists_and_reads_rollouts(
     assert len(auto) == 1  # the pair's two answers share their prompt, so their group
     assert sizes == {auto[0]: 2, "g-0": 4, "g-1": 3}
     assert client.get(f"{base}/999999", headers=headers).status_code == 404
+
+
+# ---------------------------------------------------------------------------- filter values
+
+
+def test_filter_values_are_the_distinct_models_and_checkpoints_in_order(
+    session: Session, import_file: ImportFile, world: World
+) -> None:
+    rows = [studio_row(n) for n in range(30)]
+    rows[7]["checkpoint"] = None  # a rollout without a checkpoint offers no empty choice
+    rows[8]["model"] = "policy-c"
+    import_file(jsonl(rows))
+    facets = rollout_service.facets(session, world.pid)
+    assert facets.models == ["policy-a", "policy-b", "policy-c"]
+    assert facets.checkpoints == ["ckpt-0", "ckpt-1", "ckpt-2"]
+
+
+def test_filter_values_stop_at_the_limit(
+    session: Session, import_file: ImportFile, world: World
+) -> None:
+    import_file(jsonl([studio_row(n, checkpoint=f"c-{n:03d}") for n in range(12)]))
+    assert rollout_service.distinct_values(session, world.pid, Rollout.checkpoint, 5) == [
+        f"c-{n:03d}" for n in range(5)
+    ]
+    assert rollout_service.distinct_values(session, world.pid + 1000, Rollout.checkpoint, 5) == []
+
+
+@pytest.mark.skipif(backend() != "postgres", reason="PostgreSQL query plans")
+def test_filter_values_are_read_from_the_index_not_the_table(
+    session: Session, import_file: ImportFile, world: World
+) -> None:
+    import_file(jsonl([studio_row(n) for n in range(200)]))
+    session.exec(text("ANALYZE rollout"))  # type: ignore[call-overload]
+    session.exec(text("SET LOCAL enable_seqscan = off"))  # type: ignore[call-overload]
+    captured: list[str] = []
+    original = session.scalars
+
+    def explain(query, params=None):  # type: ignore[no-untyped-def]
+        captured.extend(
+            row[0] for row in session.execute(text("EXPLAIN " + str(query.text)), params)
+        )
+        return original(query, params)
+
+    session.scalars = explain  # type: ignore[method-assign]
+    rollout_service.distinct_values(session, world.pid, Rollout.checkpoint, 10)
+    plan = "\n".join(captured)
+    assert "ix_rollout_project_checkpoint" in plan, plan
+    assert "Seq Scan on rollout" not in plan, plan
