@@ -4,22 +4,42 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
-from sqlmodel import Session
 
-from app.core import migrations
-from app.core.config import Settings, get_settings
-from app.core.db import get_engine
-from app.exports.cli import export_command
-from app.judging.cli import judge_cli
-from app.labels import cli as labels_cli
-from app.rollouts import cli as rollouts_cli
-from app.rubrics import cli as rubrics_cli
+from app.cli_lazy import LazyCommand, LazyGroup
+
+if TYPE_CHECKING:
+    from app.core.config import Settings
+
+
+class RootGroup(LazyGroup):
+    """Domain commands, imported when they run (see app/cli_lazy.py)."""
+
+    lazy = {
+        "import": LazyCommand(
+            "app.rollouts.cli", "import_rollouts", "Import a rollout file into a project."
+        ),
+        "rubrics": LazyCommand(
+            "app.rubrics.cli", "app", "Rubrics as code: list, export and import."
+        ),
+        "judge": LazyCommand(
+            "app.judging.cli",
+            "judge_cli",
+            "Judge runs: start, follow, cancel, resume; import verdicts.",
+        ),
+        "labels": LazyCommand(
+            "app.labels.cli", "app", "Expert labels: import and export (JSONL or CSV)."
+        ),
+        "export": LazyCommand(
+            "app.exports.cli", "export_command", "Write a training package from an export bundle."
+        ),
+    }
+
 
 cli = typer.Typer(
+    cls=RootGroup,
     help="Rubric Studio: design, calibrate and ship LLM-as-a-judge reward functions.",
     no_args_is_help=True,
     add_completion=False,
@@ -28,16 +48,13 @@ db_cli = typer.Typer(help="Database migrations.", no_args_is_help=True)
 users_cli = typer.Typer(help="User accounts.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(users_cli, name="users")
-cli.add_typer(judge_cli, name="judge")
-cli.add_typer(rubrics_cli.app, name="rubrics")
-cli.add_typer(labels_cli.app, name="labels")
-cli.command("export")(export_command)
-cli.command("import")(rollouts_cli.import_rollouts)
 
 DEMO_ADMIN_EMAIL = "admin@demo.rubric.studio"
 
 
 def _settings() -> Settings:
+    from app.core.config import get_settings
+
     try:
         return get_settings()
     except ValueError as exc:
@@ -46,6 +63,10 @@ def _settings() -> Settings:
 
 
 def _serve(settings: Settings, host: str, port: int, reload: bool) -> None:
+    import uvicorn
+
+    from app.core.db import get_engine
+
     if settings.run_embedded_worker and not reload:
         from app.worker import start_embedded_worker
 
@@ -70,6 +91,8 @@ def serve(
     migrate: Annotated[bool, typer.Option(help="Apply migrations before serving.")] = True,
 ) -> None:
     """Serve the web app (migrating the database first)."""
+    from app.core import migrations
+
     settings = _settings()
     if migrate:
         migrations.upgrade(settings.resolved_database_url)
@@ -85,7 +108,11 @@ def demo(
     ] = True,
 ) -> None:
     """Create and migrate the local database, load the demo project, print a login, and serve."""
+    from sqlmodel import Session
+
     from app.auth import service as auth_service
+    from app.core import migrations
+    from app.core.db import get_engine
     from app.demo import loader as demo_loader
 
     settings = _settings()
@@ -112,6 +139,7 @@ def worker(
     once: Annotated[bool, typer.Option(help="Exit when there is no more work.")] = False,
 ) -> None:
     """Process durable background jobs (imports, judge runs). Run as many as you like."""
+    from app.core.db import get_engine
     from app.worker import run_worker
 
     settings = _settings()
@@ -124,6 +152,8 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
+    from app.core import migrations
+
     settings = _settings()
     migrations.upgrade(settings.resolved_database_url, revision)
     typer.echo(f"Database at {revision}.")
@@ -134,6 +164,8 @@ def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")],
 ) -> None:
     """Revert migrations down to REVISION."""
+    from app.core import migrations
+
     settings = _settings()
     migrations.downgrade(settings.resolved_database_url, revision)
     typer.echo(f"Database at {revision}.")
@@ -159,7 +191,10 @@ def users_create(
     ] = "expert",
 ) -> None:
     """Create a user account."""
+    from sqlmodel import Session
+
     from app.auth import service as auth_service
+    from app.core.db import get_engine
     from app.core.errors import DomainError
     from app.projects import service as project_service
     from app.projects.models import Project
