@@ -32,6 +32,9 @@ class RootGroup(LazyGroup):
         "labels": LazyCommand(
             "app.labels.cli", "app", "Expert labels: import and export (JSONL or CSV)."
         ),
+        "tokens": LazyCommand(
+            "app.auth.cli", "app", "API tokens: create (shown once), list, revoke."
+        ),
         "export": LazyCommand(
             "app.exports.cli", "export_command", "Write a training package from an export bundle."
         ),
