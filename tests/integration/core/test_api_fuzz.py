@@ -1,0 +1,77 @@
+"""Property-based fuzzing of the JSON API from its own OpenAPI schema (Schemathesis).
+
+Runs in-process through the ASGI app with a site admin's Bearer token, on whichever database the
+suite runs on. Every operation gets a few generated requests; any 5xx, or a response that does not
+match what the schema documents, fails the test with the operation and the request that broke it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import schemathesis
+from fastapi import FastAPI
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from sqlmodel import Session
+
+from schemathesis import checks
+
+from app.auth import service as auth_service
+from tests.support.factories import make_project, make_user
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = int(os.environ.get("RS_FUZZ_EXAMPLES", "12"))
+# What the API promises; business-rule refusals of schema-valid data (a 422 for an unknown
+# template name, say) are fine, so "positive data acceptance" is not among them.
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+    checks.response_headers_conformance,
+]
+
+
+def test_api_answers_every_generated_request_without_server_errors(
+    app: FastAPI, session: Session
+) -> None:
+    admin = make_user(session, "fuzz-admin@example.com", is_admin=True)
+    project = make_project(session, admin, "Fuzzed project")
+    new_token = auth_service.create_api_token(session, admin, "fuzz")
+    token = new_token.token
+    headers = {"Authorization": f"Bearer {token}"}
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    failures: list[str] = []
+    started = time.monotonic()
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) > 30
+    for operation in operations:
+
+        @given(case=operation.as_strategy(), real_project=st.booleans())
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        def check(case, real_project: bool) -> None:
+            if real_project and "project_id" in (case.path_parameters or {}):
+                case.path_parameters["project_id"] = project.id
+            if (case.path_parameters or {}).get("token_id") == new_token.record.id:
+                case.path_parameters["token_id"] = 0  # keep the fuzzer's own token alive
+            case.call_and_validate(headers=headers, checks=CHECKS)
+
+        try:
+            check()
+        except (Exception, BaseExceptionGroup) as exc:  # every operation's failure is collected
+            failures.append(f"{operation.method.upper()} {operation.path}: {exc}"[:3000])
+    elapsed = time.monotonic() - started
+    assert not failures, f"{len(failures)} operations failed in {elapsed:.0f} s:\n\n" + "\n\n".join(
+        failures
+    )
