@@ -32,6 +32,7 @@ from app.rubrics import views as rubric_views
 from app.web import docs as api_docs
 from app.web.csrf import csrf_protect
 from app.web.errors import ERROR_RESPONSES, install_error_handlers
+from app.web.input_guard import reject_unstorable_text
 from app.web.middleware import install_middleware
 from app.web.templating import STATIC_DIR, build_templates
 
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=API_DESCRIPTION,
         docs_url=None,  # Swagger UI needs inline script; the schema is at /openapi.json
         redoc_url=None,
-        dependencies=[Depends(csrf_protect)],
+        dependencies=[Depends(csrf_protect), Depends(reject_unstorable_text)],
     )
     app.state.settings = settings
     app.state.engine = get_engine(settings.resolved_database_url)
