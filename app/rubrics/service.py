@@ -316,7 +316,7 @@ def _normalize_draft(rubric: Rubric, draft: Any) -> dict[str, Any]:
     check_json(draft, "The draft")
     if len(canonical_json(draft)) > MAX_DRAFT_CHARS:
         raise InvalidInput(f"The draft is larger than {MAX_DRAFT_CHARS:,} characters.")
-    normalised = {"mode": rubric.mode} | draft
+    normalised: dict[str, Any] = {"mode": rubric.mode} | draft
     if isinstance(draft.get("examples"), list):
         normalised["examples"] = [
             forms.normalise_example(e) if isinstance(e, dict) else e for e in draft["examples"]
