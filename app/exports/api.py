@@ -13,6 +13,7 @@ from app.core.ids import Id
 from app.exports import service as export_service
 from app.exports.models import ExportBundle
 from app.exports.schemas import ExportCreate, ExportPublic, GateCheckPublic, TargetQuery
+from app.web.errors import ErrorBody
 
 router = APIRouter(prefix="/api/v1", tags=["exports"])
 
@@ -71,7 +72,12 @@ def gate_check(
     "/projects/{project_id}/exports",
     response_model=ExportPublic,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "the export gate blocks it (or a concurrent change)"}},
+    responses={
+        409: {
+            "model": ErrorBody,
+            "description": "the export gate blocks it (or a concurrent change)",
+        }
+    },
 )
 def create_export(body: ExportCreate, session: SessionDep, ctx: ExportCreator) -> ExportPublic:
     """Freeze a bundle. When the gate fails, only an admin may export, with override_reason."""

@@ -23,6 +23,7 @@ from app.rollouts.schemas import (
     RolloutSummaryPublic,
 )
 from app.rollouts.search import RolloutFilter
+from app.web.errors import ErrorBody
 
 router = APIRouter(prefix="/api/v1", tags=["rollouts"])
 
@@ -39,7 +40,12 @@ def import_public(session: Session, job: RolloutImport) -> ImportPublic:
     response_model=ImportPublic,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Upload a rollout file to import",
-    responses={422: {"description": "the file cannot be imported; `problems` says why"}},
+    responses={
+        422: {
+            "model": ErrorBody,
+            "description": "the file cannot be imported; `problems` says why",
+        }
+    },
 )
 def create_import(
     request: Request,

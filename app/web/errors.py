@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Match, Mount
 
 from app.core.errors import DomainError, Unauthenticated
 from app.web.htmx import is_htmx, render
@@ -75,12 +76,18 @@ def readable_validation_errors(exc: RequestValidationError) -> list[dict[str, st
     return problems
 
 
-def _error_response(request: Request, status: int, message: str, problems=None) -> Response:
+def _error_response(
+    request: Request,
+    status: int,
+    message: str,
+    problems=None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     if wants_json(request):
         body: dict[str, object] = {"detail": message}
         if problems:
             body["problems"] = problems
-        return JSONResponse(body, status_code=status)
+        return JSONResponse(body, status_code=status, headers=headers)
     context = {"status": status, "message": message, "problems": problems or []}
     if is_htmx(request):
         # Shown in the page's message area, whatever element made the request.
@@ -89,9 +96,9 @@ def _error_response(request: Request, status: int, message: str, problems=None) 
             "errors/_message.html",
             context,
             status_code=status,
-            headers={"HX-Retarget": "#messages", "HX-Reswap": "innerHTML"},
+            headers={**(headers or {}), "HX-Retarget": "#messages", "HX-Reswap": "innerHTML"},
         )
-    return render(request, "errors/error.html", context, status_code=status)
+    return render(request, "errors/error.html", context, status_code=status, headers=headers)
 
 
 def _login_redirect(request: Request) -> Response:
@@ -116,6 +123,17 @@ def _value_out_of_range(exc: StatementError) -> bool:
     return False
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    allowed = set()
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        routes = (r for r in request.app.router.routes if not isinstance(r, Mount))
+        if any(route.matches(scope)[0] == Match.FULL for route in routes):
+            allowed.add(method)
+    return ", ".join(sorted(allowed))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
@@ -137,7 +155,11 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code in messages and message in ("Not Found", "Method Not Allowed"):
             message = messages[exc.status_code]
-        return _error_response(request, exc.status_code, message)
+        # Keeps the headers the exception carries: a 405's Allow, a 401's WWW-Authenticate.
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        return _error_response(request, exc.status_code, message, headers=headers or None)
 
     @app.exception_handler(StatementError)
     async def database_refused_value(request: Request, exc: StatementError) -> Response:
