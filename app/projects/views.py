@@ -62,6 +62,8 @@ def _parse_schema(text: str) -> dict[str, Any] | None:
             f"The output JSON Schema is not valid JSON (line {exc.lineno}, column {exc.colno}: "
             f"{exc.msg})."
         ) from None
+    except RecursionError:
+        raise InvalidInput("The output JSON Schema is nested too deeply to read.") from None
     if not isinstance(value, dict):
         raise InvalidInput("The output JSON Schema must be a JSON object.")
     return value

@@ -101,7 +101,7 @@ def parse_csv_mapping(text: str | None) -> dict[str, str]:
         return {}
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidInput(
             'csv_mapping must be a JSON object like {"input": "Question", "response": "Answer"}'
         ) from None

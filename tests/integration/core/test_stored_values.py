@@ -116,3 +116,38 @@ def test_the_editor_reads_a_stored_draft_whatever_its_examples_lack(
     page = client.get(f"/projects/{project.id}/rubrics/{created['id']}")
     assert page.status_code == 200
     assert page.text.count('data-testid="example"') == 2
+
+
+DEEP_TEXT = "[" * 50_000 + "]" * 50_000  # too deep for the JSON parser itself
+
+
+def test_json_text_too_deep_to_parse_is_a_422_everywhere_it_is_accepted(
+    app: FastAPI, client: TestClient, session: Session
+) -> None:
+    owner, api = _api(app, session)
+    project = make_project(session, owner, "Parsers")
+    pid = project.id
+    login(client, owner.email)
+    token = csrf_for(client, f"/projects/{pid}/settings")
+    settings_form = client.post(
+        f"/projects/{pid}/settings",
+        data={
+            "csrf_token": token,
+            "name": "Parsers",
+            "revision": str(project.revision),
+            "output_schema": DEEP_TEXT,
+        },
+    )
+    assert settings_form.status_code == 422
+    for fmt, content in (("json", DEEP_TEXT), ("yaml", DEEP_TEXT)):
+        imported = api.post(
+            f"/api/v1/projects/{pid}/rubrics/import",
+            json={"content": content, "name": "Deep", "format": fmt},
+        )
+        assert imported.status_code == 422, (fmt, imported.status_code)
+    upload = api.post(
+        f"/api/v1/projects/{pid}/imports",
+        files={"file": ("x.csv", b"q,a\nx,y\n", "text/csv")},
+        data={"csv_mapping": DEEP_TEXT},
+    )
+    assert upload.status_code == 422
