@@ -19,6 +19,7 @@ from schemathesis import checks
 from sqlmodel import Session
 
 from app.auth import service as auth_service
+from tests.integration.labels.builders import make_rollouts, make_version
 from tests.support.factories import make_project, make_user
 
 pytestmark = pytest.mark.slow
@@ -40,6 +41,16 @@ def test_api_answers_every_generated_request_without_server_errors(
 ) -> None:
     admin = make_user(session, "fuzz-admin@example.com", is_admin=True)
     project = make_project(session, admin, "Fuzzed project")
+    # Real objects, so that half the generated requests reach past the "no such ..." checks.
+    version = make_version(session, project, "generic_pass_fail")
+    rollouts = make_rollouts(session, project, 3)
+    real_ids = {
+        "project_id": project.id,
+        "rubric_id": version.rubric_id,
+        "number": version.number,
+        "rollout_id": rollouts[0].id,
+        "rubric_version_id": version.id,
+    }
     new_token = auth_service.create_api_token(session, admin, "fuzz")
     token = new_token.token
     headers = {"Authorization": f"Bearer {token}"}
@@ -62,8 +73,10 @@ def test_api_answers_every_generated_request_without_server_errors(
             suppress_health_check=list(HealthCheck),
         )
         def check(case, real_project: bool) -> None:
-            if real_project and "project_id" in (case.path_parameters or {}):
-                case.path_parameters["project_id"] = project.id
+            if real_project:
+                for where in (case.path_parameters, case.query):
+                    for name in set(real_ids) & set(where or {}):
+                        where[name] = real_ids[name]
             if (case.path_parameters or {}).get("token_id") == new_token.record.id:
                 case.path_parameters["token_id"] = 0  # keep the fuzzer's own token alive
             case.call_and_validate(headers=headers, checks=CHECKS)
