@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import socket
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -65,7 +66,39 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def _serve(settings: Settings, host: str, port: int, reload: bool) -> None:
+def _bind(host: str, port: int) -> socket.socket:
+    """Take the port before anything else happens, or stop with a clear message.
+
+    The demo hands this very socket to the server, so a start that cannot listen stops before
+    it changes anything (such as the demo admin's password)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except (OSError, OverflowError) as exc:
+        typer.secho(f"Cannot listen on {host}:{port}: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        typer.secho(
+            f"Port {port} on {host} is already in use ({exc.strerror}). Rubric Studio may "
+            f"already be running: open http://{host}:{port}/ (its login is the one printed when "
+            "it started), stop it first, or choose another port with --port. Nothing was changed.",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    return sock
+
+
+def _serve(
+    settings: Settings, host: str, port: int, reload: bool, sock: socket.socket | None = None
+) -> None:
     import uvicorn
 
     from app.core.db import get_engine
@@ -75,15 +108,26 @@ def _serve(settings: Settings, host: str, port: int, reload: bool) -> None:
 
         start_embedded_worker(get_engine(settings.resolved_database_url), settings)
         typer.echo("Embedded worker started (SQLite mode).")
-    uvicorn.run(
+    if sock is None:
+        uvicorn.run(
+            "app.main:app_factory",
+            factory=True,
+            host=host,
+            port=port,
+            reload=reload,
+            proxy_headers=True,
+            log_level="info",
+        )
+        return
+    config = uvicorn.Config(
         "app.main:app_factory",
         factory=True,
         host=host,
         port=port,
-        reload=reload,
         proxy_headers=True,
         log_level="info",
     )
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 @cli.command()
@@ -97,9 +141,14 @@ def serve(
     from app.core import migrations
 
     settings = _settings()
+    if reload:
+        _bind(host, port).close()  # the reloader binds itself; refuse a busy port clearly first
+        sock = None
+    else:
+        sock = _bind(host, port)
     if migrate:
         migrations.upgrade(settings.resolved_database_url)
-    _serve(settings, host, port, reload)
+    _serve(settings, host, port, reload, sock)
 
 
 @cli.command()
@@ -119,6 +168,8 @@ def demo(
     from app.demo import loader as demo_loader
 
     settings = _settings()
+    # Before the password changes: a second `demo` while the first one serves stops here.
+    sock = _bind(host, port) if serve_app else None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrations.upgrade(settings.resolved_database_url)
     engine = get_engine(settings.resolved_database_url)
@@ -133,8 +184,8 @@ def demo(
     typer.echo(f"  Email:    {DEMO_ADMIN_EMAIL}")
     typer.echo(f"  Password: {password}   (new each time `rubric-studio demo` runs)")
     typer.echo("")
-    if serve_app:
-        _serve(settings, host, port, reload=False)
+    if sock is not None:
+        _serve(settings, host, port, reload=False, sock=sock)
 
 
 @cli.command()

@@ -31,7 +31,8 @@ from app.rubrics import api as rubric_api
 from app.rubrics import views as rubric_views
 from app.web import docs as api_docs
 from app.web.csrf import csrf_protect
-from app.web.errors import install_error_handlers
+from app.web.errors import ERROR_RESPONSES, install_error_handlers
+from app.web.input_guard import reject_unstorable_text
 from app.web.middleware import install_middleware
 from app.web.templating import STATIC_DIR, build_templates
 
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=API_DESCRIPTION,
         docs_url=None,  # Swagger UI needs inline script; the schema is at /openapi.json
         redoc_url=None,
-        dependencies=[Depends(csrf_protect)],
+        dependencies=[Depends(csrf_protect), Depends(reject_unstorable_text)],
     )
     app.state.settings = settings
     app.state.engine = get_engine(settings.resolved_database_url)
@@ -63,7 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     for router in all_routers():
-        app.include_router(router)
+        # Every operation documents the error body it really answers with.
+        app.include_router(router, responses=ERROR_RESPONSES)
     return app
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from app.agreement import service as agreement_service
 from app.agreement.stats import figure_values
 from app.auth.dependencies import ProjectReader, SessionDep
+from app.core.ids import BigId, Id
 from app.labels import review
 
 router = APIRouter(prefix="/api/v1/projects/{project_id}", tags=["agreement"])
@@ -48,7 +49,7 @@ class CriterionFigures(BaseModel):
 
 
 class RunAgreementPublic(BaseModel):
-    run_id: int
+    run_id: Id
     rubric_version: str
     positive_class: str = "fail"
     items_judged: int
@@ -77,7 +78,7 @@ def _criterion(c: agreement_service.CriterionAgreement) -> CriterionFigures:
 
 
 @router.get("/runs/{run_id}/agreement", response_model=RunAgreementPublic)
-def run_agreement(run_id: int, session: SessionDep, ctx: ProjectReader) -> RunAgreementPublic:
+def run_agreement(run_id: Id, session: SessionDep, ctx: ProjectReader) -> RunAgreementPublic:
     """Agreement of a judge run with the experts' submitted labels, per criterion and overall."""
     run = review.get_run(session, ctx.project.id or 0, run_id)
     result = agreement_service.run_agreement(session, run)
@@ -102,7 +103,7 @@ class FigureChangePublic(BaseModel):
 
 
 class FlipPublic(BaseModel):
-    rollout_id: int
+    rollout_id: BigId
     external_id: str
     old: str
     new: str
@@ -118,8 +119,8 @@ class CriterionComparisonPublic(BaseModel):
 
 
 class RunComparisonPublic(BaseModel):
-    old_run_id: int
-    new_run_id: int
+    old_run_id: Id
+    new_run_id: Id
     scope: str
     items: int
     skipped_criteria: list[str]
@@ -131,8 +132,8 @@ class RunComparisonPublic(BaseModel):
 def compare_runs(
     session: SessionDep,
     ctx: ProjectReader,
-    old_run_id: int,
-    new_run_id: int,
+    old_run_id: Id,
+    new_run_id: Id,
     scope: Annotated[str, Query(pattern="^(all|gold|gold_test|gold_development)$")] = "gold",
 ) -> RunComparisonPublic:
     """The change in each agreement figure from one run to another on the items both judged

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from app.agreement import service as agreement_service
 from app.auth.dependencies import ProjectReader, SessionDep
+from app.core.ids import Id
 from app.labels import review
 from app.web.htmx import render
 
@@ -30,7 +31,7 @@ def agreement_index_page(request: Request, session: SessionDep, ctx: ProjectRead
 
 @router.get("/projects/{project_id}/agreement/runs/{run_id}", include_in_schema=False)
 def agreement_run_page(
-    request: Request, session: SessionDep, ctx: ProjectReader, run_id: int
+    request: Request, session: SessionDep, ctx: ProjectReader, run_id: Id
 ) -> Response:
     run = review.get_run(session, ctx.project.id or 0, run_id)
     context = {
@@ -47,8 +48,8 @@ def agreement_compare_page(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    old: Annotated[int, Query(description="the earlier run (old rubric version)")],
-    new: Annotated[int, Query(description="the later run (new rubric version)")],
+    old: Annotated[Id, Query(description="the earlier run (old rubric version)")],
+    new: Annotated[Id, Query(description="the later run (new rubric version)")],
     scope: Annotated[str, Query(max_length=20)] = "gold",
 ) -> Response:
     project_id = ctx.project.id or 0

@@ -11,6 +11,24 @@ from sqlmodel import Session, col, func, select
 from app.audit.models import AuditEvent
 from app.auth.models import User
 
+OBJECT_ID_CHARS = 80  # AuditEvent.object_id's column
+
+
+def _object_id(object_id: object, details: dict[str, Any]) -> str:
+    """What fits the object id column; a bulk action's full id list goes into the details."""
+    if isinstance(object_id, list | tuple | set | frozenset):
+        ids = [str(i) for i in object_id]
+        details.setdefault("object_ids", ids)
+        joined = ",".join(ids)
+        if len(joined) <= OBJECT_ID_CHARS:
+            return joined
+        return f"{ids[0]}…{ids[-1]} ({len(ids)} objects)"[:OBJECT_ID_CHARS]
+    text = str(object_id)
+    if len(text) > OBJECT_ID_CHARS:
+        details.setdefault("object_id", text)
+        return text[: OBJECT_ID_CHARS - 1] + "…"
+    return text
+
 
 def record(
     session: Session,
@@ -23,15 +41,18 @@ def record(
     project_id: int | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
+    """One audit event. `object_id` may be a list (a bulk action): every id is kept, however
+    many, in `details["object_ids"]`, and the column holds a short form."""
+    details = dict(details or {})
     event = AuditEvent(
         project_id=project_id,
         actor_id=actor.id if actor else None,
         actor_label=actor.email if actor else "system",
         action=action,
         object_type=object_type,
-        object_id=str(object_id),
+        object_id=_object_id(object_id, details),
         summary=summary,
-        details=details or {},
+        details=details,
     )
     session.add(event)
     session.flush()

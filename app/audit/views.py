@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from app.audit import service as audit_service
 from app.auth.dependencies import AuditReader, SessionDep, SiteAdmin
+from app.core.ids import Id, Int32, NonNegInt64
 from app.web.htmx import render
 
 router = APIRouter(tags=["pages: audit"])
@@ -17,7 +18,7 @@ api_router = APIRouter(prefix="/api/v1", tags=["audit"])
 
 
 def _filter(
-    project_id: int | None, action: str, actor: str, object_type: str
+    project_id: Id | None, action: str, actor: str, object_type: str
 ) -> audit_service.AuditFilter:
     return audit_service.AuditFilter(
         project_id=project_id,
@@ -35,7 +36,7 @@ def project_audit_page(
     action: str = "",
     actor: str = "",
     object_type: str = "",
-    before: int | None = None,
+    before: NonNegInt64 | None = None,
 ) -> Response:
     flt = _filter(ctx.project.id, action, actor, object_type)
     events = audit_service.list_events(session, flt, before_id=before)
@@ -57,7 +58,7 @@ def site_audit_page(
     action: str = "",
     actor: str = "",
     object_type: str = "",
-    before: int | None = None,
+    before: NonNegInt64 | None = None,
 ) -> Response:
     flt = _filter(None, action, actor, object_type)
     events = audit_service.list_events(session, flt, before_id=before)
@@ -88,8 +89,8 @@ def project_audit(
     ctx: AuditReader,
     action: str = "",
     actor: str = "",
-    before: int | None = None,
-    limit: int = 50,
+    before: NonNegInt64 | None = None,
+    limit: Int32 = 50,
 ) -> list[AuditEventPublic]:
     flt = _filter(ctx.project.id, action, actor, "")
     events = audit_service.list_events(

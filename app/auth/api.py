@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth import service as auth_service
 from app.auth.dependencies import CurrentUser, SessionDep
+from app.core.ids import Id
 
 router = APIRouter(prefix="/api/v1", tags=["account"])
 
@@ -60,5 +61,5 @@ def create_token(body: TokenCreate, session: SessionDep, user: CurrentUser) -> T
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_token(token_id: int, session: SessionDep, user: CurrentUser) -> None:
+def revoke_token(token_id: Id, session: SessionDep, user: CurrentUser) -> None:
     auth_service.revoke_api_token(session, token_id, actor=user)

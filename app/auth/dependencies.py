@@ -17,6 +17,7 @@ from app.auth.models import User
 from app.auth.policies import Permission, role_allows, roles_with
 from app.core.db import get_session
 from app.core.errors import NotFound, PermissionDenied, Unauthenticated
+from app.core.ids import Id
 from app.projects import service as project_service
 from app.projects.models import Project
 
@@ -99,7 +100,7 @@ class ProjectPermission:
         self.permission = permission
 
     def __call__(
-        self, project_id: int, request: Request, session: SessionDep, user: CurrentUser
+        self, project_id: Id, request: Request, session: SessionDep, user: CurrentUser
     ) -> ProjectContext:
         project = session.get(Project, project_id)
         membership = (

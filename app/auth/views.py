@@ -11,6 +11,7 @@ from starlette.responses import Response
 from app.auth import service as auth_service
 from app.auth.dependencies import CurrentUser, SessionDep, SiteAdmin, current_user_optional
 from app.core.errors import DomainError
+from app.core.ids import Id
 from app.web.flash import flash
 from app.web.htmx import redirect, render
 
@@ -98,7 +99,7 @@ def token_create_action(
 
 @router.post("/account/tokens/{token_id}/revoke", include_in_schema=False)
 def token_revoke_action(
-    request: Request, session: SessionDep, user: CurrentUser, token_id: int
+    request: Request, session: SessionDep, user: CurrentUser, token_id: Id
 ) -> Response:
     record = auth_service.revoke_api_token(session, token_id, actor=user)
     response = redirect(request, "/account" if record.user_id == user.id else "/admin/users")
@@ -146,7 +147,7 @@ def user_active_action(
     request: Request,
     session: SessionDep,
     admin: SiteAdmin,
-    user_id: int,
+    user_id: Id,
     active: Annotated[bool, Form()],
 ) -> Response:
     user = auth_service.set_user_active(session, user_id, active, actor=admin)

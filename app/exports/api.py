@@ -9,9 +9,11 @@ from starlette.responses import Response
 
 from app.auth.dependencies import ExportCreator, ProjectReader, SessionDep
 from app.auth.policies import Permission
+from app.core.ids import Id
 from app.exports import service as export_service
 from app.exports.models import ExportBundle
 from app.exports.schemas import ExportCreate, ExportPublic, GateCheckPublic, TargetQuery
+from app.web.errors import ErrorBody
 
 router = APIRouter(prefix="/api/v1", tags=["exports"])
 
@@ -51,9 +53,9 @@ def list_exports(session: SessionDep, ctx: ProjectReader) -> list[ExportPublic]:
 def gate_check(
     session: SessionDep,
     ctx: ProjectReader,
-    rubric_version_id: Annotated[int, Query(ge=1)],
-    judge_config_id: Annotated[int, Query(ge=1)],
-    run_id: Annotated[int | None, Query(ge=1)] = None,
+    rubric_version_id: Annotated[Id, Query(ge=1)],
+    judge_config_id: Annotated[Id, Query(ge=1)],
+    run_id: Annotated[Id | None, Query(ge=1)] = None,
 ) -> GateCheckPublic:
     """The agreement figures on the gold test split and the gate, without exporting."""
     check = export_service.check_gate(
@@ -70,7 +72,12 @@ def gate_check(
     "/projects/{project_id}/exports",
     response_model=ExportPublic,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "the export gate blocks it (or a concurrent change)"}},
+    responses={
+        409: {
+            "model": ErrorBody,
+            "description": "the export gate blocks it (or a concurrent change)",
+        }
+    },
 )
 def create_export(body: ExportCreate, session: SessionDep, ctx: ExportCreator) -> ExportPublic:
     """Freeze a bundle. When the gate fails, only an admin may export, with override_reason."""
@@ -88,7 +95,7 @@ def create_export(body: ExportCreate, session: SessionDep, ctx: ExportCreator) -
 
 
 @router.get("/projects/{project_id}/exports/{bundle_id}", response_model=ExportPublic)
-def get_export(bundle_id: int, session: SessionDep, ctx: ProjectReader) -> ExportPublic:
+def get_export(bundle_id: Id, session: SessionDep, ctx: ProjectReader) -> ExportPublic:
     bundle = export_service.get_bundle(session, ctx.project.id or 0, bundle_id)
     return _public(bundle, with_spec=True, same=export_service.same_content(session, bundle))
 
@@ -99,7 +106,7 @@ def get_export(bundle_id: int, session: SessionDep, ctx: ProjectReader) -> Expor
     responses={200: {"description": "the generated file (zip, Python, YAML or JSON)"}},
 )
 def download_target(
-    bundle_id: int,
+    bundle_id: Id,
     target: TargetName,
     session: SessionDep,
     ctx: ProjectReader,

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.core.ids import Id
 from app.exports.targets import TargetOptions
 
 TARGET_NAMES = ("nova-lambda", "nova-recipe", "nova-iam", "trl", "verl", "openai-grader", "bundle")
@@ -15,9 +16,9 @@ TARGET_NAMES = ("nova-lambda", "nova-recipe", "nova-iam", "trl", "verl", "openai
 class ExportCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rubric_version_id: int = Field(ge=1)
-    judge_config_id: int = Field(ge=1)
-    run_id: int | None = Field(
+    rubric_version_id: Id = Field(ge=1)
+    judge_config_id: Id = Field(ge=1)
+    run_id: Id | None = Field(
         default=None,
         ge=1,
         description="judge run of this version and judge whose verdicts on the gold test split "

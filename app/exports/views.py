@@ -10,6 +10,7 @@ from starlette.responses import Response
 from app.auth.dependencies import ExportCreator, ProjectReader, SessionDep
 from app.auth.policies import Permission
 from app.core.errors import InvalidInput
+from app.core.ids import Id
 from app.exports import service as export_service
 from app.exports.api import TargetName
 from app.exports.schemas import TargetQuery
@@ -46,8 +47,8 @@ def export_create_action(
     request: Request,
     session: SessionDep,
     ctx: ExportCreator,
-    rubric_version_id: Annotated[int, Form(ge=1)],
-    judge_config_id: Annotated[int, Form(ge=1)],
+    rubric_version_id: Annotated[Id, Form(ge=1)],
+    judge_config_id: Annotated[Id, Form(ge=1)],
     run_id: Annotated[str, Form(max_length=12)] = "",
     override_reason: Annotated[str, Form(max_length=5000)] = "",
 ) -> Response:
@@ -73,7 +74,7 @@ def export_create_action(
 
 @router.get("/projects/{project_id}/exports/{bundle_id}", include_in_schema=False)
 def export_detail_page(
-    request: Request, session: SessionDep, ctx: ProjectReader, bundle_id: int
+    request: Request, session: SessionDep, ctx: ProjectReader, bundle_id: Id
 ) -> Response:
     bundle = export_service.get_bundle(session, ctx.project.id or 0, bundle_id)
     context = {
@@ -89,7 +90,7 @@ def export_detail_page(
 
 @router.get("/projects/{project_id}/exports/{bundle_id}/download/{target}", include_in_schema=False)
 def export_download(
-    bundle_id: int,
+    bundle_id: Id,
     target: TargetName,
     session: SessionDep,
     ctx: ProjectReader,

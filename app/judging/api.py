@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from starlette.responses import Response
 
 from app.auth.dependencies import JudgeManager, JudgeRunner, ProjectReader, SessionDep
+from app.core.ids import Id, NonNegInt64
 from app.judging import external as judge_external
 from app.judging import service as judge_service
 from app.judging.models import JudgeConfig, JudgeRun, Verdict
@@ -61,13 +62,13 @@ def create_judge_config(
 
 
 @router.get("/projects/{project_id}/judge-configs/{config_id}", response_model=JudgeConfigPublic)
-def get_judge_config(config_id: int, session: SessionDep, ctx: ProjectReader) -> JudgeConfigPublic:
+def get_judge_config(config_id: Id, session: SessionDep, ctx: ProjectReader) -> JudgeConfigPublic:
     return _config(judge_service.get_config(session, ctx.project.id or 0, config_id))
 
 
 @router.put("/projects/{project_id}/judge-configs/{config_id}", response_model=JudgeConfigPublic)
 def update_judge_config(
-    config_id: int, body: JudgeConfigUpdate, session: SessionDep, ctx: JudgeManager
+    config_id: Id, body: JudgeConfigUpdate, session: SessionDep, ctx: JudgeManager
 ) -> JudgeConfigPublic:
     """Replace a judge configuration; `revision` must be the one you read (else 409)."""
     config = judge_service.get_config(session, ctx.project.id or 0, config_id)
@@ -83,7 +84,7 @@ def update_judge_config(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
 )
-def delete_judge_config(config_id: int, session: SessionDep, ctx: JudgeManager) -> Response:
+def delete_judge_config(config_id: Id, session: SessionDep, ctx: JudgeManager) -> Response:
     """Delete an unused judge configuration (one used by runs is kept: 409)."""
     config = judge_service.get_config(session, ctx.project.id or 0, config_id)
     judge_service.delete_config(session, ctx.project, config, actor=ctx.user)
@@ -119,29 +120,29 @@ def create_judge_runs(body: RunCreate, session: SessionDep, ctx: JudgeRunner) ->
 
 
 @router.get("/projects/{project_id}/judge-runs/{run_id}", response_model=RunPublic)
-def get_judge_run(run_id: int, session: SessionDep, ctx: ProjectReader) -> RunPublic:
+def get_judge_run(run_id: Id, session: SessionDep, ctx: ProjectReader) -> RunPublic:
     """A run with its progress (done, errors, tokens, cost, rate and time left)."""
     return _run(judge_service.get_run(session, ctx.project.id or 0, run_id))
 
 
 @router.post("/projects/{project_id}/judge-runs/{run_id}/cancel", response_model=RunPublic)
-def cancel_judge_run(run_id: int, session: SessionDep, ctx: JudgeRunner) -> RunPublic:
+def cancel_judge_run(run_id: Id, session: SessionDep, ctx: JudgeRunner) -> RunPublic:
     run = judge_service.get_run(session, ctx.project.id or 0, run_id)
     return _run(judge_service.cancel_run(session, ctx.project, run, actor=ctx.user))
 
 
 @router.post("/projects/{project_id}/judge-runs/{run_id}/resume", response_model=RunPublic)
-def resume_judge_run(run_id: int, session: SessionDep, ctx: JudgeRunner) -> RunPublic:
+def resume_judge_run(run_id: Id, session: SessionDep, ctx: JudgeRunner) -> RunPublic:
     run = judge_service.get_run(session, ctx.project.id or 0, run_id)
     return _run(judge_service.resume_run(session, ctx.project, run, actor=ctx.user))
 
 
 @router.get("/projects/{project_id}/judge-runs/{run_id}/verdicts", response_model=VerdictPage)
 def list_judge_verdicts(
-    run_id: int,
+    run_id: Id,
     session: SessionDep,
     ctx: ProjectReader,
-    after_id: Annotated[int | None, Query(ge=0, description="keyset cursor")] = None,
+    after_id: Annotated[NonNegInt64 | None, Query(description="keyset cursor")] = None,
     parse_status: Annotated[str | None, Query(max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> VerdictPage:
@@ -166,7 +167,7 @@ def import_judge_verdicts(
     session: SessionDep,
     ctx: JudgeRunner,
     file: Annotated[UploadFile, File(description="JSONL, one verdict a line")],
-    rubric_version_id: Annotated[int, Form()],
+    rubric_version_id: Annotated[Id, Form()],
     judge_name: Annotated[str | None, Form(max_length=200)] = None,
 ) -> ImportResult:
     """Import verdicts produced elsewhere as external runs (one per judge name)."""

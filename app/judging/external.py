@@ -30,6 +30,7 @@ from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
 from app.auth.models import User
+from app.core import json_limits
 from app.core.clock import utcnow
 from app.core.errors import InvalidInput
 from app.judging.engine import (
@@ -178,8 +179,14 @@ def _parse_line(
     except json.JSONDecodeError as exc:
         problems.add(number, "", f"not valid JSON ({exc.msg}, column {exc.colno})")
         return None
+    except RecursionError:
+        problems.add(number, "", f"nested deeper than {json_limits.MAX_DEPTH} levels")
+        return None
     if not isinstance(record, dict):
         problems.add(number, "", "must be a JSON object")
+        return None
+    if json_limits.depth(record) > json_limits.MAX_DEPTH:
+        problems.add(number, "", f"nested deeper than {json_limits.MAX_DEPTH} levels")
         return None
     judge = record.get("judge", default_judge)
     if not isinstance(judge, str) or not judge.strip():

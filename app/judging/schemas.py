@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app.core.errors import InvalidInput
+from app.core.ids import Id, Int32
 from app.llm.config import ProviderConfig
 
 PROVIDERS = ("openai_compat", "bedrock")
@@ -120,7 +121,7 @@ class JudgeConfigInput(BaseModel):
 
 
 class JudgeConfigUpdate(JudgeConfigInput):
-    revision: int = Field(description="the revision you read; a stale one is refused with 409")
+    revision: Int32 = Field(description="the revision you read; a stale one is refused with 409")
 
 
 class JudgeConfigPublic(BaseModel):
@@ -152,7 +153,7 @@ class SelectionInput(BaseModel):
         default="all", description="all rollouts of the project, or only the gold set"
     )
     gold_split: Literal["development", "test"] | None = None
-    steps: list[int] = Field(default_factory=list, max_length=1000)
+    steps: list[Int32] = Field(default_factory=list, max_length=1000)
     models: list[str] = Field(default_factory=list, max_length=200)
     groups: list[str] = Field(default_factory=list, max_length=10_000)
     sample: int | None = Field(default=None, ge=1, le=10_000_000, description="random sample size")
@@ -166,8 +167,8 @@ class RunCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rubric_version_id: int
-    judge_config_ids: list[int] = Field(min_length=1, max_length=20)
+    rubric_version_id: Id
+    judge_config_ids: list[Id] = Field(min_length=1, max_length=20)
     selection: SelectionInput = Field(default_factory=SelectionInput)
     repeats: int = Field(default=1, ge=1, le=20)
     neutral_score: float = Field(default=0.5, ge=0.0, le=1.0)

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from app.auth.dependencies import JudgeManager, JudgeRunner, ProjectReader, SessionDep
 from app.core.errors import InvalidInput
+from app.core.ids import BigId, Id, Int32, NonNegInt64
 from app.judging import external as judge_external
 from app.judging import service as judge_service
 from app.judging.engine import ACTIVE_STATUSES
@@ -178,7 +179,7 @@ def config_create_action(
 
 @router.get("/projects/{project_id}/judges/configs/{config_id}", include_in_schema=False)
 def config_edit_page(
-    request: Request, session: SessionDep, ctx: ProjectReader, config_id: int
+    request: Request, session: SessionDep, ctx: ProjectReader, config_id: Id
 ) -> Response:
     config = judge_service.get_config(session, ctx.project.id or 0, config_id)
     context = {"ctx": ctx, "config": config, "modes": STRUCTURED_OUTPUT_MODES}
@@ -190,8 +191,8 @@ def config_update_action(
     request: Request,
     session: SessionDep,
     ctx: JudgeManager,
-    config_id: int,
-    revision: Annotated[int, Form()] = 0,
+    config_id: Id,
+    revision: Annotated[Int32, Form()] = 0,
     name: Text = "",
     provider: Text = "",
     model_id: Text = "",
@@ -228,7 +229,7 @@ def config_update_action(
 
 @router.post("/projects/{project_id}/judges/configs/{config_id}/delete", include_in_schema=False)
 def config_delete_action(
-    request: Request, session: SessionDep, ctx: JudgeManager, config_id: int
+    request: Request, session: SessionDep, ctx: JudgeManager, config_id: Id
 ) -> Response:
     config = judge_service.get_config(session, ctx.project.id or 0, config_id)
     judge_service.delete_config(session, ctx.project, config, actor=ctx.user)
@@ -358,7 +359,7 @@ def run_create_action(
 # ---- one run ----------------------------------------------------------------------------------
 
 
-def _run_context(session: Any, ctx: Any, run_id: int) -> dict[str, Any]:
+def _run_context(session: Any, ctx: Any, run_id: Id) -> dict[str, Any]:
     run = judge_service.get_run(session, ctx.project.id or 0, run_id)
     return {
         "ctx": ctx,
@@ -369,7 +370,7 @@ def _run_context(session: Any, ctx: Any, run_id: int) -> dict[str, Any]:
 
 
 @router.get("/projects/{project_id}/judges/runs/{run_id}", include_in_schema=False)
-def run_page(request: Request, session: SessionDep, ctx: ProjectReader, run_id: int) -> Response:
+def run_page(request: Request, session: SessionDep, ctx: ProjectReader, run_id: Id) -> Response:
     context = _run_context(session, ctx, run_id)
     context.update(_verdict_context(session, context["run"], None, None))
     return render(request, "judging/run.html", context)
@@ -377,7 +378,7 @@ def run_page(request: Request, session: SessionDep, ctx: ProjectReader, run_id: 
 
 @router.get("/projects/{project_id}/judges/runs/{run_id}/progress", include_in_schema=False)
 def run_progress_fragment(
-    request: Request, session: SessionDep, ctx: ProjectReader, run_id: int
+    request: Request, session: SessionDep, ctx: ProjectReader, run_id: Id
 ) -> Response:
     context = _run_context(session, ctx, run_id)
     status = STOP_POLLING if context["progress"].finished else 200
@@ -385,7 +386,7 @@ def run_progress_fragment(
 
 
 def _verdict_context(
-    session: Any, run: Any, after_id: int | None, parse_status: str | None
+    session: Any, run: Any, after_id: BigId | None, parse_status: str | None
 ) -> dict[str, Any]:
     verdicts = judge_service.list_verdicts(
         session, run, after_id=after_id, parse_status=parse_status, limit=VERDICT_PAGE + 1
@@ -405,8 +406,8 @@ def run_verdicts_fragment(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    run_id: int,
-    after_id: Annotated[int | None, Query(ge=0)] = None,
+    run_id: Id,
+    after_id: Annotated[NonNegInt64 | None, Query()] = None,
     parse_status: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     run = judge_service.get_run(session, ctx.project.id or 0, run_id)
@@ -418,7 +419,7 @@ def run_verdicts_fragment(
 
 @router.post("/projects/{project_id}/judges/runs/{run_id}/cancel", include_in_schema=False)
 def run_cancel_action(
-    request: Request, session: SessionDep, ctx: JudgeRunner, run_id: int
+    request: Request, session: SessionDep, ctx: JudgeRunner, run_id: Id
 ) -> Response:
     run = judge_service.get_run(session, ctx.project.id or 0, run_id)
     judge_service.cancel_run(session, ctx.project, run, actor=ctx.user)
@@ -429,7 +430,7 @@ def run_cancel_action(
 
 @router.post("/projects/{project_id}/judges/runs/{run_id}/resume", include_in_schema=False)
 def run_resume_action(
-    request: Request, session: SessionDep, ctx: JudgeRunner, run_id: int
+    request: Request, session: SessionDep, ctx: JudgeRunner, run_id: Id
 ) -> Response:
     run = judge_service.get_run(session, ctx.project.id or 0, run_id)
     judge_service.resume_run(session, ctx.project, run, actor=ctx.user)

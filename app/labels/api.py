@@ -20,6 +20,7 @@ from app.auth.dependencies import (
 )
 from app.auth.models import User
 from app.auth.policies import Permission
+from app.core.ids import BigId, Id
 from app.labels import exchange, gold, queues, review
 from app.labels import service as label_service
 from app.labels.models import AnnotationQueue, DisagreementResolution, GoldItem, Label
@@ -194,7 +195,7 @@ def create_queue(body: QueueCreate, session: SessionDep, ctx: QueueManager) -> Q
 
 
 @router.get("/queues/{queue_id}", response_model=QueuePublic)
-def get_queue(queue_id: int, session: SessionDep, ctx: ProjectReader) -> QueuePublic:
+def get_queue(queue_id: Id, session: SessionDep, ctx: ProjectReader) -> QueuePublic:
     queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
     return _queue(session, queue, ctx.user)
 
@@ -204,7 +205,7 @@ def get_queue(queue_id: int, session: SessionDep, ctx: ProjectReader) -> QueuePu
     response_model=ItemPublic,
     responses={204: {"description": "Nothing left for the caller in this queue."}},
 )
-def next_item(queue_id: int, session: SessionDep, ctx: ProjectReader) -> ItemPublic | Response:
+def next_item(queue_id: Id, session: SessionDep, ctx: ProjectReader) -> ItemPublic | Response:
     """The next item offered to the caller (blind: no verdicts or other labels)."""
     queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
     item = label_service.next_item(session, queue, ctx.user)
@@ -214,7 +215,7 @@ def next_item(queue_id: int, session: SessionDep, ctx: ProjectReader) -> ItemPub
 
 
 @router.get("/queues/{queue_id}/items/{item_id}", response_model=ItemPublic)
-def get_item(queue_id: int, item_id: int, session: SessionDep, ctx: ProjectReader) -> ItemPublic:
+def get_item(queue_id: Id, item_id: BigId, session: SessionDep, ctx: ProjectReader) -> ItemPublic:
     """One item; the judge's verdicts and colleagues' labels only once the caller submitted."""
     queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
     item = queues.get_item(session, queue, item_id)
@@ -223,7 +224,7 @@ def get_item(queue_id: int, item_id: int, session: SessionDep, ctx: ProjectReade
 
 @router.put("/queues/{queue_id}/items/{item_id}/draft", response_model=LabelPublic)
 def save_draft(
-    queue_id: int, item_id: int, body: LabelBody, session: SessionDep, ctx: LabelWriter
+    queue_id: Id, item_id: BigId, body: LabelBody, session: SessionDep, ctx: LabelWriter
 ) -> LabelPublic:
     """Keep a partial answer. 409 when the label changed since `revision` or was submitted."""
     queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
@@ -233,7 +234,7 @@ def save_draft(
 
 @router.post("/queues/{queue_id}/items/{item_id}/submit", response_model=SubmitPublic)
 def submit_label(
-    queue_id: int, item_id: int, body: LabelBody, session: SessionDep, ctx: LabelWriter
+    queue_id: Id, item_id: BigId, body: LabelBody, session: SessionDep, ctx: LabelWriter
 ) -> SubmitPublic:
     """Submit the caller's label. Sending the same label again stores nothing new
     (`outcome` = unchanged); a label changed since `revision` is refused with 409."""
@@ -282,7 +283,7 @@ def export_labels(
     session: SessionDep,
     ctx: ProjectReader,
     format: Annotated[str, Query(pattern="^(jsonl|csv)$")] = "jsonl",
-    rubric_version_id: int | None = None,
+    rubric_version_id: Id | None = None,
 ) -> Response:
     """Every submitted label (of one rubric version, if given) as JSONL or CSV."""
     text = exchange.export_labels(
@@ -341,16 +342,14 @@ def add_gold(body: GoldCreate, session: SessionDep, ctx: GoldManager) -> list[Go
 
 
 @router.patch("/gold/{gold_id}", response_model=GoldPublic)
-def update_gold(
-    gold_id: int, body: GoldUpdate, session: SessionDep, ctx: GoldManager
-) -> GoldPublic:
+def update_gold(gold_id: Id, body: GoldUpdate, session: SessionDep, ctx: GoldManager) -> GoldPublic:
     """Move a development item to the test split (409 for a test item: it is locked)."""
     item = gold.set_gold_split(session, ctx.project, gold_id, actor=ctx.user, split=body.split)
     return _gold(session, item)
 
 
 @router.delete("/gold/{gold_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_gold(gold_id: int, session: SessionDep, ctx: GoldManager) -> Response:
+def delete_gold(gold_id: Id, session: SessionDep, ctx: GoldManager) -> Response:
     """Remove a development item (409 for a test item: it is locked)."""
     gold.remove_gold(session, ctx.project, gold_id, actor=ctx.user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -361,7 +360,7 @@ def delete_gold(gold_id: int, session: SessionDep, ctx: GoldManager) -> Response
 
 @router.get("/runs/{run_id}/disagreements", response_model=DisagreementReportPublic)
 def list_disagreements(
-    run_id: int,
+    run_id: Id,
     session: SessionDep,
     ctx: ProjectReader,
     tolerance: Annotated[float, Query(ge=0, le=100)] = review.DEFAULT_TOLERANCE,
@@ -419,7 +418,7 @@ def _resolution(record: DisagreementResolution) -> ResolutionPublic:
 
 @router.post("/runs/{run_id}/disagreements/resolve", response_model=ResolutionPublic)
 def resolve_disagreement(
-    run_id: int, body: ResolveBody, session: SessionDep, ctx: DisagreementResolver
+    run_id: Id, body: ResolveBody, session: SessionDep, ctx: DisagreementResolver
 ) -> ResolutionPublic:
     """Resolve as judge_wrong, label_wrong (with `corrected_value`: the label is edited, its
     history kept) or ambiguous. Resolving again replaces the earlier resolution."""

@@ -156,7 +156,7 @@ def add_gold(
         actor=actor,
         action="gold.add",
         object_type="gold_item",
-        object_id=",".join(str(g.id) for g in added),
+        object_id=[g.id for g in added],
         project_id=project.id,
         summary=f"added {len(added)} gold items to the {split} split",
         details={"rollout_ids": [g.rollout_id for g in added], "split": split},

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.ids import BigId, Id, Int32
+
 LabelValue = bool | int | str
 
 
@@ -19,19 +21,19 @@ class QueueCreate(_Input):
     """A queue of rollouts (or pairs, for a preference rubric) for some experts."""
 
     name: str = Field(min_length=1, max_length=200)
-    rubric_version_id: int
-    assignee_ids: list[int] = Field(min_length=1, max_length=500)
+    rubric_version_id: Id
+    assignee_ids: list[Id] = Field(min_length=1, max_length=500)
     overlap: int = Field(default=1, ge=1, le=500, description="experts per item")
     source: Literal["filter", "run", "gold"] = "filter"
-    run_id: int | None = Field(default=None, description="with source=run")
+    run_id: Id | None = Field(default=None, description="with source=run")
     gold_split: Literal["development", "test"] | None = Field(
         default=None, description="with source=gold; both splits when empty"
     )
     model: str | None = Field(default=None, max_length=200)
     group: str | None = Field(default=None, max_length=200)
     search: str | None = Field(default=None, max_length=200, description="external id contains")
-    step_min: int | None = None
-    step_max: int | None = None
+    step_min: Int32 | None = None
+    step_max: Int32 | None = None
     sample_size: int | None = Field(default=None, ge=1, le=50_000)
     seed: int | None = Field(default=None, description="recorded; random when empty")
 
@@ -62,7 +64,7 @@ class LabelBody(_Input):
     preference: Literal["A", "B", "tie"] | None = Field(
         default=None, description="preference rubrics: A = rollout, B = rollout_b"
     )
-    revision: int | None = Field(
+    revision: Int32 | None = Field(
         default=None,
         description="the label revision this answer is based on; a label changed since then "
         "is not overwritten (409)",
@@ -142,7 +144,7 @@ class SubmitPublic(BaseModel):
 
 
 class ImportBody(_Input):
-    rubric_version_id: int
+    rubric_version_id: Id
     format: Literal["jsonl", "csv"]
     content: str = Field(max_length=20 * 1024 * 1024)
     skip_invalid: bool = Field(
@@ -165,7 +167,7 @@ class ImportResultPublic(BaseModel):
 
 
 class GoldCreate(_Input):
-    rollout_ids: list[int] = Field(min_length=1, max_length=10_000)
+    rollout_ids: list[BigId] = Field(min_length=1, max_length=10_000)
     split: Literal["development", "test"]
     expectation: Literal["", "good", "bad"] = ""
     note: str = Field(default="", max_length=2000)
@@ -214,14 +216,14 @@ class DisagreementReportPublic(BaseModel):
 
 
 class ResolveBody(_Input):
-    label_id: int
+    label_id: BigId
     criterion: str = Field(max_length=80, description="criterion key, _aggregate or _winner")
     resolution: Literal["judge_wrong", "label_wrong", "ambiguous"]
     note: str = Field(default="", max_length=5000)
     corrected_value: LabelValue | None = Field(
         default=None, description="with label_wrong: the label's new value (history kept)"
     )
-    revision: int | None = Field(default=None, description="the label revision you saw")
+    revision: Int32 | None = Field(default=None, description="the label revision you saw")
 
 
 class ResolutionPublic(BaseModel):

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from app.core.csv_safe import restore_cell, safe_writer
+
 Format = Literal["jsonl", "csv"]
 FORMATS: tuple[Format, ...] = ("jsonl", "csv")
 MAX_RECORDS = 200_000
@@ -207,7 +209,9 @@ def parse_csv(text: str) -> tuple[list[LabelRecord], list[Problem]]:
             if len(records) >= MAX_RECORDS:
                 problems.append(Problem(line, "file", f"more than {MAX_RECORDS} labels"))
                 break
-            cells = {(k or "").strip(): (v or "") for k, v in row.items() if k is not None}
+            cells = {
+                (k or "").strip(): restore_cell(v or "") for k, v in row.items() if k is not None
+            }
             if None in row:
                 problems.append(Problem(line, "row", "has more cells than the header"))
                 continue
@@ -280,7 +284,7 @@ def to_csv(rows: Iterable[dict[str, Any]], criterion_keys: Sequence[str]) -> str
         *criterion_keys,
         *(CRITIQUE_PREFIX + key for key in criterion_keys),
     ]
-    writer = csv.writer(out, lineterminator="\n")
+    writer = safe_writer(out, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
         values = row.get("values") or {}

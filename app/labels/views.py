@@ -22,6 +22,7 @@ from app.auth.dependencies import (
 )
 from app.auth.policies import Permission
 from app.core.errors import DomainError, InvalidInput
+from app.core.ids import BigId, Id, Int32, NonNegInt32, NonNegInt64
 from app.labels import exchange, gold, queues, review, transfer
 from app.labels import service as label_service
 from app.labels.highlight import EXCERPT_KEYS
@@ -41,7 +42,7 @@ def _base(ctx: Any) -> str:
     return f"/projects/{ctx.project.id}"
 
 
-def _item_url(ctx: Any, queue_id: int, item_id: int) -> str:
+def _item_url(ctx: Any, queue_id: Id, item_id: BigId) -> str:
     return f"{_base(ctx)}/queues/{queue_id}/items/{item_id}"
 
 
@@ -132,8 +133,8 @@ def queue_page(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    queue_id: int,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    queue_id: Id,
+    offset: Annotated[NonNegInt32, Query()] = 0,
 ) -> Response:
     queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
     version = label_service.get_version(session, ctx.project.id or 0, queue.rubric_version_id)
@@ -156,7 +157,7 @@ def queue_close_action(
     request: Request,
     session: SessionDep,
     ctx: QueueManager,
-    queue_id: int,
+    queue_id: Id,
     closed: Annotated[bool, Form()] = True,
 ) -> Response:
     queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
@@ -171,8 +172,8 @@ def queue_next_page(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    queue_id: int,
-    after: Annotated[int | None, Query()] = None,
+    queue_id: Id,
+    after: Annotated[NonNegInt64 | None, Query()] = None,
 ) -> Response:
     queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
     item = label_service.next_item(session, queue, ctx.user, after_position=after)
@@ -260,7 +261,7 @@ def _item_page(request: Request, ctx: Any, view: queues.ItemView, **kwargs: Any)
 
 @router.get("/projects/{project_id}/queues/{queue_id}/items/{item_id}", include_in_schema=False)
 def item_page(
-    request: Request, session: SessionDep, ctx: ProjectReader, queue_id: int, item_id: int
+    request: Request, session: SessionDep, ctx: ProjectReader, queue_id: Id, item_id: BigId
 ) -> Response:
     queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
     item = queues.get_item(session, queue, item_id)
@@ -272,7 +273,7 @@ def item_page(
     "/projects/{project_id}/queues/{queue_id}/items/{item_id}/draft", include_in_schema=False
 )
 async def label_draft_action(
-    request: Request, session: SessionDep, ctx: LabelWriter, queue_id: int, item_id: int
+    request: Request, session: SessionDep, ctx: LabelWriter, queue_id: Id, item_id: BigId
 ) -> Response:
     queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
     item = queues.get_item(session, queue, item_id)
@@ -297,7 +298,7 @@ async def label_draft_action(
     "/projects/{project_id}/queues/{queue_id}/items/{item_id}/submit", include_in_schema=False
 )
 async def label_submit_action(
-    request: Request, session: SessionDep, ctx: LabelWriter, queue_id: int, item_id: int
+    request: Request, session: SessionDep, ctx: LabelWriter, queue_id: Id, item_id: BigId
 ) -> Response:
     queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
     item = queues.get_item(session, queue, item_id)
@@ -349,11 +350,11 @@ def _review_context(
     request: Request,
     session: SessionDep,
     ctx: Any,
-    run_id: int,
+    run_id: Id,
     *,
     tolerance: float | None,
     aggregate_tolerance: float | None,
-    rollout_id: int | None = None,
+    rollout_id: BigId | None = None,
 ) -> dict[str, Any]:
     run = review.get_run(session, ctx.project.id or 0, run_id)
     tol, agg = _tolerances(tolerance, aggregate_tolerance)
@@ -388,7 +389,7 @@ def disagreements_page(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    run_id: int,
+    run_id: Id,
     tolerance: Annotated[float | None, Query(ge=0, le=100)] = None,
     aggregate_tolerance: Annotated[float | None, Query(ge=0, le=1)] = None,
 ) -> Response:
@@ -407,8 +408,8 @@ def disagreement_detail_page(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    run_id: int,
-    rollout_id: int,
+    run_id: Id,
+    rollout_id: BigId,
     tolerance: Annotated[float | None, Query(ge=0, le=100)] = None,
     aggregate_tolerance: Annotated[float | None, Query(ge=0, le=1)] = None,
 ) -> Response:
@@ -433,14 +434,14 @@ def disagreement_resolve_action(
     request: Request,
     session: SessionDep,
     ctx: DisagreementResolver,
-    run_id: int,
-    label_id: Annotated[int, Form()],
+    run_id: Id,
+    label_id: Annotated[BigId, Form()],
     criterion: Annotated[str, Form(max_length=80)],
     resolution: Annotated[str, Form(max_length=30)],
     note: Annotated[str, Form(max_length=5000)] = "",
     corrected_value: Annotated[str, Form(max_length=20)] = "",
-    revision: Annotated[int | None, Form()] = None,
-    rollout_id: Annotated[int | None, Form()] = None,
+    revision: Annotated[Int32 | None, Form()] = None,
+    rollout_id: Annotated[BigId | None, Form()] = None,
     tolerance: Annotated[float | None, Form(ge=0, le=100)] = None,
     aggregate_tolerance: Annotated[float | None, Form(ge=0, le=1)] = None,
 ) -> Response:
@@ -519,7 +520,7 @@ def gold_split_action(
     request: Request,
     session: SessionDep,
     ctx: GoldManager,
-    gold_id: int,
+    gold_id: Id,
     split: Annotated[str, Form(max_length=20)],
 ) -> Response:
     item = gold.set_gold_split(session, ctx.project, gold_id, actor=ctx.user, split=split)
@@ -530,7 +531,7 @@ def gold_split_action(
 
 @router.post("/projects/{project_id}/gold/{gold_id}/remove", include_in_schema=False)
 def gold_remove_action(
-    request: Request, session: SessionDep, ctx: GoldManager, gold_id: int
+    request: Request, session: SessionDep, ctx: GoldManager, gold_id: Id
 ) -> Response:
     gold.remove_gold(session, ctx.project, gold_id, actor=ctx.user)
     response = redirect(request, f"{_base(ctx)}/gold")
@@ -560,7 +561,7 @@ async def labels_import_action(
     session: SessionDep,
     ctx: LabelImporter,
     file: Annotated[UploadFile, File()],
-    rubric_version_id: Annotated[int, Form()],
+    rubric_version_id: Annotated[Id, Form()],
     format: Annotated[str, Form(max_length=10)] = "auto",
     skip_invalid: Annotated[bool, Form()] = False,
 ) -> Response:
@@ -608,7 +609,7 @@ def labels_export(
     session: SessionDep,
     ctx: ProjectReader,
     format: Annotated[str, Query(pattern="^(jsonl|csv)$")] = "jsonl",
-    rubric_version_id: Annotated[int | None, Query()] = None,
+    rubric_version_id: Annotated[Id | None, Query()] = None,
 ) -> Response:
     text = exchange.export_labels(
         session,

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.ids import Int32
+
 
 class ProjectCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -18,7 +20,7 @@ class ProjectCreate(BaseModel):
 
 
 class ProjectUpdate(ProjectCreate):
-    revision: int = Field(description="the revision you read; a stale one is refused with 409")
+    revision: Int32 = Field(description="the revision you read; a stale one is refused with 409")
 
 
 class ProjectPublic(BaseModel):

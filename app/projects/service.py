@@ -12,6 +12,7 @@ from app.audit import service as audit_service
 from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.json_limits import check_json
 from app.judging.models import JudgeRun
 from app.labels.models import GoldItem, Label
 from app.projects.models import Membership, Project, Role
@@ -41,6 +42,15 @@ def _clean_name(name: str) -> str:
     return name
 
 
+def _clean_output_schema(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Checked before it is stored: every project page and API answer shows it again."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput("The output JSON Schema must be a JSON object.")
+    return check_json(value, "The output JSON Schema")
+
+
 def create_project(
     session: Session,
     *,
@@ -57,7 +67,7 @@ def create_project(
         name=_clean_name(name),
         description=description.strip(),
         policy_system_prompt=policy_system_prompt,
-        output_schema=output_schema,
+        output_schema=_clean_output_schema(output_schema),
         attribution=attribution,
     )
     session.add(project)
@@ -123,7 +133,7 @@ def update_project(
     project.name = _clean_name(name)
     project.description = description.strip()
     project.policy_system_prompt = policy_system_prompt
-    project.output_schema = output_schema
+    project.output_schema = _clean_output_schema(output_schema)
     project.revision += 1
     project.updated_at = utcnow()
     session.add(project)

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from app.auth.dependencies import CurrentUser, ProjectManager, ProjectReader, SessionDep
 from app.core.errors import InvalidInput
+from app.core.ids import Id, Int32
 from app.projects import service as project_service
 from app.projects.models import Role
 from app.web.flash import flash
@@ -61,6 +62,8 @@ def _parse_schema(text: str) -> dict[str, Any] | None:
             f"The output JSON Schema is not valid JSON (line {exc.lineno}, column {exc.colno}: "
             f"{exc.msg})."
         ) from None
+    except RecursionError:
+        raise InvalidInput("The output JSON Schema is nested too deeply to read.") from None
     if not isinstance(value, dict):
         raise InvalidInput("The output JSON Schema must be a JSON object.")
     return value
@@ -79,7 +82,7 @@ def project_settings_action(
     session: SessionDep,
     ctx: ProjectManager,
     name: Annotated[str, Form(max_length=200)],
-    revision: Annotated[int, Form()],
+    revision: Annotated[Int32, Form()],
     description: Annotated[str, Form(max_length=20_000)] = "",
     policy_system_prompt: Annotated[str, Form(max_length=200_000)] = "",
     output_schema: Annotated[str, Form(max_length=200_000)] = "",
@@ -118,7 +121,7 @@ def member_role_action(
     request: Request,
     session: SessionDep,
     ctx: ProjectManager,
-    membership_id: int,
+    membership_id: Id,
     role: Annotated[str, Form(max_length=20)],
 ) -> Response:
     project_service.set_member_role(
@@ -131,7 +134,7 @@ def member_role_action(
 
 @router.post("/projects/{project_id}/members/{membership_id}/remove", include_in_schema=False)
 def member_remove_action(
-    request: Request, session: SessionDep, ctx: ProjectManager, membership_id: int
+    request: Request, session: SessionDep, ctx: ProjectManager, membership_id: Id
 ) -> Response:
     project_service.remove_member(session, ctx.project, membership_id=membership_id, actor=ctx.user)
     response = redirect(request, f"/projects/{ctx.project.id}/settings")

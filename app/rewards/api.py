@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from app.auth.dependencies import ProjectReader, RewardEditor, SessionDep
+from app.core.ids import Id, NonNegInt32
 from app.rewards import service as reward_service
 from app.rewards.models import RewardConfig
 from app.rewards.schemas import (
@@ -21,7 +22,7 @@ from app.rewards.schemas import (
 router = APIRouter(prefix="/api/v1", tags=["rewards"])
 
 
-def _public(project_id: int, state: reward_service.ConfigState) -> RewardConfigPublic:
+def _public(project_id: Id, state: reward_service.ConfigState) -> RewardConfigPublic:
     row: RewardConfig | None = state.row
     return RewardConfigPublic(
         project_id=project_id,
@@ -56,11 +57,11 @@ def put_reward_config(
 def get_reward_preview(
     session: SessionDep,
     ctx: ProjectReader,
-    run_id: Annotated[int, Query(ge=1, description="judge run whose stored verdicts to use")],
+    run_id: Annotated[Id, Query(ge=1, description="judge run whose stored verdicts to use")],
     gold_split: Annotated[Literal["development", "test"] | None, Query()] = None,
-    step: Annotated[int | None, Query(ge=0)] = None,
+    step: Annotated[NonNegInt32 | None, Query()] = None,
     sample: Annotated[int | None, Query(ge=1, le=5000)] = None,
-    seed: Annotated[int, Query(ge=0)] = 0,
+    seed: Annotated[NonNegInt32, Query()] = 0,
 ) -> RewardPreviewPublic:
     """Rewards of the run's rollouts from stored verdicts (no judge calls)."""
     selection = reward_service.PreviewSelection(

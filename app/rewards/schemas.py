@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.ids import Int32
+
 COMPONENTS = ("format", "length", "language", "safety", "grounding")
 _CHECKBOXES = {
     "strip_reasoning",
@@ -114,7 +116,7 @@ class RewardConfigUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     config: dict[str, Any] = Field(description="the whole configuration (see GET for its shape)")
-    revision: int = Field(ge=0, description="the revision you read; a stale one is refused (409)")
+    revision: Int32 = Field(ge=0, description="the revision you read; a stale one is refused (409)")
 
 
 class HistogramBinPublic(BaseModel):

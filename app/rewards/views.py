@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from app.auth.dependencies import ProjectReader, RewardEditor, SessionDep
 from app.core.errors import InvalidInput
+from app.core.ids import Id
 from app.rewards import service as reward_service
 from app.rewards.schemas import form_to_config, format_patterns
 from app.web.flash import flash
@@ -60,7 +61,7 @@ def reward_preview_page(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    run_id: Annotated[int, Query(ge=1)],
+    run_id: Annotated[Id, Query(ge=1)],
     gold_split: Annotated[str, Query(pattern="^(|development|test)$")] = "",
     step: Annotated[str, Query(max_length=12)] = "",
     sample: Annotated[str, Query(max_length=12)] = "",

@@ -10,6 +10,7 @@ from sqlmodel import Session
 from starlette.responses import StreamingResponse
 
 from app.auth.dependencies import ProjectReader, RolloutImporter, SessionDep
+from app.core.ids import BigId, Id, NonNegInt32
 from app.rollouts import service as rollout_service
 from app.rollouts.models import RolloutImport
 from app.rollouts.parsing import FORMATS
@@ -22,6 +23,7 @@ from app.rollouts.schemas import (
     RolloutSummaryPublic,
 )
 from app.rollouts.search import RolloutFilter
+from app.web.errors import ErrorBody
 
 router = APIRouter(prefix="/api/v1", tags=["rollouts"])
 
@@ -38,7 +40,12 @@ def import_public(session: Session, job: RolloutImport) -> ImportPublic:
     response_model=ImportPublic,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Upload a rollout file to import",
-    responses={422: {"description": "the file cannot be imported; `problems` says why"}},
+    responses={
+        422: {
+            "model": ErrorBody,
+            "description": "the file cannot be imported; `problems` says why",
+        }
+    },
 )
 def create_import(
     request: Request,
@@ -81,7 +88,7 @@ def list_imports(session: SessionDep, ctx: ProjectReader) -> list[ImportPublic]:
 
 
 @router.get("/projects/{project_id}/imports/{import_id}", response_model=ImportPublic)
-def get_import(session: SessionDep, ctx: ProjectReader, import_id: int) -> ImportPublic:
+def get_import(session: SessionDep, ctx: ProjectReader, import_id: Id) -> ImportPublic:
     job = rollout_service.get_import(session, ctx.project.id or 0, import_id)
     return import_public(session, job)
 
@@ -95,7 +102,7 @@ def download_problems(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    import_id: int,
+    import_id: Id,
     format: Literal["jsonl", "csv"] = "jsonl",
 ) -> StreamingResponse:
     """Every problem of the import (line, field, kind, message), as JSONL or CSV."""
@@ -130,14 +137,14 @@ def list_rollouts(
     ctx: ProjectReader,
     model: str | None = None,
     checkpoint: str | None = None,
-    step_min: Annotated[int | None, Query(ge=0)] = None,
-    step_max: Annotated[int | None, Query(ge=0)] = None,
+    step_min: Annotated[NonNegInt32 | None, Query()] = None,
+    step_max: Annotated[NonNegInt32 | None, Query()] = None,
     group: str | None = None,
     labeled: bool | None = None,
     gold: bool | None = None,
     disagreement: bool | None = None,
     q: Annotated[str | None, Query(max_length=500, description="full-text search")] = None,
-    import_id: int | None = None,
+    import_id: Id | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=rollout_service.MAX_PAGE_SIZE)] = 50,
 ) -> RolloutPagePublic:
@@ -205,7 +212,7 @@ def list_groups(
 
 
 @router.get("/projects/{project_id}/rollouts/{rollout_id}", response_model=RolloutPublic)
-def get_rollout(session: SessionDep, ctx: ProjectReader, rollout_id: int) -> RolloutPublic:
+def get_rollout(session: SessionDep, ctx: ProjectReader, rollout_id: BigId) -> RolloutPublic:
     """One whole rollout. Its text is untrusted model output: display it as text."""
     rollout = rollout_service.get_rollout(session, ctx.project.id or 0, rollout_id)
     return RolloutPublic.of(rollout, rollout_service.pair_partners(session, rollout))

@@ -21,6 +21,7 @@ from app.audit import service as audit_service
 from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.config import Settings
+from app.core.csv_safe import safe_csv_rows
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.projects.models import Project
 from app.rollouts import search
@@ -100,7 +101,7 @@ def parse_csv_mapping(text: str | None) -> dict[str, str]:
         return {}
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidInput(
             'csv_mapping must be a JSON object like {"input": "Question", "response": "Answer"}'
         ) from None
@@ -377,16 +378,11 @@ def problems_as_jsonl(session: Session, import_id: int) -> Iterator[str]:
 
 
 def problems_as_csv(session: Session, import_id: int) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["line", "field", "kind", "message"])
-    for problem in iter_problems(session, import_id):
-        writer.writerow([problem.line or "", problem.field or "", problem.kind, problem.message])
-        if buffer.tell() > 64 * 1024:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+    rows = (
+        [problem.line or "", problem.field or "", problem.kind, problem.message]
+        for problem in iter_problems(session, import_id)
+    )
+    return safe_csv_rows(["line", "field", "kind", "message"], rows)
 
 
 def import_progress(job: RolloutImport) -> float:

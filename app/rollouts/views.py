@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from app.auth.dependencies import ProjectReader, RolloutImporter, SessionDep
 from app.core.errors import InvalidInput, NotFound
+from app.core.ids import BigId, Id, NonNegInt32
 from app.rollouts import display
 from app.rollouts import service as rollout_service
 from app.rollouts.api import problems_download
@@ -166,7 +167,7 @@ def rollout_group_page(
 
 @router.get("/projects/{project_id}/rollouts/{rollout_id:int}", include_in_schema=False)
 def rollout_detail_page(
-    request: Request, session: SessionDep, ctx: ProjectReader, rollout_id: int
+    request: Request, session: SessionDep, ctx: ProjectReader, rollout_id: BigId
 ) -> Response:
     rollout = rollout_service.get_rollout(session, ctx.project.id or 0, rollout_id)
     context = {
@@ -203,9 +204,9 @@ def rollout_text_fragment(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    rollout_id: int,
+    rollout_id: BigId,
     part: str,
-    page: int = 1,
+    page: NonNegInt32 = 1,
 ) -> Response:
     """The next page of a long text, appended in place by htmx."""
     rollout = rollout_service.get_rollout(session, ctx.project.id or 0, rollout_id)
@@ -269,7 +270,7 @@ def import_upload_action(
 
 @router.get("/projects/{project_id}/imports/{import_id}", include_in_schema=False)
 def import_job_page(
-    request: Request, session: SessionDep, ctx: ProjectReader, import_id: int
+    request: Request, session: SessionDep, ctx: ProjectReader, import_id: Id
 ) -> Response:
     job = rollout_service.get_import(session, ctx.project.id or 0, import_id)
     return render(request, "rollouts/import.html", _import_context(session, ctx, job))
@@ -277,7 +278,7 @@ def import_job_page(
 
 @router.get("/projects/{project_id}/imports/{import_id}/status", include_in_schema=False)
 def import_status_fragment(
-    request: Request, session: SessionDep, ctx: ProjectReader, import_id: int
+    request: Request, session: SessionDep, ctx: ProjectReader, import_id: Id
 ) -> Response:
     """Polled by the job page every second; 286 once the import has finished."""
     job = rollout_service.get_import(session, ctx.project.id or 0, import_id)
@@ -312,7 +313,7 @@ def import_mapping_action(
     request: Request,
     session: SessionDep,
     ctx: RolloutImporter,
-    import_id: int,
+    import_id: Id,
     form: Annotated[MappingForm, Form()],
 ) -> Response:
     job = rollout_service.get_import(session, ctx.project.id or 0, import_id)
@@ -324,7 +325,7 @@ def import_mapping_action(
 
 @router.post("/projects/{project_id}/imports/{import_id}/cancel", include_in_schema=False)
 def import_cancel_action(
-    request: Request, session: SessionDep, ctx: RolloutImporter, import_id: int
+    request: Request, session: SessionDep, ctx: RolloutImporter, import_id: Id
 ) -> Response:
     job = rollout_service.get_import(session, ctx.project.id or 0, import_id)
     rollout_service.cancel_import(session, job, ctx.user)
@@ -337,7 +338,7 @@ def import_cancel_action(
     "/projects/{project_id}/imports/{import_id}/problems.{extension}", include_in_schema=False
 )
 def import_problems_download(
-    request: Request, session: SessionDep, ctx: ProjectReader, import_id: int, extension: str
+    request: Request, session: SessionDep, ctx: ProjectReader, import_id: Id, extension: str
 ) -> Response:
     if extension not in ("csv", "jsonl"):
         raise NotFound("Problems can be downloaded as .csv or .jsonl.")

@@ -15,6 +15,7 @@ from app.auth.dependencies import (
     RubricPublisher,
     SessionDep,
 )
+from app.core.ids import BigId, Id
 from app.rubrics import forms
 from app.rubrics import service as rubric_service
 from app.rubrics.models import Rubric, RubricApproval, RubricVersion
@@ -148,7 +149,7 @@ def import_rubric(body: ImportBody, session: SessionDep, ctx: RubricEditor) -> R
 
 
 @router.get("/{rubric_id}", response_model=RubricPublic)
-def get_rubric(rubric_id: int, session: SessionDep, ctx: ProjectReader) -> RubricPublic:
+def get_rubric(rubric_id: Id, session: SessionDep, ctx: ProjectReader) -> RubricPublic:
     """The rubric, its draft (with what still prevents publishing) and its versions."""
     return _rubric_public(
         session, rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
@@ -157,7 +158,7 @@ def get_rubric(rubric_id: int, session: SessionDep, ctx: ProjectReader) -> Rubri
 
 @router.put("/{rubric_id}/draft", response_model=DraftSaveResult, responses=_CONFLICT)
 def save_draft(
-    rubric_id: int, body: DraftSave, session: SessionDep, ctx: RubricEditor
+    rubric_id: Id, body: DraftSave, session: SessionDep, ctx: RubricEditor
 ) -> DraftSaveResult | JSONResponse:
     """Save the whole draft. Send the revision you read: if someone saved since, nothing is
     written and 409 returns the current draft and revision."""
@@ -184,7 +185,7 @@ def save_draft(
     responses=_CONFLICT,
 )
 def publish(
-    rubric_id: int, body: PublishBody, session: SessionDep, ctx: RubricPublisher
+    rubric_id: Id, body: PublishBody, session: SessionDep, ctx: RubricPublisher
 ) -> VersionPublic | JSONResponse:
     """Freeze the current draft as the next version, with a required change note."""
     rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
@@ -202,7 +203,7 @@ def publish(
 
 
 @router.get("/{rubric_id}/versions", response_model=list[VersionSummary])
-def list_versions(rubric_id: int, session: SessionDep, ctx: ProjectReader) -> list[VersionSummary]:
+def list_versions(rubric_id: Id, session: SessionDep, ctx: ProjectReader) -> list[VersionSummary]:
     """Published versions, newest first."""
     rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     versions = rubric_service.list_versions(session, rubric.id or 0)
@@ -212,7 +213,7 @@ def list_versions(rubric_id: int, session: SessionDep, ctx: ProjectReader) -> li
 
 @router.get("/{rubric_id}/versions/{number}", response_model=VersionPublic)
 def get_version(
-    rubric_id: int, number: int, session: SessionDep, ctx: ProjectReader
+    rubric_id: Id, number: Id, session: SessionDep, ctx: ProjectReader
 ) -> VersionPublic:
     """One frozen version: definition, output JSON Schema, content hash and sign-offs."""
     rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
@@ -223,12 +224,12 @@ def get_version(
 
 @router.get("/{rubric_id}/versions/{number}/render")
 def render_version(
-    rubric_id: int,
-    number: int,
-    rollout_id: int,
+    rubric_id: Id,
+    number: Id,
+    rollout_id: BigId,
     session: SessionDep,
     ctx: ProjectReader,
-    rollout_b_id: int | None = None,
+    rollout_b_id: BigId | None = None,
 ) -> dict[str, Any]:
     """The exact judge messages this version produces for a rollout, with a token estimate."""
     rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
@@ -255,7 +256,7 @@ def render_version(
     status_code=status.HTTP_201_CREATED,
 )
 def approve(
-    rubric_id: int, number: int, body: ApproveBody, session: SessionDep, ctx: RubricApprover
+    rubric_id: Id, number: Id, body: ApproveBody, session: SessionDep, ctx: RubricApprover
 ) -> ApprovalPublic:
     """Sign off a published version (once per person)."""
     rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
@@ -272,11 +273,11 @@ def approve(
     responses={200: {"content": {"application/yaml": {}, "application/json": {}}}},
 )
 def export(
-    rubric_id: int,
+    rubric_id: Id,
     session: SessionDep,
     ctx: ProjectReader,
     format: Annotated[Literal["yaml", "json"], Query()] = "yaml",
-    version: Annotated[int | None, Query(description="one version; all when omitted")] = None,
+    version: Annotated[Id | None, Query(description="one version; all when omitted")] = None,
 ) -> Response:
     """The rubric as a YAML or JSON file: all versions (and a valid draft), or one version."""
     rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)

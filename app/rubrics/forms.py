@@ -199,8 +199,35 @@ def editor_state(draft: Mapping[str, Any], mode: str) -> EditorState:
         aggregation=_str(draft.get("aggregation")) or "weighted_mean",
         item_field=_str(draft.get("item_field")),
         criteria=criteria,
-        examples=[e for e in _as_list(draft.get("examples")) if isinstance(e, dict)],
+        examples=[
+            _example_for_display(e) for e in _as_list(draft.get("examples")) if isinstance(e, dict)
+        ],
     )
+
+
+# What a few-shot example holds when its optional fields are left out (see FewShotExample).
+EXAMPLE_DEFAULTS: dict[str, Any] = {
+    "rollout_id": None,
+    "input_excerpt": "",
+    "response": "",
+    "response_b": "",
+    "label": {},
+    "critique": "",
+}
+
+
+def normalise_example(example: Mapping[str, Any]) -> dict[str, Any]:
+    """The example with every optional field present (what was typed is kept as typed)."""
+    return {**EXAMPLE_DEFAULTS, **example}
+
+
+def _example_for_display(example: Mapping[str, Any]) -> dict[str, Any]:
+    shown = normalise_example(example)
+    if not isinstance(shown["label"], Mapping):
+        shown["label"] = {}
+    for name in ("response", "response_b", "critique", "input_excerpt"):
+        shown[name] = _str(shown[name])
+    return shown
 
 
 def _loc_text(loc: tuple[Any, ...]) -> str:

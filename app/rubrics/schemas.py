@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.ids import Int32
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -23,7 +25,7 @@ class RubricCreate(_Body):
 
 
 class DraftSave(_Body):
-    revision: int = Field(description="the draft_revision you read; a stale one is refused (409)")
+    revision: Int32 = Field(description="the draft_revision you read; a stale one is refused (409)")
     definition: dict[str, Any] = Field(
         description="the whole draft: a rubric definition, saved even when not yet valid"
     )
@@ -47,7 +49,7 @@ class DraftConflictBody(BaseModel):
 
 class PublishBody(_Body):
     change_note: str = Field(min_length=1, max_length=20_000)
-    revision: int | None = Field(
+    revision: Int32 | None = Field(
         default=None, description="when given, publishing is refused (409) if the draft changed"
     )
 

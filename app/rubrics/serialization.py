@@ -212,6 +212,9 @@ def _issues_from_validation(
     return issues
 
 
+_TOO_DEEP = FormatIssue(path="(document)", message="nested too deeply to read", line=None)
+
+
 def load_rubric(text: str, fmt: Format = "yaml") -> RubricDocument:
     """Parse and validate a rubric document; raises RubricFormatError on any problem."""
     root: yaml.Node | None = None
@@ -226,6 +229,8 @@ def load_rubric(text: str, fmt: Format = "yaml") -> RubricDocument:
                     )
                 ]
             ) from None
+        except RecursionError:
+            raise RubricFormatError([_TOO_DEEP]) from None
     elif fmt == "yaml":
         try:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -242,6 +247,8 @@ def load_rubric(text: str, fmt: Format = "yaml") -> RubricDocument:
                     )
                 ]
             ) from None
+        except RecursionError:
+            raise RubricFormatError([_TOO_DEEP]) from None
     else:
         raise ValueError(f"unknown format {fmt!r}: use 'yaml' or 'json'")
     if not isinstance(data, dict):

@@ -24,6 +24,7 @@ from app.audit.models import AuditEvent
 from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.json_limits import check_json
 from app.labels.models import GoldItem
 from app.projects.models import Project
 from app.rollouts.models import Rollout, RolloutPair
@@ -312,9 +313,15 @@ def _normalize_draft(rubric: Rubric, draft: Any) -> dict[str, Any]:
             f"This is a {rubric.mode} rubric; its mode cannot change to “{mode}”. "
             "Create a new rubric for the other judge architecture."
         )
+    check_json(draft, "The draft")
     if len(canonical_json(draft)) > MAX_DRAFT_CHARS:
         raise InvalidInput(f"The draft is larger than {MAX_DRAFT_CHARS:,} characters.")
-    return {"mode": rubric.mode} | draft
+    normalised: dict[str, Any] = {"mode": rubric.mode} | draft
+    if isinstance(draft.get("examples"), list):
+        normalised["examples"] = [
+            forms.normalise_example(e) if isinstance(e, dict) else e for e in draft["examples"]
+        ]
+    return normalised
 
 
 def _write_draft(

@@ -18,6 +18,7 @@ from app.auth.dependencies import (
 )
 from app.auth.policies import Permission
 from app.core.errors import InvalidInput, NotFound
+from app.core.ids import Id, NonNegInt32
 from app.rubrics import forms
 from app.rubrics import service as rubric_service
 from app.rubrics.diff import side_by_side
@@ -199,9 +200,9 @@ def rubric_edit_page(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    rubric_id: int,
+    rubric_id: Id,
     criterion: str | None = None,
-    example: int | None = None,
+    example: NonNegInt32 | None = None,
 ) -> Response:
     """`?criterion=KEY&example=ROLLOUT_ID` comes from "Propose an edit" on a disagreement."""
     rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
@@ -263,7 +264,7 @@ def _conflict_response(
 
 @router.post(BASE + "/{rubric_id}/draft", include_in_schema=False)
 def rubric_draft_save_action(
-    request: Request, session: SessionDep, ctx: RubricEditor, rubric_id: int, fields: FormFields
+    request: Request, session: SessionDep, ctx: RubricEditor, rubric_id: Id, fields: FormFields
 ) -> Response:
     rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     draft = forms.draft_from_form(fields, rubric.mode)
@@ -293,7 +294,7 @@ def rubric_draft_save_action(
 
 @router.post(BASE + "/{rubric_id}/regenerate", include_in_schema=False)
 def rubric_regenerate_action(
-    request: Request, session: SessionDep, ctx: RubricEditor, rubric_id: int, fields: FormFields
+    request: Request, session: SessionDep, ctx: RubricEditor, rubric_id: Id, fields: FormFields
 ) -> Response:
     rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     draft = forms.draft_from_form(fields, rubric.mode)
@@ -310,7 +311,7 @@ def rubric_regenerate_action(
 
 @router.post(BASE + "/{rubric_id}/preview", include_in_schema=False)
 def rubric_preview_action(
-    request: Request, session: SessionDep, ctx: ProjectReader, rubric_id: int, fields: FormFields
+    request: Request, session: SessionDep, ctx: ProjectReader, rubric_id: Id, fields: FormFields
 ) -> Response:
     """Render what the judge would receive for the draft as typed (nothing is saved)."""
     rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
@@ -350,7 +351,7 @@ def rubric_rollout_options(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    rubric_id: int,
+    rubric_id: Id,
     q: str = "",
     purpose: str = "preview",
 ) -> Response:
@@ -367,7 +368,7 @@ def rubric_rollout_options(
 
 @router.get(BASE + "/{rubric_id}/examples/label-fields", include_in_schema=False)
 def rubric_example_label_fields(
-    request: Request, session: SessionDep, ctx: ProjectReader, rubric_id: int
+    request: Request, session: SessionDep, ctx: ProjectReader, rubric_id: Id
 ) -> Response:
     rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     state = forms.editor_state(rubric_service.current_draft(session, rubric), rubric.mode)
@@ -407,7 +408,7 @@ def _examples_response(
 
 @router.post(BASE + "/{rubric_id}/examples", include_in_schema=False)
 def rubric_example_add_action(
-    request: Request, session: SessionDep, ctx: RubricEditor, rubric_id: int, fields: FormFields
+    request: Request, session: SessionDep, ctx: RubricEditor, rubric_id: Id, fields: FormFields
 ) -> Response:
     rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     if not fields.get("rollout_id", "").isdigit():
@@ -441,8 +442,8 @@ def rubric_example_remove_action(
     request: Request,
     session: SessionDep,
     ctx: RubricEditor,
-    rubric_id: int,
-    index: int,
+    rubric_id: Id,
+    index: NonNegInt32,
     fields: FormFields,
 ) -> Response:
     rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
@@ -465,7 +466,7 @@ def rubric_publish_action(
     request: Request,
     session: SessionDep,
     ctx: RubricPublisher,
-    rubric_id: int,
+    rubric_id: Id,
     fields: FormFields,
 ) -> Response:
     rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
@@ -500,7 +501,7 @@ def rubric_archive_action(
     request: Request,
     session: SessionDep,
     ctx: RubricEditor,
-    rubric_id: int,
+    rubric_id: Id,
     archived: Annotated[bool, Form()] = True,
 ) -> Response:
     rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
@@ -512,7 +513,7 @@ def rubric_archive_action(
 
 @router.get(BASE + "/{rubric_id}/versions/{number}", include_in_schema=False)
 def rubric_version_page(
-    request: Request, session: SessionDep, ctx: ProjectReader, rubric_id: int, number: int
+    request: Request, session: SessionDep, ctx: ProjectReader, rubric_id: Id, number: Id
 ) -> Response:
     rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     version = rubric_service.get_version(session, rubric, number)
@@ -537,8 +538,8 @@ def rubric_approve_action(
     request: Request,
     session: SessionDep,
     ctx: RubricApprover,
-    rubric_id: int,
-    number: int,
+    rubric_id: Id,
+    number: Id,
     comment: Annotated[str, Form(max_length=20_000)] = "",
 ) -> Response:
     rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
@@ -569,7 +570,7 @@ def rubric_compare_page(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    rubric_id: int,
+    rubric_id: Id,
     a: str = "",
     b: str = "",
 ) -> Response:
@@ -600,7 +601,7 @@ def rubric_compare_page(
 def rubric_export_download(
     session: SessionDep,
     ctx: ProjectReader,
-    rubric_id: int,
+    rubric_id: Id,
     format: str = "yaml",
     version: str = "",
 ) -> Response:

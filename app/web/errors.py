@@ -8,13 +8,51 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import DataError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Match, Mount
 
 from app.core.errors import DomainError, Unauthenticated
 from app.web.htmx import is_htmx, render
 
 log = logging.getLogger(__name__)
+
+
+class Problem(BaseModel):
+    """One thing wrong with the request, named by the field it concerns."""
+
+    field: str | None = Field(
+        default=None, description="The field, dotted for nested ones; 'request' for the whole."
+    )
+    message: str
+    line: int | None = Field(default=None, description="The line of an uploaded file, if any.")
+
+
+class ErrorBody(BaseModel):
+    """Every API error answers this shape."""
+
+    detail: str = Field(description="What went wrong, in plain words.")
+    problems: list[Problem] | None = Field(
+        default=None, description="Per-field problems, when the request was not valid."
+    )
+
+
+_ERROR_STATUSES = {
+    400: "The request cannot be carried out as sent.",
+    401: "Not signed in, or the API token is not valid.",
+    403: "Signed in, but this account may not do this.",
+    404: "No such object, or it is not in a project you belong to.",
+    405: "That method is not allowed on this path (the Allow header lists those that are).",
+    409: "A conflicting change was made meanwhile; nothing was overwritten.",
+    413: "The request body is too large.",
+    422: "The request is not valid; `problems` names each field.",
+    429: "Too many attempts; wait and try again.",
+}
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in _ERROR_STATUSES.items()
+}
 
 
 def wants_json(request: Request) -> bool:
@@ -38,12 +76,18 @@ def readable_validation_errors(exc: RequestValidationError) -> list[dict[str, st
     return problems
 
 
-def _error_response(request: Request, status: int, message: str, problems=None) -> Response:
+def _error_response(
+    request: Request,
+    status: int,
+    message: str,
+    problems=None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     if wants_json(request):
         body: dict[str, object] = {"detail": message}
         if problems:
             body["problems"] = problems
-        return JSONResponse(body, status_code=status)
+        return JSONResponse(body, status_code=status, headers=headers)
     context = {"status": status, "message": message, "problems": problems or []}
     if is_htmx(request):
         # Shown in the page's message area, whatever element made the request.
@@ -52,9 +96,9 @@ def _error_response(request: Request, status: int, message: str, problems=None) 
             "errors/_message.html",
             context,
             status_code=status,
-            headers={"HX-Retarget": "#messages", "HX-Reswap": "innerHTML"},
+            headers={**(headers or {}), "HX-Retarget": "#messages", "HX-Reswap": "innerHTML"},
         )
-    return render(request, "errors/error.html", context, status_code=status)
+    return render(request, "errors/error.html", context, status_code=status, headers=headers)
 
 
 def _login_redirect(request: Request) -> Response:
@@ -63,6 +107,31 @@ def _login_redirect(request: Request) -> Response:
     if is_htmx(request):
         return Response(status_code=401, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303)
+
+
+def _value_out_of_range(exc: StatementError) -> bool:
+    """True for the database's "number out of range" and "text with NUL" refusals."""
+    orig = exc.orig
+    if isinstance(orig, OverflowError):
+        return True  # SQLite: Python int too large to convert to SQLite INTEGER
+    if isinstance(orig, ValueError) and "NUL" in str(orig):
+        return True  # psycopg: PostgreSQL text fields cannot contain NUL (0x00) bytes
+    if isinstance(exc, DataError):
+        # PostgreSQL SQLSTATE 22003 numeric_value_out_of_range, 22P05 untranslatable_character,
+        # 22021 character_not_in_repertoire
+        return getattr(orig, "sqlstate", None) in {"22003", "22P05", "22021"}
+    return False
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    allowed = set()
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        routes = (r for r in request.app.router.routes if not isinstance(r, Mount))
+        if any(route.matches(scope)[0] == Match.FULL for route in routes):
+            allowed.add(method)
+    return ", ".join(sorted(allowed))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -86,7 +155,37 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code in messages and message in ("Not Found", "Method Not Allowed"):
             message = messages[exc.status_code]
-        return _error_response(request, exc.status_code, message)
+        # Keeps the headers the exception carries: a 405's Allow, a 401's WWW-Authenticate.
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        return _error_response(request, exc.status_code, message, headers=headers or None)
+
+    @app.exception_handler(StatementError)
+    async def database_refused_value(request: Request, exc: StatementError) -> Response:
+        # Safety net behind the bounded types of app.core.ids and the text checks of
+        # app.web.input_guard: a value the column cannot hold is the caller's mistake, not ours.
+        if _value_out_of_range(exc):
+            log.warning(
+                "database refused a value on %s %s: %s", request.method, request.url.path, exc.orig
+            )
+            return _error_response(
+                request,
+                422,
+                "A number or text in the request is outside what can be stored "
+                "(too large, or containing a NUL character).",
+                [{"field": "request", "message": "contains a value outside the storable range"}],
+            )
+        return await unexpected_error(request, exc)
+
+    @app.exception_handler(OverflowError)
+    async def overflow_error(request: Request, exc: OverflowError) -> Response:
+        return _error_response(
+            request,
+            422,
+            "A number in the request is too large.",
+            [{"field": "request", "message": "contains a number that is too large"}],
+        )
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> Response:

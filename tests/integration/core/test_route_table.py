@@ -160,3 +160,117 @@ def test_read_routes_are_refused_to_non_members(app: FastAPI, session: Session, 
                 continue
             response = client.get(_fill(case.path, world["project_id"]), follow_redirects=False)
             assert response.status_code == 404, f"{case}: {response.status_code}"
+
+
+# --------------------------------------------------------------- hostile values on every route
+
+HUGE_INT = 2**63  # beyond BIGINT, and beyond INTEGER on PostgreSQL
+LONG_TEXT = "x" * 70_000
+LONG_URL_TEXT = "x" * 2_000  # URLs: beyond every column, within what a URL may carry
+SKIPPED = {"/logout"}  # would end the walking session
+
+
+def _params(route: APIRoute) -> tuple[list, list, list]:
+    """(path, query, body) parameters of a route and of every dependency it declares."""
+    path, query, body = [], [], []
+    stack = [route.dependant]
+    while stack:
+        dependant = stack.pop()
+        path.extend(dependant.path_params)
+        query.extend(dependant.query_params)
+        body.extend(dependant.body_params)
+        stack.extend(dependant.dependencies)
+    return path, query, body
+
+
+def _kind(annotation: object) -> str:
+    text = str(annotation)
+    if "UploadFile" in text:
+        return "file"
+    if annotation is int or "int" in text.split("[")[0] or text.startswith("typing.Annotated[int"):
+        return "int"
+    if "int" in text and "str" not in text:
+        return "int"
+    return "str"
+
+
+def _hostile_request(route: APIRoute, method: str, project_id: int, variant: str):
+    """URL, form fields, JSON body and files carrying one kind of hostile value everywhere."""
+    text = {"nul": "a\x00b", "long": LONG_TEXT, "range": "ok"}[variant]
+    url_text = {"nul": "a\x00b", "long": LONG_URL_TEXT, "range": "ok"}[variant]
+    path_text = {"nul": "a%00b", "long": LONG_URL_TEXT, "range": "ok"}[variant]
+    number = HUGE_INT if variant == "range" else 1
+    path_params, query_params, body_params = _params(route)
+    url = route.path.replace("{project_id}", str(project_id))
+    for param in path_params:
+        if param.name == "project_id":
+            continue
+        value = str(number) if _kind(param.field_info.annotation) == "int" else path_text
+        url = re.sub(r"\{" + param.name + r"(:[a-z]+)?\}", value, url)
+    query = {
+        p.alias: str(number) if _kind(p.field_info.annotation) == "int" else url_text
+        for p in query_params
+    }
+    form: dict[str, str] = {}
+    files = {}
+    json_body = None
+    for param in body_params:
+        annotation = param.field_info.annotation
+        if type(param.field_info).__name__ in ("Form", "File"):
+            if _kind(annotation) == "file":
+                files[param.alias] = ("x.txt", text.encode("utf-8", "replace"), "text/plain")
+            else:
+                form[param.alias] = str(number) if _kind(annotation) == "int" else text
+        elif hasattr(annotation, "model_fields"):
+            json_body = {
+                name: number if _kind(field.annotation) == "int" else text
+                for name, field in annotation.model_fields.items()
+            }
+    return url, query, form, files, json_body
+
+
+@pytest.mark.parametrize("variant", ["range", "nul", "long"])
+def test_hostile_values_on_every_route_answer_4xx_not_5xx(
+    app: FastAPI, session: Session, world, variant: str
+) -> None:
+    """Out-of-range ids and integers, NUL characters and over-long strings in every path,
+    query, form and JSON parameter of every route: a 4xx (or a normal answer), never a 5xx."""
+    admin = make_user(session, "site-admin@example.com", is_admin=True)
+    project = make_project(session, admin, "Hostile")
+    failures = []
+    walked = 0
+    with TestClient(app, raise_server_exceptions=False) as client:
+        login(client, admin.email)
+        token = csrf_for(client)
+        for route in (r for router in all_routers() for r in router.routes):
+            if not isinstance(route, APIRoute) or route.path in SKIPPED:
+                continue
+            for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+                url, query, form, files, json_body = _hostile_request(
+                    route, method, project.id, variant
+                )
+                if variant == "range" and "{project_id}" in route.path:
+                    # The project id itself, out of range, on the same route.
+                    bad = client.request(
+                        method,
+                        re.sub(
+                            r"\{[^}]+\}", "1", route.path.replace("{project_id}", str(HUGE_INT))
+                        ),
+                        headers={"X-CSRF-Token": token},
+                        follow_redirects=False,
+                    )
+                    if bad.status_code >= 500:
+                        failures.append(f"{method} {route.path} (project id): {bad.status_code}")
+                kwargs: dict = {"params": query, "headers": {"X-CSRF-Token": token}}
+                if json_body is not None:
+                    kwargs["json"] = json_body
+                elif form or files:
+                    kwargs["data"] = form
+                    if files:
+                        kwargs["files"] = files
+                response = client.request(method, url, follow_redirects=False, **kwargs)
+                walked += 1
+                if response.status_code >= 500:
+                    failures.append(f"{method} {route.path}: {response.status_code}")
+    assert walked > 100
+    assert not failures, "\n".join(failures)

@@ -211,3 +211,27 @@ def test_a_file_that_is_not_utf8_is_refused(session: Session, project: Project) 
             rubric_version_id=version.id or 0,
             stream=io.BytesIO(b'{"rollout_id": "\xff\xfe"}\n'),
         )
+
+
+def test_deeply_nested_lines_are_problems_not_stored_values(
+    session: Session, project: Project
+) -> None:
+    """Issue 11, item 5: nothing nested too deep to show again is stored (and a line too deep
+    for the JSON parser itself is a problem, not a crash)."""
+    version = make_version(session, project)
+    make_rollouts(session, project, 2)
+    deep: dict = {}
+    for _ in range(60):
+        deep = {"x": deep}
+    with pytest.raises(InvalidInput) as exc:
+        _import(
+            session,
+            project,
+            version.id,
+            {"rollout_id": "r-0", "judge": "j", "answer": {"criteria": deep}},
+            "[" * 100_000 + "]" * 100_000,
+        )
+    problems = {p["line"]: p for p in exc.value.details}
+    assert "nested deeper than 32 levels" in problems[1]["message"]
+    assert "nested deeper than 32 levels" in problems[2]["message"]
+    assert session.exec(select(Verdict)).first() is None

