@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from typing import Annotated
 
@@ -88,6 +89,10 @@ def demo(
     from app.auth import service as auth_service
     from app.demo import loader as demo_loader
 
+    # The demo runs on one machine, where a local judge (llama.cpp, vLLM, Ollama) is the usual
+    # first try: allow loopback judge URLs unless the operator said otherwise.
+    os.environ.setdefault("RS_OUTBOUND_ALLOW_LOOPBACK", "true")
+    get_settings.cache_clear()
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrations.upgrade(settings.resolved_database_url)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"
 
@@ -35,6 +35,29 @@ class Settings(BaseSettings):
     embedded_worker: bool | None = None
     worker_poll_interval_s: float = 1.0
     lease_seconds: int = 120
+
+    # Judge endpoints (docs/configuration.md, "Judge endpoints"): which API-key variables a judge
+    # configuration may name beyond RS_JUDGE_KEY_*, and which internal addresses it may call.
+    judge_key_vars: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    outbound_allow_loopback: bool = False
+    outbound_allow_private: bool = False
+    outbound_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("judge_key_vars", "outbound_allow", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        # Comma- or space-separated in the environment; a list when given in code.
+        if isinstance(value, str):
+            return [part for part in value.replace(",", " ").split() if part]
+        return value
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _valid_allow_list(cls, value: list[str]) -> list[str]:
+        from app.llm.egress import parse_allow_list
+
+        parse_allow_list(value)
+        return value
 
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> Settings:
