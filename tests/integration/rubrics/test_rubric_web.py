@@ -4,6 +4,7 @@ published versions that no route can change."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -475,6 +476,34 @@ def test_api_draft_conflict_returns_the_current_draft(
     assert api.get(f"{url}/versions/5").status_code == 404
     listed = api.get(base).json()
     assert [(r["name"], r["latest_version"]) for r in listed] == [("Generic", 1)]
+
+
+def test_a_template_over_budget_is_refused_quickly_and_never_slows_its_pages(
+    app: FastAPI, session: Session, world: World
+) -> None:
+    token = auth_service.create_api_token(session, world.engineer, "t").token
+    api = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+    base = f"/api/v1/projects/{world.pid}/rubrics"
+    body = api.post(base, json={"name": "Generic", "template": "generic_pass_fail"}).json()
+    url = f"{base}/{body['id']}"
+    nested = "{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}"
+    started = time.perf_counter()
+    saved = api.put(
+        f"{url}/draft",
+        json={"revision": 1, "definition": body["draft"] | {"system_template": nested}},
+    )
+    assert time.perf_counter() - started < 6.0
+    result = saved.json()
+    assert not result["valid"]
+    (error,) = result["template_errors"]
+    assert error["part"] == "system"
+    assert "loop iterations" in error["message"] or "must render within" in error["message"]
+    publish = api.post(f"{url}/publish", json={"change_note": "try", "revision": 2})
+    assert publish.status_code == 422
+    browser = client_for(app, world.engineer)
+    started = time.perf_counter()
+    page = browser.get(f"/projects/{world.pid}/rubrics/{body['id']}")
+    assert page.status_code == 200 and time.perf_counter() - started < 6.0
 
 
 def test_api_renders_a_version_for_a_rollout(app: FastAPI, session: Session, world: World) -> None:
