@@ -58,7 +58,10 @@ def _serve(settings: Settings, host: str, port: int, reload: bool) -> None:
         host=host,
         port=port,
         reload=reload,
-        proxy_headers=True,
+        # X-Forwarded-For (the client address sign-in throttling sees) is believed only from
+        # these proxies (RS_TRUSTED_PROXIES); from anyone else the TCP peer is the client.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
         log_level="info",
     )
 
