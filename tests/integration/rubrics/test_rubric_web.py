@@ -16,6 +16,7 @@ from app.audit.models import AuditEvent
 from app.auth import service as auth_service
 from app.auth.models import User
 from app.labels.models import GoldItem
+from app.projects import service as project_service
 from app.rubrics import service as rubric_service
 from app.rubrics.models import Rubric, RubricVersion
 from tests.integration.rubrics.conftest import World, client_for, make_rollout
@@ -300,7 +301,14 @@ def test_publish_sign_off_and_compare_through_the_pages(
     page = expert_client.get(f"{base}/versions/2")
     assert page.status_code == 200
     assert "Sharper level 5" in page.text and "no-approvals" in data_testids(page.text)
+    # The expert published v2: someone else signs it off, unless the project allows one approver.
+    assert "own-version" in data_testids(page.text)
+    assert "approve-form" not in data_testids(page.text)
     token = csrf_for(expert_client, f"{base}/versions/2")
+    refused = expert_client.post(f"{base}/versions/2/approve", data={"csrf_token": token})
+    assert refused.status_code == 403 and "another expert must sign it off" in refused.text
+    project_service.set_single_approver(session, world.project, actor=world.admin, allowed=True)
+    assert "approve-form" in data_testids(expert_client.get(f"{base}/versions/2").text)
     approved = expert_client.post(
         f"{base}/versions/2/approve", data={"csrf_token": token, "comment": "Checked"}
     )
@@ -327,6 +335,7 @@ def test_published_versions_are_unchanged_by_every_route(
     app: FastAPI, expert_client: TestClient, session: Session, world: World
 ) -> None:
     rollout = make_rollout(session, world.project)
+    project_service.set_single_approver(session, world.project, actor=world.admin, allowed=True)
     rubric_id = _create(expert_client, world)
     base = f"/projects/{world.pid}/rubrics/{rubric_id}"
     assert (
