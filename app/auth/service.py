@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, col, func, select
 
 from app.audit import service as audit_service
@@ -29,10 +30,16 @@ def normalise_email(email: str) -> str:
 
 
 def _check_email(email: str) -> str:
-    email = normalise_email(email)
-    if "@" not in email or email.startswith("@") or email.endswith("@") or len(email) > 320:
-        raise InvalidInput(f"'{email}' is not an email address.")
-    return email
+    """The address normalised (lower case), or InvalidInput saying what is wrong with it.
+    Syntax only (email-validator, as pydantic's EmailStr uses): no DNS lookups."""
+    cleaned = normalise_email(email)
+    if len(cleaned) > 320:
+        raise InvalidInput("An email address is at most 320 characters.")
+    try:
+        valid = validate_email(cleaned, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"'{cleaned}' is not a valid email address: {exc}") from None
+    return normalise_email(valid.normalized)
 
 
 def create_user(

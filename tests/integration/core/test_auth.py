@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
@@ -11,7 +12,7 @@ from app.audit.models import AuditEvent
 from app.auth import service as auth_service
 from app.auth.models import ApiToken, LoginAttempt, UserSession
 from app.core.clock import utcnow
-from app.core.errors import RateLimited
+from app.core.errors import InvalidInput, RateLimited
 from tests.support.factories import make_project, make_user
 from tests.support.web import PASSWORD, csrf_for, data_testids, find_all, login
 
@@ -133,6 +134,32 @@ def test_failures_throttle_the_account_and_address_pair_with_exponential_backoff
     message = sign_in("10.0.0.3")
     assert "Try again in 20 seconds" in message or "Try again in 21 seconds" in message
     assert sign_in("10.0.0.2") == "ok"  # the same account from elsewhere is not locked
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "a@b",
+        "@example.com",
+        "a@",
+        "a@@example.com",
+        "a b@example.com",
+        "a@example..com",
+        "a@-example.com",
+        "a@example.com>",
+        "<script>@example.com",
+        "a@localhost",
+        "a@exa mple.com",
+    ],
+)
+def test_accounts_need_a_real_email_address(session: Session, address: str) -> None:
+    with pytest.raises(InvalidInput, match="not a valid email address"):
+        auth_service.create_user(session, email=address, password=PASSWORD)
+
+
+def test_valid_addresses_are_normalised(session: Session) -> None:
+    user = auth_service.create_user(session, email="  Ann.Lee+rs@Example.COM ", password=PASSWORD)
+    assert user.email == "ann.lee+rs@example.com"
 
 
 def test_logout_ends_the_session(client: TestClient, session: Session) -> None:
