@@ -113,7 +113,10 @@ def check_egress(data: JudgeConfigInput, egress: EgressPolicy) -> None:
     if key is not None:
         problems.append({"field": "api_key_env", "message": f"API key variable refused: {key}."})
     if problems:
-        raise InvalidInput(" ".join(p["message"] for p in problems), details=problems)
+        raise InvalidInput(
+            "This server's operator does not allow this judge endpoint or key variable.",
+            details=problems,
+        )
 
 
 def create_config(
