@@ -21,11 +21,7 @@ from jinja2.exceptions import SecurityError
 
 from app.rubrics.definition import RubricDefinition
 from app.rubrics.output_schema import build_output_schema
-from app.rubrics.template_sandbox import (
-    MAX_RENDERED_CHARS,
-    BudgetExceeded,
-    make_environment,
-)
+from app.rubrics.template_sandbox import BudgetExceeded, make_environment
 
 Part = Literal["system", "user"]
 
@@ -224,23 +220,11 @@ def _compile_part(part: Part, source: str) -> Template:
 
 def _render_part(part: Part, source: str, variables: dict[str, Any]) -> str:
     template = _compile_part(part, source)
-    chunks: list[str] = []
-    size = 0
     try:
-        for chunk in template.generate(variables):
-            size += len(chunk)
-            if size > MAX_RENDERED_CHARS:
-                raise TemplateError(
-                    part,
-                    None,
-                    f"the rendered prompt exceeds {MAX_RENDERED_CHARS:,} characters",
-                )
-            chunks.append(chunk)
-    except TemplateError:
-        raise
+        # The bounded template stops at the budget (time, loops, MAX_RENDERED_CHARS).
+        return template.render(variables)
     except Exception as exc:  # any failure inside user template code is the template's fault
         raise TemplateError(part, _template_line(exc), _describe(exc)) from None
-    return "".join(chunks)
 
 
 def _text(value: Any) -> str:

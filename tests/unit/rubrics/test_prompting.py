@@ -163,17 +163,17 @@ def test_sandbox_blocks_internals_with_a_clear_message(template: str, attribute:
     ],
 )
 def test_templates_over_budget_are_refused_quickly(template: str, expected: str) -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     error = error_for(template + "{{ response }}")
     assert re.search(re.escape(expected).replace("\\|", "|"), error.message), error.message
-    assert time.perf_counter() - started < 4.0
+    assert time.process_time() - started < 4.0
 
 
 def test_validation_refuses_a_template_over_budget_before_it_is_saved() -> None:
     nested = "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}"
-    started = time.perf_counter()
+    started = time.process_time()
     errors = validate_templates(rubric(user=nested + "{{ response }}"))
-    assert time.perf_counter() - started < 4.0
+    assert time.process_time() - started < 4.0
     assert [e.part for e in errors] == ["user"]
     assert "loop iterations" in errors[0].message
 
