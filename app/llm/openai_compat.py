@@ -237,6 +237,14 @@ class OpenAICompatProvider:
                 code="connection",
             ) from exc
         latency_ms = int((time.perf_counter() - started) * 1000)
+        if 300 <= status < 400:
+            raise ProviderError(
+                f"{status_line(status)} from {self._url}: judge endpoints must answer directly "
+                "(redirects are not followed)",
+                retryable=False,
+                status=status,
+                code="redirect",
+            )
         if status >= 400:
             raise _http_error(self._url, status, response_headers, raw)
         return self._reply(status, raw, latency_ms, mode)

@@ -251,3 +251,36 @@ def test_the_resolver_refuses_an_answer_with_any_forbidden_address() -> None:
 
     with pytest.raises(OSError, match="never allowed"):
         asyncio.run(resolve())
+
+
+def test_redirects_are_not_followed() -> None:
+    from aiohttp import web
+
+    hits: list[str] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        raise web.HTTPTemporaryRedirect("http://169.254.169.254/latest/meta-data/")
+
+    async def scenario() -> ProviderError:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", redirect)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        cfg = _config(f"http://127.0.0.1:{port}/v1")
+        provider = OpenAICompatProvider(cfg, egress=LOOPBACK_OK)
+        try:
+            await provider.complete(cfg.new_call("s", "u"))
+        except ProviderError as exc:
+            return exc
+        finally:
+            await provider.aclose()
+            await runner.cleanup()
+        raise AssertionError("a redirect was followed")
+
+    error = asyncio.run(scenario())
+    assert (error.code, error.status, error.retryable) == ("redirect", 307, False)
+    assert hits == ["/v1/chat/completions"]
