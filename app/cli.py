@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import socket
 from typing import TYPE_CHECKING, Annotated
@@ -115,7 +116,10 @@ def _serve(
             host=host,
             port=port,
             reload=reload,
-            proxy_headers=True,
+            # X-Forwarded-For (the client address sign-in throttling sees) is believed only from
+            # these proxies (RS_TRUSTED_PROXIES); from anyone else the TCP peer is the client.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
             log_level="info",
         )
         return
@@ -124,7 +128,10 @@ def _serve(
         factory=True,
         host=host,
         port=port,
-        proxy_headers=True,
+        # X-Forwarded-For (the client address sign-in throttling sees) is believed only from
+        # these proxies (RS_TRUSTED_PROXIES); from anyone else the TCP peer is the client.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
         log_level="info",
     )
     uvicorn.Server(config).run(sockets=[sock])
@@ -164,9 +171,14 @@ def demo(
 
     from app.auth import service as auth_service
     from app.core import migrations
+    from app.core.config import get_settings
     from app.core.db import get_engine
     from app.demo import loader as demo_loader
 
+    # The demo runs on one machine, where a local judge (llama.cpp, vLLM, Ollama) is the usual
+    # first try: allow loopback judge URLs unless the operator said otherwise.
+    os.environ.setdefault("RS_OUTBOUND_ALLOW_LOOPBACK", "true")
+    get_settings.cache_clear()
     settings = _settings()
     # Before the password changes: a second `demo` while the first one serves stops here.
     sock = _bind(host, port) if serve_app else None

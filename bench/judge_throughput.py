@@ -147,6 +147,7 @@ def _work(database_url: str, run_id: int, label: str, started: Any, cpu: Any) ->
     from app.core.db import get_engine
     from app.core.gc_tuning import tune_gc
     from app.judging import engine as judge_engine
+    from app.llm.egress import EgressPolicy
 
     engine = get_engine(database_url)
     # Warm up as a long-running worker is after its first run: the provider's HTTP client
@@ -158,7 +159,12 @@ def _work(database_url: str, run_id: int, label: str, started: Any, cpu: Any) ->
     tune_gc()  # as `rubric-studio worker` does (app/worker.py)
     started.wait()
     cpu_start = time.process_time()
-    options = judge_engine.EngineOptions(worker_id=f"bench-{label}", lease_seconds=120.0)
+    options = judge_engine.EngineOptions(
+        worker_id=f"bench-{label}",
+        lease_seconds=120.0,
+        # The benchmark's judge server listens on 127.0.0.1.
+        egress=EgressPolicy(allow_loopback=True),
+    )
     judge_engine.work_on_run(engine, run_id, options)
     cpu.put(time.process_time() - cpu_start)
 

@@ -7,6 +7,9 @@ import os
 os.environ.setdefault("RS_INSECURE_FAST_PASSWORD_HASH", "1")
 # Tests never reach for cloud instance metadata: boto3 must not probe 169.254.169.254.
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+# The tests' judge servers listen on 127.0.0.1: allow loopback judge URLs explicitly, for
+# providers built from this process's settings (workers, the CLI) as for the app below.
+os.environ.setdefault("RS_OUTBOUND_ALLOW_LOOPBACK", "true")
 
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path
@@ -39,6 +42,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         secret_key=TEST_SECRET,
         data_dir=tmp_path / "data",
         login_max_failures=5,
+        outbound_allow_loopback=True,
     )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, col, func, select
 
 from app.audit import service as audit_service
@@ -28,10 +30,16 @@ def normalise_email(email: str) -> str:
 
 
 def _check_email(email: str) -> str:
-    email = normalise_email(email)
-    if "@" not in email or email.startswith("@") or email.endswith("@") or len(email) > 320:
-        raise InvalidInput(f"'{email}' is not an email address.")
-    return email
+    """The address normalised (lower case), or InvalidInput saying what is wrong with it.
+    Syntax only (email-validator, as pydantic's EmailStr uses): no DNS lookups."""
+    cleaned = normalise_email(email)
+    if len(cleaned) > 320:
+        raise InvalidInput("An email address is at most 320 characters.")
+    try:
+        valid = validate_email(cleaned, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"'{cleaned}' is not a valid email address: {exc}") from None
+    return normalise_email(valid.normalized)
 
 
 def create_user(
@@ -99,26 +107,83 @@ def set_user_active(session: Session, user_id: int, active: bool, *, actor: User
     return user
 
 
-def _recent_failures(session: Session, settings: Settings, email: str, client_ip: str) -> int:
+# Failures of one (account, address) pair are remembered this long, or until the pair's next
+# successful sign-in, so the backoff keeps growing across short pauses.
+LOGIN_MEMORY = timedelta(days=1)
+_MAX_BACKOFF_DOUBLINGS = 20
+
+
+def backoff_seconds(failures: int, settings: Settings) -> float:
+    """How long the pair must wait after `failures` consecutive failures: nothing below the
+    limit, then the base delay doubling with each further failure, capped at the window."""
+    if failures < settings.login_max_failures:
+        return 0.0
+    doublings = min(failures - settings.login_max_failures, _MAX_BACKOFF_DOUBLINGS)
+    return float(min(settings.login_backoff_base_s * 2**doublings, settings.login_failure_window_s))
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _pair_wait(session: Session, settings: Settings, email: str, client_ip: str) -> float:
+    """Seconds the (account, address) pair must still wait before its next attempt."""
+    now = utcnow()
+    pair = (LoginAttempt.email == email, LoginAttempt.client_ip == client_ip)
+    last_success = session.exec(
+        select(func.max(LoginAttempt.attempted_at)).where(
+            *pair,
+            col(LoginAttempt.succeeded).is_(True),
+            LoginAttempt.attempted_at >= now - LOGIN_MEMORY,
+        )
+    ).one()
+    since = _aware(last_success) if last_success is not None else now - LOGIN_MEMORY
+    failures, last_failure = session.exec(
+        select(func.count(), func.max(LoginAttempt.attempted_at)).where(
+            *pair, col(LoginAttempt.succeeded).is_(False), LoginAttempt.attempted_at > since
+        )
+    ).one()
+    wait = backoff_seconds(int(failures), settings)
+    if not wait or last_failure is None:
+        return 0.0
+    return max(0.0, (_aware(last_failure) + timedelta(seconds=wait) - now).total_seconds())
+
+
+def _address_failures(session: Session, settings: Settings, client_ip: str) -> int:
     since = utcnow() - timedelta(seconds=settings.login_failure_window_s)
     query = (
         select(func.count())
         .select_from(LoginAttempt)
         .where(LoginAttempt.attempted_at >= since, col(LoginAttempt.succeeded).is_(False))
-        .where((LoginAttempt.email == email) | (LoginAttempt.client_ip == client_ip))
+        .where(LoginAttempt.client_ip == client_ip)
     )
     return int(session.exec(query).one())
+
+
+def _in_words(seconds: float) -> str:
+    if seconds < 90:
+        whole = max(1, math.ceil(seconds))
+        return f"{whole} second{'s' if whole != 1 else ''}"
+    return f"{math.ceil(seconds / 60)} minutes"
 
 
 def authenticate(
     session: Session, settings: Settings, *, email: str, password: str, client_ip: str
 ) -> User:
-    """Check credentials; failed attempts per email or address are limited within a window."""
+    """Check credentials. Failures are throttled per (account, client address) pair with an
+    exponential backoff, so one account's mistyped passwords never lock out other people behind
+    the same proxy; a generous per-address ceiling stops one address trying many accounts."""
     email = normalise_email(email)
-    if _recent_failures(session, settings, email, client_ip) >= settings.login_max_failures:
+    wait = _pair_wait(session, settings, email, client_ip)
+    if wait > 0:
+        raise RateLimited(
+            "Too many failed sign-in attempts for this account from your address. "
+            f"Try again in {_in_words(wait)}."
+        )
+    if _address_failures(session, settings, client_ip) >= settings.login_max_failures_per_address:
         minutes = max(1, settings.login_failure_window_s // 60)
         raise RateLimited(
-            f"Too many failed sign-in attempts. Wait {minutes} minutes and try again."
+            f"Too many failed sign-in attempts from your address. Try again in {minutes} minutes."
         )
     user = get_user_by_email(session, email)
     ok = verify_password(user.password_hash if user else None, password)

@@ -22,6 +22,7 @@ from app.exports.targets import TARGETS, TargetFile, TargetOptions, render_targe
 from app.judging.engine import provider_config
 from app.judging.models import JudgeConfig, JudgeRun
 from app.labels.models import GoldItem, Label
+from app.projects import service as project_service
 from app.projects.models import Project
 from app.rewards import service as reward_service
 from app.rubrics import service as rubric_service
@@ -318,9 +319,17 @@ def create_bundle(
                 "published_by": version.created_by_label,
                 "published_at": _iso(version.created_at),
                 "approvals": [
-                    {"by": a.user_label, "at": _iso(a.approved_at), "comment": a.comment}
+                    {
+                        "by": a.user_label,
+                        "at": _iso(a.approved_at),
+                        "comment": a.comment,
+                        "is_publisher": a.user_id is not None
+                        and a.user_id == version.created_by_id,
+                    }
                     for a in approvals
                 ],
+                # True when the project let the publisher be the only approver.
+                "single_approver_allowed": project_service.single_approver_allowed(project),
             },
             "judge_config": {"id": judge.id, "name": judge.name},
             "reward_config": {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile, status
 from starlette.responses import Response
 
 from app.auth.dependencies import JudgeManager, JudgeRunner, ProjectReader, SessionDep
@@ -23,12 +23,17 @@ from app.judging.schemas import (
     VerdictPage,
     VerdictPublic,
 )
+from app.llm.egress import EgressPolicy
 
 router = APIRouter(prefix="/api/v1", tags=["judging"])
 
 
 def _config(config: JudgeConfig) -> JudgeConfigPublic:
     return JudgeConfigPublic.model_validate(config.model_dump())
+
+
+def _egress(request: Request) -> EgressPolicy:
+    return EgressPolicy.from_settings(request.app.state.settings)
 
 
 def _run(run: JudgeRun) -> RunPublic:
@@ -55,10 +60,15 @@ def list_judge_configs(session: SessionDep, ctx: ProjectReader) -> list[JudgeCon
     status_code=status.HTTP_201_CREATED,
 )
 def create_judge_config(
-    body: JudgeConfigInput, session: SessionDep, ctx: JudgeManager
+    request: Request, body: JudgeConfigInput, session: SessionDep, ctx: JudgeManager
 ) -> JudgeConfigPublic:
-    """Create a judge configuration. `api_key_env` is the NAME of an environment variable."""
-    return _config(judge_service.create_config(session, ctx.project, actor=ctx.user, data=body))
+    """Create a judge configuration. `api_key_env` is the NAME of an environment variable the
+    operator allows (RS_JUDGE_KEY_* or listed in RS_JUDGE_KEY_VARS); `base_url` must pass the
+    outbound-URL policy (docs/configuration.md)."""
+    config = judge_service.create_config(
+        session, ctx.project, actor=ctx.user, data=body, egress=_egress(request)
+    )
+    return _config(config)
 
 
 @router.get("/projects/{project_id}/judge-configs/{config_id}", response_model=JudgeConfigPublic)
@@ -68,13 +78,23 @@ def get_judge_config(config_id: Id, session: SessionDep, ctx: ProjectReader) -> 
 
 @router.put("/projects/{project_id}/judge-configs/{config_id}", response_model=JudgeConfigPublic)
 def update_judge_config(
-    config_id: Id, body: JudgeConfigUpdate, session: SessionDep, ctx: JudgeManager
+    request: Request,
+    config_id: Id,
+    body: JudgeConfigUpdate,
+    session: SessionDep,
+    ctx: JudgeManager,
 ) -> JudgeConfigPublic:
     """Replace a judge configuration; `revision` must be the one you read (else 409)."""
     config = judge_service.get_config(session, ctx.project.id or 0, config_id)
     data = JudgeConfigInput.model_validate(body.model_dump(exclude={"revision"}))
     updated = judge_service.update_config(
-        session, ctx.project, config, actor=ctx.user, expected_revision=body.revision, data=data
+        session,
+        ctx.project,
+        config,
+        actor=ctx.user,
+        expected_revision=body.revision,
+        data=data,
+        egress=_egress(request),
     )
     return _config(updated)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -33,6 +34,7 @@ from app.core.clock import utcnow
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
 from app.llm.base import JudgeCall, JudgeProvider, ProviderError
 from app.llm.config import ProviderConfig, make_provider
+from app.llm.egress import EgressPolicy
 from app.llm.json_extract import extract_json
 from app.llm.retry import RetryPolicy, call_with_retries
 from app.rollouts.models import Rollout, RolloutPair
@@ -801,6 +803,8 @@ class EngineOptions:
     flush_interval_s: float = 0.1
     max_session_s: float | None = None
     max_claims: int = 5
+    # The operator's outbound-URL and key-variable policy; None: this process's settings.
+    egress: EgressPolicy | None = None
 
 
 @dataclass
@@ -839,9 +843,9 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def default_provider(cfg: ProviderConfig) -> JudgeProvider:
+def default_provider(cfg: ProviderConfig, egress: EgressPolicy | None = None) -> JudgeProvider:
     """The provider for a judge configuration (tests inject others through provider_factory)."""
-    return make_provider(cfg)
+    return make_provider(cfg, egress=egress)
 
 
 class _Session:
@@ -856,7 +860,9 @@ class _Session:
         self.engine = engine
         self.options = options
         self.stop = stop
-        self.provider_factory = provider_factory or default_provider
+        self.provider_factory = provider_factory or functools.partial(
+            default_provider, egress=options.egress
+        )
         self.stats = SessionStats(run_id=run_id)
         self.token = f"{options.worker_id[:80]}/{uuid.uuid4().hex[:12]}"
         self.cache = PromptCache()

@@ -15,6 +15,7 @@ from app.core.clock import utcnow
 from app.core.jobs import WorkerContext
 from app.judging import engine as judge_engine
 from app.judging.models import JudgeRun, JudgeWorkItem
+from app.llm.egress import EgressPolicy
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ def run_judging_once(ctx: WorkerContext) -> bool:
         worker_id=ctx.worker_id,
         lease_seconds=float(ctx.settings.lease_seconds),
         max_session_s=MAX_SESSION_S,
+        egress=EgressPolicy.from_settings(ctx.settings),
     )
     stats = judge_engine.work_on_run(ctx.engine, run_id, options, stop=ctx.stop)
     log.info(

@@ -27,6 +27,7 @@ from app.judging import engine as judge_engine
 from app.judging.models import JudgeConfig, JudgeRun, JudgeWorkItem, Verdict
 from app.judging.schemas import JudgeConfigInput, RunCreate, RunEstimate, SelectionInput
 from app.labels.models import GoldItem
+from app.llm.egress import EgressPolicy, key_var_problem, url_problem
 from app.llm.schema_instance import instance_for_schema
 from app.projects.models import Project
 from app.rollouts.models import Rollout, RolloutPair
@@ -100,9 +101,33 @@ def _check_name_free(
         raise Conflict(f"A judge configuration named “{name}” already exists in this project.")
 
 
+def check_egress(data: JudgeConfigInput, egress: EgressPolicy) -> None:
+    """Refuse a base URL or API-key variable the operator's policy does not allow."""
+    if data.provider != "openai_compat":
+        return
+    problems = []
+    url = url_problem(data.base_url, egress)
+    if url is not None:
+        problems.append({"field": "base_url", "message": f"Base URL refused: {url}."})
+    key = key_var_problem(data.api_key_env, egress)
+    if key is not None:
+        problems.append({"field": "api_key_env", "message": f"API key variable refused: {key}."})
+    if problems:
+        raise InvalidInput(
+            "This server's operator does not allow this judge endpoint or key variable.",
+            details=problems,
+        )
+
+
 def create_config(
-    session: Session, project: Project, *, actor: User | None, data: JudgeConfigInput
+    session: Session,
+    project: Project,
+    *,
+    actor: User | None,
+    data: JudgeConfigInput,
+    egress: EgressPolicy,
 ) -> JudgeConfig:
+    check_egress(data, egress)
     project_id = project.id or 0
     _check_name_free(session, project_id, data.name)
     config = JudgeConfig(project_id=project_id, name=data.name, provider=data.provider)
@@ -131,7 +156,9 @@ def update_config(
     actor: User | None,
     expected_revision: int,
     data: JudgeConfigInput,
+    egress: EgressPolicy,
 ) -> JudgeConfig:
+    check_egress(data, egress)
     if config.revision != expected_revision:
         raise Conflict(
             "Someone else saved this judge configuration since you opened it. Reload to see "

@@ -22,6 +22,7 @@ from app.judging.schemas import (
     SelectionInput,
     invalid_from,
 )
+from app.llm.egress import EgressPolicy
 from app.web.flash import flash
 from app.web.htmx import redirect, render
 
@@ -135,6 +136,10 @@ def _config_fields(
 Text = Annotated[str, Form(max_length=500)]
 
 
+def _egress(request: Request) -> EgressPolicy:
+    return EgressPolicy.from_settings(request.app.state.settings)
+
+
 @router.get("/projects/{project_id}/judges/configs/new", include_in_schema=False)
 def config_new_page(request: Request, ctx: JudgeManager) -> Response:
     context = {"ctx": ctx, "config": None, "modes": STRUCTURED_OUTPUT_MODES}
@@ -171,7 +176,9 @@ def config_create_action(
         max_tokens, concurrency, timeout_s, max_attempts, base_delay_s, max_delay_s,
         structured_output, price_input_per_1k, price_output_per_1k, batch_s3_uri, batch_role_arn,
     )  # fmt: skip
-    config = judge_service.create_config(session, ctx.project, actor=ctx.user, data=data)
+    config = judge_service.create_config(
+        session, ctx.project, actor=ctx.user, data=data, egress=_egress(request)
+    )
     response = redirect(request, _base(ctx))
     flash(request, response, f"Judge configuration “{config.name}” saved.")
     return response
@@ -220,7 +227,13 @@ def config_update_action(
         structured_output, price_input_per_1k, price_output_per_1k, batch_s3_uri, batch_role_arn,
     )  # fmt: skip
     judge_service.update_config(
-        session, ctx.project, config, actor=ctx.user, expected_revision=revision, data=data
+        session,
+        ctx.project,
+        config,
+        actor=ctx.user,
+        expected_revision=revision,
+        data=data,
+        egress=_egress(request),
     )
     response = redirect(request, _base(ctx))
     flash(request, response, f"Judge configuration “{config.name}” saved.")

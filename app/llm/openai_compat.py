@@ -7,16 +7,21 @@ rejects a mode with 400/422; the mode that worked is remembered per endpoint and
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
+import re
+import socket
 import time
 import urllib.request
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from app.llm.base import (
     JudgeCall,
@@ -26,14 +31,17 @@ from app.llm.base import (
     schema_instruction,
     schema_name,
 )
-from app.llm.config import ProviderConfig
+from app.llm.config import ProviderConfig, process_egress_policy
+from app.llm.egress import EgressPolicy, address_problem, key_var_problem, url_problem
 
 logger = logging.getLogger(__name__)
 
 FALLBACK_ORDER: tuple[str, ...] = ("json_schema", "json_object", "prompt")
 # (base_url, model_id) -> the structured-output mode that last worked there.
 _MODE_CACHE: dict[tuple[str, str], str] = {}
-_ERROR_SNIPPET = 300
+# Error texts are shown to project members: a status line and at most a short error code from
+# the body, never the body itself (a judge URL must not become a way to read other servers).
+_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,60}$")
 # Idle keep-alive connections are kept this long; a judge run reuses them call after call.
 _KEEPALIVE_S = 30.0
 
@@ -56,15 +64,28 @@ class OpenAICompatProvider:
     in the event loop of the first call. Use one instance within one event loop and aclose() it.
     """
 
-    def __init__(self, cfg: ProviderConfig) -> None:
+    def __init__(self, cfg: ProviderConfig, *, egress: EgressPolicy | None = None) -> None:
         if not cfg.base_url:
             raise ValueError("base_url is required for an OpenAI-compatible provider")
         self.cfg = cfg
+        self.egress = egress if egress is not None else process_egress_policy()
         self.limiter = asyncio.Semaphore(cfg.concurrency)
         self._base_url = cfg.base_url.rstrip("/")
         self._url = f"{self._base_url}/chat/completions"
         self._session: aiohttp.ClientSession | None = None
         self._proxy = env_proxy(self._url)
+        # Checked again here, not only when saved: a configuration saved before a policy
+        # existed (or under a looser one) must not send a forbidden key or reach a refused host.
+        problem = url_problem(self._base_url, self.egress)
+        if problem is not None:
+            raise ProviderError(
+                f"judge base URL refused: {problem}", retryable=False, code="outbound_refused"
+            )
+        problem = key_var_problem(cfg.api_key_env, self.egress)
+        if problem is not None:
+            raise ProviderError(
+                f"API key variable refused: {problem}", retryable=False, code="key_var_refused"
+            )
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -73,8 +94,12 @@ class OpenAICompatProvider:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
+            proxy_host = urlsplit(self._proxy).hostname if self._proxy else None
             connector = aiohttp.TCPConnector(
-                limit=self.cfg.concurrency, limit_per_host=0, keepalive_timeout=_KEEPALIVE_S
+                limit=self.cfg.concurrency,
+                limit_per_host=0,
+                keepalive_timeout=_KEEPALIVE_S,
+                resolver=PolicyResolver(self.egress, trusted_host=proxy_host),
             )
             # Every call sets its own timeout; cookies are never part of a judge call.
             self._session = aiohttp.ClientSession(
@@ -111,6 +136,11 @@ class OpenAICompatProvider:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         name = self.cfg.api_key_env
         if name:
+            problem = key_var_problem(name, self.egress)
+            if problem is not None:
+                raise ProviderError(
+                    f"API key variable refused: {problem}", retryable=False, code="key_var_refused"
+                )
             key = os.environ.get(name, "").strip()
             if not key:
                 raise ProviderError(
@@ -177,6 +207,9 @@ class OpenAICompatProvider:
                 data=body,
                 headers=headers,
                 proxy=self._proxy,
+                # A redirect could lead anywhere, including to a literal address the resolver
+                # never sees: judge endpoints answer directly.
+                allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=call.timeout_s),
             ) as response:
                 raw = await response.read()
@@ -185,6 +218,18 @@ class OpenAICompatProvider:
             raise ProviderError(
                 f"{self._url} timed out ({type(exc).__name__})", retryable=True, code="timeout"
             ) from exc
+        except aiohttp.ClientConnectorDNSError as exc:
+            if isinstance(exc.os_error, OutboundRefused):
+                raise ProviderError(
+                    f"judge base URL refused: {exc.os_error}",
+                    retryable=False,
+                    code="outbound_refused",
+                ) from exc
+            raise ProviderError(
+                f"could not resolve the host of {self._url}: {exc.os_error}",
+                retryable=True,
+                code="connection",
+            ) from exc
         except aiohttp.ClientError as exc:
             raise ProviderError(
                 f"could not reach {self._url}: {type(exc).__name__}: {exc}",
@@ -192,6 +237,14 @@ class OpenAICompatProvider:
                 code="connection",
             ) from exc
         latency_ms = int((time.perf_counter() - started) * 1000)
+        if 300 <= status < 400:
+            raise ProviderError(
+                f"{status_line(status)} from {self._url}: judge endpoints must answer directly "
+                "(redirects are not followed)",
+                retryable=False,
+                status=status,
+                code="redirect",
+            )
         if status >= 400:
             raise _http_error(self._url, status, response_headers, raw)
         return self._reply(status, raw, latency_ms, mode)
@@ -203,9 +256,10 @@ class OpenAICompatProvider:
             message = choice.get("message") or {}
             content = message.get("content")
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            snippet = _text(raw)[:_ERROR_SNIPPET]
+            logger.debug("malformed response from %s: %r", self._url, raw[:300])
             raise ProviderError(
-                f"malformed response from {self._url}: {snippet!r}",
+                f"malformed response from {self._url}: HTTP {status}, {len(raw)} bytes that are "
+                "not an OpenAI-compatible chat completion",
                 retryable=True,
                 status=status,
                 code="malformed_response",
@@ -234,26 +288,39 @@ def env_proxy(url: str) -> str | None:
     return urllib.request.getproxies().get(parts.scheme)
 
 
-def _text(raw: bytes) -> str:
-    return raw.decode("utf-8", errors="replace")
-
-
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _http_error(url: str, status: int, headers: Mapping[str, str], raw: bytes) -> ProviderError:
-    detail = _text(raw)[:_ERROR_SNIPPET]
+def status_line(status: int) -> str:
+    """`HTTP 429 Too Many Requests`: the standard reason phrase, never the server's own."""
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def _error_code(raw: bytes) -> str | None:
+    """The OpenAI-style error code or type from a body (context_length_exceeded, ...) when it
+    is a short token; free text from the body is never passed on."""
     try:
         error = orjson.loads(raw).get("error")
-        if isinstance(error, dict) and error.get("message"):
-            detail = str(error["message"])[:_ERROR_SNIPPET]
-        elif isinstance(error, str):
-            detail = error[:_ERROR_SNIPPET]
     except (ValueError, AttributeError):
-        pass
+        return None
+    if not isinstance(error, dict):
+        return None
+    for key in ("code", "type"):
+        value = error.get(key)
+        if isinstance(value, str) and _ERROR_CODE.match(value):
+            return value
+    return None
+
+
+def _http_error(url: str, status: int, headers: Mapping[str, str], raw: bytes) -> ProviderError:
+    logger.debug("%s from %s: %r", status, url, raw[:300])
     retry_after = parse_retry_after(headers.get("retry-after"))
-    message = f"HTTP {status} from {url}: {detail}"
+    code_text = _error_code(raw)
+    message = f"{status_line(status)} from {url}" + (f" ({code_text})" if code_text else "")
     if status == 429:
         code, retryable = "rate_limited", True
     elif status == 408:
@@ -269,3 +336,36 @@ def _http_error(url: str, status: int, headers: Mapping[str, str], raw: bytes) -
     return ProviderError(
         message, retryable=retryable, status=status, retry_after=retry_after, code=code
     )
+
+
+class OutboundRefused(OSError):
+    """A judge host resolved to an address the egress policy refuses."""
+
+
+class PolicyResolver(AbstractResolver):
+    """Resolves as aiohttp would, then refuses the whole answer if any address is forbidden:
+    aiohttp connects only to addresses this returns, so the checked address is the one used.
+    (Literal IPs never reach a resolver; the provider checks those before any call.)"""
+
+    def __init__(self, policy: EgressPolicy, *, trusted_host: str | None = None) -> None:
+        self._policy = policy
+        self._inner = aiohttp.DefaultResolver()
+        # The operator's own HTTP proxy, when one is configured, is not a judge endpoint.
+        self._trusted = trusted_host
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        if host == self._trusted:
+            return results
+        for result in results:
+            problem = address_problem(
+                ipaddress.ip_address(result["host"].split("%", 1)[0]), self._policy, host
+            )
+            if problem is not None:
+                raise OutboundRefused(problem)
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()

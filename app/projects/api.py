@@ -8,6 +8,7 @@ from app.auth.dependencies import CurrentUser, ProjectManager, ProjectReader, Se
 from app.projects import service as project_service
 from app.projects.models import Project
 from app.projects.schemas import (
+    ApprovalPolicy,
     MemberCreate,
     MemberPublic,
     ProjectCreate,
@@ -59,6 +60,23 @@ def update_project(body: ProjectUpdate, session: SessionDep, ctx: ProjectManager
         output_schema=body.output_schema,
     )
     return _public(project, ctx.role)
+
+
+@router.get("/projects/{project_id}/approval-policy", response_model=ApprovalPolicy)
+def get_approval_policy(ctx: ProjectReader) -> ApprovalPolicy:
+    """Whether a rubric version's publisher may also sign it off."""
+    return ApprovalPolicy(single_approver=project_service.single_approver_allowed(ctx.project))
+
+
+@router.put("/projects/{project_id}/approval-policy", response_model=ApprovalPolicy)
+def set_approval_policy(
+    body: ApprovalPolicy, session: SessionDep, ctx: ProjectManager
+) -> ApprovalPolicy:
+    """Allow a single approver, or require a second expert (the default)."""
+    project = project_service.set_single_approver(
+        session, ctx.project, actor=ctx.user, allowed=body.single_approver
+    )
+    return ApprovalPolicy(single_approver=project_service.single_approver_allowed(project))
 
 
 @router.get("/projects/{project_id}/members", response_model=list[MemberPublic])

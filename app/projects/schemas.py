@@ -36,6 +36,17 @@ class ProjectPublic(BaseModel):
     updated_at: datetime
 
 
+class ApprovalPolicy(BaseModel):
+    """Whether whoever publishes a rubric version may also be its only approver."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    single_approver: bool = Field(
+        description="true: the publisher may sign off their own version (exports say so); "
+        "false (default): a second expert must"
+    )
+
+
 class MemberCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

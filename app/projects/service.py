@@ -274,3 +274,41 @@ def project_counts(session: Session, project_id: int) -> dict[str, int]:
         "labels": count(Label),
         "gold_items": count(GoldItem),
     }
+
+
+# ---- approval policy --------------------------------------------------------------------------
+
+SINGLE_APPROVER = "single_approver"
+
+
+def single_approver_allowed(project: Project) -> bool:
+    """True when the project lets a version's publisher also be its (only) approver."""
+    return bool((project.settings or {}).get(SINGLE_APPROVER, False))
+
+
+def set_single_approver(
+    session: Session, project: Project, *, actor: User, allowed: bool
+) -> Project:
+    """Allow (or stop allowing) publishers to sign off their own rubric versions. Exports made
+    while it is allowed say so in their manifest."""
+    before = single_approver_allowed(project)
+    project.settings = {**(project.settings or {}), SINGLE_APPROVER: allowed}
+    project.updated_at = utcnow()
+    session.add(project)
+    if before != allowed:
+        audit_service.record(
+            session,
+            actor=actor,
+            action="project.approval_policy",
+            object_type="project",
+            object_id=project.id,
+            project_id=project.id,
+            summary=(
+                "allowed a single approver (publishers may sign off their own versions)"
+                if allowed
+                else "required a second person to sign off each version"
+            ),
+            details={"single_approver": allowed},
+        )
+    session.commit()
+    return project

@@ -72,8 +72,30 @@ def _parse_schema(text: str) -> dict[str, Any] | None:
 @router.get("/projects/{project_id}/settings", include_in_schema=False)
 def project_settings_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
     members = project_service.list_members(session, ctx.project.id or 0)
-    context = {"ctx": ctx, "members": members, "roles": [r.value for r in Role]}
+    context = {
+        "ctx": ctx,
+        "members": members,
+        "roles": [r.value for r in Role],
+        "single_approver": project_service.single_approver_allowed(ctx.project),
+    }
     return render(request, "projects/settings.html", context)
+
+
+@router.post("/projects/{project_id}/settings/approval-policy", include_in_schema=False)
+def project_approval_policy_action(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectManager,
+    single_approver: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    allowed = single_approver in ("1", "on", "true")
+    project_service.set_single_approver(session, ctx.project, actor=ctx.user, allowed=allowed)
+    response = redirect(request, f"/projects/{ctx.project.id}/settings")
+    message = (
+        "A single approver is now enough." if allowed else "A second expert must now sign off."
+    )
+    flash(request, response, message)
+    return response
 
 
 @router.post("/projects/{project_id}/settings", include_in_schema=False)

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2 import Template, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from app.rubrics.definition import RubricDefinition
 from app.rubrics.output_schema import build_output_schema
+from app.rubrics.template_sandbox import BudgetExceeded, make_environment
 
 Part = Literal["system", "user"]
 
@@ -66,10 +66,6 @@ _UNSTABLE_GLOBALS = frozenset({"lipsum"})
 TEMPLATE_FILTERS: dict[str, str] = {
     "json": "Pretty JSON text of a value, unescaped: {{ example.label | json }}.",
 }
-
-# Bounds that keep a hostile or mistaken template from exhausting memory or CPU.
-MAX_RENDERED_CHARS = 4_000_000
-_MAX_POWER_BITS = 100_000
 
 _UNSAFE_ATTRIBUTE = re.compile(r"access to attribute '([^']*)' of '([^']*)' object is unsafe")
 _UNDEFINED_NAME = re.compile(r"^'([^']*)' is undefined$")
@@ -167,50 +163,7 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
-def _json_filter(value: Any, indent: int | None = 2) -> str:
-    return json.dumps(value, indent=indent, ensure_ascii=False)
-
-
-class _PromptSandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, plus limits on `*` and `**` that could allocate without bound."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if (
-            operator == "**"
-            and isinstance(left, int)
-            and isinstance(right, int)
-            and right > 0
-            and max(left.bit_length(), 1) * right > _MAX_POWER_BITS
-        ):
-            raise SecurityError("a power this large is not allowed in templates")
-        if operator == "*":
-            sequence, times = (
-                (left, right) if isinstance(left, str | list | tuple) else (right, left)
-            )
-            if (
-                isinstance(sequence, str | list | tuple)
-                and isinstance(times, int)
-                and len(sequence) * times > MAX_RENDERED_CHARS
-            ):
-                raise SecurityError("repeating text this many times is not allowed in templates")
-        return super().call_binop(context, operator, left, right)
-
-
-def _make_environment() -> _PromptSandbox:
-    env = _PromptSandbox(
-        autoescape=False,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["json"] = _json_filter
-    return env
-
-
-_ENV = _make_environment()
+_ENV = make_environment()
 
 
 def _template_line(exc: BaseException) -> int | None:
@@ -226,6 +179,8 @@ def _template_line(exc: BaseException) -> int | None:
 
 def _describe(exc: Exception) -> str:
     text = str(exc)
+    if isinstance(exc, BudgetExceeded):
+        return text
     if isinstance(exc, SecurityError):
         match = _UNSAFE_ATTRIBUTE.search(text)
         if match:
@@ -265,23 +220,11 @@ def _compile_part(part: Part, source: str) -> Template:
 
 def _render_part(part: Part, source: str, variables: dict[str, Any]) -> str:
     template = _compile_part(part, source)
-    chunks: list[str] = []
-    size = 0
     try:
-        for chunk in template.generate(variables):
-            size += len(chunk)
-            if size > MAX_RENDERED_CHARS:
-                raise TemplateError(
-                    part,
-                    None,
-                    f"the rendered prompt exceeds {MAX_RENDERED_CHARS:,} characters",
-                )
-            chunks.append(chunk)
-    except TemplateError:
-        raise
+        # The bounded template stops at the budget (time, loops, MAX_RENDERED_CHARS).
+        return template.render(variables)
     except Exception as exc:  # any failure inside user template code is the template's fault
         raise TemplateError(part, _template_line(exc), _describe(exc)) from None
-    return "".join(chunks)
 
 
 def _text(value: Any) -> str:

@@ -23,9 +23,10 @@ from app.audit import service as audit_service
 from app.audit.models import AuditEvent
 from app.auth.models import User
 from app.core.clock import utcnow
-from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from app.core.json_limits import check_json
 from app.labels.models import GoldItem
+from app.projects import service as project_service
 from app.projects.models import Project
 from app.rollouts.models import Rollout, RolloutPair
 from app.rubrics import forms
@@ -548,10 +549,25 @@ def publish_version(
     return version
 
 
+def can_sign_off(session: Session, version: RubricVersion, actor: User) -> bool:
+    """False when `actor` published `version` and the project requires a second person."""
+    if version.created_by_id is None or version.created_by_id != actor.id:
+        return True
+    project = session.get(Project, version.project_id)
+    return project is not None and project_service.single_approver_allowed(project)
+
+
 def approve_version(
     session: Session, version: RubricVersion, *, actor: User, comment: str = ""
 ) -> RubricApproval:
-    """Record an expert's sign-off of a published version (once per person)."""
+    """Record an expert's sign-off of a published version (once per person). The publisher
+    cannot sign off their own version unless the project allows a single approver."""
+    if not can_sign_off(session, version, actor):
+        raise PermissionDenied(
+            f"You published version {version.number}, so another expert must sign it off. "
+            "(A project admin can allow a single approver in the project settings; exports "
+            "then say so in their manifest.)"
+        )
     existing = session.exec(
         select(RubricApproval).where(
             RubricApproval.rubric_version_id == version.id, RubricApproval.user_id == actor.id
@@ -1049,6 +1065,9 @@ def ensure_demo_rubric(session: Session, project: Project, admin: User) -> Rubri
             change_note="Initial version from the built-in contract review template.",
         )
     if not approvals_for(session, [version.id or 0])[version.id or 0]:
+        # The demo has one user, who publishes and signs off: its project allows a single
+        # approver, and its exports say so.
+        project_service.set_single_approver(session, project, actor=admin, allowed=True)
         approve_version(
             session, version, actor=admin, comment="Reviewed against the playbook for the demo."
         )

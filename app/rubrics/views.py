@@ -529,6 +529,7 @@ def rubric_version_page(
         "approvals": approvals,
         "can_approve": ctx.can(Permission.rubric_approve),
         "already_approved": any(a.user_id == ctx.user.id for a in approvals),
+        "own_version_blocked": not rubric_service.can_sign_off(session, version, ctx.user),
     }
     return render(request, "rubrics/version.html", context)
 

@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlmodel import Session
 
+from app.projects import service as project_service
 from app.rollouts.models import Rollout
 from tests.support.factories import make_project, make_user
 from tests.support.web import PASSWORD
@@ -76,6 +77,10 @@ def test_expert_builds_previews_publishes_and_compares_a_rubric(page, session: S
     page.wait_for_selector("[data-testid=version-number]")
     assert page.inner_text("[data-testid=version-number]") == "version 1"
     assert "Rename the actionability" in page.inner_text("[data-testid=change-note]")
+    # The publisher cannot sign off alone until the project allows a single approver.
+    assert "another expert signs it off" in page.inner_text("[data-testid=own-version]")
+    project_service.set_single_approver(session, project, actor=owner, allowed=True)
+    page.reload()
     page.click("[data-testid=approve-button]")
     page.wait_for_selector("[data-testid=approval]")
     assert expert.email in page.inner_text("[data-testid=approval]")

@@ -1,8 +1,9 @@
 """Render the frozen judge prompt for one sample, exactly as the studio's `render_prompt` does.
 
-Runs inside exported reward functions: jinja2 (its immutable sandbox) and the standard library
-only. The rubric definition arrives as a plain dict (in the model's field order) and the output
-schema as the text the studio shows the judge, so the rendered prompt is identical byte for byte.
+Runs inside exported reward functions: jinja2 (the studio's bounded sandbox) and the standard
+library only. The rubric definition arrives as a plain dict (in the model's field order) and the
+output schema as the text the studio shows the judge, so the rendered prompt is identical byte for
+byte.
 """
 
 from __future__ import annotations
@@ -10,61 +11,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jinja2 import StrictUndefined
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
-
-MAX_RENDERED_CHARS = 4_000_000
-_MAX_POWER_BITS = 100_000
+from .template_sandbox import MAX_RENDERED_CHARS, make_environment
 
 
 class PromptError(Exception):
     """A template failed to render for this sample."""
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The studio's sandbox: the immutable sandbox plus limits on `*` and `**`."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if (
-            operator == "**"
-            and isinstance(left, int)
-            and isinstance(right, int)
-            and right > 0
-            and max(left.bit_length(), 1) * right > _MAX_POWER_BITS
-        ):
-            raise SecurityError("a power this large is not allowed in templates")
-        if operator == "*":
-            sequence, times = (
-                (left, right) if isinstance(left, str | list | tuple) else (right, left)
-            )
-            if (
-                isinstance(sequence, str | list | tuple)
-                and isinstance(times, int)
-                and len(sequence) * times > MAX_RENDERED_CHARS
-            ):
-                raise SecurityError("repeating text this many times is not allowed in templates")
-        return super().call_binop(context, operator, left, right)
-
-
-def _json_filter(value: Any, indent: int | None = 2) -> str:
-    return json.dumps(value, indent=indent, ensure_ascii=False)
-
-
-def _environment() -> _Sandbox:
-    env = _Sandbox(
-        autoescape=False,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["json"] = _json_filter
-    return env
-
-
-_ENV = _environment()
+# The studio's bounded sandbox (template_sandbox.py, copied verbatim): same text, same limits.
+_ENV = make_environment()
 
 
 def text_of(value: Any) -> str:

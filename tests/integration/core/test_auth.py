@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app.audit.models import AuditEvent
-from app.auth.models import ApiToken, UserSession
+from app.auth import service as auth_service
+from app.auth.models import ApiToken, LoginAttempt, UserSession
+from app.core.clock import utcnow
+from app.core.errors import InvalidInput, RateLimited
 from tests.support.factories import make_project, make_user
 from tests.support.web import PASSWORD, csrf_for, data_testids, find_all, login
 
@@ -74,6 +80,88 @@ def test_failed_logins_are_rate_limited(client: TestClient, session: Session, se
     )
     assert response.status_code == 429
     assert "Too many failed sign-in attempts" in response.text
+
+
+def test_one_accounts_failures_do_not_lock_out_others_behind_the_same_address(
+    client: TestClient, session: Session, settings
+) -> None:
+    make_user(session, "a@example.com")
+    make_user(session, "b@example.com")
+    token = csrf_for(client, "/login")
+    for _ in range(settings.login_max_failures + 2):
+        client.post(
+            "/login", data={"email": "a@example.com", "password": "x" * 12, "csrf_token": token}
+        )
+    other = client.post(
+        "/login",
+        data={"email": "b@example.com", "password": PASSWORD, "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert other.status_code == 303  # same client address, another account: signed in
+
+
+def _fail(session: Session, email: str, ip: str, seconds_ago: float, n: int = 1) -> None:
+    at = utcnow() - timedelta(seconds=seconds_ago)
+    for _ in range(n):
+        session.add(LoginAttempt(email=email, client_ip=ip, succeeded=False, attempted_at=at))
+    session.commit()
+
+
+def test_failures_throttle_the_account_and_address_pair_with_exponential_backoff(
+    session: Session, settings
+) -> None:
+    make_user(session, "a@example.com")
+    limit = settings.login_max_failures
+    assert [auth_service.backoff_seconds(n, settings) for n in range(limit - 1, limit + 4)] == [
+        0.0,
+        30.0,
+        60.0,
+        120.0,
+        240.0,
+    ]
+    assert auth_service.backoff_seconds(limit + 50, settings) == settings.login_failure_window_s
+
+    def sign_in(ip: str) -> str:
+        try:
+            auth_service.authenticate(
+                session, settings, email="a@example.com", password=PASSWORD, client_ip=ip
+            )
+        except RateLimited as exc:
+            return exc.message
+        return "ok"
+
+    _fail(session, "a@example.com", "10.0.0.1", 40, limit)  # 5 failures, the last 40 s ago
+    assert sign_in("10.0.0.1") == "ok"  # 30 s have passed; the success resets the pair
+    _fail(session, "a@example.com", "10.0.0.3", 40, limit + 1)  # 6 failures: 60 s to wait
+    message = sign_in("10.0.0.3")
+    assert "Try again in 20 seconds" in message or "Try again in 21 seconds" in message
+    assert sign_in("10.0.0.2") == "ok"  # the same account from elsewhere is not locked
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "a@b",
+        "@example.com",
+        "a@",
+        "a@@example.com",
+        "a b@example.com",
+        "a@example..com",
+        "a@-example.com",
+        "a@example.com>",
+        "<script>@example.com",
+        "a@localhost",
+        "a@exa mple.com",
+    ],
+)
+def test_accounts_need_a_real_email_address(session: Session, address: str) -> None:
+    with pytest.raises(InvalidInput, match="not a valid email address"):
+        auth_service.create_user(session, email=address, password=PASSWORD)
+
+
+def test_valid_addresses_are_normalised(session: Session) -> None:
+    user = auth_service.create_user(session, email="  Ann.Lee+rs@Example.COM ", password=PASSWORD)
+    assert user.email == "ann.lee+rs@example.com"
 
 
 def test_logout_ends_the_session(client: TestClient, session: Session) -> None:

@@ -156,3 +156,29 @@ def test_overview_shows_the_workflow_with_done_steps(client: TestClient, session
         "rollouts", "rubric", "judge", "label", "gold", "agreement", "export",
     ]  # fmt: skip
     assert all("done" not in (s.get("class") or "") for s in steps)
+
+
+def test_admins_choose_whether_one_approver_is_enough(client: TestClient, session: Session) -> None:
+    owner = make_user(session, "owner@example.com")
+    expert = make_user(session, "expert@example.com")
+    project = make_project(session, owner, "Sign-off", members=[(expert, "expert")])
+    url = f"/projects/{project.id}/settings/approval-policy"
+    api = f"/api/v1/projects/{project.id}/approval-policy"
+    login(client, expert.email)
+    token = csrf_for(client)
+    assert client.get(api).json() == {"single_approver": False}
+    refused = client.post(url, data={"single_approver": "1", "csrf_token": token})
+    assert refused.status_code == 403
+    login(client, owner.email)
+    token = csrf_for(client)
+    on = client.post(
+        url, data={"single_approver": "1", "csrf_token": token}, follow_redirects=False
+    )
+    assert on.status_code == 303
+    assert client.get(api).json() == {"single_approver": True}
+    off = client.put(api, json={"single_approver": False}, headers={"X-CSRF-Token": token})
+    assert off.json() == {"single_approver": False}
+    actions = session.exec(
+        select(AuditEvent.action).where(AuditEvent.action == "project.approval_policy")
+    ).all()
+    assert len(actions) == 2

@@ -90,6 +90,9 @@ def test_export_in_the_browser_with_a_passing_gate(
     assert manifest["agreement"]["overall"]["kappa"] == 1.0
     assert manifest["agreement"]["n"] == len(world.rollouts)
     assert manifest["rubric"]["approvals"][0]["by"] == world.expert.email
+    # The demo rubric's expert published and signed off alone: the manifest says so.
+    assert manifest["rubric"]["approvals"][0]["is_publisher"] is True
+    assert manifest["rubric"]["single_approver_allowed"] is True
     assert manifest["override"] is None and bundle.gate_passed
     assert bundle.content["files"]["rubric"]["text"].startswith("format_version: 1")
     for name in (

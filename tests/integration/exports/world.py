@@ -17,6 +17,7 @@ from app.judging import service as judging_service
 from app.judging.models import JudgeConfig, JudgeRun, Verdict
 from app.judging.schemas import JudgeConfigInput, RunCreate, SelectionInput
 from app.labels.models import GoldItem, Label
+from app.llm.egress import EgressPolicy
 from app.projects.models import Project
 from app.rollouts.models import Rollout
 from app.rubrics import service as rubric_service
@@ -98,6 +99,7 @@ def build_world(session: Session, base_url: str, *, contracts: int = 3) -> World
         session,
         project,
         actor=admin,
+        egress=EgressPolicy(allow_loopback=True),
         data=JudgeConfigInput(
             name="local judge",
             provider="openai_compat",

@@ -13,12 +13,16 @@ from app.judging import service as judge_service
 from app.judging.engine import EngineOptions
 from app.judging.models import JudgeConfig, JudgeRun
 from app.judging.schemas import JudgeConfigInput, RunCreate, SelectionInput
+from app.llm.egress import EgressPolicy
 from app.projects.models import Project
 from app.rollouts.models import Rollout, RolloutPair
 from app.rubrics.builtin import get_builtin
 from app.rubrics.definition import RubricDefinition, content_hash
 from app.rubrics.models import Rubric, RubricVersion
 from app.rubrics.output_schema import build_output_schema
+
+# The tests' judges run on this machine (tests/support/judge_server.py on 127.0.0.1).
+LOCAL_JUDGES = EgressPolicy(allow_loopback=True)
 
 
 def make_version(
@@ -129,7 +133,7 @@ def make_judge_config(
     }
     values.update(overrides)
     return judge_service.create_config(
-        session, project, actor=actor, data=JudgeConfigInput(**values)
+        session, project, actor=actor, data=JudgeConfigInput(**values), egress=LOCAL_JUDGES
     )
 
 

@@ -140,6 +140,22 @@ def test_the_api_refuses_bad_input_and_roles_without_permission(
     )
     assert bad.status_code == 422
     assert any("NAME of an environment variable" in p["message"] for p in bad.json()["problems"])
+    for name in ("RS_SECRET_KEY", "RS_DATABASE_URL", "AWS_SECRET_ACCESS_KEY"):
+        refused = client.post(
+            f"{base}/judge-configs",
+            json=_config_body("http://x/v1", api_key_env=name),
+            headers=world["engineer"],
+        )
+        assert refused.status_code == 422
+        (problem,) = refused.json()["problems"]
+        assert problem["field"] == "api_key_env" and "RS_JUDGE_KEY_" in problem["message"]
+    metadata = client.post(
+        f"{base}/judge-configs",
+        json=_config_body("http://[::ffff:169.254.169.254]/v1"),
+        headers=world["engineer"],
+    )
+    assert metadata.status_code == 422
+    assert metadata.json()["problems"][0]["field"] == "base_url"
     extra = client.post(
         f"{base}/judge-configs",
         json={**_config_body("http://x/v1"), "api_key": "sk-secret"},

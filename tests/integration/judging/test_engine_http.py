@@ -15,6 +15,7 @@ from sqlmodel import Session, col, func, select
 from app.judging import engine as judge_engine
 from app.judging import service as judge_service
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
+from app.llm.egress import EgressPolicy
 from app.llm.openai_compat import clear_mode_cache
 from app.projects.models import Project
 from tests.integration.judging.helpers import (
@@ -328,11 +329,11 @@ def test_a_reply_still_unusable_after_repair_falls_back_to_the_neutral_score(
 def test_a_missing_api_key_variable_fails_without_calling(
     session: Session, engine: Engine, project: Project, server: JudgeServer, monkeypatch
 ) -> None:
-    monkeypatch.delenv("RS_TEST_JUDGE_KEY", raising=False)
+    monkeypatch.delenv("RS_JUDGE_KEY_TEST", raising=False)
     version = make_version(session, project)
     make_rollouts(session, project, 2)
     config = make_judge_config(
-        session, project, base_url=server.base_url, api_key_env="RS_TEST_JUDGE_KEY"
+        session, project, base_url=server.base_url, api_key_env="RS_JUDGE_KEY_TEST"
     )
     (run,) = start_runs(session, project, version, [config])
 
@@ -340,19 +341,50 @@ def test_a_missing_api_key_variable_fails_without_calling(
 
     verdicts = _verdicts(session, run)
     assert {v.parse_status for v in verdicts} == {"error"}
-    assert all("RS_TEST_JUDGE_KEY" in (v.error or "") for v in verdicts)
+    assert all("RS_JUDGE_KEY_TEST" in (v.error or "") for v in verdicts)
+    assert server.requests == 0
+
+
+def test_a_stored_configuration_the_policy_now_refuses_sends_nothing(
+    session: Session, engine: Engine, project: Project, server: JudgeServer, monkeypatch
+) -> None:
+    # Saved before the allow-list existed (written straight to the table): the worker refuses it.
+    monkeypatch.setenv("RS_SECRET_KEY", "the-app-secret")
+    version = make_version(session, project)
+    make_rollouts(session, project, 2)
+    config = make_judge_config(session, project, base_url=server.base_url)
+    config.api_key_env = "RS_SECRET_KEY"
+    session.add(config)
+    session.commit()
+    (run,) = start_runs(session, project, version, [config])
+
+    _judge(engine, run)
+
+    session.refresh(run)
+    assert run.status == "failed" and "RS_SECRET_KEY" in run.message
+    assert "RS_JUDGE_KEY_" in run.message and "the-app-secret" not in run.message
+    assert server.requests == 0
+
+
+def test_a_worker_whose_operator_refuses_loopback_never_calls_a_local_judge(
+    session: Session, engine: Engine, project: Project, server: JudgeServer
+) -> None:
+    (run,) = [_queued_run(session, project, 2, base_url=server.base_url)]
+    _judge(engine, run, egress=EgressPolicy())
+    session.refresh(run)
+    assert run.status == "failed" and "loopback" in run.message
     assert server.requests == 0
 
 
 def test_the_api_key_is_read_from_the_named_environment_variable(
     session: Session, engine: Engine, project: Project, monkeypatch
 ) -> None:
-    monkeypatch.setenv("RS_TEST_JUDGE_KEY", "sk-test-123")
+    monkeypatch.setenv("RS_JUDGE_KEY_TEST", "sk-test-123")
     version = make_version(session, project)
     make_rollouts(session, project, 1)
     with JudgeServer(api_key="sk-test-123") as server:
         config = make_judge_config(
-            session, project, base_url=server.base_url, api_key_env="RS_TEST_JUDGE_KEY"
+            session, project, base_url=server.base_url, api_key_env="RS_JUDGE_KEY_TEST"
         )
         (run,) = start_runs(session, project, version, [config])
         _judge(engine, run)

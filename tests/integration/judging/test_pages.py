@@ -66,7 +66,7 @@ CONFIG_FORM = {
     "provider": "openai_compat",
     "model_id": "qwen2.5-7b-instruct",
     "base_url": "http://127.0.0.1:8000/v1",
-    "api_key_env": "VLLM_API_KEY",
+    "api_key_env": "RS_JUDGE_KEY_VLLM",
     "temperature": "0",
     "max_tokens": "800",
     "concurrency": "16",
@@ -88,7 +88,7 @@ def test_an_engineer_creates_edits_and_deletes_a_judge_configuration(
     assert response.status_code == 204 and response.headers["HX-Redirect"] == base
     config = session.exec(select(JudgeConfig)).one()
     assert config.params["max_tokens"] == 800 and config.params["base_delay_s"] == 0.5
-    assert config.api_key_env == "VLLM_API_KEY" and config.concurrency == 16
+    assert config.api_key_env == "RS_JUDGE_KEY_VLLM" and config.concurrency == 16
 
     page = web.get(base)
     assert "judge-configs" in data_testids(page.text)
@@ -96,7 +96,7 @@ def test_an_engineer_creates_edits_and_deletes_a_judge_configuration(
     assert [r["data-config-id"] for r in rows] == [str(config.id)]
 
     edit = web.get(f"{base}/configs/{config.id}")
-    assert 'value="VLLM_API_KEY"' in edit.text
+    assert 'value="RS_JUDGE_KEY_VLLM"' in edit.text
     changed = {**CONFIG_FORM, "concurrency": "32", "revision": str(config.revision)}
     assert _post(web, f"{base}/configs/{config.id}", changed).status_code == 204
     session.refresh(config)
@@ -133,6 +133,13 @@ def test_an_engineer_creates_edits_and_deletes_a_judge_configuration(
         ({"name": "  "}, "name"),
         ({"provider": "bedrock", "temperature": "1.5"}, "temperature between 0 and 1"),
         ({"provider": "bedrock", "batch_s3_uri": "bucket/prefix"}, "s3://"),
+        # The app's own secrets and cloud credentials can never be a judge's key variable.
+        ({"api_key_env": "RS_SECRET_KEY"}, "Rubric Studio&#39;s own settings"),
+        ({"api_key_env": "AWS_SECRET_ACCESS_KEY"}, "never a judge key"),
+        ({"api_key_env": "OPENAI_API_KEY"}, "use a name starting with RS_JUDGE_KEY_"),
+        ({"base_url": "http://169.254.169.254/latest"}, "never allowed"),
+        ({"base_url": "http://metadata.google.internal/v1"}, "cloud metadata"),
+        ({"base_url": "http://10.0.0.5:8000/v1"}, "RS_OUTBOUND_ALLOW_PRIVATE"),
     ],
 )
 def test_bad_judge_configurations_get_a_readable_422(

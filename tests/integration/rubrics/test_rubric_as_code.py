@@ -189,7 +189,9 @@ def _published(session: Session, world: World) -> int:
     rubric = rubric_service.create_rubric(
         session, world.project, actor=world.expert, name="Legal", template="legal_contract_review"
     )
-    version = rubric_service.publish_version(session, rubric, actor=world.expert, change_note="v1")
+    version = rubric_service.publish_version(
+        session, rubric, actor=world.engineer, change_note="v1"
+    )
     rubric_service.approve_version(session, version, actor=world.expert, comment="ok")
     return rubric.id or 0
 

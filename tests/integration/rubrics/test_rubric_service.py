@@ -12,8 +12,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from app.audit.models import AuditEvent
-from app.core.errors import Conflict, InvalidInput
+from app.core.errors import Conflict, InvalidInput, PermissionDenied
 from app.labels.models import GoldItem
+from app.projects import service as project_service
 from app.rubrics import service as rubric_service
 from app.rubrics.builtin import get_builtin
 from app.rubrics.definition import RubricDefinition, content_hash
@@ -279,7 +280,9 @@ def test_versions_cannot_be_changed_or_deleted_through_the_orm(
 
 def test_approval_is_recorded_once_per_person(session: Session, world: World) -> None:
     rubric = _legal(session, world)
-    version = rubric_service.publish_version(session, rubric, actor=world.expert, change_note="v1")
+    version = rubric_service.publish_version(
+        session, rubric, actor=world.engineer, change_note="v1"
+    )
     approval = rubric_service.approve_version(
         session, version, actor=world.expert, comment="Matches the playbook"
     )
@@ -290,6 +293,19 @@ def test_approval_is_recorded_once_per_person(session: Session, world: World) ->
     approvals = rubric_service.approvals_for(session, [version.id or 0])[version.id or 0]
     assert [a.user_label for a in approvals] == [world.expert.email, world.admin.email]
     assert len(_actions(session, "rubric.approve")) == 2
+
+
+def test_a_publisher_cannot_sign_off_their_own_version_unless_the_project_allows_it(
+    session: Session, world: World
+) -> None:
+    rubric = _legal(session, world)
+    version = rubric_service.publish_version(session, rubric, actor=world.expert, change_note="v1")
+    with pytest.raises(PermissionDenied, match="another expert must sign it off"):
+        rubric_service.approve_version(session, version, actor=world.expert)
+    assert rubric_service.approvals_for(session, [version.id or 0])[version.id or 0] == []
+    project_service.set_single_approver(session, world.project, actor=world.admin, allowed=True)
+    rubric_service.approve_version(session, version, actor=world.expert)
+    assert _actions(session, "project.approval_policy")
 
 
 def test_example_candidates_never_offer_gold_test_items(session: Session, world: World) -> None:

@@ -4,6 +4,7 @@ published versions that no route can change."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from app.audit.models import AuditEvent
 from app.auth import service as auth_service
 from app.auth.models import User
 from app.labels.models import GoldItem
+from app.projects import service as project_service
 from app.rubrics import service as rubric_service
 from app.rubrics.models import Rubric, RubricVersion
 from tests.integration.rubrics.conftest import World, client_for, make_rollout
@@ -299,7 +301,14 @@ def test_publish_sign_off_and_compare_through_the_pages(
     page = expert_client.get(f"{base}/versions/2")
     assert page.status_code == 200
     assert "Sharper level 5" in page.text and "no-approvals" in data_testids(page.text)
+    # The expert published v2: someone else signs it off, unless the project allows one approver.
+    assert "own-version" in data_testids(page.text)
+    assert "approve-form" not in data_testids(page.text)
     token = csrf_for(expert_client, f"{base}/versions/2")
+    refused = expert_client.post(f"{base}/versions/2/approve", data={"csrf_token": token})
+    assert refused.status_code == 403 and "another expert must sign it off" in refused.text
+    project_service.set_single_approver(session, world.project, actor=world.admin, allowed=True)
+    assert "approve-form" in data_testids(expert_client.get(f"{base}/versions/2").text)
     approved = expert_client.post(
         f"{base}/versions/2/approve", data={"csrf_token": token, "comment": "Checked"}
     )
@@ -326,6 +335,7 @@ def test_published_versions_are_unchanged_by_every_route(
     app: FastAPI, expert_client: TestClient, session: Session, world: World
 ) -> None:
     rollout = make_rollout(session, world.project)
+    project_service.set_single_approver(session, world.project, actor=world.admin, allowed=True)
     rubric_id = _create(expert_client, world)
     base = f"/projects/{world.pid}/rubrics/{rubric_id}"
     assert (
@@ -475,6 +485,34 @@ def test_api_draft_conflict_returns_the_current_draft(
     assert api.get(f"{url}/versions/5").status_code == 404
     listed = api.get(base).json()
     assert [(r["name"], r["latest_version"]) for r in listed] == [("Generic", 1)]
+
+
+def test_a_template_over_budget_is_refused_quickly_and_never_slows_its_pages(
+    app: FastAPI, session: Session, world: World
+) -> None:
+    token = auth_service.create_api_token(session, world.engineer, "t").token
+    api = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+    base = f"/api/v1/projects/{world.pid}/rubrics"
+    body = api.post(base, json={"name": "Generic", "template": "generic_pass_fail"}).json()
+    url = f"{base}/{body['id']}"
+    nested = "{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}"
+    started = time.process_time()
+    saved = api.put(
+        f"{url}/draft",
+        json={"revision": 1, "definition": body["draft"] | {"system_template": nested}},
+    )
+    assert time.process_time() - started < 6.0
+    result = saved.json()
+    assert not result["valid"]
+    (error,) = result["template_errors"]
+    assert error["part"] == "system"
+    assert "loop iterations" in error["message"] or "must render within" in error["message"]
+    publish = api.post(f"{url}/publish", json={"change_note": "try", "revision": 2})
+    assert publish.status_code == 422
+    browser = client_for(app, world.engineer)
+    started = time.process_time()
+    page = browser.get(f"/projects/{world.pid}/rubrics/{body['id']}")
+    assert page.status_code == 200 and time.process_time() - started < 6.0
 
 
 def test_api_renders_a_version_for_a_rollout(app: FastAPI, session: Session, world: World) -> None:

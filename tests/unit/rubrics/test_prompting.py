@@ -1,6 +1,8 @@
 """Tests for judge prompt rendering: sandbox, error messages, defaults and validation."""
 
 import pickle
+import re
+import time
 
 import pytest
 
@@ -123,9 +125,65 @@ def test_sandbox_blocks_internals_with_a_clear_message(template: str, attribute:
     assert "is not allowed in templates" in error.message
 
 
-@pytest.mark.parametrize("template", ["{{ 'x' * 10000000 }}", "{{ 7 ** 1000000 }}"])
-def test_sandbox_blocks_runaway_allocation(template: str) -> None:
-    assert "not allowed in templates" in error_for(template).message
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ 'x' * 10000000 }}", "templates may produce at most 4,000,000"),
+        ("{{ 7 ** 1000000 }}", "not allowed in templates"),
+        (
+            "{% for i in range(10000) %}{% for j in range(10000) %}{{ '' }}"
+            "{% endfor %}{% endfor %}",
+            "limited to 1,000,000 loop iterations|must render within 2 s",
+        ),
+        ("{{ 'a'|center(200000000) }}", "200,000,000 characters"),
+        ("{{ 'a'.center(200000000) }}", "200,000,000 characters"),
+        ("{{ '{:>50000000}'.format('x') }}", "50,000,000 characters"),
+        ("{{ '{:>{w}}'.format('x', w=50000000) }}", "nested {} in format specs"),
+        ("{{ '%500000000s' | format('x') }}", "500,000,000 characters"),
+        ("{{ '%500000000s' % 'x' }}", "500,000,000 characters"),
+        ("{{ 'a' * 10**9 }}", "1,000,000,000 characters"),
+        ("{{ range(10**9) }}", "Range too big"),
+        ("{% set x = 'a' * 1000000 %}{{ x ~ x ~ x ~ x ~ x }}", "5,000,000 characters"),
+        ("{% set x = 'a' * 1000000 %}{{ x + x + x + x + x }}", "characters"),
+        ("{{ ('a' * 1000000) | replace('a', 'aaaaa') }}", "5,000,000 characters"),
+        ("{{ ('a\n' * 1000000) | indent(100) }}", "characters"),
+        ("{{ ('a ' * 1000000) | wordwrap(1, wrapstring='----------') }}", "characters"),
+        ("{{ (['a' * 1000000] * 5) | join }}", "5,000,000 characters"),
+        ("{{ ','.join(['a' * 1000000] * 5) }}", "characters"),
+        ("{{ [1] | batch(10**9, 'x') | list }}", "1,000,000,000 items"),
+        ("{{ (1).to_bytes(10**9, 'big') }}", "characters"),
+        ("{{ 'a\tb'.expandtabs(10**9) }}", "characters"),
+        ("{{ lipsum(10**9) }}", "at most 20 paragraphs"),
+        ("{{ metadata | tojson(10**8) }}", "indents by at most"),
+        (
+            "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
+            "{{ f(40) }}",
+            "must render within 2 s",
+        ),
+    ],
+)
+def test_templates_over_budget_are_refused_quickly(template: str, expected: str) -> None:
+    started = time.process_time()
+    error = error_for(template + "{{ response }}")
+    assert re.search(re.escape(expected).replace("\\|", "|"), error.message), error.message
+    assert time.process_time() - started < 4.0
+
+
+def test_validation_refuses_a_template_over_budget_before_it_is_saved() -> None:
+    nested = "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}"
+    started = time.process_time()
+    errors = validate_templates(rubric(user=nested + "{{ response }}"))
+    assert time.process_time() - started < 4.0
+    assert [e.part for e in errors] == ["user"]
+    assert "loop iterations" in errors[0].message
+
+
+def test_a_long_but_honest_prompt_renders_within_the_budget() -> None:
+    messages = [{"role": "user", "content": f"message {i}"} for i in range(100_000)]
+    ctx = PromptContext(input_messages=messages, response="r")
+    template = "{% for m in input_messages %}{{ m.content }}\n{% endfor %}{{ response }}"
+    text = render_user(template, ctx)
+    assert text.count("\n") == 100_000
 
 
 def test_syntax_error_has_line_number() -> None:
