@@ -68,7 +68,11 @@ def test_a_refused_secret_is_not_echoed_by_the_cli(monkeypatch: pytest.MonkeyPat
     assert "RS_SECRET_KEY" in result.output and weak not in result.output
 
 
-@pytest.mark.parametrize("secret", [REAL_SECRET, secrets.token_hex(16), secrets.token_hex(32)])
+@pytest.mark.parametrize(
+    "secret",
+    [REAL_SECRET, secrets.token_hex(16), secrets.token_hex(32)],
+    ids=["token_urlsafe(48)", "token_hex(16)", "token_hex(32)"],  # stable ids for pytest-xdist
+)
 def test_production_accepts_generated_secrets(secret: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RS_INSECURE_FAST_PASSWORD_HASH", raising=False)
     assert Settings(env="production", secret_key=secret).secret_key == secret
