@@ -67,6 +67,9 @@ class TargetQuery(BaseModel):
     number_generation: int = Field(default=8, ge=1, le=256)
     lambda_concurrency_limit: int = Field(default=100, ge=1, le=10_000)
     grader_model: str = Field(default="o4-mini-2025-04-16", min_length=1, max_length=200)
+    lambda_architecture: str = Field(
+        default="x86_64", pattern="^(x86_64|arm64)$", description="the Lambda's architecture"
+    )
 
     @field_validator("provider", "model_id", "region", "base_url", "function_name", mode="before")
     @classmethod
@@ -84,4 +87,5 @@ class TargetQuery(BaseModel):
             number_generation=self.number_generation,
             lambda_concurrency_limit=self.lambda_concurrency_limit,
             grader_model=self.grader_model,
+            lambda_architecture=self.lambda_architecture,
         )

@@ -27,6 +27,17 @@ ASSISTANT_ROLES = ("assistant", "nova_assistant")
 # Keys of a training row the reward reads itself; the rest of `metadata` is the template's.
 CONSUMED_KEYS = ("reference_answer", "target_document", "references")
 MAX_ERROR_CHARS = 300
+# Judge settings that change what the judge answers: fixed by the hashed bundle, never overridden
+# at run time (where the server is, credentials, concurrency and timeouts may be).
+REWARD_SETTINGS = (
+    "provider",
+    "model_id",
+    "region",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "structured_output",
+)
 
 
 class BundleError(ValueError):
@@ -133,9 +144,15 @@ class RewardEngine:
         self.output_schema_text: str = bundle["runtime"]["output_schema_text"]
         self.project_schema: dict[str, Any] | None = spec["project"].get("output_schema")
         runtime_judge = (bundle.get("runtime") or {}).get("judge") or spec["judge"]
-        self.judge_settings = dict(runtime_judge) | {
-            k: v for k, v in (judge_overrides or {}).items() if v is not None
-        }
+        overrides = {k: v for k, v in (judge_overrides or {}).items() if v is not None}
+        for key in REWARD_SETTINGS:
+            if key in overrides and overrides[key] != runtime_judge.get(key):
+                raise BundleError(
+                    f"judge setting {key}={overrides[key]!r} would change the reward of this "
+                    f"bundle (it was exported with {runtime_judge.get(key)!r}): export again "
+                    "with that setting so the content hash covers it"
+                )
+        self.judge_settings = dict(runtime_judge) | overrides
         self._client_factory = client_factory
         self._http_client = http_client
         self._sleep = sleep

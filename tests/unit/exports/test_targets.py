@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from app.exports.bundle import content_hash
 from app.exports.targets import TARGETS, TargetOptions, render_target
 from app.exports.targets.common import RUNTIME_SOURCES, runtime_bundle
 from app.exports.targets.nova_lambda import build_zip, iam_policies, recipe_overrides
@@ -59,13 +60,11 @@ def test_lambda_zip_holds_the_handler_runtime_bundle_and_requirements() -> None:
         "recipe_overrides.yaml",
         "iam_policies.json",
         "README.md",
-        "rubric_reward/__init__.py",
-        *(f"rubric_reward/{name}.py" for name in RUNTIME_SOURCES),
     }
     assert "def lambda_handler(event: Any, context: Any)" in files["handler.py"]
-    # The studio's scoring and reward code is copied verbatim, never rewritten.
+    # The studio's scoring and reward code is embedded verbatim, never rewritten.
     for name, path in RUNTIME_SOURCES.items():
-        assert files[f"rubric_reward/{name}.py"] == path.read_text(), name
+        assert repr(path.read_text()) in files["handler.py"], name
     bundle = json.loads(files["bundle.json"])
     assert bundle["content_hash"] == legal_content()["content_hash"]
     assert files["requirements.txt"].split() == [
@@ -107,8 +106,15 @@ def test_target_options_switch_the_lambda_to_a_bedrock_judge() -> None:
     assert runtime["provider"] == "bedrock" and runtime["model_id"] == "amazon.nova-pro-v1:0"
     assert runtime["base_url"] is None and runtime["region"] == "eu-west-1"
     assert "boto3" in files["requirements.txt"] and "httpx" not in files["requirements.txt"]
-    # The bundle itself is untouched: the hash still verifies.
-    assert json.loads(files["bundle.json"])["spec"]["judge"]["provider"] == "openai_compat"
+    # The override changes the reward, so the package's hashed spec holds it: its own content
+    # hash, with the stored bundle's hash and what changed in the manifest.
+    package = json.loads(files["bundle.json"])
+    assert package["spec"]["judge"] == runtime
+    assert package["content_hash"] == content_hash(package["spec"]) != content["content_hash"]
+    assert package["manifest"]["bundle_content_hash"] == content["content_hash"]
+    assert package["manifest"]["judge_overridden"] == ["provider", "model_id", "region"]
+    # Without an override the package's hash is the bundle's.
+    assert json.loads(_zip(content)["bundle.json"])["content_hash"] == content["content_hash"]
 
 
 def test_recipe_overrides_and_iam_policies() -> None:
