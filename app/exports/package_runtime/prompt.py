@@ -13,6 +13,8 @@ from typing import Any
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from .reference_answer import reference_answer_text
+
 MAX_RENDERED_CHARS = 4_000_000
 _MAX_POWER_BITS = 100_000
 
@@ -138,7 +140,7 @@ def template_variables(
         "response": sample.get("response") or "",
         "response_a": "",
         "response_b": "",
-        "reference_answer": text_of(sample.get("reference_answer")),
+        "reference_answer": reference_answer_text(sample.get("reference_answer")),
         "metadata": dict(sample.get("metadata") or {}),
         "criteria": criteria,
         "edge_case_rules": list(definition.get("edge_case_rules") or []),

@@ -1,8 +1,8 @@
 """What every generated package shares: the runtime sources and the bundle file it reads.
 
 The runtime is `app/exports/package_runtime` with the studio's own scoring.py, json_extract.py,
-components.py and composite.py copied in verbatim (never rewritten), so the package computes
-what the studio computes.
+components.py, composite.py and reference_answer.py copied in verbatim (never rewritten), so the
+package computes what the studio computes.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ RUNTIME_SOURCES: dict[str, Path] = {
     "json_extract": _APP / "llm" / "json_extract.py",
     "components": _APP / "rewards" / "components.py",
     "composite": _APP / "rewards" / "composite.py",
+    "reference_answer": _APP / "rubrics" / "reference_answer.py",
     "prompt": RUNTIME_DIR / "prompt.py",
     "judge": RUNTIME_DIR / "judge.py",
     "engine": RUNTIME_DIR / "engine.py",
