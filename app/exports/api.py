@@ -16,7 +16,16 @@ from app.exports.schemas import ExportCreate, ExportPublic, GateCheckPublic, Tar
 router = APIRouter(prefix="/api/v1", tags=["exports"])
 
 TargetName = Literal[
-    "nova-lambda", "nova-recipe", "nova-iam", "trl", "verl", "openai-grader", "bundle"
+    "nova-lambda",
+    "nova-recipe",
+    "nova-iam",
+    "trl",
+    "verl",
+    "openrlhf",
+    "trainer-requirements",
+    "openai-grader",
+    "foundry-grader",
+    "bundle",
 ]
 
 
@@ -106,7 +115,8 @@ def download_target(
     query: Annotated[TargetQuery, Query()],
 ) -> Response:
     """A target generated from the bundle: nova-lambda (zip), nova-recipe, nova-iam, trl, verl,
-    openai-grader (legacy) or the bundle file itself."""
+    openrlhf, trainer-requirements, openai-grader (legacy), foundry-grader or the bundle file
+    itself."""
     bundle = export_service.get_bundle(session, ctx.project.id or 0, bundle_id)
     file = export_service.target_file(bundle, target, query.options())
     return Response(

@@ -8,7 +8,10 @@ from typing import Annotated
 
 import typer
 
-TARGET_HELP = "nova-lambda | nova-recipe | nova-iam | trl | verl | openai-grader | bundle"
+TARGET_HELP = (
+    "nova-lambda | nova-recipe | nova-iam | trl | verl | openrlhf | trainer-requirements | "
+    "openai-grader | foundry-grader | bundle"
+)
 
 
 def export_command(

@@ -9,7 +9,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.exports.targets import TargetOptions
 
-TARGET_NAMES = ("nova-lambda", "nova-recipe", "nova-iam", "trl", "verl", "openai-grader", "bundle")
+TARGET_NAMES = (
+    "nova-lambda",
+    "nova-recipe",
+    "nova-iam",
+    "trl",
+    "verl",
+    "openrlhf",
+    "trainer-requirements",
+    "openai-grader",
+    "foundry-grader",
+    "bundle",
+)
 
 
 class ExportCreate(BaseModel):

@@ -4,7 +4,9 @@ module and the (legacy) OpenAI grader."""
 from __future__ import annotations
 
 import ast
+import asyncio
 import importlib.util
+import inspect
 import io
 import json
 import sys
@@ -161,9 +163,17 @@ def test_trainer_module_imports_alone_and_exposes_both_signatures(tmp_path: Path
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert callable(module.reward_func) and callable(module.compute_score)
+    assert inspect.iscoroutinefunction(module.reward_func)  # TRL runs it on its event loop
+    assert inspect.iscoroutinefunction(module.compute_score_async)
     # A prose response fails the format gate before any judge call: no server is needed.
-    assert module.reward_func(prompts=["Review it"], completions=["Looks fine to me."]) == [0.0]
+    prose = {"prompts": ["Review it"], "completions": ["Looks fine to me."]}
+    assert asyncio.run(module.reward_func(**prose)) == [0.0]
+    assert module.reward_func_sync(**prose) == [0.0]
     assert module.compute_score("demo", "Looks fine.", None, {})["score"] == 0.0
+    with pytest.raises(ValueError, match="would change the reward"):
+        module.configure(model_id="another-model")
+        module.get_engine()
+    module.configure(model_id=OPENAI_JUDGE["model_id"])  # the same value is no override
     assert module.get_engine().judge_settings["base_url"] == OPENAI_JUDGE["base_url"]
     module.configure(base_url="http://127.0.0.1:8/v1", concurrency=2)
     assert module.get_engine().judge_settings["base_url"] == "http://127.0.0.1:8/v1"
@@ -198,7 +208,8 @@ def test_openai_grader_is_marked_legacy_and_reproduces_weights_and_gates(demo_ro
     content = legal_content(reward=reward)
     result = build_grader(content)
     assert result["legacy"] is True and "LEGACY" in result["notice"]
-    grader = result["grader"]
+    assert result["grader"]["type"] == "score_model"
+    grader = result["multi_grader"]
     assert grader["type"] == "multi"
     assert set(grader["graders"]) == {
         "format",
