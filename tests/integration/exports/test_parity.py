@@ -23,6 +23,7 @@ from app.exports import service as export_service
 from app.exports.targets import TargetOptions
 from app.rewards import service as reward_service
 from tests.integration.exports.world import build_world, label_gold, run_judge, verdicts_by_rollout
+from tests.support.ecosystem import REQUIRED, require, verl_load_extern_object
 from tests.support.judge_server import JudgeServer
 from tests.unit.exports.nova_models import NOVA_OUTPUT
 from tests.unit.exports.package_env import run_lambda
@@ -44,24 +45,20 @@ def _load(path: Path, name: str) -> Any:
 
 def _verl_loader(path: Path, name: str) -> Any:
     """verl's own loader when verl is installed, else the same file import it performs."""
-    try:
-        from verl.utils.import_utils import load_extern_object
-    except ImportError:
+    if importlib.util.find_spec("verl") is None and not REQUIRED:
         return getattr(_load(path, f"verl_{name}"), name)
-    return load_extern_object(module_path=str(path), object_name=name)
+    return verl_load_extern_object()(module_path=str(path), object_name=name)
 
 
 def _openrlhf_rewards(path: Path, queries: list[str], prompts: list[str], labels: list[str]):
     """OpenRLHF's own executor (one query per call, in threads) when installed, else its
     loading code: spec_from_file_location("reward_func", path).reward_func."""
-    try:
-        from openrlhf.utils.agent import SingleTurnAgentExecutor
-    except ImportError:
+    if importlib.util.find_spec("openrlhf") is None and not REQUIRED:
         reward_func = _load(path, "reward_func").reward_func
         return [
             reward_func([q], [p], [lab]) for q, p, lab in zip(queries, prompts, labels, strict=True)
         ]
-    executor = SingleTurnAgentExecutor(remote_rm_url=str(path))
+    executor = require("openrlhf.utils.agent").SingleTurnAgentExecutor(remote_rm_url=str(path))
     return asyncio.run(executor._fetch_rewards_via_func(queries, prompts, labels))
 
 
