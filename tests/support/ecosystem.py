@@ -5,6 +5,7 @@ RS_REQUIRE_TRAINERS=1, where the missing package fails the test instead."""
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -46,6 +47,8 @@ def import_without_package_inits(module: str) -> Any:
             raise AssertionError("unreachable")
         package = types.ModuleType(name)
         package.__path__ = list(locations)
+        package.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
+        package.__spec__.submodule_search_locations = list(locations)
         sys.modules[name] = package
     return require(module)
 
