@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -33,11 +35,21 @@ from app.web import docs as api_docs
 from app.web.csrf import csrf_protect
 from app.web.errors import install_error_handlers
 from app.web.middleware import install_middleware
+from app.web.openapi import build_openapi
 from app.web.templating import STATIC_DIR, build_templates
 
 API_DESCRIPTION = """
 The JSON API of Rubric Studio. Authenticate with an API token (create one on your account page)
-sent as `Authorization: Bearer rst_…`. Errors answer `{"detail": "...", "problems": [...]}`.
+sent as `Authorization: Bearer rst_…`: in this page, press **Authorize** and paste the token, then
+"Try it out" works for every operation your role allows.
+
+Requests with a Bearer token are exempt from CSRF checks by design (a browser never attaches the
+token by itself, so another site cannot forge such a request). Requests that rely on the browser
+session cookie instead must send the page's CSRF token in `X-CSRF-Token`.
+
+Errors answer `{"detail": "...", "problems": [...]}` (schema `Error`): 401 without a valid token,
+403 when your role may not do it, 404 for a missing object or a project you are not a member of
+(the same answer), 409 on a conflict with the current state, 422 for invalid input.
 """
 
 
@@ -51,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         dependencies=[Depends(csrf_protect)],
     )
+    app.openapi = partial(build_openapi, app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.engine = get_engine(settings.resolved_database_url)
     app.state.templates = build_templates()

@@ -29,6 +29,18 @@ TargetName = Literal[
 ]
 
 
+# What each target is served as: application/zip (nova-lambda), application/yaml (nova-recipe),
+# application/json (nova-iam, graders, bundle), text/x-python (trl, verl, openrlhf) and
+# text/plain (trainer-requirements).
+TARGET_MEDIA_TYPES = (
+    "application/zip",
+    "application/yaml",
+    "application/json",
+    "text/x-python",
+    "text/plain",
+)
+
+
 def _public(
     bundle: ExportBundle, *, with_spec: bool = False, same: list[int] | None = None
 ) -> ExportPublic:
@@ -105,7 +117,15 @@ def get_export(bundle_id: int, session: SessionDep, ctx: ProjectReader) -> Expor
 @router.get(
     "/projects/{project_id}/exports/{bundle_id}/targets/{target}",
     response_class=Response,
-    responses={200: {"description": "the generated file (zip, Python, YAML or JSON)"}},
+    responses={
+        200: {
+            "description": "the generated file, as an attachment (Content-Disposition names it)",
+            "content": {
+                media_type: {"schema": {"type": "string", "format": "binary"}}
+                for media_type in TARGET_MEDIA_TYPES
+            },
+        }
+    },
 )
 def download_target(
     bundle_id: int,

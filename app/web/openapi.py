@@ -1,0 +1,95 @@
+"""The OpenAPI document: Bearer API-token auth (so /docs has an Authorize button), the error body
+every failure answers with, and the 401/403/404/409 responses each JSON operation can give."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+SCHEME = "BearerAuth"
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "description": "The body of every 4xx answer: a plain-words message, and what was wrong.",
+    "properties": {
+        "detail": {"type": "string", "description": "What went wrong, in plain words."},
+        "problems": {
+            "type": "array",
+            "description": "One entry per problem (e.g. per invalid field), when there are any.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "field": {"type": "string"},
+                    "message": {"type": "string"},
+                },
+                "additionalProperties": True,
+            },
+        },
+    },
+    "required": ["detail"],
+}
+SECURITY_SCHEME: dict[str, Any] = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "API token (rst_…)",
+    "description": (
+        "An API token from your account page (or `rubric-studio tokens create`). Requests that "
+        "carry it need no CSRF token: a Bearer token is never sent by a browser on its own, so "
+        "it cannot be forged by another site."
+    ),
+}
+ERRORS = {
+    "401": "Not authenticated: no API token (or session), or it is invalid, expired or revoked.",
+    "403": (
+        "Not allowed: your role in the project may not do this (the message names the roles "
+        "that may), or, for a browser session without a Bearer token, the CSRF check failed."
+    ),
+    "404": "Not found, or you are not a member of its project (the same answer, by design).",
+    "409": "Conflicts with the current state (e.g. a name in use, a version already published).",
+    "422": "The request is not valid: `problems` lists each field and what is wrong with it.",
+}
+STATE_CHANGING = {"post", "put", "patch", "delete"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ERROR_REF}}}
+
+
+def build_openapi(app: FastAPI) -> dict[str, Any]:
+    """The app's OpenAPI document with auth and error responses declared (cached on the app)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = schema.setdefault("components", {})
+    components.setdefault("securitySchemes", {})[SCHEME] = SECURITY_SCHEME
+    schemas = components.setdefault("schemas", {})
+    schemas["Error"] = ERROR_SCHEMA
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)  # the app answers 422 with Error, not FastAPI's default body
+    for path, operations in schema.get("paths", {}).items():
+        if not path.startswith("/api/"):
+            continue
+        for method, operation in operations.items():
+            operation["security"] = [{SCHEME: []}]
+            responses = operation.setdefault("responses", {})
+            wanted = ["401", "403"]
+            if "{" in path:
+                wanted.append("404")
+            if method in STATE_CHANGING:
+                wanted.append("409")
+            if operation.get("parameters") or "requestBody" in operation:
+                wanted.append("422")
+            for code in wanted:
+                # A route's own 409 says what conflicts; the generic text covers the rest.
+                own = (responses.get(code) or {}).get("description") if code == "409" else None
+                responses[code] = _error(own or ERRORS[code])
+    app.openapi_schema = schema
+    return schema
