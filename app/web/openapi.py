@@ -36,7 +36,7 @@ SECURITY_SCHEME: dict[str, Any] = {
     "scheme": "bearer",
     "bearerFormat": "API token (rst_…)",
     "description": (
-        "An API token from your account page (or `rubric-studio tokens create`). Requests that "
+        "An API token from your account page. Requests that "
         "carry it need no CSRF token: a Bearer token is never sent by a browser on its own, so "
         "it cannot be forged by another site."
     ),
