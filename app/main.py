@@ -27,6 +27,7 @@ from app.projects import api as project_api
 from app.projects import views as project_views
 from app.rewards import api as reward_api
 from app.rewards import views as reward_views
+from app.rewards.config import RewardConfigModel
 from app.rollouts import api as rollout_api
 from app.rollouts import views as rollout_views
 from app.rubrics import api as rubric_api
@@ -63,7 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         dependencies=[Depends(csrf_protect)],
     )
-    app.openapi = partial(build_openapi, app)  # type: ignore[method-assign]
+    app.openapi = partial(  # type: ignore[method-assign]
+        build_openapi, app, {"RewardConfig": RewardConfigModel}
+    )
     app.state.settings = settings
     app.state.engine = get_engine(settings.resolved_database_url)
     app.state.templates = build_templates()

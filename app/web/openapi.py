@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
 
 SCHEME = "BearerAuth"
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -58,8 +59,28 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": ERROR_REF}}}
 
 
-def build_openapi(app: FastAPI) -> dict[str, Any]:
-    """The app's OpenAPI document with auth and error responses declared (cached on the app)."""
+def _add_model_schemas(schema: dict[str, Any], models: dict[str, type[BaseModel]]) -> None:
+    """Put each model's JSON Schema in the components under its name, and point every property
+    marked {"x-schema": name} (a free-form object a route parses itself) at it."""
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, model in models.items():
+        document = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for def_name, definition in document.pop("$defs", {}).items():
+            schemas.setdefault(def_name, definition)
+        schemas[name] = document
+    for component in list(schemas.values()):
+        for key, prop in (component.get("properties") or {}).items():
+            target = prop.get("x-schema") if isinstance(prop, dict) else None
+            if target in models:
+                component["properties"][key] = {
+                    "$ref": f"#/components/schemas/{target}",
+                    **({"description": prop["description"]} if prop.get("description") else {}),
+                }
+
+
+def build_openapi(app: FastAPI, models: dict[str, type[BaseModel]] | None = None) -> dict[str, Any]:
+    """The app's OpenAPI document with auth and error responses declared, and the schemas of
+    `models` for the free-form properties that name them (cached on the app)."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(
@@ -68,6 +89,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         description=app.description,
         routes=app.routes,
     )
+    _add_model_schemas(schema, models or {})
     components = schema.setdefault("components", {})
     components.setdefault("securitySchemes", {})[SCHEME] = SECURITY_SCHEME
     schemas = components.setdefault("schemas", {})

@@ -4,14 +4,20 @@ downloads; and the requests /docs then sends, with a token and no CSRF token, su
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator
 from sqlmodel import Session
 
 from app.auth import service as auth_service
+from app.rewards.config import RewardConfigModel
 from tests.support.factories import make_user
 from tests.support.web import find_all, login
+
+DOCS = Path(__file__).resolve().parents[3] / "docs"
 
 
 def _operations(schema: dict) -> list[tuple[str, str, dict]]:
@@ -92,3 +98,23 @@ def test_try_it_out_with_a_token_posts_without_a_csrf_token(
     missing = anonymous.get("/api/v1/projects/999999", headers=bearer)
     assert missing.status_code == 404
     error.validate(missing.json())
+
+
+def test_the_reward_configuration_shape_is_served_and_documented(app: FastAPI) -> None:
+    schema = app.openapi()
+    components = schema["components"]["schemas"]
+    for model in ("RewardConfigUpdate", "RewardConfigPublic"):
+        config = components[model]["properties"]["config"]
+        assert config["$ref"] == "#/components/schemas/RewardConfig", model
+    served = components["RewardConfig"]
+    assert {"format", "length", "judge", "export_gate"} <= set(served["properties"])
+    doc = DOCS.joinpath("formats", "reward-config.md").read_text()
+    example = json.loads(doc.split("```json\n", 1)[1].split("```", 1)[0])
+    # Refs point at #/components/schemas/...: resolve them inside the served document.
+    Draft202012Validator({**served, "components": schema["components"]}).validate(example)
+    assert RewardConfigModel.model_validate(example).as_dict() == example
+    wrong = example | {"format": example["format"] | {"weight": "heavy"}}
+    errors = list(
+        Draft202012Validator({**served, "components": schema["components"]}).iter_errors(wrong)
+    )
+    assert errors
