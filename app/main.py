@@ -19,6 +19,7 @@ from app.core.db import get_engine
 from app.core.security import CookieSigner
 from app.exports import api as export_api
 from app.exports import views as export_views
+from app.exports.bundle_format import ExportBundleSpec
 from app.judging import api as judge_api
 from app.judging import views as judge_views
 from app.labels import api as label_api
@@ -65,7 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(csrf_protect)],
     )
     app.openapi = partial(  # type: ignore[method-assign]
-        build_openapi, app, {"RewardConfig": RewardConfigModel}
+        build_openapi,
+        app,
+        {"RewardConfig": RewardConfigModel, "ExportBundleSpec": ExportBundleSpec},
     )
     app.state.settings = settings
     app.state.engine = get_engine(settings.resolved_database_url)

@@ -54,7 +54,11 @@ class ExportPublic(BaseModel):
     created_by_id: int | None
     created_at: datetime
     manifest: dict[str, Any]
-    spec: dict[str, Any] | None = Field(default=None, description="the hashed content")
+    spec: dict[str, Any] | None = Field(
+        default=None,
+        description="the hashed content (docs/formats/export-bundle.md)",
+        json_schema_extra={"x-schema": "ExportBundleSpec"},
+    )
     same_content_as: list[int] = Field(
         default_factory=list, description="numbers of earlier exports with the same hash"
     )

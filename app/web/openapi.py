@@ -72,8 +72,10 @@ def _add_model_schemas(schema: dict[str, Any], models: dict[str, type[BaseModel]
         for key, prop in (component.get("properties") or {}).items():
             target = prop.get("x-schema") if isinstance(prop, dict) else None
             if target in models:
+                ref = {"$ref": f"#/components/schemas/{target}"}
+                nullable = any(o.get("type") == "null" for o in prop.get("anyOf") or [])
                 component["properties"][key] = {
-                    "$ref": f"#/components/schemas/{target}",
+                    **({"anyOf": [ref, {"type": "null"}]} if nullable else ref),
                     **({"description": prop["description"]} if prop.get("description") else {}),
                 }
 

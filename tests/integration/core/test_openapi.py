@@ -118,3 +118,25 @@ def test_the_reward_configuration_shape_is_served_and_documented(app: FastAPI) -
         Draft202012Validator({**served, "components": schema["components"]}).iter_errors(wrong)
     )
     assert errors
+
+
+def test_built_bundles_match_the_served_export_bundle_schema(app: FastAPI) -> None:
+    from app.exports.bundle_format import ExportBundleSpec
+    from app.exports.targets import TargetOptions
+    from app.exports.targets.common import runtime_bundle
+    from tests.unit.exports.builders import legal_content
+
+    schema = app.openapi()
+    served = schema["components"]["schemas"]["ExportBundleSpec"]
+    validator = Draft202012Validator({**served, "components": schema["components"]})
+    content = legal_content()
+    overridden = runtime_bundle(
+        content,
+        TargetOptions(provider="bedrock", model_id="amazon.nova-pro-v1:0", region="eu-west-1"),
+    )
+    for spec in (content["spec"], overridden["spec"]):
+        validator.validate(json.loads(json.dumps(spec)))
+        ExportBundleSpec.model_validate(spec)
+    assert list(validator.iter_errors(content["spec"] | {"extra": 1}))
+    doc = DOCS.joinpath("formats", "export-bundle.md").read_text()
+    assert "ExportBundleSpec" in doc and content["format"] in doc
