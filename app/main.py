@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -17,6 +19,7 @@ from app.core.db import get_engine
 from app.core.security import CookieSigner
 from app.exports import api as export_api
 from app.exports import views as export_views
+from app.exports.bundle_format import ExportBundleSpec
 from app.judging import api as judge_api
 from app.judging import views as judge_views
 from app.labels import api as label_api
@@ -25,6 +28,7 @@ from app.projects import api as project_api
 from app.projects import views as project_views
 from app.rewards import api as reward_api
 from app.rewards import views as reward_views
+from app.rewards.config import RewardConfigModel
 from app.rollouts import api as rollout_api
 from app.rollouts import views as rollout_views
 from app.rubrics import api as rubric_api
@@ -34,11 +38,21 @@ from app.web.csrf import csrf_protect
 from app.web.errors import ERROR_RESPONSES, install_error_handlers
 from app.web.input_guard import reject_unstorable_text
 from app.web.middleware import install_middleware
+from app.web.openapi import build_openapi
 from app.web.templating import STATIC_DIR, build_templates
 
 API_DESCRIPTION = """
 The JSON API of Rubric Studio. Authenticate with an API token (create one on your account page)
-sent as `Authorization: Bearer rst_…`. Errors answer `{"detail": "...", "problems": [...]}`.
+sent as `Authorization: Bearer rst_…`: in this page, press **Authorize** and paste the token, then
+"Try it out" works for every operation your role allows.
+
+Requests with a Bearer token are exempt from CSRF checks by design (a browser never attaches the
+token by itself, so another site cannot forge such a request). Requests that rely on the browser
+session cookie instead must send the page's CSRF token in `X-CSRF-Token`.
+
+Errors answer `{"detail": "...", "problems": [...]}` (schema `Error`): 401 without a valid token,
+403 when your role may not do it, 404 for a missing object or a project you are not a member of
+(the same answer), 409 on a conflict with the current state, 422 for invalid input.
 """
 
 
@@ -51,6 +65,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # Swagger UI needs inline script; the schema is at /openapi.json
         redoc_url=None,
         dependencies=[Depends(csrf_protect), Depends(reject_unstorable_text)],
+    )
+    app.openapi = partial(  # type: ignore[method-assign]
+        build_openapi,
+        app,
+        {"RewardConfig": RewardConfigModel, "ExportBundleSpec": ExportBundleSpec},
     )
     app.state.settings = settings
     app.state.engine = get_engine(settings.resolved_database_url)

@@ -18,8 +18,29 @@ from app.web.errors import ErrorBody
 router = APIRouter(prefix="/api/v1", tags=["exports"])
 
 TargetName = Literal[
-    "nova-lambda", "nova-recipe", "nova-iam", "trl", "verl", "openai-grader", "bundle"
+    "nova-lambda",
+    "nova-recipe",
+    "nova-iam",
+    "trl",
+    "verl",
+    "openrlhf",
+    "trainer-requirements",
+    "openai-grader",
+    "foundry-grader",
+    "bundle",
 ]
+
+
+# What each target is served as: application/zip (nova-lambda), application/yaml (nova-recipe),
+# application/json (nova-iam, graders, bundle), text/x-python (trl, verl, openrlhf) and
+# text/plain (trainer-requirements).
+TARGET_MEDIA_TYPES = (
+    "application/zip",
+    "application/yaml",
+    "application/json",
+    "text/x-python",
+    "text/plain",
+)
 
 
 def _public(
@@ -103,7 +124,15 @@ def get_export(bundle_id: Id, session: SessionDep, ctx: ProjectReader) -> Export
 @router.get(
     "/projects/{project_id}/exports/{bundle_id}/targets/{target}",
     response_class=Response,
-    responses={200: {"description": "the generated file (zip, Python, YAML or JSON)"}},
+    responses={
+        200: {
+            "description": "the generated file, as an attachment (Content-Disposition names it)",
+            "content": {
+                media_type: {"schema": {"type": "string", "format": "binary"}}
+                for media_type in TARGET_MEDIA_TYPES
+            },
+        }
+    },
 )
 def download_target(
     bundle_id: Id,
@@ -113,7 +142,8 @@ def download_target(
     query: Annotated[TargetQuery, Query()],
 ) -> Response:
     """A target generated from the bundle: nova-lambda (zip), nova-recipe, nova-iam, trl, verl,
-    openai-grader (legacy) or the bundle file itself."""
+    openrlhf, trainer-requirements, openai-grader (legacy), foundry-grader or the bundle file
+    itself."""
     bundle = export_service.get_bundle(session, ctx.project.id or 0, bundle_id)
     file = export_service.target_file(bundle, target, query.options())
     return Response(

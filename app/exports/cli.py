@@ -8,7 +8,10 @@ from typing import Annotated
 
 import typer
 
-TARGET_HELP = "nova-lambda | nova-recipe | nova-iam | trl | verl | openai-grader | bundle"
+TARGET_HELP = (
+    "nova-lambda | nova-recipe | nova-iam | trl | verl | openrlhf | trainer-requirements | "
+    "openai-grader | foundry-grader | bundle"
+)
 
 
 def export_command(
@@ -30,6 +33,10 @@ def export_command(
     lambda_concurrency_limit: Annotated[
         int, typer.Option(help="Concurrent Lambda invocations allowed in the recipe.")
     ] = 100,
+    architecture: Annotated[
+        str,
+        typer.Option(help="nova-lambda: Lambda architecture, x86_64 or arm64 (wheels, deploy)."),
+    ] = "x86_64",
     vendor: Annotated[
         bool,
         typer.Option(help="nova-lambda only: pip-install the requirements into the zip."),
@@ -73,6 +80,7 @@ def export_command(
             function_name=function_name,
             number_generation=number_generation,
             lambda_concurrency_limit=lambda_concurrency_limit,
+            lambda_architecture=architecture,
         )
     except ValidationError as exc:
         problems = "; ".join(
@@ -97,7 +105,7 @@ def export_command(
     if vendor:
         from app.exports.deploy import vendor_zip
 
-        data = vendor_zip(data)
+        data = vendor_zip(data, architecture=architecture)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)
     typer.echo(f"Wrote {target} ({len(data):,} bytes) to {out} (bundle sha256 {content_hash}).")
@@ -112,6 +120,7 @@ def export_command(
             role_arn=role_arn or "",
             region=region,
             s3_bucket=s3_bucket,
+            architecture=architecture,
         )
         verb = "Created" if result.created else "Updated"
         typer.echo(f"{verb} {result.function_arn} (code: {result.code_location}).")

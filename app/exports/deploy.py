@@ -16,15 +16,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.exports.targets.nova_lambda import HANDLER, MEMORY_MB, RUNTIME, TIMEOUT_S
+from app.exports.targets.nova_lambda import (
+    ARCHITECTURES,
+    HANDLER,
+    MEMORY_MB,
+    PYTHON_VERSION,
+    RUNTIME,
+    TIMEOUT_S,
+)
 
 # The Lambda Python runtime already ships boto3 (and botocore): not vendored.
 RUNTIME_PROVIDED = ("boto3", "botocore")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
-def pip_command(requirements: Path, target: Path, python_version: str) -> list[str]:
-    """pip installing Linux x86_64 wheels for the Lambda runtime, whatever the local machine."""
+def pip_command(
+    requirements: Path, target: Path, python_version: str, architecture: str = "x86_64"
+) -> list[str]:
+    """pip installing Linux wheels for the Lambda's architecture (x86_64 or arm64) and Python
+    runtime, whatever the local machine."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}")
     return [
         sys.executable,
         "-m",
@@ -36,7 +48,7 @@ def pip_command(requirements: Path, target: Path, python_version: str) -> list[s
         "--target",
         str(target),
         "--platform",
-        "manylinux2014_x86_64",
+        ARCHITECTURES[architecture],
         "--implementation",
         "cp",
         "--python-version",
@@ -49,11 +61,12 @@ def pip_command(requirements: Path, target: Path, python_version: str) -> list[s
 def vendor_zip(
     zip_bytes: bytes,
     *,
-    python_version: str = "3.12",
+    python_version: str = PYTHON_VERSION,
+    architecture: str = "x86_64",
     runner: Callable[..., Any] = subprocess.run,
 ) -> bytes:
     """The Lambda zip with its requirements (except what the runtime provides) installed next
-    to handler.py, ready to upload. Needs access to the package index."""
+    to handler.py for that architecture and Python, ready to upload. Needs the package index."""
     with tempfile.TemporaryDirectory(prefix="rubric-lambda-") as tmp:
         root = Path(tmp) / "function"
         with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
@@ -66,7 +79,7 @@ def vendor_zip(
         if wanted:
             requirements = Path(tmp) / "vendor-requirements.txt"
             requirements.write_text("\n".join(wanted) + "\n", encoding="utf-8")
-            runner(pip_command(requirements, root, python_version), check=True)
+            runner(pip_command(requirements, root, python_version, architecture), check=True)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(p for p in root.rglob("*") if p.is_file()):
@@ -113,6 +126,7 @@ def deploy_lambda(
     reserved_concurrency: int | None = None,
     environment: dict[str, str] | None = None,
     description: str = "Rubric Studio reward function for Amazon Nova RFT",
+    architecture: str = "x86_64",
     lambda_client: Any = None,
     s3_client: Any = None,
 ) -> DeployResult:
@@ -135,18 +149,21 @@ def deploy_lambda(
         "Description": description[:256],
         "Environment": {"Variables": dict(environment or {})},
     }
+    architectures = {"Architectures": [architecture]}
     try:
         lam.get_function(FunctionName=function_name)
         exists = True
     except lam.exceptions.ResourceNotFoundException:
         exists = False
     if exists:
-        response = lam.update_function_code(FunctionName=function_name, **code)
+        response = lam.update_function_code(FunctionName=function_name, **code, **architectures)
         _wait(lam, function_name)
         lam.update_function_configuration(FunctionName=function_name, **settings)
         _wait(lam, function_name)
     else:
-        response = lam.create_function(FunctionName=function_name, Code=code, **settings)
+        response = lam.create_function(
+            FunctionName=function_name, Code=code, **settings, **architectures
+        )
     if reserved_concurrency is not None:
         lam.put_function_concurrency(
             FunctionName=function_name, ReservedConcurrentExecutions=reserved_concurrency

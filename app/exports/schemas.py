@@ -10,7 +10,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from app.core.ids import Id
 from app.exports.targets import TargetOptions
 
-TARGET_NAMES = ("nova-lambda", "nova-recipe", "nova-iam", "trl", "verl", "openai-grader", "bundle")
+TARGET_NAMES = (
+    "nova-lambda",
+    "nova-recipe",
+    "nova-iam",
+    "trl",
+    "verl",
+    "openrlhf",
+    "trainer-requirements",
+    "openai-grader",
+    "foundry-grader",
+    "bundle",
+)
 
 
 class ExportCreate(BaseModel):
@@ -44,7 +55,11 @@ class ExportPublic(BaseModel):
     created_by_id: int | None
     created_at: datetime
     manifest: dict[str, Any]
-    spec: dict[str, Any] | None = Field(default=None, description="the hashed content")
+    spec: dict[str, Any] | None = Field(
+        default=None,
+        description="the hashed content (docs/formats/export-bundle.md)",
+        json_schema_extra={"x-schema": "ExportBundleSpec"},
+    )
     same_content_as: list[int] = Field(
         default_factory=list, description="numbers of earlier exports with the same hash"
     )
@@ -68,6 +83,9 @@ class TargetQuery(BaseModel):
     number_generation: int = Field(default=8, ge=1, le=256)
     lambda_concurrency_limit: int = Field(default=100, ge=1, le=10_000)
     grader_model: str = Field(default="o4-mini-2025-04-16", min_length=1, max_length=200)
+    lambda_architecture: str = Field(
+        default="x86_64", pattern="^(x86_64|arm64)$", description="the Lambda's architecture"
+    )
 
     @field_validator("provider", "model_id", "region", "base_url", "function_name", mode="before")
     @classmethod
@@ -85,4 +103,5 @@ class TargetQuery(BaseModel):
             number_generation=self.number_generation,
             lambda_concurrency_limit=self.lambda_concurrency_limit,
             grader_model=self.grader_model,
+            lambda_architecture=self.lambda_architecture,
         )

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from app.core.ids import Int32
 
@@ -104,10 +105,15 @@ def form_to_config(form: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
+# In the OpenAPI document `config` is the RewardConfig schema (RewardConfigModel's, put in the
+# components by app.web.openapi); the route parses it itself to answer with readable problems.
+CONFIG_SCHEMA_REF: JsonDict = {"x-schema": "RewardConfig"}
+
+
 class RewardConfigPublic(BaseModel):
     project_id: int
     revision: int = Field(description="0 while the project uses the defaults (nothing saved)")
-    config: dict[str, Any]
+    config: dict[str, Any] = Field(json_schema_extra=CONFIG_SCHEMA_REF)
     updated_at: datetime | None
     updated_by_id: int | None
 
@@ -115,7 +121,10 @@ class RewardConfigPublic(BaseModel):
 class RewardConfigUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    config: dict[str, Any] = Field(description="the whole configuration (see GET for its shape)")
+    config: dict[str, Any] = Field(
+        description="the whole configuration (docs/formats/reward-config.md)",
+        json_schema_extra=CONFIG_SCHEMA_REF,
+    )
     revision: Int32 = Field(ge=0, description="the revision you read; a stale one is refused (409)")
 
 

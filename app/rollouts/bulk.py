@@ -64,6 +64,8 @@ class BatchOutcome:
     duplicates: int = 0
     pairs: int = 0
     conflicts: list[Problem] = field(default_factory=list)
+    # Duplicates that repeat an earlier line of the same file (counted in `duplicates` too).
+    repeats: list[Problem] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,7 @@ def store_batch(session: Session, target: BatchTarget, lines: Sequence[ParsedLin
                 first[record.external_id] = record
             elif seen.content_hash == record.content_hash:
                 outcome.duplicates += 1
+                outcome.repeats.append(_repeat(record, seen.line_no))
             else:
                 refused_lines.add(line.line_no)
                 outcome.conflicts.append(_same_file_conflict(record, seen, target.source_file))
@@ -157,6 +160,13 @@ def store_batch(session: Session, target: BatchTarget, lines: Sequence[ParsedLin
             new.append(record)
         elif existing.content_hash == record.content_hash:
             outcome.duplicates += 1
+            if (
+                target.import_id is not None
+                and existing.import_id == target.import_id
+                and existing.source_line is not None
+                and existing.source_line != record.line_no  # not this line stored before a resume
+            ):
+                outcome.repeats.append(_repeat(record, existing.source_line))
         else:
             refused_lines.add(record.line_no)
             outcome.conflicts.append(_conflict(record, existing))
@@ -359,6 +369,15 @@ def _conflict(record: RolloutRecord, existing: _Stored) -> Problem:
         f"a rollout with the id '{record.external_id}' already exists with different content"
         f"{_where(existing.source_file, existing.source_line)}; this line was not imported and "
         "nothing was overwritten",
+    )
+
+
+def _repeat(record: RolloutRecord, first_line: int) -> Problem:
+    return Problem(
+        record.line_no,
+        "id",
+        f"repeats line {first_line} of this file (the same id '{record.external_id}' and the same "
+        "content): skipped",
     )
 
 

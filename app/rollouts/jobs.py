@@ -271,6 +271,7 @@ class _ImportRunner:
                 "lines": job.lines_read,
                 "inserted": job.inserted,
                 "duplicates": job.duplicates,
+                "repeats": job.repeats,
                 "conflicts": job.conflicts,
                 "invalid_lines": job.invalid,
                 "pairs": job.pairs,
@@ -290,6 +291,7 @@ class _ImportRunner:
         job.status = service.VALIDATING
         job.bytes_read = job.lines_read = job.invalid = job.problem_count = 0
         job.inserted = job.duplicates = job.conflicts = job.pairs = job.resume_line = 0
+        job.repeats = 0
         job.message = "checking every line before importing"
         self.checkpoint()
         valid_lines = 0
@@ -347,9 +349,10 @@ class _ImportRunner:
         job = self.job
         if job.status == service.IMPORTING:
             # Resuming: conflicts past the last stored batch were rolled back with it.
-            service.delete_problems(
-                self.session, job.id or 0, kind="conflict", after_line=job.resume_line
-            )
+            for kind in ("conflict", "duplicate"):
+                service.delete_problems(
+                    self.session, job.id or 0, kind=kind, after_line=job.resume_line
+                )
         job.status = service.IMPORTING
         job.bytes_read = 0
         job.message = "importing"
@@ -388,8 +391,11 @@ class _ImportRunner:
         job.duplicates += outcome.duplicates
         job.pairs += outcome.pairs
         job.conflicts += len(outcome.conflicts)
-        for problem in outcome.conflicts:
-            self.add_problem(problem, "conflict")
+        job.repeats += len(outcome.repeats)
+        found = [(p, "conflict") for p in outcome.conflicts]
+        found += [(p, "duplicate") for p in outcome.repeats]
+        for problem, kind in sorted(found, key=lambda item: item[0].line or 0):
+            self.add_problem(problem, kind)
         job.resume_line = job.lines_read = batch[-1].line_no
         job.bytes_read = position
         self.checkpoint()
@@ -465,8 +471,14 @@ def done_message(job: RolloutImport) -> str:
     parts = [f"imported {_plural(job.inserted, 'rollout')}"]
     if job.pairs:
         parts.append(f"{_plural(job.pairs, 'preference pair')} created")
-    if job.duplicates:
-        parts.append(f"{_plural(job.duplicates, 'rollout')} already imported before (skipped)")
+    before = job.duplicates - job.repeats
+    if before:
+        parts.append(f"{_plural(before, 'rollout')} already imported before (skipped)")
+    if job.repeats:
+        parts.append(
+            f"{_plural(job.repeats, 'line')} repeating an earlier line of this file (skipped; "
+            "each problem names the line it repeats)"
+        )
     if job.conflicts:
         parts.append(
             f"{_plural(job.conflicts, 'conflict')}: an id already used with different content "

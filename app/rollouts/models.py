@@ -100,6 +100,11 @@ class RolloutImport(SQLModel, table=True):
     lines_read: int = Field(default=0, description="in the current phase")
     inserted: int = 0
     duplicates: int = 0
+    repeats: int = Field(
+        default=0,
+        sa_column_kwargs={"server_default": "0"},
+        description="of the duplicates, lines repeating an earlier line of the same file",
+    )
     conflicts: int = 0
     invalid: int = Field(default=0, description="lines with at least one problem")
     problem_count: int = 0
@@ -122,7 +127,7 @@ class RolloutImportProblem(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigIntType)
     import_id: int = Field(foreign_key="rollout_import.id", ondelete="CASCADE")
-    kind: str = Field(max_length=20, description="invalid | conflict | file")
+    kind: str = Field(max_length=20, description="invalid | conflict | duplicate | file")
     line: int | None = None
     field: str | None = Field(default=None, max_length=300)
     message: str = Field(default="")

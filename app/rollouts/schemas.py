@@ -13,7 +13,9 @@ from app.rollouts.models import Rollout, RolloutImport, RolloutImportProblem
 class ImportProblemPublic(BaseModel):
     line: int | None = Field(description="line (or CSV row) of the file; null for the whole file")
     field: str | None
-    kind: str = Field(description="invalid (a bad line), conflict (id reused) or file")
+    kind: str = Field(
+        description="invalid (a bad line), conflict (id reused), duplicate (repeats a line) or file"
+    )
     message: str
 
     @classmethod
@@ -41,7 +43,8 @@ class ImportPublic(BaseModel):
     lines_read: int
     progress: float = Field(description="0..1 over both phases (checking, then importing)")
     inserted: int
-    duplicates: int
+    duplicates: int = Field(description="already imported before, or repeating a line")
+    repeats: int = Field(description="of the duplicates, lines repeating a line of this file")
     conflicts: int
     invalid: int = Field(description="lines with at least one problem")
     problem_count: int
@@ -75,6 +78,7 @@ class ImportPublic(BaseModel):
             progress=round(progress, 4),
             inserted=job.inserted,
             duplicates=job.duplicates,
+            repeats=job.repeats,
             conflicts=job.conflicts,
             invalid=job.invalid,
             problem_count=job.problem_count,

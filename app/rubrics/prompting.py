@@ -21,6 +21,7 @@ from jinja2.exceptions import SecurityError
 
 from app.rubrics.definition import RubricDefinition
 from app.rubrics.output_schema import build_output_schema
+from app.rubrics.reference_answer import reference_answer_text
 from app.rubrics.template_sandbox import BudgetExceeded, make_environment
 
 Part = Literal["system", "user"]
@@ -33,7 +34,8 @@ TEMPLATE_VARIABLES: dict[str, str] = {
     "response": "The response to judge (rubric mode).",
     "response_a": "Preference mode: the first response of the pair.",
     "response_b": "Preference mode: the second response of the pair.",
-    "reference_answer": "A known good answer as text (JSON is pretty-printed), or empty.",
+    "reference_answer": "A known good answer as text (an object, or its JSON text, is "
+    "pretty-printed), or empty.",
     "metadata": "The rollout's free metadata object; keys vary, so use metadata.get('key').",
     "criteria": "The criteria in evaluation order: key, name, description, type (boolean or "
     "scale), levels [{value, description}], weight, hard_fail, position (from 1), min, max.",
@@ -326,7 +328,7 @@ def template_variables(
         "response": ctx.response or "",
         "response_a": ctx.response_a or "",
         "response_b": ctx.response_b or "",
-        "reference_answer": _text(ctx.reference_answer),
+        "reference_answer": reference_answer_text(ctx.reference_answer),
         "metadata": dict(ctx.metadata),
         "criteria": prepared.criteria,  # shared safely: the sandbox is immutable
         "edge_case_rules": list(defn.edge_case_rules),

@@ -2,12 +2,14 @@
 then (unless a gate failed) the judge, combined exactly as the studio combines them.
 
 Entry points for each training stack: `nova_batch` (Amazon Nova RFT Lambda events),
-`trl_rewards` (TRL GRPOTrainer) and `verl_score` (verl compute_score). A sample that cannot be
-read or judged gets the neutral reward; nothing here raises for one bad sample.
+`trl_rewards` / `trl_rewards_async` (TRL GRPOTrainer), `verl_score` / `verl_score_async` (verl
+compute_score) and `openrlhf_rewards` (OpenRLHF's reward_func). A sample that cannot be read or
+judged gets the neutral reward; nothing here raises for one bad sample.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -27,6 +29,17 @@ ASSISTANT_ROLES = ("assistant", "nova_assistant")
 # Keys of a training row the reward reads itself; the rest of `metadata` is the template's.
 CONSUMED_KEYS = ("reference_answer", "target_document", "references")
 MAX_ERROR_CHARS = 300
+# Judge settings that change what the judge answers: fixed by the hashed bundle, never overridden
+# at run time (where the server is, credentials, concurrency and timeouts may be).
+REWARD_SETTINGS = (
+    "provider",
+    "model_id",
+    "region",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "structured_output",
+)
 
 
 class BundleError(ValueError):
@@ -109,6 +122,67 @@ def _finite(value: float, fallback: float) -> float:
     return value if isinstance(value, int | float) and math.isfinite(value) else fallback
 
 
+def justification_text(answer: Any) -> str:
+    """The judge's justifications, one line per criterion (and item): "key: text"."""
+    lines: list[str] = []
+
+    def walk(value: Any, key: str, prefix: str) -> None:
+        if isinstance(value, dict):
+            text = value.get("justification")
+            if isinstance(text, str) and text.strip():
+                lines.append(f"{prefix}{key}: {' '.join(text.split())}" if key else text.strip())
+            item = value.get("item_index")
+            inner = f"item {item}, " if isinstance(item, int) else prefix
+            for child_key, child in value.items():
+                if child_key != "justification":
+                    walk(
+                        child, child_key if child_key not in ("criteria", "comments") else "", inner
+                    )
+        elif isinstance(value, list):
+            for child in value:
+                walk(child, key, prefix)
+
+    walk(answer, "", "")
+    return "\n".join(lines)
+
+
+# Response endings trainers leave on decoded text (OpenRLHF decodes with special tokens kept).
+END_MARKERS = (
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "</s>",
+    "<\uff5cend\u2581of\u2581sentence\uff5c>",
+)
+# Keys of a label object that make it a training row rather than the reference answer itself.
+ROW_KEYS = ("reference_answer", "messages", "prompt", "target_document", "references")
+
+
+def strip_end_markers(text: str) -> str:
+    stripped = text.rstrip()
+    changed = True
+    while changed:
+        changed = False
+        for marker in END_MARKERS:
+            if stripped.endswith(marker):
+                stripped = stripped[: -len(marker)].rstrip()
+                changed = True
+    return stripped
+
+
+def _messages_of(value: Any) -> list[dict[str, Any]]:
+    """Input messages from a prompt in any shape trainers pass: text, or a list of messages
+    (also a numpy array of them, as verl's non-tensor batch holds)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    input_messages, _ = split_messages(list(value))
+    return input_messages
+
+
 class RewardEngine:
     """Everything needed to score samples for one bundle; safe to share between threads."""
 
@@ -133,15 +207,22 @@ class RewardEngine:
         self.output_schema_text: str = bundle["runtime"]["output_schema_text"]
         self.project_schema: dict[str, Any] | None = spec["project"].get("output_schema")
         runtime_judge = (bundle.get("runtime") or {}).get("judge") or spec["judge"]
-        self.judge_settings = dict(runtime_judge) | {
-            k: v for k, v in (judge_overrides or {}).items() if v is not None
-        }
+        overrides = {k: v for k, v in (judge_overrides or {}).items() if v is not None}
+        for key in REWARD_SETTINGS:
+            if key in overrides and overrides[key] != runtime_judge.get(key):
+                raise BundleError(
+                    f"judge setting {key}={overrides[key]!r} would change the reward of this "
+                    f"bundle (it was exported with {runtime_judge.get(key)!r}): export again "
+                    "with that setting so the content hash covers it"
+                )
+        self.judge_settings = dict(runtime_judge) | overrides
         self._client_factory = client_factory
         self._http_client = http_client
         self._sleep = sleep
         self._judge: Judge | None = None
         self._judge_lock = threading.Lock()
         self._validator: Any = None
+        self._pool: ThreadPoolExecutor | None = None
 
     # ---- the judge ------------------------------------------------------------------------
 
@@ -172,7 +253,12 @@ class RewardEngine:
             scored = scoring.score_answer(self.definition, answer)
         except scoring.ScoringError as exc:
             raise ValueError(str(exc)) from None
-        return {"status": "ok", "normalized": scored["normalized"], "criteria": scored["criteria"]}
+        return {
+            "status": "ok",
+            "normalized": scored["normalized"],
+            "criteria": scored["criteria"],
+            "justification": justification_text(answer),
+        }
 
     def call_judge(self, sample: dict[str, Any]) -> dict[str, Any]:
         """The judge's outcome for one sample: {"status": "ok", "normalized", "criteria"} or
@@ -222,7 +308,48 @@ class RewardEngine:
         judge = None
         if composite.judge_needed(self.config, results):
             judge = self.call_judge(sample)
-        return composite.compute_reward(self.config, results, judge)
+        outcome = composite.compute_reward(self.config, results, judge)
+        outcome["justification"] = (judge or {}).get("justification") or ""
+        return outcome
+
+    def detail_keys(self) -> list[str]:
+        """The per-sample values reported besides the reward, the same keys for every sample:
+        each enabled component, the judge, each criterion, and the gated / judge_error flags."""
+        keys = [
+            name
+            for name in components.COMPONENT_ORDER
+            if (self.config.get(name) or {}).get("enabled")
+        ]
+        keys.append("judge")
+        keys += [f"criterion.{c['key']}" for c in self.definition.get("criteria") or []]
+        return [*keys, "judged", "gated", "judge_error"]
+
+    def details(self, outcome: dict[str, Any]) -> dict[str, float]:
+        """{"score": reward, key: value for detail_keys()}. A value that does not exist for this
+        sample (a component that does not apply, the judge not asked or failing) is 0.0:
+        divide a criterion's mean by the mean of `judged` for its mean over judged samples."""
+        neutral = composite.neutral_reward(self.config)
+        values: dict[str, float] = {"score": _finite(outcome["reward"], neutral)}
+        judged = outcome.get("judge_status") == "ok"
+        component_results = outcome.get("components") or {}
+        criteria = outcome.get("criteria") or {}
+        for key in self.detail_keys():
+            if key == "judge":
+                value = outcome.get("judge_score") if judged else None
+            elif key.startswith("criterion."):
+                value = criteria.get(key.removeprefix("criterion.")) if judged else None
+            elif key == "judged":
+                value = 1.0 if judged else 0.0
+            elif key == "gated":
+                value = 0.0 if outcome.get("gated_by") is None else 1.0
+            elif key == "judge_error":
+                value = 1.0 if outcome.get("judge_status") == "error" else 0.0
+            else:
+                result = component_results.get(key)
+                applies = result is not None and result.get("applicable", True)
+                value = result.get("score") if applies and result is not None else None
+            values[key] = _finite(float(value), 0.0) if isinstance(value, int | float) else 0.0
+        return values
 
     def neutral_outcome(self, error: str) -> dict[str, Any]:
         """The outcome of a sample that could not be read at all."""
@@ -258,6 +385,26 @@ class RewardEngine:
             return [self._safe_score(build) for build in builders]
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reward") as pool:
             return list(pool.map(self._safe_score, builders))
+
+    def _async_pool(self) -> ThreadPoolExecutor:
+        with self._judge_lock:
+            if self._pool is None:
+                workers = max(1, int(self.judge_settings.get("concurrency") or 8))
+                self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reward")
+            return self._pool
+
+    async def score_all_async(
+        self, builders: list[Callable[[], dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """score_all for an event loop: the samples' judge calls run concurrently (up to the
+        judge concurrency) while the loop stays free for the trainer's other work."""
+        loop = asyncio.get_running_loop()
+        pool = self._async_pool()
+        return list(
+            await asyncio.gather(
+                *(loop.run_in_executor(pool, self._safe_score, build) for build in builders)
+            )
+        )
 
     # ---- training stacks ----------------------------------------------------------------------
 
@@ -298,18 +445,12 @@ class RewardEngine:
             )
         return results
 
-    def trl_rewards(
-        self, prompts: list[Any], completions: list[Any], **columns: Any
-    ) -> list[float | None]:
-        """TRL GRPOTrainer: one reward per completion; dataset columns arrive as lists."""
-
+    def _trl_builders(
+        self, prompts: list[Any], completions: list[Any], columns: dict[str, Any]
+    ) -> list[Callable[[], dict[str, Any]]]:
         def builder(i: int) -> Callable[[], dict[str, Any]]:
             def build() -> dict[str, Any]:
-                prompt_value = prompts[i] if i < len(prompts) else ""
-                if isinstance(prompt_value, list):
-                    input_messages, _ = split_messages(prompt_value)
-                else:
-                    input_messages = [{"role": "user", "content": str(prompt_value)}]
+                input_messages = _messages_of(prompts[i] if i < len(prompts) else "")
                 completion = completions[i]
                 if isinstance(completion, list):
                     _, response = split_messages(completion)
@@ -318,21 +459,82 @@ class RewardEngine:
                 else:
                     response = str(completion)
                 row = {key: _column(values, i) for key, values in columns.items()}
-                target = _lookup(row, "target_document")
-                return {
-                    "input_messages": input_messages,
-                    "response": response,
-                    "reference_answer": _lookup(row, "reference_answer"),
-                    "target_document": target if isinstance(target, str) else None,
-                    "references": _references(_lookup(row, "references")),
-                    "metadata": _template_metadata(row),
-                }
+                return _sample(input_messages, response, row)
 
             return build
 
-        outcomes = self.score_all([builder(i) for i in range(len(completions))])
+        return [builder(i) for i in range(len(completions))]
+
+    def trl_log(self, outcomes: list[dict[str, Any]], columns: dict[str, Any]) -> None:
+        """Report to TRL through the callbacks GRPOTrainer passes: the batch mean of each
+        component and criterion (over the samples where it exists) with `log_metric`, and each
+        sample's judge justification and gate with `log_extra`."""
+        log_metric = columns.get("log_metric")
+        log_extra = columns.get("log_extra")
+        if callable(log_metric) and outcomes:
+            rows = [self.details(outcome) for outcome in outcomes]
+            judged = [row for row in rows if row["judged"]]
+            for key in self.detail_keys():
+                if key in ("judged", "gated", "judge_error"):
+                    log_metric(f"rubric/{key}_rate", sum(row[key] for row in rows) / len(rows))
+                elif key == "judge" or key.startswith("criterion."):
+                    if judged:
+                        log_metric(f"rubric/{key}", sum(row[key] for row in judged) / len(judged))
+                else:
+                    applies = [
+                        float((o.get("components") or {})[key]["score"])
+                        for o in outcomes
+                        if key in (o.get("components") or {})
+                        and (o.get("components") or {})[key].get("applicable", True)
+                    ]
+                    if applies:
+                        log_metric(f"rubric/{key}", sum(applies) / len(applies))
+        if callable(log_extra):
+            log_extra("rubric_justification", [o.get("justification") or "" for o in outcomes])
+            log_extra("rubric_gated_by", [o.get("gated_by") or "" for o in outcomes])
+
+    def trl_rewards(
+        self, prompts: list[Any], completions: list[Any], **columns: Any
+    ) -> list[float | None]:
+        """TRL GRPOTrainer: one reward per completion; dataset columns arrive as lists."""
+        outcomes = self.score_all(self._trl_builders(prompts, completions, columns))
+        self.trl_log(outcomes, columns)
         neutral = composite.neutral_reward(self.config)
         return [_finite(outcome["reward"], neutral) for outcome in outcomes]
+
+    async def trl_rewards_async(
+        self, prompts: list[Any], completions: list[Any], **columns: Any
+    ) -> list[float | None]:
+        """trl_rewards with the batch's judge calls run concurrently from the trainer's loop."""
+        outcomes = await self.score_all_async(self._trl_builders(prompts, completions, columns))
+        self.trl_log(outcomes, columns)
+        neutral = composite.neutral_reward(self.config)
+        return [_finite(outcome["reward"], neutral) for outcome in outcomes]
+
+    def _verl_builder(
+        self, solution_str: Any, ground_truth: Any, extra_info: Any, kwargs: dict[str, Any]
+    ) -> Callable[[], dict[str, Any]]:
+        info = dict(extra_info) if isinstance(extra_info, dict) else {}
+
+        def build() -> dict[str, Any]:
+            # The prompt as verl's row carries it: a keyword (a custom reward manager or
+            # reward_kwargs), else extra_info's prompt / raw_prompt / messages / question.
+            messages: Any = None
+            for source in (kwargs, info):
+                for key in ("prompt", "raw_prompt", "messages", "prompt_str", "question"):
+                    if source.get(key) is not None:
+                        messages = source[key]
+                        break
+                if messages is not None:
+                    break
+            reference = (
+                ground_truth if ground_truth is not None else _lookup(info, "reference_answer")
+            )
+            row = info | {"reference_answer": reference}
+            response = solution_str if isinstance(solution_str, str) else ""
+            return _sample(_messages_of(messages), response, row)
+
+        return build
 
     def verl_score(
         self,
@@ -340,36 +542,86 @@ class RewardEngine:
         solution_str: Any,
         ground_truth: Any,
         extra_info: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> dict[str, float]:
-        """verl compute_score: {"score": reward, ...flags} for one decoded response."""
-        info = extra_info if isinstance(extra_info, dict) else {}
+        """verl compute_score, the dict form: {"score": reward, one key per component and
+        criterion, "judge", "judged", "gated", "judge_error"} (verl logs every key)."""
+        outcome = self._safe_score(
+            self._verl_builder(solution_str, ground_truth, extra_info, kwargs)
+        )
+        return self.details(outcome)
 
-        def build() -> dict[str, Any]:
-            messages = info.get("prompt") or info.get("messages") or []
-            if isinstance(messages, str):
-                input_messages = [{"role": "user", "content": messages}]
-            else:
-                input_messages, _ = split_messages(list(messages))
-            target = _lookup(info, "target_document")
-            reference = (
-                ground_truth if ground_truth is not None else _lookup(info, "reference_answer")
-            )
-            return {
-                "input_messages": input_messages,
-                "response": solution_str if isinstance(solution_str, str) else "",
-                "reference_answer": reference,
-                "target_document": target if isinstance(target, str) else None,
-                "references": _references(_lookup(info, "references")),
-                "metadata": _template_metadata(info),
-            }
+    async def verl_score_async(
+        self,
+        data_source: Any,
+        solution_str: Any,
+        ground_truth: Any,
+        extra_info: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, float]:
+        """verl_score for verl's async reward loop (judge call off the event loop)."""
+        build = self._verl_builder(solution_str, ground_truth, extra_info, kwargs)
+        [outcome] = await self.score_all_async([build])
+        return self.details(outcome)
 
-        outcome = self._safe_score(build)
-        neutral = composite.neutral_reward(self.config)
+    def openrlhf_rewards(
+        self, queries: list[Any], prompts: list[Any], labels: list[Any]
+    ) -> dict[str, Any]:
+        """OpenRLHF reward_func(queries, prompts, labels): {"rewards", "scores", "extra_logs"}
+        as lists (one value per query; extra_logs: one list per detail key).
+
+        `queries` are prompt + response as decoded text; `prompts` the prompt text; a label is
+        the reference answer, or a training row (an object, or its JSON text, with any of
+        reference_answer, messages, target_document, references, metadata)."""
+
+        def builder(i: int) -> Callable[[], dict[str, Any]]:
+            def build() -> dict[str, Any]:
+                query = str(queries[i])
+                prompt_text = str(prompts[i]) if i < len(prompts) and prompts[i] is not None else ""
+                response = query[len(prompt_text) :] if query.startswith(prompt_text) else query
+                row = _label_row(labels[i] if i < len(labels) else None)
+                messages = (
+                    row.get("messages") if row.get("messages") is not None else row.get("prompt")
+                )
+                input_messages = _messages_of(messages if messages is not None else prompt_text)
+                return _sample(input_messages, strip_end_markers(response), row)
+
+            return build
+
+        outcomes = self.score_all([builder(i) for i in range(len(queries))])
+        rows = [self.details(outcome) for outcome in outcomes]
         return {
-            "score": _finite(outcome["reward"], neutral),
-            "gated": 0.0 if outcome.get("gated_by") is None else 1.0,
-            "judge_error": 1.0 if outcome.get("judge_status") == "error" else 0.0,
+            "rewards": [row["score"] for row in rows],
+            "scores": [row["score"] for row in rows],
+            "extra_logs": {key: [row[key] for row in rows] for key in self.detail_keys()},
         }
+
+
+def _sample(
+    input_messages: list[dict[str, Any]], response: str, row: dict[str, Any]
+) -> dict[str, Any]:
+    """A reward sample from a trainer's row (custom fields at the top level or in metadata)."""
+    target = _lookup(row, "target_document")
+    return {
+        "input_messages": input_messages,
+        "response": response,
+        "reference_answer": _lookup(row, "reference_answer"),
+        "target_document": target if isinstance(target, str) else None,
+        "references": _references(_lookup(row, "references")),
+        "metadata": _template_metadata(row),
+    }
+
+
+def _label_row(label: Any) -> dict[str, Any]:
+    value = label
+    if isinstance(label, str) and label.strip().startswith("{"):
+        try:
+            value = json.loads(label)
+        except ValueError:
+            value = label
+    if isinstance(value, dict) and any(key in value for key in ROW_KEYS):
+        return value
+    return {"reference_answer": label}
 
 
 ENV_OVERRIDES = {

@@ -4,27 +4,31 @@ Handler: handler.lambda_handler. Event: a bare list of samples ({"id", "messages
 "reference_answer" plus custom fields at the top level or under "metadata"}). Returns a bare
 list [{"id", "aggregate_reward_score", "metrics_list": [{"name", "value", "type"}]}], one per
 sample; a sample that cannot be read or judged gets the neutral reward, never a failed batch.
-The reward is defined by bundle.json (verified against its content hash at start-up).
-Judge settings can be changed without a new export through RUBRIC_JUDGE_* environment
-variables (MODEL_ID, REGION, CONCURRENCY, TIMEOUT_S, MAX_ATTEMPTS, BASE_URL, PROVIDER).
+The reward is defined by the bundle embedded below (bundle.json beside this file is a readable
+copy), verified against its content hash at start-up. This one file holds the whole runtime, so
+it also runs when exec()'d on its own (nova-forge-sdk's verify_reward_function).
+Deploy-time knobs that do not change the reward: RUBRIC_JUDGE_CONCURRENCY, RUBRIC_JUDGE_TIMEOUT_S,
+RUBRIC_JUDGE_MAX_ATTEMPTS (and RUBRIC_JUDGE_BASE_URL / API_KEY_ENV for an OpenAI-compatible
+judge). A different model, provider or region changes the reward: export again with it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if _HERE not in sys.path:  # when loaded from a file path (e.g. a local verifier)
-    sys.path.insert(0, _HERE)
+if globals().get("__file__"):  # vendored packages sit beside handler.py
+    _HERE = os.path.dirname(os.path.abspath(globals()["__file__"]))
+    if _HERE not in sys.path:
+        sys.path.insert(0, _HERE)
 
+# <rubric-studio: embedded runtime>
+
+from rubric_reward import BUNDLE  # noqa: E402
 from rubric_reward.engine import RewardEngine, env_overrides  # noqa: E402
-
-BUNDLE_FILE = os.path.join(_HERE, "bundle.json")
 
 # Tests (and local runs) may set these before calling lambda_handler:
 # client_factory returns the bedrock-runtime client to use (e.g. one wrapped in a Stubber);
@@ -43,13 +47,11 @@ def get_engine() -> RewardEngine:
     key = (id(client_factory), id(sleep))
     with _lock:
         if _engine is None or _engine_key != key:
-            with open(BUNDLE_FILE, encoding="utf-8") as handle:
-                bundle = json.load(handle)
             kwargs: dict[str, Any] = {}
             if sleep is not None:
                 kwargs["sleep"] = sleep
             _engine = RewardEngine(
-                bundle,
+                BUNDLE,
                 client_factory=client_factory,
                 judge_overrides=env_overrides(os.environ),
                 **kwargs,

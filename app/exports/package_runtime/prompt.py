@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .reference_answer import reference_answer_text
 from .template_sandbox import MAX_RENDERED_CHARS, make_environment
 
 
@@ -93,7 +94,7 @@ def template_variables(
         "response": sample.get("response") or "",
         "response_a": "",
         "response_b": "",
-        "reference_answer": text_of(sample.get("reference_answer")),
+        "reference_answer": reference_answer_text(sample.get("reference_answer")),
         "metadata": dict(sample.get("metadata") or {}),
         "criteria": criteria,
         "edge_case_rules": list(definition.get("edge_case_rules") or []),

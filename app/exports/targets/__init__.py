@@ -51,9 +51,27 @@ def _module(content: dict[str, Any], options: TargetOptions) -> TargetFile:
     return TargetFile(f"{trl_verl.module_name(content)}.py", "text/x-python", text.encode())
 
 
+def _openrlhf(content: dict[str, Any], options: TargetOptions) -> TargetFile:
+    text = trl_verl.build_module(content, options, flavour="openrlhf")
+    return TargetFile(
+        f"{trl_verl.openrlhf_module_name(content)}.py", "text/x-python", text.encode()
+    )
+
+
+def _requirements(content: dict[str, Any], options: TargetOptions) -> TargetFile:
+    text = trl_verl.requirements_text(content, options)
+    return TargetFile(trl_verl.requirements_filename(content), "text/plain", text.encode())
+
+
 def _grader(content: dict[str, Any], options: TargetOptions) -> TargetFile:
     text = json.dumps(openai_grader.build_grader(content, options), indent=2) + "\n"
     return TargetFile(f"{_stem(content)}.openai-grader.json", "application/json", text.encode())
+
+
+def _foundry_grader(content: dict[str, Any], options: TargetOptions) -> TargetFile:
+    grader = openai_grader.build_grader(content, options, platform="foundry")
+    text = json.dumps(grader, indent=2) + "\n"
+    return TargetFile(f"{_stem(content)}.foundry-grader.json", "application/json", text.encode())
 
 
 TARGETS: dict[str, tuple[str, Callable[[dict[str, Any], TargetOptions], TargetFile]]] = {
@@ -62,7 +80,10 @@ TARGETS: dict[str, tuple[str, Callable[[dict[str, Any], TargetOptions], TargetFi
     "nova-iam": ("IAM policies for the Lambda (JSON)", _iam),
     "trl": ("TRL GRPOTrainer reward function (Python)", _module),
     "verl": ("verl compute_score (Python)", _module),
+    "openrlhf": ("OpenRLHF remote reward function (Python)", _openrlhf),
+    "trainer-requirements": ("requirements.txt of the TRL / verl / OpenRLHF module", _requirements),
     "openai-grader": ("OpenAI grader configuration (JSON, legacy)", _grader),
+    "foundry-grader": ("Microsoft Foundry RFT grader configuration (JSON)", _foundry_grader),
     "bundle": ("The bundle file (JSON)", _bundle),
 }
 

@@ -1,12 +1,13 @@
 """What every generated package shares: the runtime sources and the bundle file it reads.
 
 The runtime is `app/exports/package_runtime` with the studio's own scoring.py, json_extract.py,
-components.py, composite.py and template_sandbox.py copied in verbatim (never rewritten), so the
-package computes what the studio computes.
+components.py, composite.py, template_sandbox.py and reference_answer.py copied in verbatim (never
+rewritten), so the package computes what the studio computes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ RUNTIME_SOURCES: dict[str, Path] = {
     "components": _APP / "rewards" / "components.py",
     "composite": _APP / "rewards" / "composite.py",
     "template_sandbox": _APP / "rubrics" / "template_sandbox.py",
+    "reference_answer": _APP / "rubrics" / "reference_answer.py",
     "prompt": RUNTIME_DIR / "prompt.py",
     "judge": RUNTIME_DIR / "judge.py",
     "engine": RUNTIME_DIR / "engine.py",
@@ -53,6 +55,7 @@ class TargetOptions:
     number_generation: int = 8
     lambda_concurrency_limit: int = 100
     grader_model: str = "o4-mini-2025-04-16"
+    lambda_architecture: str = "x86_64"  # or "arm64"
 
 
 def runtime_sources() -> dict[str, str]:
@@ -81,25 +84,47 @@ def effective_judge(spec: dict[str, Any], options: TargetOptions) -> dict[str, A
     return judge
 
 
+def _spec_hash(spec: dict[str, Any]) -> str:
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def runtime_bundle(content: dict[str, Any], options: TargetOptions | None = None) -> dict[str, Any]:
     """The bundle file a package reads: the stored bundle, with the rubric definition back in
     the model's field order (JSON columns may reorder keys) and the exact schema text the studio
-    shows the judge."""
+    shows the judge.
+
+    A judge override (another provider, model, region or server) changes the reward, so it goes
+    INTO the hashed spec: the package then has its own content hash, and its manifest names the
+    stored bundle's hash and what was overridden. Without an override the hashes are equal."""
     options = options or TargetOptions()
     spec = json.loads(json.dumps(content["spec"]))
     definition = RubricDefinition.model_validate(spec["rubric"]["definition"])
     spec["rubric"]["definition"] = definition.model_dump(mode="json")
+    manifest = dict(content.get("manifest") or {})
+    judge = effective_judge(spec, options)
+    changed = [
+        key
+        for key in ("provider", "model_id", "region", "base_url", "api_key_env")
+        if getattr(options, key) and judge.get(key) != spec["judge"].get(key)
+    ]
+    digest = content["content_hash"]
+    if changed:
+        spec["judge"] = judge
+        digest = _spec_hash(spec)
+        manifest["bundle_content_hash"] = content["content_hash"]
+        manifest["judge_overridden"] = changed
     return {
         "format": content["format"],
         "format_version": content["format_version"],
-        "content_hash": content["content_hash"],
+        "content_hash": digest,
         "spec": spec,
-        "manifest": content.get("manifest") or {},
+        "manifest": manifest,
         "runtime": {
             "output_schema_text": json.dumps(
                 build_output_schema(definition), indent=2, ensure_ascii=False
             ),
-            "judge": effective_judge(spec, options),
+            "judge": judge,
         },
     }
 
@@ -122,3 +147,60 @@ def requirements(bundle: dict[str, Any]) -> list[str]:
 def bundle_json(bundle: dict[str, Any]) -> str:
     """The bundle file's text (stable: same bundle, same bytes)."""
     return json.dumps(bundle, indent=2, ensure_ascii=False) + "\n"
+
+
+# Code that carries the runtime and the bundle inside one Python file (the trainer module and the
+# Lambda's handler.py): loaded as a package registered under `package` in sys.modules, so the
+# file needs nothing beside it (nova-forge-sdk's verifier exec()s handler.py with empty globals,
+# without __file__). A second file with other sources replaces the package.
+_EMBED_TEMPLATE = """
+import json as _json
+import sys as _sys
+import types as _types
+
+_PACKAGE = {package!r}
+_SOURCE_HASH = {source_hash!r}
+_BUNDLE_TEXT = {bundle_literal}
+_SOURCES = {sources_literal}
+
+
+def _load_runtime():
+    \"\"\"The embedded runtime as a package (loaded once per process).\"\"\"
+    loaded = _sys.modules.get(_PACKAGE)
+    if loaded is not None and getattr(loaded, "SOURCE_HASH", None) == _SOURCE_HASH:
+        return loaded
+    package = _types.ModuleType(_PACKAGE)
+    package.__path__ = []
+    package.__package__ = _PACKAGE
+    package.SOURCE_HASH = _SOURCE_HASH
+    package.BUNDLE = _json.loads(_BUNDLE_TEXT)
+    _sys.modules[_PACKAGE] = package
+    for name, source in _SOURCES.items():
+        module = _types.ModuleType(_PACKAGE + "." + name)
+        module.__package__ = _PACKAGE
+        module.__file__ = "<" + _PACKAGE + "/" + name + ".py>"
+        _sys.modules[module.__name__] = module
+        exec(compile(source, module.__file__, "exec"), module.__dict__)
+        setattr(package, name, module)
+    return package
+
+
+_runtime = _load_runtime()
+_BUNDLE = _runtime.BUNDLE
+"""
+
+
+def embedded_runtime(bundle: dict[str, Any], package: str) -> str:
+    """Python code defining `_runtime` (the runtime package) and `_BUNDLE`, sources inside."""
+    sources = runtime_sources()
+    sources_literal = (
+        "{\n" + "".join(f"    {name!r}: {text!r},\n" for name, text in sources.items()) + "}"
+    )
+    bundle_text = bundle_json(bundle)
+    source_hash = hashlib.sha256((bundle_text + sources_literal).encode("utf-8")).hexdigest()
+    return _EMBED_TEMPLATE.format(
+        package=package,
+        source_hash=source_hash[:16],
+        bundle_literal=repr(bundle_text),
+        sources_literal=sources_literal,
+    )

@@ -1,6 +1,7 @@
-"""Generate the AWS Lambda reward function for Amazon Nova RFT: a zip with handler.py, the
-`rubric_reward` runtime, bundle.json and requirements.txt, plus the training-recipe override
-snippet and the IAM policies it needs. Pure: bytes and dicts out, no AWS calls.
+"""Generate the AWS Lambda reward function for Amazon Nova RFT: a zip with handler.py (the
+`rubric_reward` runtime and the bundle embedded, so the one file runs on its own), a readable
+bundle.json and requirements.txt, plus the training-recipe override snippet and the IAM policies
+it needs. Pure: bytes and dicts out, no AWS calls.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from app.exports.targets.common import (
     RUNTIME_DIR,
     TargetOptions,
     bundle_json,
-    package_init,
+    embedded_runtime,
     requirements,
     runtime_bundle,
-    runtime_sources,
 )
 
 HANDLER = "handler.lambda_handler"
 RUNTIME = "python3.12"
+PYTHON_VERSION = "3.12"  # of RUNTIME: what --vendor builds wheels for
+ARCHITECTURES = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+_EMBED_MARKER = "# <rubric-studio: embedded runtime>\n"
 TIMEOUT_S = 900  # the Lambda maximum; judge calls for a batch can take minutes
 MEMORY_MB = 1024
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same bundle gives the same zip bytes
@@ -93,6 +96,9 @@ def recipe_yaml(bundle: dict[str, Any], options: TargetOptions) -> str:
         "# bedrock_rft: fields of bedrock.create_model_customization_job(...).\n"
         f"# The Lambda must allow lambda_concurrency_limit ({options.lambda_concurrency_limit}) "
         "concurrent invocations (reserved or account concurrency).\n"
+        f"# Lambda: runtime {RUNTIME}, architecture {options.lambda_architecture} (vendored "
+        f"wheels are built for {ARCHITECTURES.get(options.lambda_architecture, '?')}, "
+        f"CPython {PYTHON_VERSION}); handler {HANDLER}.\n"
     )
     return header + yaml.safe_dump(recipe_overrides(bundle, options), sort_keys=False)
 
@@ -159,26 +165,45 @@ def iam_policies(bundle: dict[str, Any], options: TargetOptions) -> dict[str, An
 def _readme(bundle: dict[str, Any], options: TargetOptions, reqs: list[str]) -> str:
     judge = bundle["runtime"]["judge"]
     name = function_name(bundle, options)
+    platform = ARCHITECTURES.get(options.lambda_architecture)
     return f"""# Reward Lambda for Amazon Nova RFT (Rubric Studio)
 
 Export #{bundle["manifest"].get("number", "?")}, content sha256 `{bundle["content_hash"]}`:
 rubric "{bundle["spec"]["rubric"]["name"]}" v{bundle["spec"]["rubric"]["version"]}, judge
 {judge.get("provider")} `{judge.get("model_id")}`.
 
-- Handler: `{HANDLER}` (runtime {RUNTIME}); timeout {TIMEOUT_S} s, memory {MEMORY_MB} MB.
+- Handler: `{HANDLER}` (runtime {RUNTIME}, architecture {options.lambda_architecture});
+  timeout {TIMEOUT_S} s, memory {MEMORY_MB} MB. handler.py holds the runtime and the bundle
+  (bundle.json is a readable copy), so it also runs alone, e.g. in nova-forge-sdk's
+  `verify_reward_function("handler.py", samples)`.
 - Event: a bare list of samples; output: a bare list of
   `{{id, aggregate_reward_score, metrics_list}}` (see handler.py).
 - Dependencies (requirements.txt): {", ".join(reqs)}. The Lambda Python runtime ships boto3;
-  install the rest next to handler.py before zipping:
+  install the rest next to handler.py before zipping (or export with `--vendor`), for the
+  function's architecture and runtime:
 
-      pip install -r requirements.txt -t . && zip -r ../reward.zip .
+      pip install -r requirements.txt -t . --implementation cp --only-binary=:all: \\
+          --platform {platform} --python-version {PYTHON_VERSION}
+      zip -r ../reward.zip .
 
 - Function name: `{name}` (SageMaker HyperPod needs "SageMaker" in the name).
 - IAM: iam_policies.json (execution role and the training job's invoke permission).
 - Training job wiring: recipe_overrides.yaml.
-- Judge overrides without a new export: RUBRIC_JUDGE_MODEL_ID, RUBRIC_JUDGE_REGION,
-  RUBRIC_JUDGE_CONCURRENCY, RUBRIC_JUDGE_TIMEOUT_S, RUBRIC_JUDGE_MAX_ATTEMPTS.
-"""
+- Deploy-time knobs that leave the reward unchanged: RUBRIC_JUDGE_CONCURRENCY,
+  RUBRIC_JUDGE_TIMEOUT_S, RUBRIC_JUDGE_MAX_ATTEMPTS. Another model, provider or region changes
+  the reward: the handler refuses it; export again with it (the content hash then covers it).
+{_override_note(bundle)}"""
+
+
+def _override_note(bundle: dict[str, Any]) -> str:
+    manifest = bundle["manifest"]
+    if not manifest.get("judge_overridden"):
+        return ""
+    return (
+        f"- Judge overridden at export ({', '.join(manifest['judge_overridden'])}): this "
+        f"package's content hash covers the override; the stored bundle's is "
+        f"`{manifest['bundle_content_hash']}`.\n"
+    )
 
 
 def lambda_files(content: dict[str, Any], options: TargetOptions | None = None) -> dict[str, str]:
@@ -187,17 +212,21 @@ def lambda_files(content: dict[str, Any], options: TargetOptions | None = None) 
     bundle = runtime_bundle(content, options)
     reqs = requirements(bundle)
     files = {
-        "handler.py": (RUNTIME_DIR / "lambda_handler.py").read_text(encoding="utf-8"),
-        f"{PACKAGE_NAME}/__init__.py": package_init(),
+        "handler.py": handler_source(bundle),
         "bundle.json": bundle_json(bundle),
         "requirements.txt": "\n".join(reqs) + "\n",
         "recipe_overrides.yaml": recipe_yaml(bundle, options),
         "iam_policies.json": json.dumps(iam_policies(bundle, options), indent=2) + "\n",
         "README.md": _readme(bundle, options, reqs),
     }
-    for name, source in runtime_sources().items():
-        files[f"{PACKAGE_NAME}/{name}.py"] = source
     return files
+
+
+def handler_source(bundle: dict[str, Any]) -> str:
+    """handler.py: the handler with the runtime package and the bundle embedded."""
+    template = (RUNTIME_DIR / "lambda_handler.py").read_text(encoding="utf-8")
+    assert _EMBED_MARKER in template
+    return template.replace(_EMBED_MARKER, embedded_runtime(bundle, PACKAGE_NAME), 1)
 
 
 def build_zip(content: dict[str, Any], options: TargetOptions | None = None) -> bytes:

@@ -1,10 +1,16 @@
-"""Generate an OpenAI reinforcement fine-tuning grader (LEGACY: OpenAI is retiring graders).
+"""Generate an OpenAI reinforcement fine-tuning grader (LEGACY: OpenAI is retiring graders), and
+the same grader set for Microsoft Foundry (Azure OpenAI RFT), which runs these grader types.
 
-Without deterministic components: one `score_model` grader. With them: a `multi` grader whose
-python graders run the studio's own components.py (embedded verbatim) and whose
-calculate_output reproduces the weighted sum and the gates. Language checks need langdetect,
-which the grader image lacks, and a judge error cannot be given a neutral value there: both are
-listed under "differences".
+`grader` is what the OpenAI SDK's own types accept (`ReinforcementMethod.grader`): one
+`score_model` grader whose prompt is the studio's judge prompt with ONE output instruction (the
+overall score from 0 to 1, replacing the rubric's JSON-answer section, which score_model cannot
+use). The SDK types a `multi` grader's `graders` as a single grader, so when the reward has
+deterministic components they come as `multi_grader`: the map of graders (python graders running
+the studio's own components.py, embedded verbatim, and the judge) with a calculate_output that
+reproduces the weighted sum and the gates, in the form OpenAI's graders guide and Foundry's
+RFT documentation show; send it as raw JSON. Language checks need langdetect, which the grader
+image lacks, and a judge error cannot be given a neutral value there: both are listed under
+"differences".
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any
 
 from app.exports.targets.common import TargetOptions, runtime_bundle, runtime_sources
 from app.rubrics.definition import RubricDefinition
+from app.rubrics.output_schema import build_output_schema
 from app.rubrics.prompting import PromptContext, render_prompt
 
 IMAGE_TAG = "2025-05-08"
@@ -24,9 +31,18 @@ LEGACY_NOTICE = (
 # Placeholders OpenAI fills per dataset row ({{item.*}}) and per sample ({{sample.*}}).
 ITEM_FIELDS = ("prompt", "target_document", "references_text", "reference_answer")
 _SCORE_INSTRUCTION = (
-    "\n\nFinally, give the overall result as a number from 0 to 1: the aggregate score "
-    "described above, rescaled so that the lowest possible score is 0 and the highest is 1."
+    "Evaluate the response against every criterion above, in order, then give as your result "
+    "one number from 0 to 1: the overall score described above, rescaled so that the lowest "
+    "possible score is 0 and the highest is 1."
 )
+PLATFORMS = {
+    "openai": "OpenAI fine-tuning API: method.reinforcement.grader of a fine-tuning job.",
+    "foundry": (
+        "Microsoft Foundry (Azure OpenAI) reinforcement fine-tuning: the job's "
+        "method.reinforcement.grader; the model is a Foundry deployment name or an RFT base "
+        "model such as o4-mini-2025-04-16."
+    ),
+}
 _GRADE_SOURCE = """
 
 CONFIG = json.loads({config!r})
@@ -57,7 +73,19 @@ def _placeholder_prompt(definition: RubricDefinition) -> tuple[str, str]:
         reference_answer="{{item.reference_answer}}",
     )
     rendered = render_prompt(definition, ctx)
-    return rendered.system + _SCORE_INSTRUCTION, rendered.user
+    schema_text = json.dumps(build_output_schema(definition), indent=2, ensure_ascii=False)
+    return score_instruction_system(rendered.system, schema_text), rendered.user
+
+
+def score_instruction_system(system: str, schema_text: str) -> str:
+    """The judge's system prompt with its output section (answer as JSON matching the schema)
+    replaced by score_model's one instruction, so the grader model is told one thing."""
+    index = system.find(schema_text)
+    if index < 0:
+        return system.rstrip() + "\n\n## Output\n" + _SCORE_INSTRUCTION + "\n"
+    heading = system.rfind("## Output", 0, index)
+    start = heading if heading >= 0 else index
+    return system[:start] + "## Output\n" + _SCORE_INSTRUCTION + system[index + len(schema_text) :]
 
 
 def score_model_grader(content: dict[str, Any], options: TargetOptions) -> dict[str, Any]:
@@ -84,8 +112,11 @@ def _python_grader(name: str, source: str) -> dict[str, Any]:
     return {"type": "python", "name": name, "image_tag": IMAGE_TAG, "source": source}
 
 
-def build_grader(content: dict[str, Any], options: TargetOptions | None = None) -> dict[str, Any]:
-    """{"legacy", "notice", "grader", "item_fields", "differences"}."""
+def build_grader(
+    content: dict[str, Any], options: TargetOptions | None = None, *, platform: str = "openai"
+) -> dict[str, Any]:
+    """{"legacy", "notice", "platform", "grader", "multi_grader", "item_fields",
+    "differences"}."""
     options = options or TargetOptions()
     bundle = runtime_bundle(content, options)
     reward = bundle["spec"]["reward"]
@@ -149,8 +180,9 @@ def build_grader(content: dict[str, Any], options: TargetOptions | None = None) 
     if judge_cfg.get("enabled", True) and float(judge_cfg.get("weight", 1.0)) > 0:
         graders["judge"] = judge_grader
         terms.append(("judge", float(judge_cfg.get("weight", 1.0))))
+    multi: dict[str, Any] | None = None
     if not gates and terms == [("judge", float(judge_cfg.get("weight", 1.0)))]:
-        grader: dict[str, Any] = judge_grader
+        pass
     else:
         total = sum(weight for _, weight in terms) or 1.0
         expression = (
@@ -161,17 +193,32 @@ def build_grader(content: dict[str, Any], options: TargetOptions | None = None) 
         # The first gate in order wins: wrap the later gates first.
         for gate_name, gate_reward in reversed(gates):
             expression = f"{gate_name} * ({expression}) + (1 - {gate_name}) * {gate_reward:g}"
-        grader = {
+        multi = {
             "type": "multi",
             "name": "rubric_reward",
             "graders": graders,
             "calculate_output": expression,
         }
+        differences.append(
+            "`grader` (the judge alone) is what the OpenAI SDK's types accept; the reward's "
+            "deterministic components and gates are only in `multi_grader`, whose map of graders "
+            "the SDK's MultiGrader type rejects (send it as raw JSON)."
+        )
+    differences.append(
+        "The item's reference_answer is inserted as the text it holds: give an object as the "
+        "studio shows it (pretty-printed JSON), as app/rubrics/reference_answer.py renders it."
+    )
+    single: dict[str, Any] | None = judge_grader if "judge" in graders else None
+    if single is None:
+        differences.append("The reward has no judge: only `multi_grader` describes it.")
     return {
         "legacy": True,
         "notice": LEGACY_NOTICE,
+        "platform": platform,
+        "platform_note": PLATFORMS[platform],
         "content_hash": bundle["content_hash"],
-        "grader": grader,
+        "grader": single,
+        "multi_grader": multi,
         "item_fields": list(ITEM_FIELDS),
         "differences": differences,
     }

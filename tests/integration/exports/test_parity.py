@@ -1,15 +1,20 @@
 """Parity (the acceptance test): for the gold items of a demo-like project, the studio's own
 reward (a real judge run against the local judge server, then the reward from stored verdicts),
-the exported TRL function (calling the same judge server) and the exported Lambda handler
-(unzipped alone, Bedrock answered by a Stubber with the same judge answers) are identical."""
+the exported TRL function, verl compute_score (loaded by verl's own loader when installed),
+the OpenRLHF reward_func (loaded by OpenRLHF's executor when installed), all calling the same
+judge server, and the exported Lambda handler (unzipped alone, Bedrock answered by a Stubber
+with the same judge answers) are identical. Half the rollouts carry a reference answer: the
+studio stores it as an object, the trainers get its JSON text (verl's usual ground_truth)."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import io
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session
@@ -18,6 +23,7 @@ from app.exports import service as export_service
 from app.exports.targets import TargetOptions
 from app.rewards import service as reward_service
 from tests.integration.exports.world import build_world, label_gold, run_judge, verdicts_by_rollout
+from tests.support.ecosystem import REQUIRED, require, verl_load_extern_object
 from tests.support.judge_server import JudgeServer
 from tests.unit.exports.nova_models import NOVA_OUTPUT
 from tests.unit.exports.package_env import run_lambda
@@ -29,10 +35,41 @@ def judge_server():
         yield server
 
 
-def test_studio_lambda_and_trl_rewards_are_identical(
+def _load(path: Path, name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _verl_loader(path: Path, name: str) -> Any:
+    """verl's own loader when verl is installed, else the same file import it performs."""
+    if importlib.util.find_spec("verl") is None and not REQUIRED:
+        return getattr(_load(path, f"verl_{name}"), name)
+    return verl_load_extern_object()(module_path=str(path), object_name=name)
+
+
+def _openrlhf_rewards(path: Path, queries: list[str], prompts: list[str], labels: list[str]):
+    """OpenRLHF's own executor (one query per call, in threads) when installed, else its
+    loading code: spec_from_file_location("reward_func", path).reward_func."""
+    if importlib.util.find_spec("openrlhf") is None and not REQUIRED:
+        reward_func = _load(path, "reward_func").reward_func
+        return [
+            reward_func([q], [p], [lab]) for q, p, lab in zip(queries, prompts, labels, strict=True)
+        ]
+    executor = require("openrlhf.utils.agent").SingleTurnAgentExecutor(remote_rm_url=str(path))
+    return asyncio.run(executor._fetch_rewards_via_func(queries, prompts, labels))
+
+
+def _as_float(value: Any) -> float:
+    return float(value.flatten()[0].item()) if hasattr(value, "flatten") else float(value[0])
+
+
+def test_studio_lambda_trl_verl_and_openrlhf_rewards_are_identical(
     session: Session, engine, judge_server: JudgeServer, tmp_path: Path
 ) -> None:
-    world = build_world(session, judge_server.base_url)
+    world = build_world(session, judge_server.base_url, reference_answers=True)
     run = run_judge(session, engine, world)
     assert run.status == "completed" and run.items_done == len(world.rollouts)
     label_gold(session, world, run.id or 0, agree=True)
@@ -57,26 +94,98 @@ def test_studio_lambda_and_trl_rewards_are_identical(
     # The data exercise every path: gated (malformed/prose), judged, and varied judge scores.
     assert "skipped" in statuses and statuses.count("ok") >= 6
     assert len({r for r, s in zip(studio, statuses, strict=True) if s == "ok"}) > 2
+    with_reference = [r for r in world.rollouts if r.reference_answer is not None]
+    assert with_reference and len(with_reference) < len(world.rollouts)
+    # A reference as JSON text (what trainers pass) and as the stored object.
+    references_text = [
+        json.dumps(r.reference_answer) if r.reference_answer is not None else None
+        for r in world.rollouts
+    ]
 
-    # The exported TRL function, calling the same judge server.
+    # The exported TRL function (async, as GRPOTrainer awaits it), calling the judge server.
     served_before = judge_server.requests
     module_file = export_service.target_file(bundle, "trl")
-    path = tmp_path / module_file.filename
-    path.write_bytes(module_file.data)
-    spec = importlib.util.spec_from_file_location(f"parity_{bundle.content_hash[:8]}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    trl = module.reward_func(
-        prompts=[r.input_messages for r in world.rollouts],
-        completions=[[{"role": "assistant", "content": r.response}] for r in world.rollouts],
-        target_document=[r.target_document for r in world.rollouts],
-        references=[r.reference_documents for r in world.rollouts],
-        reference_answer=[r.reference_answer for r in world.rollouts],
-        metadata=[r.metadata_ for r in world.rollouts],
+    module_path = tmp_path / module_file.filename
+    module_path.write_bytes(module_file.data)
+    module = _load(module_path, f"parity_{bundle.content_hash[:8]}")
+    metrics: dict[str, float] = {}
+    trl = asyncio.run(
+        module.reward_func(
+            prompts=[r.input_messages for r in world.rollouts],
+            completions=[[{"role": "assistant", "content": r.response}] for r in world.rollouts],
+            target_document=[r.target_document for r in world.rollouts],
+            references=[r.reference_documents for r in world.rollouts],
+            reference_answer=references_text,
+            metadata=[r.metadata_ for r in world.rollouts],
+            log_metric=metrics.__setitem__,
+            log_extra=lambda column, values: None,
+        )
     )
     assert judge_server.requests - served_before == statuses.count("ok")
     assert trl == studio
+    assert metrics["rubric/judged_rate"] == statuses.count("ok") / len(statuses)
+
+    # verl: compute_score through verl's loader, ground_truth the JSON text, prompt in extra_info.
+    compute_score = _verl_loader(module_path, "compute_score")
+    compute_score_async = _verl_loader(module_path, "compute_score_async")
+    verl = []
+    for rollout, reference in zip(world.rollouts, references_text, strict=True):
+        extra_info = {
+            "prompt": rollout.input_messages,
+            "target_document": rollout.target_document,
+            "references": rollout.reference_documents,
+            "metadata": rollout.metadata_,
+            "index": rollout.id,
+        }
+        result = compute_score(
+            data_source="contracts",
+            solution_str=rollout.response,
+            ground_truth=reference,
+            extra_info=extra_info,
+        )
+        verl.append(result["score"])
+    assert verl == studio
+    keys = [c["key"] for c in world.version.definition["criteria"]]
+    assert {f"criterion.{k}" for k in keys} <= set(result)
+    first = world.rollouts[0]
+    async_result = asyncio.run(
+        compute_score_async(
+            data_source="contracts",
+            solution_str=first.response,
+            ground_truth=first.reference_answer,  # the object: same reward as its text
+            extra_info={
+                "prompt": first.input_messages,
+                "target_document": first.target_document,
+                "references": first.reference_documents,
+                "metadata": first.metadata_,
+            },
+        )
+    )
+    assert async_result["score"] == studio[0]
+
+    # OpenRLHF: reward_func(queries, prompts, labels); the label carries the row as JSON text.
+    rlhf_file = export_service.target_file(bundle, "openrlhf")
+    rlhf_path = tmp_path / rlhf_file.filename
+    rlhf_path.write_bytes(rlhf_file.data)
+    prompts = [
+        f"<|im_start|>user\n{r.input_messages[-1]['content']}<|im_end|>\n" for r in world.rollouts
+    ]
+    queries = [p + r.response + "<|im_end|>" for p, r in zip(prompts, world.rollouts, strict=True)]
+    labels = [
+        json.dumps(
+            {
+                "messages": r.input_messages,
+                "reference_answer": reference,
+                "target_document": r.target_document,
+                "references": r.reference_documents,
+                "metadata": r.metadata_,
+            }
+        )
+        for r, reference in zip(world.rollouts, references_text, strict=True)
+    ]
+    infos = _openrlhf_rewards(rlhf_path, queries, prompts, labels)
+    assert [_as_float(info["rewards"]) for info in infos] == pytest.approx(studio, abs=1e-6)
+    assert all(f"criterion.{keys[0]}" in info["extra_logs"] for info in infos)
 
     # The exported Lambda, unzipped alone; Bedrock replays the judge answers the studio got.
     verdicts = verdicts_by_rollout(session, run.id or 0)
@@ -95,11 +204,12 @@ def test_studio_lambda_and_trl_rewards_are_identical(
         {
             "id": r.external_id,
             "messages": [*r.input_messages, {"role": "assistant", "content": r.response}],
-            # Bedrock RFT's shape: custom fields under metadata.
+            # Bedrock RFT's shape: custom fields under metadata; the reference as an object.
             "metadata": {
                 **r.metadata_,
                 "target_document": r.target_document,
                 "references": r.reference_documents,
+                "reference_answer": r.reference_answer,
             },
         }
         for r in world.rollouts
@@ -113,8 +223,8 @@ def test_studio_lambda_and_trl_rewards_are_identical(
     # Per-criterion metrics equal the stored verdicts' criterion scores.
     for rollout, entry in zip(world.rollouts, result["output"], strict=True):
         verdict = verdicts[rollout.id or 0]
-        metrics = {m["name"]: m["value"] for m in entry["metrics_list"]}
+        metrics_by_name = {m["name"]: m["value"] for m in entry["metrics_list"]}
         for key, value in (verdict.scores.get("criteria") or {}).items():
-            if "judge" in metrics:
-                assert metrics[f"criterion.{key}"] == value
+            if "judge" in metrics_by_name:
+                assert metrics_by_name[f"criterion.{key}"] == value
     assert json.loads(json.dumps(studio)) == studio

@@ -54,7 +54,13 @@ def demo_records(contracts: int = 3) -> list[dict]:
     return [r for r in records if r["group"] in groups[:contracts]]
 
 
-def build_world(session: Session, base_url: str, *, contracts: int = 3) -> World:
+# A reference answer given to every other rollout (parity with string and object references).
+REFERENCE_ANSWER = {"comments": [{"rule": "R1", "action": "Escalate to legal"}], "note": "café"}
+
+
+def build_world(
+    session: Session, base_url: str, *, contracts: int = 3, reference_answers: bool = False
+) -> World:
     admin = make_user(session, "admin@example.com")
     engineer = make_user(session, "engineer@example.com")
     expert = make_user(session, "expert@example.com")
@@ -74,7 +80,7 @@ def build_world(session: Session, base_url: str, *, contracts: int = 3) -> World
     assert version is not None
     records = demo_records(contracts)
     rollouts = []
-    for record in records:
+    for index, record in enumerate(records):
         rollout = Rollout(
             project_id=project.id or 0,
             external_id=record["id"],
@@ -88,6 +94,7 @@ def build_world(session: Session, base_url: str, *, contracts: int = 3) -> World
             step=record["step"],
             group_key=record["group"],
             metadata_=record["metadata"],
+            reference_answer=REFERENCE_ANSWER if reference_answers and index % 2 == 0 else None,
         )
         session.add(rollout)
         rollouts.append(rollout)

@@ -213,15 +213,19 @@ def test_a_repeated_id_inside_one_file_is_a_conflict(
 ) -> None:
     rows = [studio_row(1), studio_row(1), studio_row(1, response="changed")]
     job = import_file(jsonl(rows))
-    assert (job.inserted, job.duplicates, job.conflicts) == (1, 1, 1)
+    assert (job.inserted, job.duplicates, job.repeats, job.conflicts) == (1, 1, 1, 1)
     assert problems_of(session, job) == [
+        (2, "id", "repeats line 1 of this file (the same id 'r-1' and the same content): skipped"),
         (
             3,
             "id",
             "the id 'r-1' is also used by line 1 of rollouts.jsonl with different content; this "
             "line was not imported and nothing was overwritten",
-        )
+        ),
     ]
+    # Said as a repeat of this file, not as something imported before.
+    assert "already imported before" not in job.message
+    assert "1 line repeating an earlier line of this file" in job.message
 
 
 def test_a_repeated_id_across_batches_is_found(
@@ -230,8 +234,15 @@ def test_a_repeated_id_across_batches_is_found(
     monkeypatch.setattr(jobs, "BATCH_LINES", 2)
     rows = [studio_row(n) for n in range(5)] + [studio_row(0, response="changed"), studio_row(1)]
     job = import_file(jsonl(rows))
-    assert (job.inserted, job.duplicates, job.conflicts) == (5, 1, 1)
-    assert [p[0] for p in problems_of(session, job)] == [6]
+    assert (job.inserted, job.duplicates, job.repeats, job.conflicts) == (5, 1, 1, 1)
+    assert problems_of(session, job)[0][0] == 6
+    # Line 7 repeats line 2, stored by an earlier batch of the same import.
+    assert problems_of(session, job)[1] == (
+        7,
+        "id",
+        "repeats line 2 of this file (the same id 'r-1' and the same content): skipped",
+    )
+    assert "already imported before" not in job.message
 
 
 # ---------------------------------------------------------------------------- bad lines

@@ -101,3 +101,30 @@ def test_vendoring_installs_linux_wheels_of_all_but_boto3_next_to_the_handler() 
         assert archive.read("jinja2/__init__.py") == b"# vendored\n"
     with zipfile.ZipFile(io.BytesIO(original)) as archive:
         assert set(archive.namelist()) | {"jinja2/__init__.py"} == names
+
+
+def test_vendoring_and_deploying_for_arm64() -> None:
+    calls: list[list[str]] = []
+    vendor_zip(
+        build_zip(legal_content()),
+        architecture="arm64",
+        runner=lambda command, check: calls.append(command),
+    )
+    [command] = calls
+    assert command[command.index("--platform") + 1] == "manylinux2014_aarch64"
+    assert command[command.index("--implementation") + 1] == "cp"
+    with pytest.raises(ValueError, match="architecture"):
+        vendor_zip(build_zip(legal_content()), architecture="sparc", runner=lambda *a, **k: None)
+
+
+def test_deploy_sets_the_architecture(aws: str) -> None:
+    name = "rubric-reward-SageMaker-arm"
+    deploy_lambda(
+        build_zip(legal_content()),
+        function_name=name,
+        role_arn=aws,
+        region=REGION,
+        architecture="arm64",
+    )
+    config = boto3.client("lambda", region_name=REGION).get_function(FunctionName=name)
+    assert config["Configuration"]["Architectures"] == ["arm64"]

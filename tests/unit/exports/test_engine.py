@@ -270,4 +270,48 @@ def test_trl_and_verl_entry_points(demo_rollouts) -> None:
             "references": records[0]["references"],
         },
     )
-    assert score["score"] == rewards[0] and set(score) == {"score", "gated", "judge_error"}
+    criteria = [f"criterion.{c['key']}" for c in bundle["spec"]["rubric"]["definition"]["criteria"]]
+    assert score["score"] == rewards[0]
+    assert list(score) == ["score", *engine.detail_keys()]
+    assert set(criteria) <= set(score) and {"format", "judge", "judged", "gated"} <= set(score)
+    # The prompt as a keyword (a custom reward manager) or in extra_info gives the same reward.
+    keyword = engine.verl_score(
+        "contracts",
+        records[0]["response"],
+        None,
+        {"target_document": records[0]["target_document"], "references": records[0]["references"]},
+        prompt=records[0]["input"],
+    )
+    assert keyword == score
+    # The async variants give the same values.
+    import asyncio
+
+    assert (
+        asyncio.run(
+            engine.verl_score_async(
+                "contracts", records[0]["response"], None, {"prompt": records[0]["input"]}
+            )
+        )["score"]
+        == engine.verl_score(
+            "contracts", records[0]["response"], None, {"prompt": records[0]["input"]}
+        )["score"]
+    )
+    metrics: dict[str, float] = {}
+    extra: dict[str, list] = {}
+    async_rewards = asyncio.run(
+        engine.trl_rewards_async(
+            prompts=[r["input"] for r in records],
+            completions=[[{"role": "assistant", "content": r["response"]}] for r in records],
+            target_document=[r["target_document"] for r in records],
+            references=[r["references"] for r in records],
+            log_metric=metrics.__setitem__,
+            log_extra=extra.__setitem__,
+        )
+    )
+    assert async_rewards == rewards
+    assert {"rubric/format", "rubric/judged_rate", "rubric/gated_rate"} <= set(metrics)
+    judged = [o for o in nova if any(m["name"] == "judge" for m in o["metrics_list"])]
+    if judged:
+        assert {f"rubric/{c}" for c in criteria} <= set(metrics)
+        assert any(text for text in extra["rubric_justification"])
+    assert len(extra["rubric_justification"]) == len(records)

@@ -147,3 +147,39 @@ def test_sample_from_row_reads_both_documented_shapes() -> None:
     assert b["reference_answer"] == "r" and b["response"] == ""
     with pytest.raises(ValueError):
         engine.sample_from_row({"id": "3", "messages": "not a list"})
+
+
+REFERENCE = {"compliant": "No", "rules": ["R1", "R2"], "note": "café"}
+
+
+@pytest.mark.parametrize(
+    "as_given",
+    [
+        REFERENCE,
+        json.dumps(REFERENCE),  # verl's usual ground_truth: the JSON text
+        json.dumps(REFERENCE, indent=4, ensure_ascii=True) + "\n",
+        "  " + json.dumps(REFERENCE, separators=(",", ":")),
+    ],
+    ids=["object", "json-text", "pretty-ascii-json", "compact-json"],
+)
+def test_a_reference_as_json_text_renders_as_the_object_does(as_given, demo_rollouts) -> None:
+    definition = materialize_templates(get_builtin("legal_contract_review"))
+    record = demo_rollouts[0]
+    expected = render_prompt(definition, rollout_context(_rollout(record, REFERENCE)))
+    studio = render_prompt(definition, rollout_context(_rollout(record, as_given)))
+    assert (studio.system, studio.user) == (expected.system, expected.user)
+    data = json.loads(json.dumps(definition.model_dump(mode="json")))
+    schema_text = json.dumps(build_output_schema(definition), indent=2, ensure_ascii=False)
+    sample = engine.sample_from_row(_shape_a(record, as_given))
+    system, user = prompt.render(
+        data, data["system_template"], data["user_template"], schema_text, sample
+    )
+    assert (system, user) == (expected.system, expected.user)
+
+
+def test_reference_answer_text() -> None:
+    from app.rubrics.reference_answer import reference_answer_text as text
+
+    assert text(None) == "" and text("x = 4") == "x = 4" and text('"x = 4"') == "x = 4"
+    assert text("[not json") == "[not json" and text(42) == "42" == text("42")
+    assert text(["a"]) == text('["a"]') == '[\n  "a"\n]'

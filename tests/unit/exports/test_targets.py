@@ -4,7 +4,9 @@ module and the (legacy) OpenAI grader."""
 from __future__ import annotations
 
 import ast
+import asyncio
 import importlib.util
+import inspect
 import io
 import json
 import sys
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from app.exports.bundle import content_hash
 from app.exports.targets import TARGETS, TargetOptions, render_target
 from app.exports.targets.common import RUNTIME_SOURCES, runtime_bundle
 from app.exports.targets.nova_lambda import build_zip, iam_policies, recipe_overrides
@@ -59,13 +62,11 @@ def test_lambda_zip_holds_the_handler_runtime_bundle_and_requirements() -> None:
         "recipe_overrides.yaml",
         "iam_policies.json",
         "README.md",
-        "rubric_reward/__init__.py",
-        *(f"rubric_reward/{name}.py" for name in RUNTIME_SOURCES),
     }
     assert "def lambda_handler(event: Any, context: Any)" in files["handler.py"]
-    # The studio's scoring and reward code is copied verbatim, never rewritten.
+    # The studio's scoring and reward code is embedded verbatim, never rewritten.
     for name, path in RUNTIME_SOURCES.items():
-        assert files[f"rubric_reward/{name}.py"] == path.read_text(), name
+        assert repr(path.read_text()) in files["handler.py"], name
     bundle = json.loads(files["bundle.json"])
     assert bundle["content_hash"] == legal_content()["content_hash"]
     assert files["requirements.txt"].split() == [
@@ -107,8 +108,15 @@ def test_target_options_switch_the_lambda_to_a_bedrock_judge() -> None:
     assert runtime["provider"] == "bedrock" and runtime["model_id"] == "amazon.nova-pro-v1:0"
     assert runtime["base_url"] is None and runtime["region"] == "eu-west-1"
     assert "boto3" in files["requirements.txt"] and "httpx" not in files["requirements.txt"]
-    # The bundle itself is untouched: the hash still verifies.
-    assert json.loads(files["bundle.json"])["spec"]["judge"]["provider"] == "openai_compat"
+    # The override changes the reward, so the package's hashed spec holds it: its own content
+    # hash, with the stored bundle's hash and what changed in the manifest.
+    package = json.loads(files["bundle.json"])
+    assert package["spec"]["judge"] == runtime
+    assert package["content_hash"] == content_hash(package["spec"]) != content["content_hash"]
+    assert package["manifest"]["bundle_content_hash"] == content["content_hash"]
+    assert package["manifest"]["judge_overridden"] == ["provider", "model_id", "region"]
+    # Without an override the package's hash is the bundle's.
+    assert json.loads(_zip(content)["bundle.json"])["content_hash"] == content["content_hash"]
 
 
 def test_recipe_overrides_and_iam_policies() -> None:
@@ -155,9 +163,17 @@ def test_trainer_module_imports_alone_and_exposes_both_signatures(tmp_path: Path
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert callable(module.reward_func) and callable(module.compute_score)
+    assert inspect.iscoroutinefunction(module.reward_func)  # TRL runs it on its event loop
+    assert inspect.iscoroutinefunction(module.compute_score_async)
     # A prose response fails the format gate before any judge call: no server is needed.
-    assert module.reward_func(prompts=["Review it"], completions=["Looks fine to me."]) == [0.0]
+    prose = {"prompts": ["Review it"], "completions": ["Looks fine to me."]}
+    assert asyncio.run(module.reward_func(**prose)) == [0.0]
+    assert module.reward_func_sync(**prose) == [0.0]
     assert module.compute_score("demo", "Looks fine.", None, {})["score"] == 0.0
+    with pytest.raises(ValueError, match="would change the reward"):
+        module.configure(model_id="another-model")
+        module.get_engine()
+    module.configure(model_id=OPENAI_JUDGE["model_id"])  # the same value is no override
     assert module.get_engine().judge_settings["base_url"] == OPENAI_JUDGE["base_url"]
     module.configure(base_url="http://127.0.0.1:8/v1", concurrency=2)
     assert module.get_engine().judge_settings["base_url"] == "http://127.0.0.1:8/v1"
@@ -192,7 +208,8 @@ def test_openai_grader_is_marked_legacy_and_reproduces_weights_and_gates(demo_ro
     content = legal_content(reward=reward)
     result = build_grader(content)
     assert result["legacy"] is True and "LEGACY" in result["notice"]
-    grader = result["grader"]
+    assert result["grader"]["type"] == "score_model"
+    grader = result["multi_grader"]
     assert grader["type"] == "multi"
     assert set(grader["graders"]) == {
         "format",
