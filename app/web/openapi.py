@@ -23,8 +23,15 @@ ERROR_SCHEMA: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "properties": {
-                    "field": {"type": "string"},
+                    "field": {
+                        "type": ["string", "null"],
+                        "description": "The field, or null for a problem with the whole request.",
+                    },
                     "message": {"type": "string"},
+                    "line": {
+                        "type": ["integer", "null"],
+                        "description": "The line of an uploaded file, if any.",
+                    },
                 },
                 "additionalProperties": True,
             },
@@ -80,6 +87,17 @@ def _add_model_schemas(schema: dict[str, Any], models: dict[str, type[BaseModel]
                 }
 
 
+def _point_refs(node: Any, old: str, new: str) -> None:
+    if isinstance(node, dict):
+        if node.get("$ref") == old:
+            node["$ref"] = new
+        for value in node.values():
+            _point_refs(value, old, new)
+    elif isinstance(node, list):
+        for value in node:
+            _point_refs(value, old, new)
+
+
 def build_openapi(app: FastAPI, models: dict[str, type[BaseModel]] | None = None) -> dict[str, Any]:
     """The app's OpenAPI document with auth and error responses declared, and the schemas of
     `models` for the free-form properties that name them (cached on the app)."""
@@ -96,6 +114,11 @@ def build_openapi(app: FastAPI, models: dict[str, type[BaseModel]] | None = None
     components.setdefault("securitySchemes", {})[SCHEME] = SECURITY_SCHEME
     schemas = components.setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA
+    # Routes declare their error answers with the ErrorBody model (app/web/errors.py): the same
+    # body, documented once, under one name.
+    for name in ("ErrorBody", "Problem"):
+        schemas.pop(name, None)
+    _point_refs(schema, "#/components/schemas/ErrorBody", ERROR_REF["$ref"])
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)  # the app answers 422 with Error, not FastAPI's default body
     for path, operations in schema.get("paths", {}).items():

@@ -121,10 +121,10 @@ def test_every_api_path_answers_405_with_allow_for_other_methods(
 
 def test_openapi_documents_the_real_error_body(app: FastAPI) -> None:
     spec = app.openapi()
-    body = spec["components"]["schemas"]["ErrorBody"]
+    body = spec["components"]["schemas"]["Error"]
     assert set(body["properties"]) == {"detail", "problems"}
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             for status in ("401", "403", "404", "422"):
                 schema = operation["responses"][status]["content"]["application/json"]["schema"]
-                assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (method, path, status)
+                assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)
