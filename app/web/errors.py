@@ -52,7 +52,12 @@ def _error_response(request: Request, status: int, message: str, problems=None) 
             "errors/_message.html",
             context,
             status_code=status,
-            headers={"HX-Retarget": "#messages", "HX-Reswap": "innerHTML"},
+            # Reselect: an hx-select on the requesting element must not filter the message away.
+            headers={
+                "HX-Retarget": "#messages",
+                "HX-Reswap": "innerHTML",
+                "HX-Reselect": "[data-testid=error-message]",
+            },
         )
     return render(request, "errors/error.html", context, status_code=status)
 

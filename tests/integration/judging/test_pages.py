@@ -458,7 +458,7 @@ def test_fragment_routes_answer_with_their_fragment_with_or_without_htmx(
     assert table.status_code == 200 and "judge-runs" in data_testids(table.text)
     verdicts = web.get(f"{base}/runs/{run.id}/verdicts", headers=headers)
     assert "no-verdicts" in data_testids(verdicts.text) and "<html" not in verdicts.text
-    assert progress.headers["Vary"] == "HX-Request"
+    assert progress.headers["Vary"] == "HX-Request, HX-History-Restore-Request"
 
 
 def test_untrusted_names_and_errors_are_shown_as_text(

@@ -230,7 +230,7 @@ def test_list_page_filters_with_htmx_and_keeps_them_in_page_links(
     )
     assert fragment.status_code == 200
     assert "<html" not in fragment.text
-    assert fragment.headers["vary"] == "HX-Request"
+    assert fragment.headers["vary"] == "HX-Request, HX-History-Restore-Request"
     assert len(find_all(fragment.text, "data-testid", "rollout-row")) == 30
     assert "30 rollouts match the filters" in fragment.text
     assert "next-page" not in data_testids(fragment.text)
