@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app.core.errors import InvalidInput
+from app.core.problems import from_validation_errors
 from app.llm.config import ProviderConfig
 
 PROVIDERS = ("openai_compat", "bedrock")
@@ -244,16 +245,32 @@ class ImportResult(BaseModel):
     verdicts: int
 
 
+# What the judge-configuration form calls each field (problems name the field as the form does).
+CONFIG_LABELS = {
+    "model_id": "Model id",
+    "base_url": "Base URL",
+    "api_key_env": "API key environment variable",
+    "region": "AWS region",
+    "top_p": "Top p",
+    "max_tokens": "Max output tokens",
+    "concurrency": "Concurrent calls",
+    "timeout_s": "Timeout per call",
+    "max_attempts": "Attempts per call",
+    "base_delay_s": "Backoff base",
+    "max_delay_s": "Backoff cap",
+    "structured_output": "Structured output",
+    "price_input_per_1k": "Price per 1,000 input tokens",
+    "price_output_per_1k": "Price per 1,000 output tokens",
+    "batch_s3_uri": "S3 location for batch files",
+    "batch_role_arn": "IAM role for batch inference",
+    "rubric_version_id": "Rubric version",
+    "judge_config_ids": "Judges",
+    "neutral_score": "Neutral score",
+}
+
+
 def invalid_from(exc: ValidationError, prefix: str = "") -> InvalidInput:
-    """A pydantic error as a readable InvalidInput (field: message lines)."""
-    problems = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        message = str(err.get("msg", "is not valid")).removeprefix("Value error, ")
-        if err.get("type") == "missing":
-            message = "is required"
-        problems.append({"field": f"{prefix}{loc}" or "request", "message": message})
-    summary = "; ".join(
-        f"{p['field']}: {p['message']}" if p["field"] else p["message"] for p in problems[:5]
-    )
-    return InvalidInput(f"Please correct: {summary}", details=problems)
+    """A pydantic error as a readable InvalidInput: a lead sentence, and each problem once."""
+    problems = from_validation_errors(exc.errors(), prefix=prefix, labels=CONFIG_LABELS)
+    lead = "Please correct this:" if len(problems) == 1 else "Please correct these:"
+    return InvalidInput(lead, details=problems)

@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-
 VARY = "HX-Request, HX-History-Restore-Request"
 
 

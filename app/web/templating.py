@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from app.core.problems import labelled
 from app.core.security import csrf_token
 from app.web.flash import take_flashes
 
@@ -63,5 +64,6 @@ def build_templates() -> Jinja2Templates:
     env.filters["datetime"] = _datetime
     env.filters["pretty_json"] = _pretty_json
     env.filters["number"] = _number
+    env.filters["labelled"] = labelled
     env.globals["chartjs_version"] = CHARTJS_VERSION  # macros imported without context see it
     return Jinja2Templates(env=env, context_processors=[template_context])
