@@ -149,18 +149,21 @@ def problem(field: str, message: str, labels: Mapping[str, str] | None = None) -
 
 
 def labelled(problems: Iterable[Any], labels: Mapping[str, str] | None = None) -> list[Problem]:
-    """Problems built elsewhere (without a label, or plain sentences) made ready to show."""
-    out = []
+    """Problems built elsewhere (without a label, or plain sentences) made ready to show; other
+    keys (a line number, say) are kept as they are."""
+    out: list[Any] = []
     for p in problems:
         if not isinstance(p, Mapping):
             out.append({"field": "", "label": "", "message": str(p)})
             continue
-        item = {str(k): str(v) for k, v in p.items()}
+        item = dict(p)
         item.setdefault("field", "")
         item.setdefault("message", "")
-        item.setdefault("label", field_label(item["field"], labels))
-        if "line" in item:
-            item["label"] = f"Line {item['line']}" + (f", {item['label']}" if item["label"] else "")
+        if "label" not in item:
+            item["label"] = field_label(str(item["field"]), labels)
+            if item.get("line") is not None:
+                line = f"Line {item['line']}"
+                item["label"] = f"{line}, {item['label']}" if item["label"] else line
         out.append(item)
     return out
 

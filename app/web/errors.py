@@ -33,7 +33,7 @@ def _error_response(request: Request, status: int, message: str, problems=None) 
     if wants_json(request):
         body: dict[str, object] = {"detail": message}
         if problems:
-            body["problems"] = problems
+            body["problems"] = labelled(problems)
         return JSONResponse(body, status_code=status)
     context = {"status": status, "message": message, "problems": labelled(problems or [])}
     if is_htmx(request):

@@ -144,7 +144,9 @@
   function describe(json, fallback) {
     var text = json.detail || fallback;
     if (json.problems && json.problems.length) {
-      text += " " + json.problems.map(function (p) { return p.message; }).join("; ");
+      text += " " + json.problems.map(function (p) {
+        return (p.label ? p.label + ": " : "") + p.message;
+      }).join("; ");
     }
     return text;
   }
