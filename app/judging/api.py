@@ -36,6 +36,7 @@ def _run(run: JudgeRun) -> RunPublic:
         {
             **run.model_dump(),
             "judge_name": judge_service.run_judge_name(run),
+            "status_label": progress.label,
             "rate_per_s": progress.rate_per_s,
             "eta_s": progress.eta_s,
         }

@@ -17,6 +17,7 @@ from app.judging import service as judge_service
 from app.judging.engine import FINAL_STATUSES
 from app.judging.models import JudgeConfig, JudgeRun
 from app.judging.schemas import RunCreate, SelectionInput
+from app.judging.status import RunStatus
 from app.projects.models import Project
 from app.rubrics.models import Rubric, RubricVersion
 
@@ -186,12 +187,15 @@ def run_command(
         if stop is not None:
             stop.set()
     for run in final:
+        status = RunStatus(run.status)
         typer.echo(
-            f"Run #{run.id}: {run.status}; {run.items_done:,}/{run.items_total:,} done, "
+            f"Run #{run.id}: {status.label}; {run.items_done:,}/{run.items_total:,} done, "
             f"{run.items_error:,} errors, {run.input_tokens:,}+{run.output_tokens:,} tokens, "
             f"cost {run.cost:.4f}."
         )
-    if any(r.status != "completed" for r in final):
+        if status in (RunStatus.WITH_ERRORS, RunStatus.FAILED) and run.message:
+            typer.secho(f"  {run.message}", fg=typer.colors.RED, err=True)
+    if any(r.status != RunStatus.COMPLETED for r in final):
         raise typer.Exit(1)
 
 

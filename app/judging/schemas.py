@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app.core.errors import InvalidInput
 from app.core.problems import from_validation_errors
+from app.judging.status import RunStatus
 from app.llm.config import ProviderConfig
 
 PROVIDERS = ("openai_compat", "bedrock")
@@ -196,7 +197,11 @@ class RunPublic(BaseModel):
     comparison_key: str | None
     selection: dict[str, Any]
     repeats: int
-    status: str
+    status: RunStatus = Field(
+        description="queued, running, completed, with_errors (some calls failed), failed (every "
+        "call failed, or the run could not be judged) or cancelled"
+    )
+    status_label: str = Field("", description="The status in words, as the run page shows it")
     items_total: int
     items_done: int
     items_error: int
@@ -204,7 +209,7 @@ class RunPublic(BaseModel):
     output_tokens: int
     cost: float
     estimated_cost: float | None
-    message: str
+    message: str = Field(description="Why the run failed or had errors, with the first error")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -26,6 +26,7 @@ from app.core.errors import Conflict, InvalidInput, NotFound
 from app.judging import engine as judge_engine
 from app.judging.models import JudgeConfig, JudgeRun, JudgeWorkItem, Verdict
 from app.judging.schemas import JudgeConfigInput, RunCreate, RunEstimate, SelectionInput
+from app.judging.status import RunStatus
 from app.labels.models import GoldItem
 from app.llm.schema_instance import instance_for_schema
 from app.projects.models import Project
@@ -305,7 +306,7 @@ def _sample_prompts(
     plan = judge_engine.RunPlan(
         run_id=0,
         kind="estimate",
-        status="queued",
+        status=RunStatus.QUEUED,
         definition=defn,
         definition_dict=defn.model_dump(mode="json"),
         output_schema=version.output_schema or build_output_schema(defn),
@@ -458,7 +459,7 @@ def create_runs(
             comparison_key=comparison_key,
             selection=subjects.selection,
             repeats=data.repeats,
-            status="queued",
+            status=RunStatus.QUEUED,
             items_total=len(subjects.ids) * data.repeats * len(orders),
             estimated_cost=round(per_judge_cost, 6),
             settings={"neutral_score": data.neutral_score, "pairwise": pairwise},
@@ -532,7 +533,7 @@ def cancel_run(
     result = session.execute(
         update(JudgeRun)
         .where(col(JudgeRun.id) == run.id, col(JudgeRun.status).in_(judge_engine.ACTIVE_STATUSES))
-        .values(status="cancelled", finished_at=utcnow(), message="Cancelled.")
+        .values(status=RunStatus.CANCELLED, finished_at=utcnow(), message="Cancelled.")
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         session.rollback()
@@ -556,7 +557,7 @@ def resume_run(
     session: Session, project: Project, run: JudgeRun, *, actor: User | None
 ) -> JudgeRun:
     """Queue a cancelled or failed run again: every unfinished item goes back to the queue."""
-    if run.status not in ("cancelled", "failed"):
+    if run.status not in (RunStatus.CANCELLED, RunStatus.FAILED):
         raise Conflict(f"This run is {run.status}; only a cancelled or failed run can be resumed.")
     if run.kind == "external":
         raise Conflict("An imported (external) run has nothing to resume.")
@@ -576,7 +577,7 @@ def resume_run(
         settings.pop("batch_state", None)
         run.batch_job_arn = None
     run.settings = settings
-    run.status = "queued"
+    run.status = RunStatus.QUEUED
     run.finished_at = None
     run.message = f"Resumed: {requeued} item(s) to judge."
     run.lease_owner = None
@@ -640,7 +641,7 @@ def run_row(session: Session, run: JudgeRun) -> RunRow:
 
 @dataclass
 class RunProgress:
-    status: str
+    status: RunStatus
     total: int
     done: int
     errors: int
@@ -658,9 +659,19 @@ class RunProgress:
     def percent(self) -> int:
         return int(100 * self.done / self.total) if self.total else 100
 
+    message: str = ""
+
     @property
     def finished(self) -> bool:
         return self.status in judge_engine.FINAL_STATUSES
+
+    @property
+    def label(self) -> str:
+        return self.status.label
+
+    @property
+    def has_errors(self) -> bool:
+        return self.status in (RunStatus.WITH_ERRORS, RunStatus.FAILED)
 
 
 def run_progress(run: JudgeRun, now: datetime | None = None) -> RunProgress:
@@ -679,7 +690,7 @@ def run_progress(run: JudgeRun, now: datetime | None = None) -> RunProgress:
     remaining = max(0, run.items_total - run.items_done)
     eta = remaining / rate if rate and run.status == "running" else None
     return RunProgress(
-        status=run.status,
+        status=RunStatus(run.status),
         total=run.items_total,
         done=run.items_done,
         errors=run.items_error,
@@ -688,6 +699,7 @@ def run_progress(run: JudgeRun, now: datetime | None = None) -> RunProgress:
         cost=run.cost,
         input_tokens=run.input_tokens,
         output_tokens=run.output_tokens,
+        message=run.message,
     )
 
 

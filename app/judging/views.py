@@ -73,6 +73,8 @@ def runs_table_fragment(
     return render(request, "judging/_runs.html", context, status_code=status)
 
 
+RUN_FINISHED_EVENT = "run-finished"
+
 # ---- judge configurations ---------------------------------------------------------------------
 
 
@@ -380,8 +382,13 @@ def run_progress_fragment(
     request: Request, session: SessionDep, ctx: ProjectReader, run_id: int
 ) -> Response:
     context = _run_context(session, ctx, run_id)
-    status = STOP_POLLING if context["progress"].finished else 200
-    return render(request, "judging/_progress.html", context, status_code=status)
+    if not context["progress"].finished:
+        return render(request, "judging/_progress.html", context)
+    # The last poll: stop polling, and tell the verdict table to load what the run produced.
+    headers = {"HX-Trigger": RUN_FINISHED_EVENT}
+    return render(
+        request, "judging/_progress.html", context, status_code=STOP_POLLING, headers=headers
+    )
 
 
 def _verdict_context(

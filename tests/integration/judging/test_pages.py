@@ -229,8 +229,13 @@ def test_starting_a_run_creates_its_work_items_and_the_page_polls_until_the_end(
 
     done = web.get(f"/projects/{project.id}/judges/runs/{run.id}/progress", headers=HTMX)
     assert done.status_code == 286  # htmx stops polling
+    # ... and the verdict table, listening for this event, loads what the run produced.
+    assert done.headers["HX-Trigger"] == "run-finished"
+    (listener,) = find_all(page.text, "data-testid", "verdict-filter")
+    assert "run-finished from:body" in str(listener["hx-trigger"])
     (final,) = find_all(done.text, "data-testid", "run-progress")
     assert final["data-status"] == "completed" and "hx-trigger" not in final
+    assert "run-error-banner" not in data_testids(done.text)
     assert ">12</strong> of <strong" in done.text
     runs_table = web.get(f"/projects/{project.id}/judges/runs-table", headers=HTMX)
     assert runs_table.status_code == 286
@@ -240,6 +245,37 @@ def test_starting_a_run_creates_its_work_items_and_the_page_polls_until_the_end(
     assert len(rows) == 12 and {r["data-parse-status"] for r in rows} == {"ok"}
     links = find_all(page.text, "data-testid", "verdict-rollout")
     assert links[0]["href"].startswith(f"/projects/{project.id}/rollouts/")
+
+
+def test_a_run_whose_every_call_failed_says_so_with_its_first_error(
+    web: TestClient, session: Session, engine: Engine, project: Project, server: JudgeServer
+) -> None:
+    from tests.support.judge_server import FaultSequence
+
+    version = make_version(session, project)
+    make_rollouts(session, project, 3)
+    config = make_judge_config(session, project, base_url=server.base_url)
+    _start(web, project, version.id, [config.id])
+    run = session.exec(select(JudgeRun)).one()
+    server.set_faults(FaultSequence(["bad_request"] * 20))
+    judge_engine.work_on_run(engine, run.id or 0, fast_options())
+
+    base = f"/projects/{project.id}/judges"
+    for html in (
+        web.get(f"{base}/runs/{run.id}").text,
+        web.get(f"{base}/runs/{run.id}/progress", headers=HTMX).text,
+    ):
+        (status,) = find_all(html, "data-testid", "progress-status")
+        (progress,) = find_all(html, "data-testid", "run-progress")
+        assert progress["data-status"] == "failed"
+        assert "run-error-banner" in data_testids(html)
+        assert "This run failed." in html and "The first error:" in html
+        assert "bad_request" in html
+    (badge,) = find_all(web.get(base).text, "data-testid", "run-status")
+    assert badge["data-status"] == "failed"
+    api = web.get(f"/api/v1/projects/{project.id}/judge-runs/{run.id}").json()
+    assert api["status"] == "failed" and api["status_label"] == "failed"
+    assert "The first error:" in api["message"]
 
 
 def test_the_verdict_table_pages_and_filters(
