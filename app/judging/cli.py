@@ -199,6 +199,31 @@ def run_command(
         raise typer.Exit(1)
 
 
+@judge_cli.command("test-connection")
+def test_connection_command(
+    project_ref: Annotated[str, typer.Argument(metavar="PROJECT", help="Project id or slug.")],
+    judge_ref: Annotated[
+        str, typer.Argument(metavar="JUDGE", help="Judge configuration id or name.")
+    ],
+) -> None:
+    """Send one tiny request with a judge configuration and print the answer or the error."""
+    settings = _settings()
+    with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
+        project = _project(session, project_ref)
+        config = _judge(session, project, judge_ref)
+    try:
+        check = judge_service.check_connection(config)
+    except DomainError as exc:
+        raise _fail(exc.message) from None
+    if not check.ok:
+        raise _fail(f"{config.name}: the judge could not be reached or refused: {check.error}")
+    who = "the test double (not a real LLM)" if check.test_double else config.model_id
+    typer.echo(
+        f"{config.name}: connected; {who} answered in {check.latency_ms:,} ms: "
+        f"“{check.answer}” ({check.input_tokens:,} + {check.output_tokens:,} tokens)."
+    )
+
+
 @judge_cli.command("cancel")
 def cancel_command(
     run_id: Annotated[int, typer.Argument(help="The run to cancel.")],

@@ -217,6 +217,19 @@ class RunPublic(BaseModel):
     eta_s: float | None = None
 
 
+class ConnectionCheckPublic(BaseModel):
+    """One tiny request sent through the judge's provider: the answer, or the error."""
+
+    ok: bool
+    answer: str = Field("", description="The start of the judge's reply (one line, short)")
+    error: str = Field("", description="Why the request failed (one line, short)")
+    model: str = ""
+    latency_ms: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    test_double: bool = Field(False, description="True when the answer came from a test double")
+
+
 class VerdictPublic(BaseModel):
     id: int
     run_id: int

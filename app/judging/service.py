@@ -6,6 +6,7 @@ Public functions commit once; helpers only flush. The judging itself happens in 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import random
@@ -26,8 +27,9 @@ from app.core.errors import Conflict, InvalidInput, NotFound
 from app.judging import engine as judge_engine
 from app.judging.models import JudgeConfig, JudgeRun, JudgeWorkItem, Verdict
 from app.judging.schemas import JudgeConfigInput, RunCreate, RunEstimate, SelectionInput
-from app.judging.status import RunStatus
+from app.judging.status import RunStatus, short_error
 from app.labels.models import GoldItem
+from app.llm.base import ProviderError
 from app.llm.schema_instance import instance_for_schema
 from app.projects.models import Project
 from app.rollouts.models import Rollout, RolloutPair
@@ -726,3 +728,72 @@ def rollout_labels(session: Session, rollout_ids: Sequence[int]) -> dict[int, st
         return {}
     query = select(Rollout.id, Rollout.external_id).where(col(Rollout.id).in_(set(rollout_ids)))
     return {rid or 0: ext for rid, ext in session.exec(query)}
+
+
+# ---- test connection --------------------------------------------------------------------------
+
+CONNECTION_SYSTEM = "You are answering a connection check from Rubric Studio."
+CONNECTION_PROMPT = "Reply with the single word OK."
+CONNECTION_TIMEOUT_S = 30.0
+CONNECTION_MAX_TOKENS = 16
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """The outcome of one tiny request through the judge's real provider code."""
+
+    ok: bool
+    answer: str = ""
+    error: str = ""
+    model: str = ""
+    latency_ms: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    test_double: bool = False
+
+
+def check_connection(
+    config: JudgeConfig, provider_factory: judge_engine.ProviderFactory | None = None
+) -> ConnectionCheck:
+    """Send one short request with this configuration's provider, model and key, once (no
+    retries, a short timeout), and say what came back: the answer or the error, short and on
+    one line. Nothing is stored."""
+    if config.provider not in ("openai_compat", "bedrock"):
+        raise InvalidInput("This judge's verdicts are imported; there is no endpoint to test.")
+    cfg = judge_engine.provider_config(snapshot_of(config)).model_copy(
+        update={
+            "max_attempts": 1,
+            "max_tokens": CONNECTION_MAX_TOKENS,
+            "timeout_s": min(CONNECTION_TIMEOUT_S, config.timeout_s or CONNECTION_TIMEOUT_S),
+        }
+    )
+    factory = provider_factory or judge_engine.default_provider
+    call = cfg.new_call(CONNECTION_SYSTEM, CONNECTION_PROMPT, metadata={"purpose": "connection"})
+
+    async def send() -> Any:
+        provider = factory(cfg)
+        try:
+            return await provider.complete(call)
+        finally:
+            await provider.aclose()
+
+    try:
+        reply = asyncio.run(send())
+    except ProviderError as exc:
+        return ConnectionCheck(ok=False, error=_connection_error(exc.code, exc.message))
+    except Exception as exc:  # noqa: BLE001 - any failure to connect is the answer shown
+        return ConnectionCheck(ok=False, error=_connection_error(type(exc).__name__, str(exc)))
+    return ConnectionCheck(
+        ok=True,
+        answer=short_error(reply.text, 200),
+        model=short_error(reply.model, 100),
+        latency_ms=reply.latency_ms,
+        input_tokens=reply.input_tokens,
+        output_tokens=reply.output_tokens,
+        test_double=reply.structured_mode == "fake",
+    )
+
+
+def _connection_error(code: str, message: str) -> str:
+    text = short_error(message, 240) or "no details were given"
+    return f"{short_error(code, 40)}: {text}" if code and code != "error" else text

@@ -228,6 +228,17 @@ def config_update_action(
     return response
 
 
+@router.post(
+    "/projects/{project_id}/judges/configs/{config_id}/test-connection", include_in_schema=False
+)
+def config_test_connection_fragment(
+    request: Request, session: SessionDep, ctx: JudgeManager, config_id: int
+) -> Response:
+    config = judge_service.get_config(session, ctx.project.id or 0, config_id)
+    check = judge_service.check_connection(config)
+    return render(request, "judging/_connection.html", {"check": check, "config": config})
+
+
 @router.post("/projects/{project_id}/judges/configs/{config_id}/delete", include_in_schema=False)
 def config_delete_action(
     request: Request, session: SessionDep, ctx: JudgeManager, config_id: int

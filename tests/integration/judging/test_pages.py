@@ -526,3 +526,48 @@ def test_untrusted_names_and_errors_are_shown_as_text(
     assert "<img src=x" not in page.text
     listing = web.get(f"/projects/{project.id}/judges")
     assert "<script>alert('judge')</script>" not in listing.text
+
+
+def test_test_connection_shows_the_answer_or_the_error(
+    web: TestClient, session: Session, project: Project, server: JudgeServer
+) -> None:
+    """One tiny request through the real provider code (a local OpenAI-compatible server)."""
+    from tests.support.judge_server import FaultSequence
+
+    config = make_judge_config(session, project, base_url=server.base_url)
+    base = f"/projects/{project.id}/judges/configs/{config.id}"
+    edit = web.get(base).text
+    (button,) = find_all(edit, "data-testid", "connection-test-button")
+    assert button["hx-post"] == f"{base}/test-connection"
+
+    ok = _post(web, f"{base}/test-connection", {})
+    assert ok.status_code == 200 and "<html" not in ok.text
+    (result,) = find_all(ok.text, "data-testid", "connection-result")
+    assert result["data-ok"] == "true" and "Connected." in ok.text
+    assert server.requests == 1  # one request, nothing else
+
+    server.set_faults(FaultSequence(["server_error"] * 5))
+    failed = _post(web, f"{base}/test-connection", {})
+    (result,) = find_all(failed.text, "data-testid", "connection-result")
+    assert result["data-ok"] == "false"
+    assert "could not be reached or refused" in failed.text and "500" in failed.text
+    assert server.requests == 2  # no retries for a connection test
+
+    api = web.post(
+        f"/api/v1/projects/{project.id}/judge-configs/{config.id}/test-connection",
+        headers={"X-CSRF-Token": csrf_for(web, "/")},
+    )
+    assert api.status_code == 200
+    body = api.json()
+    assert body["ok"] is False and "500" in body["error"] and "\n" not in body["error"]
+    assert len(body["error"]) <= 300
+    assert session.exec(select(JudgeRun)).first() is None  # nothing is stored
+
+
+def test_test_connection_to_a_closed_port_says_so(
+    web: TestClient, session: Session, project: Project
+) -> None:
+    config = make_judge_config(session, project, base_url="http://127.0.0.1:9/v1")
+    response = _post(web, f"/projects/{project.id}/judges/configs/{config.id}/test-connection", {})
+    (result,) = find_all(response.text, "data-testid", "connection-result")
+    assert result["data-ok"] == "false" and "connection-error" in data_testids(response.text)
