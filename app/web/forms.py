@@ -19,8 +19,16 @@ def form_error_context(error: DomainError | None, fields: Iterable[str] = ()) ->
     problems = labelled(error.details) if isinstance(error.details, list) else []
     known = set(fields)
     beside = [p for p in problems if p["field"] and (not known or p["field"] in known)]
+    others = [p for p in problems if p not in beside]
+    lead = error.message
+    if beside and not others and lead.endswith("please correct:"):
+        # Nothing is listed under the lead: point at the fields instead.
+        many = len(beside) > 1
+        lead = lead.removesuffix(":") + (
+            " the marked fields below." if many else " the marked field below."
+        )
     return {
-        "form_error": error.message,
+        "form_error": lead,
         "field_errors": by_field(beside),
-        "other_problems": [p for p in problems if p not in beside],
+        "other_problems": others,
     }

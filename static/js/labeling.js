@@ -245,11 +245,27 @@
     return el.tagName === "INPUT" && !/^(radio|checkbox|button|submit|reset)$/.test(el.type);
   }
 
-  function activate(index) {
+  // Scroll only the form's own panel (never the page, so its header stays in view), keeping the
+  // criterion clear of the sticky submit bar.
+  function reveal(el) {
+    var panel = el.closest(".annotate-form");
+    if (!panel) { return; }
+    var bar = panel.querySelector(".formactions");
+    var barHeight = bar ? bar.getBoundingClientRect().height : 0;
+    var r = el.getBoundingClientRect();
+    var p = panel.getBoundingClientRect();
+    if (r.top < p.top) {
+      panel.scrollTop -= p.top - r.top + 8;
+    } else if (r.bottom > p.bottom - barHeight) {
+      panel.scrollTop += Math.min(r.top - p.top - 8, r.bottom - (p.bottom - barHeight) + 8);
+    }
+  }
+
+  function activate(index, quiet) {
     if (!criteria.length) { return; }
     active = Math.max(0, Math.min(criteria.length - 1, index));
     criteria.forEach(function (criterion, i) { criterion.classList.toggle("active", i === active); });
-    criteria[active].scrollIntoView({ block: "nearest" });
+    if (!quiet) { reveal(criteria[active]); }
   }
 
   function choose(value) {
