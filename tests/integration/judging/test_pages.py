@@ -273,6 +273,12 @@ def test_a_run_whose_every_call_failed_says_so_with_its_first_error(
         assert "bad_request" in html
     (badge,) = find_all(web.get(base).text, "data-testid", "run-status")
     assert badge["data-status"] == "failed"
+    # The run's selection reads as words, not JSON.
+    run_page = web.get(f"{base}/runs/{run.id}").text
+    assert find_all(run_page, "data-testid", "run-selection")
+    facts = run_page[run_page.index('data-testid="run-facts"') :]
+    facts = facts[: facts.index("</dl>")]
+    assert "&#34;" not in facts and "{" not in facts
     api = web.get(f"/api/v1/projects/{project.id}/judge-runs/{run.id}").json()
     assert api["status"] == "failed" and api["status_label"] == "failed"
     assert "The first error:" in api["message"]
