@@ -34,7 +34,18 @@ def readable_pairs(value: Any) -> list[tuple[str, str]]:
     if not isinstance(value, Mapping):
         return []
     return [
-        (field_label(str(k)) or str(k), value_text(v))
+        (field_label(str(k)) or str(k), _identifier(v) if _is_identifier(str(k)) else value_text(v))
         for k, v in value.items()
         if v not in (None, "", [], {})
     ]
+
+
+def _is_identifier(key: str) -> bool:
+    return key == "seed" or key.endswith(("_seed", "_id", "_ids"))
+
+
+def _identifier(value: Any) -> str:
+    """Seeds and ids are names, not quantities: no thousands separators."""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)

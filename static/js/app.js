@@ -26,7 +26,10 @@
     return p ? p.textContent.trim().slice(0, 300) : "";
   }
 
-  function markStale(target) {
+  function markStale(target, detail) {
+    // Only a GET shows a result (a list, a filter); a form that failed still holds what was typed.
+    var verb = detail && detail.requestConfig && detail.requestConfig.verb;
+    if (verb && verb !== "get") { return; }
     if (!target || target === document.body || target.id === "messages") { return; }
     target.classList.add("stale");
     target.setAttribute("data-stale", "true");
@@ -39,7 +42,7 @@
     text.textContent = sentence;
     box.hidden = false;
     lastSource = detail ? detail.elt : null;
-    markStale(originalTarget(detail));
+    markStale(originalTarget(detail), detail);
   }
 
   function originalTarget(detail) {
@@ -65,7 +68,7 @@
     if (xhr.getResponseHeader && xhr.getResponseHeader("HX-Redirect")) { return; }
     if (status >= 400 && status < 500 && hasFragment(xhr)) {
       // The problems are shown; what the request was meant to replace still shows the old state.
-      if (xhr.getResponseHeader("HX-Retarget")) { markStale(originalTarget(detail)); }
+      if (xhr.getResponseHeader("HX-Retarget")) { markStale(originalTarget(detail), detail); }
       return;
     }
     var said = serverMessage(xhr);

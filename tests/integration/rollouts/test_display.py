@@ -61,10 +61,11 @@ def test_key_values_read_as_words() -> None:
         ("b", "1, 2"),
         ("c", "x: 1"),
     ]
-    assert readable_pairs(
-        {"source": "gold", "gold_split": "test", "steps": [0, 100], "sample": None}
-    ) == [
+    selection = {"source": "gold", "gold_split": "test", "steps": [0, 100], "sample": None}
+    assert readable_pairs({**selection, "seed": 971567892, "count": 12000}) == [
         ("Source", "gold"),
         ("Gold split", "test"),
         ("Steps", "0, 100"),
+        ("Seed", "971567892"),
+        ("Count", "12,000"),
     ]
