@@ -157,10 +157,11 @@ def labelled(problems: Iterable[Any], labels: Mapping[str, str] | None = None) -
             out.append({"field": "", "label": "", "message": str(p)})
             continue
         item = dict(p)
-        item.setdefault("field", "")
+        if item.get("field") is None:
+            item["field"] = ""
         item.setdefault("message", "")
         if "label" not in item:
-            item["label"] = field_label(str(item["field"]), labels)
+            item["label"] = field_label(str(item["field"] or ""), labels)
             if item.get("line") is not None:
                 line = f"Line {item['line']}"
                 item["label"] = f"{line}, {item['label']}" if item["label"] else line

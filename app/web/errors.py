@@ -33,7 +33,7 @@ def _error_response(request: Request, status: int, message: str, problems=None) 
     if wants_json(request):
         body: dict[str, object] = {"detail": message}
         if problems:
-            body["problems"] = labelled(problems)
+            body["problems"] = problems
         return JSONResponse(body, status_code=status)
     context = {"status": status, "message": message, "problems": labelled(problems or [])}
     if is_htmx(request):
@@ -73,6 +73,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = readable_validation_errors(exc)
+        if wants_json(request):
+            # A program reads `detail` alone: it names each problem (pages list them once below).
+            said = "; ".join(f"{p['field']} {p['message']}" for p in problems[:5])
+            return _error_response(request, 422, f"The request is not valid: {said}.", problems)
         lead = "Please correct this:" if len(problems) == 1 else "Please correct these:"
         return _error_response(request, 422, lead, problems)
 

@@ -145,7 +145,9 @@
     var text = json.detail || fallback;
     if (json.problems && json.problems.length) {
       text += " " + json.problems.map(function (p) {
-        return (p.label ? p.label + ": " : "") + p.message;
+        // Criterion names read as written ("Follows_Instructions" → "Follows Instructions").
+        var field = String(p.field || "").replace(/^critique:/, "critique of ").replace(/_/g, " ");
+        return (field ? field + ": " : "") + p.message;
       }).join("; ");
     }
     return text;
