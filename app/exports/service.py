@@ -269,9 +269,8 @@ def create_bundle(
         problems = [{"field": c["name"], "message": c["reason"]} for c in failed]
         if not reason:
             raise ExportGateBlocked(
-                "The export gate blocks this export: "
-                + "; ".join(f"{c['name']}: {c['reason']}" for c in failed)
-                + ". Improve the judge, or ask a project admin to override with a reason.",
+                "The export gate blocks this export. Improve the judge, or ask a project admin "
+                "to override with a reason. What the gate found:",
                 details=problems,
             )
         if not can_override:

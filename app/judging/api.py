@@ -13,6 +13,7 @@ from app.judging import external as judge_external
 from app.judging import service as judge_service
 from app.judging.models import JudgeConfig, JudgeRun, Verdict
 from app.judging.schemas import (
+    ConnectionCheckPublic,
     ImportResult,
     JudgeConfigInput,
     JudgeConfigPublic,
@@ -42,6 +43,7 @@ def _run(run: JudgeRun) -> RunPublic:
         {
             **run.model_dump(),
             "judge_name": judge_service.run_judge_name(run),
+            "status_label": progress.label,
             "rate_per_s": progress.rate_per_s,
             "eta_s": progress.eta_s,
         }
@@ -109,6 +111,20 @@ def delete_judge_config(config_id: Id, session: SessionDep, ctx: JudgeManager) -
     config = judge_service.get_config(session, ctx.project.id or 0, config_id)
     judge_service.delete_config(session, ctx.project, config, actor=ctx.user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/projects/{project_id}/judge-configs/{config_id}/test-connection",
+    response_model=ConnectionCheckPublic,
+)
+def test_judge_connection(
+    config_id: int, session: SessionDep, ctx: JudgeManager
+) -> ConnectionCheckPublic:
+    """Send one tiny request through the judge's provider (no retries, at most 30 s); the
+    answer or the error comes back with `ok`. Nothing is stored."""
+    config = judge_service.get_config(session, ctx.project.id or 0, config_id)
+    check = judge_service.check_connection(config)
+    return ConnectionCheckPublic.model_validate(check, from_attributes=True)
 
 
 @router.post("/projects/{project_id}/judge-runs/estimate", response_model=RunEstimate)

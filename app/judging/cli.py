@@ -17,6 +17,7 @@ from app.judging import service as judge_service
 from app.judging.engine import FINAL_STATUSES
 from app.judging.models import JudgeConfig, JudgeRun
 from app.judging.schemas import RunCreate, SelectionInput
+from app.judging.status import RunStatus
 from app.projects.models import Project
 from app.rubrics.models import Rubric, RubricVersion
 
@@ -186,13 +187,41 @@ def run_command(
         if stop is not None:
             stop.set()
     for run in final:
+        status = RunStatus(run.status)
         typer.echo(
-            f"Run #{run.id}: {run.status}; {run.items_done:,}/{run.items_total:,} done, "
+            f"Run #{run.id}: {status.label}; {run.items_done:,}/{run.items_total:,} done, "
             f"{run.items_error:,} errors, {run.input_tokens:,}+{run.output_tokens:,} tokens, "
             f"cost {run.cost:.4f}."
         )
-    if any(r.status != "completed" for r in final):
+        if status in (RunStatus.WITH_ERRORS, RunStatus.FAILED) and run.message:
+            typer.secho(f"  {run.message}", fg=typer.colors.RED, err=True)
+    if any(r.status != RunStatus.COMPLETED for r in final):
         raise typer.Exit(1)
+
+
+@judge_cli.command("test-connection")
+def test_connection_command(
+    project_ref: Annotated[str, typer.Argument(metavar="PROJECT", help="Project id or slug.")],
+    judge_ref: Annotated[
+        str, typer.Argument(metavar="JUDGE", help="Judge configuration id or name.")
+    ],
+) -> None:
+    """Send one tiny request with a judge configuration and print the answer or the error."""
+    settings = _settings()
+    with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
+        project = _project(session, project_ref)
+        config = _judge(session, project, judge_ref)
+    try:
+        check = judge_service.check_connection(config)
+    except DomainError as exc:
+        raise _fail(exc.message) from None
+    if not check.ok:
+        raise _fail(f"{config.name}: the judge could not be reached or refused: {check.error}")
+    who = "the test double (not a real LLM)" if check.test_double else config.model_id
+    typer.echo(
+        f"{config.name}: connected; {who} answered in {check.latency_ms:,} ms: "
+        f"“{check.answer}” ({check.input_tokens:,} + {check.output_tokens:,} tokens)."
+    )
 
 
 @judge_cli.command("cancel")

@@ -31,7 +31,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DataError
 
 from app.core.clock import utcnow
+from app.judging import status as status_rules
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
+from app.judging.status import RunStatus
 from app.llm.base import JudgeCall, JudgeProvider, ProviderError
 from app.llm.config import ProviderConfig, make_provider
 from app.llm.egress import EgressPolicy
@@ -52,8 +54,8 @@ from app.rubrics.scoring import ScoringError, preference_winner, score_answer
 
 log = logging.getLogger(__name__)
 
-ACTIVE_STATUSES = ("queued", "running")
-FINAL_STATUSES = ("completed", "cancelled", "failed")
+ACTIVE_STATUSES = status_rules.ACTIVE_STATUSES
+FINAL_STATUSES = status_rules.FINAL_STATUSES
 ERROR_PARSE_STATUSES = ("invalid", "error")
 DEFAULT_NEUTRAL_SCORE = 0.5
 MAX_RAW_TEXT = 100_000
@@ -651,12 +653,27 @@ def fail_run(engine: Engine, run_id: int, message: str) -> None:
         conn.execute(
             update(_runs)
             .where(_runs.c.id == run_id, _runs.c.status.in_(ACTIVE_STATUSES))
-            .values(status="failed", finished_at=utcnow(), message=message[:MAX_ERROR_TEXT])
+            .values(status=RunStatus.FAILED, finished_at=utcnow(), message=message[:MAX_ERROR_TEXT])
         )
 
 
+def first_error(conn: Connection, run_id: int) -> str | None:
+    """The error text of the run's first failed verdict (for the banner, the API and the CLI)."""
+    return conn.execute(
+        select(_verdicts.c.error)
+        .where(
+            _verdicts.c.run_id == run_id,
+            _verdicts.c.parse_status.in_(ERROR_PARSE_STATUSES),
+            _verdicts.c.error.is_not(None),
+        )
+        .order_by(_verdicts.c.id)
+        .limit(1)
+    ).scalar()
+
+
 def finalize_run(engine: Engine, run_id: int) -> bool:
-    """Mark an active run completed when every item is done (counters recomputed from verdicts).
+    """Mark an active run finished when every item is done (counters recomputed from verdicts):
+    completed, completed with errors, or failed when every call failed, with the first error.
 
     Safe to call from any number of workers: only one conditional UPDATE wins.
     """
@@ -668,10 +685,14 @@ def finalize_run(engine: Engine, run_id: int) -> bool:
             return False
         snapshot = conn.execute(select(_runs.c.judge_snapshot).where(_runs.c.id == run_id)).scalar()
         totals = recompute_totals(conn, run_id, snapshot or {})
+        done, errors = totals["items_done"], totals["items_error"]
+        status = status_rules.finished_status(done, errors)
+        error = first_error(conn, run_id) if errors else None
+        message = status_rules.finished_message(status, done, errors, error)
         result = conn.execute(
             update(_runs)
             .where(_runs.c.id == run_id, _runs.c.status.in_(ACTIVE_STATUSES))
-            .values(status="completed", finished_at=utcnow(), **totals)
+            .values(status=status, finished_at=utcnow(), message=message, **totals)
         )
     return bool(result.rowcount)
 

@@ -10,6 +10,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core.clock import utcnow
 from app.core.db import BigIntType, JSONType
+from app.judging.status import STATUS_LABELS
 
 
 class JudgeConfig(SQLModel, table=True):
@@ -40,7 +41,8 @@ class JudgeConfig(SQLModel, table=True):
 class JudgeRun(SQLModel, table=True):
     """One rubric version x one judge configuration x a set of rollouts (or pairs) x k repeats.
 
-    status: queued -> running -> completed | cancelled | failed (resume puts it back to queued).
+    status: a RunStatus (app/judging/status.py): queued -> running -> completed | with_errors |
+    failed | cancelled (resume puts it back to queued).
     Counters are kept in step with the verdicts: they change in the transaction that inserts them.
     """
 
@@ -81,6 +83,11 @@ class JudgeRun(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+    @property
+    def status_label(self) -> str:
+        """The status in words ("with_errors" → "completed with errors")."""
+        return STATUS_LABELS.get(self.status, self.status)  # type: ignore[call-overload]
 
 
 class JudgeWorkItem(SQLModel, table=True):

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app.core.errors import InvalidInput
 from app.core.ids import Id, Int32
+from app.core.problems import from_validation_errors
+from app.judging.status import RunStatus
 from app.llm.config import ProviderConfig
 
 PROVIDERS = ("openai_compat", "bedrock")
@@ -196,7 +198,11 @@ class RunPublic(BaseModel):
     comparison_key: str | None
     selection: dict[str, Any]
     repeats: int
-    status: str
+    status: RunStatus = Field(
+        description="queued, running, completed, with_errors (some calls failed), failed (every "
+        "call failed, or the run could not be judged) or cancelled"
+    )
+    status_label: str = Field("", description="The status in words, as the run page shows it")
     items_total: int
     items_done: int
     items_error: int
@@ -204,12 +210,25 @@ class RunPublic(BaseModel):
     output_tokens: int
     cost: float
     estimated_cost: float | None
-    message: str
+    message: str = Field(description="Why the run failed or had errors, with the first error")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     rate_per_s: float | None = None
     eta_s: float | None = None
+
+
+class ConnectionCheckPublic(BaseModel):
+    """One tiny request sent through the judge's provider: the answer, or the error."""
+
+    ok: bool
+    answer: str = Field("", description="The start of the judge's reply (one line, short)")
+    error: str = Field("", description="Why the request failed (one line, short)")
+    model: str = ""
+    latency_ms: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    test_double: bool = Field(False, description="True when the answer came from a test double")
 
 
 class VerdictPublic(BaseModel):
@@ -245,16 +264,32 @@ class ImportResult(BaseModel):
     verdicts: int
 
 
+# What the judge-configuration form calls each field (problems name the field as the form does).
+CONFIG_LABELS = {
+    "model_id": "Model id",
+    "base_url": "Base URL",
+    "api_key_env": "API key environment variable",
+    "region": "AWS region",
+    "top_p": "Top p",
+    "max_tokens": "Max output tokens",
+    "concurrency": "Concurrent calls",
+    "timeout_s": "Timeout per call",
+    "max_attempts": "Attempts per call",
+    "base_delay_s": "Backoff base",
+    "max_delay_s": "Backoff cap",
+    "structured_output": "Structured output",
+    "price_input_per_1k": "Price per 1,000 input tokens",
+    "price_output_per_1k": "Price per 1,000 output tokens",
+    "batch_s3_uri": "S3 location for batch files",
+    "batch_role_arn": "IAM role for batch inference",
+    "rubric_version_id": "Rubric version",
+    "judge_config_ids": "Judges",
+    "neutral_score": "Neutral score",
+}
+
+
 def invalid_from(exc: ValidationError, prefix: str = "") -> InvalidInput:
-    """A pydantic error as a readable InvalidInput (field: message lines)."""
-    problems = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        message = str(err.get("msg", "is not valid")).removeprefix("Value error, ")
-        if err.get("type") == "missing":
-            message = "is required"
-        problems.append({"field": f"{prefix}{loc}" or "request", "message": message})
-    summary = "; ".join(
-        f"{p['field']}: {p['message']}" if p["field"] else p["message"] for p in problems[:5]
-    )
-    return InvalidInput(f"Please correct: {summary}", details=problems)
+    """A pydantic error as a readable InvalidInput: a lead sentence, and each problem once."""
+    problems = from_validation_errors(exc.errors(), prefix=prefix, labels=CONFIG_LABELS)
+    lead = "Please correct this:" if len(problems) == 1 else "Please correct these:"
+    return InvalidInput(lead, details=problems)

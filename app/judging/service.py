@@ -6,6 +6,7 @@ Public functions commit once; helpers only flush. The judging itself happens in 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import random
@@ -26,7 +27,9 @@ from app.core.errors import Conflict, InvalidInput, NotFound
 from app.judging import engine as judge_engine
 from app.judging.models import JudgeConfig, JudgeRun, JudgeWorkItem, Verdict
 from app.judging.schemas import JudgeConfigInput, RunCreate, RunEstimate, SelectionInput
+from app.judging.status import RunStatus, short_error
 from app.labels.models import GoldItem
+from app.llm.base import ProviderError
 from app.llm.egress import EgressPolicy, key_var_problem, url_problem
 from app.llm.schema_instance import instance_for_schema
 from app.projects.models import Project
@@ -332,7 +335,7 @@ def _sample_prompts(
     plan = judge_engine.RunPlan(
         run_id=0,
         kind="estimate",
-        status="queued",
+        status=RunStatus.QUEUED,
         definition=defn,
         definition_dict=defn.model_dump(mode="json"),
         output_schema=version.output_schema or build_output_schema(defn),
@@ -485,7 +488,7 @@ def create_runs(
             comparison_key=comparison_key,
             selection=subjects.selection,
             repeats=data.repeats,
-            status="queued",
+            status=RunStatus.QUEUED,
             items_total=len(subjects.ids) * data.repeats * len(orders),
             estimated_cost=round(per_judge_cost, 6),
             settings={"neutral_score": data.neutral_score, "pairwise": pairwise},
@@ -559,7 +562,7 @@ def cancel_run(
     result = session.execute(
         update(JudgeRun)
         .where(col(JudgeRun.id) == run.id, col(JudgeRun.status).in_(judge_engine.ACTIVE_STATUSES))
-        .values(status="cancelled", finished_at=utcnow(), message="Cancelled.")
+        .values(status=RunStatus.CANCELLED, finished_at=utcnow(), message="Cancelled.")
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         session.rollback()
@@ -583,7 +586,7 @@ def resume_run(
     session: Session, project: Project, run: JudgeRun, *, actor: User | None
 ) -> JudgeRun:
     """Queue a cancelled or failed run again: every unfinished item goes back to the queue."""
-    if run.status not in ("cancelled", "failed"):
+    if run.status not in (RunStatus.CANCELLED, RunStatus.FAILED):
         raise Conflict(f"This run is {run.status}; only a cancelled or failed run can be resumed.")
     if run.kind == "external":
         raise Conflict("An imported (external) run has nothing to resume.")
@@ -603,7 +606,7 @@ def resume_run(
         settings.pop("batch_state", None)
         run.batch_job_arn = None
     run.settings = settings
-    run.status = "queued"
+    run.status = RunStatus.QUEUED
     run.finished_at = None
     run.message = f"Resumed: {requeued} item(s) to judge."
     run.lease_owner = None
@@ -667,7 +670,7 @@ def run_row(session: Session, run: JudgeRun) -> RunRow:
 
 @dataclass
 class RunProgress:
-    status: str
+    status: RunStatus
     total: int
     done: int
     errors: int
@@ -685,9 +688,19 @@ class RunProgress:
     def percent(self) -> int:
         return int(100 * self.done / self.total) if self.total else 100
 
+    message: str = ""
+
     @property
     def finished(self) -> bool:
         return self.status in judge_engine.FINAL_STATUSES
+
+    @property
+    def label(self) -> str:
+        return self.status.label
+
+    @property
+    def has_errors(self) -> bool:
+        return self.status in (RunStatus.WITH_ERRORS, RunStatus.FAILED)
 
 
 def run_progress(run: JudgeRun, now: datetime | None = None) -> RunProgress:
@@ -706,7 +719,7 @@ def run_progress(run: JudgeRun, now: datetime | None = None) -> RunProgress:
     remaining = max(0, run.items_total - run.items_done)
     eta = remaining / rate if rate and run.status == "running" else None
     return RunProgress(
-        status=run.status,
+        status=RunStatus(run.status),
         total=run.items_total,
         done=run.items_done,
         errors=run.items_error,
@@ -715,6 +728,7 @@ def run_progress(run: JudgeRun, now: datetime | None = None) -> RunProgress:
         cost=run.cost,
         input_tokens=run.input_tokens,
         output_tokens=run.output_tokens,
+        message=run.message,
     )
 
 
@@ -741,3 +755,72 @@ def rollout_labels(session: Session, rollout_ids: Sequence[int]) -> dict[int, st
         return {}
     query = select(Rollout.id, Rollout.external_id).where(col(Rollout.id).in_(set(rollout_ids)))
     return {rid or 0: ext for rid, ext in session.exec(query)}
+
+
+# ---- test connection --------------------------------------------------------------------------
+
+CONNECTION_SYSTEM = "You are answering a connection check from Rubric Studio."
+CONNECTION_PROMPT = "Reply with the single word OK."
+CONNECTION_TIMEOUT_S = 30.0
+CONNECTION_MAX_TOKENS = 16
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """The outcome of one tiny request through the judge's real provider code."""
+
+    ok: bool
+    answer: str = ""
+    error: str = ""
+    model: str = ""
+    latency_ms: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    test_double: bool = False
+
+
+def check_connection(
+    config: JudgeConfig, provider_factory: judge_engine.ProviderFactory | None = None
+) -> ConnectionCheck:
+    """Send one short request with this configuration's provider, model and key, once (no
+    retries, a short timeout), and say what came back: the answer or the error, short and on
+    one line. Nothing is stored."""
+    if config.provider not in ("openai_compat", "bedrock"):
+        raise InvalidInput("This judge's verdicts are imported; there is no endpoint to test.")
+    cfg = judge_engine.provider_config(snapshot_of(config)).model_copy(
+        update={
+            "max_attempts": 1,
+            "max_tokens": CONNECTION_MAX_TOKENS,
+            "timeout_s": min(CONNECTION_TIMEOUT_S, config.timeout_s or CONNECTION_TIMEOUT_S),
+        }
+    )
+    factory = provider_factory or judge_engine.default_provider
+    call = cfg.new_call(CONNECTION_SYSTEM, CONNECTION_PROMPT, metadata={"purpose": "connection"})
+
+    async def send() -> Any:
+        provider = factory(cfg)
+        try:
+            return await provider.complete(call)
+        finally:
+            await provider.aclose()
+
+    try:
+        reply = asyncio.run(send())
+    except ProviderError as exc:
+        return ConnectionCheck(ok=False, error=_connection_error(exc.code, exc.message))
+    except Exception as exc:  # noqa: BLE001 - any failure to connect is the answer shown
+        return ConnectionCheck(ok=False, error=_connection_error(type(exc).__name__, str(exc)))
+    return ConnectionCheck(
+        ok=True,
+        answer=short_error(reply.text, 200),
+        model=short_error(reply.model, 100),
+        latency_ms=reply.latency_ms,
+        input_tokens=reply.input_tokens,
+        output_tokens=reply.output_tokens,
+        test_double=reply.structured_mode == "fake",
+    )
+
+
+def _connection_error(code: str, message: str) -> str:
+    text = short_error(message, 240) or "no details were given"
+    return f"{short_error(code, 40)}: {text}" if code and code != "error" else text

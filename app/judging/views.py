@@ -75,6 +75,8 @@ def runs_table_fragment(
     return render(request, "judging/_runs.html", context, status_code=status)
 
 
+RUN_FINISHED_EVENT = "run-finished"
+
 # ---- judge configurations ---------------------------------------------------------------------
 
 
@@ -240,6 +242,17 @@ def config_update_action(
     return response
 
 
+@router.post(
+    "/projects/{project_id}/judges/configs/{config_id}/test-connection", include_in_schema=False
+)
+def config_test_connection_fragment(
+    request: Request, session: SessionDep, ctx: JudgeManager, config_id: int
+) -> Response:
+    config = judge_service.get_config(session, ctx.project.id or 0, config_id)
+    check = judge_service.check_connection(config)
+    return render(request, "judging/_connection.html", {"check": check, "config": config})
+
+
 @router.post("/projects/{project_id}/judges/configs/{config_id}/delete", include_in_schema=False)
 def config_delete_action(
     request: Request, session: SessionDep, ctx: JudgeManager, config_id: Id
@@ -394,8 +407,13 @@ def run_progress_fragment(
     request: Request, session: SessionDep, ctx: ProjectReader, run_id: Id
 ) -> Response:
     context = _run_context(session, ctx, run_id)
-    status = STOP_POLLING if context["progress"].finished else 200
-    return render(request, "judging/_progress.html", context, status_code=status)
+    if not context["progress"].finished:
+        return render(request, "judging/_progress.html", context)
+    # The last poll: stop polling, and tell the verdict table to load what the run produced.
+    headers = {"HX-Trigger": RUN_FINISHED_EVENT}
+    return render(
+        request, "judging/_progress.html", context, status_code=STOP_POLLING, headers=headers
+    )
 
 
 def _verdict_context(

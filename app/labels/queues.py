@@ -19,6 +19,7 @@ from app.audit import service as audit_service
 from app.auth.models import User
 from app.auth.policies import Permission, role_allows
 from app.core.errors import InvalidInput, NotFound
+from app.core.problems import problem
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
 from app.labels import highlight
 from app.labels import values as label_values
@@ -184,6 +185,21 @@ def _submitted_counts(
     return counts
 
 
+QUEUE_LABELS = {
+    "name": "Name",
+    "assignee": "Experts",
+    "overlap": "Experts per item",
+    "source": "Items",
+    "sample_size": "Random sample of",
+}
+
+
+def _refused(field: str, message: str) -> InvalidInput:
+    """A queue that cannot be created, with the form field the problem is about."""
+    details = [problem(field, message, QUEUE_LABELS)]
+    return InvalidInput("The queue was not created; please correct:", details=details)
+
+
 def create_queue(
     session: Session,
     project: Project,
@@ -202,26 +218,32 @@ def create_queue(
     """
     name = " ".join(name.split())
     if not name:
-        raise InvalidInput("Give the queue a name.")
+        raise _refused("name", "Give the queue a name.")
     version = get_version(session, project.id or 0, rubric_version_id)
     definition = definition_of(version)
     assignees = _member_users(session, project.id or 0, assignee_ids)
     if not assignees:
-        raise InvalidInput("Assign at least one expert to the queue.")
+        raise _refused("assignee", "Tick at least one expert who will label the items.")
     if not 1 <= overlap <= len(assignees):
-        raise InvalidInput(
-            f"The overlap (experts per item) must be between 1 and the number of assignees "
-            f"({len(assignees)}), got {overlap}."
+        raise _refused(
+            "overlap",
+            f"Each item can be labeled by 1 to {len(assignees)} experts (the number ticked); "
+            f"{overlap} was asked for.",
         )
     if kind not in ("labeling", "audit"):
         raise InvalidInput("The queue kind must be labeling or audit.")
     subjects = _selected_subjects(session, project.id or 0, definition.mode, selection)
     if not subjects:
-        raise InvalidInput("No rollouts match this selection: the queue would be empty.")
+        raise _refused(
+            "source",
+            "No rollouts match this selection, so the queue would be empty. Widen the filter "
+            "(model, group, steps) or choose another source.",
+        )
     if len(subjects) > MAX_QUEUE_ITEMS:
-        raise InvalidInput(
-            f"The selection holds {len(subjects)} items; a queue holds at most "
-            f"{MAX_QUEUE_ITEMS}. Take a random sample."
+        raise _refused(
+            "sample_size",
+            f"The selection holds {len(subjects):,} items; a queue holds at most "
+            f"{MAX_QUEUE_ITEMS:,}. Take a random sample.",
         )
     queue = AnnotationQueue(
         project_id=project.id or 0,

@@ -256,8 +256,7 @@ def clean_input(
     elif preference is not None:
         problems.append({"field": "preference", "message": "only preference rubrics take one"})
     if problems:
-        summary = "; ".join(p["message"] for p in problems[:5])
-        raise InvalidInput(f"The label is not complete or not valid: {summary}.", details=problems)
+        raise InvalidInput("The label is not complete yet; please correct:", details=problems)
     return CleanLabel(values, critiques, data.overall_critique.strip(), preference)
 
 

@@ -23,6 +23,7 @@ from app.auth.dependencies import (
 from app.auth.policies import Permission
 from app.core.errors import DomainError, InvalidInput
 from app.core.ids import BigId, Id, Int32, NonNegInt32, NonNegInt64
+from app.core.problems import problem
 from app.labels import exchange, gold, queues, review, transfer
 from app.labels import service as label_service
 from app.labels.highlight import EXCERPT_KEYS
@@ -31,6 +32,7 @@ from app.labels.service import LabelInput
 from app.labels.values import format_value, position_of
 from app.web.errors import wants_json
 from app.web.flash import flash
+from app.web.forms import form_error_context
 from app.web.htmx import is_htmx, redirect, render
 
 router = APIRouter(tags=["pages: labeling"])
@@ -61,16 +63,29 @@ def labeling_page(request: Request, session: SessionDep, ctx: ProjectReader) -> 
     return render(request, "labels/hub.html", context)
 
 
-@router.get("/projects/{project_id}/queues/new", include_in_schema=False)
-def queue_new_page(request: Request, session: SessionDep, ctx: QueueManager) -> Response:
+QUEUE_FIELDS = (
+    "name", "rubric_version_id", "assignee", "overlap", "source", "run_id", "gold_split", "model",
+    "group", "search", "step_min", "step_max", "sample_size", "seed",
+)  # fmt: skip
+
+
+def _queue_form_context(
+    session: Any, ctx: Any, typed: dict[str, Any] | None = None, error: Any = None
+) -> dict[str, Any]:
     project_id = ctx.project.id or 0
-    context = {
+    return {
         "ctx": ctx,
         "versions": label_service.version_choices(session, project_id),
         "labelers": queues.labelers(session, project_id),
         "runs": review.list_runs(session, project_id),
+        "typed": typed or {},
+        **form_error_context(error, QUEUE_FIELDS),
     }
-    return render(request, "labels/queue_new.html", context)
+
+
+@router.get("/projects/{project_id}/queues/new", include_in_schema=False)
+def queue_new_page(request: Request, session: SessionDep, ctx: QueueManager) -> Response:
+    return render(request, "labels/queue_new.html", _queue_form_context(session, ctx))
 
 
 def _optional_int(form: FormData, name: str) -> int | None:
@@ -80,7 +95,8 @@ def _optional_int(form: FormData, name: str) -> int | None:
     try:
         return int(raw.strip())
     except ValueError:
-        raise InvalidInput(f"{name.replace('_', ' ')} must be a whole number.") from None
+        details = [problem(name, "must be a whole number", queues.QUEUE_LABELS)]
+        raise InvalidInput("The queue was not created; please correct:", details=details) from None
 
 
 def _text(form: FormData, name: str) -> str:
@@ -88,9 +104,7 @@ def _text(form: FormData, name: str) -> str:
     return raw if isinstance(raw, str) else ""
 
 
-@router.post("/projects/{project_id}/queues", include_in_schema=False)
-async def queue_create_action(request: Request, session: SessionDep, ctx: QueueManager) -> Response:
-    form = await request.form()
+def _create_queue(session: Any, ctx: Any, form: FormData) -> Any:
     source = _text(form, "source") or "filter"
     if source not in ("filter", "run", "gold"):
         raise InvalidInput("Choose where the items come from: a filter, a judge run or gold items.")
@@ -113,7 +127,7 @@ async def queue_create_action(request: Request, session: SessionDep, ctx: QueueM
     version_id = _optional_int(form, "rubric_version_id")
     if version_id is None:
         raise InvalidInput("Choose the rubric version the experts label with.")
-    queue = queues.create_queue(
+    return queues.create_queue(
         session,
         ctx.project,
         actor=ctx.user,
@@ -123,6 +137,20 @@ async def queue_create_action(request: Request, session: SessionDep, ctx: QueueM
         overlap=_optional_int(form, "overlap") or 1,
         selection=selection,
     )
+
+
+@router.post("/projects/{project_id}/queues", include_in_schema=False)
+async def queue_create_action(request: Request, session: SessionDep, ctx: QueueManager) -> Response:
+    form = await request.form()
+    try:
+        queue = _create_queue(session, ctx, form)
+    except InvalidInput as exc:
+        # Nothing was created: the same form, with what was typed and each message beside its field.
+        session.rollback()
+        typed: dict[str, Any] = {name: _text(form, name) for name in QUEUE_FIELDS}
+        typed["assignee"] = [str(v) for v in form.getlist("assignee")]
+        context = _queue_form_context(session, ctx, typed, exc)
+        return render(request, "labels/queue_new.html", context, status_code=422)
     response = redirect(request, f"{_base(ctx)}/queues/{queue.id}")
     flash(request, response, f"Queue “{queue.name}” created.")
     return response

@@ -11,9 +11,11 @@ from starlette.responses import Response
 from app.auth.dependencies import CurrentUser, ProjectManager, ProjectReader, SessionDep
 from app.core.errors import InvalidInput
 from app.core.ids import Id, Int32
+from app.core.problems import problem
 from app.projects import service as project_service
 from app.projects.models import Role
 from app.web.flash import flash
+from app.web.forms import form_error_context
 from app.web.htmx import redirect, render
 
 router = APIRouter(tags=["pages: projects"])
@@ -58,27 +60,42 @@ def _parse_schema(text: str) -> dict[str, Any] | None:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidInput(
-            f"The output JSON Schema is not valid JSON (line {exc.lineno}, column {exc.colno}: "
-            f"{exc.msg})."
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise _schema_problem(
+            f"is not valid JSON: check {where} (a missing comma, quote or bracket)."
         ) from None
     except RecursionError:
         raise InvalidInput("The output JSON Schema is nested too deeply to read.") from None
     if not isinstance(value, dict):
-        raise InvalidInput("The output JSON Schema must be a JSON object.")
+        raise _schema_problem("must be a JSON object, written between { and }.")
     return value
 
 
-@router.get("/projects/{project_id}/settings", include_in_schema=False)
-def project_settings_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
+def _schema_problem(message: str) -> InvalidInput:
+    problems = [problem("output_schema", message, {"output_schema": "Expected output format"})]
+    return InvalidInput("The settings were not saved; please correct:", details=problems)
+
+
+SETTINGS_FIELDS = ("name", "description", "policy_system_prompt", "output_schema")
+
+
+def _settings_context(
+    session: Any, ctx: ProjectReader, form: dict[str, str] | None = None, error: Any = None
+) -> dict[str, Any]:
     members = project_service.list_members(session, ctx.project.id or 0)
-    context = {
+    return {
         "ctx": ctx,
         "members": members,
         "roles": [r.value for r in Role],
         "single_approver": project_service.single_approver_allowed(ctx.project),
+        "form": form,
+        **form_error_context(error, SETTINGS_FIELDS),
     }
-    return render(request, "projects/settings.html", context)
+
+
+@router.get("/projects/{project_id}/settings", include_in_schema=False)
+def project_settings_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
+    return render(request, "projects/settings.html", _settings_context(session, ctx))
 
 
 @router.post("/projects/{project_id}/settings/approval-policy", include_in_schema=False)
@@ -109,16 +126,30 @@ def project_settings_action(
     policy_system_prompt: Annotated[str, Form(max_length=200_000)] = "",
     output_schema: Annotated[str, Form(max_length=200_000)] = "",
 ) -> Response:
-    project_service.update_project(
-        session,
-        ctx.project,
-        actor=ctx.user,
-        expected_revision=revision,
-        name=name,
-        description=description,
-        policy_system_prompt=policy_system_prompt,
-        output_schema=_parse_schema(output_schema),
-    )
+    try:
+        project_service.update_project(
+            session,
+            ctx.project,
+            actor=ctx.user,
+            expected_revision=revision,
+            name=name,
+            description=description,
+            policy_system_prompt=policy_system_prompt,
+            output_schema=_parse_schema(output_schema),
+        )
+    except InvalidInput as exc:
+        # Nothing was stored: show the same form with what was typed and the message beside it.
+        session.rollback()
+        session.refresh(ctx.project)
+        typed = {
+            "name": name,
+            "description": description,
+            "policy_system_prompt": policy_system_prompt,
+            "output_schema": output_schema,
+            "revision": str(revision),
+        }
+        context = _settings_context(session, ctx, typed, exc)
+        return render(request, "projects/settings.html", context, status_code=422)
     response = redirect(request, f"/projects/{ctx.project.id}/settings")
     flash(request, response, "Settings saved.")
     return response

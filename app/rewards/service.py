@@ -18,6 +18,7 @@ from app.audit import service as audit_service
 from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.problems import from_validation_errors
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
 from app.labels.models import GoldItem
 from app.projects.models import Project
@@ -70,19 +71,9 @@ def parse_config(data: Any) -> RewardConfigModel:
     try:
         return RewardConfigModel.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err.get("loc", ()))
-            message = str(err.get("msg", "is not valid")).removeprefix("Value error, ")
-            if err.get("type") == "extra_forbidden":
-                message = "is not a setting of the reward configuration"
-            problems.append({"field": loc or "config", "message": message})
-        summary = "; ".join(
-            f"{p['field']}: {p['message']}" if p["field"] != "config" else p["message"]
-            for p in problems[:5]
-        )
+        problems = from_validation_errors(exc.errors(), labels={"": "Reward configuration"})
         raise InvalidInput(
-            f"The reward configuration is not valid — {summary}", details=problems
+            "The reward configuration is not valid; please correct:", details=problems
         ) from None
 
 

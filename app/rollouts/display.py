@@ -4,14 +4,21 @@ responses. Pure: the templates escape everything these return."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
+
+from app.core.readable import value_text
 
 # Characters of one text shown at once; "show more" fetches the next page.
 PAGE_CHARS = 20_000
 # Larger responses are only shown as paged text: formatting them would cost the page.
 MAX_JSON_VIEW_CHARS = 500_000
 PREVIEW_CHARS = 160
+# Input messages shown at once; "show more" fetches the next ones (a rollout may hold 100,000).
+MESSAGE_PAGE = 50
+# A field value longer than this is shown folded in the key/value view.
+FIELD_VALUE_CHARS = 2_000
 
 
 @dataclass(frozen=True)
@@ -36,9 +43,38 @@ def text_page(text: str | None, page: int = 0, size: int = PAGE_CHARS) -> TextPa
 
 
 @dataclass(frozen=True)
+class MessagePage:
+    """Some of a rollout's input messages, with their positions, and where the next page starts."""
+
+    items: list[tuple[int, dict[str, Any]]]
+    start: int
+    total: int
+    next_start: int | None
+
+    @property
+    def remaining(self) -> int:
+        return self.total - (self.next_start or self.total)
+
+
+def message_page(
+    messages: list[Any] | None, start: int = 0, size: int = MESSAGE_PAGE
+) -> MessagePage:
+    messages = messages or []
+    start = min(max(start, 0), len(messages))
+    chunk = messages[start : start + size]
+    items = [
+        (start + i, m if isinstance(m, dict) else {"content": str(m)}) for i, m in enumerate(chunk)
+    ]
+    end = start + len(chunk)
+    return MessagePage(items, start, len(messages), end if end < len(messages) else None)
+
+
+@dataclass(frozen=True)
 class JsonItem:
     title: str
     pretty: str
+    # (key, value as text) for an object whose values read as text; empty: show `pretty`.
+    fields: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -64,10 +100,45 @@ def json_view(text: str | None) -> JsonView | None:
         return JsonView("invalid", [], f"not valid JSON{where}")
     if isinstance(value, list):
         items = [
-            JsonItem(_title(item, index), pretty_json(item)) for index, item in enumerate(value)
+            JsonItem(_title(item, index), pretty_json(item), key_values(item))
+            for index, item in enumerate(value)
         ]
         return JsonView("list", items)
-    return JsonView("object", [JsonItem("object", pretty_json(value))])
+    return JsonView("object", [JsonItem("object", pretty_json(value), key_values(value))])
+
+
+def key_values(value: Any) -> list[tuple[str, str]]:
+    """An object's fields as (key, text) pairs; [] when it is not an object."""
+    if not isinstance(value, dict):
+        return []
+    return [(str(k), value_text(v)) for k, v in value.items()]
+
+
+# "key": value pairs in JSON text that may be cut short (a preview): the last string may be open.
+_PAIR = re.compile(
+    r'"([^"\\]{1,80})"\s*:\s*("(?:[^"\\]|\\.)*"|"(?:[^"\\]|\\.)*$|-?\d[\d.eE+-]*|true|false|null)'
+)
+
+
+def readable_preview(text: str | None, limit: int = PREVIEW_CHARS) -> str:
+    """One line for a list of rollouts: a JSON response (perhaps cut short) as "key: value · …"
+    instead of braces and quotes; any other text as it is."""
+    flat = (text or "").lstrip()
+    if not flat or flat[0] not in "[{":
+        return short(text, limit)
+    pairs = []
+    for key, raw in _PAIR.findall(flat):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            try:  # the preview cut this string short
+                value = json.loads(raw + '"') + "…"
+            except ValueError:
+                value = raw.strip('"')
+        pairs.append(f"{key}: {value_text(value)}")
+    if not pairs:
+        return "(empty list)" if flat.replace(" ", "") in ("[]", "{}") else short(text, limit)
+    return short(" · ".join(pairs), limit)
 
 
 def pretty_json(value: Any) -> str:

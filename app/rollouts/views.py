@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
@@ -124,6 +124,7 @@ def rollout_list_page(request: Request, session: SessionDep, ctx: ProjectReader)
         else None,
         "is_first_page": not cursor,
         "short": display.short,
+        "preview": display.readable_preview,
     }
     return render(request, "rollouts/list.html", context, fragment="rollouts/_list.html")
 
@@ -160,6 +161,7 @@ def rollout_group_page(
         "first": rollouts[0],
         "views": {r.id: display.json_view(r.response) for r in rollouts},
         "short": display.short,
+        "preview": display.readable_preview,
         "page_chars": display.PAGE_CHARS,
     }
     return render(request, "rollouts/group.html", context)
@@ -175,10 +177,31 @@ def rollout_detail_page(
         "r": rollout,
         "partners": rollout_service.pair_partners(session, rollout),
         "json_view": display.json_view(rollout.response),
+        "messages": display.message_page(rollout.input_messages),
         "text_page": display.text_page,
         "pretty_json": display.pretty_json,
     }
     return render(request, "rollouts/detail.html", context)
+
+
+@router.get("/projects/{project_id}/rollouts/{rollout_id:int}/messages", include_in_schema=False)
+def rollout_messages_fragment(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectReader,
+    rollout_id: int,
+    start: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Response:
+    """The next page of a long list of input messages, appended in place by htmx."""
+    rollout = rollout_service.get_rollout(session, ctx.project.id or 0, rollout_id)
+    context = {
+        "ctx": ctx,
+        "r": rollout,
+        "messages": display.message_page(rollout.input_messages, start),
+        "text_page": display.text_page,
+        "pretty_json": display.pretty_json,
+    }
+    return render(request, "rollouts/_messages.html", context)
 
 
 def _part_text(rollout: Rollout, part: str) -> str:

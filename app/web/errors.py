@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Match, Mount
 
 from app.core.errors import DomainError, Unauthenticated
+from app.core.problems import from_validation_errors, labelled
 from app.web.htmx import is_htmx, render
 
 log = logging.getLogger(__name__)
@@ -63,17 +64,7 @@ def wants_json(request: Request) -> bool:
 
 
 def readable_validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
-    problems = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form")]
-        field = ".".join(loc) or "request"
-        message = str(err.get("msg", "is not valid"))
-        if err.get("type") == "missing":
-            message = "is required"
-        elif err.get("type") == "json_invalid":
-            field, message = "body", "is not valid JSON"
-        problems.append({"field": field, "message": message})
-    return problems
+    return from_validation_errors(exc.errors())
 
 
 def _error_response(
@@ -88,7 +79,7 @@ def _error_response(
         if problems:
             body["problems"] = problems
         return JSONResponse(body, status_code=status, headers=headers)
-    context = {"status": status, "message": message, "problems": problems or []}
+    context = {"status": status, "message": message, "problems": labelled(problems or [])}
     if is_htmx(request):
         # Shown in the page's message area, whatever element made the request.
         return render(
@@ -96,7 +87,13 @@ def _error_response(
             "errors/_message.html",
             context,
             status_code=status,
-            headers={**(headers or {}), "HX-Retarget": "#messages", "HX-Reswap": "innerHTML"},
+            # Reselect: an hx-select on the requesting element must not filter the message away.
+            headers={
+                **(headers or {}),
+                "HX-Retarget": "#messages",
+                "HX-Reswap": "innerHTML",
+                "HX-Reselect": "[data-testid=error-message]",
+            },
         )
     return render(request, "errors/error.html", context, status_code=status, headers=headers)
 
@@ -146,8 +143,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = readable_validation_errors(exc)
-        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
-        return _error_response(request, 422, f"The request is not valid — {summary}", problems)
+        if wants_json(request):
+            # A program reads `detail` alone: it names each problem (pages list them once below).
+            said = "; ".join(f"{p['field']} {p['message']}" for p in problems[:5])
+            return _error_response(request, 422, f"The request is not valid: {said}.", problems)
+        lead = "Please correct this:" if len(problems) == 1 else "Please correct these:"
+        return _error_response(request, 422, lead, problems)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

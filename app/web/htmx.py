@@ -7,10 +7,17 @@ from typing import Any
 from fastapi import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+VARY = "HX-Request, HX-History-Restore-Request"
+
 
 def is_htmx(request: Request) -> bool:
+    """An htmx request that wants a fragment. Back/Forward restores (when htmx has no cached copy)
+    and boosted links send HX-Request too, but they replace the whole page: they get the page."""
+    headers = request.headers
     return (
-        request.headers.get("hx-request") == "true" and request.headers.get("hx-boosted") != "true"
+        headers.get("hx-request") == "true"
+        and headers.get("hx-boosted") != "true"
+        and headers.get("hx-history-restore-request") != "true"
     )
 
 
@@ -23,12 +30,12 @@ def render(
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    """The page template, or `fragment` for an htmx request; caches keyed on HX-Request."""
+    """The page template, or `fragment` for an htmx request; caches keyed on the htmx headers."""
     name = fragment if fragment and is_htmx(request) else template
     response = request.app.state.templates.TemplateResponse(
         request, name, context or {}, status_code=status_code, headers=headers
     )
-    response.headers["Vary"] = "HX-Request"
+    response.headers["Vary"] = VARY
     return response
 
 

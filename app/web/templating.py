@@ -11,6 +11,8 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from app.core.problems import labelled
+from app.core.readable import readable_pairs
 from app.core.security import csrf_token
 from app.web.flash import take_flashes
 
@@ -34,6 +36,13 @@ def _number(value: float | int | None, digits: int = 2) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value:,.{digits}f}"
+
+
+def _plural(count: int | None, singular: str, plural: str | None = None) -> str:
+    """`3|plural("label")` → "3 labels", `1|plural("label")` → "1 label" (numbers with commas)."""
+    n = count or 0
+    word = singular if n == 1 else (plural or singular + "s")
+    return f"{_number(n)} {word}"
 
 
 def template_context(request: Request) -> dict[str, Any]:
@@ -63,5 +72,8 @@ def build_templates() -> Jinja2Templates:
     env.filters["datetime"] = _datetime
     env.filters["pretty_json"] = _pretty_json
     env.filters["number"] = _number
+    env.filters["labelled"] = labelled
+    env.filters["plural"] = _plural
+    env.filters["readable_pairs"] = readable_pairs
     env.globals["chartjs_version"] = CHARTJS_VERSION  # macros imported without context see it
     return Jinja2Templates(env=env, context_processors=[template_context])

@@ -144,7 +144,11 @@
   function describe(json, fallback) {
     var text = json.detail || fallback;
     if (json.problems && json.problems.length) {
-      text += " " + json.problems.map(function (p) { return p.message; }).join("; ");
+      text += " " + json.problems.map(function (p) {
+        // Criterion names read as written ("Follows_Instructions" → "Follows Instructions").
+        var field = String(p.field || "").replace(/^critique:/, "critique of ").replace(/_/g, " ");
+        return (field ? field + ": " : "") + p.message;
+      }).join("; ");
     }
     return text;
   }
@@ -243,11 +247,27 @@
     return el.tagName === "INPUT" && !/^(radio|checkbox|button|submit|reset)$/.test(el.type);
   }
 
-  function activate(index) {
+  // Scroll only the form's own panel (never the page, so its header stays in view), keeping the
+  // criterion clear of the sticky submit bar.
+  function reveal(el) {
+    var panel = el.closest(".annotate-form");
+    if (!panel) { return; }
+    var bar = panel.querySelector(".formactions");
+    var barHeight = bar ? bar.getBoundingClientRect().height : 0;
+    var r = el.getBoundingClientRect();
+    var p = panel.getBoundingClientRect();
+    if (r.top < p.top) {
+      panel.scrollTop -= p.top - r.top + 8;
+    } else if (r.bottom > p.bottom - barHeight) {
+      panel.scrollTop += Math.min(r.top - p.top - 8, r.bottom - (p.bottom - barHeight) + 8);
+    }
+  }
+
+  function activate(index, quiet) {
     if (!criteria.length) { return; }
     active = Math.max(0, Math.min(criteria.length - 1, index));
     criteria.forEach(function (criterion, i) { criterion.classList.toggle("active", i === active); });
-    criteria[active].scrollIntoView({ block: "nearest" });
+    if (!quiet) { reveal(criteria[active]); }
   }
 
   function choose(value) {

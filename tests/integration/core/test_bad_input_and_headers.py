@@ -93,7 +93,24 @@ def test_partial_routes_answer_fragment_for_htmx(signed_in) -> None:
     full = client.get("/")
     fragment = client.get("/", headers={"HX-Request": "true"})
     assert "<html" in full.text and "<html" not in fragment.text
-    assert full.headers["vary"] == "HX-Request" == fragment.headers["vary"]
+    assert (
+        full.headers["vary"] == "HX-Request, HX-History-Restore-Request" == fragment.headers["vary"]
+    )
+
+
+def test_history_restore_gets_the_full_page(signed_in) -> None:
+    """Back/Forward without htmx's cached copy sends HX-Request too; it replaces the whole page."""
+    client, project_id, _ = signed_in
+    restore = {"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    for path in (
+        "/",
+        f"/projects/{project_id}/rollouts",
+        f"/projects/{project_id}/rollouts/groups",
+    ):
+        fragment = client.get(path, headers={"HX-Request": "true"})
+        page = client.get(path, headers=restore)
+        assert "<html" in page.text and "<html" not in fragment.text, path
+        assert "HX-History-Restore-Request" in page.headers["vary"]
 
 
 def test_oversized_upload_is_refused_before_reading(client: TestClient, settings) -> None:

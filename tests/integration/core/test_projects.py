@@ -49,7 +49,7 @@ def test_project_settings_conflict_is_detected(client: TestClient, session: Sess
     assert project.name == "First edit"
 
 
-def test_invalid_output_schema_gets_a_readable_message(
+def test_invalid_output_schema_keeps_the_form_and_says_why_beside_the_field(
     client: TestClient, session: Session
 ) -> None:
     owner = make_user(session, "owner@example.com")
@@ -59,16 +59,37 @@ def test_invalid_output_schema_gets_a_readable_message(
     response = client.post(
         f"/projects/{project.id}/settings",
         data={
-            "name": "Schemas",
+            "name": "Schemas renamed",
+            "description": "Typed & kept",
             "revision": "1",
-            "output_schema": "{not json",
+            "output_schema": '{"type": "object",\n "properties": {not json',
             "csrf_token": token,
         },
     )
     assert response.status_code == 422
-    assert "not valid JSON (line 1" in response.text
+    html = response.text
+    # The same form, with what was typed.
+    assert find_all(html, "data-testid", "project-settings")
+    assert find_all(html, "value", "Schemas renamed")
+    assert "Typed &amp; kept</textarea>" in html
+    assert "{not json</textarea>" in html
+    # The message beside the field, said once, in plain words (no raw field id).
+    beside = find_all(html, "data-testid", "field-error")
+    assert [e["data-field"] for e in beside] == ["output_schema"]
+    assert html.count("is not valid JSON") == 1
+    assert "check line 2, column " in html
+    assert "output_schema:" not in html and "<code>output_schema" not in html
+    assert find_all(html, "aria-invalid", "true")[0]["aria-describedby"] == "output_schema-error"
     session.refresh(project)
-    assert project.revision == 1
+    assert project.revision == 1 and project.name == "Schemas"
+
+    not_object = client.post(
+        f"/projects/{project.id}/settings",
+        data={"name": "Schemas", "revision": "1", "output_schema": "[1]", "csrf_token": token},
+    )
+    assert not_object.status_code == 422
+    assert "must be a JSON object" in not_object.text
+    assert "[1]</textarea>" in not_object.text
 
 
 def test_members_and_roles_are_managed_and_audited(client: TestClient, session: Session) -> None:

@@ -289,7 +289,7 @@ def test_a_batch_run_goes_through_s3_and_an_invocation_job_into_verdicts(
     )
     assert verdicts[ids[3]].parse_status == "invalid" and verdicts[ids[3]].normalized == 0.5
     session.refresh(run)
-    assert run.status == "completed"
+    assert run.status == "with_errors" and run.message.startswith("2 of 4 judge calls failed")
     assert run.items_done == 4 and run.items_error == 2
     assert run.input_tokens == 900 and run.output_tokens == 140
     assert run.cost == pytest.approx(900 / 1000 * 0.03 + 140 / 1000 * 0.12)

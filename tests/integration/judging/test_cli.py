@@ -141,3 +141,16 @@ def test_import_verdicts_from_the_command_line(cli_env, session: Session, tmp_pa
     )  # fmt: skip
     assert failed.exit_code == 1
     assert "line 1: rollout_id" in failed.output and "no rollout with id 'r-9'" in failed.output
+
+
+def test_judge_test_connection_prints_the_answer_or_the_error(cli_env, session: Session) -> None:
+    project = make_project(session, make_user(session), "CLI connection")
+    with JudgeServer() as server:
+        make_judge_config(session, project, base_url=server.base_url, name="local")
+        ok = runner.invoke(cli, ["judge", "test-connection", project.slug, "local"])
+    assert ok.exit_code == 0, ok.output
+    assert "local: connected; judge-test answered in" in ok.output
+    make_judge_config(session, project, base_url="http://127.0.0.1:9/v1", name="nowhere")
+    refused = runner.invoke(cli, ["judge", "test-connection", project.slug, "nowhere"])
+    assert refused.exit_code == 1
+    assert "nowhere: the judge could not be reached or refused" in refused.output

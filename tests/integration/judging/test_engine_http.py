@@ -179,7 +179,10 @@ def test_a_non_retryable_error_stores_an_error_verdict_with_the_neutral_score(
     # after a 400 — but the server's 400 is for any request, so all three fail once each.
     assert verdict.attempts == 1
     session.refresh(run)
-    assert run.status == "completed" and run.items_error == 1 and run.items_done == 1
+    # Its only call failed: the run failed, and says why (not a green "completed").
+    assert run.status == "failed" and run.items_error == 1 and run.items_done == 1
+    assert run.message.startswith("Every judge call failed (1 of 1)")
+    assert "The first error:" in run.message and "bad_request" in run.message
 
 
 def test_malformed_json_gets_one_repair_request(
@@ -303,7 +306,9 @@ def test_a_verdict_the_database_refuses_becomes_an_error_and_the_rest_of_its_bat
     assert refused.normalized == 0.5
     assert {v.parse_status for v in verdicts.values()} == {"ok"}
     session.refresh(run)
-    assert (run.status, run.items_done, run.items_error) == ("completed", 6, 1)
+    assert (run.status, run.items_done, run.items_error) == ("with_errors", 6, 1)
+    assert run.message.startswith("1 of 6 judge calls failed")
+    assert "the database refused this verdict" in run.message
 
 
 def test_a_reply_still_unusable_after_repair_falls_back_to_the_neutral_score(
@@ -323,7 +328,7 @@ def test_a_reply_still_unusable_after_repair_falls_back_to_the_neutral_score(
     assert verdict.raw_text.startswith("I would rate this")
     assert server.requests == 2  # one call and exactly one repair
     session.refresh(run)
-    assert run.status == "completed" and run.items_error == 1
+    assert run.status == "failed" and run.items_error == 1
 
 
 def test_a_missing_api_key_variable_fails_without_calling(
@@ -374,6 +379,8 @@ def test_a_worker_whose_operator_refuses_loopback_never_calls_a_local_judge(
     session.refresh(run)
     assert run.status == "failed" and "loopback" in run.message
     assert server.requests == 0
+    session.refresh(run)
+    assert run.status == "failed" and "RS_TEST_JUDGE_KEY" in run.message
 
 
 def test_the_api_key_is_read_from_the_named_environment_variable(
@@ -630,7 +637,7 @@ def test_a_prompt_template_that_fails_for_a_rollout_stores_an_error_verdict(
     assert "prompt template failed" in (verdict.error or "")
     assert server.requests == 0
     session.refresh(run)
-    assert run.status == "completed"
+    assert run.status == "failed" and "prompt template failed" in run.message
 
 
 def test_progress_reports_rate_and_time_left(session: Session, project: Project) -> None:

@@ -236,8 +236,13 @@ def test_starting_a_run_creates_its_work_items_and_the_page_polls_until_the_end(
 
     done = web.get(f"/projects/{project.id}/judges/runs/{run.id}/progress", headers=HTMX)
     assert done.status_code == 286  # htmx stops polling
+    # ... and the verdict table, listening for this event, loads what the run produced.
+    assert done.headers["HX-Trigger"] == "run-finished"
+    (listener,) = find_all(page.text, "data-testid", "verdict-filter")
+    assert "run-finished from:body" in str(listener["hx-trigger"])
     (final,) = find_all(done.text, "data-testid", "run-progress")
     assert final["data-status"] == "completed" and "hx-trigger" not in final
+    assert "run-error-banner" not in data_testids(done.text)
     assert ">12</strong> of <strong" in done.text
     runs_table = web.get(f"/projects/{project.id}/judges/runs-table", headers=HTMX)
     assert runs_table.status_code == 286
@@ -247,6 +252,43 @@ def test_starting_a_run_creates_its_work_items_and_the_page_polls_until_the_end(
     assert len(rows) == 12 and {r["data-parse-status"] for r in rows} == {"ok"}
     links = find_all(page.text, "data-testid", "verdict-rollout")
     assert links[0]["href"].startswith(f"/projects/{project.id}/rollouts/")
+
+
+def test_a_run_whose_every_call_failed_says_so_with_its_first_error(
+    web: TestClient, session: Session, engine: Engine, project: Project, server: JudgeServer
+) -> None:
+    from tests.support.judge_server import FaultSequence
+
+    version = make_version(session, project)
+    make_rollouts(session, project, 3)
+    config = make_judge_config(session, project, base_url=server.base_url)
+    _start(web, project, version.id, [config.id])
+    run = session.exec(select(JudgeRun)).one()
+    server.set_faults(FaultSequence(["bad_request"] * 20))
+    judge_engine.work_on_run(engine, run.id or 0, fast_options())
+
+    base = f"/projects/{project.id}/judges"
+    for html in (
+        web.get(f"{base}/runs/{run.id}").text,
+        web.get(f"{base}/runs/{run.id}/progress", headers=HTMX).text,
+    ):
+        (status,) = find_all(html, "data-testid", "progress-status")
+        (progress,) = find_all(html, "data-testid", "run-progress")
+        assert progress["data-status"] == "failed"
+        assert "run-error-banner" in data_testids(html)
+        assert "This run failed." in html and "The first error:" in html
+        assert "bad_request" in html
+    (badge,) = find_all(web.get(base).text, "data-testid", "run-status")
+    assert badge["data-status"] == "failed"
+    # The run's selection reads as words, not JSON.
+    run_page = web.get(f"{base}/runs/{run.id}").text
+    assert find_all(run_page, "data-testid", "run-selection")
+    facts = run_page[run_page.index('data-testid="run-facts"') :]
+    facts = facts[: facts.index("</dl>")]
+    assert "&#34;" not in facts and "{" not in facts
+    api = web.get(f"/api/v1/projects/{project.id}/judge-runs/{run.id}").json()
+    assert api["status"] == "failed" and api["status_label"] == "failed"
+    assert "The first error:" in api["message"]
 
 
 def test_the_verdict_table_pages_and_filters(
@@ -465,7 +507,7 @@ def test_fragment_routes_answer_with_their_fragment_with_or_without_htmx(
     assert table.status_code == 200 and "judge-runs" in data_testids(table.text)
     verdicts = web.get(f"{base}/runs/{run.id}/verdicts", headers=headers)
     assert "no-verdicts" in data_testids(verdicts.text) and "<html" not in verdicts.text
-    assert progress.headers["Vary"] == "HX-Request"
+    assert progress.headers["Vary"] == "HX-Request, HX-History-Restore-Request"
 
 
 def test_untrusted_names_and_errors_are_shown_as_text(
@@ -497,3 +539,48 @@ def test_untrusted_names_and_errors_are_shown_as_text(
     assert "<img src=x" not in page.text
     listing = web.get(f"/projects/{project.id}/judges")
     assert "<script>alert('judge')</script>" not in listing.text
+
+
+def test_test_connection_shows_the_answer_or_the_error(
+    web: TestClient, session: Session, project: Project, server: JudgeServer
+) -> None:
+    """One tiny request through the real provider code (a local OpenAI-compatible server)."""
+    from tests.support.judge_server import FaultSequence
+
+    config = make_judge_config(session, project, base_url=server.base_url)
+    base = f"/projects/{project.id}/judges/configs/{config.id}"
+    edit = web.get(base).text
+    (button,) = find_all(edit, "data-testid", "connection-test-button")
+    assert button["hx-post"] == f"{base}/test-connection"
+
+    ok = _post(web, f"{base}/test-connection", {})
+    assert ok.status_code == 200 and "<html" not in ok.text
+    (result,) = find_all(ok.text, "data-testid", "connection-result")
+    assert result["data-ok"] == "true" and "Connected." in ok.text
+    assert server.requests == 1  # one request, nothing else
+
+    server.set_faults(FaultSequence(["server_error"] * 5))
+    failed = _post(web, f"{base}/test-connection", {})
+    (result,) = find_all(failed.text, "data-testid", "connection-result")
+    assert result["data-ok"] == "false"
+    assert "could not be reached or refused" in failed.text and "500" in failed.text
+    assert server.requests == 2  # no retries for a connection test
+
+    api = web.post(
+        f"/api/v1/projects/{project.id}/judge-configs/{config.id}/test-connection",
+        headers={"X-CSRF-Token": csrf_for(web, "/")},
+    )
+    assert api.status_code == 200
+    body = api.json()
+    assert body["ok"] is False and "500" in body["error"] and "\n" not in body["error"]
+    assert len(body["error"]) <= 300
+    assert session.exec(select(JudgeRun)).first() is None  # nothing is stored
+
+
+def test_test_connection_to_a_closed_port_says_so(
+    web: TestClient, session: Session, project: Project
+) -> None:
+    config = make_judge_config(session, project, base_url="http://127.0.0.1:9/v1")
+    response = _post(web, f"/projects/{project.id}/judges/configs/{config.id}/test-connection", {})
+    (result,) = find_all(response.text, "data-testid", "connection-result")
+    assert result["data-ok"] == "false" and "connection-error" in data_testids(response.text)

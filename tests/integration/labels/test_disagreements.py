@@ -324,7 +324,9 @@ def test_htmx_gets_the_fragment_and_a_browser_the_page(
     url = f"/projects/{world['project'].id}/disagreements/{world['run'].id}?tolerance=1.5"
     page = client.get(url)
     fragment = client.get(url, headers={"HX-Request": "true"})
-    assert page.headers["vary"] == fragment.headers["vary"] == "HX-Request"
+    assert (
+        page.headers["vary"] == fragment.headers["vary"] == "HX-Request, HX-History-Restore-Request"
+    )
     assert "<html" in page.text and "<html" not in fragment.text
     assert _listed(page.text) == _listed(fragment.text)
     assert client.get(url.replace("1.5", "-1")).status_code == 422

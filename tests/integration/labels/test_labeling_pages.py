@@ -320,6 +320,49 @@ def test_queue_creation_form_and_its_errors(client: TestClient, session: Session
         response = client.post(f"/projects/{pid}/queues", data=data)
         assert response.status_code == 422, (bad, response.status_code)
         assert message in response.text
+        assert find_all(response.text, "data-testid", "queue-form"), "the form is shown again"
+
+
+def test_refused_queue_keeps_the_form_with_the_message_beside_the_field(
+    client: TestClient, session: Session, legal
+) -> None:
+    login(client, "eng@example.com")
+    pid = legal["project"].id
+    token = csrf_for(client, f"/projects/{pid}/queues/new")
+    typed = {
+        "csrf_token": token,
+        "name": "Week 12 contracts",
+        "rubric_version_id": str(legal["version"].id),
+        "overlap": "1",
+        "source": "filter",
+        "model": "no-such-model",
+        "sample_size": "5",
+    }
+    no_expert = client.post(f"/projects/{pid}/queues", data=typed)
+    assert no_expert.status_code == 422
+    html = no_expert.text
+    assert [e["data-field"] for e in find_all(html, "data-testid", "field-error")] == ["assignee"]
+    assert html.count("Tick at least one expert") == 1
+    assert find_all(html, "name", "name")[0]["value"] == "Week 12 contracts"
+    assert find_all(html, "name", "model")[0]["value"] == "no-such-model"
+    assert find_all(html, "name", "sample_size")[0]["value"] == "5"
+
+    nothing_matches = client.post(
+        f"/projects/{pid}/queues", data={**typed, "assignee": [str(legal["alice"].id)]}
+    )
+    assert nothing_matches.status_code == 422
+    html = nothing_matches.text
+    assert [e["data-field"] for e in find_all(html, "data-testid", "field-error")] == ["source"]
+    assert html.count("No rollouts match this selection") == 1
+    alice = find_all(html, "value", str(legal["alice"].id))
+    assert any(e.get("name") == "assignee" and "checked" in e for e in alice)
+    assert find_all(html, "name", "model")[0]["value"] == "no-such-model"
+    assert (
+        session.exec(
+            select(AnnotationQueue).where(AnnotationQueue.name == "Week 12 contracts")
+        ).first()
+        is None
+    )
 
 
 def test_preference_pairs_are_shown_in_a_recorded_random_order(

@@ -89,16 +89,17 @@ def test_create_queue_from_a_judge_run(session: Session, world) -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "field", "message"),
     [
-        ({"overlap": 3}, "overlap"),
-        ({"overlap": 0}, "overlap"),
-        ({"assignee_ids": []}, "at least one expert"),
-        ({"selection": QueueSelection(model="nobody")}, "No rollouts match"),
-        ({"name": "   "}, "name"),
+        ({"overlap": 3}, "overlap", "1 to 2 experts"),
+        ({"overlap": 0}, "overlap", "1 to 2 experts"),
+        ({"assignee_ids": []}, "assignee", "at least one expert"),
+        ({"selection": QueueSelection(model="nobody")}, "source", "No rollouts match"),
+        ({"name": "   "}, "name", "name"),
     ],
 )
-def test_create_queue_refuses_bad_settings(session: Session, world, kwargs, message) -> None:
+def test_create_queue_refuses_bad_settings(session: Session, world, kwargs, field, message) -> None:
+    """Each refusal names the form field it is about, so the form shows it beside that field."""
     arguments = {
         "actor": world["engineer"],
         "name": "Q",
@@ -108,8 +109,10 @@ def test_create_queue_refuses_bad_settings(session: Session, world, kwargs, mess
         "selection": QueueSelection(),
         **kwargs,
     }
-    with pytest.raises(InvalidInput, match=message):
+    with pytest.raises(InvalidInput) as refused:
         queues.create_queue(session, world["project"], **arguments)
+    [problem] = refused.value.details  # type: ignore[misc]
+    assert problem["field"] == field and message in problem["message"]
 
 
 def test_engineer_cannot_be_assigned_to_label(session: Session, world) -> None:
@@ -177,10 +180,14 @@ def test_submit_needs_every_criterion(session: Session, world) -> None:
         )
     fields = {p["field"] for p in exc.value.details}
     assert fields == {"Follows_Instructions", "Factually_Accurate", "Clear", "Safe"}
-    with pytest.raises(InvalidInput, match="pass or fail"):
+    with pytest.raises(InvalidInput) as bad:
         service.save_draft(
             session, queue, item, world["alice"], LabelInput(values={"Complete": "maybe"})
         )
+    # Each problem is said once: in the details, not again in the lead sentence.
+    assert [p["field"] for p in bad.value.details] == ["Complete"]  # type: ignore[union-attr]
+    assert "pass or fail" in bad.value.details[0]["message"]  # type: ignore[index]
+    assert "pass or fail" not in bad.value.message
     assert session.exec(select(Label)).all() == []
 
 

@@ -327,7 +327,7 @@ def test_preview_from_stored_verdicts(client: TestClient, session: Session, judg
 
     fragment = client.get(url, params={"run_id": run.id}, headers={"HX-Request": "true"})
     assert "<html" not in fragment.text and "reward-preview" in data_testids(fragment.text)
-    assert fragment.headers["vary"] == "HX-Request"
+    assert fragment.headers["vary"] == "HX-Request, HX-History-Restore-Request"
 
     gold = client.get(url, params={"run_id": run.id, "gold_split": "test"})
     assert len(find_all(gold.text, "data-testid", "reward-row")) == 1

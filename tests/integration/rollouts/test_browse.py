@@ -230,7 +230,7 @@ def test_list_page_filters_with_htmx_and_keeps_them_in_page_links(
     )
     assert fragment.status_code == 200
     assert "<html" not in fragment.text
-    assert fragment.headers["vary"] == "HX-Request"
+    assert fragment.headers["vary"] == "HX-Request, HX-History-Restore-Request"
     assert len(find_all(fragment.text, "data-testid", "rollout-row")) == 30
     assert "30 rollouts match the filters" in fragment.text
     assert "next-page" not in data_testids(fragment.text)
@@ -404,6 +404,44 @@ def test_api_lists_and_reads_rollouts(
     assert len(auto) == 1  # the pair's two answers share their prompt, so their group
     assert sizes == {auto[0]: 2, "g-0": 4, "g-1": 3}
     assert client.get(f"{base}/999999", headers=headers).status_code == 404
+
+
+def test_a_rollout_with_100000_messages_pages_them(
+    client: TestClient, session: Session, world: World
+) -> None:
+    messages = [{"role": "user", "content": f"message {i} " + "x" * 100} for i in range(100_000)]
+    rollout = Rollout(
+        project_id=world.pid,
+        external_id="long-chat",
+        content_hash="c" * 64,
+        input_messages=messages,
+        response='[{"text_excerpt": "the laws of Texas", "rule": "R1"}]',
+    )
+    session.add(rollout)
+    session.commit()
+    login(client, world.expert.email)
+    page = client.get(f"/projects/{world.pid}/rollouts/{rollout.id}")
+    assert page.status_code == 200
+    assert len(page.content) < 300_000, len(page.content)  # was 18.7 MB
+    shown = find_all(page.text, "data-testid", "input-message")
+    assert [m["data-index"] for m in shown] == [str(i) for i in range(display.MESSAGE_PAGE)]
+    (more,) = find_all(page.text, "data-testid", "more-messages")
+    assert "99,950 more messages of 100,000" in page.text
+    nxt = client.get(str(more["hx-get"]), headers={"HX-Request": "true"})
+    shown = find_all(nxt.text, "data-testid", "input-message")
+    assert shown[0]["data-index"] == "50" and len(shown) == display.MESSAGE_PAGE
+    last = client.get(
+        f"/projects/{world.pid}/rollouts/{rollout.id}/messages",
+        params={"start": 99_990},
+        headers={"HX-Request": "true"},
+    )
+    assert len(find_all(last.text, "data-testid", "input-message")) == 10
+    assert "more-messages" not in data_testids(last.text)
+    # The JSON response reads as fields, not braces and quotes.
+    fields = find_all(page.text, "data-testid", "json-fields")
+    assert fields and '"text_excerpt"' not in page.text
+    listing = client.get(f"/projects/{world.pid}/rollouts").text
+    assert "text_excerpt: the laws of Texas · rule: R1" in listing
 
 
 # ---------------------------------------------------------------------------- filter values

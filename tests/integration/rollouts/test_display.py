@@ -39,3 +39,33 @@ def test_json_view_reports_broken_json_and_ignores_prose() -> None:
 def test_short_flattens_and_cuts() -> None:
     assert display.short("a\n\n b", 10) == "a b"
     assert display.short("x" * 20, 5) == "xxxxx…"
+
+
+def test_readable_preview_of_json_cut_short() -> None:
+    cut = (
+        '[ { "text_excerpt": "a \\"quoted\\" term", "rule": "R10", "score": 3, "ok": true, '
+        '"concern": "The clause se'
+    )
+    assert display.readable_preview(cut) == (
+        'text_excerpt: a "quoted" term · rule: R10 · score: 3 · ok: yes · concern: The clause se…'
+    )
+    assert display.readable_preview("[]") == "(empty list)"
+    assert display.readable_preview("Plain prose answer.") == "Plain prose answer."
+
+
+def test_key_values_read_as_words() -> None:
+    from app.core.readable import readable_pairs
+
+    assert display.key_values({"a": None, "b": [1, 2], "c": {"x": 1}}) == [
+        ("a", "—"),
+        ("b", "1, 2"),
+        ("c", "x: 1"),
+    ]
+    selection = {"source": "gold", "gold_split": "test", "steps": [0, 100], "sample": None}
+    assert readable_pairs({**selection, "seed": 971567892, "count": 12000}) == [
+        ("Source", "gold"),
+        ("Gold split", "test"),
+        ("Steps", "0, 100"),
+        ("Seed", "971567892"),
+        ("Count", "12,000"),
+    ]
