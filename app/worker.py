@@ -50,6 +50,9 @@ def _handlers() -> list[tuple[str, JobHandler]]:
         handlers.append(("judge-run", run_judging_once))
     except ImportError:
         pass
+    from app.probes.jobs import run_probes_once
+
+    handlers.append(("probe-run", run_probes_once))
     return handlers
 
 

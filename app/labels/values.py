@@ -292,9 +292,7 @@ def _explanations(
         return justifications, evidence
     if definition.aggregation == "per_item_mean" and definition.item_field:
         items = answer.get(definition.item_field)
-        blocks = [
-            (f"Item {index + 1}: ", criteria) for index, criteria in _item_blocks(items)
-        ]
+        blocks = [(f"Item {index + 1}: ", criteria) for index, criteria in _item_blocks(items)]
     else:
         blocks = [("", answer.get("criteria"))]
     for prefix, criteria in blocks:

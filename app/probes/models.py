@@ -48,6 +48,8 @@ class ProbeRun(SQLModel, table=True):
     selection: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     config_hash: str = Field(default="", max_length=64)
     reward_revision: int | None = None
+    # The composite reward as it was when the run started: the report scores with exactly this.
+    reward_config: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     items_total: int = 0
     report: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     message: str = Field(default="")

@@ -18,6 +18,7 @@ from app.auth.dependencies import (
 )
 from app.auth.policies import Permission
 from app.core.errors import InvalidInput, NotFound
+from app.probes import service as probe_service
 from app.rubrics import forms
 from app.rubrics import service as rubric_service
 from app.rubrics.diff import side_by_side
@@ -528,6 +529,7 @@ def rubric_version_page(
         "approvals": approvals,
         "can_approve": ctx.can(Permission.rubric_approve),
         "already_approved": any(a.user_id == ctx.user.id for a in approvals),
+        "hackability": probe_service.hackability(session, ctx.project.id or 0, version.id or 0),
     }
     return render(request, "rubrics/version.html", context)
 

@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("selection", _json(), nullable=False),
         sa.Column("config_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("reward_revision", sa.Integer(), nullable=True),
+        sa.Column("reward_config", _json(), nullable=False),
         sa.Column("items_total", sa.Integer(), nullable=False),
         sa.Column("report", _json(), nullable=True),
         sa.Column("message", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
