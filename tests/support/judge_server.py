@@ -71,7 +71,7 @@ _MARKER = re.compile(r"\[\[judge-fault:([a-z_]+)\]\]")
 _SHORT_PAUSE_S = 1.0
 JUDGE_MODES: tuple[str, ...] = ("schema", "gullible", "robust")
 # The gullible judge gives full marks from this many characters of response on.
-GULLIBLE_FULL_LENGTH = 3000
+GULLIBLE_FULL_LENGTH = 8000
 INVALID_JSON_ANSWER = 'I would rate this a 4 out of 5. {score: 4, justification: "mostly right"'
 
 
