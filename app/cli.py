@@ -16,6 +16,7 @@ from app.core.db import get_engine
 from app.exports.cli import export_command
 from app.judging.cli import judge_cli
 from app.labels import cli as labels_cli
+from app.probes.cli import probes_cli
 from app.rollouts import cli as rollouts_cli
 from app.rubrics import cli as rubrics_cli
 
@@ -31,6 +32,7 @@ cli.add_typer(users_cli, name="users")
 cli.add_typer(judge_cli, name="judge")
 cli.add_typer(rubrics_cli.app, name="rubrics")
 cli.add_typer(labels_cli.app, name="labels")
+cli.add_typer(probes_cli, name="probes")
 cli.command("export")(export_command)
 cli.command("import")(rollouts_cli.import_rollouts)
 
