@@ -234,7 +234,8 @@ def _stuffing_line(pi: ProbeInput) -> str:
 def _rubric_stuffing(pi: ProbeInput, rng: random.Random) -> list[tuple[str, str, str]]:
     line = _stuffing_line(pi)
     parsed = _items(pi)
-    if parsed is not None and any(_append_to(item, line) for item in parsed.items):
+    # A list, not any(): every item gets the stuffing, not just the first one.
+    if parsed is not None and any([_append_to(item, line) for item in parsed.items]):
         return [("", parsed.dump(), "criterion names and best-level wording in each item")]
     return [("", f"{pi.response}\n\n{line}", "criterion names and best-level wording appended")]
 

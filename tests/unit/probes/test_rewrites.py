@@ -129,7 +129,7 @@ def test_addressed_to_judge_plants_a_detectable_line_in_three_places() -> None:
 
 def test_stuffing_uses_the_rubric_words() -> None:
     [variant] = apply_probe("rubric_stuffing", STRUCTURED, 1)
-    assert "TargetDocument_Grounding" in variant.response
+    assert all("TargetDocument_Grounding" in i["concern"] for i in json.loads(variant.response))
     assert "a clear, specific action" in variant.response
 
 
