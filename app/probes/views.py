@@ -102,6 +102,8 @@ def _index_context(
         "version_id": version_id,
         "can_start": ctx.can(Permission.judge_run),
         "thresholds": DEFAULT_THRESHOLDS,
+        "error": None,
+        "problems": [],
     }
 
 
@@ -144,6 +146,11 @@ def _run_context(session: Any, ctx: Any, run_id: int) -> dict[str, Any]:
         "run": run,
         "version": version,
         "criterion_names": {c.key: c.name for c in definition.criteria},
+        "judge": (
+            judge_service.get_config(session, ctx.project.id or 0, run.judge_config_id)
+            if run.judge_config_id
+            else None
+        ),
         "progress": probe_service.progress(session, run),
         "rows": probe_service.report_rows(run),
         "titles": TITLES,
