@@ -37,6 +37,7 @@ from app.rubrics.prompting import estimate_tokens
 
 ESTIMATE_SAMPLE = 20
 INSERT_CHUNK = 5_000
+PROBE_SOURCE_PREFIX = "probe-run:"  # app.probes.service.SOURCE_PREFIX
 BATCH_MIN_RECORDS = 100  # Bedrock's usual minimum records per batch job (a per-model quota)
 
 # ---- judge configurations ---------------------------------------------------------------------
@@ -245,6 +246,13 @@ def resolve_selection(
         )
     else:
         query = select(Rollout.id).where(Rollout.project_id == project_id)
+    # Rewrites made by probe runs (app/probes) are judged by their probe run only.
+    query = query.where(
+        or_(
+            col(Rollout.source_file).is_(None),
+            ~col(Rollout.source_file).startswith(PROBE_SOURCE_PREFIX),
+        )
+    )
     if selection.steps:
         query = query.where(col(Rollout.step).in_(selection.steps))
     if selection.models:

@@ -209,9 +209,11 @@ def _verbosity(pi: ProbeInput, rng: random.Random) -> list[tuple[str, str, str]]
         parsed = _items(pi)
         if parsed is not None and any(_text_fields(i) for i in parsed.items):
             step = 0
+            count = len(parsed.items)
             while len(parsed.dump()) < target and step < 10_000:
-                item = parsed.items[step % len(parsed.items)]
-                _append_to(item, order[step % len(order)])
+                # Each item walks the shuffled sentences from its own offset: less repetition.
+                index, round_ = step % count, step // count
+                _append_to(parsed.items[index], order[(index * 3 + round_) % len(order)])
                 step += 1
             text = parsed.dump()
         else:

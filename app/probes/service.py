@@ -47,7 +47,7 @@ from app.rubrics import service as rubric_service
 from app.rubrics.definition import RubricDefinition
 from app.rubrics.models import Rubric, RubricVersion
 
-SOURCE_PREFIX = "probe-run:"
+SOURCE_PREFIX = judging_service.PROBE_SOURCE_PREFIX
 EXAMPLES_PER_PROBE = 3
 EXAMPLE_CHARS = 4000
 DONE_JUDGE_STATUSES = ("completed", "failed", "cancelled")

@@ -129,3 +129,17 @@ def test_both_sides_count_items_the_same_way(plan: RunPlan, runtime: RewardEngin
 def test_without_a_count_the_old_behaviour_is_kept(definition: dict[str, Any]) -> None:
     # Callers that cannot know the response (e.g. expert labels) skip the check.
     assert score_answer(definition, answer(item(5)))["items"][0]["item_index"] == 5
+
+
+def test_the_review_reading_never_names_an_item_the_answer_does_not_have() -> None:
+    from app.labels.values import read_verdict
+
+    defn = materialize_templates(get_builtin("legal_contract_review"))
+    skipped = answer(item(0), item(1), item(3))  # "Item 4" of three comments
+    reading = read_verdict(defn, scores={}, answer=skipped, aggregate=None, normalized=None)
+    labels = {
+        text.split(":")[0]
+        for verdict in reading.criteria.values()
+        for text in verdict.justification
+    }
+    assert labels == {"Item 1", "Item 2"}
