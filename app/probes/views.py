@@ -91,11 +91,13 @@ def _index_context(
 ) -> dict[str, Any]:
     project_id = ctx.project.id or 0
     runs = probe_service.list_runs(session, project_id, version_id=version_id)
+    versions = judge_service.list_versions(session, project_id)
     return {
         "ctx": ctx,
         "runs": runs,
         "progress": {r.id: probe_service.progress(session, r) for r in runs},
-        "versions": [v for v in judge_service.list_versions(session, project_id)],
+        "versions": versions,
+        "version_labels": {v.version.id: v.label for v in versions},
         "configs": [c for c in judge_service.list_configs(session, project_id)],
         "probe_specs": [PROBES[name] for name in DEFAULT_PROBES],
         "fields": fields or ProbeFields(probes=list(DEFAULT_PROBES)),
