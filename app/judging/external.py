@@ -36,9 +36,9 @@ from app.judging.engine import (
     ERROR_PARSE_STATUSES,
     Interpretation,
     RunPlan,
+    item_count_of,
     pair_interpretation,
     rubric_interpretation,
-    item_count_of,
     score_parsed,
 )
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict

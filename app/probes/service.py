@@ -49,6 +49,7 @@ from app.rubrics.models import Rubric, RubricVersion
 
 SOURCE_PREFIX = judging_service.PROBE_SOURCE_PREFIX
 EXAMPLES_PER_PROBE = 3
+MAX_ORIGINALS = 2000  # each original makes about a dozen rewrites, each a judge call
 EXAMPLE_CHARS = 4000
 DONE_JUDGE_STATUSES = ("completed", "failed", "cancelled")
 _SLUG = re.compile(r"[^a-z0-9]+")
@@ -145,6 +146,11 @@ def create_run(
         raise InvalidInput(
             f"There are no rollouts to probe in {where}: add gold items to it, or choose "
             "another split."
+        )
+    if len(originals) > MAX_ORIGINALS:
+        raise InvalidInput(
+            f"The selection has {len(originals):,} rollouts; probe at most {MAX_ORIGINALS:,} "
+            "(give a sample size): every rollout makes about a dozen rewrites to judge."
         )
     state = reward_service.current_config(session, project_id)
     reward = state.model.as_dict()

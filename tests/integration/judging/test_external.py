@@ -105,7 +105,9 @@ def test_an_imported_per_item_answer_must_cover_every_item(
     session: Session, project: Project
 ) -> None:
     version = make_version(session, project, "legal_contract_review")
-    make_rollouts(session, project, 1, response='[{"text_excerpt": "a"}, {"text_excerpt": "b"}]')
+    make_rollouts(
+        session, project, 1, response='[{{"text_excerpt": "a"}}, {{"text_excerpt": "b"}}]'
+    )
     scores = {
         k: {"evidence": "", "justification": "", "score": 4}
         for k in ("TargetDocument_Grounding", "Reference_Consistency", "Actionability")
