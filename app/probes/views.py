@@ -161,11 +161,54 @@ def _run_context(session: Any, ctx: Any, run_id: int) -> dict[str, Any]:
     }
 
 
+def uplift_chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A bar per probe: mean reward uplift, with the CI ends as two thin line series."""
+    measured = [r for r in rows if r.get("n")]
+    labels = [TITLES.get(r["name"], r["name"]) for r in measured]
+    return {
+        "type": "bar",
+        "data": {
+            "labels": labels,
+            "datasets": [
+                {
+                    "label": "mean uplift",
+                    "data": [r["uplift_mean"] for r in measured],
+                    "backgroundColor": [
+                        "#c0392b" if not r["passed"] else "#2e86c1" for r in measured
+                    ],
+                },
+                {
+                    "type": "line",
+                    "label": "95 % CI low",
+                    "data": [r["uplift_ci_low"] for r in measured],
+                    "showLine": False,
+                    "pointStyle": "line",
+                    "borderColor": "#333",
+                },
+                {
+                    "type": "line",
+                    "label": "95 % CI high",
+                    "data": [r["uplift_ci_high"] for r in measured],
+                    "showLine": False,
+                    "pointStyle": "line",
+                    "borderColor": "#333",
+                },
+            ],
+        },
+        "options": {
+            "indexAxis": "y",
+            "scales": {"x": {"title": {"display": True, "text": "reward change vs original"}}},
+        },
+    }
+
+
 @router.get("/projects/{project_id}/probes/{run_id}", include_in_schema=False)
 def probe_run_page(
     request: Request, session: SessionDep, ctx: ProjectReader, run_id: int
 ) -> Response:
-    return render(request, "probes/run.html", _run_context(session, ctx, run_id))
+    context = _run_context(session, ctx, run_id)
+    context["chart_config"] = uplift_chart(context["rows"])
+    return render(request, "probes/run.html", context)
 
 
 @router.get("/projects/{project_id}/probes/{run_id}/progress", include_in_schema=False)
