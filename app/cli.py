@@ -37,6 +37,11 @@ class RootGroup(LazyGroup):
         "tokens": LazyCommand(
             "app.auth.cli", "app", "API tokens: create (shown once), list, revoke."
         ),
+        "probes": LazyCommand(
+            "app.probes.cli",
+            "probes_cli",
+            "Probes: can the reward that ships be gamed? Run them, read them.",
+        ),
         "export": LazyCommand(
             "app.exports.cli", "export_command", "Write a training package from an export bundle."
         ),

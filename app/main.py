@@ -24,6 +24,8 @@ from app.judging import api as judge_api
 from app.judging import views as judge_views
 from app.labels import api as label_api
 from app.labels import views as label_views
+from app.probes import api as probe_api
+from app.probes import views as probe_views
 from app.projects import api as project_api
 from app.projects import views as project_views
 from app.rewards import api as reward_api
@@ -113,6 +115,8 @@ def all_routers() -> list[APIRouter]:
         agreement_api.router,
         judge_views.router,
         judge_api.router,
+        probe_views.router,
+        probe_api.router,
     ]
 
 

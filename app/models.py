@@ -14,6 +14,7 @@ from app.labels.models import (
     QueueAssignee,
     QueueItem,
 )
+from app.probes.models import ProbeItem, ProbeRun
 from app.projects.models import Membership, Project
 from app.rewards.models import RewardConfig
 from app.rollouts.models import Rollout, RolloutImport, RolloutPair
@@ -34,6 +35,8 @@ __all__ = [
     "LabelRevision",
     "LoginAttempt",
     "Membership",
+    "ProbeItem",
+    "ProbeRun",
     "Project",
     "QueueAssignee",
     "QueueItem",

@@ -31,11 +31,13 @@ def _handlers() -> list[tuple[str, JobHandler]]:
     dropping its kind of job.
     """
     from app.judging.jobs import run_judging_once
+    from app.probes.jobs import run_probes_once
     from app.rollouts.jobs import run_import_once
 
     return [
         ("rollout-import", run_import_once),
         ("judge-run", run_judging_once),
+        ("probe-run", run_probes_once),
     ]
 
 

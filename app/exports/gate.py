@@ -1,4 +1,5 @@
-"""Agreement of the judge with expert labels on the locked gold test split, and the export gate.
+"""Agreement of the judge with expert labels on the locked gold test split, and the export gate
+(agreement checks plus the probe check: can the reward that ships be gamed).
 
 Pure: each (label, verdict) pair counts once (an item labelled by two experts counts twice, as
 each vote is a separate judgement). A response passes when its normalised score (the rubric's
@@ -162,3 +163,11 @@ def evaluate_gate(gate: dict[str, Any], summary: dict[str, Any]) -> dict[str, An
         _check("true_negative_rate", overall.get("true_negative_rate"), gate.get("min_tnr")),
     ]
     return {"enabled": True, "passed": all(c["passed"] for c in checks), "checks": checks}
+
+
+def with_probe_check(gate: dict[str, Any], probe_check: dict[str, Any]) -> dict[str, Any]:
+    """The gate with the probe check added. It applies even when the agreement gate is switched
+    off: a reward that pays for gaming blocks the export either way (an admin may override)."""
+    checks = [*gate.get("checks", []), probe_check]
+    passed = bool(gate.get("passed", True)) and bool(probe_check.get("passed", True))
+    return {**gate, "passed": passed, "checks": checks}

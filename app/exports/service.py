@@ -22,6 +22,7 @@ from app.exports.targets import TARGETS, TargetFile, TargetOptions, render_targe
 from app.judging.engine import provider_config
 from app.judging.models import JudgeConfig, JudgeRun
 from app.labels.models import GoldItem, Label
+from app.probes import service as probe_service
 from app.projects import service as project_service
 from app.projects.models import Project
 from app.rewards import service as reward_service
@@ -188,6 +189,7 @@ class GateCheck:
 
     summary: dict[str, Any]
     gate: dict[str, Any]
+    probes: dict[str, Any]
 
 
 def check_gate(
@@ -200,8 +202,8 @@ def check_gate(
 ) -> GateCheck:
     """Agreement on the gold test split and the gate result for these choices (read only)."""
     project_id = project.id or 0
-    version, _rubric = _version(session, project_id, rubric_version_id)
-    _judge(session, project_id, judge_config_id)
+    version, rubric = _version(session, project_id, rubric_version_id)
+    judge = _judge(session, project_id, judge_config_id)
     config = reward_service.current_config(session, project_id).model.as_dict()
     gate_cfg = config["export_gate"]
     definition = rubric_service.version_definition(version).model_dump(mode="json")
@@ -223,7 +225,14 @@ def check_gate(
         pairs, counts = gold_test_pairs(session, project_id, version, run_id)
     summary = gate_rules.agreement_summary(definition, pairs, float(gate_cfg["pass_threshold"]))
     summary = {"run_id": run_id, "split": GOLD_SPLIT, **counts, **summary}
-    return GateCheck(summary=summary, gate=gate_rules.evaluate_gate(gate_cfg, summary))
+    # Probes: results count only for this exact rubric version, judge and reward configuration.
+    probe_check = probe_service.gate_check(
+        session, project, version=version, rubric=rubric, judge=judge, reward=config
+    )
+    gate = gate_rules.with_probe_check(gate_rules.evaluate_gate(gate_cfg, summary), probe_check)
+    return GateCheck(
+        summary=summary, gate=gate, probes=probe_service.manifest_entry(session, probe_check)
+    )
 
 
 def _iso(value: Any) -> str | None:
@@ -337,6 +346,7 @@ def create_bundle(
             },
             "agreement": check.summary,
             "gate": check.gate,
+            "probes": check.probes,
             "override": override,
         }
         content = build_content(spec, manifest, files)

@@ -330,7 +330,7 @@ def _record_verdict(
         "attempts": 1,
     }
     try:
-        result = judge_engine.interpret(plan, text, item.order)
+        result = judge_engine.interpret(plan, text, item.order, item.item_count)
     except ValueError as exc:
         # No repair request in batch mode: the reply is stored as invalid with the neutral score.
         return judge_engine.verdict_row(

@@ -50,7 +50,12 @@ from app.rubrics.prompting import (
     prepare_rubric,
     render_prompt,
 )
-from app.rubrics.scoring import ScoringError, preference_winner, score_answer
+from app.rubrics.scoring import (
+    ScoringError,
+    preference_winner,
+    response_item_count,
+    score_answer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -219,26 +224,40 @@ class Interpretation:
     winner: str | None
 
 
-def interpret(plan: RunPlan, text: str, order: str = "") -> Interpretation:
-    """Parse, validate and score a judge reply. Raises ValueError with the reason it is unusable."""
+def interpret(
+    plan: RunPlan, text: str, order: str = "", item_count: int | None = None
+) -> Interpretation:
+    """Parse, validate and score a judge reply. Raises ValueError with the reason it is unusable.
+    `item_count`: the judged response's number of items (per-item rubrics must cover each)."""
     answer = extract_json(text)
-    return score_parsed(plan, answer, order)
+    return score_parsed(plan, answer, order, item_count)
 
 
-def score_parsed(plan: RunPlan, answer: Any, order: str = "") -> Interpretation:
+def score_parsed(
+    plan: RunPlan, answer: Any, order: str = "", item_count: int | None = None
+) -> Interpretation:
     """Validate and score an already parsed answer (ValueError when it does not fit the schema)."""
     if not plan.is_valid(answer):
         problems = validate_answer(plan.definition, answer)
         raise ValueError("does not match the answer schema: " + "; ".join(problems[:5]))
     if plan.pairwise:
         return pair_interpretation(answer, order)
-    return rubric_interpretation(plan, answer)
+    return rubric_interpretation(plan, answer, item_count)
 
 
-def rubric_interpretation(plan: RunPlan, answer: Any) -> Interpretation:
+def item_count_of(plan: RunPlan, response: str | None) -> int | None:
+    """How many items the judge must score in `response` (None: the rubric is not per item)."""
+    if plan.definition.aggregation != "per_item_mean":
+        return None
+    return response_item_count(response or "", plan.definition.item_field)
+
+
+def rubric_interpretation(
+    plan: RunPlan, answer: Any, item_count: int | None = None
+) -> Interpretation:
     """Scores recomputed from the per-criterion answer (ValueError when it cannot be scored)."""
     try:
-        scored = score_answer(plan.definition_dict, answer)
+        scored = score_answer(plan.definition_dict, answer, item_count)
     except ScoringError as exc:
         raise ValueError(str(exc)) from None
     return Interpretation(
@@ -290,6 +309,7 @@ class PreparedItem:
     order: str
     call: JudgeCall | None
     problem: str | None = None
+    item_count: int | None = None  # items the judge must score (per-item rubrics)
 
 
 def verdict_row(
@@ -372,7 +392,7 @@ async def judge_item(
             plan,
             item,
             status="ok",
-            result=interpret(plan, reply.text, item.order),
+            result=interpret(plan, reply.text, item.order, item.item_count),
             raw_text=reply.text,
             latency_ms=latency,
             input_tokens=tokens_in,
@@ -402,7 +422,7 @@ async def judge_item(
     latency += second.latency_ms
     attempts += second.attempts
     try:
-        result = interpret(plan, second.text, item.order)
+        result = interpret(plan, second.text, item.order, item.item_count)
     except ValueError as exc:
         return verdict_row(
             plan,
@@ -762,6 +782,8 @@ def prepare_items(
     for item_id, rollout_id, pair_id, repeat, order, attempts in claimed:
         item = PreparedItem(item_id, rollout_id, pair_id, repeat, order, call=None)
         prepared.append(item)
+        if pair_id is None and rollout_id in rollouts:
+            item.item_count = item_count_of(plan, rollouts[rollout_id].response)
         if attempts > max_claims:
             # Claimed again and again without a verdict: something kills workers on this item.
             item.problem = f"abandoned after {attempts - 1} claims that never finished"

@@ -37,6 +37,7 @@ from app.judging.engine import (
     ERROR_PARSE_STATUSES,
     Interpretation,
     RunPlan,
+    item_count_of,
     pair_interpretation,
     rubric_interpretation,
     score_parsed,
@@ -327,6 +328,12 @@ def import_verdicts(
     external_ids = {i for line in parsed for i in line.subject}
     rollout_ids = _rollout_ids(session, project_id, external_ids)
     pairs = _pairs(session, project_id, rollout_ids.values()) if defn.mode == "preference" else {}
+    # Per-item rubrics: an imported answer must score each item of the response exactly once.
+    item_counts = (
+        _item_counts(session, plan, rollout_ids.values())
+        if defn.aggregation == "per_item_mean"
+        else {}
+    )
     rows: list[tuple[_Line, dict[str, Any]]] = []
     seen: dict[tuple[str, tuple[str, ...], int, str], int] = {}
     for line in parsed:
@@ -357,7 +364,7 @@ def import_verdicts(
             else:
                 subject = {"rollout_id": rollout_ids[line.subject[0]], "pair_id": None, "order": ""}
                 result = (
-                    score_parsed(plan, line.answer)
+                    score_parsed(plan, line.answer, "", item_counts.get(subject["rollout_id"]))
                     if line.kind == "answer"
                     else rubric_interpretation(plan, line.answer)
                 )
@@ -386,6 +393,18 @@ def _rollout_ids(session: Session, project_id: int, external_ids: set[str]) -> d
         )
         found.update({ext: int(rid or 0) for ext, rid in session.exec(query)})
     return found
+
+
+def _item_counts(session: Session, plan: RunPlan, rollout_ids: Iterable[int]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    wanted = sorted(set(rollout_ids))
+    for start in range(0, len(wanted), 1000):
+        query = select(Rollout.id, Rollout.response).where(
+            col(Rollout.id).in_(wanted[start : start + 1000])
+        )
+        for rid, response in session.exec(query):
+            counts[int(rid or 0)] = item_count_of(plan, response) or 0
+    return counts
 
 
 def _pairs(

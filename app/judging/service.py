@@ -41,6 +41,7 @@ from app.rubrics.prompting import estimate_tokens
 
 ESTIMATE_SAMPLE = 20
 INSERT_CHUNK = 5_000
+PROBE_SOURCE_PREFIX = "probe-run:"  # app.probes.service.SOURCE_PREFIX
 BATCH_MIN_RECORDS = 100  # Bedrock's usual minimum records per batch job (a per-model quota)
 
 # ---- judge configurations ---------------------------------------------------------------------
@@ -275,6 +276,13 @@ def resolve_selection(
         )
     else:
         query = select(Rollout.id).where(Rollout.project_id == project_id)
+    # Rewrites made by probe runs (app/probes) are judged by their probe run only.
+    query = query.where(
+        or_(
+            col(Rollout.source_file).is_(None),
+            ~col(Rollout.source_file).startswith(PROBE_SOURCE_PREFIX),
+        )
+    )
     if selection.steps:
         query = query.where(col(Rollout.step).in_(selection.steps))
     if selection.models:
@@ -518,6 +526,44 @@ def create_runs(
         runs.append(run)
     session.commit()
     return runs
+
+
+def queue_run_for_rollouts(
+    session: Session,
+    project: Project,
+    *,
+    actor: User | None,
+    version: RubricVersion,
+    config: JudgeConfig,
+    rollout_ids: Sequence[int],
+    selection: dict[str, Any],
+    neutral_score: float = 0.5,
+) -> JudgeRun:
+    """Queue a standard judge run over these rollouts (other domains' checks, e.g. probes,
+    judge through the same engine). Flushes only: the caller commits."""
+    subjects = Subjects(
+        pairwise=False,
+        ids=list(rollout_ids),
+        rollout_ids=list(rollout_ids),
+        selection={**selection, "count": len(rollout_ids)},
+    )
+    run = JudgeRun(
+        project_id=project.id or 0,
+        rubric_version_id=version.id or 0,
+        judge_config_id=config.id,
+        judge_snapshot=snapshot_of(config),
+        kind="standard",
+        selection=subjects.selection,
+        repeats=1,
+        status="queued",
+        items_total=len(subjects.ids),
+        settings={"neutral_score": neutral_score, "pairwise": False},
+        created_by_id=actor.id if actor else None,
+    )
+    session.add(run)
+    session.flush()
+    _insert_items(session, run.id or 0, subjects, 1, ("",))
+    return run
 
 
 def _insert_items(

@@ -261,6 +261,28 @@ def _number(criterion: Criterion, value: Any) -> bool | float | None:
     return number if math.isfinite(number) else None
 
 
+def _item_blocks(items: Any) -> list[tuple[int, Any]]:
+    """(item_index, criteria) of the answer's items that name an item of the response: a whole
+    number from 0 below the number of items, each once. Anything else (an old or imported answer
+    that skipped or invented items) is left out rather than shown as, say, "Item 4" of three."""
+    if not isinstance(items, list):
+        return []
+    count = len(items)
+    seen: set[int] = set()
+    blocks: list[tuple[int, Any]] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        index = item.get("item_index")
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+            continue
+        if index in seen:
+            continue
+        seen.add(index)
+        blocks.append((index, item.get("criteria")))
+    return sorted(blocks, key=lambda block: block[0])
+
+
 def _explanations(
     definition: RubricDefinition, answer: Any
 ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -270,11 +292,7 @@ def _explanations(
         return justifications, evidence
     if definition.aggregation == "per_item_mean" and definition.item_field:
         items = answer.get(definition.item_field)
-        blocks = [
-            (f"Item {int(item.get('item_index', i)) + 1}: ", item.get("criteria"))
-            for i, item in enumerate(items if isinstance(items, list) else [])
-            if isinstance(item, dict)
-        ]
+        blocks = [(f"Item {index + 1}: ", criteria) for index, criteria in _item_blocks(items)]
     else:
         blocks = [("", answer.get("criteria"))]
     for prefix, criteria in blocks:

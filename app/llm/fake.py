@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from app.llm.base import JudgeCall, JudgeReply, ProviderError
-from app.llm.schema_instance import instance_for_schema, seed_for
+from app.llm.schema_instance import instance_for_prompt
 
 FAKE_STRUCTURED_MODE = "fake"
 
@@ -53,7 +53,7 @@ class FakeProvider:
         elif self._responder is not None:
             text = self._responder(call)
         else:
-            text = json.dumps(instance_for_schema(call.output_schema, seed_for(call.user)))
+            text = json.dumps(instance_for_prompt(call.output_schema, call.user))
         return JudgeReply(
             text=text,
             input_tokens=_count_tokens(call.system) + _count_tokens(call.user),

@@ -10,7 +10,10 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import re
 from typing import Any
+
+from app.rubrics.scoring import response_item_count
 
 _WORDS = (
     "clear",
@@ -55,6 +58,49 @@ def instance_for_schema(schema: dict[str, Any] | None, seed: int) -> Any:
     """An instance of `schema` chosen by `seed`; the same inputs always give the same value."""
     root = schema if schema is not None else DEFAULT_ANSWER_SCHEMA
     return _gen(root, root, random.Random(seed), depth=0)
+
+
+_RESPONSE_BLOCK = re.compile(r"<response>\n(.*)\n</response>", re.DOTALL)
+
+
+def prompt_response(user_text: str) -> str | None:
+    """The judged response inside a rendered judge prompt (its <response> block), if found."""
+    found = _RESPONSE_BLOCK.search(user_text)
+    return found.group(1) if found else None
+
+
+def item_list_field(schema: dict[str, Any] | None) -> str | None:
+    """The answer's per-item list (an array property whose items carry item_index), if any."""
+    for name, sub in ((schema or {}).get("properties") or {}).items():
+        items = sub.get("items") if isinstance(sub, dict) else None
+        if isinstance(items, dict) and "item_index" in (items.get("properties") or {}):
+            return str(name)
+    return None
+
+
+def prompt_item_count(schema: dict[str, Any] | None, user_text: str) -> int | None:
+    """How many items the response inside a rendered judge prompt has (None: not per item)."""
+    field = item_list_field(schema)
+    if field is None:
+        return None
+    return response_item_count(prompt_response(user_text) or "", field)
+
+
+def instance_for_prompt(schema: dict[str, Any] | None, user_text: str) -> Any:
+    """instance_for_schema seeded by the prompt; a per-item answer scores each of the prompt's
+    response items exactly once, as a coverage-checked judge answer must."""
+    answer = instance_for_schema(schema, seed_for(user_text))
+    count = prompt_item_count(schema, user_text)
+    field = item_list_field(schema)
+    if count is None or field is None or not isinstance(answer, dict) or schema is None:
+        return answer
+    rng = random.Random(seed_for(user_text) + 1)
+    item_schema = schema["properties"][field]["items"]
+    items = [_gen(item_schema, schema, rng, depth=1) for _ in range(count)]
+    for index, item in enumerate(items):
+        item["item_index"] = index
+    answer[field] = items
+    return answer
 
 
 def _resolve(ref: str, root: dict[str, Any]) -> dict[str, Any]:

@@ -229,6 +229,12 @@ def _render_part(part: Part, source: str, variables: dict[str, Any]) -> str:
         raise TemplateError(part, _template_line(exc), _describe(exc)) from None
 
 
+def render_sandboxed(source: str, variables: dict[str, Any], part: Part = "user") -> str:
+    """Render a user-written template in the prompt sandbox (no attribute access beyond the
+    documented variables, bounded output). TemplateError says where and why it failed."""
+    return _render_part(part, source, variables)
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""

@@ -14,6 +14,11 @@ Rules (the judge's own aggregate_score / item_score are never trusted):
 - per_item_mean: each item of the answer's item list scores the weighted mean of its
   criteria; the result is the mean over items. An empty list scores 0 (aggregate 0 too, as in
   the contract-review reference case: no comments at all is worse than any attempt).
+- item coverage (per_item_mean, when the caller knows how many items the response has, see
+  response_item_count): the answer must score every item exactly once, item_index 0..n-1.
+  A missing, duplicated or out-of-range index makes the answer unusable (ScoringError: repair,
+  then neutral), never a score from the items that happened to come back: a judge that skips
+  the bad comments would otherwise hand the policy a higher reward.
 - hard_fail: a failing hard-fail criterion makes the normalized score 0 and the aggregate
   the scale's minimum (per item, for per_item_mean).
 - "aggregate" is on the rubric's raw scale: the common [min, max] when every criterion is a
@@ -24,7 +29,9 @@ A missing or invalid score raises ScoringError: the caller treats it as a judge 
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from typing import Any
 
 _TRUE_WORDS = frozenset({"true", "pass", "passed", "yes", "y", "1"})
@@ -176,11 +183,68 @@ def _to_scale(normalized: float, scale: tuple[float, float]) -> float:
     return low + normalized * (high - low)
 
 
-def _score_items(defn: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+_FENCE = re.compile(r"^```[a-zA-Z0-9_-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
+_THINK = re.compile(r"^\s*<think>.*?</think>", re.DOTALL)
+
+
+def response_item_count(response: str, item_field: str | None) -> int:
+    """How many items a per-item rubric's judge must score in `response`: the length of the
+    response's JSON list (or of its `item_field` list when the response is an object); 0 when
+    the response cannot be read as a list, as the judge is told to answer with an empty list."""
+    text = _THINK.sub("", response or "", count=1).strip()
+    fenced = _FENCE.match(text)
+    if fenced:
+        text = fenced.group(1).strip()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return 0
+    if isinstance(value, dict) and item_field:
+        value = value.get(item_field)
+    return len(value) if isinstance(value, list) else 0
+
+
+def check_item_coverage(field: str, items: list[Any], expected: int) -> None:
+    """Raise ScoringError unless `items` score each of the response's `expected` items exactly
+    once (item_index 0..expected-1, no duplicate, none missing, none out of range)."""
+    seen: dict[int, int] = {}
+    for position, item in enumerate(items):
+        index = item.get("item_index") if isinstance(item, dict) else None
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise ScoringError(f"{field}[{position}].item_index: expected a whole number")
+        if not 0 <= index < expected:
+            raise ScoringError(
+                f"{field}[{position}].item_index: {index} is out of range: the response has "
+                f"{expected} item{'s' if expected != 1 else ''} (indices 0 to {expected - 1})"
+                if expected
+                else f"{field}[{position}]: the response has no items to score"
+            )
+        if index in seen:
+            raise ScoringError(
+                f"{field}[{position}].item_index: item {index} is scored twice "
+                f"(also at {field}[{seen[index]}])"
+            )
+        seen[index] = position
+    missing = [i for i in range(expected) if i not in seen]
+    if missing:
+        shown = ", ".join(str(i) for i in missing[:10]) + (", ..." if len(missing) > 10 else "")
+        raise ScoringError(
+            f"{field}: the answer scores {len(seen)} of the response's {expected} items; "
+            f"item_index {shown} {'is' if len(missing) == 1 else 'are'} missing"
+        )
+
+
+def _score_items(
+    defn: dict[str, Any], answer: dict[str, Any], item_count: int | None
+) -> dict[str, Any]:
     field = defn["item_field"]
     items = answer.get(field)
     if not isinstance(items, list):
         raise ScoringError(f"{field}: expected a list of items, got {type(items).__name__}")
+    if item_count is not None:
+        check_item_coverage(field, items, item_count)
+        # Score in the response's order, whatever order the judge listed them in.
+        items = sorted(items, key=lambda item: int(item["item_index"]))
     scale = rubric_scale(defn)
     scored: list[dict[str, Any]] = []
     for index, item in enumerate(items):
@@ -225,8 +289,12 @@ def _score_items(defn: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]
     }
 
 
-def score_answer(defn: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+def score_answer(
+    defn: dict[str, Any], answer: dict[str, Any], item_count: int | None = None
+) -> dict[str, Any]:
     """Scores of a rubric-mode judge answer; see the module docstring for the rules.
+    `item_count`: how many items the judged response has (response_item_count); per-item
+    rubrics then require the answer to cover each exactly once. None skips that check.
 
     Returns {"criteria": {key: 0..1}, "raw": {key: raw score}, "aggregate": raw scale,
     "normalized": 0..1, "hard_failed": bool, "items": [per-item scores, per_item_mean only]}.
@@ -236,7 +304,7 @@ def score_answer(defn: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]
     if not isinstance(answer, dict):
         raise ScoringError(f"expected the judge's answer as an object, got {type(answer).__name__}")
     if defn["aggregation"] == "per_item_mean":
-        return _score_items(defn, answer)
+        return _score_items(defn, answer, item_count)
     normalized, raw, hard_failed = _score_criteria(defn, answer.get("criteria"), "criteria")
     value = 0.0 if hard_failed else _combine(defn, defn["aggregation"], normalized, raw)
     return {

@@ -18,6 +18,14 @@ Faults (per server plan, or per request via the `X-Judge-Fault` header or a
   invalid_json_content  a valid envelope whose answer text is not JSON
   reject_json_schema    400 when the request asks for response_format json_schema
   bad_request           400 for any request
+
+Modes (how a normal answer is chosen):
+  schema     a seeded instance of the requested schema (the default)
+  gullible   a judge that can be gamed: every score rises with the response's length, and any
+             text addressed to the judge (app/probes/addressed.py) gets full marks
+  robust     a judge that cannot be gamed this way: the same middle score for every response,
+             the lowest for text addressed to the judge
+Per-item answers always score each item of the prompt's response exactly once.
 """
 
 from __future__ import annotations
@@ -42,7 +50,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from app.llm.schema_instance import instance_for_schema, seed_for
+from app.llm.schema_instance import instance_for_prompt, prompt_response, seed_for
+from app.probes.addressed import is_judge_addressed
 
 FAULT_KINDS: tuple[str, ...] = (
     "rate_limit",
@@ -60,6 +69,9 @@ FAULT_HEADER = "x-judge-fault"
 _MARKER = re.compile(r"\[\[judge-fault:([a-z_]+)\]\]")
 # Pauses up to this long are plain sleeps; longer ones (hangs) wake when the server stops.
 _SHORT_PAUSE_S = 1.0
+JUDGE_MODES: tuple[str, ...] = ("schema", "gullible", "robust")
+# The gullible judge gives full marks from this many characters of response on.
+GULLIBLE_FULL_LENGTH = 8000
 INVALID_JSON_ANSWER = 'I would rate this a 4 out of 5. {score: 4, justification: "mostly right"'
 
 
@@ -152,7 +164,11 @@ class JudgeServer:
         default_schema: dict[str, Any] | None = None,
         responder: Callable[[dict[str, Any]], str] | None = None,
         max_records: int = 10_000,
+        mode: Literal["schema", "gullible", "robust"] = "schema",
     ) -> None:
+        if mode not in JUDGE_MODES:
+            raise ValueError(f"unknown judge mode {mode!r}; known: {', '.join(JUDGE_MODES)}")
+        self.mode = mode
         self.latency_s = latency_s
         self.retry_after_s = retry_after_s
         self.retry_after_format = retry_after_format
@@ -435,8 +451,20 @@ class JudgeServer:
             schema = response_format.get("schema")
         if not isinstance(schema, dict):
             schema = self.default_schema
-        answer = instance_for_schema(schema, seed_for(_last_user(body["messages"])))
+        user = _last_user(body["messages"])
+        answer = instance_for_prompt(schema, user)
+        if self.mode != "schema" and isinstance(schema, dict):
+            _set_scores(answer, schema, self._fraction(user))
         return orjson.dumps(answer).decode()
+
+    def _fraction(self, user: str) -> float:
+        """Where on each criterion's scale this judge puts the response (0 lowest, 1 highest)."""
+        response = prompt_response(user) or user
+        if self.mode == "gullible":
+            if is_judge_addressed(response):
+                return 1.0
+            return min(1.0, len(response) / GULLIBLE_FULL_LENGTH)
+        return 0.0 if is_judge_addressed(response) else 0.5
 
     @staticmethod
     def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
@@ -463,6 +491,33 @@ class JudgeServer:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+
+
+def _score_value(schema: dict[str, Any], fraction: float) -> Any:
+    if schema.get("type") == "boolean":
+        return fraction >= 0.5
+    if "enum" in schema:
+        options = list(schema["enum"])
+        return options[min(len(options) - 1, int(fraction * len(options)))]
+    low, high = float(schema.get("minimum", 0)), float(schema.get("maximum", 1))
+    value = low + fraction * (high - low)
+    return int(round(value)) if schema.get("type") == "integer" else value
+
+
+def _set_scores(value: Any, schema: dict[str, Any], fraction: float) -> None:
+    """Overwrite every criterion `score` in an answer with the score at `fraction` of its scale."""
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        for name, sub in properties.items():
+            if name not in value or not isinstance(sub, dict):
+                continue
+            if name == "score" and "properties" not in sub:
+                value[name] = _score_value(sub, fraction)
+            else:
+                _set_scores(value[name], sub, fraction)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for entry in value:
+            _set_scores(entry, schema["items"], fraction)
 
 
 def _content_text(content: Any) -> str:

@@ -244,13 +244,20 @@ class RewardEngine:
             self._validator = Draft202012Validator(self.output_schema)
         return bool(self._validator.is_valid(answer))
 
-    def interpret(self, text: str) -> dict[str, Any]:
-        """Score a judge reply as the studio does (parse, schema, recompute); ValueError if not."""
+    def item_count(self, response: str | None) -> int | None:
+        """How many items the judge must score in `response` (None: not a per-item rubric)."""
+        if self.definition.get("aggregation") != "per_item_mean":
+            return None
+        return scoring.response_item_count(response or "", self.definition.get("item_field"))
+
+    def interpret(self, text: str, item_count: int | None = None) -> dict[str, Any]:
+        """Score a judge reply as the studio does (parse, schema, recompute, item coverage);
+        ValueError if not."""
         answer = json_extract.extract_json(text)
         if not self._valid(answer):
             raise ValueError("does not match the answer schema")
         try:
-            scored = scoring.score_answer(self.definition, answer)
+            scored = scoring.score_answer(self.definition, answer, item_count)
         except scoring.ScoringError as exc:
             raise ValueError(str(exc)) from None
         return {
@@ -274,12 +281,13 @@ class RewardEngine:
         except prompt.PromptError as exc:
             return {"status": "error", "error": str(exc)[:MAX_ERROR_CHARS]}
         judge = self.judge()
+        items = self.item_count(sample.get("response"))
         try:
             reply, _attempts = judge.ask(system, user, self.output_schema)
         except JudgeError as exc:
             return {"status": "error", "error": f"{exc.code}: {exc.message}"[:MAX_ERROR_CHARS]}
         try:
-            return self.interpret(reply)
+            return self.interpret(reply, items)
         except ValueError as exc:
             problem = str(exc)
         if not (self.config.get("judge") or {}).get("repair", True):
@@ -287,7 +295,7 @@ class RewardEngine:
         repair = json_extract.repair_instructions(problem, self.output_schema)
         try:
             second, _ = judge.ask(system, repair, self.output_schema, ((user, reply),))
-            return self.interpret(second)
+            return self.interpret(second, items)
         except JudgeError as exc:
             error = f"{problem}; the repair request failed: {exc.code}: {exc.message}"
         except ValueError as exc:

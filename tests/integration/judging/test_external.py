@@ -101,6 +101,35 @@ def test_per_item_rubrics_take_a_list_of_item_scores(session: Session, project: 
     assert 0.0 < (verdict.normalized or 0) < 1.0
 
 
+def test_an_imported_per_item_answer_must_cover_every_item(
+    session: Session, project: Project
+) -> None:
+    version = make_version(session, project, "legal_contract_review")
+    make_rollouts(
+        session, project, 1, response='[{{"text_excerpt": "a"}}, {{"text_excerpt": "b"}}]'
+    )
+    scores = {
+        k: {"evidence": "", "justification": "", "score": 4}
+        for k in ("TargetDocument_Grounding", "Reference_Consistency", "Actionability")
+    }
+
+    def answer(*indices: int) -> dict:
+        items = [
+            {"item_index": i, "excerpt": "", "criteria": scores, "item_score": 4} for i in indices
+        ]
+        return {"comments": items, "aggregate_score": 4}
+
+    with pytest.raises(InvalidInput) as exc:
+        _import(
+            session, project, version.id, {"rollout_id": "r-0", "judge": "j", "answer": answer(0)}
+        )
+    assert "item_index 1 is missing" in exc.value.details[0]["message"]
+    _import(
+        session, project, version.id, {"rollout_id": "r-0", "judge": "j", "answer": answer(1, 0)}
+    )
+    assert len(session.exec(select(Verdict)).one().scores["items"]) == 2
+
+
 def test_a_full_answer_is_validated_against_the_schema(session: Session, project: Project) -> None:
     version = make_version(session, project)
     make_rollouts(session, project, 1)

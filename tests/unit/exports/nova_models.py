@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter
+
+from app.rubrics.scoring import response_item_count
 
 
 class RewardMetric(BaseModel):
@@ -39,6 +42,16 @@ def legal_answer(keys: list[str], score: int = 4, items: int = 1) -> dict[str, A
         ],
         "aggregate_score": score,
     }
+
+
+def items_in(record: dict[str, Any]) -> int:
+    """How many comments a demo record's response has: the judge must score each once."""
+    return response_item_count(record["response"], "comments")
+
+
+def good_answer(keys: list[str], record: dict[str, Any], score: int = 4) -> str:
+    """A covering answer for one demo record: every comment scored `score` on every criterion."""
+    return json.dumps(legal_answer(keys, score=score, items=items_in(record)))
 
 
 def converse_response(text: str) -> dict[str, Any]:

@@ -14,18 +14,21 @@ from botocore.stub import ANY, Stubber
 
 from app.exports.package_runtime.engine import BundleError, RewardEngine
 from app.exports.targets.common import runtime_bundle
+from app.llm.schema_instance import prompt_item_count
 from app.rewards import components, composite
 from app.rewards.config import RewardConfigModel
 from tests.unit.exports.builders import BEDROCK_JUDGE, legal_content
 from tests.unit.exports.nova_models import (
     NOVA_OUTPUT,
     converse_response,
+    good_answer,
     legal_answer,
     nova_sample,
 )
 
 KEYS = ["TargetDocument_Grounding", "Reference_Consistency", "Actionability"]
-GOOD = json.dumps(legal_answer(KEYS, score=4))  # every criterion 4 of 1..5: normalised 0.75
+# Every criterion 4 of 1..5 (normalised 0.75) for each comment of the record's response.
+LEGAL_SCHEMA = legal_content()["spec"]["prompt"]["output_schema"]
 
 
 def _bundle(judge: dict[str, Any] | None = None, **reward: Any) -> dict[str, Any]:
@@ -44,7 +47,7 @@ def _stubbed() -> tuple[Any, Stubber]:
 
 
 class CountingBedrock:
-    """A thread-safe Converse double that answers GOOD and records how many calls overlap.
+    """A thread-safe Converse double that answers 4 of 5 for every comment; records overlap.
 
     The first `expect` calls wait for each other (or 5 s) so overlap is observable without
     timing assertions."""
@@ -67,7 +70,10 @@ class CountingBedrock:
         self.all_in.wait(5)
         with self.lock:
             self.in_flight -= 1
-        return converse_response(GOOD)
+        # Score every comment of the judged response once, as the coverage check requires.
+        user = kwargs["messages"][0]["content"][0]["text"]
+        items = prompt_item_count(LEGAL_SCHEMA, user) or 0
+        return converse_response(json.dumps(legal_answer(KEYS, score=4, items=items)))
 
 
 def _judged(demo_rollouts: list[dict[str, Any]], config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -108,7 +114,7 @@ def test_throttling_is_retried_with_backoff_then_succeeds(demo_rollouts) -> None
     client, stub = _stubbed()
     for _ in range(2):
         stub.add_client_error("converse", "ThrottlingException", "slow down", 429)
-    stub.add_response("converse", converse_response(GOOD))
+    stub.add_response("converse", converse_response(good_answer(KEYS, record)))
     sleeps: list[float] = []
     engine = RewardEngine(bundle, client_factory=lambda: client, sleep=sleeps.append)
     with stub:
@@ -134,7 +140,7 @@ def test_a_judge_that_keeps_failing_gives_the_neutral_reward(demo_rollouts, erro
     client, stub = _stubbed()
     for code in errors:
         stub.add_client_error("converse", code, "no", 429 if code.startswith("Thr") else 400)
-    stub.add_response("converse", converse_response(GOOD))  # must never be reached
+    stub.add_response("converse", converse_response(good_answer(KEYS, record)))  # never reached
     made: list[str] = []
     client.meta.events.register(
         "provide-client-params.bedrock-runtime.Converse", lambda **_: made.append("x")
@@ -167,8 +173,9 @@ def test_native_json_is_tried_first_and_dropped_when_the_model_refuses_it(demo_r
         400,
         expected_params=with_output_config,
     )
-    stub.add_response("converse", converse_response(GOOD), prompt_only)
-    stub.add_response("converse", converse_response(GOOD), prompt_only)  # remembered: no retry
+    stub.add_response("converse", converse_response(good_answer(KEYS, records[0])), prompt_only)
+    # Remembered: no second try with outputConfig.
+    stub.add_response("converse", converse_response(good_answer(KEYS, records[1])), prompt_only)
     engine = RewardEngine(bundle, client_factory=lambda: client)
     with stub:
         results = engine.nova_batch([nova_sample(r) for r in records])
@@ -181,7 +188,7 @@ def test_an_unusable_answer_gets_one_repair_request(demo_rollouts) -> None:
     record = _judged(demo_rollouts, bundle["spec"]["reward"])[0]
     client, stub = _stubbed()
     stub.add_response("converse", converse_response("I'd give it a 4."))
-    stub.add_response("converse", converse_response(GOOD))
+    stub.add_response("converse", converse_response(good_answer(KEYS, record)))
     stub.add_response("converse", converse_response('{"comments": "nope"}'))
     stub.add_response("converse", converse_response("still not json"))
     engine = RewardEngine(bundle, client_factory=lambda: client)
@@ -197,7 +204,7 @@ def test_a_batch_with_bad_samples_still_answers_every_sample(demo_rollouts) -> N
     bundle = _bundle(judge=BEDROCK_JUDGE | {"concurrency": 1})
     judged = _judged(demo_rollouts, bundle["spec"]["reward"])
     client, stub = _stubbed()
-    stub.add_response("converse", converse_response(GOOD))
+    stub.add_response("converse", converse_response(good_answer(KEYS, judged[0])))
     stub.add_client_error("converse", "ModelErrorException", "the model failed", 424)
     empty = nova_sample(judged[1]) | {"id": "empty"}
     empty["messages"] = [*empty["messages"][:-1], {"role": "assistant", "content": ""}]

@@ -3,13 +3,12 @@ declares, called as lambda_handler(list_of_samples, None); Bedrock is a botocore
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from app.exports.targets.nova_lambda import build_zip
 from app.rewards import components, composite
 from tests.unit.exports.builders import BEDROCK_JUDGE, legal_content
-from tests.unit.exports.nova_models import NOVA_OUTPUT, legal_answer, nova_sample
+from tests.unit.exports.nova_models import NOVA_OUTPUT, good_answer, nova_sample
 from tests.unit.exports.package_env import run_lambda
 
 KEYS = ["TargetDocument_Grounding", "Reference_Consistency", "Actionability"]
@@ -44,7 +43,7 @@ def test_batch_with_a_malformed_sample_an_empty_response_and_a_judge_error(
         nova_sample(prose),
     ]
     script = [
-        {"text": json.dumps(legal_answer(KEYS, score=5))},
+        {"text": good_answer(KEYS, judged[0], score=5)},
         {"error": "ThrottlingException", "status": 429},
         {"error": "ThrottlingException", "status": 429},  # max_attempts=2: gives up
     ]

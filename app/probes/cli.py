@@ -1,0 +1,153 @@
+"""`rubric-studio probes ...`: run probes (with a progress bar) and print the report as JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+import typer
+from sqlmodel import Session
+
+from app.core.db import get_engine
+from app.core.errors import DomainError
+from app.judging import cli as judging_cli
+from app.probes import service as probe_service
+from app.probes.models import ProbeRun
+from app.probes.rewrites import PROBES
+from app.probes.schemas import ProbeRunCreate
+
+probes_cli = typer.Typer(help="Probes: can the reward that ships be gamed? Run them, read them.")
+
+REPORT_KEYS = (
+    "name",
+    "n",
+    "uplift_mean",
+    "uplift_ci_low",
+    "uplift_ci_high",
+    "share_improved",
+    "passed",
+    "verdict",
+)
+
+
+def report_json(run: ProbeRun) -> list[dict[str, Any]]:
+    """Per probe: name, n, uplift_mean, uplift_ci_low, uplift_ci_high, share_improved, passed
+    (and the one-line verdict)."""
+    return [{k: row.get(k) for k in REPORT_KEYS} for row in probe_service.report_rows(run)]
+
+
+def follow(engine_url: str, run_id: int, poll_s: float = 0.5) -> ProbeRun:
+    """A progress bar over the probe run's judging until it has finished."""
+    engine = get_engine(engine_url)
+
+    def load() -> tuple[ProbeRun, probe_service.ProbeProgress]:
+        with Session(engine, expire_on_commit=False) as session:
+            run = session.get(ProbeRun, run_id)
+            assert run is not None
+            return run, probe_service.progress(session, run)
+
+    run, progress = load()
+    while progress.total == 0 and not progress.finished:  # the rewrites are being made
+        time.sleep(poll_s)
+        run, progress = load()
+    shown = 0
+    with typer.progressbar(length=max(progress.total, 1), label="Probing", show_pos=True) as bar:
+        while True:
+            run, progress = load()
+            if progress.done > shown:
+                bar.update(progress.done - shown)
+                shown = progress.done
+            if progress.finished:
+                break
+            time.sleep(poll_s)
+    return run
+
+
+@probes_cli.command("run")
+def run_command(
+    project: Annotated[str, typer.Option(help="Project id or slug.")],
+    rubric_version: Annotated[
+        str, typer.Option(help="Rubric version id, or 'rubric name' (newest), or 'name:N'.")
+    ],
+    judge: Annotated[str, typer.Option(help="Judge configuration id or name.")],
+    probe: Annotated[
+        list[str] | None,
+        typer.Option(help=f"A probe to run (repeat); default: all. Known: {', '.join(PROBES)}."),
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="Gold split to probe: development (default), test, or all.")
+    ] = "development",
+    sample: Annotated[int | None, typer.Option(help="Probe at most N rollouts.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the rewrites (recorded).")] = None,
+    wait: Annotated[bool, typer.Option(help="Follow progress and print the report.")] = False,
+    worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Work in this process while waiting (default: yes on SQLite).",
+        ),
+    ] = None,
+) -> None:
+    """Start a probe run; with --wait, follow it and print the report as JSON."""
+    settings = judging_cli._settings()
+    url = settings.resolved_database_url
+    with Session(get_engine(url), expire_on_commit=False) as session:
+        proj = judging_cli._project(session, project)
+        version = judging_cli._version(session, proj, rubric_version)
+        config = judging_cli._judge(session, proj, judge)
+        try:
+            data = ProbeRunCreate(
+                rubric_version_id=version.id or 0,
+                judge_config_id=config.id or 0,
+                probes=probe or [],
+                gold_split=split if split in ("development", "test") else None,
+                sample=sample,
+                seed=seed,
+            )
+            run = probe_service.create_run(session, proj, actor=None, data=data)
+        except DomainError as exc:
+            raise judging_cli._fail(exc.message) from None
+        except ValueError as exc:
+            raise judging_cli._fail(str(exc)) from None
+    typer.echo(
+        f"Queued probe run #{run.id} ({', '.join(run.probes)}) on "
+        f"{len(run.selection.get('rollout_ids') or [])} rollouts, seed {run.seed}."
+    )
+    if not wait:
+        return
+    embedded = worker if worker is not None else settings.is_sqlite
+    stop = None
+    if embedded:
+        from app.worker import start_embedded_worker
+
+        stop = start_embedded_worker(get_engine(url), settings)
+    try:
+        final = follow(url, run.id or 0)
+    finally:
+        if stop is not None:
+            stop.set()
+    if final.status != "completed":
+        raise judging_cli._fail(f"Probe run #{final.id}: {final.status}. {final.message}")
+    typer.echo(json.dumps(report_json(final), indent=2))
+    failed = (final.report or {}).get("failed") or []
+    typer.echo(
+        "Gate: every probe passes."
+        if not failed
+        else f"Gate: {len(failed)} probe(s) fail ({', '.join(failed)}): the export is blocked."
+    )
+
+
+@probes_cli.command("report")
+def report_command(
+    run_id: Annotated[int, typer.Argument(help="The probe run.")],
+) -> None:
+    """Print a probe run's report as JSON."""
+    settings = judging_cli._settings()
+    with Session(get_engine(settings.resolved_database_url)) as session:
+        run = session.get(ProbeRun, run_id)
+        if run is None:
+            raise judging_cli._fail(f"No probe run #{run_id}.")
+        if run.report is None:
+            raise judging_cli._fail(f"Probe run #{run_id} is {run.status}: no report yet.")
+        typer.echo(json.dumps(report_json(run), indent=2))

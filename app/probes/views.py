@@ -1,0 +1,233 @@
+"""HTML routes for probes: the probe runs of a project with the form to start one, a run's live
+progress, and its report (per probe: reward change, per criterion, examples side by side)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from pydantic import BaseModel, Field, ValidationError
+from starlette.responses import Response
+
+from app.auth.dependencies import JudgeRunner, ProjectReader, SessionDep
+from app.auth.policies import Permission
+from app.core.errors import InvalidInput
+from app.judging import service as judge_service
+from app.judging.schemas import invalid_from
+from app.probes import service as probe_service
+from app.probes.report import DEFAULT_THRESHOLDS, EXPLANATIONS, TITLES
+from app.probes.rewrites import DEFAULT_PROBES, PROBES
+from app.probes.schemas import CustomProbeInput, ProbeRunCreate
+from app.rubrics import service as rubric_service
+from app.web.flash import flash
+from app.web.htmx import redirect, render
+
+router = APIRouter(tags=["pages: probes"])
+
+
+def _base(ctx: Any) -> str:
+    return f"/projects/{ctx.project.id}/probes"
+
+
+class ProbeFields(BaseModel):
+    """The start form as typed (strings), so a refused form comes back as it was."""
+
+    rubric_version_id: str = Field(default="", max_length=20)
+    judge_config_id: str = Field(default="", max_length=20)
+    probes: list[str] = Field(default_factory=list, max_length=20)
+    gold_split: str = Field(default="development", max_length=20)
+    sample: str = Field(default="", max_length=20)
+    seed: str = Field(default="", max_length=20)
+    custom_name: str = Field(default="", max_length=40)
+    custom_kind: str = Field(default="pattern", max_length=20)
+    custom_pattern: str = Field(default="", max_length=500)
+    custom_replacement: str = Field(default="", max_length=5000)
+    custom_template: str = Field(default="", max_length=20_000)
+
+
+def _int(value: str, name: str) -> int | None:
+    if not value.strip():
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(f"{name}: a whole number, please.") from None
+
+
+def _request(fields: ProbeFields) -> ProbeRunCreate:
+    version_id = _int(fields.rubric_version_id, "Rubric version")
+    judge_id = _int(fields.judge_config_id, "Judge")
+    if not version_id:
+        raise InvalidInput("Choose a published rubric version.")
+    if not judge_id:
+        raise InvalidInput("Choose a judge configuration.")
+    custom = []
+    try:
+        if fields.custom_name.strip():
+            custom.append(
+                CustomProbeInput(
+                    name=fields.custom_name.strip(),
+                    kind=fields.custom_kind,
+                    pattern=fields.custom_pattern,
+                    replacement=fields.custom_replacement,
+                    template=fields.custom_template,
+                )
+            )
+        return ProbeRunCreate(
+            rubric_version_id=version_id,
+            judge_config_id=judge_id,
+            probes=fields.probes,
+            custom=custom,
+            gold_split=fields.gold_split if fields.gold_split in ("development", "test") else None,
+            sample=_int(fields.sample, "Sample size"),
+            seed=_int(fields.seed, "Seed"),
+        )
+    except ValidationError as exc:
+        raise invalid_from(exc) from None
+
+
+def _index_context(
+    session: Any, ctx: Any, version_id: int | None, fields: ProbeFields | None = None
+) -> dict[str, Any]:
+    project_id = ctx.project.id or 0
+    runs = probe_service.list_runs(session, project_id, version_id=version_id)
+    versions = judge_service.list_versions(session, project_id)
+    return {
+        "ctx": ctx,
+        "runs": runs,
+        "progress": {r.id: probe_service.progress(session, r) for r in runs},
+        "versions": versions,
+        "version_labels": {v.version.id: v.label for v in versions},
+        "configs": [c for c in judge_service.list_configs(session, project_id)],
+        "probe_specs": [PROBES[name] for name in DEFAULT_PROBES],
+        "fields": fields or ProbeFields(probes=list(DEFAULT_PROBES)),
+        "version_id": version_id,
+        "can_start": ctx.can(Permission.judge_run),
+        "thresholds": DEFAULT_THRESHOLDS,
+        "error": None,
+        "problems": [],
+    }
+
+
+@router.get("/projects/{project_id}/probes", include_in_schema=False)
+def probes_page(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectReader,
+    rubric_version_id: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    return render(request, "probes/index.html", _index_context(session, ctx, rubric_version_id))
+
+
+@router.post("/projects/{project_id}/probes", include_in_schema=False)
+def probe_run_create_action(
+    request: Request,
+    session: SessionDep,
+    ctx: JudgeRunner,
+    fields: Annotated[ProbeFields, Form()],
+) -> Response:
+    try:
+        data = _request(fields)
+        run = probe_service.create_run(session, ctx.project, actor=ctx.user, data=data)
+    except InvalidInput as exc:
+        context = _index_context(session, ctx, None, fields)
+        context["error"] = exc.message
+        context["problems"] = exc.details or []
+        return render(request, "probes/index.html", context, status_code=400)
+    response = redirect(request, f"{_base(ctx)}/{run.id}")
+    flash(request, response, f"Probe run #{run.id} queued: a worker makes the rewrites now.")
+    return response
+
+
+def _run_context(session: Any, ctx: Any, run_id: int) -> dict[str, Any]:
+    run = probe_service.get_run(session, ctx.project.id or 0, run_id)
+    version = judge_service.get_version(session, ctx.project.id or 0, run.rubric_version_id)
+    definition = rubric_service.version_definition(version)
+    return {
+        "ctx": ctx,
+        "run": run,
+        "version": version,
+        "criterion_names": {c.key: c.name for c in definition.criteria},
+        "judge": (
+            judge_service.get_config(session, ctx.project.id or 0, run.judge_config_id)
+            if run.judge_config_id
+            else None
+        ),
+        "progress": probe_service.progress(session, run),
+        "rows": probe_service.report_rows(run),
+        "titles": TITLES,
+        "explanations": EXPLANATIONS,
+        "can_start": ctx.can(Permission.judge_run),
+    }
+
+
+def uplift_chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A bar per probe: mean reward uplift, with the CI ends as two thin line series."""
+    measured = [r for r in rows if r.get("n")]
+    labels = [TITLES.get(r["name"], r["name"]) for r in measured]
+    return {
+        "type": "bar",
+        "data": {
+            "labels": labels,
+            "datasets": [
+                {
+                    "label": "mean uplift",
+                    "data": [r["uplift_mean"] for r in measured],
+                    "backgroundColor": [
+                        "#c0392b" if not r["passed"] else "#2e86c1" for r in measured
+                    ],
+                },
+                {
+                    "type": "line",
+                    "label": "95 % CI low",
+                    "data": [r["uplift_ci_low"] for r in measured],
+                    "showLine": False,
+                    "pointStyle": "line",
+                    "borderColor": "#333",
+                },
+                {
+                    "type": "line",
+                    "label": "95 % CI high",
+                    "data": [r["uplift_ci_high"] for r in measured],
+                    "showLine": False,
+                    "pointStyle": "line",
+                    "borderColor": "#333",
+                },
+            ],
+        },
+        "options": {
+            "indexAxis": "y",
+            "scales": {"x": {"title": {"display": True, "text": "reward change vs original"}}},
+        },
+    }
+
+
+@router.get("/projects/{project_id}/probes/{run_id}", include_in_schema=False)
+def probe_run_page(
+    request: Request, session: SessionDep, ctx: ProjectReader, run_id: int
+) -> Response:
+    context = _run_context(session, ctx, run_id)
+    context["chart_config"] = uplift_chart(context["rows"])
+    return render(request, "probes/run.html", context)
+
+
+@router.get("/projects/{project_id}/probes/{run_id}/progress", include_in_schema=False)
+def probe_run_progress_fragment(
+    request: Request, session: SessionDep, ctx: ProjectReader, run_id: int
+) -> Response:
+    context = _run_context(session, ctx, run_id)
+    response = render(request, "probes/_progress.html", context)
+    if context["progress"].finished:
+        # The report is a whole page section: reload once instead of swapping pieces.
+        response.headers["HX-Refresh"] = "true"
+    return response
+
+
+@router.post("/projects/{project_id}/probes/{run_id}/cancel", include_in_schema=False)
+def probe_run_cancel_action(
+    request: Request, session: SessionDep, ctx: JudgeRunner, run_id: int
+) -> Response:
+    probe_service.cancel_run(session, ctx.project, actor=ctx.user, run_id=run_id)
+    response = redirect(request, f"{_base(ctx)}/{run_id}")
+    flash(request, response, f"Probe run #{run_id} cancelled.")
+    return response
