@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from app.agreement import service as agreement_service
+from app.agreement.pairwise import DEFINITIONS, PairwiseFigures
 from app.agreement.stats import figure_values
 from app.auth.dependencies import ProjectReader, SessionDep
 from app.labels import review
@@ -47,6 +48,65 @@ class CriterionFigures(BaseModel):
     )
 
 
+class EstimatePublic(BaseModel):
+    value: float | None = Field(description="a fraction (0-1) or a kappa; null when undefined")
+    n: int = Field(description="the denominator: expert labels, or pairs for pair-level figures")
+    ci_low: float | None = Field(description="lower bound of the 95% bootstrap interval")
+    ci_high: float | None = Field(description="upper bound of the 95% bootstrap interval")
+    method: str = Field(description="how the interval was computed")
+    reason: str | None = Field(default=None, description="why the value is undefined")
+
+
+def _described(name: str) -> Any:
+    return Field(description=DEFINITIONS[name])
+
+
+class PairwiseFiguresPublic(BaseModel):
+    """Pairwise figures by the standard definitions (LLMBar / MT-Bench), verdicts asked in both
+    presentation orders, against the expert labels. Real ties and inconsistent verdicts apart."""
+
+    n_pairs: int = Field(description="labelled pairs")
+    n_labels: int = Field(description="expert labels on them (each counts once)")
+    n_both_orders: int = Field(description="pairs the judge answered in both orders")
+    accuracy_ab: EstimatePublic = _described("accuracy_ab")
+    accuracy_ba: EstimatePublic = _described("accuracy_ba")
+    accuracy: EstimatePublic = _described("accuracy")
+    both_correct: EstimatePublic = _described("both_correct")
+    positional_agreement: EstimatePublic = _described("positional_agreement")
+    kappa_ab: EstimatePublic = _described("kappa_ab")
+    kappa_ba: EstimatePublic = _described("kappa_ba")
+    kappa: EstimatePublic = _described("kappa")
+    kappa_between_orders: EstimatePublic = _described("kappa_between_orders")
+    tie_rate: EstimatePublic = _described("tie_rate")
+    inconsistent_rate: EstimatePublic = _described("inconsistent_rate")
+    position_bias: EstimatePublic = _described("position_bias")
+    judge_prefers_longer: dict[str, Any] = _described("length_bias")
+    experts_prefer_longer: dict[str, Any] = _described("length_bias")
+    confusion_ab: dict[str, dict[str, int]] = Field(
+        description="expert label (rows) by the judge's verdict in order AB (columns)"
+    )
+    confusion_ba: dict[str, dict[str, int]] = Field(
+        description="expert label (rows) by the judge's verdict in order BA (columns)"
+    )
+
+
+def pairwise_public(figures: PairwiseFigures) -> PairwiseFiguresPublic:
+    values: dict[str, Any] = {
+        name: EstimatePublic(**jsonable(estimate)) for name, estimate in figures.figures.items()
+    }
+    return PairwiseFiguresPublic(
+        n_pairs=figures.n_pairs,
+        n_labels=figures.n_labels,
+        n_both_orders=figures.n_both_orders,
+        position_bias=EstimatePublic(**jsonable(figures.first_wins_when_inconsistent)),
+        judge_prefers_longer=jsonable(figures.judge_length),
+        experts_prefer_longer=jsonable(figures.expert_length),
+        confusion_ab=figures.confusion_ab,
+        confusion_ba=figures.confusion_ba,
+        **values,
+    )
+
+
 class RunAgreementPublic(BaseModel):
     run_id: int
     rubric_version: str
@@ -61,6 +121,11 @@ class RunAgreementPublic(BaseModel):
     preference: dict[str, Any] | None = Field(
         description="preference runs: MT-Bench agreement with and without ties, judge-expert "
         "and expert-expert, with counts (k of n)"
+    )
+    pairwise: PairwiseFiguresPublic | None = Field(
+        default=None,
+        description="preference runs: the standard pairwise figures, each with a bootstrap "
+        "interval over pairs",
     )
 
 
@@ -92,6 +157,7 @@ def run_agreement(run_id: int, session: SessionDep, ctx: ProjectReader) -> RunAg
         overall=_criterion(result.overall) if result.overall else None,
         criteria=[_criterion(c) for c in result.criteria],
         preference=jsonable(result.preference) if result.preference else None,
+        pairwise=pairwise_public(result.pairwise) if result.pairwise else None,
     )
 
 

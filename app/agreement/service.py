@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from sqlmodel import Session, col, select
 
+from app.agreement import pairs
+from app.agreement.pairwise import PairwiseFigures
 from app.agreement.preference import (
     PairVote,
     PreferenceFigures,
@@ -99,6 +101,7 @@ class RunAgreement:
     overall_rule: str
     preference: PreferenceAgreement | None
     n_labels: int
+    pairwise: PairwiseFigures | None = None
 
     @property
     def definition(self) -> RubricDefinition:
@@ -281,6 +284,7 @@ def run_agreement(session: Session, run: JudgeRun) -> RunAgreement:
             overall_rule="",
             preference=preference_figures(subjects),
             n_labels=n_labels,
+            pairwise=pairs.run_pairwise(session, run),
         )
     criteria = [criterion_agreement(subjects, c) for c in data.definition.criteria]
     overall, rule = overall_agreement(data.definition, subjects)

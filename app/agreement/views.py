@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from app.agreement import service as agreement_service
+from app.agreement.pairwise import DEFINITIONS
 from app.auth.dependencies import ProjectReader, SessionDep
 from app.labels import review
 from app.web.htmx import render
@@ -38,6 +39,7 @@ def agreement_run_page(
         "run": run,
         "judge_name": review.judge_name(run),
         "result": agreement_service.run_agreement(session, run),
+        "definitions": DEFINITIONS,
     }
     return render(request, "agreement/run.html", context)
 

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from app.agreement.pairwise import Outcome
 from app.audit import service as audit_service
 from app.auth.models import User
 from app.core.clock import utcnow
@@ -163,7 +164,7 @@ def _pair_readings(
             continue
         rollout_a[verdict.pair_id] = verdict.rollout_id
         if _usable(verdict):
-            by_pair[verdict.pair_id][verdict.repeat][verdict.order_shown or "AB"] = verdict
+            by_pair[verdict.pair_id][verdict.repeat][verdict.order_shown] = verdict
     readings: dict[str, tuple[int, int, JudgeReading]] = {}
     for pair_id in rollout_a:
         repeats = by_pair.get(pair_id)
@@ -174,8 +175,15 @@ def _pair_readings(
                 order: _reading(definition, verdict)
                 for order, verdict in repeats[min(repeats)].items()
             }
-            first = orders.get("AB") or orders["BA"]
-            winner = label_values.combined_winner(orders.get("AB"), orders.get("BA"))
+            if "AB" in orders or "BA" in orders:
+                first = orders.get("AB") or orders["BA"]
+                winner = label_values.combined_winner(orders.get("AB"), orders.get("BA"))
+            else:
+                # A verdict imported already combined over both orders; reviews and the
+                # MT-Bench figures count an inconsistent one as a tie (the pairwise figures
+                # read it from the verdict as it is stored).
+                first = orders[""]
+                winner = "tie" if first.winner == Outcome.INCONSISTENT else first.winner
             reading = dataclasses.replace(first, winner=winner)
         readings[label_service.pair_subject(pair_id)] = (rollout_a[pair_id], pair_id, reading)
     return readings
