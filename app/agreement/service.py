@@ -22,7 +22,7 @@ from app.agreement.preference import (
     human_human_agreement,
     preference_agreement,
 )
-from app.agreement.reliability import SelfConsistencyFigures, self_consistency
+from app.agreement.reliability import InterAnnotatorFigures, inter_annotator
 from app.agreement.stats import (
     FAIL,
     BinaryFigures,
@@ -71,7 +71,7 @@ class CriterionAgreement:
     kind: Literal["boolean", "scale"]
     figures: BinaryFigures | OrdinalFigures
     kappa: Figure | None = None  # unweighted Cohen's kappa over the levels (scales)
-    inter_annotator: SelfConsistencyFigures | None = None
+    inter_annotator: InterAnnotatorFigures | None = None
 
     @property
     def n(self) -> int:
@@ -128,9 +128,11 @@ def _pairs_for(
     return judge, human, by_item
 
 
-def _inter(by_item: dict[str, list[Any]], scale: bool) -> SelfConsistencyFigures:
-    # Experts on the same item play the part of repeats: alpha over coders per item.
-    return self_consistency(by_item, "ordinal" if scale else "nominal")
+def _inter(by_item: dict[str, list[Any]], levels: list[int] | None = None) -> InterAnnotatorFigures:
+    """Experts among themselves on items with two or more labels: alpha and AC1 with CIs."""
+    if levels is None:
+        return inter_annotator(by_item, [False, True], "nominal")
+    return inter_annotator(by_item, levels, "ordinal")
 
 
 def criterion_agreement(subjects: list[RunSubject], criterion: Criterion) -> CriterionAgreement:
@@ -141,7 +143,7 @@ def criterion_agreement(subjects: list[RunSubject], criterion: Criterion) -> Cri
             name=criterion.name,
             kind="boolean",
             figures=binary_agreement(judge, human, positive=FAIL),
-            inter_annotator=_inter(by_item, scale=False),
+            inter_annotator=_inter(by_item),
         )
     levels = [level.value for level in criterion.levels]
     return CriterionAgreement(
@@ -152,7 +154,7 @@ def criterion_agreement(subjects: list[RunSubject], criterion: Criterion) -> Cri
             judge, human, levels, pass_level=pass_level(levels[0], levels[-1])
         ),
         kappa=categorical_agreement(judge, human, labels=levels).kappa,
-        inter_annotator=_inter(by_item, scale=True),
+        inter_annotator=_inter(by_item, levels),
     )
 
 
@@ -211,7 +213,7 @@ def overall_agreement(
                 judge, human, levels, pass_level=pass_level(levels[0], levels[-1])
             ),
             kappa=categorical_agreement(judge, human, labels=levels).kappa,
-            inter_annotator=_inter(by_item, scale=True),
+            inter_annotator=_inter(by_item, levels),
         )
         return agreement, rule
     rule = (
@@ -224,7 +226,7 @@ def overall_agreement(
             name="Overall verdict",
             kind="boolean",
             figures=binary_agreement(judge, human, positive=FAIL),
-            inter_annotator=_inter(by_item, scale=False),
+            inter_annotator=_inter(by_item),
         ),
         rule,
     )
