@@ -44,7 +44,14 @@ class CriterionFigures(BaseModel):
     )
     kappa: dict[str, Any] | None = Field(description="unweighted Cohen's kappa (scales)")
     inter_annotator: dict[str, Any] | None = Field(
-        description="agreement between experts on items with two or more labels"
+        description="agreement between experts on items with two or more labels: "
+        "Krippendorff's alpha and Gwet's AC1, each with a bootstrap interval over items"
+    )
+    uncertainty: dict[str, Any] | None = Field(
+        default=None,
+        description="95% percentile bootstrap intervals over items (all labels of an item "
+        "resampled together) for raw agreement and Cohen's kappa, and the base rates kappa "
+        "depends on: the share of expert labels and of judge verdicts that fail",
     )
 
 
@@ -138,6 +145,7 @@ def _criterion(c: agreement_service.CriterionAgreement) -> CriterionFigures:
         figures=jsonable(c.figures),
         kappa=jsonable(c.kappa) if c.kappa is not None else None,
         inter_annotator=jsonable(c.inter_annotator) if c.inter_annotator is not None else None,
+        uncertainty=jsonable(c.uncertainty) if c.uncertainty is not None else None,
     )
 
 

@@ -72,3 +72,53 @@ def cluster_bootstrap(
         return Interval(None, None, resamples=resamples, level=level)
     values = [statistic([clusters[i] for i in row]) for row in resample_indices(n, resamples, seed)]
     return percentile_interval(values, level)
+
+
+@dataclass(frozen=True)
+class AgreementIntervals:
+    """Bootstrap intervals of raw agreement and Cohen's kappa, resampling whole items."""
+
+    agreement: Interval
+    kappa: Interval
+
+
+def agreement_intervals(
+    judge: Sequence[int],
+    reference: Sequence[int],
+    items: Sequence[int],
+    categories: int,
+    *,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> AgreementIntervals:
+    """Intervals for (judge, reference) code pairs; ``items[i]`` is the item (0..n-1) of pair i.
+
+    Each resample draws items with replacement and counts every pair of a drawn item as many
+    times as the item was drawn: one bincount per resample, no Python loop over pairs.
+    """
+    if not judge:
+        return AgreementIntervals(UNDEFINED, UNDEFINED)
+    judge_codes = np.asarray(judge, dtype=int)
+    reference_codes = np.asarray(reference, dtype=int)
+    item_codes = np.asarray(items, dtype=int)
+    n_items = int(item_codes.max()) + 1
+    if n_items < 2:
+        return AgreementIntervals(UNDEFINED, UNDEFINED)
+    cells = reference_codes * categories + judge_codes
+    agreements: list[float | None] = []
+    kappas: list[float | None] = []
+    for row in resample_indices(n_items, resamples, seed):
+        weights = np.bincount(row, minlength=n_items)[item_codes].astype(float)
+        total = weights.sum()
+        if total == 0:
+            agreements.append(None)
+            kappas.append(None)
+            continue
+        table = np.bincount(cells, weights=weights, minlength=categories**2).reshape(
+            categories, categories
+        )
+        observed = float(np.trace(table)) / total
+        expected = float((table.sum(axis=1) * table.sum(axis=0)).sum()) / total**2
+        agreements.append(observed)
+        kappas.append(None if expected >= 1 - 1e-15 else (observed - expected) / (1 - expected))
+    return AgreementIntervals(percentile_interval(agreements), percentile_interval(kappas))

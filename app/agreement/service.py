@@ -15,6 +15,8 @@ from typing import Any, Literal
 from sqlmodel import Session, col, select
 
 from app.agreement import pairs
+from app.agreement.bootstrap import METHOD as BOOTSTRAP_METHOD
+from app.agreement.bootstrap import Interval, agreement_intervals
 from app.agreement.pairwise import PairwiseFigures
 from app.agreement.preference import (
     PairVote,
@@ -29,10 +31,12 @@ from app.agreement.stats import (
     CategoricalFigures,
     Figure,
     OrdinalFigures,
+    Proportion,
     binary_agreement,
     categorical_agreement,
     figure_values,
     ordinal_agreement,
+    proportion,
 )
 from app.agreement.versions import VersionComparison, compare_versions
 from app.auth.models import User
@@ -72,6 +76,7 @@ class CriterionAgreement:
     figures: BinaryFigures | OrdinalFigures
     kappa: Figure | None = None  # unweighted Cohen's kappa over the levels (scales)
     inter_annotator: InterAnnotatorFigures | None = None
+    uncertainty: CriterionUncertainty | None = None
 
     @property
     def n(self) -> int:
@@ -108,13 +113,41 @@ class RunAgreement:
         return self.data.definition
 
 
+@dataclass
+class CriterionUncertainty:
+    """Item bootstrap intervals for raw agreement and kappa, and the base rates kappa depends
+    on: the share of expert labels that fail, and of judge verdicts that fail."""
+
+    agreement_ci: Interval
+    kappa_ci: Interval
+    expert_fail_rate: Proportion
+    judge_fail_rate: Proportion
+    method: str = BOOTSTRAP_METHOD
+
+
+def uncertainty(
+    judge: list[Any], human: list[Any], items: list[int], categories: list[Any], passes: Any
+) -> CriterionUncertainty:
+    """``passes(value)`` says whether a value passes (for the base rates)."""
+    code = {value: i for i, value in enumerate(categories)}
+    intervals = agreement_intervals(
+        [code[v] for v in judge], [code[v] for v in human], items, len(categories)
+    )
+    return CriterionUncertainty(
+        agreement_ci=intervals.agreement,
+        kappa_ci=intervals.kappa,
+        expert_fail_rate=proportion(sum(not passes(v) for v in human), len(human)),
+        judge_fail_rate=proportion(sum(not passes(v) for v in judge), len(judge)),
+    )
+
+
 def _pairs_for(
-    subjects: list[RunSubject], criterion: Criterion
+    subjects: list[RunSubject], criterion: Criterion, items: list[int] | None = None
 ) -> tuple[list[Any], list[Any], dict[str, list[Any]]]:
     judge: list[Any] = []
     human: list[Any] = []
     by_item: dict[str, list[Any]] = defaultdict(list)
-    for subject in subjects:
+    for index, subject in enumerate(subjects):
         verdict = subject.reading.criteria.get(criterion.key) if subject.reading.ok else None
         value = label_values.judge_label(criterion, verdict.value if verdict else None)
         for label in subject.labels:
@@ -125,6 +158,8 @@ def _pairs_for(
             if value is not None:
                 judge.append(value)
                 human.append(expert)
+                if items is not None:
+                    items.append(index)
     return judge, human, by_item
 
 
@@ -136,7 +171,8 @@ def _inter(by_item: dict[str, list[Any]], levels: list[int] | None = None) -> In
 
 
 def criterion_agreement(subjects: list[RunSubject], criterion: Criterion) -> CriterionAgreement:
-    judge, human, by_item = _pairs_for(subjects, criterion)
+    items: list[int] = []
+    judge, human, by_item = _pairs_for(subjects, criterion, items)
     if criterion.type == "boolean":
         return CriterionAgreement(
             key=criterion.key,
@@ -144,9 +180,12 @@ def criterion_agreement(subjects: list[RunSubject], criterion: Criterion) -> Cri
             kind="boolean",
             figures=binary_agreement(judge, human, positive=FAIL),
             inter_annotator=_inter(by_item),
+            uncertainty=uncertainty(judge, human, items, [False, True], bool),
         )
     levels = [level.value for level in criterion.levels]
+    at = pass_level(levels[0], levels[-1])
     return CriterionAgreement(
+        uncertainty=uncertainty(judge, human, items, levels, lambda v: v >= at),
         key=criterion.key,
         name=criterion.name,
         kind="scale",
@@ -189,8 +228,9 @@ def overall_agreement(
     levels = label_values.integer_scale(definition)
     judge: list[Any] = []
     human: list[Any] = []
+    items: list[int] = []
     by_item: dict[str, list[Any]] = defaultdict(list)
-    for subject in subjects:
+    for index, subject in enumerate(subjects):
         judge_value = overall_judge(definition, subject.reading)
         for label in subject.labels:
             expert = overall_expert(definition, label)
@@ -200,6 +240,7 @@ def overall_agreement(
             if judge_value is not None:
                 judge.append(judge_value)
                 human.append(expert)
+                items.append(index)
     if levels is not None:
         rule = (
             f"Overall: the score on the {levels[0]}–{levels[-1]} scale (the judge's aggregate "
@@ -214,6 +255,9 @@ def overall_agreement(
             ),
             kappa=categorical_agreement(judge, human, labels=levels).kappa,
             inter_annotator=_inter(by_item, levels),
+            uncertainty=uncertainty(
+                judge, human, items, levels, lambda v: v >= pass_level(levels[0], levels[-1])
+            ),
         )
         return agreement, rule
     rule = (
@@ -227,6 +271,7 @@ def overall_agreement(
             kind="boolean",
             figures=binary_agreement(judge, human, positive=FAIL),
             inter_annotator=_inter(by_item),
+            uncertainty=uncertainty(judge, human, items, [False, True], bool),
         ),
         rule,
     )
