@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from app.agreement import service as agreement_service
+from app.agreement import slices
 from app.agreement.pairwise import DEFINITIONS, PairwiseFigures
 from app.agreement.stats import figure_values
 from app.auth.dependencies import ProjectReader, SessionDep
@@ -116,6 +117,7 @@ def pairwise_public(figures: PairwiseFigures) -> PairwiseFiguresPublic:
 
 class RunAgreementPublic(BaseModel):
     run_id: int
+    rubric_version_id: int = Field(description="the id queues, runs, exports and imports take")
     rubric_version: str
     positive_class: str = "fail"
     items_judged: int
@@ -156,6 +158,7 @@ def run_agreement(run_id: int, session: SessionDep, ctx: ProjectReader) -> RunAg
     result = agreement_service.run_agreement(session, run)
     return RunAgreementPublic(
         run_id=run.id or 0,
+        rubric_version_id=run.rubric_version_id,
         rubric_version=result.data.version_label,
         items_judged=len(result.data.subjects),
         judge_errors=result.data.judge_errors,
@@ -250,4 +253,72 @@ def compare_runs(
             )
             for c in comparison.criteria
         ],
+    )
+
+
+class SlicePublic(BaseModel):
+    value: str = Field(description='the slice\'s value ("all" for the pooled row)')
+    n: int = Field(description="expert labels in the slice")
+    figures: dict[str, float | None] = Field(
+        description="the figures computed on the slice alone (fractions; kappas as numbers); "
+        "pairwise runs: accuracy_ab ... inconsistent_rate; rubric runs: <criterion>.agreement, "
+        ".kappa, .true_positive_rate, .true_negative_rate"
+    )
+
+
+class SliceBreakdownPublic(BaseModel):
+    run_id: int
+    rubric_version_id: int
+    slice: str = Field(description="what the items are broken down by")
+    annotators: list[str] | None = Field(
+        description="the labellers whose labels count (null: every labeller)"
+    )
+    pooled: SlicePublic = Field(description="every labelled item together")
+    slices: list[SlicePublic]
+    slice_mean: dict[str, float | None] = Field(
+        description="per figure, the unweighted mean over the slices where it is defined: "
+        "each slice counts once whatever its size (compare with the pooled figure)"
+    )
+    definitions: dict[str, str] = Field(description="what each pairwise figure means")
+
+
+@router.get("/runs/{run_id}/agreement/slices", response_model=SliceBreakdownPublic)
+def run_agreement_slices(
+    run_id: int,
+    session: SessionDep,
+    ctx: ProjectReader,
+    slice: Annotated[
+        str,
+        Query(
+            max_length=120,
+            description="metadata.<key>, group, model, checkpoint, step[:width], gold_split "
+            "or annotator",
+        ),
+    ] = "group",
+    annotator: Annotated[
+        list[str] | None, Query(description="count only these labellers' labels (keys)")
+    ] = None,
+    annotator_role: Annotated[
+        str | None,
+        Query(pattern="^(admin|engineer|expert|reviewer)$", description="only members with it"),
+    ] = None,
+) -> SliceBreakdownPublic:
+    """The run's agreement figures per slice of the labelled items, with the unweighted mean
+    over slices beside the pooled figure."""
+    project_id = ctx.project.id or 0
+    run = review.get_run(session, project_id, run_id)
+    spec = slices.parse_slice(slice)
+    keys = slices.annotator_keys(session, project_id, annotator_role)
+    if annotator:
+        keys = [k for k in annotator if keys is None or k in keys]
+    breakdown = slices.run_slices(session, run, spec, annotators=keys)
+    return SliceBreakdownPublic(
+        run_id=run.id or 0,
+        rubric_version_id=run.rubric_version_id,
+        slice=breakdown.slice,
+        annotators=breakdown.annotators,
+        pooled=SlicePublic(**dataclasses.asdict(breakdown.pooled)),
+        slices=[SlicePublic(**dataclasses.asdict(row)) for row in breakdown.rows],
+        slice_mean=breakdown.slice_mean,
+        definitions=DEFINITIONS,
     )

@@ -142,6 +142,19 @@ def _lengths(session: Session, pair_ids: list[int]) -> dict[int, tuple[int, int]
     return lengths
 
 
+def pair_rollouts(session: Session, subject_keys: list[str]) -> dict[str, int]:
+    """{"p:<pair id>": the pair's rollout A} (its metadata and provenance speak for the pair)."""
+    ids = [int(key.removeprefix("p:")) for key in subject_keys]
+    found: dict[str, int] = {}
+    for start in range(0, len(ids), _CHUNK):
+        query = select(RolloutPair.id, RolloutPair.rollout_a_id).where(
+            col(RolloutPair.id).in_(ids[start : start + _CHUNK])
+        )
+        for pair_id, rollout_a in session.exec(query):
+            found[f"p:{pair_id}"] = int(rollout_a)
+    return found
+
+
 def pair_items(
     session: Session,
     run: JudgeRun,

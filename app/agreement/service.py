@@ -170,7 +170,10 @@ def _inter(by_item: dict[str, list[Any]], levels: list[int] | None = None) -> In
     return inter_annotator(by_item, levels, "ordinal")
 
 
-def criterion_agreement(subjects: list[RunSubject], criterion: Criterion) -> CriterionAgreement:
+def criterion_agreement(
+    subjects: list[RunSubject], criterion: Criterion, *, resamples: int = 1000
+) -> CriterionAgreement:
+    """Figures for one criterion; ``resamples`` 0 leaves the bootstrap intervals out."""
     items: list[int] = []
     judge, human, by_item = _pairs_for(subjects, criterion, items)
     if criterion.type == "boolean":
@@ -180,12 +183,16 @@ def criterion_agreement(subjects: list[RunSubject], criterion: Criterion) -> Cri
             kind="boolean",
             figures=binary_agreement(judge, human, positive=FAIL),
             inter_annotator=_inter(by_item),
-            uncertainty=uncertainty(judge, human, items, [False, True], bool),
+            uncertainty=uncertainty(judge, human, items, [False, True], bool)
+            if resamples
+            else None,
         )
     levels = [level.value for level in criterion.levels]
     at = pass_level(levels[0], levels[-1])
     return CriterionAgreement(
-        uncertainty=uncertainty(judge, human, items, levels, lambda v: v >= at),
+        uncertainty=uncertainty(judge, human, items, levels, lambda v: v >= at)
+        if resamples
+        else None,
         key=criterion.key,
         name=criterion.name,
         kind="scale",

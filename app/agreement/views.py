@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from app.agreement import service as agreement_service
+from app.agreement import slices
 from app.agreement.pairwise import DEFINITIONS
 from app.auth.dependencies import ProjectReader, SessionDep
 from app.labels import review
@@ -17,6 +18,7 @@ router = APIRouter(tags=["pages: agreement"])
 
 # Figures where a smaller number is better (the colour of a change depends on it).
 LOWER_IS_BETTER = ("mean_absolute_error",)
+ROLES = ("admin", "engineer", "expert", "reviewer")
 
 
 @router.get("/projects/{project_id}/agreement", include_in_schema=False)
@@ -42,6 +44,37 @@ def agreement_run_page(
         "definitions": DEFINITIONS,
     }
     return render(request, "agreement/run.html", context)
+
+
+@router.get("/projects/{project_id}/agreement/runs/{run_id}/slices", include_in_schema=False)
+def agreement_slices_page(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectReader,
+    run_id: int,
+    slice: Annotated[str, Query(max_length=120)] = "group",
+    annotator_role: Annotated[str, Query(max_length=20)] = "",
+) -> Response:
+    project_id = ctx.project.id or 0
+    run = review.get_run(session, project_id, run_id)
+    role = annotator_role if annotator_role in ROLES else None
+    breakdown = slices.run_slices(
+        session,
+        run,
+        slices.parse_slice(slice),
+        annotators=slices.annotator_keys(session, project_id, role),
+    )
+    context = {
+        "ctx": ctx,
+        "run": run,
+        "judge_name": review.judge_name(run),
+        "breakdown": breakdown,
+        "slice_text": slice,
+        "annotator_role": role or "",
+        "roles": ROLES,
+        "definitions": DEFINITIONS,
+    }
+    return render(request, "agreement/slices.html", context)
 
 
 @router.get("/projects/{project_id}/agreement/compare", include_in_schema=False)

@@ -37,7 +37,12 @@ def rollout_records(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "id": pair_id(index),
             "input": [{"role": "user", "content": item["input"]}],
             "responses": [item["output_1"], item["output_2"]],
-            "metadata": {"source": SOURCE, "llmbar_index": index},
+            "metadata": {
+                "source": SOURCE,
+                "llmbar_index": index,
+                # which answer is longer (characters): a slice that shows length bias
+                "longer_response": "A" if len(item["output_1"]) > len(item["output_2"]) else "B",
+            },
         }
         for index, item in enumerate(items)
     ]

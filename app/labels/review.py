@@ -135,7 +135,7 @@ def _usable(verdict: Verdict) -> bool:
     return verdict.parse_status in label_values.OK_PARSE_STATUSES
 
 
-def _rubric_readings(
+def rubric_readings(
     definition: RubricDefinition, verdicts: list[Verdict]
 ) -> dict[str, tuple[int, None, JudgeReading]]:
     by_rollout: dict[int, list[Verdict]] = defaultdict(list)
@@ -189,7 +189,7 @@ def _pair_readings(
     return readings
 
 
-def _chosen_labels(labels: list[Label], preferred_version: int) -> dict[str, list[Label]]:
+def chosen_labels(labels: list[Label], preferred_version: int) -> dict[str, list[Label]]:
     """One label per (subject, annotator): the one on the run's version, else the newest."""
     best: dict[tuple[str, str], Label] = {}
     for label in labels:
@@ -220,7 +220,7 @@ def run_data(session: Session, run: JudgeRun) -> RunData:
     if definition.mode == "preference":
         readings.update(_pair_readings(definition, verdicts))
     else:
-        readings.update(_rubric_readings(definition, verdicts))
+        readings.update(rubric_readings(definition, verdicts))
     partners: dict[int, int] = {}
     pair_ids = [p for _, p, _ in readings.values() if p is not None]
     for start in range(0, len(pair_ids), _CHUNK):
@@ -243,7 +243,7 @@ def run_data(session: Session, run: JudgeRun) -> RunData:
                 )
             ).all()
         )
-    grouped = _chosen_labels(labels, version.id or 0)
+    grouped = chosen_labels(labels, version.id or 0)
     subjects = {
         key: RunSubject(
             subject_key=key,
