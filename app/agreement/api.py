@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from app.agreement import leaderboard, slices
 from app.agreement import service as agreement_service
-from app.agreement import slices
 from app.agreement.pairwise import DEFINITIONS, PairwiseFigures
 from app.agreement.stats import figure_values
 from app.auth.dependencies import ProjectReader, SessionDep
@@ -322,3 +322,56 @@ def run_agreement_slices(
         slice_mean=breakdown.slice_mean,
         definitions=DEFINITIONS,
     )
+
+
+class LeaderboardRowPublic(BaseModel):
+    run_id: int
+    judge: str
+    rubric: str
+    rubric_version_id: int = Field(description="the id queues, runs, exports and imports take")
+    rubric_version: int = Field(description="the version number")
+    mode: str = Field(description="rubric | preference")
+    kind: str
+    status: str
+    n_labels: int = Field(description="expert labels the figures are computed on")
+    headline: str = Field(
+        description="accuracy (pairwise: mean of the two orders) or agreement (rubric: the "
+        "overall verdict)"
+    )
+    value: float | None = Field(description="the headline figure, a fraction")
+    ci_low: float | None = Field(description="95% bootstrap interval over items")
+    ci_high: float | None
+    kappa: float | None = Field(description="Cohen's kappa (pairwise: mean of the two orders)")
+    kappa_ci_low: float | None
+    kappa_ci_high: float | None
+    base_rate: float | None = Field(
+        description="what kappa depends on: the experts' share of fail (rubric) or of A (pairs)"
+    )
+    true_positive_rate: float | None = Field(description="failures caught (rubric runs)")
+    true_negative_rate: float | None = Field(description="passes kept (rubric runs)")
+    positional_agreement: float | None = Field(description="pairwise runs, both orders")
+    self_consistency: float | None = Field(
+        description="share of items whose repeated verdicts all agree (runs with repeats)"
+    )
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    mean_latency_ms: float | None = Field(description="null for imported (external) runs")
+    extras: dict[str, Any]
+
+
+@router.get("/agreement/leaderboard", response_model=list[LeaderboardRowPublic])
+def runs_leaderboard(
+    session: SessionDep,
+    ctx: ProjectReader,
+    sort: Annotated[str, Query(max_length=40)] = "value",
+    dir: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+    q: Annotated[str, Query(max_length=200, description="filter on judge and rubric")] = "",
+    scope: Annotated[
+        leaderboard.Scope, Query(description="all labelled items, or the gold test split")
+    ] = leaderboard.Scope.ALL,
+) -> list[LeaderboardRowPublic]:
+    """Every judge run of the project with its headline figures (sortable, filterable)."""
+    rows = leaderboard.leaderboard(session, ctx.project.id or 0, scope)
+    shown = leaderboard.sort_rows(leaderboard.filter_rows(rows, q), sort, dir == "desc")
+    return [LeaderboardRowPublic(**dataclasses.asdict(row)) for row in shown]

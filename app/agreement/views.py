@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from app.agreement import leaderboard, slices
 from app.agreement import service as agreement_service
-from app.agreement import slices
 from app.agreement.pairwise import DEFINITIONS
 from app.auth.dependencies import ProjectReader, SessionDep
 from app.labels import review
@@ -44,6 +44,58 @@ def agreement_run_page(
         "definitions": DEFINITIONS,
     }
     return render(request, "agreement/run.html", context)
+
+
+@router.get("/projects/{project_id}/agreement/leaderboard", include_in_schema=False)
+def agreement_leaderboard_page(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectReader,
+    sort: Annotated[str, Query(max_length=40)] = "value",
+    dir: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+    q: Annotated[str, Query(max_length=200)] = "",
+    scope: Annotated[leaderboard.Scope, Query()] = leaderboard.Scope.ALL,
+) -> Response:
+    project_id = ctx.project.id or 0
+    rows = leaderboard.leaderboard(session, project_id, scope)
+    shown = leaderboard.sort_rows(leaderboard.filter_rows(rows, q), sort, dir == "desc")
+    test_rows = (
+        leaderboard.leaderboard(session, project_id, leaderboard.Scope.GOLD_TEST)
+        if scope == leaderboard.Scope.ALL
+        else rows
+    )
+    by_version = sorted(
+        (r for r in test_rows if r.n_labels), key=lambda r: (r.rubric, r.rubric_version, r.run_id)
+    )
+    context = {
+        "ctx": ctx,
+        "rows": shown,
+        "total": len(rows),
+        "sort": sort if sort in leaderboard.SORTABLE else "value",
+        "dir": dir,
+        "q": q,
+        "scope": scope.value,
+        "by_version": by_version,
+    }
+    return render(request, "agreement/leaderboard.html", context)
+
+
+@router.get("/projects/{project_id}/agreement/leaderboard.csv", include_in_schema=False)
+def agreement_leaderboard_csv(
+    session: SessionDep,
+    ctx: ProjectReader,
+    sort: Annotated[str, Query(max_length=40)] = "value",
+    dir: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+    q: Annotated[str, Query(max_length=200)] = "",
+    scope: Annotated[leaderboard.Scope, Query()] = leaderboard.Scope.ALL,
+) -> Response:
+    rows = leaderboard.leaderboard(session, ctx.project.id or 0, scope)
+    shown = leaderboard.sort_rows(leaderboard.filter_rows(rows, q), sort, dir == "desc")
+    return Response(
+        leaderboard.to_csv(shown),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="runs-leaderboard.csv"'},
+    )
 
 
 @router.get("/projects/{project_id}/agreement/runs/{run_id}/slices", include_in_schema=False)
