@@ -17,6 +17,12 @@ from sqlmodel import Session, col, select
 from app.agreement import pairs
 from app.agreement.bootstrap import METHOD as BOOTSTRAP_METHOD
 from app.agreement.bootstrap import Interval, agreement_intervals
+from app.agreement.charts import (
+    CalibrationBin,
+    calibration_bins,
+    calibration_chart,
+    interval_chart,
+)
 from app.agreement.pairwise import PairwiseFigures
 from app.agreement.preference import (
     PairVote,
@@ -107,6 +113,7 @@ class RunAgreement:
     preference: PreferenceAgreement | None
     n_labels: int
     pairwise: PairwiseFigures | None = None
+    calibration: list[CalibrationBin] = field(default_factory=list)
 
     @property
     def definition(self) -> RubricDefinition:
@@ -349,7 +356,29 @@ def run_agreement(session: Session, run: JudgeRun) -> RunAgreement:
         overall_rule=rule,
         preference=None,
         n_labels=n_labels,
+        calibration=run_calibration(data.definition, subjects),
     )
+
+
+def run_calibration(
+    definition: RubricDefinition, subjects: list[RunSubject]
+) -> list[CalibrationBin]:
+    """The judge's normalised score against the share of expert labels that pass overall."""
+    scale = label_values.integer_scale(definition)
+    scores: list[float] = []
+    passes: list[bool] = []
+    for subject in subjects:
+        if not subject.reading.ok or subject.reading.normalized is None:
+            continue
+        for label in subject.labels:
+            expert = overall_expert(definition, label)
+            if expert is None:
+                continue
+            scores.append(float(subject.reading.normalized))
+            passes.append(
+                bool(expert >= pass_level(scale[0], scale[-1])) if scale else bool(expert)
+            )
+    return calibration_bins(scores, passes)
 
 
 # ---- two runs compared ------------------------------------------------------------------------
@@ -552,3 +581,43 @@ def figure_rows(figures: Any) -> list[tuple[str, str]]:
         prefix = "Pass/fail: " if path.startswith("binary.") else ""
         rows.append((path, prefix + names.get(leaf, leaf.replace("_", " "))))
     return rows
+
+
+def run_charts(result: RunAgreement) -> dict[str, Any]:
+    """Chart.js configurations for the run page (each chart's numbers are also in a table)."""
+    found: dict[str, Any] = {}
+    if result.pairwise is not None:
+        shares = [
+            "accuracy_ab",
+            "accuracy_ba",
+            "accuracy",
+            "both_correct",
+            "positional_agreement",
+            "inconsistent_rate",
+        ]
+        estimates = [result.pairwise.figures[name] for name in shares]
+        found["figures"] = interval_chart(
+            shares,
+            [e.value for e in estimates],
+            [e.ci_low for e in estimates],
+            [e.ci_high for e in estimates],
+            "value",
+        )
+        return found
+    rows = [c for c in [result.overall, *result.criteria] if c is not None]
+    values: list[float | None] = []
+    for c in rows:
+        binary = c.binary
+        values.append(binary.agreement.value if c.kind == "boolean" and binary else None)
+        if c.kind == "scale":
+            values[-1] = c.figures.exact.value  # type: ignore[union-attr]
+    found["criteria"] = interval_chart(
+        [c.name for c in rows],
+        values,
+        [c.uncertainty.agreement_ci.low if c.uncertainty else None for c in rows],
+        [c.uncertainty.agreement_ci.high if c.uncertainty else None for c in rows],
+        "agreement",
+    )
+    if result.calibration:
+        found["calibration"] = calibration_chart(result.calibration)
+    return found

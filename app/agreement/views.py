@@ -36,12 +36,14 @@ def agreement_run_page(
     request: Request, session: SessionDep, ctx: ProjectReader, run_id: int
 ) -> Response:
     run = review.get_run(session, ctx.project.id or 0, run_id)
+    result = agreement_service.run_agreement(session, run)
     context = {
         "ctx": ctx,
         "run": run,
         "judge_name": review.judge_name(run),
-        "result": agreement_service.run_agreement(session, run),
+        "result": result,
         "definitions": DEFINITIONS,
+        "charts": agreement_service.run_charts(result),
     }
     return render(request, "agreement/run.html", context)
 

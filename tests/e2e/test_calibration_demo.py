@@ -59,6 +59,11 @@ def test_leaderboard_sort_slices_and_charts(page, session: Session, settings: Se
 
     page.click("text=All figures")
     assert page.locator("[data-testid=pairwise-definitions]").is_visible()
+    assert page.locator("[data-testid=headline-card]").is_visible()
+    page.wait_for_function(
+        "() => { const c = document.querySelector('[data-testid=chart-pairwise-intervals] canvas');"
+        " return c && window.Chart && Chart.getChart(c) }"
+    )
     assert page.locator("[data-testid=pw-accuracy_ab]").get_attribute("data-value") in (
         "0.795",
         "0.805",
