@@ -12,6 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.agreement import pairs
@@ -23,6 +25,7 @@ from app.agreement.charts import (
     calibration_chart,
     interval_chart,
 )
+from app.agreement.corrected import CorrectedRate, PPIMean, corrected_pass_rate, ppi_mean
 from app.agreement.pairwise import PairwiseFigures
 from app.agreement.preference import (
     PairVote,
@@ -47,7 +50,7 @@ from app.agreement.stats import (
 from app.agreement.versions import VersionComparison, compare_versions
 from app.auth.models import User
 from app.core.errors import InvalidInput
-from app.judging.models import JudgeRun
+from app.judging.models import JudgeRun, Verdict
 from app.labels import review
 from app.labels import service as label_service
 from app.labels import values as label_values
@@ -621,3 +624,89 @@ def run_charts(result: RunAgreement) -> dict[str, Any]:
     if result.calibration:
         found["calibration"] = calibration_chart(result.calibration)
     return found
+
+
+# ---- corrected estimates ------------------------------------------------------------------------
+
+
+@dataclass
+class CorrectedCriterion:
+    key: str
+    name: str
+    rate: CorrectedRate
+
+
+@dataclass
+class CorrectedEstimates:
+    """The run's unlabelled items, corrected for the judge's error rates on the labelled ones."""
+
+    n_unlabelled: int
+    criteria: list[CorrectedCriterion]
+    mean_reward: PPIMean | None
+
+
+def _unlabelled(run: JudgeRun, labelled_ids: list[int]) -> Any:
+    return (
+        col(Verdict.run_id) == run.id,
+        col(Verdict.pair_id).is_(None),
+        col(Verdict.repeat) == 0,
+        col(Verdict.parse_status).in_(label_values.OK_PARSE_STATUSES),
+        col(Verdict.rollout_id).not_in(labelled_ids or [0]),
+    )
+
+
+def corrected_estimates(
+    session: Session, run: JudgeRun, result: RunAgreement
+) -> CorrectedEstimates | None:
+    """Rogan–Gladen pass rate per pass/fail criterion and the PPI++ mean reward, over the
+    run's verdicts on unlabelled rollouts (counted and averaged in SQL)."""
+    if result.definition.mode != "rubric":
+        return None
+    subjects = result.data.labelled
+    labelled_ids = [s.rollout_id for s in subjects]
+    where = _unlabelled(run, labelled_ids)
+    count, mean, mean_square = session.execute(
+        sa_select(
+            func.count(col(Verdict.id)),
+            func.avg(col(Verdict.normalized)),
+            func.avg(col(Verdict.normalized) * col(Verdict.normalized)),
+        ).where(*where)
+    ).one()
+    n_unlabelled = int(count or 0)
+    criteria: list[CorrectedCriterion] = []
+    for criterion in result.definition.criteria:
+        if criterion.type != "boolean":
+            continue
+        score = col(Verdict.scores)["criteria"][criterion.key].as_float()
+        passes = session.execute(
+            sa_select(func.count(col(Verdict.id))).where(*where, score >= 0.5)
+        ).scalar_one()
+        judge, human, _ = _pairs_for(subjects, criterion)
+        criteria.append(
+            CorrectedCriterion(
+                criterion.key,
+                criterion.name,
+                corrected_pass_rate(
+                    int(passes or 0),
+                    n_unlabelled,
+                    [(bool(j), bool(h)) for j, h in zip(judge, human, strict=True)],
+                ),
+            )
+        )
+    f_labelled: list[float] = []
+    y: list[float] = []
+    for subject in subjects:
+        if not subject.reading.ok or subject.reading.normalized is None:
+            continue
+        for label in subject.labels:
+            aggregate = label_values.label_aggregate(result.definition, label.values or {})
+            if aggregate is not None:
+                f_labelled.append(float(subject.reading.normalized))
+                y.append(aggregate.normalized)
+    mean_reward = None
+    if n_unlabelled >= 2 and mean is not None:
+        variance = (
+            max(0.0, float(mean_square) - float(mean) ** 2) * n_unlabelled / (n_unlabelled - 1)
+        )
+        mean_reward = ppi_mean(y, f_labelled, float(mean), variance, n_unlabelled)
+    return CorrectedEstimates(n_unlabelled, criteria, mean_reward)

@@ -44,6 +44,7 @@ def agreement_run_page(
         "result": result,
         "definitions": DEFINITIONS,
         "charts": agreement_service.run_charts(result),
+        "corrected": agreement_service.corrected_estimates(session, run, result),
     }
     return render(request, "agreement/run.html", context)
 
