@@ -76,6 +76,8 @@ def interval_chart(
     lows: Sequence[float | None],
     highs: Sequence[float | None],
     label: str,
+    *,
+    x_range: tuple[float, float] | None = (-0.2, 1.0),
 ) -> dict[str, Any]:
     """Values as points with their intervals as floating bars (whiskers), one row per name."""
     return {
@@ -105,6 +107,9 @@ def interval_chart(
         },
         "options": {
             "indexAxis": "y",
-            "scales": {"x": {"min": -0.2, "max": 1}, "y": {"type": "category"}},
+            "scales": {
+                "x": {"min": x_range[0], "max": x_range[1]} if x_range else {},
+                "y": {"type": "category"},
+            },
         },
     }

@@ -155,6 +155,28 @@ def pair_rollouts(session: Session, subject_keys: list[str]) -> dict[str, int]:
     return found
 
 
+def pair_players(session: Session, subject_keys: list[str]) -> dict[str, tuple[str, str]]:
+    """{"p:<pair id>": (A's checkpoint or model, B's)} for pairs whose both rollouts name one."""
+    first, second = aliased(Rollout), aliased(Rollout)
+    ids = [int(key.removeprefix("p:")) for key in subject_keys]
+    found: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(ids), _CHUNK):
+        query = (
+            sa_select(
+                col(RolloutPair.id),
+                func.coalesce(first.checkpoint, first.model),
+                func.coalesce(second.checkpoint, second.model),
+            )
+            .join(first, col(first.id) == col(RolloutPair.rollout_a_id))
+            .join(second, col(second.id) == col(RolloutPair.rollout_b_id))
+            .where(col(RolloutPair.id).in_(ids[start : start + _CHUNK]))
+        )
+        for pair_id, player_a, player_b in session.execute(query):
+            if player_a and player_b and player_a != player_b:
+                found[f"p:{pair_id}"] = (str(player_a), str(player_b))
+    return found
+
+
 def pair_items(
     session: Session,
     run: JudgeRun,

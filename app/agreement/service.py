@@ -26,13 +26,14 @@ from app.agreement.charts import (
     interval_chart,
 )
 from app.agreement.corrected import CorrectedRate, PPIMean, corrected_pass_rate, ppi_mean
-from app.agreement.pairwise import PairwiseFigures
+from app.agreement.pairwise import Outcome, PairwiseFigures
 from app.agreement.preference import (
     PairVote,
     PreferenceFigures,
     human_human_agreement,
     preference_agreement,
 )
+from app.agreement.ratings import Rating, rank_agreement, ratings, win_rates
 from app.agreement.reliability import InterAnnotatorFigures, inter_annotator
 from app.agreement.stats import (
     FAIL,
@@ -58,6 +59,7 @@ from app.labels.models import GoldItem, Label
 from app.labels.review import RunData, RunSubject
 from app.rollouts.models import Rollout
 from app.rubrics.definition import Criterion, RubricDefinition
+from app.rubrics.models import RubricVersion
 
 OVERALL = "_overall"
 PREFERENCE_LABELS = ["A", "B", "tie"]
@@ -710,3 +712,75 @@ def corrected_estimates(
         )
         mean_reward = ppi_mean(y, f_labelled, float(mean), variance, n_unlabelled)
     return CorrectedEstimates(n_unlabelled, criteria, mean_reward)
+
+
+# ---- which checkpoint is better -----------------------------------------------------------------
+
+_POINTS = {Outcome.A: 1.0, Outcome.B: 0.0, Outcome.TIE: 0.5, Outcome.INCONSISTENT: 0.5}
+
+
+@dataclass
+class RatingsComparison:
+    """Ratings of the models / checkpoints in a preference run's labelled pairs, from the
+    judge's outcomes and from the experts' labels, and how far the two orderings agree."""
+
+    judge: list[Rating]
+    experts: list[Rating]
+    kendall_tau: float | None
+    judge_win_rates: dict[str, dict[str, float | None]]
+    expert_win_rates: dict[str, dict[str, float | None]]
+    n_pairs: int
+    reason: str | None = None
+    chart: dict[str, Any] = field(default_factory=dict)
+
+
+def checkpoint_ratings(session: Session, run: JudgeRun) -> RatingsComparison | None:
+    """Bradley-Terry and Elo from the judge and from the experts (an inconsistent verdict counts
+    as a tie here); None for rubric runs."""
+    version = session.get(RubricVersion, run.rubric_version_id)
+    if version is None or label_service.definition_of(version).mode != "preference":
+        return None
+    items = pairs.pair_items(session, run, version)
+    players = pairs.pair_players(session, [str(item.key) for item in items])
+    judge_games: list[tuple[str, str, float]] = []
+    expert_games: list[tuple[str, str, float]] = []
+    for item in items:
+        names = players.get(str(item.key))
+        if names is None:
+            continue
+        if item.outcome is not None:
+            judge_games.append((*names, _POINTS[item.outcome]))
+        expert_games.extend((*names, _POINTS[e]) for e in item.experts)
+    if len({p for a, b, _ in expert_games for p in (a, b)}) < 2:
+        return RatingsComparison(
+            [],
+            [],
+            None,
+            {},
+            {},
+            0,
+            "not defined: the labelled pairs need a model or checkpoint on both rollouts, "
+            "and at least two of them",
+        )
+    judge_ratings = ratings(judge_games)
+    expert_ratings = ratings(expert_games)
+    return RatingsComparison(
+        judge=judge_ratings,
+        experts=expert_ratings,
+        kendall_tau=rank_agreement(
+            {r.player: r.bradley_terry for r in judge_ratings},
+            {r.player: r.bradley_terry for r in expert_ratings},
+        ),
+        judge_win_rates=win_rates(judge_games),
+        expert_win_rates=win_rates(expert_games),
+        n_pairs=len({str(i.key) for i in items if str(i.key) in players}),
+        chart=interval_chart(
+            [f"judge · {r.player}" for r in judge_ratings]
+            + [f"experts · {r.player}" for r in expert_ratings],
+            [r.bradley_terry for r in (*judge_ratings, *expert_ratings)],
+            [r.bt_low for r in (*judge_ratings, *expert_ratings)],
+            [r.bt_high for r in (*judge_ratings, *expert_ratings)],
+            "Bradley-Terry",
+            x_range=None,
+        ),
+    )

@@ -45,6 +45,7 @@ def agreement_run_page(
         "definitions": DEFINITIONS,
         "charts": agreement_service.run_charts(result),
         "corrected": agreement_service.corrected_estimates(session, run, result),
+        "ratings": agreement_service.checkpoint_ratings(session, run),
     }
     return render(request, "agreement/run.html", context)
 

@@ -72,3 +72,39 @@ def test_corrected_pass_rate_and_ppi_mean(session: Session, client: TestClient) 
     assert page.status_code == 200
     assert 'data-testid="corrected"' in page.text
     assert "corrected for its error rate" in page.text or "refused" in page.text
+
+
+def test_checkpoint_ratings_judge_beside_experts(session: Session, client: TestClient) -> None:
+    from tests.integration.labels.builders import make_pair_run, make_pairs
+
+    owner = make_user(session, "owner@example.com")
+    project = make_project(session, owner, "Ratings")
+    version = make_version(session, project, "pairwise_preference")
+    rollouts = make_rollouts(session, project, 120)
+    skill = {"ckpt-1": 0, "ckpt-2": 1, "ckpt-3": 2}
+    rng = random.Random(4)
+    names = list(skill)
+    for rollout in rollouts:
+        rollout.checkpoint = rng.choice(names)
+        session.add(rollout)
+    session.commit()
+    made = make_pairs(session, project, rollouts)
+    pairs = {p.id: p for p in made}
+    by_id = {r.id: r for r in rollouts}
+    shown = {}
+    for pair in made:
+        a, b = by_id[pair.rollout_a_id], by_id[pair.rollout_b_id]
+        better = "A" if skill[a.checkpoint] >= skill[b.checkpoint] else "B"
+        expert = better if rng.random() < 0.85 else ("B" if better == "A" else "A")
+        add_label(session, project, version, a, owner, preference=expert, pair=pair)
+        positional_ba = "B" if better == "A" else "A"
+        shown[pair.id] = (better, positional_ba)
+    run = make_pair_run(session, project, version, shown, pairs)
+    comparison = agreement_service.checkpoint_ratings(session, run)
+    assert comparison is not None and comparison.reason is None
+    assert [r.player for r in comparison.judge][0] == "ckpt-3"
+    assert comparison.kendall_tau is not None and comparison.kendall_tau > 0
+    login(client, owner.email)
+    page = client.get(f"/projects/{project.id}/agreement/runs/{run.id}")
+    assert page.status_code == 200
+    assert 'data-testid="ratings-judge"' in page.text and 'data-testid="chart-ratings"' in page.text
