@@ -154,6 +154,7 @@ def agreement_compare_page(
         "scopes": agreement_service.SCOPES,
         "runs": review.list_runs(session, project_id),
         "figure_rows": agreement_service.figure_rows,
+        "judge_name": review.judge_name,
         "lower_is_better": LOWER_IS_BETTER,
     }
     return render(request, "agreement/compare.html", context)

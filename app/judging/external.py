@@ -463,7 +463,11 @@ def _store(
             status="completed",
             items_total=len(mine),
             items_done=len(mine),
-            settings={"neutral_score": 0.5},
+            # "pairwise": the run pages then say which order was shown and who won.
+            settings={
+                "neutral_score": 0.5,
+                "pairwise": any(data["pair_id"] for _, data in mine),
+            },
             message=f"Imported {len(mine)} verdicts"
             + (f" from {filename}" if filename else "")
             + ".",

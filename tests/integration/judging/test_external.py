@@ -136,6 +136,7 @@ def test_pairwise_verdicts_are_resolved_whichever_way_the_pair_is_listed(
     assert verdicts[(pairs[0], 1)].winner == "tie"
     run = session.exec(select(JudgeRun)).one()
     assert run.kind == "external" and run.repeats == 2
+    assert run.settings["pairwise"] is True  # run pages show the order shown and the winner
 
 
 def test_combined_verdicts_keep_inconsistent_apart_from_ties(
