@@ -17,6 +17,7 @@ def _module():
     spec = importlib.util.spec_from_file_location("check_licences", SCRIPT)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
     spec.loader.exec_module(module)
     return module
 
