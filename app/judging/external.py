@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,7 @@ from app.rubrics.output_schema import build_output_schema
 
 _items = JudgeWorkItem.__table__  # type: ignore[attr-defined]
 MAX_PROBLEMS = 100
+PROGRESS_EVERY = 5000  # lines between progress reports
 MAX_LINE_CHARS = 1_000_000
 _WINNERS = {
     "a": "A",
@@ -329,8 +330,13 @@ def import_verdicts(
     stream: Iterable[bytes | str],
     judge_name: str | None = None,
     filename: str = "",
+    on_progress: Callable[[str, int], None] | None = None,
 ) -> ImportSummary:
-    """Validate the whole file, then store one external run per judge (all or nothing)."""
+    """Validate the whole file, then store one external run per judge (all or nothing).
+
+    ``on_progress(stage, count)`` is told how far a large file has come: "read" every
+    PROGRESS_EVERY lines, then "stored" with the number of verdicts stored.
+    """
     project_id = project.id or 0
     version = get_version(session, project_id, rubric_version_id)
     defn = RubricDefinition.model_validate(version.definition)
@@ -352,6 +358,8 @@ def import_verdicts(
             line = _parse_line(defn, number, raw, judge_name, problems)
             if line is not None:
                 parsed.append(line)
+            if on_progress is not None and number % PROGRESS_EVERY == 0:
+                on_progress("read", number)
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"The file is not UTF-8 text ({exc.reason}).") from None
     if not parsed and not problems.total:
@@ -406,7 +414,10 @@ def import_verdicts(
             + ".",
             details=problems.items,
         )
-    return _store(session, project, actor, version.id or 0, rows, filename)
+    summary = _store(session, project, actor, version.id or 0, rows, filename)
+    if on_progress is not None:
+        on_progress("stored", summary.verdicts)
+    return summary
 
 
 def _rollout_ids(session: Session, project_id: int, external_ids: set[str]) -> dict[str, int]:

@@ -270,3 +270,16 @@ def test_a_file_that_is_not_utf8_is_refused(session: Session, project: Project) 
             rubric_version_id=version.id or 0,
             stream=io.BytesIO(b'{"rollout_id": "\xff\xfe"}\n'),
         )
+
+
+def test_a_large_file_reports_progress(session: Session, project: Project, monkeypatch) -> None:
+    version = make_version(session, project)
+    make_rollouts(session, project, 12)
+    keys = _generic_keys(version)
+    monkeypatch.setattr(external, "PROGRESS_EVERY", 5)
+    seen: list[tuple[str, int]] = []
+    lines = [
+        {"rollout_id": f"r-{i}", "judge": "j", "scores": {k: True for k in keys}} for i in range(12)
+    ]
+    _import(session, project, version.id, *lines, on_progress=lambda s, n: seen.append((s, n)))
+    assert seen == [("read", 5), ("read", 10), ("stored", 12)]
