@@ -9,7 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from app.agreement import leaderboard, slices
 from app.agreement import service as agreement_service
+from app.agreement.pairwise import DEFINITIONS, PairwiseFigures
 from app.agreement.stats import figure_values
 from app.auth.dependencies import ProjectReader, SessionDep
 from app.core.ids import BigId, Id
@@ -44,12 +46,79 @@ class CriterionFigures(BaseModel):
     )
     kappa: dict[str, Any] | None = Field(description="unweighted Cohen's kappa (scales)")
     inter_annotator: dict[str, Any] | None = Field(
-        description="agreement between experts on items with two or more labels"
+        description="agreement between experts on items with two or more labels: "
+        "Krippendorff's alpha and Gwet's AC1, each with a bootstrap interval over items"
+    )
+    uncertainty: dict[str, Any] | None = Field(
+        default=None,
+        description="95% percentile bootstrap intervals over items (all labels of an item "
+        "resampled together) for raw agreement and Cohen's kappa, and the base rates kappa "
+        "depends on: the share of expert labels and of judge verdicts that fail",
+    )
+
+
+class EstimatePublic(BaseModel):
+    value: float | None = Field(description="a fraction (0-1) or a kappa; null when undefined")
+    n: int = Field(description="the denominator: expert labels, or pairs for pair-level figures")
+    ci_low: float | None = Field(description="lower bound of the 95% bootstrap interval")
+    ci_high: float | None = Field(description="upper bound of the 95% bootstrap interval")
+    method: str = Field(description="how the interval was computed")
+    reason: str | None = Field(default=None, description="why the value is undefined")
+
+
+def _described(name: str) -> Any:
+    return Field(description=DEFINITIONS[name])
+
+
+class PairwiseFiguresPublic(BaseModel):
+    """Pairwise figures by the standard definitions (LLMBar / MT-Bench), verdicts asked in both
+    presentation orders, against the expert labels. Real ties and inconsistent verdicts apart."""
+
+    n_pairs: int = Field(description="labelled pairs")
+    n_labels: int = Field(description="expert labels on them (each counts once)")
+    n_both_orders: int = Field(description="pairs the judge answered in both orders")
+    accuracy_ab: EstimatePublic = _described("accuracy_ab")
+    accuracy_ba: EstimatePublic = _described("accuracy_ba")
+    accuracy: EstimatePublic = _described("accuracy")
+    both_correct: EstimatePublic = _described("both_correct")
+    positional_agreement: EstimatePublic = _described("positional_agreement")
+    kappa_ab: EstimatePublic = _described("kappa_ab")
+    kappa_ba: EstimatePublic = _described("kappa_ba")
+    kappa: EstimatePublic = _described("kappa")
+    kappa_between_orders: EstimatePublic = _described("kappa_between_orders")
+    tie_rate: EstimatePublic = _described("tie_rate")
+    inconsistent_rate: EstimatePublic = _described("inconsistent_rate")
+    position_bias: EstimatePublic = _described("position_bias")
+    judge_prefers_longer: dict[str, Any] = _described("length_bias")
+    experts_prefer_longer: dict[str, Any] = _described("length_bias")
+    confusion_ab: dict[str, dict[str, int]] = Field(
+        description="expert label (rows) by the judge's verdict in order AB (columns)"
+    )
+    confusion_ba: dict[str, dict[str, int]] = Field(
+        description="expert label (rows) by the judge's verdict in order BA (columns)"
+    )
+
+
+def pairwise_public(figures: PairwiseFigures) -> PairwiseFiguresPublic:
+    values: dict[str, Any] = {
+        name: EstimatePublic(**jsonable(estimate)) for name, estimate in figures.figures.items()
+    }
+    return PairwiseFiguresPublic(
+        n_pairs=figures.n_pairs,
+        n_labels=figures.n_labels,
+        n_both_orders=figures.n_both_orders,
+        position_bias=EstimatePublic(**jsonable(figures.first_wins_when_inconsistent)),
+        judge_prefers_longer=jsonable(figures.judge_length),
+        experts_prefer_longer=jsonable(figures.expert_length),
+        confusion_ab=figures.confusion_ab,
+        confusion_ba=figures.confusion_ba,
+        **values,
     )
 
 
 class RunAgreementPublic(BaseModel):
     run_id: Id
+    rubric_version_id: Id = Field(description="the id queues, runs, exports and imports take")
     rubric_version: str
     positive_class: str = "fail"
     items_judged: int
@@ -63,6 +132,11 @@ class RunAgreementPublic(BaseModel):
         description="preference runs: MT-Bench agreement with and without ties, judge-expert "
         "and expert-expert, with counts (k of n)"
     )
+    pairwise: PairwiseFiguresPublic | None = Field(
+        default=None,
+        description="preference runs: the standard pairwise figures, each with a bootstrap "
+        "interval over pairs",
+    )
 
 
 def _criterion(c: agreement_service.CriterionAgreement) -> CriterionFigures:
@@ -74,6 +148,7 @@ def _criterion(c: agreement_service.CriterionAgreement) -> CriterionFigures:
         figures=jsonable(c.figures),
         kappa=jsonable(c.kappa) if c.kappa is not None else None,
         inter_annotator=jsonable(c.inter_annotator) if c.inter_annotator is not None else None,
+        uncertainty=jsonable(c.uncertainty) if c.uncertainty is not None else None,
     )
 
 
@@ -84,6 +159,7 @@ def run_agreement(run_id: Id, session: SessionDep, ctx: ProjectReader) -> RunAgr
     result = agreement_service.run_agreement(session, run)
     return RunAgreementPublic(
         run_id=run.id or 0,
+        rubric_version_id=run.rubric_version_id,
         rubric_version=result.data.version_label,
         items_judged=len(result.data.subjects),
         judge_errors=result.data.judge_errors,
@@ -93,6 +169,7 @@ def run_agreement(run_id: Id, session: SessionDep, ctx: ProjectReader) -> RunAgr
         overall=_criterion(result.overall) if result.overall else None,
         criteria=[_criterion(c) for c in result.criteria],
         preference=jsonable(result.preference) if result.preference else None,
+        pairwise=pairwise_public(result.pairwise) if result.pairwise else None,
     )
 
 
@@ -178,3 +255,124 @@ def compare_runs(
             for c in comparison.criteria
         ],
     )
+
+
+class SlicePublic(BaseModel):
+    value: str = Field(description='the slice\'s value ("all" for the pooled row)')
+    n: int = Field(description="expert labels in the slice")
+    figures: dict[str, float | None] = Field(
+        description="the figures computed on the slice alone (fractions; kappas as numbers); "
+        "pairwise runs: accuracy_ab ... inconsistent_rate; rubric runs: <criterion>.agreement, "
+        ".kappa, .true_positive_rate, .true_negative_rate"
+    )
+
+
+class SliceBreakdownPublic(BaseModel):
+    run_id: int
+    rubric_version_id: int
+    slice: str = Field(description="what the items are broken down by")
+    annotators: list[str] | None = Field(
+        description="the labellers whose labels count (null: every labeller)"
+    )
+    pooled: SlicePublic = Field(description="every labelled item together")
+    slices: list[SlicePublic]
+    slice_mean: dict[str, float | None] = Field(
+        description="per figure, the unweighted mean over the slices where it is defined: "
+        "each slice counts once whatever its size (compare with the pooled figure)"
+    )
+    definitions: dict[str, str] = Field(description="what each pairwise figure means")
+
+
+@router.get("/runs/{run_id}/agreement/slices", response_model=SliceBreakdownPublic)
+def run_agreement_slices(
+    run_id: int,
+    session: SessionDep,
+    ctx: ProjectReader,
+    slice: Annotated[
+        str,
+        Query(
+            max_length=120,
+            description="metadata.<key>, group, model, checkpoint, step[:width], gold_split "
+            "or annotator",
+        ),
+    ] = "group",
+    annotator: Annotated[
+        list[str] | None, Query(description="count only these labellers' labels (keys)")
+    ] = None,
+    annotator_role: Annotated[
+        str | None,
+        Query(pattern="^(admin|engineer|expert|reviewer)$", description="only members with it"),
+    ] = None,
+) -> SliceBreakdownPublic:
+    """The run's agreement figures per slice of the labelled items, with the unweighted mean
+    over slices beside the pooled figure."""
+    project_id = ctx.project.id or 0
+    run = review.get_run(session, project_id, run_id)
+    spec = slices.parse_slice(slice)
+    keys = slices.annotator_keys(session, project_id, annotator_role)
+    if annotator:
+        keys = [k for k in annotator if keys is None or k in keys]
+    breakdown = slices.run_slices(session, run, spec, annotators=keys)
+    return SliceBreakdownPublic(
+        run_id=run.id or 0,
+        rubric_version_id=run.rubric_version_id,
+        slice=breakdown.slice,
+        annotators=breakdown.annotators,
+        pooled=SlicePublic(**dataclasses.asdict(breakdown.pooled)),
+        slices=[SlicePublic(**dataclasses.asdict(row)) for row in breakdown.rows],
+        slice_mean=breakdown.slice_mean,
+        definitions=DEFINITIONS,
+    )
+
+
+class LeaderboardRowPublic(BaseModel):
+    run_id: int
+    judge: str
+    rubric: str
+    rubric_version_id: int = Field(description="the id queues, runs, exports and imports take")
+    rubric_version: int = Field(description="the version number")
+    mode: str = Field(description="rubric | preference")
+    kind: str
+    status: str
+    n_labels: int = Field(description="expert labels the figures are computed on")
+    headline: str = Field(
+        description="accuracy (pairwise: mean of the two orders) or agreement (rubric: the "
+        "overall verdict)"
+    )
+    value: float | None = Field(description="the headline figure, a fraction")
+    ci_low: float | None = Field(description="95% bootstrap interval over items")
+    ci_high: float | None
+    kappa: float | None = Field(description="Cohen's kappa (pairwise: mean of the two orders)")
+    kappa_ci_low: float | None
+    kappa_ci_high: float | None
+    base_rate: float | None = Field(
+        description="what kappa depends on: the experts' share of fail (rubric) or of A (pairs)"
+    )
+    true_positive_rate: float | None = Field(description="failures caught (rubric runs)")
+    true_negative_rate: float | None = Field(description="passes kept (rubric runs)")
+    positional_agreement: float | None = Field(description="pairwise runs, both orders")
+    self_consistency: float | None = Field(
+        description="share of items whose repeated verdicts all agree (runs with repeats)"
+    )
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    mean_latency_ms: float | None = Field(description="null for imported (external) runs")
+    extras: dict[str, Any]
+
+
+@router.get("/agreement/leaderboard", response_model=list[LeaderboardRowPublic])
+def runs_leaderboard(
+    session: SessionDep,
+    ctx: ProjectReader,
+    sort: Annotated[str, Query(max_length=40)] = "value",
+    dir: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+    q: Annotated[str, Query(max_length=200, description="filter on judge and rubric")] = "",
+    scope: Annotated[
+        leaderboard.Scope, Query(description="all labelled items, or the gold test split")
+    ] = leaderboard.Scope.ALL,
+) -> list[LeaderboardRowPublic]:
+    """Every judge run of the project with its headline figures (sortable, filterable)."""
+    rows = leaderboard.leaderboard(session, ctx.project.id or 0, scope)
+    shown = leaderboard.sort_rows(leaderboard.filter_rows(rows, q), sort, dir == "desc")
+    return [LeaderboardRowPublic(**dataclasses.asdict(row)) for row in shown]

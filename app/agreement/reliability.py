@@ -1,6 +1,7 @@
 """Judge reliability figures: self-consistency over repeats and agreement between two judges.
 
-Krippendorff's alpha comes from the ``krippendorff`` package; the rest reuses ``stats``.
+Krippendorff's alpha and Gwet's AC1 come from the pure module ``chance``; the rest reuses
+``stats``.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-import krippendorff
 import numpy as np
 
+from app.agreement.bootstrap import Interval, cluster_bootstrap
+from app.agreement.chance import gwet_ac1, krippendorff_alpha, value_counts
 from app.agreement.stats import (
     FAIL,
     NO_ITEMS,
@@ -107,16 +109,63 @@ def _alpha(usable: list[list[Score]], level: LevelOfMeasurement, numeric: bool) 
     distinct = {v for scores in usable for v in scores}
     if len(distinct) < 2:  # the package refuses a one-value domain; alpha is undefined there
         return Figure.undefined(ONE_VALUE)
-    if numeric:
-        code: dict[Score, float] = {v: float(v) for v in distinct}
-    else:
-        code = {v: float(i) for i, v in enumerate(sorted(distinct, key=repr))}
-    # Rows are repeats (coders), columns items (units); NaN where an item has fewer repeats.
-    data = np.full((max(len(s) for s in usable), len(usable)), np.nan)
-    for column, scores in enumerate(usable):
-        data[: len(scores), column] = [code[s] for s in scores]
-    return Figure.of(
-        krippendorff.alpha(reliability_data=data, level_of_measurement=level), ONE_VALUE
+    ordered = sorted(distinct) if numeric else sorted(distinct, key=repr)
+    domain = [float(v) for v in ordered] if numeric else None
+    return Figure.of_optional(
+        krippendorff_alpha(value_counts(usable, ordered), domain, level), ONE_VALUE
+    )
+
+
+@dataclass(frozen=True)
+class InterAnnotatorFigures:
+    """Agreement among experts on the items two or more of them labelled.
+
+    ``alpha``: Krippendorff's alpha at ``level_of_measurement``; ``ac1``: Gwet's AC1 over the
+    ``categories`` (stable when one answer dominates, where kappa-type figures collapse).
+    Intervals: percentile bootstrap over items.
+    """
+
+    n_items: int
+    all_agree: Proportion
+    alpha: Figure
+    alpha_ci: Interval
+    ac1: Figure
+    ac1_ci: Interval
+    level_of_measurement: LevelOfMeasurement
+
+
+def inter_annotator(
+    by_item: Mapping[Item, Sequence[Score]],
+    categories: Sequence[Score],
+    level: LevelOfMeasurement = "nominal",
+    *,
+    resamples: int = 1000,
+) -> InterAnnotatorFigures:
+    """Alpha and AC1 with bootstrap intervals for ``{item: [each expert's value]}``."""
+    units = [list(values) for values in by_item.values() if len(values) >= 2]
+    domain = list(categories)
+    extra = sorted({v for unit in units for v in unit} - set(domain), key=repr)
+    domain.extend(extra)
+    numeric = all(_is_numeric(v) for v in domain)
+    values = [float(v) for v in domain] if numeric else None
+    counts = value_counts(units, domain)
+    level = level if numeric or level == "nominal" else "nominal"
+
+    def alpha(rows: Sequence[int]) -> float | None:
+        return krippendorff_alpha(counts[list(rows)], values, level)
+
+    def ac1(rows: Sequence[int]) -> float | None:
+        return gwet_ac1(counts[list(rows)])
+
+    indices = list(range(len(units)))
+    return InterAnnotatorFigures(
+        n_items=len(units),
+        all_agree=proportion(sum(len(set(u)) == 1 for u in units), len(units)),
+        alpha=Figure.of_optional(alpha(indices), ONE_VALUE if units else NO_ITEMS),
+        alpha_ci=cluster_bootstrap(indices, alpha, resamples=resamples),
+        ac1=Figure.of_optional(ac1(indices), NO_ITEMS),
+        ac1_ci=cluster_bootstrap(indices, ac1, resamples=resamples),
+        level_of_measurement=level,
     )
 
 

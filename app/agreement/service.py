@@ -12,30 +12,46 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from app.agreement import pairs
+from app.agreement.bootstrap import METHOD as BOOTSTRAP_METHOD
+from app.agreement.bootstrap import Interval, agreement_intervals
+from app.agreement.charts import (
+    CalibrationBin,
+    calibration_bins,
+    calibration_chart,
+    interval_chart,
+)
+from app.agreement.corrected import CorrectedRate, PPIMean, corrected_pass_rate, ppi_mean
+from app.agreement.pairwise import Outcome, PairwiseFigures
 from app.agreement.preference import (
     PairVote,
     PreferenceFigures,
     human_human_agreement,
     preference_agreement,
 )
-from app.agreement.reliability import SelfConsistencyFigures, self_consistency
+from app.agreement.ratings import Rating, rank_agreement, ratings, win_rates
+from app.agreement.reliability import InterAnnotatorFigures, inter_annotator
 from app.agreement.stats import (
     FAIL,
     BinaryFigures,
     CategoricalFigures,
     Figure,
     OrdinalFigures,
+    Proportion,
     binary_agreement,
     categorical_agreement,
     figure_values,
     ordinal_agreement,
+    proportion,
 )
 from app.agreement.versions import VersionComparison, compare_versions
 from app.auth.models import User
 from app.core.errors import InvalidInput
-from app.judging.models import JudgeRun
+from app.judging.models import JudgeRun, Verdict
 from app.labels import review
 from app.labels import service as label_service
 from app.labels import values as label_values
@@ -43,6 +59,7 @@ from app.labels.models import GoldItem, Label
 from app.labels.review import RunData, RunSubject
 from app.rollouts.models import Rollout
 from app.rubrics.definition import Criterion, RubricDefinition
+from app.rubrics.models import RubricVersion
 
 OVERALL = "_overall"
 PREFERENCE_LABELS = ["A", "B", "tie"]
@@ -69,7 +86,8 @@ class CriterionAgreement:
     kind: Literal["boolean", "scale"]
     figures: BinaryFigures | OrdinalFigures
     kappa: Figure | None = None  # unweighted Cohen's kappa over the levels (scales)
-    inter_annotator: SelfConsistencyFigures | None = None
+    inter_annotator: InterAnnotatorFigures | None = None
+    uncertainty: CriterionUncertainty | None = None
 
     @property
     def n(self) -> int:
@@ -99,19 +117,49 @@ class RunAgreement:
     overall_rule: str
     preference: PreferenceAgreement | None
     n_labels: int
+    pairwise: PairwiseFigures | None = None
+    calibration: list[CalibrationBin] = field(default_factory=list)
 
     @property
     def definition(self) -> RubricDefinition:
         return self.data.definition
 
 
+@dataclass
+class CriterionUncertainty:
+    """Item bootstrap intervals for raw agreement and kappa, and the base rates kappa depends
+    on: the share of expert labels that fail, and of judge verdicts that fail."""
+
+    agreement_ci: Interval
+    kappa_ci: Interval
+    expert_fail_rate: Proportion
+    judge_fail_rate: Proportion
+    method: str = BOOTSTRAP_METHOD
+
+
+def uncertainty(
+    judge: list[Any], human: list[Any], items: list[int], categories: list[Any], passes: Any
+) -> CriterionUncertainty:
+    """``passes(value)`` says whether a value passes (for the base rates)."""
+    code = {value: i for i, value in enumerate(categories)}
+    intervals = agreement_intervals(
+        [code[v] for v in judge], [code[v] for v in human], items, len(categories)
+    )
+    return CriterionUncertainty(
+        agreement_ci=intervals.agreement,
+        kappa_ci=intervals.kappa,
+        expert_fail_rate=proportion(sum(not passes(v) for v in human), len(human)),
+        judge_fail_rate=proportion(sum(not passes(v) for v in judge), len(judge)),
+    )
+
+
 def _pairs_for(
-    subjects: list[RunSubject], criterion: Criterion
+    subjects: list[RunSubject], criterion: Criterion, items: list[int] | None = None
 ) -> tuple[list[Any], list[Any], dict[str, list[Any]]]:
     judge: list[Any] = []
     human: list[Any] = []
     by_item: dict[str, list[Any]] = defaultdict(list)
-    for subject in subjects:
+    for index, subject in enumerate(subjects):
         verdict = subject.reading.criteria.get(criterion.key) if subject.reading.ok else None
         value = label_values.judge_label(criterion, verdict.value if verdict else None)
         for label in subject.labels:
@@ -122,26 +170,41 @@ def _pairs_for(
             if value is not None:
                 judge.append(value)
                 human.append(expert)
+                if items is not None:
+                    items.append(index)
     return judge, human, by_item
 
 
-def _inter(by_item: dict[str, list[Any]], scale: bool) -> SelfConsistencyFigures:
-    # Experts on the same item play the part of repeats: alpha over coders per item.
-    return self_consistency(by_item, "ordinal" if scale else "nominal")
+def _inter(by_item: dict[str, list[Any]], levels: list[int] | None = None) -> InterAnnotatorFigures:
+    """Experts among themselves on items with two or more labels: alpha and AC1 with CIs."""
+    if levels is None:
+        return inter_annotator(by_item, [False, True], "nominal")
+    return inter_annotator(by_item, levels, "ordinal")
 
 
-def criterion_agreement(subjects: list[RunSubject], criterion: Criterion) -> CriterionAgreement:
-    judge, human, by_item = _pairs_for(subjects, criterion)
+def criterion_agreement(
+    subjects: list[RunSubject], criterion: Criterion, *, resamples: int = 1000
+) -> CriterionAgreement:
+    """Figures for one criterion; ``resamples`` 0 leaves the bootstrap intervals out."""
+    items: list[int] = []
+    judge, human, by_item = _pairs_for(subjects, criterion, items)
     if criterion.type == "boolean":
         return CriterionAgreement(
             key=criterion.key,
             name=criterion.name,
             kind="boolean",
             figures=binary_agreement(judge, human, positive=FAIL),
-            inter_annotator=_inter(by_item, scale=False),
+            inter_annotator=_inter(by_item),
+            uncertainty=uncertainty(judge, human, items, [False, True], bool)
+            if resamples
+            else None,
         )
     levels = [level.value for level in criterion.levels]
+    at = pass_level(levels[0], levels[-1])
     return CriterionAgreement(
+        uncertainty=uncertainty(judge, human, items, levels, lambda v: v >= at)
+        if resamples
+        else None,
         key=criterion.key,
         name=criterion.name,
         kind="scale",
@@ -149,7 +212,7 @@ def criterion_agreement(subjects: list[RunSubject], criterion: Criterion) -> Cri
             judge, human, levels, pass_level=pass_level(levels[0], levels[-1])
         ),
         kappa=categorical_agreement(judge, human, labels=levels).kappa,
-        inter_annotator=_inter(by_item, scale=True),
+        inter_annotator=_inter(by_item, levels),
     )
 
 
@@ -184,8 +247,9 @@ def overall_agreement(
     levels = label_values.integer_scale(definition)
     judge: list[Any] = []
     human: list[Any] = []
+    items: list[int] = []
     by_item: dict[str, list[Any]] = defaultdict(list)
-    for subject in subjects:
+    for index, subject in enumerate(subjects):
         judge_value = overall_judge(definition, subject.reading)
         for label in subject.labels:
             expert = overall_expert(definition, label)
@@ -195,6 +259,7 @@ def overall_agreement(
             if judge_value is not None:
                 judge.append(judge_value)
                 human.append(expert)
+                items.append(index)
     if levels is not None:
         rule = (
             f"Overall: the score on the {levels[0]}–{levels[-1]} scale (the judge's aggregate "
@@ -208,7 +273,10 @@ def overall_agreement(
                 judge, human, levels, pass_level=pass_level(levels[0], levels[-1])
             ),
             kappa=categorical_agreement(judge, human, labels=levels).kappa,
-            inter_annotator=_inter(by_item, scale=True),
+            inter_annotator=_inter(by_item, levels),
+            uncertainty=uncertainty(
+                judge, human, items, levels, lambda v: v >= pass_level(levels[0], levels[-1])
+            ),
         )
         return agreement, rule
     rule = (
@@ -221,7 +289,8 @@ def overall_agreement(
             name="Overall verdict",
             kind="boolean",
             figures=binary_agreement(judge, human, positive=FAIL),
-            inter_annotator=_inter(by_item, scale=False),
+            inter_annotator=_inter(by_item),
+            uncertainty=uncertainty(judge, human, items, [False, True], bool),
         ),
         rule,
     )
@@ -281,6 +350,7 @@ def run_agreement(session: Session, run: JudgeRun) -> RunAgreement:
             overall_rule="",
             preference=preference_figures(subjects),
             n_labels=n_labels,
+            pairwise=pairs.run_pairwise(session, run),
         )
     criteria = [criterion_agreement(subjects, c) for c in data.definition.criteria]
     overall, rule = overall_agreement(data.definition, subjects)
@@ -291,7 +361,29 @@ def run_agreement(session: Session, run: JudgeRun) -> RunAgreement:
         overall_rule=rule,
         preference=None,
         n_labels=n_labels,
+        calibration=run_calibration(data.definition, subjects),
     )
+
+
+def run_calibration(
+    definition: RubricDefinition, subjects: list[RunSubject]
+) -> list[CalibrationBin]:
+    """The judge's normalised score against the share of expert labels that pass overall."""
+    scale = label_values.integer_scale(definition)
+    scores: list[float] = []
+    passes: list[bool] = []
+    for subject in subjects:
+        if not subject.reading.ok or subject.reading.normalized is None:
+            continue
+        for label in subject.labels:
+            expert = overall_expert(definition, label)
+            if expert is None:
+                continue
+            scores.append(float(subject.reading.normalized))
+            passes.append(
+                bool(expert >= pass_level(scale[0], scale[-1])) if scale else bool(expert)
+            )
+    return calibration_bins(scores, passes)
 
 
 # ---- two runs compared ------------------------------------------------------------------------
@@ -494,3 +586,201 @@ def figure_rows(figures: Any) -> list[tuple[str, str]]:
         prefix = "Pass/fail: " if path.startswith("binary.") else ""
         rows.append((path, prefix + names.get(leaf, leaf.replace("_", " "))))
     return rows
+
+
+def run_charts(result: RunAgreement) -> dict[str, Any]:
+    """Chart.js configurations for the run page (each chart's numbers are also in a table)."""
+    found: dict[str, Any] = {}
+    if result.pairwise is not None:
+        shares = [
+            "accuracy_ab",
+            "accuracy_ba",
+            "accuracy",
+            "both_correct",
+            "positional_agreement",
+            "inconsistent_rate",
+        ]
+        estimates = [result.pairwise.figures[name] for name in shares]
+        found["figures"] = interval_chart(
+            shares,
+            [e.value for e in estimates],
+            [e.ci_low for e in estimates],
+            [e.ci_high for e in estimates],
+            "value",
+        )
+        return found
+    rows = [c for c in [result.overall, *result.criteria] if c is not None]
+    values: list[float | None] = []
+    for c in rows:
+        binary = c.binary
+        values.append(binary.agreement.value if c.kind == "boolean" and binary else None)
+        if c.kind == "scale":
+            values[-1] = c.figures.exact.value  # type: ignore[union-attr]
+    found["criteria"] = interval_chart(
+        [c.name for c in rows],
+        values,
+        [c.uncertainty.agreement_ci.low if c.uncertainty else None for c in rows],
+        [c.uncertainty.agreement_ci.high if c.uncertainty else None for c in rows],
+        "agreement",
+    )
+    if result.calibration:
+        found["calibration"] = calibration_chart(result.calibration)
+    return found
+
+
+# ---- corrected estimates ------------------------------------------------------------------------
+
+
+@dataclass
+class CorrectedCriterion:
+    key: str
+    name: str
+    rate: CorrectedRate
+
+
+@dataclass
+class CorrectedEstimates:
+    """The run's unlabelled items, corrected for the judge's error rates on the labelled ones."""
+
+    n_unlabelled: int
+    criteria: list[CorrectedCriterion]
+    mean_reward: PPIMean | None
+
+
+def _unlabelled(run: JudgeRun, labelled_ids: list[int]) -> Any:
+    return (
+        col(Verdict.run_id) == run.id,
+        col(Verdict.pair_id).is_(None),
+        col(Verdict.repeat) == 0,
+        col(Verdict.parse_status).in_(label_values.OK_PARSE_STATUSES),
+        col(Verdict.rollout_id).not_in(labelled_ids or [0]),
+    )
+
+
+def corrected_estimates(
+    session: Session, run: JudgeRun, result: RunAgreement
+) -> CorrectedEstimates | None:
+    """Rogan–Gladen pass rate per pass/fail criterion and the PPI++ mean reward, over the
+    run's verdicts on unlabelled rollouts (counted and averaged in SQL)."""
+    if result.definition.mode != "rubric":
+        return None
+    subjects = result.data.labelled
+    labelled_ids = [s.rollout_id for s in subjects]
+    where = _unlabelled(run, labelled_ids)
+    count, mean, mean_square = session.execute(
+        sa_select(
+            func.count(col(Verdict.id)),
+            func.avg(col(Verdict.normalized)),
+            func.avg(col(Verdict.normalized) * col(Verdict.normalized)),
+        ).where(*where)
+    ).one()
+    n_unlabelled = int(count or 0)
+    criteria: list[CorrectedCriterion] = []
+    for criterion in result.definition.criteria:
+        if criterion.type != "boolean":
+            continue
+        score = col(Verdict.scores)["criteria"][criterion.key].as_float()
+        passes = session.execute(
+            sa_select(func.count(col(Verdict.id))).where(*where, score >= 0.5)
+        ).scalar_one()
+        judge, human, _ = _pairs_for(subjects, criterion)
+        criteria.append(
+            CorrectedCriterion(
+                criterion.key,
+                criterion.name,
+                corrected_pass_rate(
+                    int(passes or 0),
+                    n_unlabelled,
+                    [(bool(j), bool(h)) for j, h in zip(judge, human, strict=True)],
+                ),
+            )
+        )
+    f_labelled: list[float] = []
+    y: list[float] = []
+    for subject in subjects:
+        if not subject.reading.ok or subject.reading.normalized is None:
+            continue
+        for label in subject.labels:
+            aggregate = label_values.label_aggregate(result.definition, label.values or {})
+            if aggregate is not None:
+                f_labelled.append(float(subject.reading.normalized))
+                y.append(aggregate.normalized)
+    mean_reward = None
+    if n_unlabelled >= 2 and mean is not None:
+        variance = (
+            max(0.0, float(mean_square) - float(mean) ** 2) * n_unlabelled / (n_unlabelled - 1)
+        )
+        mean_reward = ppi_mean(y, f_labelled, float(mean), variance, n_unlabelled)
+    return CorrectedEstimates(n_unlabelled, criteria, mean_reward)
+
+
+# ---- which checkpoint is better -----------------------------------------------------------------
+
+_POINTS = {Outcome.A: 1.0, Outcome.B: 0.0, Outcome.TIE: 0.5, Outcome.INCONSISTENT: 0.5}
+
+
+@dataclass
+class RatingsComparison:
+    """Ratings of the models / checkpoints in a preference run's labelled pairs, from the
+    judge's outcomes and from the experts' labels, and how far the two orderings agree."""
+
+    judge: list[Rating]
+    experts: list[Rating]
+    kendall_tau: float | None
+    judge_win_rates: dict[str, dict[str, float | None]]
+    expert_win_rates: dict[str, dict[str, float | None]]
+    n_pairs: int
+    reason: str | None = None
+    chart: dict[str, Any] = field(default_factory=dict)
+
+
+def checkpoint_ratings(session: Session, run: JudgeRun) -> RatingsComparison | None:
+    """Bradley-Terry and Elo from the judge and from the experts (an inconsistent verdict counts
+    as a tie here); None for rubric runs."""
+    version = session.get(RubricVersion, run.rubric_version_id)
+    if version is None or label_service.definition_of(version).mode != "preference":
+        return None
+    items = pairs.pair_items(session, run, version)
+    players = pairs.pair_players(session, [str(item.key) for item in items])
+    judge_games: list[tuple[str, str, float]] = []
+    expert_games: list[tuple[str, str, float]] = []
+    for item in items:
+        names = players.get(str(item.key))
+        if names is None:
+            continue
+        if item.outcome is not None:
+            judge_games.append((*names, _POINTS[item.outcome]))
+        expert_games.extend((*names, _POINTS[e]) for e in item.experts)
+    if len({p for a, b, _ in expert_games for p in (a, b)}) < 2:
+        return RatingsComparison(
+            [],
+            [],
+            None,
+            {},
+            {},
+            0,
+            "not defined: the labelled pairs need a model or checkpoint on both rollouts, "
+            "and at least two of them",
+        )
+    judge_ratings = ratings(judge_games)
+    expert_ratings = ratings(expert_games)
+    return RatingsComparison(
+        judge=judge_ratings,
+        experts=expert_ratings,
+        kendall_tau=rank_agreement(
+            {r.player: r.bradley_terry for r in judge_ratings},
+            {r.player: r.bradley_terry for r in expert_ratings},
+        ),
+        judge_win_rates=win_rates(judge_games),
+        expert_win_rates=win_rates(expert_games),
+        n_pairs=len({str(i.key) for i in items if str(i.key) in players}),
+        chart=interval_chart(
+            [f"judge · {r.player}" for r in judge_ratings]
+            + [f"experts · {r.player}" for r in expert_ratings],
+            [r.bradley_terry for r in (*judge_ratings, *expert_ratings)],
+            [r.bt_low for r in (*judge_ratings, *expert_ratings)],
+            [r.bt_high for r in (*judge_ratings, *expert_ratings)],
+            "Bradley-Terry",
+            x_range=None,
+        ),
+    )

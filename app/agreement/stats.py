@@ -51,6 +51,13 @@ class Figure:
         return cls(number)
 
     @classmethod
+    def of_optional(cls, value: float | None, reason_if_undefined: str) -> Figure:
+        """Like ``of``, for a computation that returns None when undefined."""
+        return (
+            cls(None, reason_if_undefined) if value is None else cls.of(value, reason_if_undefined)
+        )
+
+    @classmethod
     def undefined(cls, reason: str) -> Figure:
         return cls(None, reason)
 

@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 from app.auth.models import User
 from app.core.config import Settings
 from app.core.jobs import new_worker_id
+from app.demo.calibration import load_calibration_demo
 from app.projects import service as project_service
 from app.projects.models import Project
 from app.rollouts import jobs as rollout_jobs
@@ -36,7 +37,11 @@ PREFERENCE_DESCRIPTION = (
 def load_demo(session: Session, settings: Settings, admin: User) -> str:
     """Create the demo projects and import their rollouts where missing. Returns a summary."""
     return "\n".join(
-        [_load_legal(session, settings, admin), _load_preference(session, settings, admin)]
+        [
+            _load_legal(session, settings, admin),
+            _load_preference(session, settings, admin),
+            load_calibration_demo(session, settings, admin),
+        ]
     )
 
 

@@ -290,6 +290,10 @@ def import_verdicts_command(
                     stream=handle,
                     judge_name=judge_name,
                     filename=file.name,
+                    on_progress=lambda stage, count: typer.echo(
+                        f"  {stage} {count:,} {'lines' if stage == 'read' else 'verdicts'}",
+                        err=True,
+                    ),
                 )
         except DomainError as exc:
             typer.secho(exc.message, fg=typer.colors.RED, err=True)

@@ -10,6 +10,10 @@ One line per verdict:
     {"rollout_id": "...", "judge": "...", "answer": {<a full judge answer>}}
     {"pair": ["<external id A>", "<external id B>"], "judge": "...", "winner": "A" | "B" | "tie",
      "order_shown": "AB" | "BA", "justification": "..."}   (preference rubrics)
+    {"pair": [...], "judge": "...", "winner": "tie (inconsistent)", "order_shown": "both"}
+        (a verdict already combined over both orders, as MT-Bench publishes them: "A", "B",
+        "tie" when both orders agree, "tie (inconsistent)" / "inconsistent" when they did not;
+        an inconsistent verdict is stored as such, never as a tie)
 
 Scores are recomputed with the rubric version's own rules. Each judge name becomes one run of
 kind "external"; runs from one file share a comparison key. Every problem is reported with its
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +32,7 @@ from sqlalchemy import insert
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from app.agreement.pairwise import Outcome
 from app.audit import service as audit_service
 from app.auth.models import User
 from app.core import json_limits
@@ -51,6 +56,7 @@ from app.rubrics.output_schema import build_output_schema
 
 _items = JudgeWorkItem.__table__  # type: ignore[attr-defined]
 MAX_PROBLEMS = 100
+PROGRESS_EVERY = 5000  # lines between progress reports
 MAX_LINE_CHARS = 1_000_000
 _WINNERS = {
     "a": "A",
@@ -62,6 +68,10 @@ _WINNERS = {
     "tie": "tie",
     "draw": "tie",
 }
+# Combined over both orders only: the two orders named different winners.
+INCONSISTENT = Outcome.INCONSISTENT.value
+_COMBINED_WINNERS = {**_WINNERS, "tie (inconsistent)": INCONSISTENT, INCONSISTENT: INCONSISTENT}
+BOTH_ORDERS = "both"
 _FLIP = {"A": "B", "B": "A", "tie": "tie"}
 _FLIP_ORDER = {"AB": "BA", "BA": "AB"}
 
@@ -209,13 +219,20 @@ def _parse_line(
                 number, "pair", 'a preference verdict needs "pair": [rollout A id, rollout B id]'
             )
             return None
-        winner = _WINNERS.get(str(record.get("winner", "")).strip().lower())
-        if winner is None:
-            problems.add(number, "winner", f"must be A, B or tie, got {record.get('winner')!r}")
+        spelled = str(record.get("winner", "")).strip().lower()
+        order = record.get(
+            "order_shown",
+            BOTH_ORDERS
+            if spelled in _COMBINED_WINNERS and _COMBINED_WINNERS[spelled] == INCONSISTENT
+            else "AB",
+        )
+        if order not in ("AB", "BA", BOTH_ORDERS):
+            problems.add(number, "order_shown", "must be AB, BA or both")
             return None
-        order = record.get("order_shown", "AB")
-        if order not in ("AB", "BA"):
-            problems.add(number, "order_shown", "must be AB or BA")
+        winner = (_COMBINED_WINNERS if order == BOTH_ORDERS else _WINNERS).get(spelled)
+        if winner is None:
+            allowed = "A, B, tie or tie (inconsistent)" if order == BOTH_ORDERS else "A, B or tie"
+            problems.add(number, "winner", f"must be {allowed}, got {record.get('winner')!r}")
             return None
         criteria = record.get("criteria") or {}
         keys = {c.key for c in defn.criteria}
@@ -258,6 +275,8 @@ def _pair_result(
         pair_id, flipped, rollout_a = pairs[(b, a)], True, b
     else:
         return None
+    if line.order == BOTH_ORDERS:
+        return _combined_result(given, flipped, pair_id, rollout_a)
     order = _FLIP_ORDER[line.order] if flipped else line.order
 
     def positional(value: str) -> str:
@@ -275,6 +294,28 @@ def _pair_result(
     return (
         {"rollout_id": rollout_a, "pair_id": pair_id, "order": order},
         pair_interpretation(answer, order),
+    )
+
+
+def _combined_result(
+    given: dict[str, Any], flipped: bool, pair_id: int, rollout_a: int
+) -> tuple[dict[str, Any], Interpretation]:
+    """A verdict combined over both orders: no order shown (stored as ""), winner in the pair's
+    terms, an inconsistent verdict kept as "inconsistent" (scored as a tie: 0.5)."""
+    winner = given["winner"]
+    if flipped and winner != INCONSISTENT:
+        winner = _FLIP[winner]
+    score = {"A": 1.0, "B": 0.0}.get(winner, 0.5)
+    answer = {"justification": given["justification"], "winner": winner, "orders": BOTH_ORDERS}
+    return (
+        {"rollout_id": rollout_a, "pair_id": pair_id, "order": ""},
+        Interpretation(
+            answer=answer,
+            scores={"criteria": {}, "combined": True},
+            aggregate=score,
+            normalized=score,
+            winner=winner,
+        ),
     )
 
 
@@ -297,8 +338,13 @@ def import_verdicts(
     stream: Iterable[bytes | str],
     judge_name: str | None = None,
     filename: str = "",
+    on_progress: Callable[[str, int], None] | None = None,
 ) -> ImportSummary:
-    """Validate the whole file, then store one external run per judge (all or nothing)."""
+    """Validate the whole file, then store one external run per judge (all or nothing).
+
+    ``on_progress(stage, count)`` is told how far a large file has come: "read" every
+    PROGRESS_EVERY lines, then "stored" with the number of verdicts stored.
+    """
     project_id = project.id or 0
     version = get_version(session, project_id, rubric_version_id)
     defn = RubricDefinition.model_validate(version.definition)
@@ -320,6 +366,8 @@ def import_verdicts(
             line = _parse_line(defn, number, raw, judge_name, problems)
             if line is not None:
                 parsed.append(line)
+            if on_progress is not None and number % PROGRESS_EVERY == 0:
+                on_progress("read", number)
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"The file is not UTF-8 text ({exc.reason}).") from None
     if not parsed and not problems.total:
@@ -380,7 +428,10 @@ def import_verdicts(
             + ".",
             details=problems.items,
         )
-    return _store(session, project, actor, version.id or 0, rows, filename)
+    summary = _store(session, project, actor, version.id or 0, rows, filename)
+    if on_progress is not None:
+        on_progress("stored", summary.verdicts)
+    return summary
 
 
 def _rollout_ids(session: Session, project_id: int, external_ids: set[str]) -> dict[str, int]:
@@ -449,7 +500,11 @@ def _store(
             status="completed",
             items_total=len(mine),
             items_done=len(mine),
-            settings={"neutral_score": 0.5},
+            # "pairwise": the run pages then say which order was shown and who won.
+            settings={
+                "neutral_score": 0.5,
+                "pairwise": any(data["pair_id"] for _, data in mine),
+            },
             message=f"Imported {len(mine)} verdicts"
             + (f" from {filename}" if filename else "")
             + ".",

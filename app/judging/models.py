@@ -143,7 +143,8 @@ class Verdict(SQLModel, table=True):
     scores: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     aggregate: float | None = None
     normalized: float | None = None
-    winner: str | None = Field(default=None, max_length=4)
+    # A, B, tie, or "inconsistent" (a verdict imported combined over both orders)
+    winner: str | None = Field(default=None, max_length=20)
     raw_text: str = Field(default="")
     parse_status: str = Field(default="ok", max_length=20, description="ok|repaired|invalid|error")
     error: str | None = None

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from app.agreement.pairwise import Outcome
 from app.audit import service as audit_service
 from app.auth.models import User
 from app.core.clock import utcnow
@@ -134,7 +135,7 @@ def _usable(verdict: Verdict) -> bool:
     return verdict.parse_status in label_values.OK_PARSE_STATUSES
 
 
-def _rubric_readings(
+def rubric_readings(
     definition: RubricDefinition, verdicts: list[Verdict]
 ) -> dict[str, tuple[int, None, JudgeReading]]:
     by_rollout: dict[int, list[Verdict]] = defaultdict(list)
@@ -163,7 +164,7 @@ def _pair_readings(
             continue
         rollout_a[verdict.pair_id] = verdict.rollout_id
         if _usable(verdict):
-            by_pair[verdict.pair_id][verdict.repeat][verdict.order_shown or "AB"] = verdict
+            by_pair[verdict.pair_id][verdict.repeat][verdict.order_shown] = verdict
     readings: dict[str, tuple[int, int, JudgeReading]] = {}
     for pair_id in rollout_a:
         repeats = by_pair.get(pair_id)
@@ -174,14 +175,21 @@ def _pair_readings(
                 order: _reading(definition, verdict)
                 for order, verdict in repeats[min(repeats)].items()
             }
-            first = orders.get("AB") or orders["BA"]
-            winner = label_values.combined_winner(orders.get("AB"), orders.get("BA"))
+            if "AB" in orders or "BA" in orders:
+                first = orders.get("AB") or orders["BA"]
+                winner = label_values.combined_winner(orders.get("AB"), orders.get("BA"))
+            else:
+                # A verdict imported already combined over both orders; reviews and the
+                # MT-Bench figures count an inconsistent one as a tie (the pairwise figures
+                # read it from the verdict as it is stored).
+                first = orders[""]
+                winner = "tie" if first.winner == Outcome.INCONSISTENT else first.winner
             reading = dataclasses.replace(first, winner=winner)
         readings[label_service.pair_subject(pair_id)] = (rollout_a[pair_id], pair_id, reading)
     return readings
 
 
-def _chosen_labels(labels: list[Label], preferred_version: int) -> dict[str, list[Label]]:
+def chosen_labels(labels: list[Label], preferred_version: int) -> dict[str, list[Label]]:
     """One label per (subject, annotator): the one on the run's version, else the newest."""
     best: dict[tuple[str, str], Label] = {}
     for label in labels:
@@ -212,7 +220,7 @@ def run_data(session: Session, run: JudgeRun) -> RunData:
     if definition.mode == "preference":
         readings.update(_pair_readings(definition, verdicts))
     else:
-        readings.update(_rubric_readings(definition, verdicts))
+        readings.update(rubric_readings(definition, verdicts))
     partners: dict[int, int] = {}
     pair_ids = [p for _, p, _ in readings.values() if p is not None]
     for start in range(0, len(pair_ids), _CHUNK):
@@ -235,7 +243,7 @@ def run_data(session: Session, run: JudgeRun) -> RunData:
                 )
             ).all()
         )
-    grouped = _chosen_labels(labels, version.id or 0)
+    grouped = chosen_labels(labels, version.id or 0)
     subjects = {
         key: RunSubject(
             subject_key=key,

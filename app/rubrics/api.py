@@ -51,6 +51,7 @@ def _approval(a: RubricApproval) -> ApprovalPublic:
 
 def _summary(v: RubricVersion, approvals: list[RubricApproval]) -> VersionSummary:
     return VersionSummary(
+        id=v.id or 0,
         number=v.number,
         content_hash=v.content_hash,
         change_note=v.change_note,
@@ -80,6 +81,7 @@ def _rubric_public(session: SessionDep, rubric: Rubric) -> RubricPublic:
         description=rubric.description,
         mode=rubric.mode,
         latest_version=versions[0].number if versions else None,
+        latest_version_id=versions[0].id if versions else None,
         draft_revision=rubric.draft_revision,
         archived=rubric.archived,
         draft=draft,
@@ -118,6 +120,7 @@ def list_rubrics(
             description=row.rubric.description,
             mode=row.rubric.mode,
             latest_version=row.latest_version,
+            latest_version_id=row.latest_version_id,
             draft_revision=row.rubric.draft_revision,
             archived=row.rubric.archived,
         )

@@ -71,6 +71,7 @@ class ApprovalPublic(BaseModel):
 
 
 class VersionSummary(BaseModel):
+    id: int = Field(description="the version's id: queues, runs, exports and imports take it")
     number: int
     content_hash: str
     change_note: str
@@ -91,6 +92,9 @@ class RubricSummary(BaseModel):
     description: str
     mode: str
     latest_version: int | None
+    latest_version_id: int | None = Field(
+        default=None, description="the id of the newest version (what runs and imports take)"
+    )
     draft_revision: int
     archived: bool
 

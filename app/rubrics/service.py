@@ -73,6 +73,7 @@ class RubricRow:
     rubric: Rubric
     latest_version: int | None
     approvals: int
+    latest_version_id: int | None = None
 
 
 def template_choices() -> dict[str, str]:
@@ -93,14 +94,24 @@ def list_rubrics(
     rubrics = list(session.exec(query.order_by(col(Rubric.name))))
     ids = [r.id for r in rubrics]
     latest: dict[int, int] = {}
+    latest_ids: dict[int, int] = {}
     approvals: dict[int, int] = {}
     if ids:
-        for rubric_id, number in session.exec(
-            select(RubricVersion.rubric_id, func.max(RubricVersion.number))
+        newest = (
+            select(RubricVersion.rubric_id, func.max(RubricVersion.number).label("number"))
             .where(col(RubricVersion.rubric_id).in_(ids))
             .group_by(col(RubricVersion.rubric_id))
+            .subquery()
+        )
+        for rubric_id, number, version_id in session.exec(
+            select(RubricVersion.rubric_id, RubricVersion.number, RubricVersion.id).join(
+                newest,
+                (col(RubricVersion.rubric_id) == newest.c.rubric_id)
+                & (col(RubricVersion.number) == newest.c.number),
+            )
         ):
             latest[rubric_id] = number
+            latest_ids[rubric_id] = int(version_id or 0)
         for rubric_id, count in session.exec(
             select(RubricVersion.rubric_id, func.count(col(RubricApproval.id)))
             .join(RubricApproval, col(RubricApproval.rubric_version_id) == col(RubricVersion.id))
@@ -108,7 +119,10 @@ def list_rubrics(
             .group_by(col(RubricVersion.rubric_id))
         ):
             approvals[rubric_id] = count
-    return [RubricRow(r, latest.get(r.id or 0), approvals.get(r.id or 0, 0)) for r in rubrics]
+    return [
+        RubricRow(r, latest.get(r.id or 0), approvals.get(r.id or 0, 0), latest_ids.get(r.id or 0))
+        for r in rubrics
+    ]
 
 
 def get_rubric(session: Session, project_id: int, rubric_id: int) -> Rubric:

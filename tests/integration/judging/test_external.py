@@ -165,6 +165,65 @@ def test_pairwise_verdicts_are_resolved_whichever_way_the_pair_is_listed(
     assert verdicts[(pairs[0], 1)].winner == "tie"
     run = session.exec(select(JudgeRun)).one()
     assert run.kind == "external" and run.repeats == 2
+    assert run.settings["pairwise"] is True  # run pages show the order shown and the winner
+
+
+def test_combined_verdicts_keep_inconsistent_apart_from_ties(
+    session: Session, project: Project
+) -> None:
+    """MT-Bench publishes verdicts already combined over both orders; "tie (inconsistent)" is
+    stored as inconsistent (not a tie) and counted as such by the pairwise figures."""
+    from app.agreement import pairs as agreement_pairs
+    from app.labels import exchange
+
+    version = make_version(session, project, "pairwise_preference")
+    rollouts = make_rollouts(session, project, 6)
+    pair_ids = make_pairs(session, project, rollouts)  # (r-0, r-1), (r-2, r-3), (r-4, r-5)
+    _import(
+        session,
+        project,
+        version.id,
+        {"pair": ["r-0", "r-1"], "judge": "gpt4_pair", "winner": "tie (inconsistent)"},
+        {"pair": ["r-3", "r-2"], "judge": "gpt4_pair", "winner": "tie", "order_shown": "both"},
+        {"pair": ["r-5", "r-4"], "judge": "gpt4_pair", "winner": "A", "order_shown": "both"},
+    )
+    verdicts = {v.pair_id: v for v in session.exec(select(Verdict))}
+    assert verdicts[pair_ids[0]].winner == "inconsistent"
+    assert verdicts[pair_ids[0]].order_shown == "" and verdicts[pair_ids[0]].normalized == 0.5
+    assert verdicts[pair_ids[1]].winner == "tie"
+    assert verdicts[pair_ids[2]].winner == "B"  # listed the other way round
+    owner = session.exec(select(JudgeRun)).one()
+    labels = "".join(
+        json.dumps({"rollout": a, "rollout_b": b, "annotator": "expert", "preference": p}) + "\n"
+        for a, b, p in (("r-0", "r-1", "tie"), ("r-2", "r-3", "tie"), ("r-4", "r-5", "B"))
+    )
+    exchange.import_labels(
+        session, project, actor=None, rubric_version_id=version.id or 0, text=labels, fmt="jsonl"
+    )
+    figures = agreement_pairs.run_pairwise(session, owner, resamples=0).figures
+    assert figures["tie_rate"].value == pytest.approx(1 / 3)
+    assert figures["inconsistent_rate"].value == pytest.approx(1 / 3)
+    assert figures["positional_agreement"].value == pytest.approx(2 / 3)
+    assert figures["accuracy_ab"].value is None  # no verdict given in a known order
+
+
+def test_a_combined_winner_needs_order_both(session: Session, project: Project) -> None:
+    version = make_version(session, project, "pairwise_preference")
+    make_pairs(session, project, make_rollouts(session, project, 2))
+    with pytest.raises(InvalidInput) as refused:
+        _import(
+            session,
+            project,
+            version.id,
+            {
+                "pair": ["r-0", "r-1"],
+                "judge": "j",
+                "winner": "tie (inconsistent)",
+                "order_shown": "AB",
+            },
+        )
+    assert "tie (inconsistent)" not in refused.value.details[0]["message"].split("got")[0]
+    assert "must be A, B or tie" in refused.value.details[0]["message"]
 
 
 def test_every_problem_is_reported_by_line_and_nothing_is_stored(
@@ -264,3 +323,16 @@ def test_deeply_nested_lines_are_problems_not_stored_values(
     assert "nested deeper than 32 levels" in problems[1]["message"]
     assert "nested deeper than 32 levels" in problems[2]["message"]
     assert session.exec(select(Verdict)).first() is None
+
+
+def test_a_large_file_reports_progress(session: Session, project: Project, monkeypatch) -> None:
+    version = make_version(session, project)
+    make_rollouts(session, project, 12)
+    keys = _generic_keys(version)
+    monkeypatch.setattr(external, "PROGRESS_EVERY", 5)
+    seen: list[tuple[str, int]] = []
+    lines = [
+        {"rollout_id": f"r-{i}", "judge": "j", "scores": {k: True for k in keys}} for i in range(12)
+    ]
+    _import(session, project, version.id, *lines, on_progress=lambda s, n: seen.append((s, n)))
+    assert seen == [("read", 5), ("read", 10), ("stored", 12)]

@@ -93,6 +93,7 @@ def test_demo_loads_grouped_legal_rollouts_and_pairs_once(
     admin = make_user(session, "admin@demo.example.com")
     summary = loader.load_demo(session, settings, admin)
     assert "48 rollouts in 12 groups" in summary and "12 preference pairs" in summary
+    assert "200 pairs with expert labels, 2 GPT-4 runs" in summary  # the calibration demo
     legal = session.exec(select(Project).where(Project.slug == loader.LEGAL_SLUG)).one()
     pairs = session.exec(select(Project).where(Project.slug == loader.PREFERENCE_SLUG)).one()
     assert rollout_count(session, legal.id or 0) == 48
@@ -101,10 +102,10 @@ def test_demo_loads_grouped_legal_rollouts_and_pairs_once(
     assert len(groups) == 12
 
     again = loader.load_demo(session, settings, admin)
-    assert again.count("Demo project already loaded") == 2
+    assert again.count("Demo project already loaded") == 3
     assert rollout_count(session, legal.id or 0) == 48
     imports = session.exec(select(RolloutImport)).all()
-    assert len(imports) == 2, "running the demo again must not import again"
+    assert len(imports) == 3, "running the demo again must not import again"
     assert session.exec(select(AuditEvent).where(AuditEvent.action == "rollout.import.done")).all()
 
     login(client, "admin@demo.example.com")

@@ -485,6 +485,10 @@ def test_api_draft_conflict_returns_the_current_draft(
     assert api.get(f"{url}/versions/5").status_code == 404
     listed = api.get(base).json()
     assert [(r["name"], r["latest_version"]) for r in listed] == [("Generic", 1)]
+    # Every response describing a version carries its id (runs, queues, imports take it).
+    assert version["id"] > 0 and listed[0]["latest_version_id"] == version["id"]
+    assert api.get(url).json()["versions"][0]["id"] == version["id"]
+    assert api.get(url).json()["latest_version_id"] == version["id"]
 
 
 def test_a_template_over_budget_is_refused_quickly_and_never_slows_its_pages(

@@ -1,0 +1,243 @@
+"""The runs leaderboard: every judge run of a project with its headline figures, so judges,
+rubric versions and prompting strategies compare at a glance.
+
+Per run: accuracy (pairwise runs: the mean over the two orders) or raw agreement (rubric runs:
+the overall verdict), Cohen's kappa with its base rate, true-positive / true-negative rates,
+positional agreement, self-consistency, tokens, cost and mean latency. Figures come from the
+labelled subjects only (SQL joins); run totals and latency are SQL aggregates.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from app.agreement import pairs, slices
+from app.agreement.pairwise import PairItem, pairwise_figures
+from app.agreement.reliability import self_consistency
+from app.judging.models import JudgeRun, Verdict
+from app.labels import review
+from app.labels import service as label_service
+from app.labels.models import GoldItem
+from app.labels.review import RunSubject
+from app.rubrics.models import Rubric, RubricVersion
+
+RESAMPLES = 500
+
+
+class Scope(StrEnum):
+    ALL = "all"
+    GOLD_TEST = "gold_test"  # the locked test split of the gold set
+
+
+@dataclass
+class LeaderboardRow:
+    run_id: int
+    judge: str
+    rubric: str
+    rubric_version_id: int
+    rubric_version: int
+    mode: str
+    kind: str
+    status: str
+    n_labels: int = 0
+    headline: str = ""  # "accuracy" (pairwise) or "agreement" (rubric: overall verdict)
+    value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    kappa: float | None = None
+    kappa_ci_low: float | None = None
+    kappa_ci_high: float | None = None
+    base_rate: float | None = None  # experts' share of "fail" (rubric) or of "A" (pairwise)
+    true_positive_rate: float | None = None
+    true_negative_rate: float | None = None
+    positional_agreement: float | None = None
+    self_consistency: float | None = None  # share of items whose repeats all agree
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    mean_latency_ms: float | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+SORTABLE = (
+    "run_id",
+    "judge",
+    "rubric_version",
+    "value",
+    "kappa",
+    "base_rate",
+    "true_positive_rate",
+    "true_negative_rate",
+    "positional_agreement",
+    "self_consistency",
+    "input_tokens",
+    "cost",
+    "mean_latency_ms",
+    "n_labels",
+)
+CSV_FIELDS = [f.name for f in fields(LeaderboardRow) if f.name != "extras"]
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> Any:
+    """A spreadsheet cell that cannot run as a formula: text starting with = + - @ tab or CR
+    gets a leading apostrophe (OWASP CSV injection advice). Numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def to_csv(rows: Iterable[LeaderboardRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_FIELDS)
+    for row in rows:
+        writer.writerow([csv_safe(getattr(row, name)) for name in CSV_FIELDS])
+    return out.getvalue()
+
+
+def sort_rows(rows: list[LeaderboardRow], key: str, descending: bool) -> list[LeaderboardRow]:
+    """Sorted by ``key``; runs without the figure go last either way."""
+    if key not in SORTABLE:
+        key = "value"
+    present = [r for r in rows if getattr(r, key) is not None]
+    missing = [r for r in rows if getattr(r, key) is None]
+    present.sort(key=lambda r: getattr(r, key), reverse=descending)
+    return present + missing
+
+
+def filter_rows(rows: Sequence[LeaderboardRow], text: str) -> list[LeaderboardRow]:
+    needle = text.strip().lower()
+    if not needle:
+        return list(rows)
+    return [r for r in rows if needle in f"{r.judge} {r.rubric} v{r.rubric_version}".lower()]
+
+
+def _gold_test(session: Session, project_id: int) -> set[int]:
+    query = select(GoldItem.rollout_id).where(
+        GoldItem.project_id == project_id, GoldItem.split == "test"
+    )
+    return {int(r) for r in session.exec(query).all()}
+
+
+def _pairwise_row(
+    session: Session, row: LeaderboardRow, run: JudgeRun, version: RubricVersion, scope: Scope
+) -> None:
+    items: list[PairItem] = pairs.pair_items(session, run, version)
+    if scope == Scope.GOLD_TEST:
+        allowed = _gold_test(session, run.project_id)
+        first = pairs.pair_rollouts(session, [str(i.key) for i in items])
+        items = [i for i in items if first.get(str(i.key)) in allowed]
+    figures = pairwise_figures(items, resamples=RESAMPLES)
+    accuracy, kappa = figures.figures["accuracy"], figures.figures["kappa"]
+    row.headline = "accuracy"
+    row.n_labels = figures.n_labels
+    row.value, row.ci_low, row.ci_high = accuracy.value, accuracy.ci_low, accuracy.ci_high
+    row.kappa, row.kappa_ci_low, row.kappa_ci_high = kappa.value, kappa.ci_low, kappa.ci_high
+    experts = [e for item in items for e in item.experts]
+    row.base_rate = sum(e == "A" for e in experts) / len(experts) if experts else None
+    row.positional_agreement = figures.figures["positional_agreement"].value
+    row.extras = {
+        "inconsistent_rate": figures.figures["inconsistent_rate"].value,
+        "tie_rate": figures.figures["tie_rate"].value,
+    }
+
+
+def _rubric_row(
+    session: Session, row: LeaderboardRow, run: JudgeRun, version: RubricVersion, scope: Scope
+) -> None:
+    from app.agreement import service as agreement_service
+
+    subjects: list[RunSubject] = slices.labelled_rubric_subjects(session, run, version, None)
+    if scope == Scope.GOLD_TEST:
+        allowed = _gold_test(session, run.project_id)
+        subjects = [s for s in subjects if s.rollout_id in allowed]
+    definition = label_service.definition_of(version)
+    overall, _ = agreement_service.overall_agreement(definition, subjects)
+    binary = overall.binary
+    row.headline = "agreement"
+    row.n_labels = overall.n
+    if binary is not None:
+        row.value = binary.agreement.value
+        row.kappa = binary.kappa.value
+        row.true_positive_rate = binary.true_positive_rate.value
+        row.true_negative_rate = binary.true_negative_rate.value
+    if overall.uncertainty is not None:
+        u = overall.uncertainty
+        if overall.kind == "boolean":
+            row.ci_low, row.ci_high = u.agreement_ci.low, u.agreement_ci.high
+            row.kappa_ci_low, row.kappa_ci_high = u.kappa_ci.low, u.kappa_ci.high
+        row.base_rate = u.expert_fail_rate.value
+    if run.repeats > 1:
+        repeats = _repeat_verdicts(session, run)
+        consistency = self_consistency(repeats)
+        row.self_consistency = consistency.all_agree.value
+
+
+def _repeat_verdicts(session: Session, run: JudgeRun) -> dict[int, list[Any]]:
+    """Each rollout's normalised score per repeat (SQL: only the columns needed)."""
+    by_rollout: dict[int, list[Any]] = {}
+    query = select(Verdict.rollout_id, Verdict.normalized).where(
+        Verdict.run_id == run.id, col(Verdict.pair_id).is_(None)
+    )
+    for rollout_id, normalized in session.exec(query):
+        by_rollout.setdefault(int(rollout_id), []).append(
+            None if normalized is None else normalized >= 0.5
+        )
+    return by_rollout
+
+
+def leaderboard(
+    session: Session, project_id: int, scope: Scope = Scope.ALL
+) -> list[LeaderboardRow]:
+    runs = session.exec(
+        select(JudgeRun, RubricVersion, Rubric)
+        .join(RubricVersion, col(RubricVersion.id) == col(JudgeRun.rubric_version_id))
+        .join(Rubric, col(Rubric.id) == col(RubricVersion.rubric_id))
+        .where(JudgeRun.project_id == project_id)
+        .order_by(col(JudgeRun.id))
+        .limit(200)
+    ).all()
+    latency = dict(
+        session.exec(
+            select(Verdict.run_id, func.avg(Verdict.latency_ms))
+            .where(col(Verdict.run_id).in_([run.id for run, _, _ in runs] or [0]))
+            .group_by(col(Verdict.run_id))
+        ).all()
+    )
+    rows: list[LeaderboardRow] = []
+    for run, version, rubric in runs:
+        row = LeaderboardRow(
+            run_id=run.id or 0,
+            judge=review.judge_name(run),
+            rubric=rubric.name,
+            rubric_version_id=version.id or 0,
+            rubric_version=version.number,
+            mode=rubric.mode,
+            kind=run.kind,
+            status=run.status,
+            input_tokens=run.input_tokens,
+            output_tokens=run.output_tokens,
+            cost=run.cost,
+            mean_latency_ms=(
+                float(latency[run_id])
+                if (run_id := run.id or 0) in latency
+                and latency[run_id] is not None
+                and run.kind != "external"
+                else None
+            ),
+        )
+        if rubric.mode == "preference":
+            _pairwise_row(session, row, run, version, scope)
+        else:
+            _rubric_row(session, row, run, version, scope)
+        rows.append(row)
+    return rows

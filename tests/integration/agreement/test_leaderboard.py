@@ -1,0 +1,83 @@
+"""The runs leaderboard on the calibration demo: headline figures with intervals, sorting,
+filtering, CSV download with formula cells neutralised, and the API."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, col, select
+
+from app.agreement.leaderboard import LeaderboardRow, csv_safe, to_csv
+from app.core.config import Settings
+from app.demo.calibration import SLUG, load_calibration_demo
+from app.judging.models import JudgeRun
+from app.projects.models import Project
+from tests.support.factories import make_user
+from tests.support.web import login
+
+
+@pytest.mark.parametrize(
+    ("cell", "safe"),
+    [
+        ("=HYPERLINK(1)", "'=HYPERLINK(1)"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("GPT-4", "GPT-4"),
+        (-0.5, -0.5),
+    ],
+)
+def test_csv_cells_cannot_run_as_formulas(cell, safe) -> None:
+    assert csv_safe(cell) == safe
+
+
+def test_leaderboard_of_the_calibration_demo(
+    session: Session, settings: Settings, client: TestClient
+) -> None:
+    admin = make_user(session, "admin@example.com", is_admin=True)
+    load_calibration_demo(session, settings, admin)
+    project = session.exec(select(Project).where(Project.slug == SLUG)).one()
+    runs = list(
+        session.exec(
+            select(JudgeRun).where(JudgeRun.project_id == project.id).order_by(col(JudgeRun.id))
+        )
+    )
+    login(client, admin.email)
+    api = f"/api/v1/projects/{project.id}/agreement/leaderboard"
+    body = client.get(api, params={"sort": "positional_agreement", "dir": "desc"}).json()
+    assert [row["run_id"] for row in body] == [runs[0].id, runs[1].id]  # 0.87 then 0.84
+    first = body[0]
+    assert first["headline"] == "accuracy" and first["value"] == pytest.approx(0.81)
+    assert first["ci_low"] < 0.81 < first["ci_high"]
+    assert first["kappa_ci_low"] < first["kappa"] < first["kappa_ci_high"]
+    assert (
+        first["base_rate"] is not None and first["rubric_version_id"] == runs[0].rubric_version_id
+    )
+    assert first["positional_agreement"] == pytest.approx(0.87)
+    ascending = client.get(api, params={"sort": "positional_agreement", "dir": "asc"}).json()
+    assert [row["run_id"] for row in ascending] == [runs[1].id, runs[0].id]
+    only = client.get(api, params={"q": "metrics_reference"}).json()
+    assert [row["judge"] for row in only] == ["GPT-4 · Metrics_Reference"]
+
+    page = client.get(f"/projects/{project.id}/agreement/leaderboard")
+    assert page.status_code == 200
+    assert page.text.count('data-testid="leaderboard-row"') == 2
+    assert 'data-testid="chart-leaderboard"' in page.text
+    download = client.get(f"/projects/{project.id}/agreement/leaderboard.csv")
+    assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(download.text)))
+    assert {row["judge"] for row in rows} == {
+        "GPT-4 · Vanilla_NoRules",
+        "GPT-4 · Metrics_Reference",
+    }
+
+
+def test_csv_neutralises_a_hostile_judge_name() -> None:
+    row = LeaderboardRow(1, "=cmd|' /C calc'!A0", "r", 1, 1, "rubric", "external", "completed")
+    text = to_csv([row])
+    assert "'=cmd" in text
