@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import components, composite, json_extract, prompt, scoring
+from . import components, composite, drift_recorder, json_extract, prompt, scoring
 from .judge import Judge, JudgeError
 
 log = logging.getLogger("rubric_reward")
@@ -142,6 +142,7 @@ class RewardEngine:
         self._judge: Judge | None = None
         self._judge_lock = threading.Lock()
         self._validator: Any = None
+        self.drift = drift_recorder.from_bundle(bundle)  # drift samples out of training
 
     # ---- the judge ------------------------------------------------------------------------
 
@@ -172,7 +173,12 @@ class RewardEngine:
             scored = scoring.score_answer(self.definition, answer)
         except scoring.ScoringError as exc:
             raise ValueError(str(exc)) from None
-        return {"status": "ok", "normalized": scored["normalized"], "criteria": scored["criteria"]}
+        return {
+            "status": "ok",
+            "normalized": scored["normalized"],
+            "criteria": scored["criteria"],
+            "raw_criteria": scored["raw"],
+        }
 
     def call_judge(self, sample: dict[str, Any]) -> dict[str, Any]:
         """The judge's outcome for one sample: {"status": "ok", "normalized", "criteria"} or
@@ -193,7 +199,7 @@ class RewardEngine:
         except JudgeError as exc:
             return {"status": "error", "error": f"{exc.code}: {exc.message}"[:MAX_ERROR_CHARS]}
         try:
-            return self.interpret(reply)
+            return self.interpret(reply) | {"raw": reply, "attempts": _attempts}
         except ValueError as exc:
             problem = str(exc)
         if not (self.config.get("judge") or {}).get("repair", True):
@@ -221,8 +227,11 @@ class RewardEngine:
         )
         judge = None
         if composite.judge_needed(self.config, results):
+            started = time.monotonic()
             judge = self.call_judge(sample)
-        return composite.compute_reward(self.config, results, judge)
+            judge["latency_ms"] = round((time.monotonic() - started) * 1000)
+        outcome = composite.compute_reward(self.config, results, judge)
+        return outcome | {"sample": sample, "judge_call": judge}  # kept for drift records
 
     def neutral_outcome(self, error: str) -> dict[str, Any]:
         """The outcome of a sample that could not be read at all."""
@@ -281,6 +290,8 @@ class RewardEngine:
                 event = [event]
         rows = event if isinstance(event, list) else []
         outcomes = self.score_all([_row_builder(row) for row in rows])
+        ids = [row.get("id") if isinstance(row, dict) else None for row in rows]
+        self.drift.record(outcomes, source="nova-lambda", sample_ids=ids, wait=True)
         results = []
         for index, (row, outcome) in enumerate(zip(rows, outcomes, strict=True)):
             sample_id = row.get("id") if isinstance(row, dict) else None
@@ -331,6 +342,8 @@ class RewardEngine:
             return build
 
         outcomes = self.score_all([builder(i) for i in range(len(completions))])
+        step = drift_recorder.trainer_step(columns.get("trainer_state"))
+        self.drift.record(outcomes, source="trl", step=step)
         neutral = composite.neutral_reward(self.config)
         return [_finite(outcome["reward"], neutral) for outcome in outcomes]
 
@@ -364,6 +377,7 @@ class RewardEngine:
             }
 
         outcome = self._safe_score(build)
+        self.drift.record([outcome], source="verl", step=drift_recorder.trainer_step(info))
         neutral = composite.neutral_reward(self.config)
         return {
             "score": _finite(outcome["reward"], neutral),
