@@ -72,7 +72,9 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_training_run_export_bundle_id"), ["export_bundle_id"], unique=False
         )
-        batch_op.create_index(batch_op.f("ix_training_run_project_id"), ["project_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_training_run_project_id"), ["project_id"], unique=False
+        )
 
     op.create_table(
         "drift_sample",
