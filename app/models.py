@@ -2,7 +2,7 @@
 
 from app.audit.models import AuditEvent
 from app.auth.models import ApiToken, LoginAttempt, User, UserSession
-from app.drift.models import DriftSample
+from app.drift.models import DriftSample, TrainingRun
 from app.exports.models import ExportBundle
 from app.judging.models import JudgeConfig, JudgeRun, JudgeWorkItem, Verdict
 from app.labels.models import (
@@ -44,6 +44,7 @@ __all__ = [
     "Rubric",
     "RubricApproval",
     "RubricVersion",
+    "TrainingRun",
     "User",
     "UserSession",
     "Verdict",

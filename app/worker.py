@@ -44,6 +44,9 @@ def _handlers() -> list[tuple[str, JobHandler]]:
         handlers.append(("rollout-import", run_import_once))
     except ImportError:
         pass
+    from app.drift.jobs import run_drift_import_once
+
+    handlers.append(("drift-import", run_drift_import_once))
     try:
         from app.judging.jobs import run_judging_once
 

@@ -1,0 +1,92 @@
+"""The worker's drift-import handler: the rollout import's durable machinery (lease, whole-file
+check, batches with progress, resume) running the drift sample parser and storage.
+
+`run_drift_import_once(ctx)` does one import and returns True if there was one to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from app.drift.bulk import DriftOutcome, DriftTarget, storage_problem, store_batch
+from app.drift.models import TrainingRun
+from app.drift.records import DriftLine, DriftOptions, StepMap, iter_records
+from app.rollouts.bulk import BatchTarget
+from app.rollouts.formats.common import Problem
+from app.rollouts.jobs import ImportRunner, claim_import, process_import
+from app.worker import WorkerContext
+
+log = logging.getLogger(__name__)
+
+
+def run_drift_import_once(ctx: WorkerContext) -> bool:
+    import_id = claim_import(ctx.engine, ctx.worker_id, ctx.settings.lease_seconds, drift=True)
+    if import_id is None:
+        return False
+    job = process_import(
+        ctx.engine,
+        ctx.settings,
+        import_id,
+        ctx.worker_id,
+        stop=ctx.stop,
+        runner_class=DriftImportRunner,
+    )
+    if job is not None:
+        log.info("drift import %s: %s (%s)", import_id, job.status, job.message)
+    return True
+
+
+class DriftImportRunner(ImportRunner):
+    NOUN = "drift sample"
+    AUDIT_PREFIX = "drift.import"
+
+    _options: DriftOptions | None = None
+
+    def drift_options(self) -> DriftOptions:
+        if self._options is None:
+            run = self.session.get(TrainingRun, int(self.job.options["training_run_id"]))
+            if run is None:
+                raise RuntimeError("the training run of this import was deleted")
+            self._options = DriftOptions(
+                training_run=run.name,
+                step_map=StepMap.from_json(run.step_map),
+                max_file_bytes=max(self.settings.max_upload_bytes, 1),
+            )
+        return self._options
+
+    def parse(self, stream: BinaryIO) -> Iterator[Any]:
+        return iter_records(stream, self.drift_options())
+
+    def unstorable(self, item: Any) -> Problem | None:
+        return storage_problem(item) if isinstance(item, DriftLine) else None
+
+    def store_batch(self, target: BatchTarget, batch: list[Any], position: int) -> None:
+        job = self.job
+        drift_target = DriftTarget(
+            job.project_id, int(job.options["training_run_id"]), job.id, job.filename
+        )
+        outcome: DriftOutcome = store_batch(self.session, drift_target, batch)
+        job.inserted += outcome.inserted
+        job.duplicates += outcome.duplicates
+        job.conflicts += len(outcome.conflicts)
+        for problem in outcome.conflicts:
+            self.add_problem(problem, "conflict")
+        job.resume_line = job.lines_read = batch[-1].line_no
+        job.bytes_read = position
+        self.checkpoint()
+
+    def done(self) -> str:
+        job = self.job
+        parts = [f"imported {job.inserted:,} drift sample{'' if job.inserted == 1 else 's'}"]
+        if job.duplicates:
+            parts.append(f"{job.duplicates:,} already imported before (skipped)")
+        if job.conflicts:
+            parts.append(
+                f"{job.conflicts:,} conflict{'' if job.conflicts == 1 else 's'}: a record id "
+                "already used with different content (not imported, nothing overwritten)"
+            )
+        if job.invalid:
+            parts.append(f"{job.invalid:,} invalid line{'' if job.invalid == 1 else 's'} skipped")
+        return "; ".join(parts)
