@@ -2,6 +2,7 @@
 
 from app.audit.models import AuditEvent
 from app.auth.models import ApiToken, LoginAttempt, User, UserSession
+from app.drift.audit_models import DriftAudit, DriftAuditSample, JudgeDriftCheck
 from app.drift.models import DriftSample, TrainingRun
 from app.exports.models import ExportBundle
 from app.judging.models import JudgeConfig, JudgeRun, JudgeWorkItem, Verdict
@@ -24,10 +25,13 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "DisagreementResolution",
+    "DriftAudit",
+    "DriftAuditSample",
     "DriftSample",
     "ExportBundle",
     "GoldItem",
     "JudgeConfig",
+    "JudgeDriftCheck",
     "JudgeRun",
     "JudgeWorkItem",
     "Label",
