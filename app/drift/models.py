@@ -60,6 +60,8 @@ class DriftSample(SQLModel, table=True):
         Index("ix_drift_sample_run_step", "training_run_id", "step"),
         Index("ix_drift_sample_run_recorded", "training_run_id", "recorded_at"),
         Index("ix_drift_sample_run_group", "training_run_id", "group_id"),
+        # An early sample of the same prompt, shown beside a late one on a signal's card.
+        Index("ix_drift_sample_run_prompt", "training_run_id", "prompt_key", "step"),
         CheckConstraint(f"source IN ({sql_in(DriftSource)})", name="source"),
         CheckConstraint(f"judge_status IN ({sql_in(JudgeStatus)})", name="judge_status"),
     )
@@ -80,6 +82,9 @@ class DriftSample(SQLModel, table=True):
     bundle_hash: str | None = Field(default=None, max_length=100)
     sample_id: str | None = Field(default=None, max_length=200)
     group_id: str | None = Field(default=None, max_length=200)
+    prompt_key: str | None = Field(
+        default=None, max_length=64, description="hash of the prompt (messages + documents)"
+    )
     reward: float
     components: dict[str, Any] = Field(
         default_factory=dict, sa_type=JSONType, description="{component: score 0..1}"

@@ -29,6 +29,7 @@ from app.rollouts.formats.common import (
     canonical_json,
     cap_problems,
     check_step,
+    derive_group_key,
     describe,
     response_text,
 )
@@ -113,6 +114,7 @@ class DriftRecord:
     bundle_hash: str | None
     sample_id: str | None
     group_id: str | None
+    prompt_key: str
     reward: float
     components: dict[str, float]
     components_passed: dict[str, bool]
@@ -413,6 +415,7 @@ def parse_record(
             bundle_hash=bundle_hash,
             sample_id=sample_id,
             group_id=group_id,
+            prompt_key=derive_group_key(messages, target, [])[5:],
             reward=reward_value,
             components=components,
             components_passed=passed,

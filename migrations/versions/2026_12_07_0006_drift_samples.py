@@ -91,6 +91,7 @@ def upgrade() -> None:
         sa.Column("bundle_hash", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
         sa.Column("sample_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("group_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("prompt_key", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("reward", sa.Float(), nullable=False),
         sa.Column("components", JSON, nullable=False),
         sa.Column("components_passed", JSON, nullable=False),
@@ -156,12 +157,16 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_drift_sample_run_recorded", ["training_run_id", "recorded_at"], unique=False
         )
+        batch_op.create_index(
+            "ix_drift_sample_run_prompt", ["training_run_id", "prompt_key", "step"], unique=False
+        )
         batch_op.create_index("ix_drift_sample_run_step", ["training_run_id", "step"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("drift_sample", schema=None) as batch_op:
         batch_op.drop_index("ix_drift_sample_run_step")
+        batch_op.drop_index("ix_drift_sample_run_prompt")
         batch_op.drop_index("ix_drift_sample_run_recorded")
         batch_op.drop_index("ix_drift_sample_run_group")
         batch_op.drop_index(batch_op.f("ix_drift_sample_rollout_id"))
