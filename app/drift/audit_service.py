@@ -9,6 +9,7 @@ same run, design and seed draw the same samples on either database).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,9 +50,15 @@ from app.rubrics.definition import RubricDefinition
 from app.rubrics.models import RubricVersion
 from app.rubrics.scoring import criterion_passes
 
-# A multiplicative hash of the id modulo a prime below 2^32: the seeded draw order. Products
-# stay below 2^63 for ids up to 3 x 10^9, so PostgreSQL's bigint and SQLite agree exactly.
-_HASH = "((s.id * 2654435761 + :seed) % 4294967291)"
+# The seeded draw order: id x m mod p with p = 2^31 - 1 and a multiplier m drawn from the seed
+# (a different permutation of the ids for each seed). Products stay below 2^63 for ids below
+# 2^32, so PostgreSQL's bigint and SQLite's integers give exactly the same order.
+_PRIME = 2_147_483_647
+_HASH = "((s.id * :mult) % 2147483647)"
+
+
+def seed_multiplier(seed: int) -> int:
+    return pow(16807, seed + 1, _PRIME)  # 16807 is a primitive root modulo 2^31 - 1
 
 
 def get_training_run(session: Session, project_id: int, run_id: int) -> TrainingRun:
@@ -179,13 +186,15 @@ def _draw(
 
 
 def audit_plan(run: TrainingRun, step_buckets: int) -> BucketPlan:
-    plan = plan_buckets(run.step_min, run.step_max, target=step_buckets)
-    if plan is None:
+    """`step_buckets` equal spans of the run's steps (the audit's own, exact count)."""
+    if run.step_min is None or run.step_max is None:
         raise InvalidInput(
             "This training run has no samples with a step yet: import samples (or a step/time "
             "log for Nova samples) before auditing it."
         )
-    return plan
+    span = run.step_max - run.step_min + 1
+    width = max(1, math.ceil(span / step_buckets))
+    return BucketPlan(run.step_min, width, math.ceil(span / width))
 
 
 def create_audit(
@@ -202,7 +211,7 @@ def create_audit(
         "start": plan.start,
         "width": plan.width,
         "quantiles": design.reward_quantiles,
-        "seed": seed,
+        "mult": seed_multiplier(seed),
         "criterion": design.criterion or "",
     }
     counts = _strata_counts(session, sql, params)
