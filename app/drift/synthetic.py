@@ -46,7 +46,9 @@ def records(
         group = index // group_size
         prompt = group % prompts
         gaming = gaming_from is not None and step >= gaming_from
-        drift = (step - gaming_from) / max(1, steps - gaming_from) if gaming else 0.0
+        drift = 0.0
+        if gaming_from is not None and gaming:
+            drift = (step - gaming_from) / max(1, steps - gaming_from)
         comments = 2 + rng.randrange(3) + (int(4 * drift) if gaming else 0)
         items = []
         for c in range(comments):
