@@ -18,7 +18,6 @@ from app.drift.schemas import (
     TrainingRunCreate,
     TrainingRunPublic,
 )
-from app.rollouts.api import import_public
 from app.rollouts.schemas import ImportPublic
 from app.web.csv_safe import csv_response
 
@@ -52,7 +51,9 @@ def create_training_run(
 
 @router.get(RUNS + "/{run_id}", response_model=TrainingRunPublic)
 def get_training_run(session: SessionDep, ctx: ProjectReader, run_id: int) -> TrainingRunPublic:
-    return TrainingRunPublic.of(drift_service.get_training_run(session, ctx.project.id or 0, run_id))
+    return TrainingRunPublic.of(
+        drift_service.get_training_run(session, ctx.project.id or 0, run_id)
+    )
 
 
 @router.post(
@@ -82,7 +83,7 @@ def import_samples(
         source=file.file,
         skip_invalid=skip_invalid,
     )
-    return import_public(session, job)
+    return drift_service.import_public(session, job)
 
 
 @router.post(
@@ -106,7 +107,7 @@ def import_samples_from_s3(
         s3={"bucket": body.bucket, "prefix": body.prefix},
         skip_invalid=body.skip_invalid,
     )
-    return import_public(session, job)
+    return drift_service.import_public(session, job)
 
 
 @router.put(RUNS + "/{run_id}/step-map", response_model=StepMapResult)

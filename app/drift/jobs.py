@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from app.core.jobs import WorkerContext
 from app.drift.bulk import DriftOutcome, DriftTarget, storage_problem, store_batch
 from app.drift.models import TrainingRun
 from app.drift.records import DriftLine, DriftOptions, StepMap, iter_records
@@ -18,7 +19,6 @@ from app.drift.s3 import download_prefix
 from app.rollouts.bulk import BatchTarget
 from app.rollouts.formats.common import Problem
 from app.rollouts.jobs import ImportRunner, claim_import, process_import
-from app.worker import WorkerContext
 
 log = logging.getLogger(__name__)
 

@@ -33,6 +33,7 @@ from app.projects.models import Project
 from app.rollouts import service as rollout_service
 from app.rollouts.jobs import DRIFT_FORMAT
 from app.rollouts.models import Rollout, RolloutImport
+from app.rollouts.schemas import ImportPublic
 
 MAX_NAME = 200
 SERIES_CACHE_VERSION = 1
@@ -437,3 +438,43 @@ def rollouts_of(session: Session, samples: list[DriftSample]) -> dict[int, Rollo
     if not ids:
         return {}
     return {r.id or 0: r for r in session.scalars(select(Rollout).where(col(Rollout.id).in_(ids)))}
+
+
+def import_public(session: Session, job: RolloutImport) -> ImportPublic:
+    problems = rollout_service.list_problems(session, job.id or 0, limit=20)
+    return ImportPublic.of(job, problems, rollout_service.import_progress(job))
+
+
+SERIES_COLUMNS = (
+    "step_start",
+    "step_end",
+    "n",
+    "reward_mean",
+    "reward_p10",
+    "reward_p50",
+    "reward_p90",
+    "length_mean",
+    "length_p90",
+    "reward_length_spearman",
+    "judge_error_rate",
+    "neutral_rate",
+    "gate_rate",
+    "judge_addressed_rate",
+    "ungrounded_share",
+    "zero_spread_share",
+    "latency_mean_ms",
+)
+
+
+def series_rows(data: RunSeries) -> list[list[Any]]:
+    """The series as a table: one row per bucket, criteria and components as extra columns."""
+    header: list[Any] = list(SERIES_COLUMNS)
+    header += [f"criterion:{name}" for name in data.criteria]
+    header += [f"component_pass:{name}" for name in data.components]
+    rows: list[list[Any]] = [header]
+    for bucket in data.buckets:
+        row = [bucket.get(name) for name in SERIES_COLUMNS]
+        row += [(bucket["criteria"].get(name) or {}).get("mean") for name in data.criteria]
+        row += [(bucket["components"].get(name) or {}).get("pass_rate") for name in data.components]
+        rows.append(row)
+    return rows
