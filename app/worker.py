@@ -9,55 +9,36 @@ loses nothing.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
 from app.core.config import Settings
 from app.core.gc_tuning import tune_gc
+from app.core.jobs import JobHandler, WorkerContext, new_worker_id
+
+__all__ = ["JobHandler", "WorkerContext", "new_worker_id", "run_worker", "start_embedded_worker"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class WorkerContext:
-    engine: Engine
-    settings: Settings
-    worker_id: str
-    stop: threading.Event
-
-
-JobHandler = Callable[[WorkerContext], bool]
-
-
 def _handlers() -> list[tuple[str, JobHandler]]:
-    """Every job kind, in priority order. Imported lazily to keep start-up cheap."""
-    handlers: list[tuple[str, JobHandler]] = []
-    try:
-        from app.rollouts.jobs import run_import_once
+    """Every job kind, in priority order.
 
-        handlers.append(("rollout-import", run_import_once))
-    except ImportError:
-        pass
+    Imported here rather than at module level so `rubric-studio --help` stays cheap; imported
+    without any guard, so a broken job module stops the worker loudly instead of silently
+    dropping its kind of job.
+    """
     from app.drift.jobs import run_drift_import_once
+    from app.judging.jobs import run_judging_once
+    from app.rollouts.jobs import run_import_once
 
-    handlers.append(("drift-import", run_drift_import_once))
-    try:
-        from app.judging.jobs import run_judging_once
-
-        handlers.append(("judge-run", run_judging_once))
-    except ImportError:
-        pass
-    return handlers
-
-
-def new_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
+    return [
+        ("rollout-import", run_import_once),
+        ("judge-run", run_judging_once),
+        ("drift-import", run_drift_import_once),
+    ]
 
 
 def run_worker(

@@ -17,20 +17,30 @@ echo "== lint: ruff, mypy"
 "$VENV/bin/ruff" format --check .
 "$VENV/bin/mypy" app
 
+echo "== layers: import-linter contracts (pyproject [tool.importlinter], docs/architecture.md)"
+"$VENV/bin/lint-imports" --no-cache
+
 echo "== migrations: alembic check (models and migrations agree)"
 CHECK_DB=$(mktemp -d)/check.db
 RS_DATABASE_URL="sqlite:///$CHECK_DB" "$VENV/bin/alembic" upgrade head
 RS_DATABASE_URL="sqlite:///$CHECK_DB" "$VENV/bin/alembic" check
 
+# Tests run side by side in RS_TEST_WORKERS processes (pytest-xdist; default: one per core). Each
+# worker migrates its own database (a file on SQLite, a new database on PostgreSQL), and a test
+# file stays on one worker so its module fixtures start once.
+WORKERS=${RS_TEST_WORKERS:-$(nproc)}
+PYTEST=("$VENV/bin/pytest" -q -p no:cacheprovider -n "$WORKERS" --dist loadfile)
+export AWS_EC2_METADATA_DISABLED=true
+
 echo "== unit tests"
-"$VENV/bin/pytest" tests/unit -q -p no:cacheprovider "$@"
+"${PYTEST[@]}" tests/unit "$@"
 
 echo "== integration and browser tests on SQLite"
-RS_TEST_DB=sqlite "$VENV/bin/pytest" tests/integration tests/e2e -q -p no:cacheprovider "$@"
+RS_TEST_DB=sqlite "${PYTEST[@]}" tests/integration tests/e2e "$@"
 
 if [ -n "${RS_TEST_POSTGRES_URL:-}" ]; then
   echo "== integration and browser tests on PostgreSQL"
-  RS_TEST_DB=postgres "$VENV/bin/pytest" tests/integration tests/e2e -q -p no:cacheprovider "$@"
+  RS_TEST_DB=postgres "${PYTEST[@]}" tests/integration tests/e2e "$@"
 else
   echo "== PostgreSQL suite skipped: set RS_TEST_POSTGRES_URL=postgresql+psycopg://user@host:5432/db to run it"
 fi

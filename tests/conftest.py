@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("RS_INSECURE_FAST_PASSWORD_HASH", "1")
+# Tests never reach for cloud instance metadata: boto3 must not probe 169.254.169.254.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path

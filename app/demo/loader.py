@@ -17,12 +17,12 @@ from sqlmodel import Session, select
 
 from app.auth.models import User
 from app.core.config import Settings
+from app.core.jobs import new_worker_id
 from app.projects import service as project_service
 from app.projects.models import Project
 from app.rollouts import jobs as rollout_jobs
 from app.rollouts import service as rollout_service
 from app.rubrics import service as rubric_service
-from app.worker import new_worker_id
 
 LEGAL_SLUG = "legal-contract-review-demo"
 PREFERENCE_SLUG = "preference-pairs-demo"

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, BinaryIO
 
+from app.core.jobs import WorkerContext
 from app.drift.bulk import DriftOutcome, DriftTarget, storage_problem, store_batch
 from app.drift.models import TrainingRun
 from app.drift.records import DriftLine, DriftOptions, StepMap, iter_records
+from app.drift.s3 import download_prefix
 from app.rollouts.bulk import BatchTarget
 from app.rollouts.formats.common import Problem
 from app.rollouts.jobs import ImportRunner, claim_import, process_import
-from app.worker import WorkerContext
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,17 @@ class DriftImportRunner(ImportRunner):
                 max_file_bytes=max(self.settings.max_upload_bytes, 1),
             )
         return self._options
+
+    def open(self) -> BinaryIO:
+        s3 = self.job.options.get("s3")
+        if s3 and not (self.job.stored_path and Path(self.job.stored_path).is_file()):
+            self.job.stored_path, self.job.size_bytes = download_prefix(
+                self.settings, s3["bucket"], s3.get("prefix") or ""
+            )
+            self.job.options = {**self.job.options, "s3_downloaded": True}
+            self.session.add(self.job)
+            self.session.commit()
+        return super().open()
 
     def parse(self, stream: BinaryIO) -> Iterator[Any]:
         return iter_records(stream, self.drift_options())

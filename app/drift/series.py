@@ -9,6 +9,7 @@ Every figure is computed by SQL over `drift_sample` (nothing per sample comes ba
   COUNT() windows, then the Pearson correlation of the ranks from per-bucket sums;
 - per criterion: the mean of the judge's value (booleans stored as 0/1, so a pass rate), per
   component: the pass rate and the mean score, via jsonb_each_text / json_each;
+- standard deviations of reward and length from AVG(x) and AVG(x*x) (for the signals' tests);
 - rates: judge error, neutral reward, gated, text addressed to the judge; the share of quoted
   excerpts not found in the target document (pooled: not-found / quoted); judge latency mean;
 - GRPO groups: the share of groups (2+ samples of one group id in the bucket) whose rewards are
@@ -52,7 +53,9 @@ def compute_series(session: Session, run_id: int, plan: BucketPlan) -> list[dict
             "step_end": last,
             "n": int(row["n"]),
             "reward_mean": _f(row["reward_mean"]),
+            "reward_sd": _sd(row["reward_mean"], row["reward_sq"], int(row["n"])),
             "length_mean": _f(row["length_mean"]),
+            "length_sd": _sd(row["length_mean"], row["length_sq"], int(row["n"])),
             "judge_error_rate": _f(row["judge_error_rate"]),
             "neutral_rate": _f(row["neutral_rate"]),
             "gate_rate": _f(row["gate_rate"]),
@@ -122,6 +125,14 @@ def compute_series(session: Session, run_id: int, plan: BucketPlan) -> list[dict
     return ordered
 
 
+def _sd(mean: Any, mean_of_squares: Any, n: int) -> float | None:
+    """Sample standard deviation from the mean and the mean of squares."""
+    if mean is None or mean_of_squares is None or n < 2:
+        return None
+    variance = max(0.0, float(mean_of_squares) - float(mean) ** 2) * n / (n - 1)
+    return math.sqrt(variance)
+
+
 def _f(value: Any) -> float | None:
     if value is None:
         return None
@@ -133,7 +144,9 @@ _MAIN = """
 WITH base AS ({base})
 SELECT b, COUNT(*) AS n,
        AVG(reward) AS reward_mean,
+       AVG(reward * reward) AS reward_sq,
        AVG(CAST(response_chars AS DOUBLE PRECISION)) AS length_mean,
+       AVG(CAST(response_chars AS DOUBLE PRECISION) * response_chars) AS length_sq,
        AVG(CASE WHEN judge_status = 'error' THEN 1.0 ELSE 0.0 END) AS judge_error_rate,
        AVG(CASE WHEN neutral_reward THEN 1.0 ELSE 0.0 END) AS neutral_rate,
        AVG(CASE WHEN gated_by IS NOT NULL THEN 1.0 ELSE 0.0 END) AS gate_rate,

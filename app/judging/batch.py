@@ -22,10 +22,10 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Engine
 
 from app.core.clock import utcnow
+from app.core.jobs import WorkerContext
 from app.judging import engine as judge_engine
 from app.judging.models import JudgeRun, JudgeWorkItem
 from app.llm.base import JudgeCall, schema_instruction
-from app.worker import WorkerContext
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.engine import Engine
 
 from app.core.clock import utcnow
+from app.core.jobs import WorkerContext
 from app.judging import engine as judge_engine
 from app.judging.models import JudgeRun, JudgeWorkItem
-from app.worker import WorkerContext
 
 log = logging.getLogger(__name__)
 

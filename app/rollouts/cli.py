@@ -14,12 +14,12 @@ from app.auth.models import User
 from app.core.config import Settings, get_settings
 from app.core.db import get_engine
 from app.core.errors import DomainError
+from app.core.jobs import new_worker_id
 from app.projects.models import Project
 from app.rollouts import jobs
 from app.rollouts import service as rollout_service
 from app.rollouts.models import RolloutImport
 from app.rollouts.parsing import FORMATS
-from app.worker import new_worker_id
 
 SHOWN_PROBLEMS = 20
 

@@ -27,6 +27,7 @@ from app.audit import service as audit_service
 from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.config import Settings
+from app.core.jobs import WorkerContext
 from app.rollouts import service
 from app.rollouts.bulk import (
     BatchTarget,
@@ -36,7 +37,6 @@ from app.rollouts.bulk import (
 )
 from app.rollouts.models import RolloutImport, RolloutImportProblem
 from app.rollouts.parsing import FileRejected, ParseOptions, Problem, iter_parse
-from app.worker import WorkerContext
 
 log = logging.getLogger(__name__)
 
