@@ -24,11 +24,13 @@ from app.core.errors import InvalidInput, NotFound
 from app.drift.audit_models import DriftAudit, DriftAuditSample
 from app.drift.buckets import DEFAULT_TARGET, BucketPlan, plan_buckets
 from app.drift.models import DriftSample, TrainingRun
+from app.drift.signals import AgreementBucket as SignalAgreement
 from app.drift.step_agreement import (
     AuditPair,
     DeservedAnswer,
     StepAgreement,
     agreement_over_steps,
+    signal_buckets,
 )
 from app.drift.stratify import (
     DEFAULT_REWARD_QUANTILES,
@@ -393,3 +395,10 @@ def step_agreement(
         return None
     pairs, answers = audit_pairs(session, run)
     return agreement_over_steps(plan, pairs, answers)
+
+
+def agreement_buckets(session: Session, run: TrainingRun) -> list[SignalAgreement]:
+    """What `agreement_drop` and `reward_without_quality` read: per dashboard bucket, audited
+    samples, those where the training-time judge agreed with reviewers, those people passed."""
+    result = step_agreement(session, run)
+    return signal_buckets(result) if result is not None else []

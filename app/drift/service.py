@@ -17,6 +17,7 @@ from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.errors import Conflict, InvalidInput, NotFound
+from app.drift import audit_service as drift_audits
 from app.drift import series as series_sql
 from app.drift.buckets import BucketPlan, plan_buckets
 from app.drift.models import DriftSample, TrainingRun
@@ -372,6 +373,8 @@ def signals(
 ) -> list[SignalResult]:
     data = series(session, run)
     buckets = [BucketStats.from_series(b) for b in data.buckets]
+    if agreement is None:  # reviewers' audit labels against the training-time judge
+        agreement = drift_audits.agreement_buckets(session, run)
     return compute_signals(buckets, thresholds(project), agreement)
 
 

@@ -16,6 +16,9 @@ Definitions
   on the 2x2 table agree/disagree x early/late. Pairs of one sample are not independent (its
   criteria share a response), so the p-value is somewhat optimistic; the sample counts are
   shown next to it.
+- For the drift signals (sample level, `signal_buckets`): a sample agrees when most of its
+  pairs agree (a tie does not); it passes for people when most "deserved its reward?" answers
+  are yes, or, without answers, when most of its pairs are human passes.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from scipy.stats import fisher_exact
 
 from app.agreement.stats import BinaryFigures, Figure, Proportion, binary_agreement, proportion
 from app.drift.buckets import BucketPlan
+from app.drift.signals import AgreementBucket as SignalAgreement
 
 TEST_NAME = "Fisher's exact test, two-sided"
 
@@ -59,6 +63,9 @@ class BucketAgreement:
     figures: BinaryFigures
     human_pass_rate: Proportion
     deserved: Proportion
+    judged_samples: int = 0  # samples with at least one pair
+    agreeing_samples: int = 0
+    passing_samples: int = 0
 
     @property
     def n(self) -> int:
@@ -155,6 +162,28 @@ def early_late(
     )
 
 
+def _sample_counts(
+    pairs: Sequence[AuditPair], answers: Sequence[DeservedAnswer]
+) -> tuple[int, int, int]:
+    """(samples judged, samples where most pairs agree, samples passing for people)."""
+    by_sample: dict[int, list[AuditPair]] = defaultdict(list)
+    for pair in pairs:
+        by_sample[pair.sample_id].append(pair)
+    votes: dict[int, list[bool]] = defaultdict(list)
+    for answer in answers:
+        if answer.deserved in ("yes", "no"):
+            votes[answer.sample_id].append(answer.deserved == "yes")
+    agreeing = passing = 0
+    for sample_id, rows in by_sample.items():
+        agreeing += 2 * _agreeing(rows) > len(rows)
+        said = votes.get(sample_id)
+        if said:
+            passing += 2 * sum(said) > len(said)
+        else:
+            passing += 2 * sum(1 for p in rows if p.human_pass) > len(rows)
+    return len(by_sample), agreeing, passing
+
+
 def agreement_over_steps(
     plan: BucketPlan, pairs: Sequence[AuditPair], answers: Sequence[DeservedAnswer] = ()
 ) -> StepAgreement:
@@ -166,6 +195,7 @@ def agreement_over_steps(
         first, last = plan.bounds(index)
         figures = binary_agreement([p.judge_pass for p in rows], [p.human_pass for p in rows])
         samples = {p.sample_id for p in rows} | {a.sample_id for a in by_answer.get(index, [])}
+        judged, agreeing, passing = _sample_counts(rows, by_answer.get(index, []))
         buckets.append(
             BucketAgreement(
                 bucket=index,
@@ -175,6 +205,9 @@ def agreement_over_steps(
                 figures=figures,
                 human_pass_rate=proportion(sum(1 for p in rows if p.human_pass), len(rows)),
                 deserved=_deserved(by_answer.get(index, [])),
+                judged_samples=judged,
+                agreeing_samples=agreeing,
+                passing_samples=passing,
             )
         )
     return StepAgreement(
@@ -183,3 +216,20 @@ def agreement_over_steps(
         pairs=len(pairs),
         samples=len({p.sample_id for p in pairs} | {a.sample_id for a in answers}),
     )
+
+
+def signal_buckets(result: StepAgreement) -> list[SignalAgreement]:
+    """The per-bucket sample counts the drift signals read (agreement_drop,
+    reward_without_quality), in step order."""
+    return [
+        SignalAgreement(
+            step_start=b.step_start,
+            step_end=b.step_end,
+            n=b.judged_samples,
+            agreements=b.agreeing_samples,
+            human_passes=b.passing_samples,
+            kappa=b.kappa,
+        )
+        for b in result.buckets
+        if b.judged_samples > 0
+    ]

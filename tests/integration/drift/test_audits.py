@@ -203,6 +203,16 @@ def test_agreement_over_steps_drops_when_late_labels_disagree(session: Session) 
     el = result.early_late
     assert el.early.value == 1.0 and el.late.value == 0.0 and el.difference == -1.0
     assert el.p_value.value is not None and el.p_value.value < 1e-6
+    # What the drift signals read: sample counts per bucket, and agreement_drop fires.
+    from app.drift import service as drift_service
+    from app.drift.signals import SignalKind
+
+    signal_rows = audit_service.agreement_buckets(session, w.run)
+    assert sum(b.n for b in signal_rows) == 60
+    assert all(b.agreements == b.n for b in signal_rows if b.step_end < 360)
+    assert all(b.agreements == 0 for b in signal_rows if b.step_start >= 360)
+    fired = {s.kind for s in drift_service.signals(session, w.project, w.run) if s.fired}
+    assert SignalKind.agreement_drop in fired
     for bucket in result.buckets:
         figures = bucket.figures
         assert figures.agreement.ci_low <= figures.agreement.value <= figures.agreement.ci_high
