@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
 from app.auth.models import User
+from app.auth.policies import Permission, role_allows
 from app.core.errors import InvalidInput, NotFound
 from app.drift.audit_models import DriftAudit, DriftAuditSample
 from app.drift.buckets import DEFAULT_TARGET, BucketPlan, plan_buckets
@@ -47,7 +48,7 @@ from app.labels import queues
 from app.labels import service as label_service
 from app.labels.models import AnnotationQueue, Label
 from app.labels.values import QueueKind
-from app.projects.models import Project
+from app.projects.models import Membership, Project
 from app.rubrics.definition import RubricDefinition
 from app.rubrics.models import RubricVersion
 from app.rubrics.scoring import criterion_passes
@@ -402,3 +403,25 @@ def agreement_buckets(session: Session, run: TrainingRun) -> list[SignalAgreemen
     samples, those where the training-time judge agreed with reviewers, those people passed."""
     result = step_agreement(session, run)
     return signal_buckets(result) if result is not None else []
+
+
+def auditors(session: Session, project_id: int) -> list[User]:
+    """Project members whose role may audit (the assignee picker of a new audit)."""
+    rows = session.exec(
+        select(User, Membership)
+        .join(Membership, col(Membership.user_id) == col(User.id))
+        .where(Membership.project_id == project_id)
+        .order_by(col(User.email))
+    ).all()
+    return [user for user, m in rows if role_allows(m.role, Permission.drift_audit)]
+
+
+def version_choices(session: Session, project_id: int) -> list[Any]:
+    """Rubric-mode versions reviewers may label with."""
+    return [v for v in label_service.version_choices(session, project_id) if v.mode == "rubric"]
+
+
+def run_bundle(session: Session, run: TrainingRun) -> ExportBundle | None:
+    if run.export_bundle_id is None:
+        return None
+    return session.get(ExportBundle, run.export_bundle_id)
