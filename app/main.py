@@ -15,8 +15,10 @@ from app.core import health
 from app.core.config import Settings, get_settings
 from app.core.db import get_engine
 from app.core.security import CookieSigner
+from app.drift import api as drift_api
 from app.drift import audit_api as drift_audit_api
 from app.drift import audit_views as drift_audit_views
+from app.drift import views as drift_views
 from app.exports import api as export_api
 from app.exports import views as export_views
 from app.judging import api as judge_api
@@ -94,6 +96,8 @@ def all_routers() -> list[APIRouter]:
         agreement_api.router,
         judge_views.router,
         judge_api.router,
+        drift_views.router,
+        drift_api.router,
         drift_audit_views.router,
         drift_audit_api.router,
     ]
