@@ -13,6 +13,7 @@ from sqlmodel import Session
 from app.core import migrations
 from app.core.config import Settings, get_settings
 from app.core.db import get_engine
+from app.drift import audit_cli as drift_audit_cli
 from app.drift import cli as drift_cli
 from app.exports.cli import export_command
 from app.judging.cli import judge_cli
@@ -33,6 +34,7 @@ cli.add_typer(judge_cli, name="judge")
 cli.add_typer(rubrics_cli.app, name="rubrics")
 cli.add_typer(labels_cli.app, name="labels")
 cli.add_typer(drift_cli.app, name="drift")
+assert drift_audit_cli.app is drift_cli.app  # adds `drift audit | agreement | check` to it
 cli.command("export")(export_command)
 cli.command("import")(rollouts_cli.import_rollouts)
 

@@ -88,3 +88,41 @@ def test_drift_check_needs_a_gold_test_split(session: Session, judge_server) -> 
     session.commit()
     with pytest.raises(InvalidInput, match="gold test"):
         check_service.start_check(session, world.project, bundle, actor=world.engineer)
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, settings):
+    from app.core.config import get_settings
+
+    monkeypatch.setenv("RS_DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.setenv("RS_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("RS_ENV", "test")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_cli_drift_check_waits_and_exits_by_result(
+    cli_env, session: Session, engine, judge_server: JudgeServer
+) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    world = build_world(session, judge_server.base_url)
+    export_run = run_judge(session, engine, world)
+    label_gold(session, world, export_run.id or 0, agree=True)
+    bundle = _bundle(session, world, export_run.id or 0)
+    runner = CliRunner()
+    steady = runner.invoke(
+        cli, ["drift", "check", "--bundle", str(bundle.id), "--wait", "--worker"]
+    )
+    assert steady.exit_code == 0, steady.output
+    report = json.loads(steady.output[steady.output.index("{") :])
+    assert report["finished"] and report["flips"] == []
+    keys = [c["key"] for c in world.version.definition["criteria"]]
+    judge_server.responder = lambda body: json.dumps(legal_answer(keys, score=1))
+    moved = runner.invoke(cli, ["drift", "check", "--bundle", str(bundle.id), "--wait", "--worker"])
+    assert moved.exit_code == 3, moved.output
+    missing = runner.invoke(cli, ["drift", "check", "--bundle", "999999"])
+    assert missing.exit_code == 2 and "No export bundle" in missing.output
