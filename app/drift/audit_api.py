@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+import io
 
-from app.auth.dependencies import DriftAuditor, JudgeRunner, ProjectReader, SessionDep
+from fastapi import APIRouter, Request, status
+
+from app.auth.dependencies import (
+    DriftAuditor,
+    DriftImporter,
+    JudgeRunner,
+    ProjectReader,
+    SessionDep,
+)
+from app.core.errors import InvalidInput
 from app.drift import audit_service, check_service
+from app.drift import service as drift_service
 from app.drift.audit_schemas import (
     AuditCreate,
     AuditPublic,
@@ -14,6 +24,7 @@ from app.drift.audit_schemas import (
     StepAgreementPublic,
 )
 from app.drift.audit_service import AuditDesign
+from app.rollouts.schemas import ImportPublic
 
 router = APIRouter(prefix="/api/v1", tags=["drift audits"])
 RUN = "/projects/{project_id}/training-runs/{run_id}"
@@ -85,3 +96,42 @@ def get_drift_check(session: SessionDep, ctx: ProjectReader, check_id: int) -> D
     """The check's judge run status and, once done, the comparison with the export."""
     check = check_service.get_check(session, ctx.project.id or 0, check_id)
     return DriftCheckPublic.of(check_service.report(session, check, ctx.user))
+
+
+@router.post(
+    "/projects/{project_id}/training-runs/{run}/samples",
+    response_model=ImportPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Send drift sample records (JSONL body) from a training job",
+)
+async def post_samples(
+    request: Request, session: SessionDep, ctx: DriftImporter, run: str
+) -> ImportPublic:
+    """What the exported TRL / verl reward functions call (trainer_destination "api"): the body
+    is JSONL (gzip accepted), `run` the training run's name (created on first use) or id. The
+    import is queued for a worker; lines with problems are skipped and reported on the import."""
+    settings = request.app.state.settings
+    body = await request.body()
+    if len(body) > settings.max_upload_bytes:
+        raise InvalidInput("The body is larger than the upload limit; send smaller batches.")
+    if not body.strip():
+        raise InvalidInput("The body is empty: send one drift sample record per line.")
+    project_id = ctx.project.id or 0
+    found = (
+        drift_service.get_training_run(session, project_id, int(run))
+        if run.isdigit()
+        else drift_service.find_training_run(session, project_id, run)
+    )
+    if found is None:
+        found = drift_service.create_training_run(session, ctx.project, ctx.user, name=run)
+    job = drift_service.create_drift_import(
+        session,
+        settings,
+        ctx.project,
+        found,
+        ctx.user,
+        filename="api-samples.jsonl",
+        source=io.BytesIO(body),
+        skip_invalid=True,
+    )
+    return drift_service.import_public(session, job)
