@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -16,6 +17,7 @@ from app.drift.bulk import DriftOutcome, DriftTarget, storage_problem, store_bat
 from app.drift.models import TrainingRun
 from app.drift.records import DriftLine, DriftOptions, StepMap, iter_records
 from app.drift.s3 import download_prefix
+from app.rollouts import service as rollout_service
 from app.rollouts.bulk import BatchTarget
 from app.rollouts.formats.common import Problem
 from app.rollouts.jobs import ImportRunner, claim_import, process_import
@@ -70,7 +72,10 @@ class DriftImportRunner(ImportRunner):
         return super().open()
 
     def parse(self, stream: BinaryIO) -> Iterator[Any]:
-        return iter_records(stream, self.drift_options())
+        options = self.drift_options()
+        if self.job.status == rollout_service.VALIDATING:
+            options = replace(options, check_only=True)
+        return iter_records(stream, options)
 
     def unstorable(self, item: Any) -> Problem | None:
         return storage_problem(item) if isinstance(item, DriftLine) else None

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from app.drift.kinds import DriftSource, JudgeStatus
-from app.drift.measures import measure
+from app.drift.measures import SampleMeasures, measure
 from app.rollouts.formats.common import (
     MAX_LABEL_CHARS,
     FileRejected,
@@ -66,6 +66,7 @@ KNOWN_KEYS = frozenset(
 ROLLOUT_KEYS = frozenset(
     {"messages", "input_messages", "response", "target_document", "reference_answer", "metadata"}
 )
+NOT_MEASURED = SampleMeasures(0, False, None, None)
 # A component given only as a score passes at this score (a record may say `passed` itself).
 COMPONENT_PASS_SCORE = 0.5
 MAX_ERROR_CHARS = 2000
@@ -99,6 +100,8 @@ class DriftOptions:
     max_line_bytes: int = 8 * 1024 * 1024
     max_file_bytes: int = 2 * 1024**3
     max_depth: int = 32
+    # The import's first pass only checks lines: the figures measured for storage are skipped.
+    check_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,8 +381,8 @@ def parse_record(
     extra_rollout = {k: v for k, v in rollout.items() if k not in ROLLOUT_KEYS}
     if extra_rollout:
         metadata["rollout_extra"] = extra_rollout
-    measures = measure(response, target)
-    content_hash = hashlib.sha256(canonical_json(row)).hexdigest()
+    measures = NOT_MEASURED if options.check_only else measure(response, target)
+    content_hash = "" if options.check_only else hashlib.sha256(canonical_json(row)).hexdigest()
     model = rollout_meta.get("model") if isinstance(rollout_meta.get("model"), str) else None
     checkpoint = rollout_meta.get("checkpoint")
     rollout_record = RolloutRecord(
@@ -415,7 +418,7 @@ def parse_record(
             bundle_hash=bundle_hash,
             sample_id=sample_id,
             group_id=group_id,
-            prompt_key=derive_group_key(messages, target, [])[5:],
+            prompt_key="" if options.check_only else derive_group_key(messages, target, [])[5:],
             reward=reward_value,
             components=components,
             components_passed=passed,
