@@ -75,12 +75,24 @@ def _load_legal(session: Session, settings: Settings, admin: User) -> str:
     )
     groups = len({record["group"] for record in dataset.rollouts})
     samples = load_demo_training_run(session, settings, project, admin)
+    _load_demo_audit(session, project, admin)
     return _summary(
         project,
         created,
         added + samples,
         f"{len(dataset.rollouts)} rollouts in {groups} groups, a synthetic training run",
     )
+
+
+def _load_demo_audit(session: Session, project: Project, admin: User) -> None:
+    """The small stratified audit of the demo run, already labelled (app/demo/audit.py)."""
+    from app.demo.audit import load_demo_audit
+    from app.demo.drift import RUN_NAME
+    from app.drift import service as drift_service
+
+    run = drift_service.find_training_run(session, project.id or 0, RUN_NAME)
+    if run is not None:
+        load_demo_audit(session, project, run, admin)
 
 
 def load_demo_training_run(
