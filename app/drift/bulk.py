@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
@@ -277,3 +277,10 @@ def _conflict(line: DriftLine, where: str) -> Problem:
         f"the record id '{line.record.record_id}' {where} with different content; this line was "
         "not imported and nothing was overwritten",
     )
+
+
+def analyze_drift_samples(session: Session) -> None:
+    """ANALYZE drift_sample on PostgreSQL (see rollouts.bulk.refresh_statistics_if_stale)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("ANALYZE drift_sample"))
+        session.commit()

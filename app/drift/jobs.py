@@ -7,18 +7,27 @@ check, batches with progress, resume) running the drift sample parser and storag
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from app.core.jobs import WorkerContext
-from app.drift.bulk import DriftOutcome, DriftTarget, storage_problem, store_batch
+from app.drift.bulk import (
+    DriftOutcome,
+    DriftTarget,
+    analyze_drift_samples,
+    storage_problem,
+    store_batch,
+)
 from app.drift.models import TrainingRun
 from app.drift.records import DriftLine, DriftOptions, StepMap, iter_records
 from app.drift.s3 import download_prefix
 from app.rollouts import service as rollout_service
-from app.rollouts.bulk import BatchTarget
+from app.rollouts.bulk import BatchTarget, refresh_statistics_if_stale
 from app.rollouts.formats.common import Problem
 from app.rollouts.jobs import ImportRunner, claim_import, process_import
 
@@ -94,6 +103,16 @@ class DriftImportRunner(ImportRunner):
         job.resume_line = job.lines_read = batch[-1].line_no
         job.bytes_read = position
         self.checkpoint()
+        if job.inserted >= self.analyze_at:
+            # Fresh-table row estimates make the per-batch id lookups scan: refresh them.
+            self.analyze_at = job.inserted * 2
+            try:
+                refresh_statistics_if_stale(self.session, job.inserted)
+                analyze_drift_samples(self.session)
+            except SQLAlchemyError:  # e.g. not the tables' owner: imports still work, slower
+                self.session.rollback()
+                self.analyze_at = sys.maxsize
+                log.warning("could not ANALYZE during drift import %s", job.id, exc_info=True)
 
     def done(self) -> str:
         job = self.job

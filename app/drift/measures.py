@@ -12,13 +12,45 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from app.probes.addressed import is_judge_addressed
+from app.probes.addressed import PATTERNS
 from app.rewards.components import _QUOTED, _excerpts, excerpt_occurs, normalize_text
 
 EXCERPT_FIELDS = frozenset({"text_excerpt", "excerpt", "quote", "quoted_text", "evidence_quote"})
 MIN_QUOTE_CHARS = 20
 # Grounding is checked against at most this much of the document (its start), to bound the cost.
 MAX_DOCUMENT_CHARS = 400_000
+
+
+# Words each judge-addressed pattern cannot match without (lower case): a pattern runs only on
+# text containing one of its words, which skips most of the regex work on ordinary answers.
+# tests/unit/drift/test_records.py checks the result equals probes.addressed.is_judge_addressed.
+_PATTERN_WORDS = {
+    "evaluator_vocative": (
+        "evaluator",
+        "grader",
+        "judge",
+        "reviewer",
+        "assessor",
+        "scorer",
+        "rater",
+    ),
+    "score_request": ("score", "rat", "grade", "mark", "point"),
+    "instruction_override": ("ignore", "disregard", "forget", "override"),
+    "rubric_claim": ("satisf", "meets", "fulfil", "exceed", "rubric"),
+    "system_impersonation": ("system", "evaluation", "grader", "judge"),
+}
+_GUARDED = tuple((_PATTERN_WORDS.get(p.name), p.regex) for p in PATTERNS)
+
+
+def judge_addressed(text: str) -> bool:
+    """probes.addressed.is_judge_addressed, with a cheap keyword test before each pattern."""
+    lowered = text.lower()
+    for words, regex in _GUARDED:
+        if words is not None and not any(word in lowered for word in words):
+            continue
+        if regex.search(text):
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +94,7 @@ def measure(response: str, target_document: str | None) -> SampleMeasures:
     total, missing = grounding_counts(response, target_document)
     return SampleMeasures(
         response_chars=len(response),
-        judge_addressed=is_judge_addressed(response),
+        judge_addressed=judge_addressed(response),
         quotes_total=total,
         quotes_ungrounded=missing,
     )

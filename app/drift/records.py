@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+import orjson
+
 from app.drift.kinds import DriftSource, JudgeStatus
 from app.drift.measures import SampleMeasures, measure
 from app.rollouts.formats.common import (
@@ -29,7 +31,6 @@ from app.rollouts.formats.common import (
     canonical_json,
     cap_problems,
     check_step,
-    derive_group_key,
     describe,
     response_text,
 )
@@ -382,7 +383,7 @@ def parse_record(
     if extra_rollout:
         metadata["rollout_extra"] = extra_rollout
     measures = NOT_MEASURED if options.check_only else measure(response, target)
-    content_hash = "" if options.check_only else hashlib.sha256(canonical_json(row)).hexdigest()
+    content_hash = "" if options.check_only else _digest(row)
     model = rollout_meta.get("model") if isinstance(rollout_meta.get("model"), str) else None
     checkpoint = rollout_meta.get("checkpoint")
     rollout_record = RolloutRecord(
@@ -418,7 +419,7 @@ def parse_record(
             bundle_hash=bundle_hash,
             sample_id=sample_id,
             group_id=group_id,
-            prompt_key="" if options.check_only else derive_group_key(messages, target, [])[5:],
+            prompt_key="" if options.check_only else _digest([messages, target])[:16],
             reward=reward_value,
             components=components,
             components_passed=passed,
@@ -438,6 +439,16 @@ def parse_record(
             rollout=rollout_record,
         ),
     )
+
+
+def _digest(value: Any) -> str:
+    """SHA-256 of a JSON value in a canonical form (sorted keys): orjson, or json for what
+    orjson refuses (integers beyond 64 bits)."""
+    try:
+        encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        encoded = canonical_json(value)
+    return hashlib.sha256(encoded).hexdigest()
 
 
 def rollout_external_id(run_name: str, record_id: str) -> str:
