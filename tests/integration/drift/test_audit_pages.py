@@ -106,3 +106,35 @@ def test_audit_api_roles_and_design(client: TestClient, session: Session) -> Non
         headers=_token(session, w.reviewer),
     )
     assert bad.status_code == 422 and bad.json()["problems"][0]["field"] == "criterion"
+
+
+def test_cli_audit_and_agreement(monkeypatch, settings, session: Session) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+    from app.core.config import get_settings
+
+    monkeypatch.setenv("RS_DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.setenv("RS_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("RS_ENV", "test")
+    get_settings.cache_clear()
+    try:
+        w = make_world(session, samples=100)
+        runner = CliRunner()
+        args = ["drift", "audit", "--project", str(w.project.id), "--training-run", "run-a"]
+        args += ["--size", "10", "--seed", "5", "--user", w.reviewer.email]
+        args += ["--rubric-version", str(w.version.id)]
+        made = runner.invoke(cli, args)
+        assert made.exit_code == 0, made.output
+        assert "10 samples" in made.output and "seed 5" in made.output
+        refused = runner.invoke(cli, [*args[:-2], "--rubric-version", "999999"])
+        assert refused.exit_code == 1
+        shown = runner.invoke(
+            cli, ["drift", "agreement", "--project", str(w.project.id), "--training-run", "run-a"]
+        )
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.output)["samples"] == 0
+    finally:
+        get_settings.cache_clear()
