@@ -16,6 +16,7 @@ from app.judging.models import JudgeRun
 from app.labels.models import GoldItem
 from tests.integration.exports.world import build_world, label_gold, run_judge
 from tests.support.judge_server import JudgeServer
+from tests.support.web import csrf_for, data_testids, login
 from tests.unit.exports.nova_models import legal_answer
 
 
@@ -39,7 +40,7 @@ def _bundle(session: Session, world, run_id: int):
 
 
 def test_drift_check_reruns_gold_with_the_bundles_judge_and_lists_flips(
-    session: Session, engine, judge_server: JudgeServer
+    session: Session, engine, judge_server: JudgeServer, client
 ) -> None:
     world = build_world(session, judge_server.base_url)
     export_run = run_judge(session, engine, world)
@@ -78,6 +79,23 @@ def test_drift_check_reruns_gold_with_the_bundles_judge_and_lists_flips(
     assert agreement.at_export == 1.0 and agreement.now < 1.0 and agreement.change < 0
     assert result.flips and {f.now for f in result.flips} == {"1"}
     assert all(f.at_export != f.now for f in result.flips)
+
+    # The page (and its polling fragment, which stops once the run is done) and the API.
+    login(client, world.engineer.email)
+    url = f"/projects/{world.project.id}/drift-checks/{drifted.id}"
+    page = client.get(url)
+    assert page.status_code == 200
+    assert {"check-figures", "check-flips"} <= data_testids(page.text)
+    assert client.get(url, headers={"HX-Request": "true"}).status_code == 286
+    api = client.get(f"/api/v1/projects/{world.project.id}/drift-checks/{drifted.id}").json()
+    assert api["finished"] and len(api["flips"]) == len(result.flips)
+    started = client.post(
+        f"/api/v1/projects/{world.project.id}/exports/{bundle.id}/drift-checks",
+        json={},
+        headers={"X-CSRF-Token": csrf_for(client, url)},
+    )
+    assert started.status_code == 202, started.text
+    assert started.json()["run_status"] == "queued"
 
 
 def test_drift_check_needs_a_gold_test_split(session: Session, judge_server) -> None:
