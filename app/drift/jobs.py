@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.jobs import WorkerContext
+from app.drift import service as drift_service
 from app.drift.bulk import (
     DriftOutcome,
     DriftTarget,
@@ -116,6 +117,10 @@ class DriftImportRunner(ImportRunner):
 
     def done(self) -> str:
         job = self.job
+        run = self.session.get(TrainingRun, int(job.options["training_run_id"]))
+        if run is not None and job.inserted:
+            # The dashboard's series is computed here, once, so no page waits for it.
+            drift_service.series(self.session, run)
         parts = [f"imported {job.inserted:,} drift sample{'' if job.inserted == 1 else 's'}"]
         if job.duplicates:
             parts.append(f"{job.duplicates:,} already imported before (skipped)")

@@ -271,6 +271,7 @@ def set_step_map(
     )
     session.add(run)
     session.commit()
+    series(session, run)  # recomputed now (the steps changed), not on the next page view
     return mapping, mapped
 
 

@@ -122,3 +122,40 @@ def test_reviewer_may_read_but_not_import(client: TestClient, drift_world: Drift
         headers={"X-CSRF-Token": csrf_for(client)},
     )
     assert response.status_code == 403
+
+
+def test_compare_two_runs_and_per_project_thresholds(
+    client: TestClient,
+    session: Session,
+    engine: Engine,
+    settings: Settings,
+    drift_world: DriftWorld,
+) -> None:
+    from app.drift import service as drift_service
+
+    login(client, drift_world.engineer.email)
+    _import(client, engine, settings, drift_world, jsonl(records(400, run="run-1", steps=100)))
+    other = drift_service.create_training_run(
+        session, drift_world.project, drift_world.engineer, name="run-b"
+    )
+    pid = drift_world.project.id
+    page = client.get(f"/projects/{pid}/training-runs/{drift_world.run.id}?compare={other.id}")
+    assert page.status_code == 200 and 'data-testid="chart-reward"' in page.text
+    saved = client.post(
+        f"/projects/{pid}/drift-settings",
+        data={"csrf_token": csrf_for(client), "alpha": "0.01", "length_ratio": "1.5"},
+        follow_redirects=False,
+    )
+    assert saved.status_code in (302, 303)
+    session.refresh(drift_world.project)
+    assert drift_service.thresholds(drift_world.project).length_ratio == 1.5
+    bad = client.post(
+        f"/projects/{pid}/drift-settings",
+        data={"csrf_token": csrf_for(client), "alpha": "2"},
+    )
+    assert bad.status_code == 422 and "alpha" in bad.text
+    login(client, drift_world.reviewer.email)
+    refused = client.post(
+        f"/projects/{pid}/drift-settings", data={"csrf_token": csrf_for(client), "alpha": "0.1"}
+    )
+    assert refused.status_code == 403
