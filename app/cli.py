@@ -42,6 +42,11 @@ class RootGroup(LazyGroup):
             "probes_cli",
             "Probes: can the reward that ships be gamed? Run them, read them.",
         ),
+        "drift": LazyCommand(
+            "app.drift.cli_all",
+            "app",
+            "Training runs and drift samples: import, series, signals, audits, judge drift check.",
+        ),
         "export": LazyCommand(
             "app.exports.cli", "export_command", "Write a training package from an export bundle."
         ),

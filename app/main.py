@@ -17,6 +17,10 @@ from app.core import health
 from app.core.config import Settings, get_settings
 from app.core.db import get_engine
 from app.core.security import CookieSigner
+from app.drift import api as drift_api
+from app.drift import audit_api as drift_audit_api
+from app.drift import audit_views as drift_audit_views
+from app.drift import views as drift_views
 from app.exports import api as export_api
 from app.exports import views as export_views
 from app.exports.bundle_format import ExportBundleSpec
@@ -117,6 +121,10 @@ def all_routers() -> list[APIRouter]:
         judge_api.router,
         probe_views.router,
         probe_api.router,
+        drift_views.router,
+        drift_api.router,
+        drift_audit_views.router,
+        drift_audit_api.router,
     ]
 
 

@@ -2,7 +2,8 @@
 
 from app.audit.models import AuditEvent
 from app.auth.models import ApiToken, LoginAttempt, User, UserSession
-from app.drift.models import DriftSample
+from app.drift.audit_models import DriftAudit, DriftAuditSample, JudgeDriftCheck
+from app.drift.models import DriftSample, TrainingRun
 from app.exports.models import ExportBundle
 from app.judging.models import JudgeConfig, JudgeRun, JudgeWorkItem, Verdict
 from app.labels.models import (
@@ -25,10 +26,13 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "DisagreementResolution",
+    "DriftAudit",
+    "DriftAuditSample",
     "DriftSample",
     "ExportBundle",
     "GoldItem",
     "JudgeConfig",
+    "JudgeDriftCheck",
     "JudgeRun",
     "JudgeWorkItem",
     "Label",
@@ -47,6 +51,7 @@ __all__ = [
     "Rubric",
     "RubricApproval",
     "RubricVersion",
+    "TrainingRun",
     "User",
     "UserSession",
     "Verdict",

@@ -30,6 +30,7 @@ def _handlers() -> list[tuple[str, JobHandler]]:
     without any guard, so a broken job module stops the worker loudly instead of silently
     dropping its kind of job.
     """
+    from app.drift.jobs import run_drift_import_once
     from app.judging.jobs import run_judging_once
     from app.probes.jobs import run_probes_once
     from app.rollouts.jobs import run_import_once
@@ -38,6 +39,7 @@ def _handlers() -> list[tuple[str, JobHandler]]:
         ("rollout-import", run_import_once),
         ("judge-run", run_judging_once),
         ("probe-run", run_probes_once),
+        ("drift-import", run_drift_import_once),
     ]
 
 

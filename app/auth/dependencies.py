@@ -150,3 +150,4 @@ RewardEditor = Annotated[ProjectContext, Depends(_access(Permission.reward_edit)
 ExportCreator = Annotated[ProjectContext, Depends(_access(Permission.export_create))]
 ExportOverrider = Annotated[ProjectContext, Depends(_access(Permission.export_override))]
 DriftAuditor = Annotated[ProjectContext, Depends(_access(Permission.drift_audit))]
+DriftImporter = Annotated[ProjectContext, Depends(_access(Permission.drift_import))]

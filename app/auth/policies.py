@@ -26,6 +26,7 @@ class Permission(StrEnum):
     export_create = "export.create"
     export_override = "export.override"
     drift_audit = "drift.audit"
+    drift_import = "drift.import"  # training runs, sample imports, drift signal settings
 
 
 _READ = {Permission.project_read}
@@ -55,6 +56,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.rubric_edit,
             Permission.rubric_publish,
             Permission.queue_manage,
+            Permission.drift_import,
         }
     ),
 }

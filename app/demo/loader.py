@@ -79,7 +79,71 @@ def _load_legal(session: Session, settings: Settings, admin: User) -> str:
         session, settings, project, admin, dataset.rollouts, "cuad-contract-review-demo.jsonl"
     )
     groups = len({record["group"] for record in dataset.rollouts})
-    return _summary(project, created, added, f"{len(dataset.rollouts)} rollouts in {groups} groups")
+    samples = load_demo_training_run(session, settings, project, admin)
+    _load_demo_audit(session, project, admin)
+    return _summary(
+        project,
+        created,
+        added + samples,
+        f"{len(dataset.rollouts)} rollouts in {groups} groups, a synthetic training run",
+    )
+
+
+def _load_demo_audit(session: Session, project: Project, admin: User) -> None:
+    """The small stratified audit of the demo run, already labelled (app/demo/audit.py)."""
+    from app.demo.audit import load_demo_audit
+    from app.demo.drift import RUN_NAME
+    from app.drift import service as drift_service
+
+    run = drift_service.find_training_run(session, project.id or 0, RUN_NAME)
+    if run is not None:
+        load_demo_audit(session, project, run, admin)
+
+
+def load_demo_training_run(
+    session: Session, settings: Settings, project: Project, admin: User
+) -> int:
+    """The synthetic training run (app/demo/drift.py), imported once; returns samples added."""
+    from app.demo.drift import RUN_NAME, RUN_NOTES, build_drift_records
+    from app.demo.legal import MODEL_NAME
+    from app.drift import service as drift_service
+    from app.drift.jobs import DriftImportRunner
+
+    run = drift_service.find_training_run(session, project.id or 0, RUN_NAME)
+    if run is None:
+        run = drift_service.create_training_run(
+            session,
+            project,
+            admin,
+            name=RUN_NAME,
+            base_model=f"{MODEL_NAME} (synthetic)",
+            notes=RUN_NOTES,
+            synthetic=True,
+        )
+    records = build_drift_records()
+    if run.sample_count >= len(records):
+        return 0
+    data = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    worker_id = f"demo:{new_worker_id()}"
+    job = drift_service.create_drift_import(
+        session,
+        settings,
+        project,
+        run,
+        admin,
+        filename="legal-drift-demo.jsonl",
+        source=io.BytesIO(data.encode("utf-8")),
+        claim_by=worker_id,
+    )
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    finished = rollout_jobs.process_import(
+        engine, settings, job.id or 0, worker_id, runner_class=DriftImportRunner
+    )
+    if finished is None or finished.status != rollout_service.DONE:
+        message = finished.message if finished else "the import disappeared"
+        raise RuntimeError(f"the demo training run could not be imported: {message}")
+    return finished.inserted
 
 
 def _load_preference(session: Session, settings: Settings, admin: User) -> str:

@@ -456,10 +456,19 @@ def _batch_problems(config: JudgeConfig, calls: int) -> list[str]:
 
 
 def create_runs(
-    session: Session, project: Project, *, actor: User | None, data: RunCreate
+    session: Session,
+    project: Project,
+    *,
+    actor: User | None,
+    data: RunCreate,
+    snapshot_overrides: dict[str, Any] | None = None,
+    commit: bool = True,
 ) -> list[JudgeRun]:
     """One queued run per judge configuration, each with its work items; several
-    configurations share a comparison_key (a cross-judge set over the same rollouts)."""
+    configurations share a comparison_key (a cross-judge set over the same rollouts).
+
+    `snapshot_overrides` replaces parts of the judge snapshot the run keeps (a judge drift
+    check runs with an export bundle's exact settings); `commit=False` only flushes."""
     project_id = project.id or 0
     version = get_version(session, project_id, data.rubric_version_id)
     configs = _configs(session, project_id, data.judge_config_ids)
@@ -491,7 +500,7 @@ def create_runs(
             project_id=project_id,
             rubric_version_id=version.id or 0,
             judge_config_id=config.id,
-            judge_snapshot=snapshot_of(config),
+            judge_snapshot=_with_overrides(snapshot_of(config), snapshot_overrides),
             kind=kind,
             comparison_key=comparison_key,
             selection=subjects.selection,
@@ -524,7 +533,8 @@ def create_runs(
             },
         )
         runs.append(run)
-    session.commit()
+    if commit:
+        session.commit()
     return runs
 
 
@@ -564,6 +574,13 @@ def queue_run_for_rollouts(
     session.flush()
     _insert_items(session, run.id or 0, subjects, 1, ("",))
     return run
+
+
+def _with_overrides(snapshot: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    if not overrides:
+        return snapshot
+    params = dict(snapshot.get("params") or {}) | dict(overrides.get("params") or {})
+    return snapshot | {k: v for k, v in overrides.items() if k != "params"} | {"params": params}
 
 
 def _insert_items(

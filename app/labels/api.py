@@ -66,6 +66,7 @@ def _label(label: Label) -> LabelPublic:
         critiques=dict(label.critiques or {}),
         overall_critique=label.overall_critique,
         preference=label.preference,
+        deserved=label.deserved,
         shown_order=label.shown_order,
         status=label.status,
         source=label.source,
@@ -154,6 +155,7 @@ def _input(body: LabelBody) -> LabelInput:
         preference=body.preference,
         expected_revision=body.revision,
         reason=body.reason,
+        deserved=body.deserved,
     )
 
 

@@ -74,6 +74,8 @@ class Label(SQLModel, table=True):
     values: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     critiques: dict[str, str] = Field(default_factory=dict, sa_type=JSONType)
     overall_critique: str = Field(default="")
+    # Audit queues ask reviewers whether the sample deserved the reward it got in training.
+    deserved: str | None = Field(default=None, max_length=8, description="Deserved")
     preference: str | None = Field(default=None, max_length=4, description="A | B | tie")
     shown_order: str = Field(default="", max_length=2)
     status: str = Field(default="draft", max_length=20, description="draft | submitted")

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import and_, func
+from sqlalchemy import and_, case, func
 from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
@@ -50,7 +50,7 @@ MAX_QUEUE_ITEMS = 50_000
 class QueueSelection:
     """Which rollouts (or pairs) a queue holds; stored on the queue as it was applied."""
 
-    source: Literal["filter", "run", "gold"] = "filter"
+    source: Literal["filter", "run", "gold", "drift_audit"] = "filter"
     run_id: int | None = None
     gold_split: str | None = None
     model: str | None = None
@@ -60,12 +60,18 @@ class QueueSelection:
     step_max: int | None = None
     sample_size: int | None = None
     seed: int | None = None
+    training_run_id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
 
 
-def _member_users(session: Session, project_id: int, user_ids: Iterable[int]) -> list[User]:
+def _member_users(
+    session: Session,
+    project_id: int,
+    user_ids: Iterable[int],
+    permission: Permission = Permission.label_write,
+) -> list[User]:
     wanted = sorted(set(user_ids))
     if not wanted:
         return []
@@ -78,12 +84,11 @@ def _member_users(session: Session, project_id: int, user_ids: Iterable[int]) ->
     missing = [uid for uid in wanted if uid not in found]
     if missing:
         raise InvalidInput(f"Users {missing} are not members of this project.")
-    refused = [
-        u.label for u, role in found.values() if not role_allows(role, Permission.label_write)
-    ]
+    refused = [u.label for u, role in found.values() if not role_allows(role, permission)]
     if refused:
+        what = "audit" if permission == Permission.drift_audit else "write labels"
         raise InvalidInput(
-            f"{', '.join(refused)} may not label in this project (their role cannot write labels)."
+            f"{', '.join(refused)} may not label in this queue (their role cannot {what})."
         )
     return [found[uid][0] for uid in wanted]
 
@@ -216,14 +221,50 @@ def create_queue(
 
     Each item needs ``overlap`` different experts; labeling is blind until one has submitted.
     """
+    queue = build_queue(
+        session,
+        project,
+        actor=actor,
+        name=name,
+        rubric_version_id=rubric_version_id,
+        assignee_ids=assignee_ids,
+        overlap=overlap,
+        selection=selection,
+        kind=kind,
+    )
+    session.commit()
+    return queue
+
+
+def build_queue(
+    session: Session,
+    project: Project,
+    *,
+    actor: User,
+    name: str,
+    rubric_version_id: int,
+    assignee_ids: Sequence[int],
+    overlap: int,
+    selection: QueueSelection,
+    kind: str = "labeling",
+    subjects: list[tuple[int, int | None]] | None = None,
+) -> AnnotationQueue:
+    """create_queue without the commit, for services that create a queue with other rows
+    (a drift audit). `subjects` given: exactly these (rollout id, pair id) items, in order."""
     name = " ".join(name.split())
     if not name:
         raise _refused("name", "Give the queue a name.")
     version = get_version(session, project.id or 0, rubric_version_id)
     definition = definition_of(version)
-    assignees = _member_users(session, project.id or 0, assignee_ids)
+    needed = Permission.drift_audit if kind == "audit" else Permission.label_write
+    assignees = _member_users(session, project.id or 0, assignee_ids, needed)
     if not assignees:
-        raise _refused("assignee", "Tick at least one expert who will label the items.")
+        raise _refused(
+            "assignee",
+            "Tick at least one "
+            + ("reviewer" if kind == "audit" else "expert")
+            + " who will label the items.",
+        )
     if not 1 <= overlap <= len(assignees):
         raise _refused(
             "overlap",
@@ -232,7 +273,8 @@ def create_queue(
         )
     if kind not in ("labeling", "audit"):
         raise InvalidInput("The queue kind must be labeling or audit.")
-    subjects = _selected_subjects(session, project.id or 0, definition.mode, selection)
+    if subjects is None:
+        subjects = _selected_subjects(session, project.id or 0, definition.mode, selection)
     if not subjects:
         raise _refused(
             "source",
@@ -286,8 +328,16 @@ def create_queue(
             "assignees": [u.id for u in assignees],
         },
     )
-    session.commit()
     return queue
+
+
+def queue_counts(session: Session, queue: AnnotationQueue) -> tuple[int, int]:
+    """(items, items with as many submitted labels as the overlap asks)."""
+    done = case((col(QueueItem.labels_done) >= queue.overlap, 1), else_=0)
+    total, finished = session.exec(
+        select(func.count(), func.coalesce(func.sum(done), 0)).where(QueueItem.queue_id == queue.id)
+    ).one()
+    return int(total), int(finished)
 
 
 def get_queue(session: Session, project_id: int, queue_id: int) -> AnnotationQueue:

@@ -70,6 +70,9 @@ class LabelBody(_Input):
         "is not overwritten (409)",
     )
     reason: str = Field(default="", max_length=2000, description="why a submitted label changes")
+    deserved: Literal["yes", "no", "unsure"] | None = Field(
+        default=None, description="audit queues: did the sample deserve its training reward?"
+    )
 
 
 class LabelPublic(BaseModel):
@@ -84,6 +87,7 @@ class LabelPublic(BaseModel):
     critiques: dict[str, str]
     overall_critique: str
     preference: str | None
+    deserved: str | None = None
     shown_order: str
     status: Literal["draft", "submitted"] | str
     source: str

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
 from app.auth.models import User
+from app.auth.policies import Permission, role_allows
 from app.core.clock import utcnow
 from app.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from app.labels import values as label_values
@@ -30,6 +31,7 @@ from app.labels.models import (
     QueueItem,
 )
 from app.labels.values import LabelValueError, Preference
+from app.projects.models import Membership
 from app.rollouts.models import Rollout
 from app.rubrics.definition import RubricDefinition
 from app.rubrics.models import Rubric, RubricVersion
@@ -182,6 +184,7 @@ class LabelInput:
     choice: str | None = None
     expected_revision: int | None = None
     reason: str = ""
+    deserved: str | None = None  # audit queues: did the sample deserve its reward?
 
 
 @dataclass
@@ -190,6 +193,7 @@ class CleanLabel:
     critiques: dict[str, str]
     overall_critique: str
     preference: Preference | None
+    deserved: str | None = None
 
     def same_as(self, label: Label) -> bool:
         return (
@@ -197,6 +201,7 @@ class CleanLabel:
             and dict(label.critiques or {}) == self.critiques
             and (label.overall_critique or "") == self.overall_critique
             and label.preference == self.preference
+            and label.deserved == self.deserved
         )
 
 
@@ -223,7 +228,12 @@ class _StaleWrite(Conflict):
 
 
 def clean_input(
-    definition: RubricDefinition, data: LabelInput, *, complete: bool, order: str
+    definition: RubricDefinition,
+    data: LabelInput,
+    *,
+    complete: bool,
+    order: str,
+    audit: bool = False,
 ) -> CleanLabel:
     problems: list[dict[str, str]] = []
     values: dict[str, label_values.LabelValue] = {}
@@ -255,9 +265,18 @@ def clean_input(
             problems.append({"field": "preference", "message": "choose A, B or tie"})
     elif preference is not None:
         problems.append({"field": "preference", "message": "only preference rubrics take one"})
+    deserved: str | None = None
+    if audit:
+        try:
+            answer = label_values.parse_deserved(data.deserved)
+            deserved = answer.value if answer is not None else None
+        except LabelValueError as exc:
+            problems.extend(exc.problems)
+        if complete and deserved is None and not any(p["field"] == "deserved" for p in problems):
+            problems.append({"field": "deserved", "message": "say whether it deserved its reward"})
     if problems:
         raise InvalidInput("The label is not complete yet; please correct:", details=problems)
-    return CleanLabel(values, critiques, data.overall_critique.strip(), preference)
+    return CleanLabel(values, critiques, data.overall_critique.strip(), preference, deserved)
 
 
 def _snapshot(label: Label) -> dict[str, Any]:
@@ -266,6 +285,7 @@ def _snapshot(label: Label) -> dict[str, Any]:
         "critiques": dict(label.critiques or {}),
         "overall_critique": label.overall_critique,
         "preference": label.preference,
+        "deserved": label.deserved,
         "status": label.status,
         "source": label.source,
         "updated_at": label.updated_at.isoformat() if label.updated_at else None,
@@ -327,6 +347,7 @@ def write_label(
             critiques=clean.critiques,
             overall_critique=clean.overall_critique,
             preference=clean.preference,
+            deserved=clean.deserved,
             shown_order=target.shown_order,
             status="submitted" if submit else "draft",
             source=source,
@@ -365,6 +386,7 @@ def write_label(
         "critiques": clean.critiques,
         "overall_critique": clean.overall_critique,
         "preference": clean.preference,
+        "deserved": clean.deserved,
         "revision": label.revision + 1,
         "updated_at": now,
         "status": "submitted" if submit else "draft",
@@ -404,6 +426,19 @@ def _retrying(session: Session, operation: Callable[[], T]) -> T:
     raise Conflict("The label kept changing while it was being saved; reload and try again.")
 
 
+def _is_audit(queue: AnnotationQueue) -> bool:
+    return queue.kind == label_values.QueueKind.audit
+
+
+def _may_audit(session: Session, queue: AnnotationQueue, user: User) -> bool:
+    membership = session.exec(
+        select(Membership).where(
+            Membership.project_id == queue.project_id, Membership.user_id == user.id
+        )
+    ).first()
+    return membership is not None and role_allows(membership.role, Permission.drift_audit)
+
+
 def _queue_target(
     session: Session, queue: AnnotationQueue, item: QueueItem, user: User
 ) -> tuple[LabelTarget, RubricDefinition]:
@@ -411,6 +446,8 @@ def _queue_target(
         raise Conflict("This queue is closed: labels can no longer be changed in it.")
     if not is_assignee(session, queue, user):
         raise PermissionDenied("You are not assigned to this queue.")
+    if queue.kind == label_values.QueueKind.audit and not _may_audit(session, queue, user):
+        raise PermissionDenied("Audit queues are for reviewers: your role may not audit.")
     version = session.get(RubricVersion, queue.rubric_version_id)
     if version is None:  # pragma: no cover
         raise NotFound("The queue's rubric version no longer exists.")
@@ -440,7 +477,9 @@ def save_draft(
     """Keep what the expert has typed so far (partial values allowed). Not audited: a draft is
     work in progress; the submission is the change that counts."""
     target, definition = _queue_target(session, queue, item, user)
-    clean = clean_input(definition, data, complete=False, order=target.shown_order)
+    clean = clean_input(
+        definition, data, complete=False, order=target.shown_order, audit=_is_audit(queue)
+    )
 
     def operation() -> Label:
         label, _ = write_label(
@@ -494,7 +533,9 @@ def submit_label(
     """Submit the expert's label for a queue item. Submitting the same label again stores
     nothing new; a label changed elsewhere since ``expected_revision`` raises Conflict."""
     target, definition = _queue_target(session, queue, item, user)
-    clean = clean_input(definition, data, complete=True, order=target.shown_order)
+    clean = clean_input(
+        definition, data, complete=True, order=target.shown_order, audit=_is_audit(queue)
+    )
 
     def operation() -> tuple[Label, Outcome]:
         label, outcome = write_label(

@@ -11,6 +11,7 @@ import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 from app.agreement.preference import combine_swapped
@@ -19,6 +20,35 @@ from app.rubrics.scoring import ScoringError, rubric_scale, score_answer
 
 LabelValue = bool | int
 Preference = Literal["A", "B", "tie"]
+
+
+class Deserved(StrEnum):
+    """An audit queue's extra question: did the sample deserve the reward it got in training?"""
+
+    yes = "yes"
+    no = "no"
+    unsure = "unsure"
+
+
+class QueueKind(StrEnum):
+    """labeling: expert labels for judge calibration; audit: reviewers auditing drift samples."""
+
+    labeling = "labeling"
+    audit = "audit"
+
+
+def parse_deserved(raw: Any) -> Deserved | None:
+    """'yes' / 'no' / 'unsure' (or blank: no answer); LabelValueError otherwise."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    try:
+        return Deserved(str(raw).strip().lower())
+    except ValueError:
+        raise LabelValueError(
+            [{"field": "deserved", "message": "answer yes, no or unsure"}]
+        ) from None
+
+
 AGGREGATE = "_aggregate"
 OK_PARSE_STATUSES = ("ok", "repaired")
 

@@ -221,6 +221,7 @@ def _posted_values(form: FormData) -> dict[str, Any]:
         "critiques": {k: v for k, v in critiques.items() if isinstance(v, str)},
         "overall_critique": _text(form, "overall_critique"),
         "choice": _text(form, "choice"),
+        "deserved": _text(form, "deserved"),
     }
 
 
@@ -231,6 +232,7 @@ def _label_input(form: FormData) -> LabelInput:
         critiques=posted["critiques"],
         overall_critique=posted["overall_critique"],
         choice=posted["choice"] or None,
+        deserved=posted["deserved"] or None,
         expected_revision=_optional_int(form, "revision"),
         reason=_text(form, "reason"),
     )
@@ -240,7 +242,13 @@ def _stored_form(view: queues.ItemView) -> dict[str, Any]:
     """The form's values from the stored label (draft or submitted)."""
     label = view.label
     if label is None:
-        return {"values": {}, "critiques": {}, "overall_critique": "", "choice": ""}
+        return {
+            "values": {},
+            "critiques": {},
+            "overall_critique": "",
+            "choice": "",
+            "deserved": "",
+        }
     values: dict[str, str] = {}
     for key, value in (label.values or {}).items():
         values[key] = ("pass" if value else "fail") if isinstance(value, bool) else str(value)
@@ -249,6 +257,7 @@ def _stored_form(view: queues.ItemView) -> dict[str, Any]:
         "critiques": dict(label.critiques or {}),
         "overall_critique": label.overall_critique,
         "choice": position_of(label.preference, view.shown_order),
+        "deserved": label.deserved or "",
     }
 
 

@@ -12,6 +12,7 @@ from app.auth.dependencies import CurrentUser, ProjectManager, ProjectReader, Se
 from app.core.errors import InvalidInput
 from app.core.ids import Id, Int32
 from app.core.problems import problem
+from app.drift import service as drift_service
 from app.projects import service as project_service
 from app.projects.models import Role
 from app.web.flash import flash
@@ -51,7 +52,9 @@ def project_create_action(
 @router.get("/projects/{project_id}", include_in_schema=False)
 def project_overview_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
     stats = project_service.project_counts(session, ctx.project.id or 0)
-    return render(request, "projects/overview.html", {"ctx": ctx, "stats": stats})
+    drift_runs = drift_service.project_signal_summary(session, ctx.project)
+    context = {"ctx": ctx, "stats": stats, "drift_runs": drift_runs}
+    return render(request, "projects/overview.html", context)
 
 
 def _parse_schema(text: str) -> dict[str, Any] | None:

@@ -136,6 +136,72 @@ class ExportGate(_Model):
     )
 
 
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,119}$")
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class DriftRecording(_Model):
+    """Drift samples out of training: what the exported reward function records for reviewers
+    (INTERFACES.md §8). Baked into the bundle; RUBRIC_DRIFT_* variables override at deploy time."""
+
+    enabled: bool = False
+    training_run: str = Field(
+        default="", max_length=120, description="the run the samples belong to (blank: bundle hash)"
+    )
+    sample_rate: float = Field(
+        default=0.03, ge=0.0, le=1.0, description="share of prompts recorded (whole groups)"
+    )
+    always_record_errors: bool = True
+    always_record_gated: bool = True
+    always_record_per_1000: int = Field(
+        default=50, ge=0, le=1000, description="cap on always-recorded samples per 1,000 scored"
+    )
+    s3_bucket: str = Field(default="", max_length=63, description="the Nova Lambda writes here")
+    s3_prefix: str = Field(default="drift-samples/", max_length=500)
+    trainer_destination: Literal["file", "api"] = "file"
+    file_path: str = Field(default="drift_samples.jsonl", max_length=500)
+    api_url: str = Field(default="", max_length=500, description="the studio's base URL")
+    api_project: str = Field(default="", max_length=120, description="project id in the studio")
+    api_token_env: str = Field(default="RUBRIC_STUDIO_TOKEN", max_length=120)
+    max_queue: int = Field(default=2000, ge=1, le=1_000_000, description="records held at most")
+    flush_wait_s: float = Field(
+        default=1.0, ge=0.0, le=10.0, description="longest wait for a Lambda batch's S3 object"
+    )
+    include_judge_raw: bool = True
+
+    @field_validator("training_run")
+    @classmethod
+    def _run_name(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _RUN_NAME.match(value):
+            raise ValueError("letters, digits and _ . : - only (up to 120)")
+        return value
+
+    @field_validator("s3_bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _S3_BUCKET.match(value):
+            raise ValueError("not an S3 bucket name (3-63 lower-case letters, digits, . and -)")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.match(r"^https?://[^\s]+$", value):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("api_token_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value):
+            raise ValueError("must be an environment variable name")
+        return value
+
+
 class RewardConfigModel(_Model):
     """A project's composite reward: components, the judge's weight, gating and call policy."""
 
@@ -149,6 +215,7 @@ class RewardConfigModel(_Model):
     grounding: GroundingComponent = Field(default_factory=GroundingComponent)
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
     export_gate: ExportGate = Field(default_factory=ExportGate)
+    drift: DriftRecording = Field(default_factory=DriftRecording)
 
     @model_validator(mode="after")
     def _something_weighted(self) -> RewardConfigModel:

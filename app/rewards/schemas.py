@@ -22,6 +22,10 @@ _CHECKBOXES = {
     "judge.enabled",
     "judge.repair",
     "export_gate.enabled",
+    "drift.enabled",
+    "drift.always_record_errors",
+    "drift.always_record_gated",
+    "drift.include_judge_raw",
 }
 _FIELDS = {
     "format": ("weight", "gate_reward"),
@@ -39,6 +43,20 @@ _FIELDS = {
         "max_delay_s",
     ),
     "export_gate": ("min_items", "min_kappa", "min_tpr", "min_tnr", "pass_threshold"),
+    "drift": (
+        "training_run",
+        "sample_rate",
+        "always_record_per_1000",
+        "s3_bucket",
+        "s3_prefix",
+        "trainer_destination",
+        "file_path",
+        "api_url",
+        "api_project",
+        "api_token_env",
+        "max_queue",
+        "flush_wait_s",
+    ),
 }
 # Blank means "none" for these; for the others a blank field takes the default.
 _NULLABLE = {

@@ -339,6 +339,12 @@
         choose(key === "p" ? "pass" : "fail");
       } else { handled = false; }
     }
+    else if ((key === "y" || key === "x" || key === "u") && form.querySelector("[data-deserved]")) {
+      // Audit queues: did the sample deserve the reward it got in training?
+      var answer = { y: "yes", x: "no", u: "unsure" }[key];
+      var radio = form.querySelector('input[name=deserved][value="' + answer + '"]');
+      if (radio) { radio.checked = true; radio.dispatchEvent(new Event("change", { bubbles: true })); }
+    }
     else if (key === "c") { focusCritique(); }
     else if (key === "o") { focusField("[data-overall]"); }
     else { handled = false; }

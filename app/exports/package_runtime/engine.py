@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import components, composite, json_extract, prompt, scoring
+from . import components, composite, drift_recorder, json_extract, prompt, scoring
 from .judge import Judge, JudgeError
 
 log = logging.getLogger("rubric_reward")
@@ -223,6 +223,7 @@ class RewardEngine:
         self._judge_lock = threading.Lock()
         self._validator: Any = None
         self._pool: ThreadPoolExecutor | None = None
+        self.drift = drift_recorder.from_bundle(bundle)  # drift samples out of training
 
     # ---- the judge ------------------------------------------------------------------------
 
@@ -265,6 +266,7 @@ class RewardEngine:
             "normalized": scored["normalized"],
             "criteria": scored["criteria"],
             "justification": justification_text(answer),
+            "raw_criteria": scored["raw"],
         }
 
     def call_judge(self, sample: dict[str, Any]) -> dict[str, Any]:
@@ -287,7 +289,7 @@ class RewardEngine:
         except JudgeError as exc:
             return {"status": "error", "error": f"{exc.code}: {exc.message}"[:MAX_ERROR_CHARS]}
         try:
-            return self.interpret(reply, items)
+            return self.interpret(reply, items) | {"raw": reply, "attempts": _attempts}
         except ValueError as exc:
             problem = str(exc)
         if not (self.config.get("judge") or {}).get("repair", True):
@@ -315,10 +317,12 @@ class RewardEngine:
         )
         judge = None
         if composite.judge_needed(self.config, results):
+            started = time.monotonic()
             judge = self.call_judge(sample)
+            judge["latency_ms"] = round((time.monotonic() - started) * 1000)
         outcome = composite.compute_reward(self.config, results, judge)
         outcome["justification"] = (judge or {}).get("justification") or ""
-        return outcome
+        return outcome | {"sample": sample, "judge_call": judge}  # kept for drift records
 
     def detail_keys(self) -> list[str]:
         """The per-sample values reported besides the reward, the same keys for every sample:
@@ -436,6 +440,8 @@ class RewardEngine:
                 event = [event]
         rows = event if isinstance(event, list) else []
         outcomes = self.score_all([_row_builder(row) for row in rows])
+        ids = [row.get("id") if isinstance(row, dict) else None for row in rows]
+        self.drift.record(outcomes, source="nova-lambda", sample_ids=ids, wait=True)
         results = []
         for index, (row, outcome) in enumerate(zip(rows, outcomes, strict=True)):
             sample_id = row.get("id") if isinstance(row, dict) else None
@@ -507,6 +513,8 @@ class RewardEngine:
         """TRL GRPOTrainer: one reward per completion; dataset columns arrive as lists."""
         outcomes = self.score_all(self._trl_builders(prompts, completions, columns))
         self.trl_log(outcomes, columns)
+        step = drift_recorder.trainer_step(columns.get("trainer_state"))
+        self.drift.record(outcomes, source="trl", step=step)
         neutral = composite.neutral_reward(self.config)
         return [_finite(outcome["reward"], neutral) for outcome in outcomes]
 
@@ -516,6 +524,8 @@ class RewardEngine:
         """trl_rewards with the batch's judge calls run concurrently from the trainer's loop."""
         outcomes = await self.score_all_async(self._trl_builders(prompts, completions, columns))
         self.trl_log(outcomes, columns)
+        step = drift_recorder.trainer_step(columns.get("trainer_state"))
+        self.drift.record(outcomes, source="trl", step=step)
         neutral = composite.neutral_reward(self.config)
         return [_finite(outcome["reward"], neutral) for outcome in outcomes]
 
@@ -557,6 +567,7 @@ class RewardEngine:
         outcome = self._safe_score(
             self._verl_builder(solution_str, ground_truth, extra_info, kwargs)
         )
+        self.drift.record([outcome], source="verl", step=drift_recorder.trainer_step(extra_info))
         return self.details(outcome)
 
     async def verl_score_async(
@@ -570,6 +581,7 @@ class RewardEngine:
         """verl_score for verl's async reward loop (judge call off the event loop)."""
         build = self._verl_builder(solution_str, ground_truth, extra_info, kwargs)
         [outcome] = await self.score_all_async([build])
+        self.drift.record([outcome], source="verl", step=drift_recorder.trainer_step(extra_info))
         return self.details(outcome)
 
     def openrlhf_rewards(

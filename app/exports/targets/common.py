@@ -30,6 +30,7 @@ RUNTIME_SOURCES: dict[str, Path] = {
     "reference_answer": _APP / "rubrics" / "reference_answer.py",
     "prompt": RUNTIME_DIR / "prompt.py",
     "judge": RUNTIME_DIR / "judge.py",
+    "drift_recorder": RUNTIME_DIR / "drift_recorder.py",
     "engine": RUNTIME_DIR / "engine.py",
 }
 
@@ -139,6 +140,9 @@ def requirements(bundle: dict[str, Any]) -> list[str]:
         names.append("boto3")
     if judge_enabled and provider == "openai_compat":
         names.append("httpx")
+    drift = reward.get("drift") or {}
+    if drift.get("enabled") and drift.get("s3_bucket") and "boto3" not in names:
+        names.append("boto3")  # the Nova Lambda writes drift samples to S3
     if (reward.get("language") or {}).get("enabled"):
         names.append("langdetect")
     return [REQUIREMENT_PINS[name] for name in names]

