@@ -11,7 +11,7 @@ from app.exports.targets.nova_lambda import build_zip
 from app.rewards import components, composite
 from app.rewards.config import RewardConfigModel
 from tests.unit.exports.builders import BEDROCK_JUDGE, legal_content
-from tests.unit.exports.nova_models import legal_answer, nova_sample
+from tests.unit.exports.nova_models import items_in, legal_answer, nova_sample
 from tests.unit.exports.package_env import run_lambda_with_s3
 
 KEYS = ["TargetDocument_Grounding", "Reference_Consistency", "Actionability"]
@@ -42,13 +42,17 @@ def lambda_drift_run(tmp_path: Path, demo_rollouts: list[dict[str, Any]]) -> dic
         )
         return composite.judge_needed(config, results)
 
-    passing = [r for r in demo_rollouts if judged(r)][:4]
+    passing = [r for r in demo_rollouts if judged(r) and items_in(r)][:4]  # commented responses
     gated = [r for r in demo_rollouts if not judged(r)][:2]
     events = [
         [nova_sample(r) for r in passing[:2] + gated[:1]],
         [nova_sample(r) for r in passing[2:] + gated[1:]],
     ]
-    script = [{"text": json.dumps(legal_answer(KEYS, score=s))} for s in (5, 4, 3, 2)]
+    # One answer per judged sample, in order (concurrency 1), scoring each of its comments once.
+    script = [
+        {"text": json.dumps(legal_answer(KEYS, score=s, items=items_in(r)))}
+        for s, r in zip((5, 4, 3, 2), passing, strict=True)
+    ]
     env = {"RUBRIC_JUDGE_CONCURRENCY": "1"}
     result = run_lambda_with_s3(build_zip(content), tmp_path, events, script, BUCKET, env)
     result["events"] = events

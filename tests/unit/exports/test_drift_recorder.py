@@ -20,18 +20,26 @@ from app.exports.package_runtime.drift_recorder import DriftRecorder, settings_f
 from app.exports.package_runtime.engine import RewardEngine
 from app.exports.targets.common import runtime_bundle
 from app.exports.targets.trl_verl import build_module
+from app.llm.schema_instance import prompt_item_count
 from app.rewards.config import RewardConfigModel
 from tests.unit.exports.builders import BEDROCK_JUDGE, legal_content
-from tests.unit.exports.nova_models import converse_response, legal_answer, nova_sample
+from tests.unit.exports.nova_models import converse_response, items_in, legal_answer, nova_sample
 
 KEYS = ["TargetDocument_Grounding", "Reference_Consistency", "Actionability"]
-GOOD = json.dumps(legal_answer(KEYS, score=4))
 REQUIRED = {"id", "training_run", "recorded_at", "reward"}
+
+
+LEGAL_SCHEMA = legal_content()["spec"]["prompt"]["output_schema"]
+
+
+def good_reply(user: str) -> str:
+    """4 of 5 on every criterion for every comment of the judged response (each scored once)."""
+    return json.dumps(legal_answer(KEYS, score=4, items=prompt_item_count(LEGAL_SCHEMA, user) or 0))
 
 
 class GoodBedrock:
     def converse(self, **kwargs: Any) -> dict[str, Any]:
-        return converse_response(GOOD)
+        return converse_response(good_reply(kwargs["messages"][0]["content"][0]["text"]))
 
 
 class FailingBedrock:
@@ -131,9 +139,11 @@ def test_records_from_the_engine_have_the_documented_shape(tmp_path: Path, demo_
         assert record["rollout"]["target_document"] == row["target_document"]
         assert record["recorded_at"].endswith("Z")
         if record["judge"]["status"] == "ok":
-            assert set(record["judge"]["criteria"]) == set(KEYS)
+            # A response with no comments has nothing to score per criterion.
+            commented = items_in({"response": row["messages"][-1]["content"]})
+            assert set(record["judge"]["criteria"]) == (set(KEYS) if commented else set())
             assert record["judge"]["latency_ms"] >= 0 and record["judge"]["attempts"] == 1
-            assert json.loads(record["judge"]["raw"]) == json.loads(GOOD)
+            assert json.loads(record["judge"]["raw"])["aggregate_score"] == 4
         else:
             assert record["gated_by"] is not None
     assert len({r["id"] for r in records}) == 6
@@ -153,7 +163,7 @@ def test_exported_trl_function_records_the_trainers_step(tmp_path: Path, demo_ro
     # Prose responses fail the format gate: no judge is needed.
     for step in (0, 5, 10):
         state = SimpleNamespace(global_step=step)
-        module.reward_func(
+        module.reward_func_sync(
             prompts=["Review it", "Review it"],
             completions=["Looks fine.", "All good."],
             trainer_state=state,
