@@ -72,6 +72,11 @@ def readable_validation_errors(exc: RequestValidationError) -> list[dict[str, st
             message = "is required"
         elif err.get("type") == "json_invalid":
             field, message = "body", "is not valid JSON"
+        elif err.get("type") in ("less_than_equal", "greater_than_equal"):
+            limit = (err.get("ctx") or {}).get("le", (err.get("ctx") or {}).get("ge"))
+            if isinstance(limit, int):
+                bound = "at most" if err["type"] == "less_than_equal" else "at least"
+                message = f"is out of range (must be {bound} {limit:,})"
         problems.append({"field": field, "message": message})
     return problems
 
