@@ -131,6 +131,13 @@ def test_the_database_refusing_a_value_is_a_422_not_a_500(settings) -> None:
     def pg_out_of_range() -> None:
         raise DataError("SELECT %s", (2**40,), OutOfRange("integer out of range"))
 
+    class TooLong(Exception):
+        sqlstate = "22001"
+
+    @app.get("/api/too-long")
+    def pg_too_long() -> None:
+        raise DataError("INSERT %s", ("x" * 300,), TooLong("value too long for type"))
+
     @app.get("/api/other")
     def other() -> None:
         raise DataError("SELECT 1", (), Exception("something else"))
@@ -138,6 +145,7 @@ def test_the_database_refusing_a_value_is_a_422_not_a_500(settings) -> None:
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.get("/api/sqlite").status_code == 422
         assert client.get("/api/postgres").status_code == 422
+        assert client.get("/api/too-long").status_code == 422
         assert client.get("/api/other").status_code == 500
 
 
