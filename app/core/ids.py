@@ -13,6 +13,8 @@ from typing import Annotated
 
 from annotated_types import Ge, Le
 
+from app.core.errors import InvalidInput
+
 MAX_INT32 = 2**31 - 1
 MIN_INT32 = -(2**31)
 MAX_INT64 = 2**63 - 1
@@ -22,3 +24,11 @@ BigId = Annotated[int, Ge(1), Le(MAX_INT64)]
 Int32 = Annotated[int, Ge(MIN_INT32), Le(MAX_INT32)]
 NonNegInt32 = Annotated[int, Ge(0), Le(MAX_INT32)]
 NonNegInt64 = Annotated[int, Ge(0), Le(MAX_INT64)]
+
+
+def bounded(number: int, what: str, *, big: bool = False) -> int:
+    """A number parsed by hand (from a form) within what its column holds, or InvalidInput."""
+    low, high = (-MAX_INT64 - 1, MAX_INT64) if big else (MIN_INT32, MAX_INT32)
+    if not low <= number <= high:
+        raise InvalidInput(f"{what} is out of range (at most {high:,}).")
+    return number

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from app.auth.dependencies import ExportCreator, ProjectReader, SessionDep
 from app.auth.policies import Permission
 from app.core.errors import InvalidInput
-from app.core.ids import Id
+from app.core.ids import Id, bounded
 from app.exports import service as export_service
 from app.exports.api import TargetName
 from app.exports.schemas import TargetQuery
@@ -37,9 +37,10 @@ def _optional_int(value: str, name: str) -> int | None:
     if not value.strip():
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise InvalidInput(f"{name} must be chosen from the list.") from None
+    return bounded(number, name)
 
 
 @router.post("/projects/{project_id}/exports", include_in_schema=False)

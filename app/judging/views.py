@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from app.auth.dependencies import JudgeManager, JudgeRunner, ProjectReader, SessionDep
 from app.core.errors import InvalidInput
-from app.core.ids import BigId, Id, Int32, NonNegInt64
+from app.core.ids import BigId, Id, Int32, NonNegInt64, bounded
 from app.judging import external as judge_external
 from app.judging import service as judge_service
 from app.judging.engine import ACTIVE_STATUSES
@@ -275,9 +275,10 @@ def _split_ints(value: str, field: str) -> list[int]:
     numbers = []
     for part in _split_text(value):
         try:
-            numbers.append(int(part))
+            number = int(part)
         except ValueError:
             raise InvalidInput(f"{field}: “{part}” is not a whole number.") from None
+        numbers.append(bounded(number, field))
     return numbers
 
 
@@ -285,9 +286,10 @@ def _optional_int(value: str, field: str) -> int | None:
     if not value.strip():
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise InvalidInput(f"{field}: “{value}” is not a whole number.") from None
+    return bounded(number, field)
 
 
 class RunFields(BaseModel):

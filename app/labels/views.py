@@ -22,7 +22,7 @@ from app.auth.dependencies import (
 )
 from app.auth.policies import Permission
 from app.core.errors import DomainError, InvalidInput
-from app.core.ids import BigId, Id, Int32, NonNegInt32, NonNegInt64
+from app.core.ids import BigId, Id, Int32, NonNegInt32, NonNegInt64, bounded
 from app.core.problems import problem
 from app.labels import exchange, gold, queues, review, transfer
 from app.labels import service as label_service
@@ -93,10 +93,11 @@ def _optional_int(form: FormData, name: str) -> int | None:
     if not isinstance(raw, str) or not raw.strip():
         return None
     try:
-        return int(raw.strip())
+        number = int(raw.strip())
     except ValueError:
         details = [problem(name, "must be a whole number", queues.QUEUE_LABELS)]
         raise InvalidInput("The queue was not created; please correct:", details=details) from None
+    return bounded(number, name.replace("_", " ").capitalize())
 
 
 def _text(form: FormData, name: str) -> str:
@@ -123,7 +124,7 @@ def _create_queue(session: Any, ctx: Any, form: FormData) -> Any:
     assignees = []
     for raw in form.getlist("assignee"):
         if isinstance(raw, str) and raw.strip().isdigit():
-            assignees.append(int(raw))
+            assignees.append(bounded(int(raw), "An expert"))
     version_id = _optional_int(form, "rubric_version_id")
     if version_id is None:
         raise InvalidInput("Choose the rubric version the experts label with.")
@@ -537,7 +538,11 @@ def gold_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Resp
 @router.post("/projects/{project_id}/gold", include_in_schema=False)
 async def gold_add_action(request: Request, session: SessionDep, ctx: GoldManager) -> Response:
     form = await request.form()
-    rollout_ids = [int(v) for v in form.getlist("rollout_id") if isinstance(v, str) and v.isdigit()]
+    rollout_ids = [
+        bounded(int(v), "A rollout", big=True)
+        for v in form.getlist("rollout_id")
+        if isinstance(v, str) and v.isdigit()
+    ]
     added = gold.add_gold(
         session,
         ctx.project,

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from app.auth.dependencies import ProjectReader, RewardEditor, SessionDep
 from app.core.errors import InvalidInput
-from app.core.ids import Id
+from app.core.ids import Id, bounded
 from app.rewards import service as reward_service
 from app.rewards.schemas import form_to_config, format_patterns
 from app.web.flash import flash
@@ -47,6 +47,7 @@ async def reward_config_save_action(
         revision = int(str(form.get("revision", "")))
     except ValueError:
         raise InvalidInput("The form is missing its revision; reload the page.") from None
+    bounded(revision, "The form's revision")
     config = reward_service.parse_config(form_to_config(form))
     row = reward_service.save_config(
         session, ctx.project, actor=ctx.user, config=config, expected_revision=revision
@@ -71,6 +72,9 @@ def reward_preview_page(
         sample_value = int(sample) if sample.strip() else None
     except ValueError:
         raise InvalidInput("Step and sample size must be whole numbers.") from None
+    for number, what in ((step_value, "The step"), (sample_value, "The sample size")):
+        if number is not None:
+            bounded(number, what)
     if sample_value is not None and sample_value < 1:
         raise InvalidInput("The sample size must be at least 1.")
     selection = reward_service.PreviewSelection(

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from app.auth.dependencies import ProjectReader, RolloutImporter, SessionDep
 from app.core.errors import InvalidInput, NotFound
-from app.core.ids import BigId, Id, NonNegInt32
+from app.core.ids import BigId, Id, NonNegInt32, bounded
 from app.rollouts import display
 from app.rollouts import service as rollout_service
 from app.rollouts.api import problems_download
@@ -64,6 +64,7 @@ def _int_or_none(value: str, name: str) -> int | None:
         raise InvalidInput(f"{name} must be a whole number, not '{value[:40]}'") from None
     if number < 0:
         raise InvalidInput(f"{name} must be 0 or more")
+    bounded(number, name)
     return number
 
 

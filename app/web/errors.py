@@ -114,9 +114,10 @@ def _value_out_of_range(exc: StatementError) -> bool:
     if isinstance(orig, ValueError) and "NUL" in str(orig):
         return True  # psycopg: PostgreSQL text fields cannot contain NUL (0x00) bytes
     if isinstance(exc, DataError):
-        # PostgreSQL SQLSTATE 22003 numeric_value_out_of_range, 22P05 untranslatable_character,
+        # PostgreSQL SQLSTATE 22003 numeric_value_out_of_range, 22001 string_data_right_truncation
+        # (text longer than its column), 22P05 untranslatable_character,
         # 22021 character_not_in_repertoire
-        return getattr(orig, "sqlstate", None) in {"22003", "22P05", "22021"}
+        return getattr(orig, "sqlstate", None) in {"22003", "22001", "22P05", "22021"}
     return False
 
 
@@ -174,7 +175,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 request,
                 422,
                 "A number or text in the request is outside what can be stored "
-                "(too large, or containing a NUL character).",
+                "(too large, too long, or containing a NUL character).",
                 [{"field": "request", "message": "contains a value outside the storable range"}],
             )
         return await unexpected_error(request, exc)

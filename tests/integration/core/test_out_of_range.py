@@ -131,6 +131,13 @@ def test_the_database_refusing_a_value_is_a_422_not_a_500(settings) -> None:
     def pg_out_of_range() -> None:
         raise DataError("SELECT %s", (2**40,), OutOfRange("integer out of range"))
 
+    class TooLong(Exception):
+        sqlstate = "22001"
+
+    @app.get("/api/too-long")
+    def pg_too_long() -> None:
+        raise DataError("INSERT %s", ("x" * 300,), TooLong("value too long for type"))
+
     @app.get("/api/other")
     def other() -> None:
         raise DataError("SELECT 1", (), Exception("something else"))
@@ -138,4 +145,39 @@ def test_the_database_refusing_a_value_is_a_422_not_a_500(settings) -> None:
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.get("/api/sqlite").status_code == 422
         assert client.get("/api/postgres").status_code == 422
+        assert client.get("/api/too-long").status_code == 422
         assert client.get("/api/other").status_code == 500
+
+
+def test_numbers_parsed_by_hand_from_forms_and_queries_are_bounded(
+    client: TestClient, session: Session
+) -> None:
+    """Forms read field by field (queues, gold, judge runs, exports, rollout filters, reward
+    preview) bound their numbers too."""
+    owner = make_user(session, "owner@example.com")
+    project = make_project(session, owner, "Hand-parsed")
+    pid = project.id
+    login(client, owner.email)
+    token = csrf_for(client)
+    big = str(2**40)
+    posts = [
+        (f"/projects/{pid}/queues", {"name": "q", "rubric_version_id": big, "assignee": "1"}),
+        (f"/projects/{pid}/queues", {"name": "q", "rubric_version_id": "1", "step_min": big}),
+        (f"/projects/{pid}/gold", {"rollout_id": str(2**64), "split": "development"}),
+        (f"/projects/{pid}/judges/runs", {"rubric_version_id": big, "judge_config_ids": "1"}),
+        (f"/projects/{pid}/judges/runs", {"rubric_version_id": "1", "judge_config_ids": big}),
+        (
+            f"/projects/{pid}/exports",
+            {"rubric_version_id": "1", "judge_config_id": "1", "run_id": big},
+        ),
+    ]
+    for url, data in posts:
+        response = client.post(url, data={"csrf_token": token, **data})
+        assert 400 <= response.status_code < 500, (url, data, response.status_code)
+    for url in (
+        f"/projects/{pid}/rollouts?step_min={big}",
+        f"/projects/{pid}/judges/runs/estimate?rubric_version_id=1&judge_config_ids=1&steps={big}",
+        f"/projects/{pid}/rewards/preview?run_id=1&step={big}",
+    ):
+        response = client.get(url)
+        assert 400 <= response.status_code < 500, (url, response.status_code)
