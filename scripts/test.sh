@@ -17,6 +17,9 @@ echo "== lint: ruff, mypy"
 "$VENV/bin/ruff" format --check .
 "$VENV/bin/mypy" app
 
+echo "== licences: no copyleft (GPL/AGPL) package among the runtime dependencies"
+"$VENV/bin/python" scripts/check_licences.py
+
 echo "== layers: import-linter contracts (pyproject [tool.importlinter], docs/architecture.md)"
 "$VENV/bin/lint-imports" --no-cache
 
