@@ -69,7 +69,7 @@ FAULT_HEADER = "x-judge-fault"
 _MARKER = re.compile(r"\[\[judge-fault:([a-z_]+)\]\]")
 # Pauses up to this long are plain sleeps; longer ones (hangs) wake when the server stops.
 _SHORT_PAUSE_S = 1.0
-JUDGE_MODES: tuple[str, ...] = ("schema", "gullible", "robust")
+JUDGE_MODES: tuple[str, ...] = ("schema", "gullible", "robust", "harsh")
 # The gullible judge gives full marks from this many characters of response on.
 GULLIBLE_FULL_LENGTH = 8000
 INVALID_JSON_ANSWER = 'I would rate this a 4 out of 5. {score: 4, justification: "mostly right"'
@@ -164,7 +164,7 @@ class JudgeServer:
         default_schema: dict[str, Any] | None = None,
         responder: Callable[[dict[str, Any]], str] | None = None,
         max_records: int = 10_000,
-        mode: Literal["schema", "gullible", "robust"] = "schema",
+        mode: Literal["schema", "gullible", "robust", "harsh"] = "schema",
     ) -> None:
         if mode not in JUDGE_MODES:
             raise ValueError(f"unknown judge mode {mode!r}; known: {', '.join(JUDGE_MODES)}")
@@ -460,6 +460,8 @@ class JudgeServer:
     def _fraction(self, user: str) -> float:
         """Where on each criterion's scale this judge puts the response (0 lowest, 1 highest)."""
         response = prompt_response(user) or user
+        if self.mode == "harsh":
+            return 0.0
         if self.mode == "gullible":
             if is_judge_addressed(response):
                 return 1.0

@@ -17,7 +17,6 @@ from app.labels.models import GoldItem
 from tests.integration.exports.world import build_world, label_gold, run_judge
 from tests.support.judge_server import JudgeServer
 from tests.support.web import csrf_for, data_testids, login
-from tests.unit.exports.nova_models import legal_answer
 
 
 @pytest.fixture
@@ -69,8 +68,7 @@ def test_drift_check_reruns_gold_with_the_bundles_judge_and_lists_flips(
     assert same.flips == []
 
     # The judge behind the same settings now fails everything: agreement drops, flips listed.
-    keys = [c["key"] for c in world.version.definition["criteria"]]
-    judge_server.responder = lambda body: json.dumps(legal_answer(keys, score=1))
+    judge_server.mode = "harsh"  # every comment of every response scored lowest
     drifted = check_service.start_check(session, world.project, bundle, actor=world.engineer)
     judge_engine.work_on_run(engine, drifted.run_id, judge_engine.EngineOptions(worker_id="t"))
     session.expire_all()
@@ -138,8 +136,7 @@ def test_cli_drift_check_waits_and_exits_by_result(
     assert steady.exit_code == 0, steady.output
     report = json.loads(steady.output[steady.output.index("{") :])
     assert report["finished"] and report["flips"] == []
-    keys = [c["key"] for c in world.version.definition["criteria"]]
-    judge_server.responder = lambda body: json.dumps(legal_answer(keys, score=1))
+    judge_server.mode = "harsh"  # every comment of every response scored lowest
     moved = runner.invoke(cli, ["drift", "check", "--bundle", str(bundle.id), "--wait", "--worker"])
     assert moved.exit_code == 3, moved.output
     missing = runner.invoke(cli, ["drift", "check", "--bundle", "999999"])

@@ -108,7 +108,8 @@ def test_demo_loads_grouped_legal_rollouts_and_pairs_once(
     assert again.count("Demo project already loaded") == 3
     assert rollout_count(session, legal.id or 0) == 48 + drift_samples
     imports = session.exec(select(RolloutImport)).all()
-    assert len(imports) == 3, "running the demo again must not import again"
+    # legal, preference pairs, calibration pairs, and the training run's drift samples
+    assert len(imports) == 4, "running the demo again must not import again"
     assert session.exec(select(AuditEvent).where(AuditEvent.action == "rollout.import.done")).all()
 
     login(client, "admin@demo.example.com")
