@@ -83,7 +83,7 @@ def test_trl_function_sends_samples_to_the_studio_api(
     path.write_text(build_module(legal_content(reward=config)))
     module = _load(path, "reward_api_under_test")
     for step in (3, 9):
-        module.reward_func(
+        module.reward_func_sync(
             prompts=["Review it", "Review it"],
             completions=["Looks fine.", "All good."],
             trainer_state=SimpleNamespace(global_step=step),

@@ -13,6 +13,7 @@ Skipped when llama_cpp or the model package is not installed, unless RS_REQUIRE_
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -148,6 +149,9 @@ def _demo_rollouts(count: int) -> list[dict[str, Any]]:
         if len(picked) == count:
             break
     for record in picked:
+        # One review comment per response: the tightened schema asks for exactly one scored item,
+        # and the judge must score every item of the response exactly once.
+        record["response"] = json.dumps(json.loads(record["response"])[:1], ensure_ascii=False)
         record["target_document"] = record["target_document"][:CONTRACT_CHARS]
         record["references"] = [
             {**ref, "text": ref["text"][:PLAYBOOK_CHARS]} for ref in record["references"]
