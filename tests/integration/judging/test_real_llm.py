@@ -133,6 +133,10 @@ def _tighten(node: Any) -> None:
         if node.get("type") == "integer" and "maximum" in node:
             node["enum"] = list(range(node.pop("minimum"), node.pop("maximum") + 1))
             node.pop("type")
+        if "item_index" in (node.get("properties") or {}):
+            # One comment per response (see _demo_rollouts): its index can only be 0, so the
+            # grammar keeps a tiny model from numbering from 1.
+            node["properties"]["item_index"] = {"enum": [0]}
         for value in node.values():
             _tighten(value)
     elif isinstance(node, list):
