@@ -245,4 +245,5 @@ def test_a_small_judge_run_against_a_real_llm_server(
         assert 0.0 <= (verdict.normalized or 0.0) <= 1.0
     final = session.get(JudgeRun, run.id)
     assert final is not None and final.items_done == 2
-    assert final.status == ("completed" if len(parsed) == 2 else "with_errors" if parsed else "failed")
+    expected = "completed" if len(parsed) == 2 else "with_errors" if parsed else "failed"
+    assert final.status == expected
