@@ -40,16 +40,54 @@ echo "== unit tests"
 
 # Browser tests run in their own pytest session: Playwright's sync API keeps an event loop running
 # in the worker's main thread for the whole session, which would break later asyncio.run() calls.
-echo "== integration tests on SQLite"
-RS_TEST_DB=sqlite "${PYTEST[@]}" tests/integration "$@"
-echo "== browser tests on SQLite"
-RS_TEST_DB=sqlite "${PYTEST[@]}" tests/e2e "$@"
+#
+# With RS_TEST_POSTGRES_URL set, the SQLite and PostgreSQL passes run side by side (each with its
+# own workers and databases): a good part of each pass waits on subprocesses (the CLI, the local
+# LLM, Chromium) or on the database server, and the other pass fills that time. Each pass's output
+# is printed whole when it ends. RS_TEST_SERIAL=1 runs them one after the other instead.
+LOGS=$(mktemp -d)
+run_pass() {  # run_pass NAME DB SUITE [pytest args...]: one pytest session, its log in $LOGS/NAME
+  local name=$1 db=$2 suite=$3
+  shift 3
+  local started=$SECONDS status=0
+  # Its own temporary folder: pytest's default one is shared, and cleaned, by every session.
+  RS_TEST_DB=$db "${PYTEST[@]}" --basetemp="$LOGS/tmp-$db-${suite//\//-}" "$suite" "$@" \
+    >"$LOGS/$name.log" 2>&1 || status=$?
+  echo "$status" >"$LOGS/$name.rc"
+  echo "== $name: exit $status after $((SECONDS - started)) s"
+}
+show_passes() {  # show_passes NAME...: print each pass's log; fail if any pass failed
+  local failed=0 name
+  for name in "$@"; do
+    echo "== $name"
+    cat "$LOGS/$name.log"
+    [ "$(cat "$LOGS/$name.rc")" = "0" ] || failed=1
+  done
+  return $failed
+}
 
-if [ -n "${RS_TEST_POSTGRES_URL:-}" ]; then
-  echo "== integration tests on PostgreSQL"
-  RS_TEST_DB=postgres "${PYTEST[@]}" tests/integration "$@"
-  echo "== browser tests on PostgreSQL"
-  RS_TEST_DB=postgres "${PYTEST[@]}" tests/e2e "$@"
+if [ -n "${RS_TEST_POSTGRES_URL:-}" ] && [ "${RS_TEST_SERIAL:-0}" != "1" ]; then
+  echo "== integration tests on SQLite and on PostgreSQL, side by side"
+  run_pass "integration tests on SQLite" sqlite tests/integration "$@" &
+  run_pass "integration tests on PostgreSQL" postgres tests/integration "$@" &
+  wait
+  show_passes "integration tests on SQLite" "integration tests on PostgreSQL"
+  echo "== browser tests on SQLite and on PostgreSQL, side by side"
+  run_pass "browser tests on SQLite" sqlite tests/e2e "$@" &
+  run_pass "browser tests on PostgreSQL" postgres tests/e2e "$@" &
+  wait
+  show_passes "browser tests on SQLite" "browser tests on PostgreSQL"
 else
-  echo "== PostgreSQL suite skipped: set RS_TEST_POSTGRES_URL=postgresql+psycopg://user@host:5432/db to run it"
+  echo "== integration tests on SQLite"
+  RS_TEST_DB=sqlite "${PYTEST[@]}" tests/integration "$@"
+  echo "== browser tests on SQLite"
+  RS_TEST_DB=sqlite "${PYTEST[@]}" tests/e2e "$@"
+  if [ -n "${RS_TEST_POSTGRES_URL:-}" ]; then
+    echo "== integration tests on PostgreSQL"
+    RS_TEST_DB=postgres "${PYTEST[@]}" tests/integration "$@"
+    echo "== browser tests on PostgreSQL"
+    RS_TEST_DB=postgres "${PYTEST[@]}" tests/e2e "$@"
+  else
+    echo "== PostgreSQL suite skipped: set RS_TEST_POSTGRES_URL=postgresql+psycopg://user@host:5432/db to run it"
+  fi
 fi

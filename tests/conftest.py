@@ -68,3 +68,34 @@ def app(settings: Settings, engine: Engine) -> FastAPI:
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app, base_url="http://testserver") as client:
         yield client
+
+
+# Files that take much longer than the rest start first, slowest first, so that with
+# pytest-xdist's `--dist loadfile` the last worker is not left running one of them alone at the
+# end. Listed here by measured cost (`pytest --durations`), then any file with a test marked
+# `slow` or `llm`.
+SLOW_FILES = (
+    "tests/integration/core/test_api_fuzz.py",
+    "tests/integration/judging/test_real_llm.py",
+    "tests/integration/core/test_route_table.py",
+    "tests/integration/agreement/test_agreement_properties.py",
+    "tests/integration/cli/test_cli.py",
+    "tests/integration/rollouts/test_cli_and_demo.py",
+    "tests/integration/agreement/test_corrected.py",
+    "tests/integration/agreement/test_slices.py",
+    "tests/integration/agreement/test_agreement_pages.py",
+    "tests/integration/drift/test_pages_and_api.py",
+    "tests/integration/drift/test_demo_audit.py",
+    "tests/unit/exports/test_trainer_step.py",
+    "tests/e2e/test_drift_dashboard.py",
+    "tests/e2e/test_calibration_demo.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {path: index for index, path in enumerate(SLOW_FILES)}
+    for item in items:
+        if item.get_closest_marker("slow") or item.get_closest_marker("llm"):
+            rank.setdefault(item.nodeid.split("::")[0], len(SLOW_FILES))
+    # A stable sort keeps each file's tests together and in their written order.
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(SLOW_FILES) + 1))
