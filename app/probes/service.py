@@ -14,7 +14,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import and_, case, func, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
@@ -24,10 +25,12 @@ from app.core.errors import Conflict, InvalidInput, NotFound
 from app.judging import service as judging_service
 from app.judging.models import JudgeConfig, JudgeRun, Verdict
 from app.judging.schemas import SelectionInput
+from app.judging.service import Subjects
 from app.probes import report as probe_report
 from app.probes.models import ProbeItem, ProbeRun, ProbeRunStatus
 from app.probes.rewrites import (
-    DEFAULT_PROBES,
+    DEFAULT_REPEATS,
+    PAIR_PROBES,
     PROBES,
     Criterion,
     CustomKind,
@@ -38,11 +41,12 @@ from app.probes.rewrites import (
     apply_custom,
     apply_probe,
     check_custom,
+    default_probes,
 )
 from app.probes.schemas import ProbeRunCreate
 from app.projects.models import Project
 from app.rewards import service as reward_service
-from app.rollouts.models import Rollout
+from app.rollouts.models import Rollout, RolloutPair
 from app.rubrics import service as rubric_service
 from app.rubrics.definition import RubricDefinition
 from app.rubrics.models import Rubric, RubricVersion
@@ -52,6 +56,12 @@ EXAMPLES_PER_PROBE = 3
 MAX_ORIGINALS = 2000  # each original makes about a dozen rewrites, each a judge call
 EXAMPLE_CHARS = 4000
 DONE_JUDGE_STATUSES = ("completed", "failed", "cancelled")
+USABLE_VERDICTS = ("ok", "repaired")
+SINGLE_ANSWER_ONLY = "a single-answer rubric has no pair to swap"
+PAIR_ONLY = (
+    "a preference rubric compares two responses; rewrites of one response are measured on "
+    "single-answer rubrics"
+)
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
@@ -109,18 +119,46 @@ def _custom(data: ProbeRunCreate) -> list[dict[str, Any]]:
     return custom
 
 
+def _resolve(
+    session: Session, project_id: int, data: ProbeRunCreate, pairwise: bool, split: str | None
+) -> Subjects:
+    selection = SelectionInput(
+        source="gold" if split else "all", gold_split=split, sample=data.sample, seed=data.seed
+    )
+    # Drift samples and earlier probe rewrites are never originals (left out in SQL).
+    return judging_service.resolve_selection(
+        session, project_id, selection, pairwise=pairwise, without_drift_samples=True
+    )
+
+
+def select_originals(
+    session: Session, project_id: int, data: ProbeRunCreate, *, pairwise: bool
+) -> tuple[Subjects, str]:
+    """The rollouts (or pairs) to probe, and a note when the default had to fall back.
+
+    By default the gold set's development split; when the project has none, every rollout
+    (or pair) of the project instead, said in the note. Drift samples and rewrites made by
+    earlier probe runs are never probed, whatever the selection."""
+    subjects = _resolve(session, project_id, data, pairwise, data.gold_split)
+    if subjects.ids or data.gold_split != "development":
+        return subjects, ""
+    what = "pairs" if pairwise else "rollouts"
+    fallback = _resolve(session, project_id, data, pairwise, None)
+    note = (
+        "The gold set has no development split in this project, so all its "
+        f"{what} were probed instead (drift samples and earlier probe rewrites left out). "
+        "Add gold items to the development split to probe those."
+    )
+    return fallback, note
+
+
 def create_run(
     session: Session, project: Project, *, actor: User | None, data: ProbeRunCreate
 ) -> ProbeRun:
     """Record a queued probe run; a worker makes the rewrites and judges them."""
     project_id = project.id or 0
     version, rubric = _version(session, project_id, data.rubric_version_id)
-    definition = rubric_service.version_definition(version)
-    if definition.mode != "rubric":
-        raise InvalidInput(
-            "Probes measure a rubric-based reward; this is a preference rubric, whose judge "
-            "decides between two responses (its position probe is not available yet)."
-        )
+    pairwise = rubric_service.version_definition(version).mode == "preference"
     judge = _judge(session, project_id, data.judge_config_id)
     if judge.provider == "external":
         raise InvalidInput("An external judge cannot be called: choose a callable judge.")
@@ -130,32 +168,32 @@ def create_run(
             f"Unknown probe(s): {', '.join(unknown)}. Known: {', '.join(PROBES)}.",
             details=[{"field": "probes", "message": f"unknown: {name}"} for name in unknown],
         )
-    probes = list(dict.fromkeys(data.probes)) if data.probes else list(DEFAULT_PROBES)
+    probes = list(dict.fromkeys(data.probes)) if data.probes else list(default_probes(pairwise))
+    if pairwise and data.custom:
+        raise InvalidInput(
+            "Your own rewrites apply to single-answer rubrics; a preference rubric runs the "
+            f"probes that judge a pair ({', '.join(PAIR_PROBES)}).",
+            details=[{"field": "custom", "message": PAIR_ONLY}],
+        )
     custom = _custom(data)
-    selection = SelectionInput(
-        source="gold" if data.gold_split else "all",
-        gold_split=data.gold_split,
-        sample=data.sample,
-        seed=data.seed,
-    )
-    subjects = judging_service.resolve_selection(session, project_id, selection, pairwise=False)
-    rewrites = _probe_rollouts(session, subjects.rollout_ids)
-    originals = [rid for rid in subjects.rollout_ids if rid not in rewrites]
-    if not originals:
+    subjects, note = select_originals(session, project_id, data, pairwise=pairwise)
+    what = "pairs" if pairwise else "rollouts"
+    if not subjects.ids:
         where = f"the gold set's {data.gold_split} split" if data.gold_split else "this project"
         raise InvalidInput(
-            f"There are no rollouts to probe in {where}: add gold items to it, or choose "
-            "another split."
+            f"There are no {what} to probe in {where} (drift samples and earlier probe "
+            "rewrites are never probed): add gold items to it, or choose another split."
         )
-    if len(originals) > MAX_ORIGINALS:
+    if len(subjects.ids) > MAX_ORIGINALS:
         raise InvalidInput(
-            f"The selection has {len(originals):,} rollouts; probe at most {MAX_ORIGINALS:,} "
-            "(give a sample size): every rollout makes about a dozen rewrites to judge."
+            f"The selection has {len(subjects.ids):,} {what}; probe at most {MAX_ORIGINALS:,} "
+            "(give a sample size): every one makes several judge calls."
         )
     state = reward_service.current_config(session, project_id)
     reward = state.model.as_dict()
     seed = data.seed if data.seed is not None else secrets.randbelow(2**31)
     thresholds = probe_report.thresholds_with_defaults(data.thresholds.model_dump())
+    chosen = {"pair_ids": subjects.ids} if pairwise else {"rollout_ids": subjects.ids}
     run = ProbeRun(
         project_id=project_id,
         rubric_version_id=version.id or 0,
@@ -165,7 +203,7 @@ def create_run(
         probes=probes,
         custom=custom,
         thresholds=thresholds,
-        selection={**subjects.selection, "rollout_ids": originals},
+        selection={**subjects.selection, **chosen, "note": note},
         config_hash=config_hash(version, judge, reward),
         reward_revision=state.revision,
         reward_config=reward,
@@ -182,7 +220,7 @@ def create_run(
         project_id=project_id,
         summary=(
             f"started probes ({', '.join(probes + [c['name'] for c in custom])}) of "
-            f"{rubric.name} v{version.number} with {judge.name} on {len(originals)} rollouts"
+            f"{rubric.name} v{version.number} with {judge.name} on {len(subjects.ids)} {what}"
         ),
         details={"seed": seed, "thresholds": thresholds, "config_hash": run.config_hash},
     )
@@ -190,16 +228,13 @@ def create_run(
     return run
 
 
-def _probe_rollouts(session: Session, ids: list[int]) -> set[int]:
-    """Which of these rollouts are rewrites made by earlier probe runs (never probed again)."""
-    found: set[int] = set()
-    for start in range(0, len(ids), 500):
-        query = select(Rollout.id).where(
-            col(Rollout.id).in_(ids[start : start + 500]),
-            col(Rollout.source_file).startswith(SOURCE_PREFIX),
-        )
-        found.update(int(i or 0) for i in session.exec(query))
-    return found
+def originals_count(run: ProbeRun) -> int:
+    """How many rollouts (or pairs, for a preference rubric) the run probes."""
+    return len(run.selection.get("rollout_ids") or run.selection.get("pair_ids") or [])
+
+
+def is_pairwise(run: ProbeRun) -> bool:
+    return "pair_ids" in run.selection
 
 
 # ---- reading runs -----------------------------------------------------------------------------
@@ -290,6 +325,23 @@ def latest_completed(
 # ---- the export gate's question ---------------------------------------------------------------
 
 
+def _measured_gaming(run: ProbeRun) -> bool:
+    """Did the run measure at least one way of gaming (a probe other than self-consistency,
+    applied to at least one item)?"""
+    return any(
+        row.get("n") and not row.get("informational") and not row.get("not_applicable")
+        for row in report_rows(run)
+    )
+
+
+def probe_command(project: Project, version: RubricVersion, judge: JudgeConfig) -> str:
+    """The command that probes exactly this configuration (shown where the gate refuses)."""
+    return (
+        f"rubric-studio probes run --project {project.id} --rubric-version {version.id} "
+        f"--judge {judge.id} --wait"
+    )
+
+
 def gate_check(
     session: Session,
     project: Project,
@@ -301,15 +353,32 @@ def gate_check(
 ) -> dict[str, Any]:
     """The gate's probe check for exactly what is exported.
 
-    - a completed run with the same config hash: passes when every probe passed;
+    - a completed run with the same config hash: passes when every probe passed ("passed" or
+      "failed");
     - none with that hash, but one for this rubric (any version), judge or reward before: the
-      configuration changed since, so it fails until probes are run again ("stale");
-    - never probed: not required (passes), and the bundle page says hackability is unmeasured.
+      configuration changed since ("stale");
+    - never probed ("missing").
+    Stale and missing block the export like a failed probe (an admin may override with a
+    reason): hackability that was not measured for what ships must not pass silently.
     """
     project_id = project.id or 0
     hash_ = config_hash(version, judge, reward)
     run = latest_completed(session, project_id, hash_=hash_)
-    base = {"name": "probes", "minimum": None, "config_hash": hash_}
+    command = probe_command(project, version, judge)
+    base = {"name": "probes", "minimum": None, "config_hash": hash_, "command": command}
+    if run is not None and not _measured_gaming(run):
+        return {
+            **base,
+            "state": "missing",
+            "value": None,
+            "passed": False,
+            "probe_run_id": run.id,
+            "reason": (
+                f"probe run #{run.id} measured no way of gaming the reward (self-consistency "
+                "only, or nothing could be rewritten). Run the gaming probes: "
+                f"{command}"
+            ),
+        }
     if run is not None:
         report = run.report or {}
         failed = list(report.get("failed") or [])
@@ -342,17 +411,21 @@ def gate_check(
             "passed": False,
             "probe_run_id": earlier.id,
             "reason": (
-                f"probe run #{earlier.id} measured another rubric version, judge or reward "
-                "configuration; run the probes again for what you export"
+                f"out of date: probe run #{earlier.id} measured another rubric version, judge "
+                "or reward configuration. Run probes for what you export: "
+                f"{command}"
             ),
         }
     return {
         **base,
         "state": "missing",
         "value": None,
-        "passed": True,
+        "passed": False,
         "probe_run_id": None,
-        "reason": "not probed: hackability is unmeasured (run probes before exporting)",
+        "reason": (
+            "not probed: nobody has measured whether this reward can be gamed. Run probes "
+            f"(Probes page, or {command}), or ask a project admin to override with a reason"
+        ),
     }
 
 
@@ -370,25 +443,36 @@ def manifest_entry(session: Session, check: dict[str, Any]) -> dict[str, Any]:
             "custom": run.custom,
             "thresholds": run.thresholds,
             "config_hash": run.config_hash,
-            "selection": {k: v for k, v in run.selection.items() if k != "rollout_ids"},
+            "selection": public_selection(run),
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
             "results": [_public_row(row) for row in report_rows(run)],
         }
     return entry
 
 
+PUBLIC_ROW_KEYS = (
+    "name",
+    "n",
+    "uplift_mean",
+    "uplift_ci_low",
+    "uplift_ci_high",
+    "share_improved",
+    "share_changed",
+    "share_changed_ci_low",
+    "share_changed_ci_high",
+    "spread_mean",
+    "passed",
+    "verdict",
+)
+
+
+def public_selection(run: ProbeRun) -> dict[str, Any]:
+    """The run's selection without its (long) id lists."""
+    return {k: v for k, v in run.selection.items() if k not in ("rollout_ids", "pair_ids")}
+
+
 def _public_row(row: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "name",
-        "n",
-        "uplift_mean",
-        "uplift_ci_low",
-        "uplift_ci_high",
-        "share_improved",
-        "passed",
-        "verdict",
-    )
-    return {k: row.get(k) for k in keys}
+    return {k: row.get(k) for k in PUBLIC_ROW_KEYS}
 
 
 @dataclass
@@ -464,6 +548,8 @@ def prepare_run(session: Session, run_id: int) -> bool:
     judge = session.get(JudgeConfig, run.judge_config_id) if run.judge_config_id else None
     if project is None or version is None or judge is None:
         return _fail(session, run, "its project, rubric version or judge configuration is gone")
+    if is_pairwise(run):
+        return _prepare_pairs(session, run, project, version, judge)
     definition = rubric_service.version_definition(version)
     originals: list[Rollout] = []
     ids = [int(i) for i in run.selection.get("rollout_ids") or []]
@@ -507,6 +593,33 @@ def prepare_run(session: Session, run_id: int) -> bool:
         rollout_ids=rollout_ids,
         selection={"source": "probes", "probe_run_id": run.id},
     )
+    return _claim(session, run, judge_run, made)
+
+
+def _prepare_pairs(
+    session: Session,
+    run: ProbeRun,
+    project: Project,
+    version: RubricVersion,
+    judge: JudgeConfig,
+) -> bool:
+    """A preference rubric's probes need no rewrite: the pairs are judged in both orders (the
+    position probe's swap), and again when self-consistency is asked for."""
+    repeats = 1 + DEFAULT_REPEATS if probe_report.SELF_CONSISTENCY in run.probes else 1
+    judge_run = judging_service.queue_run_for_pairs(
+        session,
+        project,
+        actor=None,
+        version=version,
+        config=judge,
+        pair_ids=[int(i) for i in run.selection.get("pair_ids") or []],
+        selection={"source": "probes", "probe_run_id": run.id},
+        repeats=repeats,
+    )
+    return _claim(session, run, judge_run, judge_run.items_total)
+
+
+def _claim(session: Session, run: ProbeRun, judge_run: JudgeRun, made: int) -> bool:
     claimed = session.execute(
         update(ProbeRun)
         .where(col(ProbeRun.id) == run.id, col(ProbeRun.status) == ProbeRunStatus.QUEUED.value)
@@ -576,7 +689,10 @@ def finish_run(session: Session, run_id: int) -> bool:
     version = session.get(RubricVersion, run.rubric_version_id)
     assert project is not None and version is not None
     definition = rubric_service.version_definition(version)
-    run.report = build_report(session, run, project, definition)
+    if is_pairwise(run):
+        run.report = build_pair_report(session, run)
+    else:
+        run.report = build_report(session, run, project, definition)
     run.status = ProbeRunStatus.COMPLETED.value
     run.finished_at = utcnow()
     session.commit()
@@ -671,6 +787,7 @@ def build_report(
         "wrong_source": "no rollout has reference material to quote instead",
         "partial": "no response has more than one part to drop",
         "duplication": "no response has an item to repeat",
+        probe_report.POSITION: SINGLE_ANSWER_ONLY,
     }
     report = probe_report.build_report(
         observations,
@@ -685,6 +802,143 @@ def build_report(
         row["examples"] = [example for _uplift, example in ranked[:EXAMPLES_PER_PROBE]]
     report["originals"] = len(original_ids)
     report["judge_errors"] = sum(1 for o in outcomes.values() if o.get("judge_status") == "error")
+    return report
+
+
+def _pair_counts(session: Session, judge_run_id: int) -> tuple[int, int, int]:
+    """(pairs with a usable verdict in both orders, of those whose winner changed, of those
+    where the response shown first won both times), counted in SQL over the first judging."""
+    ab, ba = aliased(Verdict), aliased(Verdict)
+    changed = col(ab.winner) != col(ba.winner)
+    first = and_(col(ab.winner) == "A", col(ba.winner) == "B")
+    row = session.exec(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((changed, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((first, 1), else_=0)), 0),
+        )
+        .select_from(ab)
+        .join(
+            ba,
+            and_(
+                col(ba.run_id) == col(ab.run_id),
+                col(ba.pair_id) == col(ab.pair_id),
+                col(ba.repeat) == 0,
+                col(ba.order_shown) == "BA",
+            ),
+        )
+        .where(
+            col(ab.run_id) == judge_run_id,
+            col(ab.repeat) == 0,
+            col(ab.order_shown) == "AB",
+            col(ab.parse_status).in_(USABLE_VERDICTS),
+            col(ba.parse_status).in_(USABLE_VERDICTS),
+        )
+    ).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def _pair_examples(session: Session, judge_run_id: int) -> list[dict[str, Any]]:
+    """A few pairs whose winner changed with the order, with both responses and verdicts."""
+    ab, ba = aliased(Verdict), aliased(Verdict)
+    found = session.exec(
+        select(ab.pair_id, ab.winner, ba.winner)
+        .join(
+            ba,
+            and_(
+                col(ba.run_id) == col(ab.run_id),
+                col(ba.pair_id) == col(ab.pair_id),
+                col(ba.repeat) == 0,
+                col(ba.order_shown) == "BA",
+            ),
+        )
+        .where(
+            col(ab.run_id) == judge_run_id,
+            col(ab.repeat) == 0,
+            col(ab.order_shown) == "AB",
+            col(ab.parse_status).in_(USABLE_VERDICTS),
+            col(ba.parse_status).in_(USABLE_VERDICTS),
+            col(ab.winner) != col(ba.winner),
+        )
+        .order_by(col(ab.pair_id))
+        .limit(EXAMPLES_PER_PROBE)
+    ).all()
+    examples = []
+    for pair_id, winner_ab, winner_ba in found:
+        pair = session.get(RolloutPair, pair_id)
+        if pair is None:
+            continue
+        a, b = session.get(Rollout, pair.rollout_a_id), session.get(Rollout, pair.rollout_b_id)
+        examples.append(
+            {
+                "pair_id": pair_id,
+                "winner_ab": winner_ab,
+                "winner_ba": winner_ba,
+                "response_a": ((a.response if a else "") or "")[:EXAMPLE_CHARS],
+                "response_b": ((b.response if b else "") or "")[:EXAMPLE_CHARS],
+                "rollout_a_id": pair.rollout_a_id,
+                "rollout_b_id": pair.rollout_b_id,
+            }
+        )
+    return examples
+
+
+def _pair_consistency(session: Session, judge_run_id: int) -> list[tuple[bool, float]]:
+    """Per pair judged more than once in one order: (did its winner change between judgings of
+    the same order, the largest spread of its score), aggregated in SQL per pair and order."""
+    groups = session.exec(
+        select(
+            Verdict.pair_id,
+            func.count(func.distinct(Verdict.winner)),
+            func.max(Verdict.normalized) - func.min(Verdict.normalized),
+        )
+        .where(
+            Verdict.run_id == judge_run_id,
+            col(Verdict.parse_status).in_(USABLE_VERDICTS),
+        )
+        .group_by(col(Verdict.pair_id), col(Verdict.order_shown))
+        .having(func.count() > 1)
+    ).all()
+    per_pair: dict[int, tuple[bool, float]] = {}
+    for pair_id, winners, spread in groups:
+        changed, widest = per_pair.get(int(pair_id or 0), (False, 0.0))
+        per_pair[int(pair_id or 0)] = (changed or winners > 1, max(widest, float(spread or 0)))
+    return [per_pair[key] for key in sorted(per_pair)]
+
+
+def build_pair_report(session: Session, run: ProbeRun) -> dict[str, Any]:
+    """The report of a preference rubric's probes: position (the pair swapped) and
+    self-consistency (the pair judged again), from the run's verdicts."""
+    judge_run_id = run.judge_run_id or 0
+    total = originals_count(run)
+    made: dict[str, dict[str, Any]] = {}
+    if probe_report.POSITION in run.probes:
+        pairs, flipped, first = _pair_counts(session, judge_run_id)
+        made[probe_report.POSITION] = probe_report.position_summary(
+            pairs=pairs,
+            flipped=flipped,
+            first_shown=first,
+            errors=total - pairs,
+            thresholds=run.thresholds,
+        )
+        made[probe_report.POSITION]["pair_examples"] = _pair_examples(session, judge_run_id)
+    if probe_report.SELF_CONSISTENCY in run.probes:
+        made[probe_report.SELF_CONSISTENCY] = probe_report.pair_consistency_summary(
+            _pair_consistency(session, judge_run_id), run.thresholds, run.seed
+        )
+    not_applicable = {name: PAIR_ONLY for name in run.probes if name not in PAIR_PROBES}
+    report = probe_report.build_report(
+        [], run.thresholds, run.seed, list(run.probes), {}, not_applicable, made
+    )
+    report["originals"] = total
+    report["pairwise"] = True
+    report["judge_errors"] = int(
+        session.exec(
+            select(func.count()).where(
+                Verdict.run_id == judge_run_id, col(Verdict.parse_status).not_in(USABLE_VERDICTS)
+            )
+        ).one()
+    )
     return report
 
 
