@@ -273,7 +273,8 @@ def position_summary(
     """The position probe's row from counts over pairs judged in both orders (pairs: both
     verdicts usable; flipped: the winner changed with the order; first_shown: of the flipped,
     the response shown first won both times; errors: pairs left out for a failed verdict)."""
-    limit = float(thresholds.get("max_flip_share", DEFAULT_THRESHOLDS["max_flip_share"]))
+    thresholds = thresholds_with_defaults(thresholds)  # runs older than max_flip_share
+    limit = float(thresholds["max_flip_share"])
     low, high = wilson_interval(flipped, pairs, float(thresholds["confidence"]))
     row = _empty_row(POSITION)
     row.update(
@@ -311,6 +312,7 @@ def pair_consistency_summary(
 ) -> dict[str, Any]:
     """Self-consistency of a preference judge: per pair, (did the winner change between
     judgings of the same order, spread of its score 1/0.5/0 across them)."""
+    thresholds = thresholds_with_defaults(thresholds)
     n = len(per_pair)
     changed = sum(1 for flag, _spread in per_pair if flag)
     spreads = [spread for _flag, spread in per_pair]

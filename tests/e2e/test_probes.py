@@ -82,7 +82,8 @@ def test_probes_on_the_demo_project_block_the_export(
         _shot(page, "export-unprobed")
         body = page.inner_text("body")
         assert "Probes: not probed" in body
-        assert f"rubric-studio probes run --project {project.id} --rubric-version {version.id}" in body
+        command = f"rubric-studio probes run --project {project.id} --rubric-version {version.id}"
+        assert command in body
 
         page.goto(f"/projects/{project.id}/probes")
         page.select_option("[data-testid=probe-version]", str(version.id))
