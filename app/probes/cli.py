@@ -14,12 +14,13 @@ from app.core.errors import DomainError
 from app.judging import cli as judging_cli
 from app.probes import service as probe_service
 from app.probes.models import ProbeRun
+from app.probes.report import PUBLIC_ROW_KEYS
 from app.probes.rewrites import PROBES
 from app.probes.schemas import ProbeRunCreate
 
 probes_cli = typer.Typer(help="Probes: can the reward that ships be gamed? Run them, read them.")
 
-REPORT_KEYS = probe_service.PUBLIC_ROW_KEYS
+REPORT_KEYS = PUBLIC_ROW_KEYS
 
 
 def report_json(run: ProbeRun) -> list[dict[str, Any]]:

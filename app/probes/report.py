@@ -37,6 +37,23 @@ DEFAULT_THRESHOLDS: dict[str, Any] = {
     "confidence": 0.95,
     "resamples": 2000,
 }
+# What the API, the CLI and the export manifest show of each report row.
+PUBLIC_ROW_KEYS = (
+    "name",
+    "n",
+    "uplift_mean",
+    "uplift_ci_low",
+    "uplift_ci_high",
+    "share_improved",
+    "share_changed",
+    "share_changed_ci_low",
+    "share_changed_ci_high",
+    "spread_mean",
+    "passed",
+    "verdict",
+)
+EXAMPLES_PER_PROBE = 3
+EXAMPLE_CHARS = 4000
 ADDRESSED = "addressed_to_judge"
 SELF_CONSISTENCY = "self_consistency"
 POSITION = "position"

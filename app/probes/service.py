@@ -1,5 +1,6 @@
-"""Probe runs: start one, make its rewrites and judge run (worker), build its report, and answer
-the export gate's question "has this exact configuration been probed, and did it pass?".
+"""Probe runs: choose the originals, start a run, make its rewrites and judge run (worker) and
+build its report. The export gate's question is answered in app.probes.gate, a preference
+rubric's report in app.probes.pairs.
 
 Public functions that change data commit once; helpers only flush. The rewrites and the report
 are made by the worker (app.probes.jobs), never inside a request.
@@ -14,8 +15,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
@@ -26,6 +26,7 @@ from app.judging import service as judging_service
 from app.judging.models import JudgeConfig, JudgeRun, Verdict
 from app.judging.schemas import SelectionInput
 from app.judging.service import Subjects
+from app.probes import pairs as probe_pairs
 from app.probes import report as probe_report
 from app.probes.models import ProbeItem, ProbeRun, ProbeRunStatus
 from app.probes.rewrites import (
@@ -46,22 +47,17 @@ from app.probes.rewrites import (
 from app.probes.schemas import ProbeRunCreate
 from app.projects.models import Project
 from app.rewards import service as reward_service
-from app.rollouts.models import Rollout, RolloutPair
+from app.rollouts.models import Rollout
 from app.rubrics import service as rubric_service
 from app.rubrics.definition import RubricDefinition
 from app.rubrics.models import Rubric, RubricVersion
 
 SOURCE_PREFIX = judging_service.PROBE_SOURCE_PREFIX
-EXAMPLES_PER_PROBE = 3
+EXAMPLES_PER_PROBE = probe_report.EXAMPLES_PER_PROBE
 MAX_ORIGINALS = 2000  # each original makes about a dozen rewrites, each a judge call
-EXAMPLE_CHARS = 4000
+EXAMPLE_CHARS = probe_report.EXAMPLE_CHARS
 DONE_JUDGE_STATUSES = ("completed", "failed", "cancelled")
-USABLE_VERDICTS = ("ok", "repaired")
 SINGLE_ANSWER_ONLY = "a single-answer rubric has no pair to swap"
-PAIR_ONLY = (
-    "a preference rubric compares two responses; rewrites of one response are measured on "
-    "single-answer rubrics"
-)
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
@@ -173,7 +169,7 @@ def create_run(
         raise InvalidInput(
             "Your own rewrites apply to single-answer rubrics; a preference rubric runs the "
             f"probes that judge a pair ({', '.join(PAIR_PROBES)}).",
-            details=[{"field": "custom", "message": PAIR_ONLY}],
+            details=[{"field": "custom", "message": probe_pairs.PAIR_ONLY}],
         )
     custom = _custom(data)
     subjects, note = select_originals(session, project_id, data, pairwise=pairwise)
@@ -231,6 +227,11 @@ def create_run(
 def originals_count(run: ProbeRun) -> int:
     """How many rollouts (or pairs, for a preference rubric) the run probes."""
     return len(run.selection.get("rollout_ids") or run.selection.get("pair_ids") or [])
+
+
+def public_selection(run: ProbeRun) -> dict[str, Any]:
+    """The run's selection without its (long) id lists."""
+    return {k: v for k, v in run.selection.items() if k not in ("rollout_ids", "pair_ids")}
 
 
 def is_pairwise(run: ProbeRun) -> bool:
@@ -320,179 +321,6 @@ def latest_completed(
     if hash_ is not None:
         query = query.where(ProbeRun.config_hash == hash_)
     return session.exec(query.order_by(col(ProbeRun.id).desc()).limit(1)).first()
-
-
-# ---- the export gate's question ---------------------------------------------------------------
-
-
-def _measured_gaming(run: ProbeRun) -> bool:
-    """Did the run measure at least one way of gaming (a probe other than self-consistency,
-    applied to at least one item)?"""
-    return any(
-        row.get("n") and not row.get("informational") and not row.get("not_applicable")
-        for row in report_rows(run)
-    )
-
-
-def probe_command(project: Project, version: RubricVersion, judge: JudgeConfig) -> str:
-    """The command that probes exactly this configuration (shown where the gate refuses)."""
-    return (
-        f"rubric-studio probes run --project {project.id} --rubric-version {version.id} "
-        f"--judge {judge.id} --wait"
-    )
-
-
-def gate_check(
-    session: Session,
-    project: Project,
-    *,
-    version: RubricVersion,
-    rubric: Rubric,
-    judge: JudgeConfig,
-    reward: dict[str, Any],
-) -> dict[str, Any]:
-    """The gate's probe check for exactly what is exported.
-
-    - a completed run with the same config hash: passes when every probe passed ("passed" or
-      "failed");
-    - none with that hash, but one for this rubric (any version), judge or reward before: the
-      configuration changed since ("stale");
-    - never probed ("missing").
-    Stale and missing block the export like a failed probe (an admin may override with a
-    reason): hackability that was not measured for what ships must not pass silently.
-    """
-    project_id = project.id or 0
-    hash_ = config_hash(version, judge, reward)
-    run = latest_completed(session, project_id, hash_=hash_)
-    command = probe_command(project, version, judge)
-    base = {"name": "probes", "minimum": None, "config_hash": hash_, "command": command}
-    if run is not None and not _measured_gaming(run):
-        return {
-            **base,
-            "state": "missing",
-            "value": None,
-            "passed": False,
-            "probe_run_id": run.id,
-            "reason": (
-                f"probe run #{run.id} measured no way of gaming the reward (self-consistency "
-                "only, or nothing could be rewritten). Run the gaming probes: "
-                f"{command}"
-            ),
-        }
-    if run is not None:
-        report = run.report or {}
-        failed = list(report.get("failed") or [])
-        rows = {row["name"]: row for row in report_rows(run)}
-        reasons = [rows[name]["verdict"] for name in failed if name in rows]
-        return {
-            **base,
-            "state": "passed" if not failed else "failed",
-            "value": len(failed),
-            "passed": not failed,
-            "probe_run_id": run.id,
-            "reason": "" if not failed else "; ".join(reasons),
-        }
-    versions = select(RubricVersion.id).where(RubricVersion.rubric_id == rubric.id)
-    earlier = session.exec(
-        select(ProbeRun)
-        .where(
-            ProbeRun.project_id == project_id,
-            ProbeRun.status == ProbeRunStatus.COMPLETED.value,
-            col(ProbeRun.rubric_version_id).in_(versions),
-        )
-        .order_by(col(ProbeRun.id).desc())
-        .limit(1)
-    ).first()
-    if earlier is not None:
-        return {
-            **base,
-            "state": "stale",
-            "value": None,
-            "passed": False,
-            "probe_run_id": earlier.id,
-            "reason": (
-                f"out of date: probe run #{earlier.id} measured another rubric version, judge "
-                "or reward configuration. Run probes for what you export: "
-                f"{command}"
-            ),
-        }
-    return {
-        **base,
-        "state": "missing",
-        "value": None,
-        "passed": False,
-        "probe_run_id": None,
-        "reason": (
-            "not probed: nobody has measured whether this reward can be gamed. Run probes "
-            f"(Probes page, or {command}), or ask a project admin to override with a reason"
-        ),
-    }
-
-
-def manifest_entry(session: Session, check: dict[str, Any]) -> dict[str, Any]:
-    """What the export manifest records about probes: the check, and the run's results,
-    seeds and thresholds."""
-    entry: dict[str, Any] = {"check": check}
-    run_id = check.get("probe_run_id")
-    run = session.get(ProbeRun, run_id) if run_id else None
-    if run is not None:
-        entry["run"] = {
-            "id": run.id,
-            "seed": run.seed,
-            "probes": run.probes,
-            "custom": run.custom,
-            "thresholds": run.thresholds,
-            "config_hash": run.config_hash,
-            "selection": public_selection(run),
-            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-            "results": [_public_row(row) for row in report_rows(run)],
-        }
-    return entry
-
-
-PUBLIC_ROW_KEYS = (
-    "name",
-    "n",
-    "uplift_mean",
-    "uplift_ci_low",
-    "uplift_ci_high",
-    "share_improved",
-    "share_changed",
-    "share_changed_ci_low",
-    "share_changed_ci_high",
-    "spread_mean",
-    "passed",
-    "verdict",
-)
-
-
-def public_selection(run: ProbeRun) -> dict[str, Any]:
-    """The run's selection without its (long) id lists."""
-    return {k: v for k, v in run.selection.items() if k not in ("rollout_ids", "pair_ids")}
-
-
-def _public_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row.get(k) for k in PUBLIC_ROW_KEYS}
-
-
-@dataclass
-class Hackability:
-    """The summary card: the latest completed probe run of a rubric version."""
-
-    run: ProbeRun | None
-    rows: list[dict[str, Any]]
-    failed: list[str]
-
-    @property
-    def measured(self) -> bool:
-        return self.run is not None
-
-
-def hackability(session: Session, project_id: int, version_id: int) -> Hackability:
-    run = latest_completed(session, project_id, version_id=version_id)
-    if run is None:
-        return Hackability(None, [], [])
-    return Hackability(run, report_rows(run), list((run.report or {}).get("failed") or []))
 
 
 # ---- the worker's steps -----------------------------------------------------------------------
@@ -690,7 +518,7 @@ def finish_run(session: Session, run_id: int) -> bool:
     assert project is not None and version is not None
     definition = rubric_service.version_definition(version)
     if is_pairwise(run):
-        run.report = build_pair_report(session, run)
+        run.report = probe_pairs.build_pair_report(session, run)
     else:
         run.report = build_report(session, run, project, definition)
     run.status = ProbeRunStatus.COMPLETED.value
@@ -802,143 +630,6 @@ def build_report(
         row["examples"] = [example for _uplift, example in ranked[:EXAMPLES_PER_PROBE]]
     report["originals"] = len(original_ids)
     report["judge_errors"] = sum(1 for o in outcomes.values() if o.get("judge_status") == "error")
-    return report
-
-
-def _pair_counts(session: Session, judge_run_id: int) -> tuple[int, int, int]:
-    """(pairs with a usable verdict in both orders, of those whose winner changed, of those
-    where the response shown first won both times), counted in SQL over the first judging."""
-    ab, ba = aliased(Verdict), aliased(Verdict)
-    changed = col(ab.winner) != col(ba.winner)
-    first = and_(col(ab.winner) == "A", col(ba.winner) == "B")
-    row = session.exec(
-        select(
-            func.count(),
-            func.coalesce(func.sum(case((changed, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((first, 1), else_=0)), 0),
-        )
-        .select_from(ab)
-        .join(
-            ba,
-            and_(
-                col(ba.run_id) == col(ab.run_id),
-                col(ba.pair_id) == col(ab.pair_id),
-                col(ba.repeat) == 0,
-                col(ba.order_shown) == "BA",
-            ),
-        )
-        .where(
-            col(ab.run_id) == judge_run_id,
-            col(ab.repeat) == 0,
-            col(ab.order_shown) == "AB",
-            col(ab.parse_status).in_(USABLE_VERDICTS),
-            col(ba.parse_status).in_(USABLE_VERDICTS),
-        )
-    ).one()
-    return int(row[0]), int(row[1]), int(row[2])
-
-
-def _pair_examples(session: Session, judge_run_id: int) -> list[dict[str, Any]]:
-    """A few pairs whose winner changed with the order, with both responses and verdicts."""
-    ab, ba = aliased(Verdict), aliased(Verdict)
-    found = session.exec(
-        select(ab.pair_id, ab.winner, ba.winner)
-        .join(
-            ba,
-            and_(
-                col(ba.run_id) == col(ab.run_id),
-                col(ba.pair_id) == col(ab.pair_id),
-                col(ba.repeat) == 0,
-                col(ba.order_shown) == "BA",
-            ),
-        )
-        .where(
-            col(ab.run_id) == judge_run_id,
-            col(ab.repeat) == 0,
-            col(ab.order_shown) == "AB",
-            col(ab.parse_status).in_(USABLE_VERDICTS),
-            col(ba.parse_status).in_(USABLE_VERDICTS),
-            col(ab.winner) != col(ba.winner),
-        )
-        .order_by(col(ab.pair_id))
-        .limit(EXAMPLES_PER_PROBE)
-    ).all()
-    examples = []
-    for pair_id, winner_ab, winner_ba in found:
-        pair = session.get(RolloutPair, pair_id)
-        if pair is None:
-            continue
-        a, b = session.get(Rollout, pair.rollout_a_id), session.get(Rollout, pair.rollout_b_id)
-        examples.append(
-            {
-                "pair_id": pair_id,
-                "winner_ab": winner_ab,
-                "winner_ba": winner_ba,
-                "response_a": ((a.response if a else "") or "")[:EXAMPLE_CHARS],
-                "response_b": ((b.response if b else "") or "")[:EXAMPLE_CHARS],
-                "rollout_a_id": pair.rollout_a_id,
-                "rollout_b_id": pair.rollout_b_id,
-            }
-        )
-    return examples
-
-
-def _pair_consistency(session: Session, judge_run_id: int) -> list[tuple[bool, float]]:
-    """Per pair judged more than once in one order: (did its winner change between judgings of
-    the same order, the largest spread of its score), aggregated in SQL per pair and order."""
-    groups = session.exec(
-        select(
-            Verdict.pair_id,
-            func.count(func.distinct(Verdict.winner)),
-            func.max(Verdict.normalized) - func.min(Verdict.normalized),
-        )
-        .where(
-            Verdict.run_id == judge_run_id,
-            col(Verdict.parse_status).in_(USABLE_VERDICTS),
-        )
-        .group_by(col(Verdict.pair_id), col(Verdict.order_shown))
-        .having(func.count() > 1)
-    ).all()
-    per_pair: dict[int, tuple[bool, float]] = {}
-    for pair_id, winners, spread in groups:
-        changed, widest = per_pair.get(int(pair_id or 0), (False, 0.0))
-        per_pair[int(pair_id or 0)] = (changed or winners > 1, max(widest, float(spread or 0)))
-    return [per_pair[key] for key in sorted(per_pair)]
-
-
-def build_pair_report(session: Session, run: ProbeRun) -> dict[str, Any]:
-    """The report of a preference rubric's probes: position (the pair swapped) and
-    self-consistency (the pair judged again), from the run's verdicts."""
-    judge_run_id = run.judge_run_id or 0
-    total = originals_count(run)
-    made: dict[str, dict[str, Any]] = {}
-    if probe_report.POSITION in run.probes:
-        pairs, flipped, first = _pair_counts(session, judge_run_id)
-        made[probe_report.POSITION] = probe_report.position_summary(
-            pairs=pairs,
-            flipped=flipped,
-            first_shown=first,
-            errors=total - pairs,
-            thresholds=run.thresholds,
-        )
-        made[probe_report.POSITION]["pair_examples"] = _pair_examples(session, judge_run_id)
-    if probe_report.SELF_CONSISTENCY in run.probes:
-        made[probe_report.SELF_CONSISTENCY] = probe_report.pair_consistency_summary(
-            _pair_consistency(session, judge_run_id), run.thresholds, run.seed
-        )
-    not_applicable = {name: PAIR_ONLY for name in run.probes if name not in PAIR_PROBES}
-    report = probe_report.build_report(
-        [], run.thresholds, run.seed, list(run.probes), {}, not_applicable, made
-    )
-    report["originals"] = total
-    report["pairwise"] = True
-    report["judge_errors"] = int(
-        session.exec(
-            select(func.count()).where(
-                Verdict.run_id == judge_run_id, col(Verdict.parse_status).not_in(USABLE_VERDICTS)
-            )
-        ).one()
-    )
     return report
 
 
