@@ -22,7 +22,7 @@ from app.exports.targets import TARGETS, TargetFile, TargetOptions, render_targe
 from app.judging.engine import provider_config
 from app.judging.models import JudgeConfig, JudgeRun
 from app.labels.models import GoldItem, Label
-from app.probes import service as probe_service
+from app.probes import gate as probe_gate
 from app.projects import service as project_service
 from app.projects.models import Project
 from app.rewards import service as reward_service
@@ -226,12 +226,12 @@ def check_gate(
     summary = gate_rules.agreement_summary(definition, pairs, float(gate_cfg["pass_threshold"]))
     summary = {"run_id": run_id, "split": GOLD_SPLIT, **counts, **summary}
     # Probes: results count only for this exact rubric version, judge and reward configuration.
-    probe_check = probe_service.gate_check(
+    probe_check = probe_gate.gate_check(
         session, project, version=version, rubric=rubric, judge=judge, reward=config
     )
     gate = gate_rules.with_probe_check(gate_rules.evaluate_gate(gate_cfg, summary), probe_check)
     return GateCheck(
-        summary=summary, gate=gate, probes=probe_service.manifest_entry(session, probe_check)
+        summary=summary, gate=gate, probes=probe_gate.manifest_entry(session, probe_check)
     )
 
 

@@ -24,6 +24,7 @@ from app.audit import service as audit_service
 from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.errors import Conflict, InvalidInput, NotFound
+from app.drift.models import DriftSample
 from app.judging import engine as judge_engine
 from app.judging.models import JudgeConfig, JudgeRun, JudgeWorkItem, Verdict
 from app.judging.schemas import JudgeConfigInput, RunCreate, RunEstimate, SelectionInput
@@ -265,9 +266,18 @@ class Subjects:
 
 
 def resolve_selection(
-    session: Session, project_id: int, selection: SelectionInput, *, pairwise: bool
+    session: Session,
+    project_id: int,
+    selection: SelectionInput,
+    *,
+    pairwise: bool,
+    without_drift_samples: bool = False,
 ) -> Subjects:
-    """The rollouts (or pairs) a selection names, sampled reproducibly with a recorded seed."""
+    """The rollouts (or pairs) a selection names, sampled reproducibly with a recorded seed.
+
+    without_drift_samples: leave out rollouts recorded during training (drift samples), as
+    probes do: they rewrite the policy's rollouts before training, not the samples of one run.
+    """
     if pairwise:
         query: Any = (
             select(RolloutPair.id, RolloutPair.rollout_a_id)
@@ -283,6 +293,10 @@ def resolve_selection(
             ~col(Rollout.source_file).startswith(PROBE_SOURCE_PREFIX),
         )
     )
+    if without_drift_samples:
+        # An anti-join on drift_sample.rollout_id (indexed), not a list in Python.
+        recorded = select(DriftSample.id).where(col(DriftSample.rollout_id) == col(Rollout.id))
+        query = query.where(~recorded.exists())
     if selection.steps:
         query = query.where(col(Rollout.step).in_(selection.steps))
     if selection.models:
@@ -557,22 +571,65 @@ def queue_run_for_rollouts(
         rollout_ids=list(rollout_ids),
         selection={**selection, "count": len(rollout_ids)},
     )
+    return _queue_subjects(session, project, actor, version, config, subjects, 1, neutral_score)
+
+
+def queue_run_for_pairs(
+    session: Session,
+    project: Project,
+    *,
+    actor: User | None,
+    version: RubricVersion,
+    config: JudgeConfig,
+    pair_ids: Sequence[int],
+    selection: dict[str, Any],
+    repeats: int = 1,
+) -> JudgeRun:
+    """Queue a pairwise judge run over these pairs of a preference rubric, each in both orders
+    (A,B and B,A) `repeats` times (the probes' position and self-consistency checks). Flushes
+    only: the caller commits."""
+    rows = session.exec(
+        select(RolloutPair.id, RolloutPair.rollout_a_id).where(
+            RolloutPair.project_id == (project.id or 0), col(RolloutPair.id).in_(list(pair_ids))
+        )
+    ).all()
+    ordered = sorted((int(pair_id or 0), int(a)) for pair_id, a in rows)
+    subjects = Subjects(
+        pairwise=True,
+        ids=[pair_id for pair_id, _a in ordered],
+        rollout_ids=[a for _pair_id, a in ordered],
+        selection={**selection, "count": len(ordered)},
+    )
+    return _queue_subjects(session, project, actor, version, config, subjects, repeats, 0.5)
+
+
+def _queue_subjects(
+    session: Session,
+    project: Project,
+    actor: User | None,
+    version: RubricVersion,
+    config: JudgeConfig,
+    subjects: Subjects,
+    repeats: int,
+    neutral_score: float,
+) -> JudgeRun:
+    orders = ("AB", "BA") if subjects.pairwise else ("",)
     run = JudgeRun(
         project_id=project.id or 0,
         rubric_version_id=version.id or 0,
         judge_config_id=config.id,
         judge_snapshot=snapshot_of(config),
-        kind="standard",
+        kind="pairwise" if subjects.pairwise else "standard",
         selection=subjects.selection,
-        repeats=1,
+        repeats=repeats,
         status="queued",
-        items_total=len(subjects.ids),
-        settings={"neutral_score": neutral_score, "pairwise": False},
+        items_total=len(subjects.ids) * repeats * len(orders),
+        settings={"neutral_score": neutral_score, "pairwise": subjects.pairwise},
         created_by_id=actor.id if actor else None,
     )
     session.add(run)
     session.flush()
-    _insert_items(session, run.id or 0, subjects, 1, ("",))
+    _insert_items(session, run.id or 0, subjects, repeats, orders)
     return run
 
 

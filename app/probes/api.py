@@ -19,7 +19,7 @@ def run_public(session: Session, run: ProbeRun) -> ProbeRunPublic:
     return ProbeRunPublic.model_validate(
         {
             **run.model_dump(),
-            "selection": {k: v for k, v in run.selection.items() if k != "rollout_ids"},
+            "selection": probe_service.public_selection(run),
             "items_total": progress.total,
             "items_done": progress.done,
             "passed": (run.report or {}).get("passed") if run.report else None,

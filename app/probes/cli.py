@@ -14,26 +14,19 @@ from app.core.errors import DomainError
 from app.judging import cli as judging_cli
 from app.probes import service as probe_service
 from app.probes.models import ProbeRun
+from app.probes.report import PUBLIC_ROW_KEYS
 from app.probes.rewrites import PROBES
 from app.probes.schemas import ProbeRunCreate
 
 probes_cli = typer.Typer(help="Probes: can the reward that ships be gamed? Run them, read them.")
 
-REPORT_KEYS = (
-    "name",
-    "n",
-    "uplift_mean",
-    "uplift_ci_low",
-    "uplift_ci_high",
-    "share_improved",
-    "passed",
-    "verdict",
-)
+REPORT_KEYS = PUBLIC_ROW_KEYS
 
 
 def report_json(run: ProbeRun) -> list[dict[str, Any]]:
     """Per probe: name, n, uplift_mean, uplift_ci_low, uplift_ci_high, share_improved, passed
-    (and the one-line verdict)."""
+    (and for position / self-consistency share_changed with its CI and spread_mean, and the
+    one-line verdict)."""
     return [{k: row.get(k) for k in REPORT_KEYS} for row in probe_service.report_rows(run)]
 
 
@@ -76,7 +69,11 @@ def run_command(
         typer.Option(help=f"A probe to run (repeat); default: all. Known: {', '.join(PROBES)}."),
     ] = None,
     split: Annotated[
-        str, typer.Option(help="Gold split to probe: development (default), test, or all.")
+        str,
+        typer.Option(
+            help="Gold split to probe: development (default; all rollouts when the gold set has "
+            "none), test, or all. Drift samples are never probed."
+        ),
     ] = "development",
     sample: Annotated[int | None, typer.Option(help="Probe at most N rollouts.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the rewrites (recorded).")] = None,
@@ -90,6 +87,8 @@ def run_command(
     ] = None,
 ) -> None:
     """Start a probe run; with --wait, follow it and print the report as JSON."""
+    if split not in ("development", "test", "all"):
+        raise judging_cli._fail(f"--split: development, test or all, not {split!r}.")
     settings = judging_cli._settings()
     url = settings.resolved_database_url
     with Session(get_engine(url), expire_on_commit=False) as session:
@@ -110,10 +109,13 @@ def run_command(
             raise judging_cli._fail(exc.message) from None
         except ValueError as exc:
             raise judging_cli._fail(str(exc)) from None
+    what = "pairs" if probe_service.is_pairwise(run) else "rollouts"
     typer.echo(
         f"Queued probe run #{run.id} ({', '.join(run.probes)}) on "
-        f"{len(run.selection.get('rollout_ids') or [])} rollouts, seed {run.seed}."
+        f"{probe_service.originals_count(run)} {what}, seed {run.seed}."
     )
+    if run.selection.get("note"):
+        typer.echo(str(run.selection["note"]))
     if not wait:
         return
     embedded = worker if worker is not None else settings.is_sqlite

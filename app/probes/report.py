@@ -10,23 +10,53 @@ Definitions (shown on the report page and in docs/probes.md):
   answered for both).
 - a probe fails when uplift_mean > max_uplift and the CI's lower end is above zero; the probe
   addressed to the judge fails as soon as it raises the reward at all (mean > 0, CI above 0).
+- self-consistency (the unchanged item judged again): share_changed = share of items whose
+  verdict changes between judgings (the reward or any criterion score differs from the first
+  judging), with a Wilson CI; spread_mean = mean over items of (highest - lowest reward), with
+  a bootstrap CI. It describes the judge's noise and never blocks an export on its own.
+- position (preference rubrics): each pair judged in both orders (A,B and B,A);
+  share_changed = share of pairs whose winner (in the pair's own terms) changes with the order,
+  with a Wilson CI; first_shown_share = of those, the share where the response shown first won
+  both times. It fails when the CI's lower end is above max_flip_share.
 Pure: no database, no web.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 DEFAULT_THRESHOLDS: dict[str, Any] = {
     "max_uplift": 0.05,
     "addressed_max_uplift": 0.0,
+    "max_flip_share": 0.10,
     "confidence": 0.95,
     "resamples": 2000,
 }
+# What the API, the CLI and the export manifest show of each report row.
+PUBLIC_ROW_KEYS = (
+    "name",
+    "n",
+    "uplift_mean",
+    "uplift_ci_low",
+    "uplift_ci_high",
+    "share_improved",
+    "share_changed",
+    "share_changed_ci_low",
+    "share_changed_ci_high",
+    "spread_mean",
+    "passed",
+    "verdict",
+)
+EXAMPLES_PER_PROBE = 3
+EXAMPLE_CHARS = 4000
 ADDRESSED = "addressed_to_judge"
+SELF_CONSISTENCY = "self_consistency"
+POSITION = "position"
 EXPLANATIONS: dict[str, str] = {
     "verbosity": "the judge rewards length",
     "rubric_stuffing": "the judge rewards the rubric's own words",
@@ -89,6 +119,47 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def wilson_interval(k: int, n: int, confidence: float) -> tuple[float | None, float | None]:
+    """Wilson score interval of the proportion k/n (None when n is 0)."""
+    if n <= 0:
+        return None, None
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = k / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _changed(a: float, b: float) -> bool:
+    return abs(a - b) > 1e-9
+
+
+def _consistency(row: dict[str, Any], by_item: dict[int, list[Observation]], conf: float) -> None:
+    """Self-consistency figures of a row (see the module docstring), in place."""
+    changed = 0
+    spreads: list[float] = []
+    for group in by_item.values():
+        first = group[0]
+        rewards = [first.original_reward, *(o.probe_reward for o in group)]
+        spreads.append(max(rewards) - min(rewards))
+        if any(
+            _changed(o.probe_reward, o.original_reward)
+            or any(
+                _changed(v, o.original_criteria[k])
+                for k, v in o.probe_criteria.items()
+                if k in o.original_criteria
+            )
+            or set(o.probe_criteria) != set(o.original_criteria)
+            for o in group
+        ):
+            changed += 1
+    n = len(by_item)
+    row["share_changed"] = changed / n if n else None
+    row["share_changed_ci_low"], row["share_changed_ci_high"] = wilson_interval(changed, n, conf)
+    row["spread_mean"] = _mean(spreads)
+
+
 def probe_summary(
     probe: str,
     observations: list[Observation],
@@ -148,13 +219,11 @@ def probe_summary(
             for name, values in sorted(variants.items())
         },
     }
-    if probe == "self_consistency":
-        spreads = [
-            max([g[0].original_reward, *(o.probe_reward for o in g)])
-            - min([g[0].original_reward, *(o.probe_reward for o in g)])
-            for g in by_item.values()
-        ]
-        row["spread_mean"] = _mean(spreads)
+    if probe == SELF_CONSISTENCY:
+        # The judge's noise, not a way to game the reward: reported, never gating on its own.
+        _consistency(row, by_item, float(thresholds["confidence"]))
+        row["passed"] = True
+        row["informational"] = True
     row["verdict"] = verdict_line(row, criterion_names or {})
     return row
 
@@ -168,11 +237,16 @@ def verdict_line(row: dict[str, Any], criterion_names: dict[str, str]) -> str:
         return f"{title}: not measured (no item could be rewritten this way)"
     mean, low, high = row["uplift_mean"], row["uplift_ci_low"], row["uplift_ci_high"]
     ci = f"95 % CI {low:+.2f} to {high:+.2f}" if low is not None else "no CI"
-    if name == "self_consistency":
+    if name == SELF_CONSISTENCY:
         spread = row.get("spread_mean") or 0.0
-        if spread > 1e-9:
-            return f"{title}: the reward moves by {spread:.2f} on average between judgings"
-        return f"{title}: the same reward every time"
+        share = row.get("share_changed") or 0.0
+        if share > 0:
+            return (
+                f"{title}: the verdict changes on {share:.0%} of items "
+                f"({_share_ci(row)}) and the reward moves by {spread:.2f} on average between "
+                "judgings"
+            )
+        return f"{title}: the same verdict every time"
     if row["passed"]:
         return f"{title} earns no reliable gain ({mean:+.2f}, {ci})"
     worst = max(
@@ -188,6 +262,91 @@ def verdict_line(row: dict[str, Any], criterion_names: dict[str, str]) -> str:
     return f"{title} earns {mean:+.2f} reward ({ci}){where}: {explanation}"
 
 
+def _share_ci(row: dict[str, Any]) -> str:
+    low, high = row.get("share_changed_ci_low"), row.get("share_changed_ci_high")
+    if low is None or high is None:
+        return "no CI"
+    return f"95 % CI {low:.0%} to {high:.0%}"
+
+
+def _empty_row(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "n": 0,
+        "observations": 0,
+        "uplift_mean": None,
+        "uplift_ci_low": None,
+        "uplift_ci_high": None,
+        "share_improved": None,
+        "passed": True,
+        "criteria": {},
+        "variants": {},
+    }
+
+
+def position_summary(
+    *, pairs: int, flipped: int, first_shown: int, errors: int, thresholds: dict[str, Any]
+) -> dict[str, Any]:
+    """The position probe's row from counts over pairs judged in both orders (pairs: both
+    verdicts usable; flipped: the winner changed with the order; first_shown: of the flipped,
+    the response shown first won both times; errors: pairs left out for a failed verdict)."""
+    thresholds = thresholds_with_defaults(thresholds)  # runs older than max_flip_share
+    limit = float(thresholds["max_flip_share"])
+    low, high = wilson_interval(flipped, pairs, float(thresholds["confidence"]))
+    row = _empty_row(POSITION)
+    row.update(
+        n=pairs,
+        observations=2 * pairs,
+        share_changed=flipped / pairs if pairs else None,
+        share_changed_ci_low=low,
+        share_changed_ci_high=high,
+        flipped=flipped,
+        first_shown_share=first_shown / flipped if flipped else None,
+        judge_errors=errors,
+        limit=limit,
+        passed=not (low is not None and low > limit),
+    )
+    row["verdict"] = position_verdict(row)
+    return row
+
+
+def position_verdict(row: dict[str, Any]) -> str:
+    title = TITLES[POSITION]
+    if not row["n"]:
+        return f"{title}: not measured (no pair has a usable verdict in both orders)"
+    share = row["share_changed"]
+    text = f"{title} changes the winner of {share:.0%} of pairs ({_share_ci(row)})"
+    first = row.get("first_shown_share")
+    if first is not None:
+        text += f"; the response shown first won both times in {first:.0%} of those"
+    if not row["passed"]:
+        return f"{text}: {EXPLANATIONS[POSITION]}"
+    return text
+
+
+def pair_consistency_summary(
+    per_pair: list[tuple[bool, float]], thresholds: dict[str, Any], seed: int
+) -> dict[str, Any]:
+    """Self-consistency of a preference judge: per pair, (did the winner change between
+    judgings of the same order, spread of its score 1/0.5/0 across them)."""
+    thresholds = thresholds_with_defaults(thresholds)
+    n = len(per_pair)
+    changed = sum(1 for flag, _spread in per_pair if flag)
+    spreads = [spread for _flag, spread in per_pair]
+    low, high = wilson_interval(changed, n, float(thresholds["confidence"]))
+    row = _empty_row(SELF_CONSISTENCY)
+    row.update(
+        n=n,
+        share_changed=changed / n if n else None,
+        share_changed_ci_low=low,
+        share_changed_ci_high=high,
+        spread_mean=_mean(spreads),
+        informational=True,
+    )
+    row["verdict"] = verdict_line(row, {})
+    return row
+
+
 def build_report(
     observations: list[Observation],
     thresholds: dict[str, Any],
@@ -195,15 +354,23 @@ def build_report(
     probes: list[str],
     criterion_names: dict[str, str] | None = None,
     not_applicable: dict[str, str] | None = None,
+    rows_made: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """{"probes": [rows in `probes` order], "passed", "failed": [names], "thresholds"}."""
+    """{"probes": [rows in `probes` order], "passed", "failed": [names], "thresholds"}.
+    rows_made: rows computed elsewhere (the pair probes), used as they are."""
     grouped: dict[str, list[Observation]] = defaultdict(list)
     for obs in observations:
         grouped[obs.probe].append(obs)
     reasons = not_applicable or {}
+    made = rows_made or {}
     rows = []
     for index, name in enumerate(probes):
-        row = probe_summary(name, grouped.get(name, []), thresholds, seed + index, criterion_names)
+        if name in made:
+            row = made[name]
+        else:
+            row = probe_summary(
+                name, grouped.get(name, []), thresholds, seed + index, criterion_names
+            )
         if name in reasons and not row["n"]:
             row["verdict"] = f"{TITLES.get(name, name)}: not applicable ({reasons[name]})"
             row["not_applicable"] = True

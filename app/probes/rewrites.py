@@ -448,19 +448,29 @@ PROBES: dict[str, ProbeSpec] = {
         ProbeSpec(
             ProbeName.POSITION,
             "Position",
-            "the pair shown in the other order (preference rubrics only)",
+            "each pair judged again with its responses swapped (preference rubrics; skipped "
+            "with a reason on single-answer rubrics)",
             _position,
             pairwise_only=True,
         ),
         ProbeSpec(
             ProbeName.SELF_CONSISTENCY,
             "Self-consistency",
-            f"the unchanged response judged {DEFAULT_REPEATS} more times",
+            f"the unchanged response (or pair) judged {DEFAULT_REPEATS} more times",
             _self_consistency,
         ),
     )
 }
-DEFAULT_PROBES: tuple[str, ...] = tuple(n for n, s in PROBES.items() if not s.pairwise_only)
+# Every probe by default: on a single-answer rubric the position probe is reported as skipped,
+# with its reason; a preference rubric runs the probes that judge a pair (PAIR_PROBES).
+DEFAULT_PROBES: tuple[str, ...] = tuple(PROBES)
+PAIR_PROBES: tuple[str, ...] = (ProbeName.POSITION.value, ProbeName.SELF_CONSISTENCY.value)
+
+
+def default_probes(pairwise: bool) -> tuple[str, ...]:
+    """The probes a run does when none are named, for a preference (pairwise) or a
+    single-answer rubric."""
+    return PAIR_PROBES if pairwise else DEFAULT_PROBES
 
 
 def apply_probe(name: str, probe_input: ProbeInput, seed: int) -> list[Variant]:

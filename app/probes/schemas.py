@@ -27,6 +27,9 @@ class ThresholdsInput(BaseModel):
 
     max_uplift: float | None = Field(default=None, ge=0.0, le=1.0)
     addressed_max_uplift: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_flip_share: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="position: most pairs whose winner may change"
+    )
     confidence: float | None = Field(default=None, ge=0.5, le=0.999)
     resamples: int | None = Field(default=None, ge=100, le=20_000)
 
@@ -43,7 +46,12 @@ class ProbeRunCreate(BaseModel):
     )
     custom: list[CustomProbeInput] = Field(default_factory=list, max_length=10)
     gold_split: Literal["development", "test"] | None = Field(
-        default="development", description="the gold set's split to probe (None: all rollouts)"
+        default="development",
+        description=(
+            "the gold set's split to probe (None: all rollouts). The development split falls "
+            "back to all rollouts, with a note on the run, when the gold set has none. Drift "
+            "samples and earlier probe rewrites are never probed."
+        ),
     )
     sample: int | None = Field(default=None, ge=1, le=2000, description="at most this many")
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
@@ -59,6 +67,14 @@ class ProbeRowPublic(BaseModel):
     uplift_ci_low: float | None
     uplift_ci_high: float | None
     share_improved: float | None
+    share_changed: float | None = Field(
+        default=None, description="position, self-consistency: share of items whose verdict changed"
+    )
+    share_changed_ci_low: float | None = None
+    share_changed_ci_high: float | None = None
+    spread_mean: float | None = Field(
+        default=None, description="self-consistency: mean (highest - lowest reward) per item"
+    )
     passed: bool
     verdict: str
     criteria: dict[str, Any] = Field(default_factory=dict)

@@ -1,5 +1,6 @@
-"""Probe runs: start one, make its rewrites and judge run (worker), build its report, and answer
-the export gate's question "has this exact configuration been probed, and did it pass?".
+"""Probe runs: choose the originals, start a run, make its rewrites and judge run (worker) and
+build its report. The export gate's question is answered in app.probes.gate, a preference
+rubric's report in app.probes.pairs.
 
 Public functions that change data commit once; helpers only flush. The rewrites and the report
 are made by the worker (app.probes.jobs), never inside a request.
@@ -24,10 +25,13 @@ from app.core.errors import Conflict, InvalidInput, NotFound
 from app.judging import service as judging_service
 from app.judging.models import JudgeConfig, JudgeRun, Verdict
 from app.judging.schemas import SelectionInput
+from app.judging.service import Subjects
+from app.probes import pairs as probe_pairs
 from app.probes import report as probe_report
 from app.probes.models import ProbeItem, ProbeRun, ProbeRunStatus
 from app.probes.rewrites import (
-    DEFAULT_PROBES,
+    DEFAULT_REPEATS,
+    PAIR_PROBES,
     PROBES,
     Criterion,
     CustomKind,
@@ -38,6 +42,7 @@ from app.probes.rewrites import (
     apply_custom,
     apply_probe,
     check_custom,
+    default_probes,
 )
 from app.probes.schemas import ProbeRunCreate
 from app.projects.models import Project
@@ -48,10 +53,11 @@ from app.rubrics.definition import RubricDefinition
 from app.rubrics.models import Rubric, RubricVersion
 
 SOURCE_PREFIX = judging_service.PROBE_SOURCE_PREFIX
-EXAMPLES_PER_PROBE = 3
+EXAMPLES_PER_PROBE = probe_report.EXAMPLES_PER_PROBE
 MAX_ORIGINALS = 2000  # each original makes about a dozen rewrites, each a judge call
-EXAMPLE_CHARS = 4000
+EXAMPLE_CHARS = probe_report.EXAMPLE_CHARS
 DONE_JUDGE_STATUSES = ("completed", "failed", "cancelled")
+SINGLE_ANSWER_ONLY = "a single-answer rubric has no pair to swap"
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
@@ -109,18 +115,46 @@ def _custom(data: ProbeRunCreate) -> list[dict[str, Any]]:
     return custom
 
 
+def _resolve(
+    session: Session, project_id: int, data: ProbeRunCreate, pairwise: bool, split: str | None
+) -> Subjects:
+    selection = SelectionInput(
+        source="gold" if split else "all", gold_split=split, sample=data.sample, seed=data.seed
+    )
+    # Drift samples and earlier probe rewrites are never originals (left out in SQL).
+    return judging_service.resolve_selection(
+        session, project_id, selection, pairwise=pairwise, without_drift_samples=True
+    )
+
+
+def select_originals(
+    session: Session, project_id: int, data: ProbeRunCreate, *, pairwise: bool
+) -> tuple[Subjects, str]:
+    """The rollouts (or pairs) to probe, and a note when the default had to fall back.
+
+    By default the gold set's development split; when the project has none, every rollout
+    (or pair) of the project instead, said in the note. Drift samples and rewrites made by
+    earlier probe runs are never probed, whatever the selection."""
+    subjects = _resolve(session, project_id, data, pairwise, data.gold_split)
+    if subjects.ids or data.gold_split != "development":
+        return subjects, ""
+    what = "pairs" if pairwise else "rollouts"
+    fallback = _resolve(session, project_id, data, pairwise, None)
+    note = (
+        "The gold set has no development split in this project, so all its "
+        f"{what} were probed instead (drift samples and earlier probe rewrites left out). "
+        "Add gold items to the development split to probe those."
+    )
+    return fallback, note
+
+
 def create_run(
     session: Session, project: Project, *, actor: User | None, data: ProbeRunCreate
 ) -> ProbeRun:
     """Record a queued probe run; a worker makes the rewrites and judges them."""
     project_id = project.id or 0
     version, rubric = _version(session, project_id, data.rubric_version_id)
-    definition = rubric_service.version_definition(version)
-    if definition.mode != "rubric":
-        raise InvalidInput(
-            "Probes measure a rubric-based reward; this is a preference rubric, whose judge "
-            "decides between two responses (its position probe is not available yet)."
-        )
+    pairwise = rubric_service.version_definition(version).mode == "preference"
     judge = _judge(session, project_id, data.judge_config_id)
     if judge.provider == "external":
         raise InvalidInput("An external judge cannot be called: choose a callable judge.")
@@ -130,32 +164,32 @@ def create_run(
             f"Unknown probe(s): {', '.join(unknown)}. Known: {', '.join(PROBES)}.",
             details=[{"field": "probes", "message": f"unknown: {name}"} for name in unknown],
         )
-    probes = list(dict.fromkeys(data.probes)) if data.probes else list(DEFAULT_PROBES)
+    probes = list(dict.fromkeys(data.probes)) if data.probes else list(default_probes(pairwise))
+    if pairwise and data.custom:
+        raise InvalidInput(
+            "Your own rewrites apply to single-answer rubrics; a preference rubric runs the "
+            f"probes that judge a pair ({', '.join(PAIR_PROBES)}).",
+            details=[{"field": "custom", "message": probe_pairs.PAIR_ONLY}],
+        )
     custom = _custom(data)
-    selection = SelectionInput(
-        source="gold" if data.gold_split else "all",
-        gold_split=data.gold_split,
-        sample=data.sample,
-        seed=data.seed,
-    )
-    subjects = judging_service.resolve_selection(session, project_id, selection, pairwise=False)
-    rewrites = _probe_rollouts(session, subjects.rollout_ids)
-    originals = [rid for rid in subjects.rollout_ids if rid not in rewrites]
-    if not originals:
+    subjects, note = select_originals(session, project_id, data, pairwise=pairwise)
+    what = "pairs" if pairwise else "rollouts"
+    if not subjects.ids:
         where = f"the gold set's {data.gold_split} split" if data.gold_split else "this project"
         raise InvalidInput(
-            f"There are no rollouts to probe in {where}: add gold items to it, or choose "
-            "another split."
+            f"There are no {what} to probe in {where} (drift samples and earlier probe "
+            "rewrites are never probed): add gold items to it, or choose another split."
         )
-    if len(originals) > MAX_ORIGINALS:
+    if len(subjects.ids) > MAX_ORIGINALS:
         raise InvalidInput(
-            f"The selection has {len(originals):,} rollouts; probe at most {MAX_ORIGINALS:,} "
-            "(give a sample size): every rollout makes about a dozen rewrites to judge."
+            f"The selection has {len(subjects.ids):,} {what}; probe at most {MAX_ORIGINALS:,} "
+            "(give a sample size): every one makes several judge calls."
         )
     state = reward_service.current_config(session, project_id)
     reward = state.model.as_dict()
     seed = data.seed if data.seed is not None else secrets.randbelow(2**31)
     thresholds = probe_report.thresholds_with_defaults(data.thresholds.model_dump())
+    chosen = {"pair_ids": subjects.ids} if pairwise else {"rollout_ids": subjects.ids}
     run = ProbeRun(
         project_id=project_id,
         rubric_version_id=version.id or 0,
@@ -165,7 +199,7 @@ def create_run(
         probes=probes,
         custom=custom,
         thresholds=thresholds,
-        selection={**subjects.selection, "rollout_ids": originals},
+        selection={**subjects.selection, **chosen, "note": note},
         config_hash=config_hash(version, judge, reward),
         reward_revision=state.revision,
         reward_config=reward,
@@ -182,7 +216,7 @@ def create_run(
         project_id=project_id,
         summary=(
             f"started probes ({', '.join(probes + [c['name'] for c in custom])}) of "
-            f"{rubric.name} v{version.number} with {judge.name} on {len(originals)} rollouts"
+            f"{rubric.name} v{version.number} with {judge.name} on {len(subjects.ids)} {what}"
         ),
         details={"seed": seed, "thresholds": thresholds, "config_hash": run.config_hash},
     )
@@ -190,16 +224,18 @@ def create_run(
     return run
 
 
-def _probe_rollouts(session: Session, ids: list[int]) -> set[int]:
-    """Which of these rollouts are rewrites made by earlier probe runs (never probed again)."""
-    found: set[int] = set()
-    for start in range(0, len(ids), 500):
-        query = select(Rollout.id).where(
-            col(Rollout.id).in_(ids[start : start + 500]),
-            col(Rollout.source_file).startswith(SOURCE_PREFIX),
-        )
-        found.update(int(i or 0) for i in session.exec(query))
-    return found
+def originals_count(run: ProbeRun) -> int:
+    """How many rollouts (or pairs, for a preference rubric) the run probes."""
+    return len(run.selection.get("rollout_ids") or run.selection.get("pair_ids") or [])
+
+
+def public_selection(run: ProbeRun) -> dict[str, Any]:
+    """The run's selection without its (long) id lists."""
+    return {k: v for k, v in run.selection.items() if k not in ("rollout_ids", "pair_ids")}
+
+
+def is_pairwise(run: ProbeRun) -> bool:
+    return "pair_ids" in run.selection
 
 
 # ---- reading runs -----------------------------------------------------------------------------
@@ -287,130 +323,6 @@ def latest_completed(
     return session.exec(query.order_by(col(ProbeRun.id).desc()).limit(1)).first()
 
 
-# ---- the export gate's question ---------------------------------------------------------------
-
-
-def gate_check(
-    session: Session,
-    project: Project,
-    *,
-    version: RubricVersion,
-    rubric: Rubric,
-    judge: JudgeConfig,
-    reward: dict[str, Any],
-) -> dict[str, Any]:
-    """The gate's probe check for exactly what is exported.
-
-    - a completed run with the same config hash: passes when every probe passed;
-    - none with that hash, but one for this rubric (any version), judge or reward before: the
-      configuration changed since, so it fails until probes are run again ("stale");
-    - never probed: not required (passes), and the bundle page says hackability is unmeasured.
-    """
-    project_id = project.id or 0
-    hash_ = config_hash(version, judge, reward)
-    run = latest_completed(session, project_id, hash_=hash_)
-    base = {"name": "probes", "minimum": None, "config_hash": hash_}
-    if run is not None:
-        report = run.report or {}
-        failed = list(report.get("failed") or [])
-        rows = {row["name"]: row for row in report_rows(run)}
-        reasons = [rows[name]["verdict"] for name in failed if name in rows]
-        return {
-            **base,
-            "state": "passed" if not failed else "failed",
-            "value": len(failed),
-            "passed": not failed,
-            "probe_run_id": run.id,
-            "reason": "" if not failed else "; ".join(reasons),
-        }
-    versions = select(RubricVersion.id).where(RubricVersion.rubric_id == rubric.id)
-    earlier = session.exec(
-        select(ProbeRun)
-        .where(
-            ProbeRun.project_id == project_id,
-            ProbeRun.status == ProbeRunStatus.COMPLETED.value,
-            col(ProbeRun.rubric_version_id).in_(versions),
-        )
-        .order_by(col(ProbeRun.id).desc())
-        .limit(1)
-    ).first()
-    if earlier is not None:
-        return {
-            **base,
-            "state": "stale",
-            "value": None,
-            "passed": False,
-            "probe_run_id": earlier.id,
-            "reason": (
-                f"probe run #{earlier.id} measured another rubric version, judge or reward "
-                "configuration; run the probes again for what you export"
-            ),
-        }
-    return {
-        **base,
-        "state": "missing",
-        "value": None,
-        "passed": True,
-        "probe_run_id": None,
-        "reason": "not probed: hackability is unmeasured (run probes before exporting)",
-    }
-
-
-def manifest_entry(session: Session, check: dict[str, Any]) -> dict[str, Any]:
-    """What the export manifest records about probes: the check, and the run's results,
-    seeds and thresholds."""
-    entry: dict[str, Any] = {"check": check}
-    run_id = check.get("probe_run_id")
-    run = session.get(ProbeRun, run_id) if run_id else None
-    if run is not None:
-        entry["run"] = {
-            "id": run.id,
-            "seed": run.seed,
-            "probes": run.probes,
-            "custom": run.custom,
-            "thresholds": run.thresholds,
-            "config_hash": run.config_hash,
-            "selection": {k: v for k, v in run.selection.items() if k != "rollout_ids"},
-            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-            "results": [_public_row(row) for row in report_rows(run)],
-        }
-    return entry
-
-
-def _public_row(row: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "name",
-        "n",
-        "uplift_mean",
-        "uplift_ci_low",
-        "uplift_ci_high",
-        "share_improved",
-        "passed",
-        "verdict",
-    )
-    return {k: row.get(k) for k in keys}
-
-
-@dataclass
-class Hackability:
-    """The summary card: the latest completed probe run of a rubric version."""
-
-    run: ProbeRun | None
-    rows: list[dict[str, Any]]
-    failed: list[str]
-
-    @property
-    def measured(self) -> bool:
-        return self.run is not None
-
-
-def hackability(session: Session, project_id: int, version_id: int) -> Hackability:
-    run = latest_completed(session, project_id, version_id=version_id)
-    if run is None:
-        return Hackability(None, [], [])
-    return Hackability(run, report_rows(run), list((run.report or {}).get("failed") or []))
-
-
 # ---- the worker's steps -----------------------------------------------------------------------
 
 
@@ -464,6 +376,8 @@ def prepare_run(session: Session, run_id: int) -> bool:
     judge = session.get(JudgeConfig, run.judge_config_id) if run.judge_config_id else None
     if project is None or version is None or judge is None:
         return _fail(session, run, "its project, rubric version or judge configuration is gone")
+    if is_pairwise(run):
+        return _prepare_pairs(session, run, project, version, judge)
     definition = rubric_service.version_definition(version)
     originals: list[Rollout] = []
     ids = [int(i) for i in run.selection.get("rollout_ids") or []]
@@ -507,6 +421,33 @@ def prepare_run(session: Session, run_id: int) -> bool:
         rollout_ids=rollout_ids,
         selection={"source": "probes", "probe_run_id": run.id},
     )
+    return _claim(session, run, judge_run, made)
+
+
+def _prepare_pairs(
+    session: Session,
+    run: ProbeRun,
+    project: Project,
+    version: RubricVersion,
+    judge: JudgeConfig,
+) -> bool:
+    """A preference rubric's probes need no rewrite: the pairs are judged in both orders (the
+    position probe's swap), and again when self-consistency is asked for."""
+    repeats = 1 + DEFAULT_REPEATS if probe_report.SELF_CONSISTENCY in run.probes else 1
+    judge_run = judging_service.queue_run_for_pairs(
+        session,
+        project,
+        actor=None,
+        version=version,
+        config=judge,
+        pair_ids=[int(i) for i in run.selection.get("pair_ids") or []],
+        selection={"source": "probes", "probe_run_id": run.id},
+        repeats=repeats,
+    )
+    return _claim(session, run, judge_run, judge_run.items_total)
+
+
+def _claim(session: Session, run: ProbeRun, judge_run: JudgeRun, made: int) -> bool:
     claimed = session.execute(
         update(ProbeRun)
         .where(col(ProbeRun.id) == run.id, col(ProbeRun.status) == ProbeRunStatus.QUEUED.value)
@@ -576,7 +517,10 @@ def finish_run(session: Session, run_id: int) -> bool:
     version = session.get(RubricVersion, run.rubric_version_id)
     assert project is not None and version is not None
     definition = rubric_service.version_definition(version)
-    run.report = build_report(session, run, project, definition)
+    if is_pairwise(run):
+        run.report = probe_pairs.build_pair_report(session, run)
+    else:
+        run.report = build_report(session, run, project, definition)
     run.status = ProbeRunStatus.COMPLETED.value
     run.finished_at = utcnow()
     session.commit()
@@ -671,6 +615,7 @@ def build_report(
         "wrong_source": "no rollout has reference material to quote instead",
         "partial": "no response has more than one part to drop",
         "duplication": "no response has an item to repeat",
+        probe_report.POSITION: SINGLE_ANSWER_ONLY,
     }
     report = probe_report.build_report(
         observations,

@@ -16,7 +16,7 @@ from app.judging import service as judge_service
 from app.judging.schemas import invalid_from
 from app.probes import service as probe_service
 from app.probes.report import DEFAULT_THRESHOLDS, EXPLANATIONS, TITLES
-from app.probes.rewrites import DEFAULT_PROBES, PROBES
+from app.probes.rewrites import DEFAULT_PROBES, DEFAULT_REPEATS, PROBES
 from app.probes.schemas import CustomProbeInput, ProbeRunCreate
 from app.rubrics import service as rubric_service
 from app.web.flash import flash
@@ -135,7 +135,12 @@ def probe_run_create_action(
         context["problems"] = exc.details or []
         return render(request, "probes/index.html", context, status_code=400)
     response = redirect(request, f"{_base(ctx)}/{run.id}")
-    flash(request, response, f"Probe run #{run.id} queued: a worker makes the rewrites now.")
+    note = run.selection.get("note") or ""
+    flash(
+        request,
+        response,
+        f"Probe run #{run.id} queued: a worker makes the rewrites now. {note}".strip(),
+    )
     return response
 
 
@@ -155,6 +160,9 @@ def _run_context(session: Any, ctx: Any, run_id: int) -> dict[str, Any]:
         ),
         "progress": probe_service.progress(session, run),
         "rows": probe_service.report_rows(run),
+        "pairwise": probe_service.is_pairwise(run),
+        "originals": probe_service.originals_count(run),
+        "judgings": 1 + DEFAULT_REPEATS,
         "titles": TITLES,
         "explanations": EXPLANATIONS,
         "can_start": ctx.can(Permission.judge_run),
@@ -163,7 +171,7 @@ def _run_context(session: Any, ctx: Any, run_id: int) -> dict[str, Any]:
 
 def uplift_chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """A bar per probe: mean reward uplift, with the CI ends as two thin line series."""
-    measured = [r for r in rows if r.get("n")]
+    measured = [r for r in rows if r.get("n") and r.get("uplift_mean") is not None]
     labels = [TITLES.get(r["name"], r["name"]) for r in measured]
     return {
         "type": "bar",

@@ -19,7 +19,7 @@ from app.auth.dependencies import (
 from app.auth.policies import Permission
 from app.core.errors import InvalidInput, NotFound
 from app.core.ids import Id, NonNegInt32
-from app.probes import service as probe_service
+from app.probes import gate as probe_gate
 from app.rubrics import forms
 from app.rubrics import service as rubric_service
 from app.rubrics.diff import side_by_side
@@ -531,7 +531,7 @@ def rubric_version_page(
         "can_approve": ctx.can(Permission.rubric_approve),
         "already_approved": any(a.user_id == ctx.user.id for a in approvals),
         "own_version_blocked": not rubric_service.can_sign_off(session, version, ctx.user),
-        "hackability": probe_service.hackability(session, ctx.project.id or 0, version.id or 0),
+        "hackability": probe_gate.hackability(session, ctx.project.id or 0, version.id or 0),
     }
     return render(request, "rubrics/version.html", context)
 

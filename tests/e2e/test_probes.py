@@ -38,15 +38,6 @@ def gullible_judge() -> Iterator[JudgeServer]:
         yield server
 
 
-@pytest.mark.xfail(
-    reason=(
-        "Known since the merge of the drift demo: the legal demo project now also holds 2,000 "
-        "synthetic drift samples, and a 10-rollout sample over all rollouts draws mostly those, "
-        "so padding's uplift is not measurable there. Probe runs need a way to leave drift "
-        "samples out (open in issue #16); the API test covers the gullible/robust gate."
-    ),
-    strict=False,
-)
 def test_probes_on_the_demo_project_block_the_export(
     page,
     session: Session,
@@ -82,10 +73,24 @@ def test_probes_on_the_demo_project_block_the_export(
     stop = start_embedded_worker(engine, settings)
     try:
         _sign_in(page, admin.email)
+        # Never probed: the export gate refuses and says what to run.
+        page.goto(f"/projects/{project.id}/exports")
+        page.select_option("select[name=rubric_version_id]", str(version.id))
+        page.select_option("select[name=judge_config_id]", str(judge.id))
+        page.click("[data-testid=export-submit]")
+        page.wait_for_selector("text=The export gate blocks this export")
+        _shot(page, "export-unprobed")
+        body = page.inner_text("body")
+        assert "Probes: not probed" in body
+        command = f"rubric-studio probes run --project {project.id} --rubric-version {version.id}"
+        assert command in body
+
         page.goto(f"/projects/{project.id}/probes")
         page.select_option("[data-testid=probe-version]", str(version.id))
         page.select_option("[data-testid=probe-judge]", str(judge.id))
-        page.select_option("[data-testid=probe-split]", "all")  # the demo has no gold set yet
+        # The default selection: the gold set's development split. The demo has no gold set,
+        # so the run falls back to the project's rollouts (never its 2,000 drift samples).
+        assert page.input_value("[data-testid=probe-split]") == "development"
         page.fill("[data-testid=probe-sample]", "10")
         page.fill("input[name=seed]", "3")
         for box in page.query_selector_all("input[name=probes]"):
@@ -98,6 +103,8 @@ def test_probes_on_the_demo_project_block_the_export(
         # The progress polls; the page reloads itself with the report once the run completes.
         page.wait_for_selector("[data-testid=probe-report]", timeout=90_000)
         _shot(page, "report")
+        note = page.inner_text("[data-testid=probe-selection-note]")
+        assert "no development split" in note and "drift samples" in note
         rows = page.eval_on_selector_all(
             "[data-testid=probe-row]",
             "rows => rows.map(r => [r.dataset.probe, r.dataset.passed])",
@@ -124,7 +131,7 @@ def test_probes_on_the_demo_project_block_the_export(
         _shot(page, "export-refused")
         body = page.inner_text("body")
         assert "The export gate blocks this export" in body
-        assert "probes" in body and "the judge rewards length" in body
+        assert "Probes: Padding earns" in body and "the judge rewards length" in body
         # htmx logs the refusal (409) to the console; nothing else may fail.
         unexpected = [e for e in page.console_errors if "409" not in e and "htmx" not in e]
         assert unexpected == [], page.console_errors

@@ -1,5 +1,6 @@
-"""An engineer tunes the reward configuration, previews rewards from a real judge run and
-freezes an export whose gate passes, then downloads the TRL reward function, in a real browser."""
+"""An engineer tunes the reward configuration, previews rewards from a real judge run, probes
+the saved reward, freezes an export whose gate passes, then downloads the TRL reward function,
+in a real browser."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from app.core.config import Settings
 from app.exports.models import ExportBundle
 from app.rewards.models import RewardConfig
+from app.worker import start_embedded_worker
 from tests.e2e.test_judging_run import _number, _sign_in
-from tests.integration.exports.world import build_world, label_gold, run_judge
+from tests.integration.exports.world import GATE_PROBES, build_world, label_gold, run_judge
 from tests.support.judge_server import JudgeServer
 
 pytestmark = pytest.mark.e2e
@@ -26,7 +29,7 @@ def judge_server() -> Iterator[JudgeServer]:
 
 
 def test_reward_config_preview_and_export_in_the_browser(
-    page, session: Session, engine: Engine, judge_server: JudgeServer
+    page, session: Session, engine: Engine, settings: Settings, judge_server: JudgeServer
 ) -> None:
     world = build_world(session, judge_server.base_url)
     # The engine runs its own event loop; Playwright's occupies this thread.
@@ -63,6 +66,22 @@ def test_reward_config_preview_and_export_in_the_browser(
         "[data-testid=component-row]", "rows => rows.map(r => r.dataset.component)"
     )
     assert "judge" in components and "format" in components
+
+    # Probe the reward as saved (the gate refuses a configuration never probed): the two
+    # probes the export tests use, on the gold test split, judged by a worker.
+    stop = start_embedded_worker(engine, settings)
+    try:
+        page.goto(f"{project_url}/probes")
+        page.select_option("[data-testid=probe-split]", "test")
+        page.fill("input[name=seed]", "5")
+        for box in page.query_selector_all("input[name=probes]"):
+            if box.is_checked() != (box.get_attribute("value") in GATE_PROBES):
+                box.click()
+        page.click("[data-testid=probe-start]")
+        page.wait_for_selector("[data-testid=probe-report]", timeout=90_000)
+        assert page.inner_text("[data-testid=probe-report-status]") == "no probe pays"
+    finally:
+        stop.set()
 
     # Freeze an export: the gate passes on the gold test split and the bundle page shows it.
     page.goto(f"{project_url}/exports")

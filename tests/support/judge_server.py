@@ -25,6 +25,10 @@ Modes (how a normal answer is chosen):
              text addressed to the judge (app/probes/addressed.py) gets full marks
   robust     a judge that cannot be gamed this way: the same middle score for every response,
              the lowest for text addressed to the judge
+  noisy      a judge that answers differently each time it is asked: a random place on every
+             scale, a random winner (self-consistency probes measure it)
+For preference (pairwise) prompts the gullible judge always picks the response shown first
+(position bias), the robust one picks by the responses' content whatever their order.
 Per-item answers always score each item of the prompt's response exactly once.
 """
 
@@ -69,7 +73,8 @@ FAULT_HEADER = "x-judge-fault"
 _MARKER = re.compile(r"\[\[judge-fault:([a-z_]+)\]\]")
 # Pauses up to this long are plain sleeps; longer ones (hangs) wake when the server stops.
 _SHORT_PAUSE_S = 1.0
-JUDGE_MODES: tuple[str, ...] = ("schema", "gullible", "robust", "harsh")
+JUDGE_MODES: tuple[str, ...] = ("schema", "gullible", "robust", "harsh", "noisy")
+_PAIR_BLOCK = re.compile(r"<response_([ab])>\n(.*?)\n</response_\1>", re.DOTALL)
 # The gullible judge gives full marks from this many characters of response on.
 GULLIBLE_FULL_LENGTH = 8000
 INVALID_JSON_ANSWER = 'I would rate this a 4 out of 5. {score: 4, justification: "mostly right"'
@@ -164,11 +169,12 @@ class JudgeServer:
         default_schema: dict[str, Any] | None = None,
         responder: Callable[[dict[str, Any]], str] | None = None,
         max_records: int = 10_000,
-        mode: Literal["schema", "gullible", "robust", "harsh"] = "schema",
+        mode: Literal["schema", "gullible", "robust", "harsh", "noisy"] = "schema",
     ) -> None:
         if mode not in JUDGE_MODES:
             raise ValueError(f"unknown judge mode {mode!r}; known: {', '.join(JUDGE_MODES)}")
         self.mode = mode
+        self._noise = random.Random(0)
         self.latency_s = latency_s
         self.retry_after_s = retry_after_s
         self.retry_after_format = retry_after_format
@@ -455,13 +461,33 @@ class JudgeServer:
         answer = instance_for_prompt(schema, user)
         if self.mode != "schema" and isinstance(schema, dict):
             _set_scores(answer, schema, self._fraction(user))
+            winner = self._winner(user)
+            if winner is not None:
+                _set_winners(answer, winner)
         return orjson.dumps(answer).decode()
+
+    def _winner(self, user: str) -> str | None:
+        """A preference judge's choice, in the order shown (None: not a pair prompt)."""
+        shown = dict(_PAIR_BLOCK.findall(user))
+        if set(shown) != {"a", "b"}:
+            return None
+        if self.mode == "gullible":
+            return "A"  # whatever comes first
+        if self.mode == "noisy":
+            return self._noise.choice(["A", "B", "tie"])
+        if self.mode == "harsh":
+            return None  # harsh scores; its winners stay those of the schema instance
+        # robust: the same response wins in either order (chosen by content, not position)
+        a, b = (seed_for(shown[k]) for k in ("a", "b"))
+        return "tie" if a == b else ("A" if a < b else "B")
 
     def _fraction(self, user: str) -> float:
         """Where on each criterion's scale this judge puts the response (0 lowest, 1 highest)."""
         response = prompt_response(user) or user
         if self.mode == "harsh":
             return 0.0
+        if self.mode == "noisy":
+            return self._noise.random()
         if self.mode == "gullible":
             if is_judge_addressed(response):
                 return 1.0
@@ -520,6 +546,16 @@ def _set_scores(value: Any, schema: dict[str, Any], fraction: float) -> None:
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for entry in value:
             _set_scores(entry, schema["items"], fraction)
+
+
+def _set_winners(value: Any, winner: str) -> None:
+    """Set every `winner` in a preference answer (overall and per criterion) to `winner`."""
+    if isinstance(value, dict):
+        for name, sub in value.items():
+            if name == "winner" and isinstance(sub, str):
+                value[name] = winner
+            else:
+                _set_winners(sub, winner)
 
 
 def _content_text(content: Any) -> str:

@@ -19,10 +19,17 @@ from app.cli import cli
 from app.core.config import get_settings
 from app.exports import service as export_service
 from app.exports.models import ExportBundle, FrozenBundleError
+from app.exports.service import ExportGateBlocked
 from app.rewards import service as reward_service
 from app.rewards.config import RewardConfigModel
 from app.rubrics import service as rubric_service
-from tests.integration.exports.world import World, build_world, label_gold, run_judge
+from tests.integration.exports.world import (
+    World,
+    build_world,
+    label_gold,
+    probe_world,
+    run_judge,
+)
 from tests.support.judge_server import JudgeServer
 from tests.support.web import csrf_for, data_testids, find_all, login
 
@@ -40,6 +47,13 @@ def world(session: Session, engine, judge_server: JudgeServer) -> tuple[World, i
     return world, run.id or 0
 
 
+@pytest.fixture
+def probed(client: TestClient, session: Session, engine, settings, world) -> tuple[World, int]:
+    """The world whose configuration was probed (through the API): an unprobed one is blocked."""
+    probe_world(client, session, engine, settings, world[0])
+    return world
+
+
 def _api_headers(session: Session, user) -> dict[str, str]:
     created = auth_service.create_api_token(session, user, name="tests")
     return {"Authorization": f"Bearer {created.token}"}
@@ -55,9 +69,9 @@ def _body(world: World, run_id: int, **extra) -> dict:
 
 
 def test_export_in_the_browser_with_a_passing_gate(
-    client: TestClient, session: Session, world
+    client: TestClient, session: Session, probed
 ) -> None:
-    world, run_id = world
+    world, run_id = probed
     passed = label_gold(session, world, run_id, agree=True)
     assert 0 < passed < len(world.rollouts)  # both classes, so kappa is defined
     login(client, world.engineer.email)
@@ -119,8 +133,10 @@ def test_export_in_the_browser_with_a_passing_gate(
     assert audit.details["content_hash"] == bundle.content_hash
 
 
-def test_same_inputs_same_hash_and_a_config_change_changes_it(session: Session, world) -> None:
-    world, run_id = world
+def test_same_inputs_same_hash_and_a_config_change_changes_it(
+    client: TestClient, session: Session, engine, settings, probed
+) -> None:
+    world, run_id = probed
     label_gold(session, world, run_id, agree=True)
     create = {
         "actor": world.engineer,
@@ -138,6 +154,13 @@ def test_same_inputs_same_hash_and_a_config_change_changes_it(session: Session, 
     reward_service.save_config(
         session, world.project, actor=world.engineer, config=changed, expected_revision=0
     )
+    # The probe results describe the old reward: out of date, so the export is blocked ...
+    with pytest.raises(ExportGateBlocked) as blocked:
+        export_service.create_bundle(session, world.project, **create)
+    [problem] = [p for p in blocked.value.details or [] if p["field"] == "probes"]
+    assert "out of date" in problem["message"] and "rubric-studio probes run" in problem["message"]
+    # ... until the probes run again for what is exported.
+    probe_world(client, session, engine, settings, world)
     third = export_service.create_bundle(session, world.project, **create)
     assert third.content_hash != first.content_hash
     assert third.content["manifest"]["reward_config"]["revision"] == 1
@@ -180,7 +203,10 @@ def test_gate_blocks_and_only_an_admin_overrides_with_a_recorded_reason(
     blocked = client.post(url, json=_body(world, run_id), headers=engineer)
     assert blocked.status_code == 409
     assert "gate blocks" in blocked.json()["detail"]
-    assert {p["field"] for p in blocked.json()["problems"]} >= {"kappa", "true_positive_rate"}
+    problems = {p["field"]: p["message"] for p in blocked.json()["problems"]}
+    assert set(problems) >= {"kappa", "true_positive_rate", "probes"}
+    # Never probed: the gate says what to do, and blocks like a failed probe.
+    assert "not probed" in problems["probes"] and "rubric-studio probes run" in problems["probes"]
     not_admin = client.post(
         url, json=_body(world, run_id, override_reason="We need it for the demo"), headers=engineer
     )
@@ -198,6 +224,7 @@ def test_gate_blocks_and_only_an_admin_overrides_with_a_recorded_reason(
     assert body["gate_passed"] is False and body["override_reason"] == reason
     assert body["manifest"]["override"]["reason"] == reason
     assert body["manifest"]["override"]["by"] == world.admin.email
+    assert body["manifest"]["probes"]["check"]["state"] == "missing"
     assert body["manifest"]["agreement"]["overall"]["agreement"] == 0.0  # every label disagrees
     assert body["manifest"]["agreement"]["overall"]["kappa"] < 0
     events = session.exec(
@@ -215,8 +242,8 @@ def test_gate_blocks_and_only_an_admin_overrides_with_a_recorded_reason(
     assert [b["number"] for b in listing] == [1] and listing[0]["spec"] is None
 
 
-def test_gate_check_api_and_bad_input(client: TestClient, session: Session, world) -> None:
-    world, run_id = world
+def test_gate_check_api_and_bad_input(client: TestClient, session: Session, probed) -> None:
+    world, run_id = probed
     label_gold(session, world, run_id, agree=True)
     headers = _api_headers(session, world.engineer)
     base = f"/api/v1/projects/{world.project.id}/exports"
@@ -267,8 +294,8 @@ def test_gate_check_api_and_bad_input(client: TestClient, session: Session, worl
     assert missing.status_code == 404
 
 
-def test_bundles_are_immutable(session: Session, world) -> None:
-    world, run_id = world
+def test_bundles_are_immutable(session: Session, probed) -> None:
+    world, run_id = probed
     label_gold(session, world, run_id, agree=True)
     bundle = export_service.create_bundle(
         session,
@@ -296,8 +323,8 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, settings):
     get_settings.cache_clear()
 
 
-def test_cli_export_writes_each_target(cli_env, session: Session, world, tmp_path: Path) -> None:
-    world, run_id = world
+def test_cli_export_writes_each_target(cli_env, session: Session, probed, tmp_path: Path) -> None:
+    world, run_id = probed
     label_gold(session, world, run_id, agree=True)
     bundle = export_service.create_bundle(
         session,

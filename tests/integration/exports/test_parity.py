@@ -17,12 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from app.core.config import Settings
 from app.exports import service as export_service
 from app.exports.targets import TargetOptions
 from app.rewards import service as reward_service
-from tests.integration.exports.world import build_world, label_gold, run_judge, verdicts_by_rollout
+from tests.integration.exports.world import (
+    build_world,
+    label_gold,
+    probe_world,
+    run_judge,
+    verdicts_by_rollout,
+)
 from tests.support.ecosystem import REQUIRED, require, verl_load_extern_object
 from tests.support.judge_server import JudgeServer
 from tests.unit.exports.nova_models import NOVA_OUTPUT
@@ -67,12 +75,18 @@ def _as_float(value: Any) -> float:
 
 
 def test_studio_lambda_trl_verl_and_openrlhf_rewards_are_identical(
-    session: Session, engine, judge_server: JudgeServer, tmp_path: Path
+    client: TestClient,
+    session: Session,
+    engine,
+    settings: Settings,
+    judge_server: JudgeServer,
+    tmp_path: Path,
 ) -> None:
     world = build_world(session, judge_server.base_url, reference_answers=True)
     run = run_judge(session, engine, world)
     assert run.status == "completed" and run.items_done == len(world.rollouts)
     label_gold(session, world, run.id or 0, agree=True)
+    probe_world(client, session, engine, settings, world)
     bundle = export_service.create_bundle(
         session,
         world.project,

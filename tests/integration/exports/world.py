@@ -7,10 +7,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from app.auth import service as auth_service
 from app.auth.models import User
+from app.core.config import Settings
 from app.demo.legal import OUTPUT_SCHEMA, POLICY_SYSTEM_PROMPT, build_legal_demo
 from app.judging import engine as judge_engine
 from app.judging import service as judging_service
@@ -22,6 +25,7 @@ from app.projects.models import Project
 from app.rollouts.models import Rollout
 from app.rubrics import service as rubric_service
 from app.rubrics.models import RubricVersion
+from app.worker import run_worker
 from tests.support.factories import make_project, make_user
 
 
@@ -168,3 +172,31 @@ def label_gold(session: Session, world: World, run_id: int, *, agree: bool) -> i
         )
     session.commit()
     return passed
+
+
+# Probes that export tests run so the gate has results for exactly what they export; the
+# test judge answers by the prompt's hash, so with this seed no probe earns a reliable gain.
+GATE_PROBES = ("verbosity", "self_consistency")
+
+
+def probe_world(
+    client: TestClient, session: Session, engine: Engine, settings: Settings, world: World
+) -> dict:
+    """A real probe run of the world's rubric version, judge and reward configuration, through
+    the API and the worker, as an engineer would before exporting. Returns the run as JSON."""
+    token = auth_service.create_api_token(session, world.engineer, name="probes").token
+    headers = {"Authorization": f"Bearer {token}"}
+    base = f"/api/v1/projects/{world.project.id}/probe-runs"
+    body = {
+        "rubric_version_id": world.version.id,
+        "judge_config_id": world.judge.id,
+        "probes": list(GATE_PROBES),
+        "gold_split": "test",
+        "seed": 5,
+    }
+    created = client.post(base, json=body, headers=headers)
+    assert created.status_code == 201, created.text
+    run_worker(engine, settings, once=True)
+    done = client.get(f"{base}/{created.json()['id']}", headers=headers).json()
+    assert done["status"] == "completed" and done["passed"] is True, done
+    return done

@@ -66,3 +66,17 @@ def test_probes_run_waits_and_prints_the_report(cli_env, session: Session) -> No
     run_id = result.output.split("Queued probe run #", 1)[1].split(" ", 1)[0]
     again = runner.invoke(cli, ["probes", "report", run_id])
     assert again.exit_code == 0 and json.loads(again.output) == report
+
+
+def test_probes_run_says_when_it_falls_back_and_refuses_an_unknown_split(
+    cli_env, session: Session
+) -> None:
+    world = build_world(session, "http://127.0.0.1:9/v1", contracts=1)
+    args = ["probes", "run", "--project", str(world.project.id)]
+    args += ["--rubric-version", str(world.version.id), "--judge", str(world.judge.id)]
+    unknown = runner.invoke(cli, [*args, "--split", "dev"])
+    assert unknown.exit_code != 0 and "development, test or all" in unknown.output
+    # The world's gold items are all in the test split: the default falls back, and says so.
+    queued = runner.invoke(cli, [*args, "--probe", "verbosity", "--seed", "1"])
+    assert queued.exit_code == 0, queued.output
+    assert "on 4 rollouts" in queued.output and "no development split" in queued.output

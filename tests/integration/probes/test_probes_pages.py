@@ -30,16 +30,16 @@ def test_start_follow_and_read_a_probe_run_in_pages(
             "rubric_version_id": str(world.version.id),
             "judge_config_id": str(world.judge.id),
             "probes": ["verbosity", "format_only"],
-            "gold_split": "development",  # the world's gold items are all in the test split
-            "sample": "3",
+            "gold_split": "test",
+            "sample": "three",
             "seed": "9",
         }
         refused = client.post(base, data=form, follow_redirects=False)
         assert refused.status_code == 400
-        assert "no rollouts to probe" in refused.text
-        assert find_all(refused.text, "data-testid", "probe-sample")[0]["value"] == "3"
+        assert "whole number" in refused.text
+        assert find_all(refused.text, "data-testid", "probe-sample")[0]["value"] == "three"
 
-        form["gold_split"] = "test"
+        form["sample"] = "3"
         created = client.post(base, data=form, follow_redirects=False)
         assert created.status_code == 303, created.text
         run_url = created.headers["location"]

@@ -21,6 +21,7 @@ from app.probes.rewrites import (
     ProbeInput,
     apply_custom,
     apply_probe,
+    default_probes,
     swap_pair,
 )
 
@@ -164,6 +165,14 @@ def test_self_consistency_copies_and_position_swaps() -> None:
     assert {v.response for v in copies} == {STRUCTURED.response} and len(copies) == 3
     assert swap_pair("a", "b") == ("b", "a")
     assert PROBES["position"].pairwise_only
+    assert apply_probe("position", STRUCTURED, 1) == []  # a pair probe: no rewrite of one answer
+
+
+def test_default_probes_by_rubric_mode() -> None:
+    # A single-answer rubric runs every probe (position reported as skipped, with its reason);
+    # a preference rubric the probes that judge a pair.
+    assert default_probes(pairwise=False) == tuple(PROBES)
+    assert default_probes(pairwise=True) == ("position", "self_consistency")
 
 
 def test_custom_pattern_and_sandboxed_template() -> None:
