@@ -87,20 +87,32 @@ def _claimable(now: Any) -> Any:
     )
 
 
-# Imports of drift samples (app/drift/jobs.py) share the job table; each handler claims its own.
+# Imports of drift samples (app/drift/jobs.py), labels (app/labels/jobs.py) and external verdicts
+# (app/judging/import_jobs.py) share the job table; each handler claims its own formats.
 DRIFT_FORMAT = "drift"
+LABELS_FORMAT = "labels"
+VERDICTS_FORMAT = "verdicts"
+OTHER_FORMATS = (DRIFT_FORMAT, LABELS_FORMAT, VERDICTS_FORMAT)
 
 
 def claim_import(
-    engine: Engine, worker_id: str, lease_seconds: float, *, drift: bool = False
+    engine: Engine,
+    worker_id: str,
+    lease_seconds: float,
+    *,
+    drift: bool = False,
+    formats: tuple[str, ...] | None = None,
 ) -> int | None:
     """Lease the oldest import that is queued or whose worker stopped renewing its lease.
 
-    drift: claim imports of drift samples (format "drift") instead of rollout imports.
+    drift: claim imports of drift samples (format "drift") instead of rollout imports;
+    formats: claim imports of these formats (labels, verdicts).
     """
     now = utcnow()
     c = _imports.c
-    kind = c.format == DRIFT_FORMAT if drift else c.format != DRIFT_FORMAT
+    if drift:
+        formats = (DRIFT_FORMAT,)
+    kind = c.format.in_(formats) if formats else c.format.not_in(OTHER_FORMATS)
     with Session(engine) as session:
         query = select(c.id).where(_claimable(now), kind).order_by(c.id).limit(1)
         if engine.dialect.name == "postgresql":
@@ -535,9 +547,12 @@ def run_inline(
     import_id: int,
     worker_id: str,
     on_progress: ProgressCallback | None = None,
+    runner_class: type[ImportRunner] | None = None,
 ) -> RolloutImport | None:
     """Run an import this process created already leased (the CLI and the demo loader)."""
-    return process_import(engine, settings, import_id, worker_id, on_progress=on_progress)
+    return process_import(
+        engine, settings, import_id, worker_id, on_progress=on_progress, runner_class=runner_class
+    )
 
 
 _ImportRunner = ImportRunner  # the name tests patch

@@ -578,3 +578,75 @@ def delete_problems(
     if after_line is not None:
         statement = statement.where(col(RolloutImportProblem.line) > after_line)
     session.execute(statement)
+
+
+def create_file_job(
+    session: Session,
+    settings: Settings,
+    project: Project,
+    actor: User | None,
+    *,
+    fmt: str,
+    filename: str,
+    options: dict[str, Any],
+    source: BinaryIO | None = None,
+    path: Path | None = None,
+    skip_invalid: bool = False,
+    claim_by: str | None = None,
+    action: str,
+    summary: str,
+) -> RolloutImport:
+    """Record a durable import of another kind of file (labels, verdicts) in the import job
+    table and queue it for the worker (or lease it to ``claim_by``, which runs it inline).
+
+    Give ``source`` (an upload, streamed into the upload folder) or ``path`` (a local file used
+    in place). The worker handler of ``fmt`` does the rest, with the rollout import's lease,
+    progress, problems and resume.
+    """
+    filename = (Path(filename or "upload").name or "upload")[:500]
+    keep_file = path is not None
+    if path is None:
+        if source is None:
+            raise InvalidInput("no file was sent")
+        path, size = save_upload(settings, source)
+    else:
+        if not path.is_file():
+            raise InvalidInput(f"no such file: {path}")
+        size = path.stat().st_size
+        if size > settings.max_upload_bytes:
+            raise ImportRefused(too_big_message(settings.max_upload_bytes, size))
+    if size == 0:
+        if not keep_file:
+            path.unlink(missing_ok=True)
+        raise InvalidInput("The file is empty.")
+    job = RolloutImport(
+        project_id=project.id or 0,
+        created_by_id=actor.id if actor else None,
+        filename=filename,
+        stored_path=str(path),
+        size_bytes=size,
+        format=fmt,
+        options={**options, "keep_file": keep_file},
+        skip_invalid=skip_invalid,
+        status=QUEUED,
+    )
+    if claim_by is not None:
+        job.status = VALIDATING
+        job.lease_owner = claim_by
+        job.lease_expires_at = utcnow() + timedelta(seconds=settings.lease_seconds)
+        job.attempts = 1
+        job.started_at = utcnow()
+    session.add(job)
+    session.flush()
+    audit_service.record(
+        session,
+        actor=actor,
+        action=action,
+        object_type="rollout_import",
+        object_id=job.id,
+        project_id=project.id,
+        summary=summary[:1000],
+        details={"filename": filename, "format": fmt, "size_bytes": size, **options},
+    )
+    session.commit()
+    return job
