@@ -126,6 +126,7 @@ class LabelImportRunner(ImportRunner):
         job = self.job
         job.status = rollout_service.IMPORTING
         job.bytes_read = 0
+        job.lines_read = job.resume_line
         job.message = "importing"
         self.checkpoint()
         plan = self._plan(report=False)
