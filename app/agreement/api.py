@@ -385,19 +385,21 @@ class CorrectedRatePublic(BaseModel):
     kind: str = Field(description="boolean | scale (a scale passes at its pass level)")
     judge_rate: float | None = Field(description="the judge's pass rate on the selection")
     corrected: float | None = Field(
-        description="Rogan–Gladen: (judge rate + TNR - 1) / (TPR + TNR - 1), clipped to 0-1; "
-        "null when refused (TPR + TNR <= 1, or a class missing among the labels)"
+        description="Rogan–Gladen: (judge rate + failures caught - 1) / (passes kept + failures "
+        "caught - 1), clipped to 0-1; null when refused (the two add up to 1 or less, or a class "
+        "is missing among the labels)"
     )
     ci_low: float | None = Field(
         description="95% percentile bootstrap interval: labelled items resampled, the "
         "selection's pass count redrawn"
     )
     ci_high: float | None
-    true_positive_rate: float | None = Field(
-        description="passes kept: the share of expert passes the judge passed"
+    passes_kept: float | None = Field(
+        description="the share of expert passes the judge passed (the true-positive rate with "
+        "pass as the positive class; elsewhere the studio counts fail as positive)"
     )
-    true_negative_rate: float | None = Field(
-        description="failures caught: the share of expert failures the judge failed"
+    failures_caught: float | None = Field(
+        description="the share of expert failures the judge failed"
     )
     n_selected: int = Field(description="selected items with a judge score for the criterion")
     n_labelled: int = Field(description="labelled verdicts the rates are measured on")
@@ -492,8 +494,8 @@ def corrected_estimates(
                 corrected=c.rate.corrected,
                 ci_low=c.rate.ci_low,
                 ci_high=c.rate.ci_high,
-                true_positive_rate=c.rate.sensitivity,
-                true_negative_rate=c.rate.specificity,
+                passes_kept=c.rate.sensitivity,
+                failures_caught=c.rate.specificity,
                 n_selected=c.rate.n_unlabelled,
                 n_labelled=c.rate.n_labelled,
                 reason=c.rate.reason,
