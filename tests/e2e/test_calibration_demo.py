@@ -6,12 +6,12 @@ the htmx form, sees a typing error shown in place, and sees checkpoint ratings d
 
 from __future__ import annotations
 
-import pytest
-from sqlmodel import Session, select
-
 import os
 import random
 from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
 
 from app.core.config import Settings
 from app.demo.calibration import SLUG, load_calibration_demo
@@ -45,6 +45,7 @@ def _login(page, email: str) -> None:
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/login" not in url)
+
 
 pytestmark = pytest.mark.e2e
 
