@@ -277,12 +277,9 @@ def import_verdicts_command(
 ) -> None:
     """Import verdicts produced elsewhere as external judge runs (one per judge name), as a job
     with a progress bar: every line is read and checked first, then the runs are stored."""
-    from rich.console import Console
-
     from app.core.jobs import new_worker_id
     from app.judging.import_jobs import VerdictImportRunner
-    from app.rollouts import service as rollout_service
-    from app.rollouts.cli import print_problems, run_with_progress
+    from app.rollouts.cli import run_job_command
 
     settings = _settings()
     engine = get_engine(settings.resolved_database_url)
@@ -304,19 +301,6 @@ def import_verdicts_command(
             )
         except DomainError as exc:
             raise _fail(exc.message) from None
-    finished = run_with_progress(
-        engine,
-        settings,
-        job,
-        worker_id,
-        console=Console(stderr=True),
-        runner_class=VerdictImportRunner,
-        noun="verdicts stored",
+    run_job_command(
+        engine, settings, job, worker_id, runner_class=VerdictImportRunner, noun="verdicts stored"
     )
-    if finished is None:
-        raise typer.Exit(1)
-    done = finished.status == rollout_service.DONE
-    typer.secho(finished.message + ".", fg=typer.colors.GREEN if done else typer.colors.RED)
-    print_problems(engine, finished, bare_fields=True)
-    if not done:
-        raise typer.Exit(1)

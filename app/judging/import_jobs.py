@@ -11,7 +11,6 @@ job, so an import resumed after a crash never stores them twice.
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,37 +25,14 @@ from app.judging.models import JudgeRun
 from app.projects.models import Project
 from app.rollouts import service as rollout_service
 from app.rollouts.formats.common import Problem
-from app.rollouts.jobs import (
-    VERDICTS_FORMAT,
-    ImportRunner,
-    LeaseLost,
-    claim_import,
-    process_import,
-)
+from app.rollouts.jobs import VERDICTS_FORMAT, ImportRunner, LeaseLost, run_format_once
 from app.rollouts.models import RolloutImport
-
-log = logging.getLogger(__name__)
 
 _imports = RolloutImport.__table__  # type: ignore[attr-defined]
 
 
 def run_verdict_import_once(ctx: WorkerContext) -> bool:
-    import_id = claim_import(
-        ctx.engine, ctx.worker_id, ctx.settings.lease_seconds, formats=(VERDICTS_FORMAT,)
-    )
-    if import_id is None:
-        return False
-    job = process_import(
-        ctx.engine,
-        ctx.settings,
-        import_id,
-        ctx.worker_id,
-        stop=ctx.stop,
-        runner_class=VerdictImportRunner,
-    )
-    if job is not None:
-        log.info("verdict import %s: %s (%s)", import_id, job.status, job.message)
-    return True
+    return run_format_once(ctx, VERDICTS_FORMAT, VerdictImportRunner)
 
 
 class VerdictImportRunner(ImportRunner):
@@ -102,13 +78,7 @@ class VerdictImportRunner(ImportRunner):
 
     def validate(self) -> bool:
         job = self.job
-        rollout_service.delete_problems(self.session, job.id or 0)
-        job.status = rollout_service.VALIDATING
-        job.bytes_read = job.lines_read = job.invalid = job.problem_count = 0
-        job.inserted = job.duplicates = job.conflicts = job.pairs = job.resume_line = 0
-        job.repeats = 0
-        job.message = "reading and checking every line before importing"
-        self.checkpoint()
+        self.start_check("reading and checking every line before importing")
         try:
             plan = self._check(report=True)
         except DomainError as error:

@@ -39,8 +39,6 @@ def import_command(
     ] = False,
 ) -> None:
     """Import labels collected elsewhere; annotator names are kept."""
-    from rich.console import Console
-
     from app.auth.models import User
     from app.auth.policies import Permission, role_allows
     from app.core.jobs import new_worker_id
@@ -48,8 +46,7 @@ def import_command(
     from app.labels.jobs import LabelImportRunner
     from app.projects import service as project_service
     from app.projects.models import Project
-    from app.rollouts import service as rollout_service
-    from app.rollouts.cli import print_problems, run_with_progress
+    from app.rollouts.cli import run_job_command
 
     if fmt not in ("auto", *transfer.FORMATS):
         raise _fail("--format must be jsonl, csv or auto.")
@@ -83,22 +80,9 @@ def import_command(
             )
         except DomainError as exc:
             raise _fail(exc.message) from None
-    finished = run_with_progress(
-        engine,
-        settings,
-        job,
-        worker_id,
-        console=Console(stderr=True),
-        runner_class=LabelImportRunner,
-        noun="labels imported",
+    run_job_command(
+        engine, settings, job, worker_id, runner_class=LabelImportRunner, noun="labels imported"
     )
-    if finished is None:
-        raise typer.Exit(1)
-    done = finished.status == rollout_service.DONE
-    typer.secho(finished.message + ".", fg=typer.colors.GREEN if done else typer.colors.RED)
-    print_problems(engine, finished, bare_fields=True)
-    if not done:
-        raise typer.Exit(1)
 
 
 @app.command("export")

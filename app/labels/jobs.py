@@ -12,7 +12,6 @@ stored batch (writing a label again stores nothing new).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from app.auth.models import User
@@ -22,30 +21,13 @@ from app.labels import exchange, transfer
 from app.projects.models import Project
 from app.rollouts import service as rollout_service
 from app.rollouts.formats.common import Problem
-from app.rollouts.jobs import LABELS_FORMAT, ImportRunner, claim_import, process_import
-
-log = logging.getLogger(__name__)
+from app.rollouts.jobs import LABELS_FORMAT, ImportRunner, run_format_once
 
 STORE_BATCH = 200  # labels written (and committed with the progress) at a time
 
 
 def run_label_import_once(ctx: WorkerContext) -> bool:
-    import_id = claim_import(
-        ctx.engine, ctx.worker_id, ctx.settings.lease_seconds, formats=(LABELS_FORMAT,)
-    )
-    if import_id is None:
-        return False
-    job = process_import(
-        ctx.engine,
-        ctx.settings,
-        import_id,
-        ctx.worker_id,
-        stop=ctx.stop,
-        runner_class=LabelImportRunner,
-    )
-    if job is not None:
-        log.info("label import %s: %s (%s)", import_id, job.status, job.message)
-    return True
+    return run_format_once(ctx, LABELS_FORMAT, LabelImportRunner)
 
 
 def _plural(count: int, word: str) -> str:
@@ -83,14 +65,8 @@ class LabelImportRunner(ImportRunner):
 
     def validate(self) -> bool:
         job = self.job
-        rollout_service.delete_problems(self.session, job.id or 0)
-        job.status = rollout_service.VALIDATING
-        job.bytes_read = job.lines_read = job.invalid = job.problem_count = 0
-        job.inserted = job.duplicates = job.conflicts = job.pairs = job.resume_line = 0
-        job.repeats = 0
         job.options = {**job.options, "updated": 0}
-        job.message = "checking every line before importing"
-        self.checkpoint()
+        self.start_check("checking every line before importing")
         try:
             plan = self._plan(report=True)
         except UnicodeDecodeError:

@@ -161,3 +161,32 @@ def print_problems(engine: Engine, finished: RolloutImport, *, bare_fields: bool
             f"  … and {finished.problem_count - len(problems):,} more; the complete list is "
             f"at /api/v1/projects/{finished.project_id}/imports/{finished.id}/problems"
         )
+
+
+def run_job_command(
+    engine: Engine,
+    settings: Settings,
+    job: RolloutImport,
+    worker_id: str,
+    *,
+    runner_class: type[jobs.ImportRunner],
+    noun: str,
+) -> None:
+    """A label or verdict import command's end: run the job with a progress bar, say how it
+    ended and its first problems, and exit 1 unless it is done."""
+    finished = run_with_progress(
+        engine,
+        settings,
+        job,
+        worker_id,
+        console=Console(stderr=True),
+        runner_class=runner_class,
+        noun=noun,
+    )
+    if finished is None:
+        raise typer.Exit(1)
+    done = finished.status == rollout_service.DONE
+    typer.secho(finished.message + ".", fg=typer.colors.GREEN if done else typer.colors.RED)
+    print_problems(engine, finished, bare_fields=True)
+    if not done:
+        raise typer.Exit(1)

@@ -180,6 +180,29 @@ def suggested_mapping(header: list[str]) -> dict[str, str]:
     return mapping
 
 
+def _job_file(settings: Settings, source: BinaryIO | None, path: Path | None) -> tuple[Path, int]:
+    """An upload streamed into the upload folder, or a local file used in place (the CLI)."""
+    if path is None:
+        if source is None:
+            raise InvalidInput("no file was sent")
+        return save_upload(settings, source)
+    if not path.is_file():
+        raise InvalidInput(f"no such file: {path}")
+    size = path.stat().st_size
+    if size > settings.max_upload_bytes:
+        raise ImportRefused(too_big_message(settings.max_upload_bytes, size))
+    return path, size
+
+
+def _lease_to(job: RolloutImport, settings: Settings, worker_id: str) -> None:
+    """A job created already leased to the process that runs it inline (the CLI)."""
+    job.status = VALIDATING
+    job.lease_owner = worker_id
+    job.lease_expires_at = utcnow() + timedelta(seconds=settings.lease_seconds)
+    job.attempts = 1
+    job.started_at = utcnow()
+
+
 def create_import(
     session: Session,
     settings: Settings,
@@ -204,16 +227,7 @@ def create_import(
     choices = choices or ImportChoices()
     filename = (Path(filename or "upload").name or "upload")[:500]
     keep_file = path is not None
-    if path is None:
-        if source is None:
-            raise InvalidInput("no file was sent")
-        path, size = save_upload(settings, source)
-    else:
-        if not path.is_file():
-            raise InvalidInput(f"no such file: {path}")
-        size = path.stat().st_size
-        if size > settings.max_upload_bytes:
-            raise ImportRefused(too_big_message(settings.max_upload_bytes, size))
+    path, size = _job_file(settings, source, path)
     try:
         fmt = _precheck(path, filename, choices, browser_mapping)
     except BaseException:
@@ -240,11 +254,7 @@ def create_import(
         status=status,
     )
     if claim_by is not None and status == QUEUED:
-        job.status = VALIDATING
-        job.lease_owner = claim_by
-        job.lease_expires_at = utcnow() + timedelta(seconds=settings.lease_seconds)
-        job.attempts = 1
-        job.started_at = utcnow()
+        _lease_to(job, settings, claim_by)
     session.add(job)
     session.flush()
     audit_service.record(
@@ -605,16 +615,7 @@ def create_file_job(
     """
     filename = (Path(filename or "upload").name or "upload")[:500]
     keep_file = path is not None
-    if path is None:
-        if source is None:
-            raise InvalidInput("no file was sent")
-        path, size = save_upload(settings, source)
-    else:
-        if not path.is_file():
-            raise InvalidInput(f"no such file: {path}")
-        size = path.stat().st_size
-        if size > settings.max_upload_bytes:
-            raise ImportRefused(too_big_message(settings.max_upload_bytes, size))
+    path, size = _job_file(settings, source, path)
     if size == 0:
         if not keep_file:
             path.unlink(missing_ok=True)
@@ -631,11 +632,7 @@ def create_file_job(
         status=QUEUED,
     )
     if claim_by is not None:
-        job.status = VALIDATING
-        job.lease_owner = claim_by
-        job.lease_expires_at = utcnow() + timedelta(seconds=settings.lease_seconds)
-        job.attempts = 1
-        job.started_at = utcnow()
+        _lease_to(job, settings, claim_by)
     session.add(job)
     session.flush()
     audit_service.record(
