@@ -23,7 +23,7 @@ from app.rollouts import service as rollout_service
 from app.rollouts.formats.common import Problem
 from app.rollouts.jobs import LABELS_FORMAT, ImportRunner, run_format_once
 
-STORE_BATCH = 200  # labels written (and committed with the progress) at a time
+STORE_BATCH = 100  # labels written (and committed with the progress) at a time
 
 
 def run_label_import_once(ctx: WorkerContext) -> bool:
