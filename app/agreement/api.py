@@ -9,8 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from app.agreement import leaderboard, slices
+from app.agreement import leaderboard, selection, slices
 from app.agreement import service as agreement_service
+from app.agreement.corrected import rate_headline
 from app.agreement.pairwise import DEFINITIONS, PairwiseFigures
 from app.agreement.stats import figure_values
 from app.auth.dependencies import ProjectReader, SessionDep
@@ -376,3 +377,137 @@ def runs_leaderboard(
     rows = leaderboard.leaderboard(session, ctx.project.id or 0, scope)
     shown = leaderboard.sort_rows(leaderboard.filter_rows(rows, q), sort, dir == "desc")
     return [LeaderboardRowPublic(**dataclasses.asdict(row)) for row in shown]
+
+
+class CorrectedRatePublic(BaseModel):
+    key: str
+    name: str
+    kind: str = Field(description="boolean | scale (a scale passes at its pass level)")
+    judge_rate: float | None = Field(description="the judge's pass rate on the selection")
+    corrected: float | None = Field(
+        description="Rogan–Gladen: (judge rate + failures caught - 1) / (passes kept + failures "
+        "caught - 1), clipped to 0-1; null when refused (the two add up to 1 or less, or a class "
+        "is missing among the labels)"
+    )
+    ci_low: float | None = Field(
+        description="95% percentile bootstrap interval: labelled items resampled, the "
+        "selection's pass count redrawn"
+    )
+    ci_high: float | None
+    passes_kept: float | None = Field(
+        description="the share of expert passes the judge passed (the true-positive rate with "
+        "pass as the positive class; elsewhere the studio counts fail as positive)"
+    )
+    failures_caught: float | None = Field(
+        description="the share of expert failures the judge failed"
+    )
+    n_selected: int = Field(description="selected items with a judge score for the criterion")
+    n_labelled: int = Field(description="labelled verdicts the rates are measured on")
+    reason: str | None = Field(description="why no corrected figure is given")
+    headline: str = Field(description='"the judge says 84%; corrected for its error rate 72% …"')
+    meaning: str = Field(description="one sentence on what the figure says")
+
+
+class CorrectedMeanPublic(BaseModel):
+    judge_mean: float = Field(description="the judge's mean normalised score on the selection")
+    estimate: float = Field(description="PPI++ estimate of the experts' mean normalised score")
+    ci_low: float = Field(description="95% normal interval (PPI++ variance)")
+    ci_high: float
+    lam: float = Field(description="the power-tuning weight given to the judge's scores")
+    classical: float = Field(description="the experts' mean on the labelled items alone")
+    n_labelled: int
+    n_unlabelled: int
+
+
+class SelectionEstimatesPublic(BaseModel):
+    calibration_run_id: int
+    rubric_version_id: int = Field(description="the id queues, runs, exports and imports take")
+    rubric_version: str
+    judge: str
+    selection: str = Field(description="the selection in words")
+    n_selected: int = Field(description="judged items in the selection nobody labelled")
+    n_labelled_items: int = Field(description="labelled items of the calibration run")
+    criteria: list[CorrectedRatePublic]
+    mean_reward: CorrectedMeanPublic | None
+    mean_reward_reason: str | None
+    mean_reward_meaning: str | None
+    caveat: str | None
+
+
+@router.get("/agreement/corrected", response_model=SelectionEstimatesPublic)
+def corrected_estimates(
+    session: SessionDep,
+    ctx: ProjectReader,
+    run: Annotated[
+        Id, Query(description="the rubric run whose labelled items give the error rates")
+    ],
+    source: Annotated[
+        selection.SelectionSource, Query(description="run: a judge run's verdicts; training_run")
+    ] = selection.SelectionSource.RUN,
+    target_run: Annotated[
+        Id | None, Query(description="the run whose verdicts to correct (default: `run`)")
+    ] = None,
+    model: Annotated[str | None, Query(max_length=200)] = None,
+    checkpoint: Annotated[str | None, Query(max_length=200)] = None,
+    group: Annotated[str | None, Query(max_length=200)] = None,
+    step_min: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
+    step_max: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
+    import_id: Annotated[Id | None, Query()] = None,
+    q: Annotated[str | None, Query(max_length=500, description="full-text search")] = None,
+    training_run: Annotated[Id | None, Query(description="source=training_run: its samples")] = (
+        None
+    ),
+) -> SelectionEstimatesPublic:
+    """Judge-corrected pass rates per criterion (Rogan–Gladen, bootstrap CI) and the PPI++
+    mean reward over an unlabelled selection, counted in the database."""
+    fields = {
+        "run": run,
+        "source": source.value,
+        "target_run": target_run,
+        "model": model,
+        "checkpoint": checkpoint,
+        "group": group,
+        "step_min": step_min,
+        "step_max": step_max,
+        "import_id": import_id,
+        "q": q,
+        "training_run": training_run,
+    }
+    run_id, chosen = selection.parse_selection(
+        {k: "" if v is None else str(v) for k, v in fields.items()}
+    )
+    found = selection.selection_estimates(session, ctx.project.id or 0, run_id, chosen)
+    return SelectionEstimatesPublic(
+        calibration_run_id=found.calibration_run_id,
+        rubric_version_id=found.rubric_version_id,
+        rubric_version=found.version_label,
+        judge=found.judge,
+        selection=found.described,
+        n_selected=found.n_selected,
+        n_labelled_items=found.n_labelled_items,
+        criteria=[
+            CorrectedRatePublic(
+                key=c.key,
+                name=c.name,
+                kind=c.kind,
+                judge_rate=c.rate.judge_rate,
+                corrected=c.rate.corrected,
+                ci_low=c.rate.ci_low,
+                ci_high=c.rate.ci_high,
+                passes_kept=c.rate.sensitivity,
+                failures_caught=c.rate.specificity,
+                n_selected=c.rate.n_unlabelled,
+                n_labelled=c.rate.n_labelled,
+                reason=c.rate.reason,
+                headline=rate_headline(c.rate),
+                meaning=c.meaning,
+            )
+            for c in found.criteria
+        ],
+        mean_reward=CorrectedMeanPublic(**dataclasses.asdict(found.mean_reward))
+        if found.mean_reward
+        else None,
+        mean_reward_reason=found.mean_reward_reason,
+        mean_reward_meaning=found.mean_meaning,
+        caveat=found.caveat,
+    )

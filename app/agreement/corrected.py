@@ -155,3 +155,57 @@ def ppi_mean(
         n_labelled=n,
         n_unlabelled=n_unlabelled,
     )
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.0f}%"
+
+
+def rate_headline(rate: CorrectedRate) -> str:
+    """ "the judge says 84%; corrected for its error rate 72% (66–78%)", or why not."""
+    said = f"the judge says {_pct(rate.judge_rate)}" if rate.judge_rate is not None else ""
+    if rate.corrected is None:
+        return f"{said}; {rate.reason}" if said else str(rate.reason)
+    interval = (
+        f" ({100 * rate.ci_low:.0f}–{_pct(rate.ci_high)})"
+        if rate.ci_low is not None and rate.ci_high is not None
+        else ""
+    )
+    return f"{said}; corrected for its error rate {_pct(rate.corrected)}{interval}"
+
+
+def rate_meaning(rate: CorrectedRate) -> str:
+    """One sentence on what the corrected figure says (or why there is none)."""
+    if rate.corrected is None:
+        if rate.sensitivity is not None and rate.specificity is not None:
+            return (
+                f"On the {rate.n_labelled} labelled verdicts the judge passed "
+                f"{_pct(rate.sensitivity)} of the answers the experts passed and "
+                f"{_pct(1 - rate.specificity)} of those they failed: it tells passes from "
+                "failures no better than chance, so its pass rate cannot be corrected."
+            )
+        return (
+            "The labelled items need answers the experts passed and answers they failed, and "
+            "the selection needs judged items, before the judge's error rate can be measured."
+        )
+    interval = (
+        f" (95% bootstrap interval {100 * rate.ci_low:.0f}–{_pct(rate.ci_high)})"
+        if rate.ci_low is not None and rate.ci_high is not None
+        else ""
+    )
+    return (
+        f"The judge passes {_pct(1 - (rate.specificity or 0))} of the answers experts fail and "
+        f"fails {_pct(1 - (rate.sensitivity or 0))} of those they pass (measured on "
+        f"{rate.n_labelled} labelled verdicts), so had experts labelled all {rate.n_unlabelled} "
+        f"selected items, about {_pct(rate.corrected)} would pass{interval}."
+    )
+
+
+def mean_meaning(mean: PPIMean) -> str:
+    """One sentence on the PPI++ mean reward."""
+    return (
+        f"The judge's mean score on the {mean.n_unlabelled} selected items, "
+        f"{mean.judge_mean:.3f}, shifted by how far its scores sat from the experts' on "
+        f"{mean.n_labelled} labelled verdicts (λ = {mean.lam:.2f}): the mean reward experts would "
+        f"give is {mean.estimate:.3f}, 95% interval {mean.ci_low:.3f}–{mean.ci_high:.3f}."
+    )

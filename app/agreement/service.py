@@ -759,8 +759,9 @@ def checkpoint_ratings(session: Session, run: JudgeRun) -> RatingsComparison | N
             {},
             {},
             0,
-            "not defined: the labelled pairs need a model or checkpoint on both rollouts, "
-            "and at least two of them",
+            "not defined: the labelled pairs do not say which model or checkpoint wrote each "
+            "answer (both rollouts of a pair need a model or checkpoint, and there must be at "
+            "least two of them), so there is nothing to rate; the studio does not guess names",
         )
     judge_ratings = ratings(judge_games)
     expert_ratings = ratings(expert_games)

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from app.agreement import leaderboard, slices
+from app.agreement import leaderboard, selection, slices
 from app.agreement import service as agreement_service
 from app.agreement.pairwise import DEFINITIONS
 from app.auth.dependencies import ProjectReader, SessionDep
+from app.core.errors import InvalidInput
 from app.core.ids import Id
 from app.labels import review
 from app.web.htmx import render
@@ -159,3 +160,34 @@ def agreement_compare_page(
         "lower_is_better": LOWER_IS_BETTER,
     }
     return render(request, "agreement/compare.html", context)
+
+
+@router.get("/projects/{project_id}/agreement/corrected", include_in_schema=False)
+def agreement_corrected_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
+    """Corrected estimates for a selection: the form, and the figures once a run is chosen."""
+    project_id = ctx.project.id or 0
+    typed = {name: request.query_params.get(name, "")[:500] for name in selection.FIELDS}
+    context = {
+        "ctx": ctx,
+        "typed": typed,
+        "choices": selection.selection_choices(session, project_id),
+        "estimates": None,
+        "error": None,
+    }
+    status = 200
+    if typed["run"]:
+        try:
+            run_id, chosen = selection.parse_selection(typed)
+            context["estimates"] = selection.selection_estimates(
+                session, project_id, run_id, chosen
+            )
+        except InvalidInput as exc:
+            context["error"] = exc.message
+            status = 422
+    return render(
+        request,
+        "agreement/corrected.html",
+        context,
+        fragment="agreement/_corrected_result.html",
+        status_code=status,
+    )

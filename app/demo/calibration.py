@@ -31,7 +31,9 @@ NAME = "Judge calibration on real data (MT-Bench, GPT-4)"
 DESCRIPTION = (
     "Real judge data, not synthetic: 200 MT-Bench answer pairs with the experts' choice, and "
     "GPT-4's recorded verdicts under two prompting strategies, each asked in both orders. The "
-    "figures reproduce LLMBar's published statistics."
+    "figures reproduce LLMBar's published statistics. LLMBar's files do not record which model "
+    "wrote each answer, so this project shows no Elo / Bradley–Terry ratings of models: the "
+    "studio does not invent names."
 )
 RUBRIC_NAME = "Which answer is better (MT-Bench pairs)"
 

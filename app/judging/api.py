@@ -25,6 +25,8 @@ from app.judging.schemas import (
     VerdictPublic,
 )
 from app.llm.egress import EgressPolicy
+from app.rollouts import service as rollout_service
+from app.rollouts.schemas import ImportPublic
 
 router = APIRouter(prefix="/api/v1", tags=["judging"])
 
@@ -217,3 +219,33 @@ def import_judge_verdicts(
         filename=file.filename or "",
     )
     return ImportResult(runs=[_run(run) for run in summary.runs], verdicts=summary.verdicts)
+
+
+@router.post(
+    "/projects/{project_id}/judge-runs/import-jobs",
+    response_model=ImportPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Upload a verdict file to import as a job with progress",
+)
+def create_verdict_import_job(
+    request: Request,
+    session: SessionDep,
+    ctx: JudgeRunner,
+    file: Annotated[UploadFile, File(description="JSONL, one verdict a line")],
+    rubric_version_id: Annotated[Id, Form()],
+    judge_name: Annotated[str | None, Form(max_length=200)] = None,
+) -> ImportPublic:
+    """Queue a (large) verdict file: the worker reads and checks every line with progress, then
+    stores one external run per judge (all or nothing). Poll
+    `GET /api/v1/projects/{project_id}/imports/{id}`: `progress`, `finished`, then `run_ids`."""
+    job = judge_external.queue_verdict_import(
+        session,
+        request.app.state.settings,
+        ctx.project,
+        actor=ctx.user,
+        rubric_version_id=rubric_version_id,
+        filename=file.filename or "verdicts.jsonl",
+        source=file.file,
+        judge_name=judge_name,
+    )
+    return ImportPublic.of(job, [], rollout_service.import_progress(job))

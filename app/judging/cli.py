@@ -275,30 +275,32 @@ def import_verdicts_command(
         str | None, typer.Option(help="Judge name for lines without a 'judge' field.")
     ] = None,
 ) -> None:
-    """Import verdicts produced elsewhere as external judge runs (one per judge name)."""
+    """Import verdicts produced elsewhere as external judge runs (one per judge name), as a job
+    with a progress bar: every line is read and checked first, then the runs are stored."""
+    from app.core.jobs import new_worker_id
+    from app.judging.import_jobs import VerdictImportRunner
+    from app.rollouts.cli import run_job_command
+
     settings = _settings()
-    with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
+    engine = get_engine(settings.resolved_database_url)
+    worker_id = f"cli:{new_worker_id()}"
+    with Session(engine, expire_on_commit=False) as session:
         proj = _project(session, project)
         version = _version(session, proj, rubric_version)
         try:
-            with file.open("rb") as handle:
-                summary = judge_external.import_verdicts(
-                    session,
-                    proj,
-                    actor=None,
-                    rubric_version_id=version.id or 0,
-                    stream=handle,
-                    judge_name=judge_name,
-                    filename=file.name,
-                    on_progress=lambda stage, count: typer.echo(
-                        f"  {stage} {count:,} {'lines' if stage == 'read' else 'verdicts'}",
-                        err=True,
-                    ),
-                )
+            job = judge_external.queue_verdict_import(
+                session,
+                settings,
+                proj,
+                actor=None,
+                rubric_version_id=version.id or 0,
+                filename=file.name,
+                path=file.resolve(),
+                judge_name=judge_name,
+                claim_by=worker_id,
+            )
         except DomainError as exc:
-            typer.secho(exc.message, fg=typer.colors.RED, err=True)
-            for problem in exc.details if isinstance(exc.details, list) else []:
-                typer.secho(f"  {problem['field']}: {problem['message']}", err=True)
-            raise typer.Exit(1) from None
-    runs = ", ".join(f"#{r.id} ({r.external_judge_name})" for r in summary.runs)
-    typer.echo(f"Imported {summary.verdicts:,} verdicts as external run(s) {runs}.")
+            raise _fail(exc.message) from None
+    run_job_command(
+        engine, settings, job, worker_id, runner_class=VerdictImportRunner, noun="verdicts stored"
+    )

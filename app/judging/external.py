@@ -26,7 +26,8 @@ import json
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from sqlalchemy import insert
 from sqlalchemy import select as sa_select
@@ -37,6 +38,7 @@ from app.audit import service as audit_service
 from app.auth.models import User
 from app.core import json_limits
 from app.core.clock import utcnow
+from app.core.config import Settings
 from app.core.errors import InvalidInput
 from app.judging.engine import (
     ERROR_PARSE_STATUSES,
@@ -50,13 +52,18 @@ from app.judging.engine import (
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
 from app.judging.service import get_version
 from app.projects.models import Project
-from app.rollouts.models import Rollout, RolloutPair
+from app.rollouts import service as rollout_service
+from app.rollouts.jobs import VERDICTS_FORMAT
+from app.rollouts.models import Rollout, RolloutImport, RolloutPair
 from app.rubrics.definition import RubricDefinition
 from app.rubrics.output_schema import build_output_schema
 
 _items = JudgeWorkItem.__table__  # type: ignore[attr-defined]
 MAX_PROBLEMS = 100
 PROGRESS_EVERY = 5000  # lines between progress reports
+CHECK_EVERY = 500  # lines checked between progress reports
+# Files larger than this are imported as a job with progress from the browser.
+JOB_THRESHOLD_BYTES = 256 * 1024
 MAX_LINE_CHARS = 1_000_000
 _WINNERS = {
     "a": "A",
@@ -329,6 +336,16 @@ def _lines(stream: Iterable[bytes | str]) -> Iterable[tuple[int, str]]:
             yield number, text
 
 
+@dataclass
+class VerdictPlan:
+    """A checked verdict file: the rows to store (one external run per judge) and its problems."""
+
+    version_id: int
+    lines: int
+    rows: list[tuple[_Line, dict[str, Any]]]
+    problems: _Problems
+
+
 def import_verdicts(
     session: Session,
     project: Project,
@@ -343,8 +360,44 @@ def import_verdicts(
     """Validate the whole file, then store one external run per judge (all or nothing).
 
     ``on_progress(stage, count)`` is told how far a large file has come: "read" every
-    PROGRESS_EVERY lines, then "stored" with the number of verdicts stored.
+    PROGRESS_EVERY lines, then "stored" with the number of verdicts stored. A large file is
+    better imported as a job with progress (`app/judging/import_jobs.py`).
     """
+    plan = plan_verdicts(
+        session,
+        project,
+        rubric_version_id=rubric_version_id,
+        stream=stream,
+        judge_name=judge_name,
+        on_progress=on_progress,
+    )
+    problems = plan.problems
+    if problems.total:
+        shown = len(problems.items)
+        raise InvalidInput(
+            f"{problems.total} problem(s) in the file; nothing was imported"
+            + (f" (the first {shown} are listed)" if shown < problems.total else "")
+            + ".",
+            details=problems.items,
+        )
+    summary = store_verdicts(session, project, actor, plan.version_id, plan.rows, filename)
+    if on_progress is not None:
+        on_progress("stored", summary.verdicts)
+    return summary
+
+
+def plan_verdicts(
+    session: Session,
+    project: Project,
+    *,
+    rubric_version_id: int,
+    stream: Iterable[bytes | str],
+    judge_name: str | None = None,
+    on_progress: Callable[[str, int], None] | None = None,
+    on_checked: Callable[[int, int], None] | None = None,
+) -> VerdictPlan:
+    """Read and check every line (reads only). ``on_progress("read", count)`` every
+    PROGRESS_EVERY lines read; ``on_checked(done, total)`` every CHECK_EVERY lines checked."""
     project_id = project.id or 0
     version = get_version(session, project_id, rubric_version_id)
     defn = RubricDefinition.model_validate(version.definition)
@@ -384,7 +437,9 @@ def import_verdicts(
     )
     rows: list[tuple[_Line, dict[str, Any]]] = []
     seen: dict[tuple[str, tuple[str, ...], int, str], int] = {}
-    for line in parsed:
+    for checked, line in enumerate(parsed):
+        if on_checked is not None and checked % CHECK_EVERY == 0:
+            on_checked(checked, len(parsed))
         missing = [i for i in line.subject if i not in rollout_ids]
         if missing:
             where = "pair" if line.kind == "pair" else "rollout_id"
@@ -420,18 +475,7 @@ def import_verdicts(
             problems.add(line.number, "answer" if line.kind == "answer" else "scores", str(exc))
             continue
         rows.append((line, {**subject, "result": result}))
-    if problems.total:
-        shown = len(problems.items)
-        raise InvalidInput(
-            f"{problems.total} problem(s) in the file; nothing was imported"
-            + (f" (the first {shown} are listed)" if shown < problems.total else "")
-            + ".",
-            details=problems.items,
-        )
-    summary = _store(session, project, actor, version.id or 0, rows, filename)
-    if on_progress is not None:
-        on_progress("stored", summary.verdicts)
-    return summary
+    return VerdictPlan(version.id or 0, len(parsed), rows, problems)
 
 
 def _rollout_ids(session: Session, project_id: int, external_ids: set[str]) -> dict[str, int]:
@@ -472,14 +516,18 @@ def _pairs(
     return found
 
 
-def _store(
+def store_verdicts(
     session: Session,
     project: Project,
     actor: User | None,
     version_id: int,
     rows: list[tuple[_Line, dict[str, Any]]],
     filename: str,
+    *,
+    before_commit: Callable[[list[JudgeRun]], None] | None = None,
 ) -> ImportSummary:
+    """One external run per judge, with its work items and verdicts, in one transaction.
+    ``before_commit(runs)`` may add to the same transaction (a job recording its runs)."""
     project_id = project.id or 0
     judges = sorted({line.judge for line, _ in rows})
     comparison_key = uuid.uuid4().hex if len(judges) > 1 else None
@@ -584,5 +632,39 @@ def _store(
             details={"file": filename, "rubric_version_id": version_id},
         )
         runs.append(run)
+    if before_commit is not None:
+        before_commit(runs)
     session.commit()
     return ImportSummary(runs=runs, verdicts=len(rows), judges=judges)
+
+
+def queue_verdict_import(
+    session: Session,
+    settings: Settings,
+    project: Project,
+    *,
+    actor: User | None,
+    rubric_version_id: int,
+    filename: str,
+    source: BinaryIO | None = None,
+    path: Path | None = None,
+    judge_name: str | None = None,
+    claim_by: str | None = None,
+) -> RolloutImport:
+    """Queue a verdict file as a durable import job with progress (`app/judging/import_jobs.py`):
+    the worker reads and checks every line, then stores the runs at once (all or nothing)."""
+    version = get_version(session, project.id or 0, rubric_version_id)
+    return rollout_service.create_file_job(
+        session,
+        settings,
+        project,
+        actor,
+        fmt=VERDICTS_FORMAT,
+        filename=filename,
+        options={"rubric_version_id": version.id, "judge_name": (judge_name or "").strip()[:200]},
+        source=source,
+        path=path,
+        claim_by=claim_by,
+        action="judge_run.import.create",
+        summary=f"started importing verdicts from {filename} under rubric version {version.id}",
+    )

@@ -495,6 +495,19 @@ def import_action(
         raise InvalidInput("Choose the rubric version the verdicts were given under.")
     if file is None or not file.filename:
         raise InvalidInput("Choose a JSONL file of verdicts to import.")
+    if (file.size or 0) > judge_external.JOB_THRESHOLD_BYTES:
+        # A large file: a job the worker runs, with a progress bar on its page.
+        job = judge_external.queue_verdict_import(
+            session,
+            request.app.state.settings,
+            ctx.project,
+            actor=ctx.user,
+            rubric_version_id=version_id,
+            filename=file.filename,
+            source=file.file,
+            judge_name=judge_name.strip() or None,
+        )
+        return redirect(request, f"/projects/{ctx.project.id}/imports/{job.id}")
     summary = judge_external.import_verdicts(
         session,
         ctx.project,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile, status
 from sqlmodel import Session
 from starlette.responses import Response
 
@@ -48,7 +48,9 @@ from app.labels.schemas import (
     VerdictPublic,
 )
 from app.labels.service import LabelInput
+from app.rollouts import service as rollout_service
 from app.rollouts.models import Rollout
+from app.rollouts.schemas import ImportPublic
 
 router = APIRouter(prefix="/api/v1/projects/{project_id}", tags=["labels"])
 
@@ -438,3 +440,37 @@ def resolve_disagreement(
         expected_revision=body.revision,
     )
     return _resolution(record)
+
+
+@router.post(
+    "/labels/import-jobs",
+    response_model=ImportPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Upload a label file to import as a job with progress",
+)
+def create_label_import_job(
+    request: Request,
+    session: SessionDep,
+    ctx: LabelImporter,
+    file: Annotated[UploadFile, File(description="JSONL or CSV labels")],
+    rubric_version_id: Annotated[Id, Form()],
+    format: Annotated[str, Form(pattern="^(auto|jsonl|csv)$")] = "auto",
+    skip_invalid: Annotated[
+        bool, Form(description="store the valid lines of a file with bad lines (recorded)")
+    ] = False,
+) -> ImportPublic:
+    """Queue a (large) label file: the worker checks every line, then writes the labels in
+    batches. Poll `GET /api/v1/projects/{project_id}/imports/{id}` for `progress` (0..1) and
+    `finished`; problems are at `problems_url`."""
+    job = exchange.queue_label_import(
+        session,
+        request.app.state.settings,
+        ctx.project,
+        actor=ctx.user,
+        rubric_version_id=rubric_version_id,
+        filename=file.filename or "labels",
+        source=file.file,
+        fmt=format,
+        skip_invalid=skip_invalid,
+    )
+    return ImportPublic.of(job, [], rollout_service.import_progress(job))

@@ -41,17 +41,18 @@ def import_command(
     """Import labels collected elsewhere; annotator names are kept."""
     from app.auth.models import User
     from app.auth.policies import Permission, role_allows
+    from app.core.jobs import new_worker_id
     from app.labels import exchange, transfer
+    from app.labels.jobs import LabelImportRunner
     from app.projects import service as project_service
     from app.projects.models import Project
+    from app.rollouts.cli import run_job_command
 
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise _fail(f"{path} is not UTF-8 text.") from None
-    chosen = transfer.guess_format(path.name, text) if fmt == "auto" else fmt
-    if chosen not in transfer.FORMATS:
+    if fmt not in ("auto", *transfer.FORMATS):
         raise _fail("--format must be jsonl, csv or auto.")
+    settings = get_settings()
+    engine = get_engine(settings.resolved_database_url)
+    worker_id = f"cli:{new_worker_id()}"
     with _session() as session:
         found = session.get(Project, project)
         if found is None:
@@ -65,26 +66,23 @@ def import_command(
         if not role_allows(membership.role, Permission.label_import):
             raise _fail(f"{user}'s role ({membership.role}) may not import labels.")
         try:
-            result = exchange.import_labels(
+            job = exchange.queue_label_import(
                 session,
+                settings,
                 found,
                 actor=actor,
                 rubric_version_id=rubric_version,
-                text=text,
-                fmt=chosen,
+                filename=path.name,
+                path=path.resolve(),
+                fmt=fmt,
                 skip_invalid=skip_invalid,
+                claim_by=worker_id,
             )
         except DomainError as exc:
-            problems = exc.details if isinstance(exc.details, list) else []
-            for problem in problems[:50]:
-                typer.secho(
-                    f"line {problem.get('line')}: {problem.get('field')}: {problem.get('message')}",
-                    err=True,
-                )
             raise _fail(exc.message) from None
-    for problem in result.problems:
-        typer.echo(f"skipped line {problem['line']}: {problem['field']}: {problem['message']}")
-    typer.echo(result.summary + ".")
+    run_job_command(
+        engine, settings, job, worker_id, runner_class=LabelImportRunner, noun="labels imported"
+    )
 
 
 @app.command("export")

@@ -5,9 +5,10 @@ and the CLI. The file formats themselves are in the pure module `app.labels.tran
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
 from app.auth.models import User
+from app.core.config import Settings
 from app.core.errors import Conflict, InvalidInput
 from app.labels import transfer
 from app.labels import values as label_values
@@ -37,7 +39,9 @@ from app.labels.service import (
 )
 from app.labels.values import LabelValueError
 from app.projects.models import Membership, Project
-from app.rollouts.models import Rollout, RolloutPair
+from app.rollouts import service as rollout_service
+from app.rollouts.jobs import LABELS_FORMAT
+from app.rollouts.models import Rollout, RolloutImport, RolloutPair
 from app.rubrics.models import Rubric, RubricVersion
 
 T = TypeVar("T")
@@ -94,23 +98,33 @@ def _pairs(session: Session, project_id: int) -> dict[tuple[int, int], int]:
     return {(int(a), int(b)): int(p) for a, b, p in rows if p is not None}
 
 
-def import_labels(
+PlannedLabel = tuple[LabelTarget, CleanLabel, transfer.LabelRecord]
+PROGRESS_EVERY = 200  # records between two progress reports
+# Files larger than this are imported as a job with progress from the browser.
+JOB_THRESHOLD_BYTES = 64 * 1024
+
+
+@dataclass
+class LabelPlan:
+    """A checked label file: the labels to write, in file order, and every problem found."""
+
+    version: RubricVersion
+    records: int
+    planned: list[PlannedLabel]
+    problems: list[transfer.Problem]
+
+
+def plan_labels(
     session: Session,
     project: Project,
     *,
-    actor: User | None,
     rubric_version_id: int,
     text: str,
     fmt: transfer.Format,
-    skip_invalid: bool = False,
-) -> ImportResult:
-    """Import labels collected elsewhere under a rubric version, keeping annotator names.
-
-    An annotator that is a project member's email becomes that member; any other name is kept
-    as the annotator's name. Every problem is reported with its line and field; unless
-    ``skip_invalid``, one problem means nothing is stored. A label someone entered in the studio
-    is never overwritten by a file; an imported label is updated (its history kept).
-    """
+    on_progress: Callable[[int, int], None] | None = None,
+) -> LabelPlan:
+    """Check every line of a label file (reads only). ``on_progress(done, total)`` is told how
+    many records have been checked, every PROGRESS_EVERY records."""
     if fmt not in transfer.FORMATS:
         raise InvalidInput(f"The format must be jsonl or csv, got {fmt!r}.")
     version = get_version(session, project.id or 0, rubric_version_id)
@@ -126,7 +140,9 @@ def import_labels(
     members = _members_by_email(session, project_id)
     planned: list[tuple[LabelTarget, CleanLabel, transfer.LabelRecord]] = []
     seen: dict[tuple[str, str], int] = {}
-    for record in records:
+    for done, record in enumerate(records):
+        if on_progress is not None and done % PROGRESS_EVERY == 0:
+            on_progress(done, len(records))
         before = len(problems)
         rollout_id = record.rollout_id
         if record.rollout:
@@ -216,6 +232,30 @@ def import_labels(
             shown_order="AB" if pair_id is not None else "",
         )
         planned.append((target, clean, record))
+    return LabelPlan(version, len(records), planned, problems)
+
+
+def import_labels(
+    session: Session,
+    project: Project,
+    *,
+    actor: User | None,
+    rubric_version_id: int,
+    text: str,
+    fmt: transfer.Format,
+    skip_invalid: bool = False,
+) -> ImportResult:
+    """Import labels collected elsewhere under a rubric version, keeping annotator names.
+
+    An annotator that is a project member's email becomes that member; any other name is kept
+    as the annotator's name. Every problem is reported with its line and field; unless
+    ``skip_invalid``, one problem means nothing is stored. A label someone entered in the studio
+    is never overwritten by a file; an imported label is updated (its history kept). A large
+    file is better imported as a job with progress (`app/labels/jobs.py`).
+    """
+    plan = plan_labels(session, project, rubric_version_id=rubric_version_id, text=text, fmt=fmt)
+    version, planned, problems = plan.version, plan.planned, plan.problems
+    project_id = project.id or 0
     result = ImportResult(problems=[p.as_dict() for p in problems])
     bad_lines = {p.line for p in problems}
     if problems and not skip_invalid:
@@ -226,7 +266,7 @@ def import_labels(
         )
     result.skipped = len(bad_lines)
     try:
-        _store(session, planned, result, actor)
+        store_labels(session, planned, result, actor)
         audit_service.record(
             session,
             actor=actor,
@@ -244,9 +284,9 @@ def import_labels(
     return result
 
 
-def _store(
+def store_labels(
     session: Session,
-    planned: list[tuple[LabelTarget, CleanLabel, transfer.LabelRecord]],
+    planned: Sequence[PlannedLabel],
     result: ImportResult,
     actor: User | None,
 ) -> None:
@@ -414,3 +454,42 @@ def label_counts(session: Session, project_id: int) -> list[LabelCounts]:
         )
         for choice in version_choices(session, project_id)
     ]
+
+
+def queue_label_import(
+    session: Session,
+    settings: Settings,
+    project: Project,
+    *,
+    actor: User | None,
+    rubric_version_id: int,
+    filename: str,
+    source: BinaryIO | None = None,
+    path: Path | None = None,
+    fmt: str = "auto",
+    skip_invalid: bool = False,
+    claim_by: str | None = None,
+) -> RolloutImport:
+    """Queue a label file as a durable import job with progress (`app/labels/jobs.py`); the
+    worker checks every line, then writes the labels in committed batches."""
+    version = get_version(session, project.id or 0, rubric_version_id)
+    if fmt not in ("auto", *transfer.FORMATS):
+        raise InvalidInput("The format must be jsonl, csv or auto.")
+    chosen: str | None = None if fmt == "auto" else fmt
+    if chosen is None and Path(filename).suffix.lower() in (".csv", ".jsonl", ".json", ".ndjson"):
+        chosen = "csv" if Path(filename).suffix.lower() == ".csv" else "jsonl"
+    return rollout_service.create_file_job(
+        session,
+        settings,
+        project,
+        actor,
+        fmt=LABELS_FORMAT,
+        filename=filename,
+        options={"rubric_version_id": version.id, "label_format": chosen},
+        source=source,
+        path=path,
+        skip_invalid=skip_invalid,
+        claim_by=claim_by,
+        action="label.import.create",
+        summary=f"started importing labels from {filename} under rubric version {version.id}",
+    )

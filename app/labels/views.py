@@ -3,6 +3,7 @@ disagreement review, gold sets and label import/export."""
 
 from __future__ import annotations
 
+import io
 import math
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -617,6 +618,20 @@ async def labels_import_action(
     fmt = transfer.guess_format(file.filename or "", text) if format == "auto" else format
     if fmt not in transfer.FORMATS:
         raise InvalidInput("The format must be jsonl, csv or auto.")
+    if len(data) > exchange.JOB_THRESHOLD_BYTES:
+        # A large file: a job the worker runs, with a progress bar on its page.
+        job = exchange.queue_label_import(
+            session,
+            request.app.state.settings,
+            ctx.project,
+            actor=ctx.user,
+            rubric_version_id=rubric_version_id,
+            filename=file.filename or "labels",
+            source=io.BytesIO(data),
+            fmt=fmt,
+            skip_invalid=skip_invalid,
+        )
+        return redirect(request, f"/projects/{ctx.project.id}/imports/{job.id}")
     error: str | None = None
     try:
         result = exchange.import_labels(

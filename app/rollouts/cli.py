@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from app.auth.models import User
@@ -96,6 +97,28 @@ def import_rollouts(
             typer.secho(f"{file.name}: {exc.message}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from None
 
+    finished = run_with_progress(engine, settings, job, worker_id, console=console)
+    if finished is None:
+        raise typer.Exit(1)
+    color = typer.colors.GREEN if finished.status == rollout_service.DONE else typer.colors.RED
+    typer.secho(f"{file.name}: {finished.message}", fg=color)
+    print_problems(engine, finished)
+    if finished.status != rollout_service.DONE:
+        raise typer.Exit(1)
+
+
+def run_with_progress(
+    engine: Engine,
+    settings: Settings,
+    job: RolloutImport,
+    worker_id: str,
+    *,
+    console: Console,
+    runner_class: type[jobs.ImportRunner] | None = None,
+    noun: str = "imported",
+) -> RolloutImport | None:
+    """Run a job this process holds the lease of, with a progress bar over both phases
+    (rollouts, and labels and verdicts through their runners)."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -113,29 +136,57 @@ def import_rollouts(
             label = {"validating": "Checking", "importing": "Importing"}.get(
                 current.status, current.status.capitalize()
             )
-            counts = f"{current.lines_read:,} lines · {current.inserted:,} imported"
+            counts = f"{current.lines_read:,} lines · {current.inserted:,} {noun}"
             progress.update(task, completed=done, description=label, counts=counts)
 
-        finished = jobs.run_inline(engine, settings, job.id or 0, worker_id, on_progress=show)
+        return jobs.run_inline(
+            engine, settings, job.id or 0, worker_id, on_progress=show, runner_class=runner_class
+        )
 
+
+def print_problems(engine: Engine, finished: RolloutImport, *, bare_fields: bool = False) -> None:
+    """The first problems of a finished job, one a line: "line N, field 'f': message", or
+    with ``bare_fields`` "line N: f: message" (as the label and verdict imports say them)."""
+    if not finished.problem_count:
+        return
+    with Session(engine) as session:
+        problems = rollout_service.list_problems(session, finished.id or 0, limit=SHOWN_PROBLEMS)
+    for problem in problems:
+        where = [f"line {problem.line}"] if problem.line is not None else []
+        if problem.field:
+            where.append(problem.field if bare_fields else f"field '{problem.field}'")
+        typer.echo(f"  {(': ' if bare_fields else ', ').join(where) or 'file'}: {problem.message}")
+    if finished.problem_count > len(problems):
+        typer.echo(
+            f"  … and {finished.problem_count - len(problems):,} more; the complete list is "
+            f"at /api/v1/projects/{finished.project_id}/imports/{finished.id}/problems"
+        )
+
+
+def run_job_command(
+    engine: Engine,
+    settings: Settings,
+    job: RolloutImport,
+    worker_id: str,
+    *,
+    runner_class: type[jobs.ImportRunner],
+    noun: str,
+) -> None:
+    """A label or verdict import command's end: run the job with a progress bar, say how it
+    ended and its first problems, and exit 1 unless it is done."""
+    finished = run_with_progress(
+        engine,
+        settings,
+        job,
+        worker_id,
+        console=Console(stderr=True),
+        runner_class=runner_class,
+        noun=noun,
+    )
     if finished is None:
         raise typer.Exit(1)
-    color = typer.colors.GREEN if finished.status == rollout_service.DONE else typer.colors.RED
-    typer.secho(f"{file.name}: {finished.message}", fg=color)
-    if finished.problem_count:
-        with Session(engine) as session:
-            problems = rollout_service.list_problems(
-                session, finished.id or 0, limit=SHOWN_PROBLEMS
-            )
-        for problem in problems:
-            where = [f"line {problem.line}"] if problem.line is not None else []
-            if problem.field:
-                where.append(f"field '{problem.field}'")
-            typer.echo(f"  {', '.join(where) or 'file'}: {problem.message}")
-        if finished.problem_count > len(problems):
-            typer.echo(
-                f"  … and {finished.problem_count - len(problems):,} more; the complete list is "
-                f"at /api/v1/projects/{project}/imports/{finished.id}/problems"
-            )
-    if finished.status != rollout_service.DONE:
+    done = finished.status == rollout_service.DONE
+    typer.secho(finished.message + ".", fg=typer.colors.GREEN if done else typer.colors.RED)
+    print_problems(engine, finished, bare_fields=True)
+    if not done:
         raise typer.Exit(1)

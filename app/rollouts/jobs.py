@@ -76,6 +76,19 @@ def run_import_once(ctx: WorkerContext) -> bool:
     return True
 
 
+def run_format_once(ctx: WorkerContext, fmt: str, runner_class: type[ImportRunner]) -> bool:
+    """One import of another kind of file (labels, verdicts) sharing the job table."""
+    import_id = claim_import(ctx.engine, ctx.worker_id, ctx.settings.lease_seconds, formats=(fmt,))
+    if import_id is None:
+        return False
+    job = process_import(
+        ctx.engine, ctx.settings, import_id, ctx.worker_id, stop=ctx.stop, runner_class=runner_class
+    )
+    if job is not None:
+        log.info("%s import %s: %s (%s)", fmt, import_id, job.status, job.message)
+    return True
+
+
 def _claimable(now: Any) -> Any:
     c = _imports.c
     return or_(
@@ -87,20 +100,32 @@ def _claimable(now: Any) -> Any:
     )
 
 
-# Imports of drift samples (app/drift/jobs.py) share the job table; each handler claims its own.
+# Imports of drift samples (app/drift/jobs.py), labels (app/labels/jobs.py) and external verdicts
+# (app/judging/import_jobs.py) share the job table; each handler claims its own formats.
 DRIFT_FORMAT = "drift"
+LABELS_FORMAT = "labels"
+VERDICTS_FORMAT = "verdicts"
+OTHER_FORMATS = (DRIFT_FORMAT, LABELS_FORMAT, VERDICTS_FORMAT)
 
 
 def claim_import(
-    engine: Engine, worker_id: str, lease_seconds: float, *, drift: bool = False
+    engine: Engine,
+    worker_id: str,
+    lease_seconds: float,
+    *,
+    drift: bool = False,
+    formats: tuple[str, ...] | None = None,
 ) -> int | None:
     """Lease the oldest import that is queued or whose worker stopped renewing its lease.
 
-    drift: claim imports of drift samples (format "drift") instead of rollout imports.
+    drift: claim imports of drift samples (format "drift") instead of rollout imports;
+    formats: claim imports of these formats (labels, verdicts).
     """
     now = utcnow()
     c = _imports.c
-    kind = c.format == DRIFT_FORMAT if drift else c.format != DRIFT_FORMAT
+    if drift:
+        formats = (DRIFT_FORMAT,)
+    kind = c.format.in_(formats) if formats else c.format.not_in(OTHER_FORMATS)
     with Session(engine) as session:
         query = select(c.id).where(_claimable(now), kind).order_by(c.id).limit(1)
         if engine.dialect.name == "postgresql":
@@ -239,6 +264,17 @@ class ImportRunner:
         if self.stop is not None and self.stop.is_set():
             raise Stopped()
 
+    def start_check(self, message: str) -> None:
+        """Phase 1 starts (again) from nothing: no problems, every count at 0; committed."""
+        job = self.job
+        service.delete_problems(self.session, job.id or 0)
+        job.status = service.VALIDATING
+        job.bytes_read = job.lines_read = job.invalid = job.problem_count = 0
+        job.inserted = job.duplicates = job.conflicts = job.pairs = job.resume_line = 0
+        job.repeats = 0
+        job.message = message
+        self.checkpoint()
+
     def add_problem(self, problem: Problem, kind: str) -> None:
         self.job.problem_count += 1
         if self.job.problem_count <= MAX_STORED_PROBLEMS:
@@ -323,13 +359,7 @@ class ImportRunner:
     def validate(self) -> bool:
         """Read the whole file and record every problem; False when the import is refused."""
         job = self.job
-        service.delete_problems(self.session, job.id or 0)
-        job.status = service.VALIDATING
-        job.bytes_read = job.lines_read = job.invalid = job.problem_count = 0
-        job.inserted = job.duplicates = job.conflicts = job.pairs = job.resume_line = 0
-        job.repeats = 0
-        job.message = "checking every line before importing"
-        self.checkpoint()
+        self.start_check("checking every line before importing")
         valid_lines = 0
         last_bad_line: int | None = None
         since_checkpoint = 0
@@ -535,9 +565,12 @@ def run_inline(
     import_id: int,
     worker_id: str,
     on_progress: ProgressCallback | None = None,
+    runner_class: type[ImportRunner] | None = None,
 ) -> RolloutImport | None:
     """Run an import this process created already leased (the CLI and the demo loader)."""
-    return process_import(engine, settings, import_id, worker_id, on_progress=on_progress)
+    return process_import(
+        engine, settings, import_id, worker_id, on_progress=on_progress, runner_class=runner_class
+    )
 
 
 _ImportRunner = ImportRunner  # the name tests patch

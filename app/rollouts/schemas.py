@@ -59,6 +59,12 @@ class ImportPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    rubric_version_id: int | None = Field(
+        default=None, description="label and verdict imports: the rubric version they go under"
+    )
+    run_ids: list[int] | None = Field(
+        default=None, description="verdict imports, once done: the external runs created"
+    )
 
     @classmethod
     def of(
@@ -91,6 +97,8 @@ class ImportPublic(BaseModel):
             created_at=job.created_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
+            rubric_version_id=job.options.get("rubric_version_id"),
+            run_ids=job.options.get("run_ids"),
         )
 
 

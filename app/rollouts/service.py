@@ -180,6 +180,29 @@ def suggested_mapping(header: list[str]) -> dict[str, str]:
     return mapping
 
 
+def _job_file(settings: Settings, source: BinaryIO | None, path: Path | None) -> tuple[Path, int]:
+    """An upload streamed into the upload folder, or a local file used in place (the CLI)."""
+    if path is None:
+        if source is None:
+            raise InvalidInput("no file was sent")
+        return save_upload(settings, source)
+    if not path.is_file():
+        raise InvalidInput(f"no such file: {path}")
+    size = path.stat().st_size
+    if size > settings.max_upload_bytes:
+        raise ImportRefused(too_big_message(settings.max_upload_bytes, size))
+    return path, size
+
+
+def _lease_to(job: RolloutImport, settings: Settings, worker_id: str) -> None:
+    """A job created already leased to the process that runs it inline (the CLI)."""
+    job.status = VALIDATING
+    job.lease_owner = worker_id
+    job.lease_expires_at = utcnow() + timedelta(seconds=settings.lease_seconds)
+    job.attempts = 1
+    job.started_at = utcnow()
+
+
 def create_import(
     session: Session,
     settings: Settings,
@@ -204,16 +227,7 @@ def create_import(
     choices = choices or ImportChoices()
     filename = (Path(filename or "upload").name or "upload")[:500]
     keep_file = path is not None
-    if path is None:
-        if source is None:
-            raise InvalidInput("no file was sent")
-        path, size = save_upload(settings, source)
-    else:
-        if not path.is_file():
-            raise InvalidInput(f"no such file: {path}")
-        size = path.stat().st_size
-        if size > settings.max_upload_bytes:
-            raise ImportRefused(too_big_message(settings.max_upload_bytes, size))
+    path, size = _job_file(settings, source, path)
     try:
         fmt = _precheck(path, filename, choices, browser_mapping)
     except BaseException:
@@ -240,11 +254,7 @@ def create_import(
         status=status,
     )
     if claim_by is not None and status == QUEUED:
-        job.status = VALIDATING
-        job.lease_owner = claim_by
-        job.lease_expires_at = utcnow() + timedelta(seconds=settings.lease_seconds)
-        job.attempts = 1
-        job.started_at = utcnow()
+        _lease_to(job, settings, claim_by)
     session.add(job)
     session.flush()
     audit_service.record(
@@ -578,3 +588,62 @@ def delete_problems(
     if after_line is not None:
         statement = statement.where(col(RolloutImportProblem.line) > after_line)
     session.execute(statement)
+
+
+def create_file_job(
+    session: Session,
+    settings: Settings,
+    project: Project,
+    actor: User | None,
+    *,
+    fmt: str,
+    filename: str,
+    options: dict[str, Any],
+    source: BinaryIO | None = None,
+    path: Path | None = None,
+    skip_invalid: bool = False,
+    claim_by: str | None = None,
+    action: str,
+    summary: str,
+) -> RolloutImport:
+    """Record a durable import of another kind of file (labels, verdicts) in the import job
+    table and queue it for the worker (or lease it to ``claim_by``, which runs it inline).
+
+    Give ``source`` (an upload, streamed into the upload folder) or ``path`` (a local file used
+    in place). The worker handler of ``fmt`` does the rest, with the rollout import's lease,
+    progress, problems and resume.
+    """
+    filename = (Path(filename or "upload").name or "upload")[:500]
+    keep_file = path is not None
+    path, size = _job_file(settings, source, path)
+    if size == 0:
+        if not keep_file:
+            path.unlink(missing_ok=True)
+        raise InvalidInput("The file is empty.")
+    job = RolloutImport(
+        project_id=project.id or 0,
+        created_by_id=actor.id if actor else None,
+        filename=filename,
+        stored_path=str(path),
+        size_bytes=size,
+        format=fmt,
+        options={**options, "keep_file": keep_file},
+        skip_invalid=skip_invalid,
+        status=QUEUED,
+    )
+    if claim_by is not None:
+        _lease_to(job, settings, claim_by)
+    session.add(job)
+    session.flush()
+    audit_service.record(
+        session,
+        actor=actor,
+        action=action,
+        object_type="rollout_import",
+        object_id=job.id,
+        project_id=project.id,
+        summary=summary[:1000],
+        details={"filename": filename, "format": fmt, "size_bytes": size, **options},
+    )
+    session.commit()
+    return job

@@ -86,6 +86,9 @@ def _rubric_public(session: SessionDep, rubric: Rubric) -> RubricPublic:
         archived=rubric.archived,
         draft=draft,
         draft_based_on_version=rubric.draft_based_on_version,
+        draft_based_on_version_id=next(
+            (v.id for v in versions if v.number == rubric.draft_based_on_version), None
+        ),
         draft_updated_at=rubric.draft_updated_at,
         valid=check.ok,
         problems=check.problems,

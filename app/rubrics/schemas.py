@@ -101,7 +101,10 @@ class RubricSummary(BaseModel):
 
 class RubricPublic(RubricSummary):
     draft: dict[str, Any]
-    draft_based_on_version: int | None
+    draft_based_on_version: int | None = Field(description="the version number")
+    draft_based_on_version_id: int | None = Field(
+        default=None, description="the id of the version the draft started from"
+    )
     draft_updated_at: datetime
     valid: bool
     problems: list[str]

@@ -489,6 +489,9 @@ def test_api_draft_conflict_returns_the_current_draft(
     assert version["id"] > 0 and listed[0]["latest_version_id"] == version["id"]
     assert api.get(url).json()["versions"][0]["id"] == version["id"]
     assert api.get(url).json()["latest_version_id"] == version["id"]
+    described = api.get(url).json()
+    assert described["draft_based_on_version"] == 1
+    assert described["draft_based_on_version_id"] == version["id"]
 
 
 def test_a_template_over_budget_is_refused_quickly_and_never_slows_its_pages(
