@@ -41,6 +41,7 @@ from app.rollouts.formats.lines import (
     LineSource,
     check_head,
     decode_json_object,
+    fast_decode,
     read_head,
     too_long_problem,
 )
@@ -142,6 +143,9 @@ class DriftRecord:
 class DriftLine:
     line_no: int
     record: DriftRecord
+    # Read by orjson with no \u0000 escape: nothing in it the databases refuse (no NUL
+    # character, no infinite number), so bulk.storage_problem need not look.
+    storable: bool = False
 
 
 # ---------------------------------------------------------------------------- small checks
@@ -289,7 +293,7 @@ def _judge(value: Any, line: int, problems: list[Problem]) -> dict[str, Any]:
 
 
 def parse_record(
-    row: dict[str, Any], line: int, options: DriftOptions
+    row: dict[str, Any], line: int, options: DriftOptions, *, storable: bool = False
 ) -> DriftLine | list[Problem]:
     problems: list[Problem] = []
     record_id = _label(row.get("id"), "id", problems, line)
@@ -438,6 +442,7 @@ def parse_record(
             metadata=metadata,
             rollout=rollout_record,
         ),
+        storable,
     )
 
 
@@ -514,11 +519,13 @@ def _iter(lines: LineSource, options: DriftOptions) -> Iterator[DriftLine | Prob
             if not text:
                 continue
             seen = True
-            row = decode_json_object(text, line, options.max_depth)
+            value = fast_decode(text)
+            row = decode_json_object(text, line, options.max_depth, value)
             if isinstance(row, list):
                 yield from row
                 continue
-            yield from _one(parse_record(row, line.number, options))
+            storable = value is not None and "\\u0000" not in text
+            yield from _one(parse_record(row, line.number, options, storable=storable))
     except (OSError, EOFError) as error:  # a damaged or cut-off gzip stream
         raise FileRejected(f"the gzip file is damaged or cut off: {error}") from None
     if not seen:
