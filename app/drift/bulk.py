@@ -81,6 +81,8 @@ class DriftOutcome:
     inserted: int = 0
     duplicates: int = 0
     conflicts: list[Problem] = field(default_factory=list)
+    # The batch was looked up record by record (not the PostgreSQL COPY of new records alone).
+    looked_up: bool = True
 
 
 def storage_problem(line: DriftLine) -> Problem | None:
@@ -125,6 +127,7 @@ def store_batch(session: Session, target: DriftTarget, lines: Sequence[DriftLine
         session, target, list(first.values())
     ):
         outcome.inserted = len(first)
+        outcome.looked_up = False
         _update_run(session, target.training_run_id, list(first.values()), outcome.inserted)
         session.flush()
         return outcome

@@ -47,7 +47,6 @@ BATCH_LINES = 5000
 BATCH_BYTES = 16 * 1024 * 1024
 # The file position is read every this many lines (each read is a system call).
 TELL_EVERY = 200
-
 _samples = DriftSample.__table__  # type: ignore[attr-defined]
 _rollouts = Rollout.__table__  # type: ignore[attr-defined]
 _runs = TrainingRun.__table__  # type: ignore[attr-defined]
@@ -172,40 +171,45 @@ class DriftImportRunner(ImportRunner):
         """(good lines, problems, last line number, file position) per batch, past the line
         the import stopped at; runs in the reading thread, so it never touches the session."""
         resume_line = self.job.resume_line
+        with self.open() as stream:
+            yield from self._pieces(stream, resume_line)
+
+    def _pieces(
+        self, stream: BinaryIO, resume_line: int
+    ) -> Iterator[tuple[list[DriftLine], list[Problem], int, int]]:
         lines: list[DriftLine] = []
         problems: list[Problem] = []
         last_line = resume_line
-        with self.open() as stream:
-            start = position = 0
-            count = 0
-            for item in self.parse(stream):
-                if isinstance(item, Problem):
-                    if (item.line or 0) <= resume_line:
-                        continue
-                    problems.append(item)
-                    last_line = max(last_line, item.line or 0)
+        start = position = 0
+        count = 0
+        for item in iter_records(stream, self.drift_options()):
+            if isinstance(item, Problem):
+                if (item.line or 0) <= resume_line:
+                    continue
+                problems.append(item)
+                last_line = max(last_line, item.line or 0)
+            else:
+                if item.line_no <= resume_line:
+                    continue
+                last_line = max(last_line, item.line_no)
+                problem = self.unstorable(item)
+                if problem is None:
+                    lines.append(item)
                 else:
-                    if item.line_no <= resume_line:
-                        continue
-                    last_line = max(last_line, item.line_no)
-                    problem = self.unstorable(item)
-                    if problem is None:
-                        lines.append(item)
-                    else:
-                        problems.append(problem)
-                count += 1
-                if count % TELL_EVERY == 0:
-                    position = stream.tell()
-                if (
-                    len(lines) >= BATCH_LINES
-                    or len(problems) >= BATCH_LINES
-                    or position - start >= BATCH_BYTES
-                ):
-                    position = stream.tell()
-                    yield lines, problems, last_line, position
-                    lines, problems, start = [], [], position
-            if lines or problems:
-                yield lines, problems, last_line, stream.tell()
+                    problems.append(problem)
+            count += 1
+            if count % TELL_EVERY == 0:
+                position = stream.tell()
+            if (
+                len(lines) >= BATCH_LINES
+                or len(problems) >= BATCH_LINES
+                or position - start >= BATCH_BYTES
+            ):
+                position = stream.tell()
+                yield lines, problems, last_line, position
+                lines, problems, start = [], [], position
+        if lines or problems:
+            yield lines, problems, last_line, stream.tell()
 
     def store_piece(
         self,
@@ -291,15 +295,21 @@ class DriftImportRunner(ImportRunner):
         job.conflicts += len(outcome.conflicts)
         for problem in outcome.conflicts:
             self.add_problem(problem, "conflict")
+        self._looked_up = self._looked_up or outcome.looked_up
 
-    def refresh_statistics(self) -> None:
-        """After a committed batch: ANALYZE the tables as they double (see rollouts.bulk)."""
+    _looked_up = False
+
+    def refresh_statistics(self, *, final: bool = False) -> None:
+        """After a committed batch: ANALYZE the tables as they double, when batches look
+        records up (see rollouts.bulk.refresh_statistics_if_stale); COPY-only batches need no
+        planner. final: once at the end, for the dashboard's aggregates."""
         job = self.job
-        if job.inserted >= self.analyze_at:
+        if final or (self._looked_up and job.inserted >= self.analyze_at):
             # Fresh-table row estimates make the per-batch id lookups scan: refresh them.
             self.analyze_at = job.inserted * 2
             try:
-                refresh_statistics_if_stale(self.session, job.inserted)
+                if not final:
+                    refresh_statistics_if_stale(self.session, job.inserted)
                 analyze_drift_samples(self.session)
             except SQLAlchemyError:  # e.g. not the tables' owner: imports still work, slower
                 self.session.rollback()
@@ -310,6 +320,7 @@ class DriftImportRunner(ImportRunner):
         job = self.job
         run = self.session.get(TrainingRun, int(job.options["training_run_id"]))
         if run is not None and job.inserted:
+            self.refresh_statistics(final=True)
             # The dashboard's series is computed here, once, so no page waits for it.
             drift_service.series(self.session, run)
         parts = [f"imported {job.inserted:,} drift sample{'' if job.inserted == 1 else 's'}"]

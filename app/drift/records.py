@@ -39,6 +39,7 @@ from app.rollouts.formats.lines import (
     HEAD_BYTES,
     UTF8_BOM,
     LineSource,
+    RawLine,
     check_head,
     decode_json_object,
     fast_decode,
@@ -507,36 +508,40 @@ def iter_records(stream: BinaryIO, options: DriftOptions) -> Iterator[DriftLine 
     return _iter(lines, options)
 
 
-def _iter(lines: LineSource, options: DriftOptions) -> Iterator[DriftLine | Problem]:
+def parse_line(line: RawLine, options: DriftOptions) -> list[DriftLine | Problem]:
+    """One line of a drift sample file: its record, or its problems (none for a blank line)."""
+    if line.text is None:
+        return [too_long_problem(line, options.max_line_bytes)]
+    text = line.text.strip()
+    if not text:
+        return []
+    value = fast_decode(text)
+    row = decode_json_object(text, line, options.max_depth, value)
+    if isinstance(row, list):
+        return list(row)
+    storable = value is not None and "\\u0000" not in text
+    result = parse_record(row, line.number, options, storable=storable)
+    return [result] if isinstance(result, DriftLine) else list(result)
+
+
+def _raw_lines(lines: LineSource) -> Iterator[RawLine]:
+    """The file's lines; raises FileRejected for one with no content at all, or a damaged
+    gzip stream."""
     seen = False
     try:
         for line in lines:
-            if line.text is None:
+            if line.text is None or line.text.strip():
                 seen = True
-                yield too_long_problem(line, lines.max_line_bytes)
-                continue
-            text = line.text.strip()
-            if not text:
-                continue
-            seen = True
-            value = fast_decode(text)
-            row = decode_json_object(text, line, options.max_depth, value)
-            if isinstance(row, list):
-                yield from row
-                continue
-            storable = value is not None and "\\u0000" not in text
-            yield from _one(parse_record(row, line.number, options, storable=storable))
+            yield line
     except (OSError, EOFError) as error:  # a damaged or cut-off gzip stream
         raise FileRejected(f"the gzip file is damaged or cut off: {error}") from None
     if not seen:
         raise FileRejected(BLANK_MESSAGE)
 
 
-def _one(result: DriftLine | list[Problem]) -> Iterator[DriftLine | Problem]:
-    if isinstance(result, DriftLine):
-        yield result
-    else:
-        yield from result
+def _iter(lines: LineSource, options: DriftOptions) -> Iterator[DriftLine | Problem]:
+    for line in _raw_lines(lines):
+        yield from parse_line(line, options)
 
 
 def read_step_map(text: str) -> StepMap:
