@@ -25,6 +25,7 @@ MAX_DOCUMENT_CHARS = 400_000
 # Documents up to this size are normalised once per import process (the samples of a prompt
 # share one): at most 512 of them are kept, a few megabytes.
 CACHED_DOCUMENT_CHARS = 8_000
+_MARKS_AND_SPACES = " \t\n\r\f\v.…[]"
 
 
 # Words each judge-addressed pattern cannot match without (lower case): a pattern runs only on
@@ -100,7 +101,15 @@ def grounding_counts(response: str, target_document: str | None) -> tuple[int | 
         if len(target_document) <= CACHED_DOCUMENT_CHARS
         else normalize_text(target_document[:MAX_DOCUMENT_CHARS])
     )
-    missing = sum(1 for excerpt in excerpts if not excerpt_occurs(excerpt, document))
+    # An excerpt found as it is occurs (the document is normalised, so the excerpt's normalised
+    # parts between omission marks are parts of it, in order), unless it is nothing but marks
+    # and spaces; the full matching runs for the others only.
+    missing = sum(
+        1
+        for excerpt in excerpts
+        if not (excerpt in document and excerpt.strip(_MARKS_AND_SPACES))
+        and not excerpt_occurs(excerpt, document)
+    )
     return len(excerpts), missing
 
 
