@@ -50,7 +50,9 @@ def upgrade() -> None:
     )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(f"DROP INDEX IF EXISTS {INDEX}")
-        op.execute(f"CREATE INDEX {INDEX} ON rollout USING gin (({EXPRESSION})) WHERE NOT from_drift")
+        op.execute(
+            f"CREATE INDEX {INDEX} ON rollout USING gin (({EXPRESSION})) WHERE NOT from_drift"
+        )
     with op.batch_alter_table("drift_sample") as batch:
         batch.drop_constraint("fk_drift_sample_project_id_project", type_="foreignkey")
         batch.drop_constraint("fk_drift_sample_import_id_rollout_import", type_="foreignkey")
