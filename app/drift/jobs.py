@@ -14,8 +14,11 @@ is stored, as with the rollout import's checking pass.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import sys
 from collections.abc import Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -47,6 +50,19 @@ BATCH_LINES = 5000
 BATCH_BYTES = 16 * 1024 * 1024
 # The file position is read every this many lines (each read is a system call).
 TELL_EVERY = 200
+# Files from this size on are checked and measured in a pool of processes, spawned (they share
+# nothing with this one but the lines sent and the records sent back); a smaller file is not
+# worth their start. The lines are read, and the batches stored, here.
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024
+MAX_PARSE_PROCESSES = 4
+
+
+def parse_processes() -> int:
+    """Processes to check lines in: one per core, at most MAX_PARSE_PROCESSES (the database and
+    this process's threads mostly wait on each other)."""
+    return max(1, min(MAX_PARSE_PROCESSES, os.cpu_count() or 1))
+
+
 _samples = DriftSample.__table__  # type: ignore[attr-defined]
 _rollouts = Rollout.__table__  # type: ignore[attr-defined]
 _runs = TrainingRun.__table__  # type: ignore[attr-defined]
@@ -172,17 +188,28 @@ class DriftImportRunner(ImportRunner):
         the import stopped at; runs in the reading thread, so it never touches the session."""
         resume_line = self.job.resume_line
         with self.open() as stream:
-            yield from self._pieces(stream, resume_line)
+            pool = self.parse_pool()  # after open: an S3 import knows its size only then
+            try:
+                yield from self._pieces(stream, resume_line, pool)
+            finally:
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
+
+    def parse_pool(self) -> Executor | None:
+        workers = parse_processes()
+        if workers < 2 or (self.job.size_bytes or 0) < PARALLEL_MIN_BYTES:
+            return None
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
     def _pieces(
-        self, stream: BinaryIO, resume_line: int
+        self, stream: BinaryIO, resume_line: int, pool: Executor | None
     ) -> Iterator[tuple[list[DriftLine], list[Problem], int, int]]:
         lines: list[DriftLine] = []
         problems: list[Problem] = []
         last_line = resume_line
         start = position = 0
         count = 0
-        for item in iter_records(stream, self.drift_options()):
+        for item in iter_records(stream, self.drift_options(), pool):
             if isinstance(item, Problem):
                 if (item.line or 0) <= resume_line:
                     continue

@@ -14,7 +14,9 @@ import gzip
 import hashlib
 import io
 import math
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
@@ -478,11 +480,17 @@ def open_text_stream(stream: BinaryIO) -> BinaryIO:
     return stream
 
 
-def iter_records(stream: BinaryIO, options: DriftOptions) -> Iterator[DriftLine | Problem]:
+def iter_records(
+    stream: BinaryIO, options: DriftOptions, pool: Executor | None = None
+) -> Iterator[DriftLine | Problem]:
     """Parse a drift sample file (JSONL, gzip or not) one line at a time.
 
     Raises FileRejected for a whole-file problem (empty, binary, not JSONL); yields a DriftLine
-    per good line and Problems for bad ones.
+    per good line and Problems for bad ones, in line order.
+
+    pool: processes to check and measure the lines in (parse_chunk, CHUNK_LINES at a time, at
+    most PENDING_CHUNKS_PER_WORKER per process ahead of the consumer, so memory stays bounded);
+    the lines are still read here, in order, with the same limits. None: in this process.
     """
     body_stream = open_text_stream(stream)
     try:
@@ -505,7 +513,9 @@ def iter_records(stream: BinaryIO, options: DriftOptions) -> Iterator[DriftLine 
         max_file_bytes=options.max_file_bytes,
         encoding="utf-8",
     )
-    return _iter(lines, options)
+    if pool is None:
+        return _iter(lines, options)
+    return _iter_pooled(lines, options, pool)
 
 
 def parse_line(line: RawLine, options: DriftOptions) -> list[DriftLine | Problem]:
@@ -522,6 +532,11 @@ def parse_line(line: RawLine, options: DriftOptions) -> list[DriftLine | Problem
     storable = value is not None and "\\u0000" not in text
     result = parse_record(row, line.number, options, storable=storable)
     return [result] if isinstance(result, DriftLine) else list(result)
+
+
+def parse_chunk(lines: list[RawLine], options: DriftOptions) -> list[DriftLine | Problem]:
+    """parse_line over a chunk of lines: the work a pool process does."""
+    return [item for line in lines for item in parse_line(line, options)]
 
 
 def _raw_lines(lines: LineSource) -> Iterator[RawLine]:
@@ -542,6 +557,33 @@ def _raw_lines(lines: LineSource) -> Iterator[RawLine]:
 def _iter(lines: LineSource, options: DriftOptions) -> Iterator[DriftLine | Problem]:
     for line in _raw_lines(lines):
         yield from parse_line(line, options)
+
+
+CHUNK_LINES = 500
+PENDING_CHUNKS_PER_WORKER = 3
+
+
+def _iter_pooled(
+    lines: LineSource, options: DriftOptions, pool: Executor
+) -> Iterator[DriftLine | Problem]:
+    workers = max(1, int(getattr(pool, "_max_workers", 1)))
+    pending: deque[Future[list[DriftLine | Problem]]] = deque()
+    chunk: list[RawLine] = []
+    try:
+        for line in _raw_lines(lines):
+            chunk.append(line)
+            if len(chunk) >= CHUNK_LINES:
+                pending.append(pool.submit(parse_chunk, chunk, options))
+                chunk = []
+                if len(pending) >= workers * PENDING_CHUNKS_PER_WORKER:
+                    yield from pending.popleft().result()
+        if chunk:
+            pending.append(pool.submit(parse_chunk, chunk, options))
+        while pending:
+            yield from pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def read_step_map(text: str) -> StepMap:

@@ -143,3 +143,37 @@ def test_gzip_and_plain_give_the_same_samples(
     job = import_drift(gzip.compress(jsonl(rows)), filename="s.jsonl.gz")
     assert job.status == rollout_service.DONE and job.inserted == 9
     assert job.lines_read == 9
+
+
+def test_a_pool_of_processes_stores_what_one_process_stores(
+    session: Session,
+    drift_world: DriftWorld,
+    import_drift: ImportDrift,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.drift import records as drift_records
+
+    rows = list(records(40, run="run-1", steps=9, gaming_from=5))
+    rows[7]["reward"] = "high"
+    expected = {
+        line.record.record_id: (line.record.quotes_ungrounded, line.record.judge_addressed)
+        for line in drift_records.iter_records(
+            io.BytesIO(jsonl(rows)), drift_records.DriftOptions(training_run="run-1")
+        )
+        if isinstance(line, drift_records.DriftLine)
+    }
+    monkeypatch.setattr(drift_jobs, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(drift_jobs, "parse_processes", lambda: 2)
+    monkeypatch.setattr(drift_records, "CHUNK_LINES", 3)
+    job = import_drift(jsonl(rows), skip_invalid=True)
+    assert job.status == rollout_service.DONE, job.message
+    assert job.inserted == 39 and job.invalid == 1
+    problems = rollout_service.list_problems(session, job.id or 0)
+    assert [(p.line, p.field) for p in problems] == [(8, "reward")]
+    stored = {
+        s.record_id: (s.quotes_ungrounded, s.judge_addressed)
+        for s in session.exec(
+            select(DriftSample).where(DriftSample.training_run_id == drift_world.run.id)
+        )
+    }
+    assert stored == expected and any(addressed for _, addressed in stored.values())
