@@ -150,4 +150,5 @@ RewardEditor = Annotated[ProjectContext, Depends(_access(Permission.reward_edit)
 ExportCreator = Annotated[ProjectContext, Depends(_access(Permission.export_create))]
 ExportOverrider = Annotated[ProjectContext, Depends(_access(Permission.export_override))]
 DriftAuditor = Annotated[ProjectContext, Depends(_access(Permission.drift_audit))]
+DriftAuditCreator = Annotated[ProjectContext, Depends(_access(Permission.drift_audit_create))]
 DriftImporter = Annotated[ProjectContext, Depends(_access(Permission.drift_import))]

@@ -25,14 +25,17 @@ class Permission(StrEnum):
     reward_edit = "reward.edit"
     export_create = "export.create"
     export_override = "export.override"
-    drift_audit = "drift.audit"
+    drift_audit = "drift.audit"  # label in audit queues
+    drift_audit_create = "drift.audit_create"  # draw a stratified audit of a training run
     drift_import = "drift.import"  # training runs, sample imports, drift signal settings
 
 
 _READ = {Permission.project_read}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.reviewer: frozenset(_READ | {Permission.drift_audit, Permission.label_write}),
+    Role.reviewer: frozenset(
+        _READ | {Permission.drift_audit, Permission.drift_audit_create, Permission.label_write}
+    ),
     Role.expert: frozenset(
         _READ
         | {
@@ -57,6 +60,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.rubric_publish,
             Permission.queue_manage,
             Permission.drift_import,
+            # Engineers create audits (for reviewers to label) but do not label in them.
+            Permission.drift_audit_create,
         }
     ),
 }

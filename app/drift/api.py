@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile, status
 from starlette.responses import Response
@@ -15,9 +15,11 @@ from app.drift.schemas import (
     SeriesPublic,
     SignalPublic,
     StepMapResult,
+    ThresholdsPublic,
     TrainingRunCreate,
     TrainingRunPublic,
 )
+from app.drift.signals import DriftThresholds
 from app.rollouts.schemas import ImportPublic
 from app.web.csv_safe import csv_response
 
@@ -157,3 +159,26 @@ def get_signals(session: SessionDep, ctx: ProjectReader, run_id: int) -> list[Si
     run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
     results = drift_service.signals(session, ctx.project, run)
     return [SignalPublic(**r.public()) for r in results if r.fired]
+
+
+def _thresholds(project: Any) -> ThresholdsPublic:
+    return ThresholdsPublic(
+        values=drift_service.thresholds(project).as_dict(),
+        defaults=DriftThresholds().as_dict(),
+        changed=sorted(drift_service.stored_thresholds(project)),
+    )
+
+
+@router.get("/projects/{project_id}/drift-thresholds", response_model=ThresholdsPublic)
+def get_thresholds(ctx: ProjectReader) -> ThresholdsPublic:
+    """The project's signal thresholds (each signal's test and effect size)."""
+    return _thresholds(ctx.project)
+
+
+@router.put("/projects/{project_id}/drift-thresholds", response_model=ThresholdsPublic)
+def put_thresholds(
+    session: SessionDep, ctx: DriftImporter, body: dict[str, float]
+) -> ThresholdsPublic:
+    """Set the project's signal thresholds: those given; the others go back to their defaults."""
+    drift_service.save_thresholds(session, ctx.project, ctx.user, dict(body), strict=True)
+    return _thresholds(ctx.project)

@@ -7,7 +7,7 @@ import io
 from fastapi import APIRouter, Request, status
 
 from app.auth.dependencies import (
-    DriftAuditor,
+    DriftAuditCreator,
     DriftImporter,
     JudgeRunner,
     ProjectReader,
@@ -39,7 +39,7 @@ def list_audits(session: SessionDep, ctx: ProjectReader, run_id: int) -> list[Au
 
 @router.post(RUN + "/audits", response_model=AuditPublic, status_code=status.HTTP_201_CREATED)
 def create_audit(
-    session: SessionDep, ctx: DriftAuditor, run_id: int, body: AuditCreate
+    session: SessionDep, ctx: DriftAuditCreator, run_id: int, body: AuditCreate
 ) -> AuditPublic:
     """Draw a stratified, seeded sample of the run's drift samples as an audit queue."""
     run = audit_service.get_training_run(session, ctx.project.id or 0, run_id)

@@ -41,9 +41,16 @@ def audit_command(
     project: ProjectOpt,
     training_run: RunOpt,
     size: Annotated[int, typer.Option(help="Samples to draw.")],
-    user: Annotated[str, typer.Option("--user", help="Email of the reviewer creating it.")],
+    user: Annotated[
+        str,
+        typer.Option("--user", help="Email of the member creating it (reviewer/engineer/admin)."),
+    ],
     reviewer: Annotated[
-        list[str] | None, typer.Option(help="Reviewer email (repeat); default: --user.")
+        list[str] | None,
+        typer.Option(
+            help="Reviewer email (repeat); default: --user if they may label audits, else "
+            "every member who may."
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (recorded; random if omitted).")] = None,
     step_buckets: Annotated[int, typer.Option(help="Equal step buckets.")] = DEFAULT_STEP_BUCKETS,
@@ -63,7 +70,7 @@ def audit_command(
         target = drift_cli._project(session, project)
         run = drift_cli._run(session, target, training_run)
         actor = _users(session, [user])[0]
-        assignees = _users(session, reviewer or [user])
+        assignees = _users(session, reviewer) if reviewer else []
         design = AuditDesign(
             size=size,
             rubric_version_id=rubric_version,

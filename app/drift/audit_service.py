@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from app.audit import service as audit_service
 from app.auth.models import User
 from app.auth.policies import Permission, role_allows
-from app.core.errors import InvalidInput, NotFound
+from app.core.errors import InvalidInput, NotFound, PermissionDenied
 from app.drift.audit_models import DriftAudit, DriftAuditSample
 from app.drift.buckets import DEFAULT_TARGET, BucketPlan, plan_buckets
 from app.drift.models import DriftSample, TrainingRun
@@ -48,6 +48,7 @@ from app.labels import queues
 from app.labels import service as label_service
 from app.labels.models import AnnotationQueue, Label
 from app.labels.values import QueueKind
+from app.projects import service as project_service
 from app.projects.models import Membership, Project
 from app.rubrics.definition import RubricDefinition
 from app.rubrics.models import RubricVersion
@@ -203,7 +204,17 @@ def audit_plan(run: TrainingRun, step_buckets: int) -> BucketPlan:
 def create_audit(
     session: Session, project: Project, run: TrainingRun, *, actor: User, design: AuditDesign
 ) -> DriftAudit:
-    """A stratified, seeded sample of the run's drift samples as an audit queue for reviewers."""
+    """A stratified, seeded sample of the run's drift samples as an audit queue for reviewers.
+
+    The actor needs `drift.audit_create` (reviewers, engineers, admins); the assignees need
+    `drift.audit` (they label). Without assignees: the actor if they may label in audit queues,
+    else every member who may.
+    """
+    membership = project_service.get_membership(session, project.id or 0, actor.id or 0)
+    if membership is None or not role_allows(membership.role, Permission.drift_audit_create):
+        raise PermissionDenied(
+            "Your role in this project cannot create audits (reviewers, engineers and admins can)."
+        )
     version, definition = _version_for(session, run, design.rubric_version_id)
     _check_design(design, definition)
     plan = audit_plan(run, design.step_buckets)
@@ -248,7 +259,8 @@ def create_audit(
         actor=actor,
         name=name[:200],
         rubric_version_id=version.id or 0,
-        assignee_ids=design.assignee_ids or ((actor.id or 0),),
+        assignee_ids=design.assignee_ids
+        or tuple(u.id or 0 for u in default_assignees(session, project, actor)),
         overlap=design.overlap,
         selection=queues.QueueSelection(
             source="drift_audit", training_run_id=run.id, sample_size=design.size, seed=seed
@@ -414,6 +426,14 @@ def auditors(session: Session, project_id: int) -> list[User]:
         .order_by(col(User.email))
     ).all()
     return [user for user, m in rows if role_allows(m.role, Permission.drift_audit)]
+
+
+def default_assignees(session: Session, project: Project, actor: User) -> list[User]:
+    """Who labels an audit when nobody is chosen: its creator if they may label in audit
+    queues (a reviewer), else every member who may (an engineer creates it for the reviewers)."""
+    everyone = auditors(session, project.id or 0)
+    mine = [user for user in everyone if user.id == actor.id]
+    return mine or everyone
 
 
 def version_choices(session: Session, project_id: int) -> list[Any]:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from app.auth.dependencies import DriftAuditor, JudgeRunner, ProjectReader, SessionDep
+from app.auth.dependencies import DriftAuditCreator, JudgeRunner, ProjectReader, SessionDep
 from app.core.errors import InvalidInput
 from app.drift import audit_service, check_service
 from app.drift.audit_service import AuditDesign
@@ -84,7 +84,8 @@ def _new_page(
         "versions": audit_service.version_choices(session, ctx.project.id or 0),
         "auditors": audit_service.auditors(session, ctx.project.id or 0),
         "values": values,
-        "assignees": assignees or [ctx.user.id],
+        "assignees": assignees
+        or [u.id or 0 for u in audit_service.default_assignees(session, ctx.project, ctx.user)],
         "extras": list(ExtraStratum),
         "error": error.message if error else None,
         "problems": error.details if error and isinstance(error.details, list) else [],
@@ -96,7 +97,7 @@ def _new_page(
 
 @router.get(RUN + "/audits/new", include_in_schema=False)
 def audit_new_page(
-    request: Request, session: SessionDep, ctx: DriftAuditor, run_id: int
+    request: Request, session: SessionDep, ctx: DriftAuditCreator, run_id: int
 ) -> Response:
     return _new_page(request, session, ctx, run_id, values=_form_values(None), assignees=[])
 
@@ -116,7 +117,7 @@ def _int(values: dict[str, str], name: str, default: int | None = None) -> int |
 
 @router.post(RUN + "/audits", include_in_schema=False)
 async def audit_create_action(
-    request: Request, session: SessionDep, ctx: DriftAuditor, run_id: int
+    request: Request, session: SessionDep, ctx: DriftAuditCreator, run_id: int
 ) -> Response:
     form = await request.form()
     values = _form_values(form)

@@ -1,9 +1,11 @@
 """Bulk storage of drift records, one batch at a time, idempotent by (training run, record id).
 
-Each new record becomes a rollout first (through the rollout import's own batch storage, so
-rollouts are stored one way everywhere), then a drift_sample row pointing at it: COPY on
-PostgreSQL, executemany on SQLite. A record id already stored with the same content is a
-duplicate (skipped); with other content it is a conflict (reported, never overwritten).
+Each new record becomes a rollout (marked `from_drift`, so it stays out of the full-text index)
+and a drift_sample row pointing at it. PostgreSQL: two COPYs per batch with rollout ids taken
+from the sequence first, no look-up when nothing in the batch is stored yet; otherwise, and on
+SQLite, the checked way (the rollout import's own batch storage, then the samples). A record id
+already stored with the same content is a duplicate (skipped); with other content it is a
+conflict (reported, never overwritten).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -78,10 +81,14 @@ class DriftOutcome:
     inserted: int = 0
     duplicates: int = 0
     conflicts: list[Problem] = field(default_factory=list)
+    # The batch was looked up record by record (not the PostgreSQL COPY of new records alone).
+    looked_up: bool = True
 
 
 def storage_problem(line: DriftLine) -> Problem | None:
     """A value the databases cannot store (NUL characters, infinite numbers), or None."""
+    if line.storable:
+        return None
     problem = rollout_bulk.storage_problem(ParsedLine(line.line_no, [line.record.rollout], False))
     if problem is not None:
         return problem
@@ -94,7 +101,14 @@ def storage_problem(line: DriftLine) -> Problem | None:
 
 
 def store_batch(session: Session, target: DriftTarget, lines: Sequence[DriftLine]) -> DriftOutcome:
-    """Store the batch's new records (and their rollouts); flushes, never commits."""
+    """Store the batch's new records (and their rollouts); flushes, never commits.
+
+    On PostgreSQL the batch is first tried as two COPYs with rollout ids taken from the
+    sequence beforehand, without looking anything up: the usual case of a file imported once.
+    A record id (or rollout id) already stored makes that attempt fail on the unique keys; it is
+    rolled back to its savepoint and the batch goes the checked way (look up, classify,
+    insert), so duplicates and conflicts are found exactly as before.
+    """
     outcome = DriftOutcome()
     first: dict[str, DriftLine] = {}
     for line in lines:
@@ -107,6 +121,16 @@ def store_batch(session: Session, target: DriftTarget, lines: Sequence[DriftLine
             outcome.conflicts.append(
                 _conflict(line, f"is also used by line {seen.line_no} of {target.source_file}")
             )
+    if not first:
+        return outcome
+    if session.get_bind().dialect.name == "postgresql" and _copy_new(
+        session, target, list(first.values())
+    ):
+        outcome.inserted = len(first)
+        outcome.looked_up = False
+        _update_run(session, target.training_run_id, list(first.values()), outcome.inserted)
+        session.flush()
+        return outcome
     stored = _stored_hashes(session, target.training_run_id, list(first))
     new: list[DriftLine] = []
     for record_id, line in first.items():
@@ -120,7 +144,7 @@ def store_batch(session: Session, target: DriftTarget, lines: Sequence[DriftLine
     if not new:
         return outcome
     rollout_target = rollout_bulk.BatchTarget(
-        target.project_id, target.import_id, target.source_file
+        target.project_id, target.import_id, target.source_file, from_drift=True
     )
     rollout_bulk.store_batch(
         session,
@@ -140,6 +164,114 @@ def store_batch(session: Session, target: DriftTarget, lines: Sequence[DriftLine
         _update_run(session, target.training_run_id, new, outcome.inserted)
     session.flush()
     return outcome
+
+
+def _copy_new(session: Session, target: DriftTarget, lines: list[DriftLine]) -> bool:
+    """COPY every line as a new rollout and drift sample (PostgreSQL); False, with nothing
+    stored, when one of them is already stored (or a concurrent import stored it first)."""
+    import psycopg
+
+    connection = session.connection()
+    sequence = connection.execute(text("SELECT pg_get_serial_sequence('rollout', 'id')")).scalar()
+    ids = connection.execute(
+        text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :n)"),
+        {"sequence": sequence, "n": len(lines)},
+    ).scalars()
+    rollout_ids = list(ids)
+    now = utcnow()
+    try:
+        with session.begin_nested():
+            driver = session.connection().connection.driver_connection
+            assert driver is not None
+            with driver.cursor() as cursor:
+                with cursor.copy(
+                    f"COPY rollout (id, {', '.join(rollout_bulk.ROLLOUT_COLUMNS)}) FROM STDIN"
+                ) as copy:
+                    for rollout_id, line in zip(rollout_ids, lines, strict=True):
+                        copy.write_row(_rollout_values(rollout_id, line, target, now))
+                with cursor.copy(
+                    f"COPY drift_sample ({', '.join(SAMPLE_COLUMNS)}) FROM STDIN"
+                ) as copy:
+                    for rollout_id, line in zip(rollout_ids, lines, strict=True):
+                        copy.write_row(_sample_values(line.record, target, rollout_id, now))
+    except psycopg.errors.UniqueViolation:
+        return False
+    return True
+
+
+def _json_text(value: Any) -> str:
+    """A JSON value as compact text for a jsonb column (orjson; json for what it refuses)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _rollout_values(
+    rollout_id: int, line: DriftLine, target: DriftTarget, now: datetime
+) -> tuple[Any, ...]:
+    """rollout_bulk.ROLLOUT_COLUMNS of the record's rollout, after its id."""
+    record = line.record.rollout
+    return (
+        rollout_id,
+        target.project_id,
+        record.external_id,
+        record.content_hash,
+        _json_text(record.input_messages),
+        record.target_document,
+        _json_text(record.reference_documents),
+        None if record.reference_answer is None else _json_text(record.reference_answer),
+        record.response,
+        record.model,
+        record.checkpoint,
+        record.step,
+        record.group_key,
+        target.source_file,
+        record.line_no,
+        _json_text(record.metadata),
+        target.import_id,
+        now,
+        True,
+    )
+
+
+def _sample_values(
+    record: DriftRecord, target: DriftTarget, rollout_id: int | None, now: datetime
+) -> tuple[Any, ...]:
+    """SAMPLE_COLUMNS of one record."""
+    return (
+        target.project_id,
+        target.training_run_id,
+        record.record_id,
+        record.content_hash,
+        rollout_id,
+        record.step,
+        record.step_mapped,
+        record.recorded_at,
+        record.source,
+        record.bundle_hash,
+        record.sample_id,
+        record.group_id,
+        record.prompt_key,
+        record.reward,
+        _json_text(record.components),
+        _json_text(record.components_passed),
+        record.gated_by,
+        record.judge_status,
+        _json_text(record.judge_criteria),
+        record.judge_aggregate,
+        record.neutral_reward,
+        record.latency_ms,
+        record.attempts,
+        record.error,
+        record.response_chars,
+        record.judge_addressed,
+        record.quotes_total,
+        record.quotes_ungrounded,
+        _json_text(record.metadata),
+        target.import_id,
+        now,
+    )
 
 
 def _stored_hashes(session: Session, run_id: int, record_ids: list[str]) -> dict[str, str]:

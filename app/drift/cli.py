@@ -189,6 +189,68 @@ def runs_command(project: ProjectOpt) -> None:
             typer.echo(f"{run.id}\t{run.name}\t{run.sample_count} samples\tsteps {steps}")
 
 
+@app.command("create-run")
+def create_run_command(
+    project: ProjectOpt,
+    name: Annotated[str, typer.Option("--name", help="The `training_run` of its records.")],
+    bundle: Annotated[
+        int | None, typer.Option("--bundle", help="Export bundle id the run trained with.")
+    ] = None,
+    base_model: Annotated[str | None, typer.Option("--base-model")] = None,
+    notes: Annotated[str, typer.Option("--notes")] = "",
+    user: UserOpt = None,
+) -> None:
+    """Create a training run (its samples come in with `drift import`)."""
+    settings = _settings()
+    with Session(get_engine(settings.resolved_database_url)) as session:
+        target = _project(session, project)
+        try:
+            run = drift_service.create_training_run(
+                session,
+                target,
+                _user(session, user),
+                name=name,
+                export_bundle_id=bundle,
+                base_model=base_model,
+                notes=notes,
+            )
+        except DomainError as exc:
+            raise _fail(exc.message, 1) from None
+        typer.echo(f"Training run #{run.id} '{run.name}' created in {target.slug}.")
+
+
+@app.command("thresholds")
+def thresholds_command(
+    project: ProjectOpt,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="NAME=VALUE (repeat); the others keep their values."),
+    ] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Put every threshold back to its default.")
+    ] = False,
+    user: UserOpt = None,
+) -> None:
+    """Show (as JSON) or change the project's signal thresholds."""
+    settings = _settings()
+    with Session(get_engine(settings.resolved_database_url)) as session:
+        target = _project(session, project)
+        if set_ or reset:
+            values = {} if reset else drift_service.stored_thresholds(target)
+            for item in set_ or []:
+                name, sep, value = item.partition("=")
+                if not sep:
+                    raise _fail(f"--set needs NAME=VALUE, got '{item}'.")
+                values[name.strip()] = value.strip()
+            try:
+                drift_service.save_thresholds(
+                    session, target, _user(session, user), values, strict=True
+                )
+            except DomainError as exc:
+                raise _fail(exc.message, 1) from None
+        typer.echo(json.dumps(drift_service.thresholds(target).as_dict(), indent=2))
+
+
 @app.command("series")
 def series_command(
     project: ProjectOpt,

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
+
+import orjson
 
 from app.probes.addressed import PATTERNS
 from app.rewards.components import _QUOTED, _excerpts, excerpt_occurs, normalize_text
@@ -19,6 +22,10 @@ EXCERPT_FIELDS = frozenset({"text_excerpt", "excerpt", "quote", "quoted_text", "
 MIN_QUOTE_CHARS = 20
 # Grounding is checked against at most this much of the document (its start), to bound the cost.
 MAX_DOCUMENT_CHARS = 400_000
+# Documents up to this size are normalised once per import process (the samples of a prompt
+# share one): at most 512 of them are kept, a few megabytes.
+CACHED_DOCUMENT_CHARS = 8_000
+_MARKS_AND_SPACES = " \t\n\r\f\v.…[]"
 
 
 # Words each judge-addressed pattern cannot match without (lower case): a pattern runs only on
@@ -65,10 +72,14 @@ def quoted_excerpts(response: str) -> list[str]:
     """The excerpts a response quotes: excerpt fields of a JSON answer, else quoted spans."""
     body = response.strip()
     if body.startswith(("{", "[")):
+        value: Any
         try:
-            value: Any = json.loads(body)
-        except ValueError:
-            value = None
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            try:  # what orjson refuses and json reads (NaN, lone surrogates): the same value
+                value = json.loads(body)
+            except ValueError:
+                value = None
         if value is not None:
             return _excerpts(value, set(EXCERPT_FIELDS))
     return [
@@ -85,9 +96,27 @@ def grounding_counts(response: str, target_document: str | None) -> tuple[int | 
     excerpts = quoted_excerpts(response)
     if not excerpts:
         return 0, 0
-    document = normalize_text(target_document[:MAX_DOCUMENT_CHARS])
-    missing = sum(1 for excerpt in excerpts if not excerpt_occurs(excerpt, document))
+    document = (
+        _normalized_document(target_document)
+        if len(target_document) <= CACHED_DOCUMENT_CHARS
+        else normalize_text(target_document[:MAX_DOCUMENT_CHARS])
+    )
+    # An excerpt found as it is occurs (the document is normalised, so the excerpt's normalised
+    # parts between omission marks are parts of it, in order), unless it is nothing but marks
+    # and spaces; the full matching runs for the others only.
+    missing = sum(
+        1
+        for excerpt in excerpts
+        if not (excerpt in document and excerpt.strip(_MARKS_AND_SPACES))
+        and not excerpt_occurs(excerpt, document)
+    )
     return len(excerpts), missing
+
+
+@lru_cache(maxsize=512)
+def _normalized_document(target_document: str) -> str:
+    """The document as excerpts are matched against it; the samples of one prompt share it."""
+    return normalize_text(target_document[:MAX_DOCUMENT_CHARS])
 
 
 def measure(response: str, target_document: str | None) -> SampleMeasures:

@@ -14,7 +14,9 @@ import gzip
 import hashlib
 import io
 import math
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
@@ -39,8 +41,10 @@ from app.rollouts.formats.lines import (
     HEAD_BYTES,
     UTF8_BOM,
     LineSource,
+    RawLine,
     check_head,
     decode_json_object,
+    fast_decode,
     read_head,
     too_long_problem,
 )
@@ -142,6 +146,9 @@ class DriftRecord:
 class DriftLine:
     line_no: int
     record: DriftRecord
+    # Read by orjson with no \u0000 escape: nothing in it the databases refuse (no NUL
+    # character, no infinite number), so bulk.storage_problem need not look.
+    storable: bool = False
 
 
 # ---------------------------------------------------------------------------- small checks
@@ -289,7 +296,7 @@ def _judge(value: Any, line: int, problems: list[Problem]) -> dict[str, Any]:
 
 
 def parse_record(
-    row: dict[str, Any], line: int, options: DriftOptions
+    row: dict[str, Any], line: int, options: DriftOptions, *, storable: bool = False
 ) -> DriftLine | list[Problem]:
     problems: list[Problem] = []
     record_id = _label(row.get("id"), "id", problems, line)
@@ -438,6 +445,7 @@ def parse_record(
             metadata=metadata,
             rollout=rollout_record,
         ),
+        storable,
     )
 
 
@@ -472,11 +480,17 @@ def open_text_stream(stream: BinaryIO) -> BinaryIO:
     return stream
 
 
-def iter_records(stream: BinaryIO, options: DriftOptions) -> Iterator[DriftLine | Problem]:
+def iter_records(
+    stream: BinaryIO, options: DriftOptions, pool: Executor | None = None
+) -> Iterator[DriftLine | Problem]:
     """Parse a drift sample file (JSONL, gzip or not) one line at a time.
 
     Raises FileRejected for a whole-file problem (empty, binary, not JSONL); yields a DriftLine
-    per good line and Problems for bad ones.
+    per good line and Problems for bad ones, in line order.
+
+    pool: processes to check and measure the lines in (parse_chunk, CHUNK_LINES at a time, at
+    most PENDING_CHUNKS_PER_WORKER per process ahead of the consumer, so memory stays bounded);
+    the lines are still read here, in order, with the same limits. None: in this process.
     """
     body_stream = open_text_stream(stream)
     try:
@@ -499,37 +513,77 @@ def iter_records(stream: BinaryIO, options: DriftOptions) -> Iterator[DriftLine 
         max_file_bytes=options.max_file_bytes,
         encoding="utf-8",
     )
-    return _iter(lines, options)
+    if pool is None:
+        return _iter(lines, options)
+    return _iter_pooled(lines, options, pool)
 
 
-def _iter(lines: LineSource, options: DriftOptions) -> Iterator[DriftLine | Problem]:
+def parse_line(line: RawLine, options: DriftOptions) -> list[DriftLine | Problem]:
+    """One line of a drift sample file: its record, or its problems (none for a blank line)."""
+    if line.text is None:
+        return [too_long_problem(line, options.max_line_bytes)]
+    text = line.text.strip()
+    if not text:
+        return []
+    value = fast_decode(text)
+    row = decode_json_object(text, line, options.max_depth, value)
+    if isinstance(row, list):
+        return list(row)
+    storable = value is not None and "\\u0000" not in text
+    result = parse_record(row, line.number, options, storable=storable)
+    return [result] if isinstance(result, DriftLine) else list(result)
+
+
+def parse_chunk(lines: list[RawLine], options: DriftOptions) -> list[DriftLine | Problem]:
+    """parse_line over a chunk of lines: the work a pool process does."""
+    return [item for line in lines for item in parse_line(line, options)]
+
+
+def _raw_lines(lines: LineSource) -> Iterator[RawLine]:
+    """The file's lines; raises FileRejected for one with no content at all, or a damaged
+    gzip stream."""
     seen = False
     try:
         for line in lines:
-            if line.text is None:
+            if line.text is None or line.text.strip():
                 seen = True
-                yield too_long_problem(line, lines.max_line_bytes)
-                continue
-            text = line.text.strip()
-            if not text:
-                continue
-            seen = True
-            row = decode_json_object(text, line, options.max_depth)
-            if isinstance(row, list):
-                yield from row
-                continue
-            yield from _one(parse_record(row, line.number, options))
+            yield line
     except (OSError, EOFError) as error:  # a damaged or cut-off gzip stream
         raise FileRejected(f"the gzip file is damaged or cut off: {error}") from None
     if not seen:
         raise FileRejected(BLANK_MESSAGE)
 
 
-def _one(result: DriftLine | list[Problem]) -> Iterator[DriftLine | Problem]:
-    if isinstance(result, DriftLine):
-        yield result
-    else:
-        yield from result
+def _iter(lines: LineSource, options: DriftOptions) -> Iterator[DriftLine | Problem]:
+    for line in _raw_lines(lines):
+        yield from parse_line(line, options)
+
+
+CHUNK_LINES = 500
+PENDING_CHUNKS_PER_WORKER = 3
+
+
+def _iter_pooled(
+    lines: LineSource, options: DriftOptions, pool: Executor
+) -> Iterator[DriftLine | Problem]:
+    workers = max(1, int(getattr(pool, "_max_workers", 1)))
+    pending: deque[Future[list[DriftLine | Problem]]] = deque()
+    chunk: list[RawLine] = []
+    try:
+        for line in _raw_lines(lines):
+            chunk.append(line)
+            if len(chunk) >= CHUNK_LINES:
+                pending.append(pool.submit(parse_chunk, chunk, options))
+                chunk = []
+                if len(pending) >= workers * PENDING_CHUNKS_PER_WORKER:
+                    yield from pending.popleft().result()
+        if chunk:
+            pending.append(pool.submit(parse_chunk, chunk, options))
+        while pending:
+            yield from pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def read_step_map(text: str) -> StepMap:

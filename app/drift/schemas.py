@@ -108,3 +108,11 @@ class SignalPublic(BaseModel):
     onset_step: int | None = Field(description="first step of the bucket where it began")
     severity: str | None = Field(description="low, medium or high")
     evidence: dict[str, Any]
+
+
+class ThresholdsPublic(BaseModel):
+    """The project's signal thresholds (docs/drift.md, "Signals"): in force, and the defaults."""
+
+    values: dict[str, float]
+    defaults: dict[str, float]
+    changed: list[str] = Field(description="the thresholds the project set")

@@ -43,7 +43,12 @@ def compute_series(session: Session, run_id: int, plan: BucketPlan) -> list[dict
     params = {"run": run_id, "start": plan.start, "width": plan.width}
     base = _base(dialect)
     rows: dict[int, dict[str, Any]] = {}
-    for row in session.execute(text(_MAIN.format(base=base)), params).mappings():
+    postgres = dialect == "postgresql"
+    # PostgreSQL: the percentiles in the same pass as the means, and every JSON figure in one
+    # more (each pass reads all the run's samples: at a million, each costs seconds).
+    main = _MAIN.replace("{percentiles}", _PG_PERCENTILES if postgres else "")
+    percentiles: dict[str, dict[int, tuple[float | None, ...]]] = {"reward": {}, "length": {}}
+    for row in session.execute(text(main.format(base=base)), params).mappings():
         index = int(row["b"])
         first, last = plan.bounds(index)
         quotes = int(row["quotes"] or 0)
@@ -67,10 +72,15 @@ def compute_series(session: Session, run_id: int, plan: BucketPlan) -> list[dict
             "criteria": {},
             "components": {},
         }
+        if postgres:
+            for name in ("reward", "length"):
+                cuts = row[f"{name}_p"]
+                percentiles[name][index] = tuple(_f(v) for v in cuts) if cuts else (None,) * 3
     if not rows:
         return []
     for name, column in (("reward", "reward"), ("length", "response_chars")):
-        for index, values in _percentiles(session, dialect, base, column, params).items():
+        found = percentiles[name] or _percentiles(session, dialect, base, column, params)
+        for index, values in found.items():
             if index in rows:
                 for label, value in zip(("p10", "p50", "p90"), values, strict=True):
                     rows[index][f"{name}_{label}"] = value
@@ -83,8 +93,53 @@ def compute_series(session: Session, run_id: int, plan: BucketPlan) -> list[dict
             groups = int(row["groups"])
             rows[index]["groups"] = groups
             rows[index]["zero_spread_share"] = int(row["zero"]) / groups if groups else None
-    each = "jsonb_each_text" if dialect == "postgresql" else "json_each"
-    number = "CAST(j.value AS DOUBLE PRECISION)" if dialect == "postgresql" else "j.value"
+    if postgres:
+        _json_figures_postgres(session, base, params, rows)
+    else:
+        _json_figures(session, base, params, rows)
+    ordered = [rows[index] for index in sorted(rows)]
+    for bucket in ordered:
+        bucket.setdefault("reward_length_spearman", None)
+        bucket.setdefault("groups", 0)
+        bucket.setdefault("zero_spread_share", None)
+    return ordered
+
+
+def _json_figures_postgres(
+    session: Session, base: str, params: dict[str, Any], rows: dict[int, dict[str, Any]]
+) -> None:
+    """The criteria and components figures of _json_figures, in one pass over the samples."""
+    found: dict[str, list[Any]] = {"criteria": [], "passed": [], "components": []}
+    for row in session.execute(text(_PG_JSON.format(base=base)), params).mappings():
+        found[row["kind"]].append(row)
+    for row in found["criteria"]:
+        index = int(row["b"])
+        if index in rows:
+            rows[index]["criteria"][row["key"]] = {
+                "mean": _f(row["mean"]),
+                "n": int(row["n"]),
+                "binary": int(row["non_binary"] or 0) == 0,
+            }
+    for row in found["passed"]:
+        index = int(row["b"])
+        if index in rows:
+            rows[index]["components"][row["key"]] = {
+                "n": int(row["n"]),
+                "pass_rate": _f(row["mean"]),
+            }
+    for row in found["components"]:
+        index = int(row["b"])
+        if index in rows:
+            entry = rows[index]["components"].setdefault(row["key"], {"n": int(row["n"])})
+            entry["mean"] = _f(row["mean"])
+
+
+def _json_figures(
+    session: Session, base: str, params: dict[str, Any], rows: dict[int, dict[str, Any]]
+) -> None:
+    """Per bucket: each criterion's mean (a pass rate for 0/1 values), each component's pass
+    rate and mean score (SQLite: three passes with json_each)."""
+    each, number = "json_each", "j.value"
     for row in session.execute(
         text(_CRITERIA.format(base=base, each=each, number=number, column="judge_criteria")),
         params,
@@ -96,11 +151,7 @@ def compute_series(session: Session, run_id: int, plan: BucketPlan) -> list[dict
                 "n": int(row["n"]),
                 "binary": int(row["non_binary"] or 0) == 0,
             }
-    passed = (
-        "CASE WHEN j.value = 'true' THEN 1.0 ELSE 0.0 END"
-        if dialect == "postgresql"
-        else "CAST(j.value AS REAL)"
-    )
+    passed = "CAST(j.value AS REAL)"
     for row in session.execute(
         text(_COMPONENTS.format(base=base, each=each, passed=passed, number=number)), params
     ).mappings():
@@ -117,12 +168,6 @@ def compute_series(session: Session, run_id: int, plan: BucketPlan) -> list[dict
         if index in rows:
             entry = rows[index]["components"].setdefault(row["key"], {"n": int(row["n"])})
             entry["mean"] = _f(row["mean"])
-    ordered = [rows[index] for index in sorted(rows)]
-    for bucket in ordered:
-        bucket.setdefault("reward_length_spearman", None)
-        bucket.setdefault("groups", 0)
-        bucket.setdefault("zero_spread_share", None)
-    return ordered
 
 
 def _sd(mean: Any, mean_of_squares: Any, n: int) -> float | None:
@@ -153,8 +198,29 @@ SELECT b, COUNT(*) AS n,
        AVG(CASE WHEN judge_addressed THEN 1.0 ELSE 0.0 END) AS judge_addressed_rate,
        SUM(CASE WHEN judge_addressed THEN 1 ELSE 0 END) AS judge_addressed,
        SUM(quotes_total) AS quotes, SUM(quotes_ungrounded) AS ungrounded,
-       AVG(latency_ms) AS latency_mean
+       AVG(latency_ms) AS latency_mean{percentiles}
 FROM base GROUP BY b ORDER BY b
+"""
+
+_PG_PERCENTILES = f""",
+       percentile_cont(ARRAY{list(PERCENTILES)}) WITHIN GROUP (ORDER BY reward) AS reward_p,
+       percentile_cont(ARRAY{list(PERCENTILES)}) WITHIN GROUP (ORDER BY response_chars)
+         AS length_p"""
+
+_PG_JSON = """
+WITH base AS ({base})
+SELECT b, j.kind, j.key, COUNT(*) AS n, AVG(j.number) AS mean,
+       SUM(CASE WHEN j.number IN (0, 1) THEN 0 ELSE 1 END) AS non_binary
+FROM base, LATERAL (
+  SELECT 'criteria' AS kind, key, CAST(value AS DOUBLE PRECISION) AS number
+  FROM jsonb_each_text(base.judge_criteria)
+  UNION ALL
+  SELECT 'components', key, CAST(value AS DOUBLE PRECISION) FROM jsonb_each_text(base.components)
+  UNION ALL
+  SELECT 'passed', key, CASE WHEN value = 'true' THEN 1.0 ELSE 0.0 END
+  FROM jsonb_each_text(base.components_passed)
+) AS j
+GROUP BY b, j.kind, j.key
 """
 
 _GROUPS = """

@@ -332,11 +332,30 @@ def thresholds(project: Project) -> DriftThresholds:
     return DriftThresholds.from_settings((project.settings or {}).get("drift"))
 
 
+def stored_thresholds(project: Project) -> dict[str, Any]:
+    """The thresholds the project changed (the others are at their defaults)."""
+    return dict((project.settings or {}).get("drift") or {})
+
+
 def save_thresholds(
-    session: Session, project: Project, actor: User, values: dict[str, Any]
+    session: Session,
+    project: Project,
+    actor: User | None,
+    values: dict[str, Any],
+    *,
+    strict: bool = False,
 ) -> DriftThresholds:
-    """Store the project's signal thresholds (numbers checked against their defaults' ranges)."""
+    """Store the project's signal thresholds (numbers checked against their defaults' ranges);
+    a threshold not given goes back to its default.
+
+    strict: refuse names that are not thresholds (the API and CLI; the form sends only those).
+    """
     defaults = DriftThresholds().as_dict()
+    unknown = sorted(name for name in values if name not in defaults)
+    if strict and unknown:
+        raise InvalidInput(
+            f"Unknown threshold '{unknown[0][:60]}'; the thresholds are: {', '.join(defaults)}."
+        )
     clean: dict[str, Any] = {}
     for name, raw in values.items():
         if name not in defaults or raw in (None, ""):

@@ -40,6 +40,7 @@ ROLLOUT_COLUMNS = (
     "metadata",
     "import_id",
     "created_at",
+    "from_drift",
 )
 _JSON_COLUMNS = frozenset({"input_messages", "reference_documents", "reference_answer", "metadata"})
 
@@ -56,6 +57,8 @@ class BatchTarget:
     project_id: int
     import_id: int | None
     source_file: str
+    # Rollouts made from drift samples (left out of the full-text index).
+    from_drift: bool = False
 
 
 @dataclass
@@ -254,6 +257,7 @@ def _row(record: RolloutRecord, target: BatchTarget, now: datetime) -> dict[str,
         "metadata": record.metadata,
         "import_id": target.import_id,
         "created_at": now,
+        "from_drift": target.from_drift,
     }
 
 
@@ -316,6 +320,7 @@ def _copy_values(record: RolloutRecord, target: BatchTarget, now: datetime) -> t
         _json(record.metadata),
         target.import_id,
         now,
+        target.from_drift,
     )
 
 

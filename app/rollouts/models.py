@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint, text
+from sqlalchemy import Index, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
 
 from app.core.clock import utcnow
@@ -14,13 +14,19 @@ from app.core.db import BigIntType, JSONType
 # The searchable text of a rollout on PostgreSQL: its response and its input messages' contents,
 # each capped so one huge rollout cannot pass tsvector's 1 MB limit. Written exactly as
 # PostgreSQL prints it back, so the model and the database compare equal (alembic check); the
-# GIN index (migration 0002_rollout_fts) and every search use this same expression.
+# GIN index (migrations 0002_rollout_fts, 0017_drift_import_scale) and every search use this same
+# expression. Rollouts made from drift samples are left out of the index (FTS_INDEXED): indexing
+# a million training-time responses was four fifths of a drift import's database time, and the
+# samples are found through their training run instead.
 FTS_VECTOR = (
     "to_tsvector('english'::regconfig, "
     "(\"left\"(response::text, 100000) || ' '::text) || "
     'regexp_replace("left"(jsonb_path_query_array(input_messages, '
     "'$[*].\"content\"'::jsonpath)::text, 20000), '\\\\[nrt]'::text, ' '::text, 'g'::text))"
 )
+
+# The rows the full-text index holds (and so the rows a text search can find).
+FTS_INDEXED = "NOT from_drift"
 
 
 class Rollout(SQLModel, table=True):
@@ -33,10 +39,13 @@ class Rollout(SQLModel, table=True):
         Index("ix_rollout_project_checkpoint", "project_id", "checkpoint"),
         # Keyset pagination walks a project's rollouts in id order; also serves project_id alone.
         Index("ix_rollout_project_order", "project_id", "id"),
-        # PostgreSQL only (SQLite searches with LIKE); created by migration 0002_rollout_fts.
-        Index("ix_rollout_fts", text(FTS_VECTOR), postgresql_using="gin").ddl_if(
-            dialect="postgresql"
-        ),
+        # PostgreSQL only (SQLite searches with LIKE); see FTS_VECTOR.
+        Index(
+            "ix_rollout_fts",
+            text(FTS_VECTOR),
+            postgresql_using="gin",
+            postgresql_where=text(FTS_INDEXED),
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigIntType)
@@ -61,6 +70,9 @@ class Rollout(SQLModel, table=True):
         default=None, foreign_key="rollout_import.id", index=True, ondelete="SET NULL"
     )
     created_at: datetime = Field(default_factory=utcnow)
+    # Made from a drift sample (app/drift): shown and labelled like any rollout, but not in the
+    # full-text index, so a text search does not find it (see FTS_INDEXED).
+    from_drift: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class RolloutPair(SQLModel, table=True):

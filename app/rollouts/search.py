@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 
 from app.labels.models import DisagreementResolution, GoldItem, Label
-from app.rollouts.models import FTS_VECTOR, Rollout
+from app.rollouts.models import FTS_INDEXED, FTS_VECTOR, Rollout
 
 _r = Rollout.__table__.c  # type: ignore[attr-defined]
 _labels = Label.__table__.c  # type: ignore[attr-defined]
@@ -81,10 +81,15 @@ def _like_escape(term: str) -> str:
 
 
 def text_match(dialect: str, q: str) -> ColumnElement[bool]:
-    """The search condition: full-text search on PostgreSQL, every term LIKE-matched elsewhere."""
+    """The search condition: full-text search on PostgreSQL, every term LIKE-matched elsewhere.
+
+    Text matches only rollouts in the full-text index (not those made from drift samples, see
+    models.FTS_INDEXED), on both databases alike; an exact id finds any rollout.
+    """
     q = q[:MAX_QUERY_CHARS]
     if dialect == "postgresql":
         condition = text(
+            f"{FTS_INDEXED} AND "
             f"{FTS_VECTOR} @@ websearch_to_tsquery('{FTS_CONFIG}'::regconfig, :fts_query)"
         ).bindparams(fts_query=q)
         # An exact id also finds the rollout, whatever its text.
@@ -100,7 +105,7 @@ def text_match(dialect: str, q: str) -> ColumnElement[bool]:
         )
     if not clauses:
         return true()
-    return or_(and_(*clauses), _r.external_id == q.strip())
+    return or_(and_(_r.from_drift.is_(False), *clauses), _r.external_id == q.strip())
 
 
 def conditions(dialect: str, project_id: int, flt: RolloutFilter) -> list[ColumnElement[bool]]:

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+import orjson
+
 from app.rollouts.formats.common import FileRejected, Problem, describe
 
 HEAD_BYTES = 64 * 1024
@@ -294,11 +296,43 @@ def _reject_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-def decode_json_object(text: str, line: RawLine, max_depth: int) -> dict[str, Any] | list[Problem]:
-    """One JSONL line as an object, or the problems that stop it being one."""
-    number = line.number
+# A run of this many digits may be an integer beyond 64 bits, which orjson reads as a float:
+# such a line is read by json, which keeps the integer exact (content hashes depend on it).
+# Found by mapping every digit to 0 and looking for the run: several times faster than a regex.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * 19
+
+
+def fast_decode(text: str) -> Any:
+    """The JSON value of a line by orjson, or None when the line needs json's reading.
+
+    orjson refuses NaN, infinite numbers and lone surrogates (json's path reports them in plain
+    words) and reads integers beyond 64 bits as floats (json keeps them exact); for everything
+    else both give the same value, orjson several times faster. A line read here holds no
+    infinite number, so only a \\u0000 escape can make it unstorable (see rollouts.bulk).
+    """
     try:
-        value = _DECODER.decode(text)
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if _LONG_DIGITS in text.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO):
+        return None
+    return value
+
+
+def decode_json_object(
+    text: str, line: RawLine, max_depth: int, value: Any = None
+) -> dict[str, Any] | list[Problem]:
+    """One JSONL line as an object, or the problems that stop it being one.
+
+    value: the line already decoded by fast_decode (None: decode it here).
+    """
+    number = line.number
+    if value is None:
+        value = fast_decode(text)
+    try:
+        if value is None:
+            value = _DECODER.decode(text)
     except _NonStandardNumber as error:
         return [
             Problem(
