@@ -5,16 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint, text
+from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.core.clock import utcnow
 from app.core.db import BigIntType, JSONType
 
 # The searchable text of a rollout on PostgreSQL: its response and its input messages' contents,
-# each capped so one huge rollout cannot pass tsvector's 1 MB limit. Written exactly as
-# PostgreSQL prints it back, so the model and the database compare equal (alembic check); the
-# GIN index (migration 0002_rollout_fts) and every search use this same expression.
+# each capped so one huge rollout cannot pass tsvector's 1 MB limit. Stored, on PostgreSQL only,
+# in the generated column `rollout.search_vector` with the GIN index `ix_rollout_search_vector`
+# (migration 0016_rollout_search_vector): computed once on write, never per row of a search.
+# The column is not in the model below (the ORM never loads it); searches name it
+# (app/rollouts/search.py) and migrations/env.py keeps `alembic check` off it.
+SEARCH_VECTOR_COLUMN = "search_vector"
+SEARCH_VECTOR_INDEX = "ix_rollout_search_vector"
 FTS_VECTOR = (
     "to_tsvector('english'::regconfig, "
     "(\"left\"(response::text, 100000) || ' '::text) || "
@@ -33,10 +37,6 @@ class Rollout(SQLModel, table=True):
         Index("ix_rollout_project_checkpoint", "project_id", "checkpoint"),
         # Keyset pagination walks a project's rollouts in id order; also serves project_id alone.
         Index("ix_rollout_project_order", "project_id", "id"),
-        # PostgreSQL only (SQLite searches with LIKE); created by migration 0002_rollout_fts.
-        Index("ix_rollout_fts", text(FTS_VECTOR), postgresql_using="gin").ddl_if(
-            dialect="postgresql"
-        ),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigIntType)
