@@ -32,11 +32,13 @@ def _handlers() -> list[tuple[str, JobHandler]]:
     """
     from app.drift.jobs import run_drift_import_once
     from app.judging.jobs import run_judging_once
+    from app.judging.preparation import run_preparation_once
     from app.probes.jobs import run_probes_once
     from app.rollouts.jobs import run_import_once
 
     return [
         ("rollout-import", run_import_once),
+        ("judge-prepare", run_preparation_once),
         ("judge-run", run_judging_once),
         ("probe-run", run_probes_once),
         ("drift-import", run_drift_import_once),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -29,7 +30,15 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 BigIntType = BigInteger().with_variant(Integer(), "sqlite")
 
 
+def _sample_key(seed: int, subject_id: int) -> int:
+    """`rs_sample_key(seed, id)`: a seeded pseudo-random key per id, for sampling in SQL on
+    SQLite (app/judging/preparation.py; PostgreSQL uses its own hashint8extended)."""
+    digest = hashlib.blake2b(f"{seed}:{subject_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.create_function("rs_sample_key", 2, _sample_key, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
