@@ -655,7 +655,8 @@ def cancel_run(
         session.rollback()
         session.refresh(run)
         raise Conflict(
-            f"This run is {run.status}; only a preparing, queued or running run can be cancelled."
+            f"This run is {run.status}; only a queued or running run (or one being prepared) "
+            "can be cancelled."
         )
     audit_service.record(
         session,

@@ -53,7 +53,8 @@ MAX_QUERY_CHARS = 500
 # Counted exactly up to here; past it the count is the planner's estimate, said as such.
 COUNT_CAP = 10_000
 # Ranked results rank at most this many matches (in id order); the page says so when cut.
-RANK_CANDIDATES = 10_000
+# ts_rank_cd reads each candidate's positions: about 0.1-0.2 ms a rollout of 2.4 KB.
+RANK_CANDIDATES = 1_000
 # An exact external id ranks above every text match (ts_rank_cd stays far below this).
 EXACT_ID_RANK = 1e9
 
