@@ -201,7 +201,14 @@ def _drop_secondary_indexes(conn: Any, tables: list[str]) -> list[str]:
     return [definition for _, definition in rows]
 
 
-def build_world(server: str, scale: float, log: Any) -> None:
+def _lowest_priority(pid: int) -> None:
+    """Run a process at the lowest CPU priority (needs the right to renice it: root, or the
+    same user); the machine is shared, and building the world may take its idle time only."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, pid, 19)
+
+
+def build_world(server: str, scale: float, log: Any, nice: bool = False) -> None:
     import psycopg
     from sqlmodel import Session
 
@@ -318,6 +325,8 @@ def build_world(server: str, scale: float, log: Any) -> None:
     patterns = _verdict_patterns(definition)
 
     with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        if nice:
+            _lowest_priority(int(conn.execute("SELECT pg_backend_pid()").fetchone()[0]))
         conn.execute("SET maintenance_work_mem = '1GB'")
         dropped = _drop_secondary_indexes(conn, ["rollout", "verdict", "drift_sample", "label"])
         log(f"COPY {n_rollouts:,} rollouts")
@@ -847,6 +856,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120.0, help="per request, seconds")
     parser.add_argument("--memory-limit-gb", type=float, default=6.0)
     parser.add_argument("--build-only", action="store_true", help="build the world and stop")
+    parser.add_argument(
+        "--nice", action="store_true", help="build at the lowest CPU priority (shared machines)"
+    )
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -855,7 +867,9 @@ def main() -> None:
         print(f"[{datetime.now():%H:%M:%S}] {message}", flush=True)
 
     if not args.reuse:
-        build_world(args.server, args.scale, log)
+        if args.nice:
+            _lowest_priority(os.getpid())
+        build_world(args.server, args.scale, log, nice=args.nice)
     if args.build_only:
         return
     world = load_world(args.server, args.scale)
