@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import gc
 import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -99,7 +100,9 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def trim_memory() -> bool:
-    """Hand the heap's free pages back to the OS; True when glibc did release some."""
+    """Collect cyclic garbage (a page's ORM objects and their states refer to each other), then
+    hand the heap's free pages back to the OS; True when glibc did release some."""
+    gc.collect()
     trim = _malloc_trim()
     return bool(trim(0)) if trim is not None else False
 
