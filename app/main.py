@@ -40,6 +40,7 @@ from app.rollouts import views as rollout_views
 from app.rubrics import api as rubric_api
 from app.rubrics import views as rubric_views
 from app.web import docs as api_docs
+from app.web.bounds import HeavyRequestBounds
 from app.web.csrf import csrf_protect
 from app.web.errors import ERROR_RESPONSES, install_error_handlers
 from app.web.input_guard import reject_unstorable_text
@@ -82,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.templates = build_templates()
     app.state.cookie_signer = CookieSigner(settings.secret_key, settings.session_max_age_s)
 
+    # Inside the session/headers middleware: its answers get the security headers too.
+    app.add_middleware(HeavyRequestBounds, settings=settings)
     install_middleware(app)
     if settings.allowed_hosts != ["*"]:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)

@@ -33,12 +33,14 @@ def _handlers() -> list[tuple[str, JobHandler]]:
     from app.drift.jobs import run_drift_import_once
     from app.judging.import_jobs import run_verdict_import_once
     from app.judging.jobs import run_judging_once
+    from app.judging.preparation import run_preparation_once
     from app.labels.jobs import run_label_import_once
     from app.probes.jobs import run_probes_once
     from app.rollouts.jobs import run_import_once
 
     return [
         ("rollout-import", run_import_once),
+        ("judge-prepare", run_preparation_once),
         ("judge-run", run_judging_once),
         ("label-import", run_label_import_once),
         ("verdict-import", run_verdict_import_once),

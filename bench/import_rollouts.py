@@ -476,7 +476,7 @@ def main() -> None:
         }
 
         if not args.no_nofts:
-            db.sql("DROP INDEX ix_rollout_fts")
+            db.sql("DROP INDEX IF EXISTS ix_rollout_search_vector")
             db.sql("DROP INDEX IF EXISTS rollout_baseline_to_tsvector_idx")
             for index in _gin_indexes(db, "rollout_baseline"):
                 db.sql(f'DROP INDEX "{index}"')

@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     lease_seconds: int = 120
     # Longest a single SQL statement of a web request may run (PostgreSQL); 0 turns it off.
     web_statement_timeout_ms: int = Field(default=15_000, ge=0)
+    # Heavy pages (app/web/bounds.py HEAVY_ROUTES) served at once per web process; 0: no cap.
+    # One more waits up to heavy_wait_s for a slot, then answers 503 with Retry-After.
+    heavy_concurrency: int = Field(default=4, ge=0)
+    heavy_wait_s: float = Field(default=10.0, ge=0)
+    heavy_retry_after_s: int = Field(default=5, ge=1)
+    # After heavy pages, hand freed memory back to the OS (glibc malloc_trim); no-op elsewhere.
+    memory_trim: bool = True
 
     # Judge endpoints (docs/configuration.md, "Judge endpoints"): which API-key variables a judge
     # configuration may name beyond RS_JUDGE_KEY_*, and which internal addresses it may call.

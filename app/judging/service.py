@@ -28,7 +28,7 @@ from app.drift.models import DriftSample
 from app.judging import engine as judge_engine
 from app.judging.models import JudgeConfig, JudgeRun, JudgeWorkItem, Verdict
 from app.judging.schemas import JudgeConfigInput, RunCreate, RunEstimate, SelectionInput
-from app.judging.status import RunStatus, short_error
+from app.judging.status import UNFINISHED_STATUSES, RunStatus, short_error
 from app.labels.models import GoldItem
 from app.llm.base import ProviderError
 from app.llm.egress import EgressPolicy, key_var_problem, url_problem
@@ -265,28 +265,28 @@ class Subjects:
     selection: dict[str, Any]
 
 
-def resolve_selection(
-    session: Session,
+def selection_query(
     project_id: int,
     selection: SelectionInput,
     *,
     pairwise: bool,
     without_drift_samples: bool = False,
-) -> Subjects:
-    """The rollouts (or pairs) a selection names, sampled reproducibly with a recorded seed.
+) -> Any:
+    """The (subject id, rollout id) rows a selection names, before any sampling: rollouts, or
+    pairs with their rollout_a. Probe-run rewrites are judged by their probe run only.
 
     without_drift_samples: leave out rollouts recorded during training (drift samples), as
     probes do: they rewrite the policy's rollouts before training, not the samples of one run.
     """
     if pairwise:
         query: Any = (
-            select(RolloutPair.id, RolloutPair.rollout_a_id)
+            select(col(RolloutPair.id).label("subject_id"), col(RolloutPair.rollout_a_id))
             .join(Rollout, col(Rollout.id) == col(RolloutPair.rollout_a_id))
             .where(RolloutPair.project_id == project_id)
         )
     else:
-        query = select(Rollout.id).where(Rollout.project_id == project_id)
-    # Rewrites made by probe runs (app/probes) are judged by their probe run only.
+        query = select(col(Rollout.id).label("subject_id"), col(Rollout.id).label("rollout_id"))
+        query = query.where(Rollout.project_id == project_id)
     query = query.where(
         or_(
             col(Rollout.source_file).is_(None),
@@ -316,8 +316,22 @@ def resolve_selection(
             )
         else:
             query = query.where(col(Rollout.id).in_(gold))
-    found = session.exec(query).all()
-    rows: list[tuple[int, int]] = sorted((tuple(r) if pairwise else (r, r)) for r in found)
+    return query
+
+
+def resolve_selection(
+    session: Session,
+    project_id: int,
+    selection: SelectionInput,
+    *,
+    pairwise: bool,
+    without_drift_samples: bool = False,
+) -> Subjects:
+    """The rollouts (or pairs) a selection names, sampled reproducibly with a recorded seed."""
+    query = selection_query(
+        project_id, selection, pairwise=pairwise, without_drift_samples=without_drift_samples
+    )
+    rows: list[tuple[int, int]] = sorted((r[0], r[1]) for r in session.execute(query))
     resolved = selection.model_dump(mode="json")
     resolved["matched"] = len(rows)
     if selection.sample is not None and selection.sample < len(rows):
@@ -483,12 +497,14 @@ def create_runs(
 
     `snapshot_overrides` replaces parts of the judge snapshot the run keeps (a judge drift
     check runs with an export bundle's exact settings); `commit=False` only flushes."""
+    from app.judging import preparation  # it builds on this module
+
     project_id = project.id or 0
     version = get_version(session, project_id, data.rubric_version_id)
     configs = _configs(session, project_id, data.judge_config_ids)
     pairwise = _definition(version).mode == "preference"
-    subjects = resolve_selection(session, project_id, data.selection, pairwise=pairwise)
-    if not subjects.ids:
+    size = preparation.selection_size(session, project_id, data.selection, pairwise=pairwise)
+    if not size:
         raise InvalidInput(
             "The selection matches no "
             + ("rollout pairs" if pairwise else "rollouts")
@@ -499,6 +515,22 @@ def create_runs(
             blocking = [p for p in _batch_problems(config, 10**9) if "at least" not in p]
             if blocking:
                 raise InvalidInput(blocking[0])
+    if size > preparation.PREPARE_IN_WORKER_ABOVE:
+        # A large selection is resolved, estimated and turned into work items by a worker.
+        preparing = preparation.create_preparing_runs(
+            session,
+            project,
+            actor=actor,
+            data=data,
+            version=version,
+            configs=configs,
+            pairwise=pairwise,
+            snapshot_overrides=snapshot_overrides,
+        )
+        if commit:
+            session.commit()
+        return preparing
+    subjects = resolve_selection(session, project_id, data.selection, pairwise=pairwise)
     estimate = estimate_runs(session, project, data)
     orders = ("AB", "BA") if pairwise else ("",)
     comparison_key = uuid.uuid4().hex if len(configs) > 1 else None
@@ -681,13 +713,16 @@ def cancel_run(
     they held. Verdicts already stored are kept."""
     result = session.execute(
         update(JudgeRun)
-        .where(col(JudgeRun.id) == run.id, col(JudgeRun.status).in_(judge_engine.ACTIVE_STATUSES))
+        .where(col(JudgeRun.id) == run.id, col(JudgeRun.status).in_(UNFINISHED_STATUSES))
         .values(status=RunStatus.CANCELLED, finished_at=utcnow(), message="Cancelled.")
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         session.rollback()
         session.refresh(run)
-        raise Conflict(f"This run is {run.status}; only a queued or running run can be cancelled.")
+        raise Conflict(
+            f"This run is {run.status}; only a queued or running run (or one being prepared) "
+            "can be cancelled."
+        )
     audit_service.record(
         session,
         actor=actor,
@@ -727,8 +762,12 @@ def resume_run(
         run.batch_job_arn = None
     run.settings = settings
     run.status = RunStatus.QUEUED
-    run.finished_at = None
     run.message = f"Resumed: {requeued} item(s) to judge."
+    if not (settings.get("preparation") or {}).get("done", True):
+        # Its work items were not all created: the worker's preparation carries on first.
+        run.status = RunStatus.PREPARING
+        run.message = "Resumed: preparing its work items."
+    run.finished_at = None
     run.lease_owner = None
     run.lease_expires_at = None
     run.next_poll_at = None
@@ -824,7 +863,23 @@ class RunProgress:
 
 
 def run_progress(run: JudgeRun, now: datetime | None = None) -> RunProgress:
-    """Done, errors, rate (verdicts a second since the run started or resumed) and time left."""
+    """Done, errors, rate (verdicts a second since the run started or resumed) and time left.
+
+    A preparing run counts subjects selected of those expected instead of verdicts."""
+    if run.status == RunStatus.PREPARING:
+        state = (run.settings or {}).get("preparation") or {}
+        return RunProgress(
+            status=RunStatus.PREPARING,
+            total=int(state.get("expected") or 0),
+            done=int(state.get("selected") or 0),
+            errors=0,
+            rate_per_s=None,
+            eta_s=None,
+            cost=0.0,
+            input_tokens=0,
+            output_tokens=0,
+            message=run.message,
+        )
     now = now or utcnow()
     rate: float | None = None
     if run.status == "running" and run.rate_base_at is not None:

@@ -9,11 +9,17 @@ from enum import StrEnum
 
 
 class RunStatus(StrEnum):
-    """queued -> running -> completed | with_errors | failed | cancelled (resume: back to queued).
+    """[preparing ->] queued -> running -> completed | with_errors | failed | cancelled (resume:
+    back to queued, or to preparing when its work items were not all created).
+
+    `preparing`: a large selection is being resolved by a worker (app/judging/preparation.py):
+    the run's work items, its size and its estimate are not all there yet, so no judge call
+    starts.
 
     `with_errors`: every item has a verdict but some calls failed (those verdicts carry the neutral
     score); `failed`: every call failed, or the run could not be judged at all."""
 
+    PREPARING = "preparing"
     QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -27,6 +33,7 @@ class RunStatus(StrEnum):
 
 
 STATUS_LABELS = {
+    RunStatus.PREPARING: "preparing",
     RunStatus.QUEUED: "queued",
     RunStatus.RUNNING: "running",
     RunStatus.COMPLETED: "completed",
@@ -34,7 +41,10 @@ STATUS_LABELS = {
     RunStatus.FAILED: "failed",
     RunStatus.CANCELLED: "cancelled",
 }
+# Runs whose work items are being judged (a preparing run's are still being created).
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+# Runs a page keeps polling and a user may cancel.
+UNFINISHED_STATUSES = (RunStatus.PREPARING, *ACTIVE_STATUSES)
 FINAL_STATUSES = (
     RunStatus.COMPLETED,
     RunStatus.WITH_ERRORS,

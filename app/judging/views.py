@@ -14,7 +14,6 @@ from app.core.errors import InvalidInput
 from app.core.ids import BigId, Id, Int32, NonNegInt64, bounded
 from app.judging import external as judge_external
 from app.judging import service as judge_service
-from app.judging.engine import ACTIVE_STATUSES
 from app.judging.schemas import (
     STRUCTURED_OUTPUT_MODES,
     JudgeConfigInput,
@@ -22,6 +21,7 @@ from app.judging.schemas import (
     SelectionInput,
     invalid_from,
 )
+from app.judging.status import UNFINISHED_STATUSES, RunStatus
 from app.llm.egress import EgressPolicy
 from app.web.flash import flash
 from app.web.htmx import redirect, render
@@ -46,7 +46,7 @@ def _runs_context(session: Any, ctx: Any, comparison_key: str | None = None) -> 
     return {
         "ctx": ctx,
         "runs": rows,
-        "any_active": any(r.run.status in ACTIVE_STATUSES for r in rows),
+        "any_active": any(r.run.status in UNFINISHED_STATUSES for r in rows),
         "comparison_key": comparison_key,
     }
 
@@ -373,7 +373,10 @@ def run_create_action(
 ) -> Response:
     data = _run_request(fields)
     runs = judge_service.create_runs(session, ctx.project, actor=ctx.user, data=data)
-    if len(runs) == 1:
+    if len(runs) == 1 and runs[0].status == RunStatus.PREPARING:
+        url = f"{_base(ctx)}/runs/{runs[0].id}"
+        message = f"Judge run #{runs[0].id} started: a worker is preparing its work items."
+    elif len(runs) == 1:
         url = f"{_base(ctx)}/runs/{runs[0].id}"
         message = f"Judge run #{runs[0].id} queued with {runs[0].items_total:,} items."
     else:

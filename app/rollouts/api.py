@@ -22,7 +22,7 @@ from app.rollouts.schemas import (
     RolloutPublic,
     RolloutSummaryPublic,
 )
-from app.rollouts.search import RolloutFilter
+from app.rollouts.search import RolloutFilter, RolloutSort
 from app.web.errors import ErrorBody
 
 router = APIRouter(prefix="/api/v1", tags=["rollouts"])
@@ -145,10 +145,15 @@ def list_rollouts(
     disagreement: bool | None = None,
     q: Annotated[str | None, Query(max_length=500, description="full-text search")] = None,
     import_id: Id | None = None,
-    cursor: str | None = None,
+    sort: Annotated[
+        RolloutSort,
+        Query(description="id: import order; rank: best match first (with q, PostgreSQL)"),
+    ] = RolloutSort.ID,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=rollout_service.MAX_PAGE_SIZE)] = 50,
 ) -> RolloutPagePublic:
-    """Rollouts in import order, filtered; follow `next_cursor` for the next page."""
+    """Rollouts in import order (or best match first), filtered; follow `next_cursor` for the
+    next page. `total` is exact up to 10,000; past it `total_estimate` is an estimate."""
     flt = RolloutFilter(
         model=model,
         checkpoint=checkpoint,
@@ -160,6 +165,7 @@ def list_rollouts(
         disagreement=disagreement,
         q=q,
         import_id=import_id,
+        sort=sort,
     )
     page = rollout_service.list_rollouts(
         session, ctx.project.id or 0, flt, cursor=cursor, limit=limit
@@ -182,6 +188,8 @@ def list_rollouts(
         next_cursor=page.next_cursor,
         total=page.total,
         total_capped=page.total_capped,
+        total_estimate=page.total_estimate,
+        ranked=page.ranked,
     )
 
 

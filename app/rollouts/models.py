@@ -5,19 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint, false, text
+from sqlalchemy import Index, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from app.core.clock import utcnow
 from app.core.db import BigIntType, JSONType
 
 # The searchable text of a rollout on PostgreSQL: its response and its input messages' contents,
-# each capped so one huge rollout cannot pass tsvector's 1 MB limit. Written exactly as
-# PostgreSQL prints it back, so the model and the database compare equal (alembic check); the
-# GIN index (migrations 0002_rollout_fts, 0017_drift_import_scale) and every search use this same
-# expression. Rollouts made from drift samples are left out of the index (FTS_INDEXED): indexing
-# a million training-time responses was four fifths of a drift import's database time, and the
-# samples are found through their training run instead.
+# each capped so one huge rollout cannot pass tsvector's 1 MB limit. Stored, on PostgreSQL only,
+# in the generated column `rollout.search_vector` with the GIN index `ix_rollout_search_vector`
+# (migration 0016_rollout_search_vector): computed once on write, never per row of a search.
+# Rollouts made from drift samples get no vector (FTS_INDEXED is false for them, so the column is
+# NULL): indexing a million training-time responses was four fifths of a drift import's database
+# time (migration 0017_drift_import_scale), and the samples are found through their training run.
+# The column is not in the model below (the ORM never loads it); searches name it
+# (app/rollouts/search.py) and migrations/env.py keeps `alembic check` off it.
+SEARCH_VECTOR_COLUMN = "search_vector"
+SEARCH_VECTOR_INDEX = "ix_rollout_search_vector"
 FTS_VECTOR = (
     "to_tsvector('english'::regconfig, "
     "(\"left\"(response::text, 100000) || ' '::text) || "
@@ -39,13 +43,6 @@ class Rollout(SQLModel, table=True):
         Index("ix_rollout_project_checkpoint", "project_id", "checkpoint"),
         # Keyset pagination walks a project's rollouts in id order; also serves project_id alone.
         Index("ix_rollout_project_order", "project_id", "id"),
-        # PostgreSQL only (SQLite searches with LIKE); see FTS_VECTOR.
-        Index(
-            "ix_rollout_fts",
-            text(FTS_VECTOR),
-            postgresql_using="gin",
-            postgresql_where=text(FTS_INDEXED),
-        ).ddl_if(dialect="postgresql"),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigIntType)

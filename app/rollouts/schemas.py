@@ -119,6 +119,12 @@ class RolloutPagePublic(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null at end")
     total: int = Field(description="rollouts matching the filters, counted up to 10,000")
     total_capped: bool = Field(description="true when more than 10,000 match")
+    total_estimate: int | None = Field(
+        default=None,
+        description="past 10,000: about how many match (the database's estimate, two "
+        "significant figures; PostgreSQL only), else null",
+    )
+    ranked: bool = Field(default=False, description="true when the items are best match first")
 
 
 class PairPartnerPublic(BaseModel):

@@ -7,6 +7,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -416,6 +417,11 @@ class RolloutPage:
     next_cursor: str | None
     total: int
     total_capped: bool
+    # Past COUNT_CAP: the planner's estimate of how many match (PostgreSQL), said as "about".
+    total_estimate: int | None = None
+    ranked: bool = False
+    # Ranked results rank the first RANK_CANDIDATES matches only; True when that cut applied.
+    rank_cut: bool = False
 
 
 def parse_cursor(cursor: str | None) -> int | None:
@@ -425,15 +431,55 @@ def parse_cursor(cursor: str | None) -> int | None:
         value = int(cursor)
     except ValueError:
         raise InvalidInput(
-            f"'{cursor}' is not a page cursor (use next_cursor from a list)"
+            f"'{cursor[:40]}' is not a page cursor (use next_cursor from a list)"
         ) from None
     if value < 0:
         raise InvalidInput("a page cursor is never negative")
     return value
 
 
+def parse_rank_cursor(cursor: str | None) -> tuple[float, int] | None:
+    """A ranked list's cursor: "<rank>~<id>" of the last row shown."""
+    if cursor is None or not cursor.strip():
+        return None
+    rank_text, _, id_text = cursor.partition("~")
+    try:
+        rank = float(rank_text)
+    except ValueError:
+        rank = math.nan
+    if not id_text or not math.isfinite(rank):
+        raise InvalidInput(
+            f"'{cursor[:40]}' is not a page cursor of a ranked list (use next_cursor from it)"
+        )
+    parsed = parse_cursor(id_text)
+    return rank, parsed or 0
+
+
 def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
+
+
+def about(count: int) -> int:
+    """A count rounded to two significant figures, for an estimate ("about 12,000")."""
+    if count < 100:
+        return count
+    magnitude = 10 ** (len(str(count)) - 2)
+    return int(round(count / magnitude) * magnitude)
+
+
+def _estimated_matches(session: Session, project_id: int, flt: RolloutFilter) -> int | None:
+    """The planner's estimate of how many rollouts match (PostgreSQL), read from EXPLAIN: no
+    row is counted, so it costs the same for ten thousand matches as for a million."""
+    query = search.estimate_query(project_id, flt)
+    compiled = query.compile(dialect=session.get_bind().dialect)
+    plan = session.connection().exec_driver_sql(
+        "EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params
+    )
+    document = plan.scalar_one()
+    if isinstance(document, str):
+        document = json.loads(document)
+    rows = int(document[0]["Plan"]["Plan Rows"])
+    return about(rows) if rows > search.COUNT_CAP else None
 
 
 def list_rollouts(
@@ -445,24 +491,58 @@ def list_rollouts(
     limit: int = PAGE_SIZE,
     with_total: bool = True,
 ) -> RolloutPage:
-    """A page of rollout summaries in import order, after the cursor."""
+    """A page of rollout summaries in import order (or best match first), after the cursor.
+
+    The count is exact up to COUNT_CAP; past it, PostgreSQL gives an estimate, said as such.
+    A PostgreSQL search reads matching ids first (app/rollouts/search.py says how)."""
     limit = min(max(limit, 1), MAX_PAGE_SIZE)
     if flt.step_min is not None and flt.step_max is not None and flt.step_min > flt.step_max:
         raise InvalidInput("the step range is empty: 'from' is larger than 'to'")
     dialect = _dialect(session)
-    rows = list(
-        session.execute(search.page_query(dialect, project_id, flt, parse_cursor(cursor), limit))
-    )
+    searching = dialect == "postgresql" and bool(flt.q and flt.q.strip())
+    ranked = searching and flt.ranked
+    after_rank = parse_rank_cursor(cursor) if ranked else None
+    after = None if ranked else parse_cursor(cursor)
+    matched: list[int] | None = None  # every matching id, when a search has fewer than the cap
+    if searching:
+        text_ids = list(
+            session.scalars(search.text_ids_query(project_id, flt, search.COUNT_CAP + 1))
+        )
+        if len(text_ids) <= search.COUNT_CAP:
+            exact = list(session.scalars(search.exact_ids_query(project_id, flt)))
+            matched = sorted(set(text_ids) | set(exact))
+    if ranked:
+        rows = list(session.execute(search.ranked_query(project_id, flt, after_rank, limit)))
+    elif matched is not None:
+        wanted = [i for i in matched if after is None or i > after][: limit + 1]
+        rows = list(session.execute(search.rows_by_id(wanted))) if wanted else []
+    else:
+        rows = list(session.execute(search.page_query(dialect, project_id, flt, after, limit)))
     more = len(rows) > limit
     rows = rows[:limit]
     total = 0
-    if with_total:
+    if matched is not None:
+        total = len(matched)
+    elif searching:
+        total = search.COUNT_CAP + 1
+    elif with_total:
         total = int(session.execute(search.count_query(dialect, project_id, flt)).scalar_one())
+    capped = total > search.COUNT_CAP
+    estimate = None
+    if capped and with_total and dialect == "postgresql":
+        estimate = _estimated_matches(session, project_id, flt)
+    next_cursor = None
+    if more and rows:
+        last = rows[-1]
+        next_cursor = f"{last.rank!r}~{last.id}" if ranked else str(last.id)
     return RolloutPage(
         items=rows,
-        next_cursor=str(rows[-1].id) if more and rows else None,
+        next_cursor=next_cursor,
         total=min(total, search.COUNT_CAP),
-        total_capped=total > search.COUNT_CAP,
+        total_capped=capped,
+        total_estimate=estimate,
+        ranked=ranked,
+        rank_cut=ranked and total > search.RANK_CANDIDATES,
     )
 
 

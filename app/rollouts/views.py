@@ -19,7 +19,7 @@ from app.rollouts.api import problems_download
 from app.rollouts.formats.csv_table import CSV_FIELDS
 from app.rollouts.models import Rollout, RolloutImport
 from app.rollouts.parsing import FORMATS
-from app.rollouts.search import RolloutFilter
+from app.rollouts.search import RANK_CANDIDATES, RolloutFilter, RolloutSort
 from app.web.flash import flash
 from app.web.htmx import is_htmx, redirect, render
 
@@ -97,7 +97,18 @@ def _filter(request: Request) -> RolloutFilter:
         disagreement=_flag(p.get("disagreement", ""), "Has disagreement"),
         q=text("q"),
         import_id=_int_or_none(p.get("import_id", ""), "The import"),
+        sort=_sort(p.get("sort", "")),
     )
+
+
+def _sort(value: str) -> RolloutSort:
+    value = value.strip().lower()
+    if value == "":
+        return RolloutSort.ID
+    try:
+        return RolloutSort(value)
+    except ValueError:
+        raise InvalidInput("Order must be 'id' (import order) or 'rank' (best match)") from None
 
 
 def _url(base: str, params: dict[str, str]) -> str:
@@ -126,6 +137,7 @@ def rollout_list_page(request: Request, session: SessionDep, ctx: ProjectReader)
         "is_first_page": not cursor,
         "short": display.short,
         "preview": display.readable_preview,
+        "rank_candidates": RANK_CANDIDATES,
     }
     return render(request, "rollouts/list.html", context, fragment="rollouts/_list.html")
 

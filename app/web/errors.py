@@ -4,6 +4,7 @@ bad input: validation problems become 422 with readable messages."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -14,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Match, Mount
 
+from app.core.db import QUERY_CANCELED
 from app.core.errors import DomainError, Unauthenticated
 from app.core.problems import from_validation_errors, labelled
 from app.web.htmx import is_htmx, render
@@ -50,6 +52,8 @@ _ERROR_STATUSES = {
     413: "The request body is too large.",
     422: "The request is not valid; `problems` names each field.",
     429: "Too many attempts; wait and try again.",
+    503: "Too busy, or the page took too long (narrow the filter); `Retry-After` says when to "
+    "try again.",
 }
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorBody, "description": text} for status, text in _ERROR_STATUSES.items()
@@ -67,7 +71,7 @@ def readable_validation_errors(exc: RequestValidationError) -> list[dict[str, st
     return from_validation_errors(exc.errors())
 
 
-def _error_response(
+def error_response(
     request: Request,
     status: int,
     message: str,
@@ -121,6 +125,20 @@ def _value_out_of_range(exc: StatementError) -> bool:
     return False
 
 
+def _query_canceled(exc: StatementError) -> bool:
+    """The database cancelled the statement: past the web statement timeout, or the client left
+    (PostgreSQL's query_canceled; SQLite's "interrupted", app/core/db.py StatementCanceller)."""
+    if getattr(exc.orig, "sqlstate", None) == QUERY_CANCELED:
+        return True
+    return isinstance(exc.orig, sqlite3.OperationalError) and str(exc.orig) == "interrupted"
+
+
+TOO_SLOW_MESSAGE = (
+    "This page took too long; narrow the filter (a shorter date or step range, a model, a more "
+    "specific search) and try again. Nothing was changed."
+)
+
+
 def _allowed_methods(request: Request) -> str:
     """Every method some route serves at this path (Starlette names only the first route's)."""
     allowed = set()
@@ -139,7 +157,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if to_login and request.url.path != "/login":
             return _login_redirect(request)
         problems = exc.details if isinstance(exc.details, list) else None
-        return _error_response(request, exc.status_code, exc.message, problems)
+        return error_response(request, exc.status_code, exc.message, problems)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -147,9 +165,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if wants_json(request):
             # A program reads `detail` alone: it names each problem (pages list them once below).
             said = "; ".join(f"{p['field']} {p['message']}" for p in problems[:5])
-            return _error_response(request, 422, f"The request is not valid: {said}.", problems)
+            return error_response(request, 422, f"The request is not valid: {said}.", problems)
         lead = "Please correct this:" if len(problems) == 1 else "Please correct these:"
-        return _error_response(request, 422, lead, problems)
+        return error_response(request, 422, lead, problems)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -161,17 +179,20 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
-        return _error_response(request, exc.status_code, message, headers=headers or None)
+        return error_response(request, exc.status_code, message, headers=headers or None)
 
     @app.exception_handler(StatementError)
     async def database_refused_value(request: Request, exc: StatementError) -> Response:
         # Safety net behind the bounded types of app.core.ids and the text checks of
         # app.web.input_guard: a value the column cannot hold is the caller's mistake, not ours.
+        if _query_canceled(exc):
+            log.warning("statement cancelled on %s %s: %s", request.method, request.url.path, exc)
+            return error_response(request, 503, TOO_SLOW_MESSAGE, headers={"Retry-After": "30"})
         if _value_out_of_range(exc):
             log.warning(
                 "database refused a value on %s %s: %s", request.method, request.url.path, exc.orig
             )
-            return _error_response(
+            return error_response(
                 request,
                 422,
                 "A number or text in the request is outside what can be stored "
@@ -182,7 +203,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OverflowError)
     async def overflow_error(request: Request, exc: OverflowError) -> Response:
-        return _error_response(
+        return error_response(
             request,
             422,
             "A number in the request is too large.",
@@ -192,6 +213,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error_response(
+        return error_response(
             request, 500, "Something went wrong on our side. Nothing you sent was lost; try again."
         )

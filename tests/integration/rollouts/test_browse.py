@@ -191,21 +191,57 @@ def test_postgres_search_stems_words_and_reads_web_search_syntax(
 
 
 @pytest.mark.skipif(backend() != "postgres", reason="the GIN index is PostgreSQL only")
-def test_postgres_search_uses_the_gin_index(
-    engine: Engine, import_file: ImportFile, world: World
+def test_postgres_search_fetches_matching_ids_from_the_gin_index_and_the_id_index(
+    engine: Engine, world: World
 ) -> None:
-    rows = [studio_row(n) for n in range(300)]
-    rows[150]["response"] = "Governed by the laws of Zanzibar."
-    import_file(jsonl(rows))
-    query = search.page_query("postgresql", world.pid, RolloutFilter(q="zanzibar"), None, 50)
-    compiled = query.compile(dialect=engine.dialect)
+    with engine.begin() as conn:
+        # 20,000 short rollouts written by SQL (fast); one mentions Zanzibar.
+        conn.execute(
+            text(
+                "INSERT INTO rollout (project_id, external_id, content_hash, input_messages, "
+                "reference_documents, response, metadata, created_at) "
+                "SELECT :pid, 'r-' || n, md5(n::text), "
+                "jsonb_build_array(jsonb_build_object('role', 'user', 'content', "
+                "'Review contract ' || n)), '[]'::jsonb, "
+                "CASE WHEN n = 15000 THEN 'Governed by the laws of Zanzibar.' "
+                "ELSE 'Answer ' || n || ': the liability clause is uncapped.' END, "
+                "'{}'::jsonb, now() FROM generate_series(1, 20000) AS n"
+            ),
+            {"pid": world.pid},
+        )
     with engine.connect() as conn:
-        conn.exec_driver_sql("ANALYZE rollout")
-        plan = conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params).all()
-        found = conn.exec_driver_sql(str(compiled), compiled.params).all()
-    text = "\n".join(row[0] for row in plan)
-    assert "ix_rollout_fts" in text, text
-    assert [row.external_id for row in found] == ["r-150"]
+        # VACUUM moves the GIN index's pending list (fast inserts) into the index proper.
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+            "VACUUM ANALYZE rollout"
+        )
+
+    def plan_of(query) -> str:  # type: ignore[no-untyped-def]
+        compiled = query.compile(dialect=engine.dialect)
+        with engine.begin() as conn:
+            # 20,000 short rows are cheapest to read whole; at a million rollouts of 2.4 KB a
+            # scan costs a hundred times more, and the plan checked here is the one taken there
+            # (as in the facet plan test below).
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            plan = conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params).all()
+        return "\n".join(row[0] for row in plan)
+
+    rare = RolloutFilter(q="zanzibar")
+    plan = plan_of(search.text_ids_query(world.pid, rare, search.COUNT_CAP + 1))
+    assert "ix_rollout_search_vector" in plan, plan  # a rare word: ids from the GIN index
+    assert "to_tsvector" not in plan, plan  # the stored column, never recomputed per row
+    plan = plan_of(search.exact_ids_query(world.pid, rare))
+    assert "uq_rollout_project_id_external_id" in plan, plan  # the exact id: its own index
+    with Session(engine) as session:
+        page = rollout_service.list_rollouts(session, world.pid, rare)
+        assert (ids(page.items), page.total, page.total_capped) == (["r-15000"], 1, False)
+        # A word in every row: the probe stops at the cap, the page walks ids in order.
+        common = rollout_service.list_rollouts(session, world.pid, RolloutFilter(q="liability"))
+        assert ids(common.items) == [f"r-{n}" for n in range(1, 51)]
+        assert common.total_capped and common.total_estimate is not None
+    plan = plan_of(
+        search.page_query("postgresql", world.pid, RolloutFilter(q="liability"), None, 50)
+    )
+    assert "to_tsvector" not in plan, plan
 
 
 # ---------------------------------------------------------------------------- pages

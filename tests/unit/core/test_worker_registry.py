@@ -9,7 +9,7 @@ import app.worker as worker
 
 def test_every_job_kind_is_registered_in_priority_order() -> None:
     names = [name for name, _ in worker._handlers()]
-    assert names[:2] == ["rollout-import", "judge-run"]
+    assert names[:3] == ["rollout-import", "judge-prepare", "judge-run"]
     assert len(names) == len(set(names))
 
 
