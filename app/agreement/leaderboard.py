@@ -22,11 +22,11 @@ from sqlmodel import Session, col, select
 from app.agreement import pairs, slices
 from app.agreement.pairwise import PairItem, pairwise_figures
 from app.agreement.reliability import self_consistency
+from app.agreement.subjects import RunSubject
 from app.judging.models import JudgeRun, Verdict
 from app.labels import review
 from app.labels import service as label_service
 from app.labels.models import GoldItem
-from app.labels.review import RunSubject
 from app.rubrics.models import Rubric, RubricVersion
 
 RESAMPLES = 500

@@ -1,0 +1,270 @@
+"""A judge run's labelled subjects read from the database: labels joined to verdicts in SQL.
+
+Only subjects that carry a submitted label (or, for a comparison's gold scope, the subjects of a
+given set of rollouts) are read, with the few columns the figures need (never a verdict's raw
+text), in a fixed number of statements whatever the size of the run. What a run holds overall
+(items judged, items without a usable verdict) is counted in SQL. Each result carries the data
+version it was read at, which keys the per-run caches of the figures built on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from sqlalchemy import case, distinct, exists, func
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
+
+from app.agreement.subjects import (
+    RunSubject,
+    SubjectLabel,
+    chosen_labels,
+    pair_readings,
+    rubric_readings,
+)
+from app.core.errors import NotFound
+from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
+from app.labels import service as label_service
+from app.labels.models import Label
+from app.labels.values import OK_PARSE_STATUSES
+from app.rollouts.models import RolloutPair
+from app.rubrics.definition import RubricDefinition
+from app.rubrics.models import Rubric, RubricVersion
+
+
+class VerdictRow(NamedTuple):
+    rollout_id: int
+    pair_id: int | None
+    repeat: int
+    order_shown: str
+    scores: Any
+    answer: Any
+    aggregate: float | None
+    normalized: float | None
+    winner: str | None
+    parse_status: str
+    error: str | None
+    rollout_b_id: int | None
+
+
+@dataclass
+class RunContext:
+    """A run with its rubric version, the rubric, its definition and the sibling versions whose
+    labels count for it (labels carry over between versions of one rubric by criterion key)."""
+
+    run: JudgeRun
+    version: RubricVersion
+    rubric: Rubric
+    definition: RubricDefinition
+    siblings: list[int]
+
+    @property
+    def version_label(self) -> str:
+        return f"{self.rubric.name} v{self.version.number}"
+
+    @property
+    def preference(self) -> bool:
+        return self.definition.mode == "preference"
+
+
+@dataclass
+class RunSummary:
+    """What the run holds overall, counted in SQL."""
+
+    context: RunContext
+    items_judged: int
+    judge_errors: int
+
+    @property
+    def version_label(self) -> str:
+        return self.context.version_label
+
+    @property
+    def rubric(self) -> Rubric:
+        return self.context.rubric
+
+    @property
+    def definition(self) -> RubricDefinition:
+        return self.context.definition
+
+
+def run_context(session: Session, run: JudgeRun) -> RunContext:
+    version = session.get(RubricVersion, run.rubric_version_id)
+    rubric = session.get(Rubric, version.rubric_id) if version else None
+    if version is None or rubric is None:  # pragma: no cover - foreign keys keep them
+        raise NotFound("The run's rubric version no longer exists.")
+    return RunContext(
+        run,
+        version,
+        rubric,
+        label_service.definition_of(version),
+        label_service.sibling_version_ids(session, version),
+    )
+
+
+def _submitted(context: RunContext) -> list[Any]:
+    conditions: list[Any] = [
+        col(Label.rubric_version_id).in_(context.siblings),
+        col(Label.status) == "submitted",
+    ]
+    conditions.append(
+        col(Label.pair_id).is_not(None) if context.preference else col(Label.pair_id).is_(None)
+    )
+    return conditions
+
+
+def verdict_version(session: Session, run: JudgeRun) -> tuple[Any, ...]:
+    """(count, max id, latest created_at) of the run's verdicts: changes with every new one."""
+    row = session.execute(
+        sa_select(
+            func.count(col(Verdict.id)), func.max(col(Verdict.id)), func.max(Verdict.created_at)
+        ).where(col(Verdict.run_id) == run.id)
+    ).one()
+    return (int(row[0] or 0), int(row[1] or 0), str(row[2]))
+
+
+def label_version(session: Session, context: RunContext) -> tuple[Any, ...]:
+    """(count, max id, latest updated_at) of the submitted labels that count for the run."""
+    row = session.execute(
+        sa_select(
+            func.count(col(Label.id)), func.max(col(Label.id)), func.max(Label.updated_at)
+        ).where(*_submitted(context))
+    ).one()
+    return (int(row[0] or 0), int(row[1] or 0), str(row[2]))
+
+
+def data_version(session: Session, context: RunContext) -> tuple[Any, ...]:
+    """The key of everything derived from the run's verdicts and labels."""
+    return (
+        str(session.get_bind().engine.url),
+        context.run.id,
+        str(context.run.created_at),
+        verdict_version(session, context.run),
+        label_version(session, context),
+    )
+
+
+def run_summary(session: Session, context: RunContext) -> RunSummary:
+    """Items judged and items without a usable verdict, in one aggregate statement."""
+    subject = col(Verdict.pair_id) if context.preference else col(Verdict.rollout_id)
+    usable = case((col(Verdict.parse_status).in_(OK_PARSE_STATUSES), subject), else_=None)
+    judged, ok = session.execute(
+        sa_select(func.count(distinct(subject)), func.count(distinct(usable))).where(
+            col(Verdict.run_id) == context.run.id,
+            col(Verdict.pair_id).is_not(None)
+            if context.preference
+            else col(Verdict.pair_id).is_(None),
+        )
+    ).one()
+    return RunSummary(context, int(judged or 0), int(judged or 0) - int(ok or 0))
+
+
+def subjects(
+    session: Session,
+    context: RunContext,
+    *,
+    rollout_ids: Collection[int] | None = None,
+    rollout_query: Any = None,
+    subject_query: Any = None,
+    annotators: Collection[str] | None = None,
+    labelled_only: bool = True,
+) -> list[RunSubject]:
+    """The run's subjects with their reading and chosen labels, in rollout order.
+
+    The run's work items say which subjects it judged (by subject key, indexed per run); they
+    can be narrowed to ``rollout_ids``, to ``rollout_query`` (a SQL select of rollout ids) or to
+    ``subject_query`` (a SQL select of subject keys). ``labelled_only`` (the default) keeps the
+    subjects with a submitted label (of the given annotators); otherwise every judged subject in
+    the scope is read, labelled or not. Two statements: labels, then the verdicts.
+    """
+    run = context.run
+    preference = context.preference
+    scope: list[Any] = [col(JudgeWorkItem.run_id) == run.id]
+    if rollout_ids is not None:
+        scope.append(col(JudgeWorkItem.rollout_id).in_(sorted(rollout_ids) or [0]))
+    if rollout_query is not None:
+        scope.append(col(JudgeWorkItem.rollout_id).in_(rollout_query))
+    if subject_query is not None:
+        scope.append(col(JudgeWorkItem.subject_key).in_(subject_query))
+    label_conditions = _submitted(context)
+    if annotators is not None:
+        label_conditions.append(col(Label.annotator_key).in_(sorted(annotators) or [""]))
+    # A label counts for the run when the run has a work item (in scope) for its subject.
+    judged = exists().where(*scope, col(JudgeWorkItem.subject_key) == col(Label.subject_key))
+    label_rows = session.execute(
+        sa_select(
+            col(Label.id),
+            col(Label.rollout_id),
+            col(Label.subject_key),
+            col(Label.rubric_version_id),
+            col(Label.annotator_key),
+            col(Label.annotator_name),
+            col(Label.annotator_id),
+            col(Label.values),
+            col(Label.critiques),
+            col(Label.overall_critique),
+            col(Label.preference),
+            col(Label.revision),
+            col(Label.updated_at),
+        ).where(*label_conditions, judged)
+    ).all()
+    labels = [SubjectLabel(*row) for row in label_rows]
+    grouped = chosen_labels(labels, context.version.id or 0)
+    if labelled_only:
+        # The verdicts of the labelled subjects only: work items by (run, subject key), then
+        # their verdicts by the unique work item id.
+        scope.append(
+            col(JudgeWorkItem.subject_key).in_(
+                sa_select(col(Label.subject_key)).where(*label_conditions)
+            )
+        )
+    second = RolloutPair
+    query = (
+        sa_select(
+            col(Verdict.rollout_id),
+            col(Verdict.pair_id),
+            col(Verdict.repeat),
+            col(Verdict.order_shown),
+            col(Verdict.scores),
+            col(Verdict.answer),
+            col(Verdict.aggregate),
+            col(Verdict.normalized),
+            col(Verdict.winner),
+            col(Verdict.parse_status),
+            col(Verdict.error),
+            col(second.rollout_b_id),
+        )
+        .join(JudgeWorkItem, col(JudgeWorkItem.id) == col(Verdict.work_item_id))
+        .outerjoin(second, col(second.id) == col(Verdict.pair_id))
+        .where(
+            *scope,
+            col(Verdict.run_id) == run.id,
+            col(Verdict.pair_id).is_not(None) if preference else col(Verdict.pair_id).is_(None),
+        )
+        .order_by(col(Verdict.id))
+    )
+    verdicts = [VerdictRow(*row) for row in session.execute(query).all()]
+    partners = {v.pair_id: v.rollout_b_id for v in verdicts if v.pair_id is not None}
+    readings: dict[str, tuple[int, int | None, Any]] = {}
+    if preference:
+        readings.update(pair_readings(context.definition, verdicts))
+    else:
+        readings.update(rubric_readings(context.definition, verdicts))
+    found: list[RunSubject] = []
+    for key, (rollout_id, pair_id, reading) in sorted(readings.items(), key=lambda e: e[1][0]):
+        chosen = grouped.get(key, [])
+        if labelled_only and not chosen:
+            continue
+        found.append(
+            RunSubject(
+                subject_key=key,
+                rollout_id=rollout_id,
+                pair_id=pair_id,
+                rollout_b_id=partners.get(pair_id) if pair_id is not None else None,
+                reading=reading,
+                labels=chosen,
+            )
+        )
+    return found
