@@ -93,14 +93,16 @@ def run_agreement(session: Session, run: JudgeRun) -> RunAgreement:
     as MT-Bench counts each expert vote separately.
     """
     context = run_subjects.run_context(session, run)
-    key = ("agreement", *run_subjects.data_version(session, context))
-    return _FIGURES.get_or_compute(key, lambda: _run_agreement(session, context, key))
+    version = run_subjects.data_version(session, context)
+    key = ("agreement", *version)
+    return _FIGURES.get_or_compute(key, lambda: _run_agreement(session, context, version))
 
 
 def _run_agreement(
-    session: Session, context: run_subjects.RunContext, key: tuple[Any, ...]
+    session: Session, context: run_subjects.RunContext, version: tuple[Any, ...]
 ) -> RunAgreement:
-    summary = run_subjects.run_summary(session, context)
+    key = ("agreement", *version)
+    summary = run_subjects.run_summary(session, context, version)
     subjects = run_subjects.subjects(session, context)
     definition = context.definition
     n_labels = sum(len(s.labels) for s in subjects)

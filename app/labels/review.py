@@ -258,13 +258,17 @@ _INDEXES: VersionedCache[DisagreementIndex] = VersionedCache(16)
 
 
 def disagreement_index(
-    session: Session, context: RunContext, tolerance: float, aggregate_tolerance: float
+    session: Session,
+    context: RunContext,
+    version: tuple[Any, ...],
+    tolerance: float,
+    aggregate_tolerance: float,
 ) -> DisagreementIndex:
     """Every disagreeing or resolved (label, criterion) of the run's labelled subjects, cached
     per data version (verdicts, labels, resolutions) and tolerances."""
     key = (
         "disagreements",
-        *run_subjects.data_version(session, context),
+        *version,
         _resolution_version(session, context.run),
         tolerance,
         aggregate_tolerance,
@@ -342,7 +346,8 @@ def disagreements(
         raise InvalidInput(f"A page holds 1 to {MAX_PAGE_SIZE} rollouts.")
     after = parse_cursor(cursor)
     context = run_subjects.run_context(session, run)
-    summary = run_subjects.run_summary(session, context)
+    version = run_subjects.data_version(session, context)
+    summary = run_subjects.run_summary(session, context, version)
     blind = label_service.blind_subjects(session, run.project_id, viewer)
     if rollout_id is not None:
         rows, compared, hidden = _rows(
@@ -363,7 +368,7 @@ def disagreements(
         return DisagreementReport(
             summary, rows, counts, by_criterion, compared, hidden, tolerance, aggregate_tolerance
         )
-    index = disagreement_index(session, context, tolerance, aggregate_tolerance)
+    index = disagreement_index(session, context, version, tolerance, aggregate_tolerance)
     visible = [e for e in index.entries if e.subject_key not in blind]
     hidden_keys = {e.subject_key for e in index.entries if e.subject_key in blind}
     counts, by_criterion = _counts(context.definition, visible)

@@ -25,6 +25,7 @@ from app.agreement.subjects import (
     rubric_readings,
 )
 from app.core.errors import NotFound
+from app.core.memo import VersionedCache
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
 from app.labels import service as label_service
 from app.labels.models import Label
@@ -115,39 +116,51 @@ def _submitted(context: RunContext) -> list[Any]:
     return conditions
 
 
-def verdict_version(session: Session, run: JudgeRun) -> tuple[Any, ...]:
-    """(count, max id, latest created_at) of the run's verdicts: changes with every new one."""
-    row = session.execute(
+def data_version(session: Session, context: RunContext) -> tuple[Any, ...]:
+    """The key of everything derived from the run's verdicts and labels, in one statement:
+    the run's latest verdict id (verdicts are only ever added; an index lookup), and the count,
+    latest id and latest change of the submitted labels that count for it. The database and the
+    run's creation time make ids reused after a rollback (SQLite) a different key."""
+    latest_verdict = (
+        sa_select(func.max(col(Verdict.id)))
+        .where(col(Verdict.run_id) == context.run.id)
+        .scalar_subquery()
+    )
+    count, latest_label, changed, verdict = session.execute(
         sa_select(
-            func.count(col(Verdict.id)), func.max(col(Verdict.id)), func.max(Verdict.created_at)
-        ).where(col(Verdict.run_id) == run.id)
-    ).one()
-    return (int(row[0] or 0), int(row[1] or 0), str(row[2]))
-
-
-def label_version(session: Session, context: RunContext) -> tuple[Any, ...]:
-    """(count, max id, latest updated_at) of the submitted labels that count for the run."""
-    row = session.execute(
-        sa_select(
-            func.count(col(Label.id)), func.max(col(Label.id)), func.max(Label.updated_at)
+            func.count(col(Label.id)),
+            func.max(col(Label.id)),
+            func.max(Label.updated_at),
+            latest_verdict,
         ).where(*_submitted(context))
     ).one()
-    return (int(row[0] or 0), int(row[1] or 0), str(row[2]))
-
-
-def data_version(session: Session, context: RunContext) -> tuple[Any, ...]:
-    """The key of everything derived from the run's verdicts and labels."""
     return (
         str(session.get_bind().engine.url),
         context.run.id,
         str(context.run.created_at),
-        verdict_version(session, context.run),
-        label_version(session, context),
+        int(verdict or 0),
+        (int(count or 0), int(latest_label or 0), str(changed)),
     )
 
 
-def run_summary(session: Session, context: RunContext) -> RunSummary:
-    """Items judged and items without a usable verdict, in one aggregate statement."""
+_SUMMARIES: VersionedCache[tuple[int, int]] = VersionedCache(64)
+
+
+def run_summary(
+    session: Session, context: RunContext, version: tuple[Any, ...] | None = None
+) -> RunSummary:
+    """Items judged and items without a usable verdict, in one aggregate statement, cached per
+    data version (``version``, read when not given)."""
+    key = (*(version or data_version(session, context))[:4],)
+
+    def count() -> tuple[int, int]:
+        return _count_subjects(session, context)
+
+    judged, errors = _SUMMARIES.get_or_compute(key, count)
+    return RunSummary(context, judged, errors)
+
+
+def _count_subjects(session: Session, context: RunContext) -> tuple[int, int]:
     subject = col(Verdict.pair_id) if context.preference else col(Verdict.rollout_id)
     usable = case((col(Verdict.parse_status).in_(OK_PARSE_STATUSES), subject), else_=None)
     judged, ok = session.execute(
@@ -158,7 +171,7 @@ def run_summary(session: Session, context: RunContext) -> RunSummary:
             else col(Verdict.pair_id).is_(None),
         )
     ).one()
-    return RunSummary(context, int(judged or 0), int(judged or 0) - int(ok or 0))
+    return int(judged or 0), int(judged or 0) - int(ok or 0)
 
 
 def subjects(
