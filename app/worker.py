@@ -33,6 +33,7 @@ def _handlers() -> list[tuple[str, JobHandler]]:
     from app.drift.jobs import run_drift_import_once
     from app.judging.jobs import run_judging_once
     from app.probes.jobs import run_probes_once
+    from app.rewards.jobs import run_reward_previews_once
     from app.rollouts.jobs import run_import_once
 
     return [
@@ -40,6 +41,7 @@ def _handlers() -> list[tuple[str, JobHandler]]:
         ("judge-run", run_judging_once),
         ("probe-run", run_probes_once),
         ("drift-import", run_drift_import_once),
+        ("reward-preview", run_reward_previews_once),
     ]
 
 

@@ -179,6 +179,7 @@ def compare_runs(
                     subject_query=within if scope == "all" else None,
                     rollout_query=None if scope == "all" else within,
                     labelled_only=False,
+                    texts=False,
                 )
             },
         )

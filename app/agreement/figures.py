@@ -35,7 +35,7 @@ from app.agreement.stats import (
     ordinal_agreement,
     proportion,
 )
-from app.agreement.subjects import RunSubject
+from app.agreement.subjects import RunSubject, label_aggregate
 from app.labels import values as label_values
 from app.rubrics.definition import Criterion, RubricDefinition
 
@@ -189,7 +189,7 @@ def overall_judge(definition: RubricDefinition, reading: label_values.JudgeReadi
 
 def overall_expert(definition: RubricDefinition, label: Any) -> Any:
     """The expert's overall verdict by the same rule (None while criteria are missing)."""
-    aggregate = label_values.label_aggregate(definition, label.values or {})
+    aggregate = label_aggregate(definition, label)
     if aggregate is None:
         return None
     if label_values.integer_scale(definition) is not None:
@@ -321,7 +321,7 @@ def labelled_rewards(
         if not subject.reading.ok or subject.reading.normalized is None:
             continue
         for label in subject.labels:
-            aggregate = label_values.label_aggregate(definition, label.values or {})
+            aggregate = label_aggregate(definition, label)
             if aggregate is not None:
                 judge.append(float(subject.reading.normalized))
                 expert.append(aggregate.normalized)

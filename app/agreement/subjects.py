@@ -38,6 +38,9 @@ class SubjectLabel:
     preference: str | None
     revision: int
     updated_at: datetime | None
+    # What the figures derive from the values, computed once per label (the expert's
+    # aggregate by the rubric's scoring rules is the costly part).
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
@@ -79,11 +82,17 @@ class VerdictLike(Protocol):
     def error(self) -> str | None: ...
 
 
-def reading(definition: RubricDefinition, verdict: VerdictLike) -> JudgeReading:
+def reading(
+    definition: RubricDefinition, verdict: VerdictLike, *, texts: bool = True
+) -> JudgeReading:
+    """The verdict's reading; without ``texts`` the justification and evidence are left out
+    (the figures need only the values), unless the values themselves are in the answer."""
+    scores = verdict.scores or {}
+    answer = verdict.answer if texts or not isinstance(scores.get("raw"), dict) else None
     return label_values.read_verdict(
         definition,
         scores=verdict.scores,
-        answer=verdict.answer,
+        answer=answer,
         aggregate=verdict.aggregate,
         normalized=verdict.normalized,
         winner=verdict.winner,
@@ -97,7 +106,7 @@ def usable(verdict: VerdictLike) -> bool:
 
 
 def rubric_readings(
-    definition: RubricDefinition, verdicts: Iterable[VerdictLike]
+    definition: RubricDefinition, verdicts: Iterable[VerdictLike], *, texts: bool = True
 ) -> dict[str, tuple[int, None, JudgeReading]]:
     """{"r:<rollout id>": (rollout id, None, reading)}: the first usable repeat speaks for the
     run (repeats are for self-consistency), else the first repeat."""
@@ -108,12 +117,16 @@ def rubric_readings(
     readings: dict[str, tuple[int, None, JudgeReading]] = {}
     for rollout_id, group in by_rollout.items():
         group.sort(key=lambda v: (not usable(v), v.repeat))
-        readings[f"r:{rollout_id}"] = (rollout_id, None, reading(definition, group[0]))
+        readings[f"r:{rollout_id}"] = (
+            rollout_id,
+            None,
+            reading(definition, group[0], texts=texts),
+        )
     return readings
 
 
 def pair_readings(
-    definition: RubricDefinition, verdicts: Iterable[VerdictLike]
+    definition: RubricDefinition, verdicts: Iterable[VerdictLike], *, texts: bool = True
 ) -> dict[str, tuple[int, int, JudgeReading]]:
     """{"p:<pair id>": (rollout A, pair id, reading)}; the winner combines both orders of the
     first usable repeat (an order-dependent verdict is a tie)."""
@@ -132,7 +145,7 @@ def pair_readings(
             found = JudgeReading(False, {}, None, None, error="the judge gave no usable verdict")
         else:
             orders = {
-                order: reading(definition, verdict)
+                order: reading(definition, verdict, texts=texts)
                 for order, verdict in repeats[min(repeats)].items()
             }
             if "AB" in orders or "BA" in orders:
@@ -165,3 +178,14 @@ def chosen_labels(labels: Iterable[Any], preferred_version: int) -> dict[str, li
     for label in sorted(best.values(), key=lambda item: (item.annotator_name, item.id or 0)):
         grouped[label.subject_key].append(label)
     return grouped
+
+
+def label_aggregate(definition: RubricDefinition, label: Any) -> Any:
+    """``label_values.label_aggregate`` of a label's values, remembered on the label."""
+    memo = getattr(label, "memo", None)
+    if not isinstance(memo, dict):
+        return label_values.label_aggregate(definition, label.values or {})
+    key = ("aggregate", id(definition))
+    if key not in memo:
+        memo[key] = label_values.label_aggregate(definition, label.values or {})
+    return memo[key]

@@ -278,7 +278,7 @@ def disagreement_index(
         resolutions = _resolution_kinds(session, context.run)
         entries: list[IndexEntry] = []
         compared = 0
-        for subject in run_subjects.subjects(session, context):
+        for subject in run_subjects.subjects(session, context, texts=False):
             for label in subject.labels:
                 candidates = _candidate_rows(
                     context.definition, subject, label, tolerance, aggregate_tolerance

@@ -13,7 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import case, distinct, exists, func
+from sqlalchemy import JSON, case, distinct, exists, func, literal
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
@@ -36,6 +36,7 @@ from app.rubrics.models import Rubric, RubricVersion
 
 
 class VerdictRow(NamedTuple):
+    id: int
     rollout_id: int
     pair_id: int | None
     repeat: int
@@ -174,6 +175,24 @@ def _count_subjects(session: Session, context: RunContext) -> tuple[int, int]:
     return int(judged or 0), int(judged or 0) - int(ok or 0)
 
 
+def _answers_where_needed(session: Session, verdicts: list[VerdictRow]) -> list[VerdictRow]:
+    """Read the answers of the verdicts whose values are only in their answer (older or imported
+    verdicts without ``scores.raw``): one statement, and none when every verdict has them."""
+    needed = [
+        v.id
+        for v in verdicts
+        if not isinstance((v.scores or {}).get("raw"), dict) and v.parse_status in OK_PARSE_STATUSES
+    ]
+    if not needed:
+        return verdicts
+    answers = dict(
+        session.execute(
+            sa_select(col(Verdict.id), col(Verdict.answer)).where(col(Verdict.id).in_(needed))
+        ).all()
+    )
+    return [v._replace(answer=answers[v.id]) if v.id in answers else v for v in verdicts]
+
+
 def subjects(
     session: Session,
     context: RunContext,
@@ -183,6 +202,7 @@ def subjects(
     subject_query: Any = None,
     annotators: Collection[str] | None = None,
     labelled_only: bool = True,
+    texts: bool = True,
 ) -> list[RunSubject]:
     """The run's subjects with their reading and chosen labels, in rollout order.
 
@@ -190,7 +210,8 @@ def subjects(
     can be narrowed to ``rollout_ids``, to ``rollout_query`` (a SQL select of rollout ids) or to
     ``subject_query`` (a SQL select of subject keys). ``labelled_only`` (the default) keeps the
     subjects with a submitted label (of the given annotators); otherwise every judged subject in
-    the scope is read, labelled or not. Two statements: labels, then the verdicts.
+    the scope is read, labelled or not. Without ``texts`` the readings leave the judge's
+    justification and evidence out. Two statements: labels, then the verdicts.
     """
     run = context.run
     preference = context.preference
@@ -216,7 +237,7 @@ def subjects(
             col(Label.annotator_name),
             col(Label.annotator_id),
             col(Label.values),
-            col(Label.critiques),
+            col(Label.critiques) if texts else literal(None, JSON),
             col(Label.overall_critique),
             col(Label.preference),
             col(Label.revision),
@@ -236,12 +257,13 @@ def subjects(
     second = RolloutPair
     query = (
         sa_select(
+            col(Verdict.id),
             col(Verdict.rollout_id),
             col(Verdict.pair_id),
             col(Verdict.repeat),
             col(Verdict.order_shown),
             col(Verdict.scores),
-            col(Verdict.answer),
+            col(Verdict.answer) if texts else literal(None, JSON),
             col(Verdict.aggregate),
             col(Verdict.normalized),
             col(Verdict.winner),
@@ -259,12 +281,14 @@ def subjects(
         .order_by(col(Verdict.id))
     )
     verdicts = [VerdictRow(*row) for row in session.execute(query).all()]
+    if not texts:
+        verdicts = _answers_where_needed(session, verdicts)
     partners = {v.pair_id: v.rollout_b_id for v in verdicts if v.pair_id is not None}
     readings: dict[str, tuple[int, int | None, Any]] = {}
     if preference:
-        readings.update(pair_readings(context.definition, verdicts))
+        readings.update(pair_readings(context.definition, verdicts, texts=texts))
     else:
-        readings.update(rubric_readings(context.definition, verdicts))
+        readings.update(rubric_readings(context.definition, verdicts, texts=texts))
     found: list[RunSubject] = []
     for key, (rollout_id, pair_id, reading) in sorted(readings.items(), key=lambda e: e[1][0]):
         chosen = grouped.get(key, [])

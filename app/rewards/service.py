@@ -385,30 +385,6 @@ def select_rollout_ids(session: Session, project_id: int, selection: PreviewSele
     return ids
 
 
-def _select_rollouts(
-    session: Session, project_id: int, selection: PreviewSelection
-) -> list[PreviewRollout]:
-    if selection.sample is not None and selection.sample > MAX_PREVIEW_ROLLOUTS:
-        raise InvalidInput(f"A sample holds at most {MAX_PREVIEW_ROLLOUTS:,} rollouts.")
-    ids = select_rollout_ids(session, project_id, selection)
-    if not ids:
-        return []
-    rows = session.execute(
-        sa_select(
-            col(Rollout.id),
-            col(Rollout.external_id),
-            col(Rollout.group_key),
-            col(Rollout.step),
-            col(Rollout.response),
-            col(Rollout.input_messages),
-            col(Rollout.target_document),
-        )
-        .where(col(Rollout.id).in_(ids))
-        .order_by(col(Rollout.id))
-    ).all()
-    return [PreviewRollout(*row) for row in rows]
-
-
 def preview_verdicts(session: Session, run_id: int, rollout_ids: list[int]) -> dict[int, Any]:
     """The first verdict (repeat 0, else the lowest repeat) per rollout, its needed columns
     only, in one statement (the rollout ids are at most MAX_PREVIEW_ROLLOUTS)."""
@@ -487,16 +463,64 @@ def compute_rewards(
     return rows, missing
 
 
+PREVIEW_BATCH = 1_000  # rollouts read and scored at a time
+
+
+def _load_rollouts(session: Session, ids: list[int]) -> list[PreviewRollout]:
+    rows = session.execute(
+        sa_select(
+            col(Rollout.id),
+            col(Rollout.external_id),
+            col(Rollout.group_key),
+            col(Rollout.step),
+            col(Rollout.response),
+            col(Rollout.input_messages),
+            col(Rollout.target_document),
+        )
+        .where(col(Rollout.id).in_(ids))
+        .order_by(col(Rollout.id))
+    ).all()
+    return [PreviewRollout(*row) for row in rows]
+
+
+def compute_preview(
+    session: Session,
+    project: Project,
+    selection: PreviewSelection,
+    ids: list[int],
+    progress: Callable[[int, int], None] | None = None,
+) -> RewardPreview:
+    """The preview of the selected rollout ids, read and scored ``PREVIEW_BATCH`` at a time
+    (``progress(done, total)`` after each batch)."""
+    run = get_run(session, project.id or 0, selection.run_id)
+    config = current_config(session, project.id or 0).model
+    rows: list[RolloutReward] = []
+    missing = 0
+    for start in range(0, len(ids), PREVIEW_BATCH):
+        batch = _load_rollouts(session, ids[start : start + PREVIEW_BATCH])
+        found, lacking = compute_rewards(
+            session, project, config, run.id or 0, batch, verdicts=preview_verdicts
+        )
+        rows.extend(found)
+        missing += lacking
+        if progress is not None:
+            progress(min(start + PREVIEW_BATCH, len(ids)), len(ids))
+    return summarise(run, config, rows, missing)
+
+
 def preview(session: Session, project: Project, selection: PreviewSelection) -> RewardPreview:
     """The reward distribution, component contributions and zero-spread groups of a selection,
     with the saved configuration and the run's stored verdicts."""
-    project_id = project.id or 0
-    run = get_run(session, project_id, selection.run_id)
-    config = current_config(session, project_id).model
-    rollouts = _select_rollouts(session, project_id, selection)
-    rows, missing = compute_rewards(
-        session, project, config, run.id or 0, rollouts, verdicts=preview_verdicts
-    )
+    get_run(session, project.id or 0, selection.run_id)
+    if selection.sample is not None and selection.sample > MAX_PREVIEW_ROLLOUTS:
+        raise InvalidInput(f"A sample holds at most {MAX_PREVIEW_ROLLOUTS:,} rollouts.")
+    ids = select_rollout_ids(session, project.id or 0, selection)
+    return compute_preview(session, project, selection, ids)
+
+
+def summarise(
+    run: JudgeRun, config: RewardConfigModel, rows: list[RolloutReward], missing: int
+) -> RewardPreview:
     rewards = [row.reward for row in rows]
     groups: dict[str, list[float]] = defaultdict(list)
     for row in rows:

@@ -15,23 +15,20 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert
-from sqlmodel import Session, col, select
+from sqlalchemy import event
+from sqlmodel import Session
 
 from app.agreement import service as agreement_service
-from app.core.clock import utcnow
 from app.core.errors import InvalidInput
-from app.judging.engine import PreparedItem, load_plan, score_parsed, verdict_row
-from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
 from app.labels import review, run_subjects
 from app.labels.values import criterion_disagrees
 from app.rewards import service as reward_service
-from app.rollouts.models import Rollout
 from app.rubrics.builtin import BUILTIN_TEMPLATES
 from app.rubrics.definition import RubricDefinition
 from tests.integration.labels.builders import (
     add_label,
-    boolean_answer,
+    bulk_rollouts,
+    bulk_run,
     make_version,
 )
 from tests.support.factories import make_project, make_user
@@ -63,86 +60,15 @@ def _clear_caches() -> None:
     review._INDEXES.clear()
 
 
-def _bulk_rollouts(session: Session, project: Any, size: int, tag: str) -> list[Rollout]:
-    now = utcnow()
-    session.execute(
-        insert(Rollout),
-        [
-            {
-                "project_id": project.id,
-                "external_id": f"{tag}-{i:05d}",
-                "content_hash": f"{tag}{i:060d}"[:64],
-                "input_messages": [{"role": "user", "content": f"Question {i}"}],
-                "reference_documents": [],
-                "metadata_": {},
-                "response": f"An answer ({i})",
-                "model": "policy-a",
-                "step": i * 10,
-                "created_at": now,
-            }
-            for i in range(size)
-        ],
-    )
-    session.commit()
-    query = select(Rollout).where(Rollout.project_id == project.id).order_by(col(Rollout.id))
-    return list(session.exec(query).all())
-
-
-def _bulk_run(session: Session, project: Any, version: Any, judged: dict[int, dict[str, bool]]):
-    """A completed run with one verdict per rollout, scored by the engine's own code once per
-    distinct answer and inserted in bulk."""
-    run = JudgeRun(
-        project_id=project.id,
-        rubric_version_id=version.id,
-        judge_snapshot={"name": "bulk-judge", "provider": "openai_compat", "model_id": "x"},
-        status="completed",
-        items_total=len(judged),
-        items_done=len(judged),
-    )
-    session.add(run)
-    session.commit()
-    plan = load_plan(session.get_bind(), run.id or 0)  # type: ignore[arg-type]
-    assert plan is not None
-    session.execute(
-        insert(JudgeWorkItem),
-        [
-            {"run_id": run.id, "rollout_id": rid, "subject_key": f"r:{rid}", "status": "done"}
-            for rid in judged
-        ],
-    )
-    items = dict(
-        session.exec(
-            select(JudgeWorkItem.rollout_id, JudgeWorkItem.id).where(JudgeWorkItem.run_id == run.id)
-        ).all()
-    )
-    shapes: dict[tuple[bool, ...], dict[str, Any]] = {}
-    rows = []
-    now = utcnow()
-    for rid, passes in judged.items():
-        shape = tuple(passes[k] for k in KEYS)
-        if shape not in shapes:
-            prepared = PreparedItem(items[rid], rid, None, 0, "", None)
-            answer = boolean_answer(version.definition, passes)
-            shapes[shape] = verdict_row(
-                plan, prepared, status="ok", result=score_parsed(plan, answer)
-            )
-        rows.append(
-            {**shapes[shape], "work_item_id": items[rid], "rollout_id": rid, "created_at": now}
-        )
-    session.execute(insert(Verdict), rows)
-    session.commit()
-    return run
-
-
 def _world(session: Session, size: int, tag: str) -> dict[str, Any]:
     rng = random.Random(size)
     owner = make_user(session, f"owner-{tag}@example.com")
     expert = make_user(session, f"expert-{tag}@example.com")
     project = make_project(session, owner, f"Bounds {tag}", members=[(expert, "expert")])
     version = make_version(session, project)
-    rollouts = _bulk_rollouts(session, project, size, tag)
+    rollouts = bulk_rollouts(session, project, size, tag)
     judged = {r.id or 0: {k: rng.random() < 0.6 for k in KEYS} for r in rollouts}
-    run = _bulk_run(session, project, version, judged)
+    run = bulk_run(session, project, version, judged)
     labels: dict[int, dict[str, bool]] = {}
     for rollout in rollouts[:LABELLED]:
         labels[rollout.id or 0] = {k: rng.random() < 0.6 for k in KEYS}
