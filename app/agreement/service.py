@@ -251,7 +251,7 @@ def corrected_estimates(
 
 
 def _corrected(session: Session, run: JudgeRun, result: RunAgreement) -> CorrectedEstimates:
-    where = _unlabelled(run, result.summary.context.siblings)
+    where = _unlabelled(run, list(result.summary.siblings))
     boolean = [c for c in result.definition.criteria if c.type == "boolean"]
     pass_counts = [
         func.count(case((col(Verdict.scores)["criteria"][c.key].as_float() >= 0.5, 1), else_=None))

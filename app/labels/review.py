@@ -410,12 +410,13 @@ def _rows(
     if not rollout_ids:
         return [], 0, 0
     found = run_subjects.subjects(session, context, rollout_ids=rollout_ids)
+    label_ids = sorted({label.id for subject in found for label in subject.labels})
     resolutions = {
         (r.label_id, r.criterion): r
         for r in session.exec(
             select(DisagreementResolution).where(
                 DisagreementResolution.run_id == context.run.id,
-                col(DisagreementResolution.rollout_id).in_(rollout_ids),
+                col(DisagreementResolution.label_id).in_(label_ids or [0]),
             )
         ).all()
     }

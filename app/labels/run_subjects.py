@@ -71,25 +71,18 @@ class RunContext:
         return self.definition.mode == "preference"
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunSummary:
-    """What the run holds overall, counted in SQL."""
+    """What the run holds overall, counted in SQL; plain values only (cached figures carry it
+    across requests, so it holds no database object)."""
 
-    context: RunContext
+    run_id: int
+    rubric_id: int
+    version_label: str
+    definition: RubricDefinition
+    siblings: tuple[int, ...]
     items_judged: int
     judge_errors: int
-
-    @property
-    def version_label(self) -> str:
-        return self.context.version_label
-
-    @property
-    def rubric(self) -> Rubric:
-        return self.context.rubric
-
-    @property
-    def definition(self) -> RubricDefinition:
-        return self.context.definition
 
 
 def run_context(session: Session, run: JudgeRun) -> RunContext:
@@ -158,7 +151,15 @@ def run_summary(
         return _count_subjects(session, context)
 
     judged, errors = _SUMMARIES.get_or_compute(key, count)
-    return RunSummary(context, judged, errors)
+    return RunSummary(
+        run_id=context.run.id or 0,
+        rubric_id=context.rubric.id or 0,
+        version_label=context.version_label,
+        definition=context.definition,
+        siblings=tuple(context.siblings),
+        items_judged=judged,
+        judge_errors=errors,
+    )
 
 
 def _count_subjects(session: Session, context: RunContext) -> tuple[int, int]:
