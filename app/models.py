@@ -17,7 +17,7 @@ from app.labels.models import (
 )
 from app.probes.models import ProbeItem, ProbeRun
 from app.projects.models import Membership, Project
-from app.rewards.models import RewardConfig
+from app.rewards.models import RewardConfig, RewardPreviewJob
 from app.rollouts.models import Rollout, RolloutImport, RolloutPair
 from app.rubrics.models import Rubric, RubricApproval, RubricVersion
 
@@ -45,6 +45,7 @@ __all__ = [
     "QueueAssignee",
     "QueueItem",
     "RewardConfig",
+    "RewardPreviewJob",
     "Rollout",
     "RolloutImport",
     "RolloutPair",

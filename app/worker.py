@@ -36,6 +36,7 @@ def _handlers() -> list[tuple[str, JobHandler]]:
     from app.judging.preparation import run_preparation_once
     from app.labels.jobs import run_label_import_once
     from app.probes.jobs import run_probes_once
+    from app.rewards.jobs import run_reward_previews_once
     from app.rollouts.jobs import run_import_once
 
     return [
@@ -46,6 +47,7 @@ def _handlers() -> list[tuple[str, JobHandler]]:
         ("verdict-import", run_verdict_import_once),
         ("probe-run", run_probes_once),
         ("drift-import", run_drift_import_once),
+        ("reward-preview", run_reward_previews_once),
     ]
 
 

@@ -20,6 +20,14 @@ T = TypeVar("T")
 RESAMPLES = 1000
 LEVEL = 0.95
 METHOD = "percentile bootstrap over items (1,000 resamples, all votes on an item together)"
+# Past this many items the same bootstrap draws how many items of each kind (the same judge and
+# expert values) a resample holds, from a multinomial over the kinds: the same distribution as
+# drawing items one by one, at a cost that depends on the number of kinds, not of items.
+AGGREGATE_ABOVE = 2000
+METHOD_AGGREGATED = (
+    "percentile bootstrap over items (1,000 resamples, all votes on an item together), drawn as "
+    "multinomial counts of item kinds"
+)
 
 
 @dataclass(frozen=True)
@@ -45,17 +53,19 @@ def resample_indices(n: int, resamples: int = RESAMPLES, seed: int = 0) -> np.nd
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
-def percentile_interval(values: Sequence[float | None], level: float = LEVEL) -> Interval:
+def percentile_interval(
+    values: Sequence[float | None], level: float = LEVEL, *, method: str = METHOD
+) -> Interval:
     """The central ``level`` percentile interval of resampled values (undefined ones dropped).
 
     When more than half the resamples leave the statistic undefined the interval is undefined.
     """
     finite = [v for v in values if v is not None and math.isfinite(v)]
     if not finite or len(finite) * 2 < len(values):
-        return Interval(None, None, resamples=len(values), level=level)
+        return Interval(None, None, method, resamples=len(values), level=level)
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(np.asarray(finite, dtype=float), [tail, 100 - tail])
-    return Interval(float(low), float(high), resamples=len(values), level=level)
+    return Interval(float(low), float(high), method, resamples=len(values), level=level)
 
 
 def cluster_bootstrap(
@@ -105,6 +115,8 @@ def agreement_intervals(
     if n_items < 2:
         return AgreementIntervals(UNDEFINED, UNDEFINED)
     cells = reference_codes * categories + judge_codes
+    if n_items > AGGREGATE_ABOVE:
+        return _aggregated_intervals(cells, item_codes, n_items, categories, resamples, seed)
     agreements: list[float | None] = []
     kappas: list[float | None] = []
     for row in resample_indices(n_items, resamples, seed):
@@ -122,3 +134,43 @@ def agreement_intervals(
         agreements.append(observed)
         kappas.append(None if expected >= 1 - 1e-15 else (observed - expected) / (1 - expected))
     return AgreementIntervals(percentile_interval(agreements), percentile_interval(kappas))
+
+
+def _figures_of_tables(tables: np.ndarray, categories: int) -> tuple[list[float | None], ...]:
+    """Raw agreement and kappa of each row of ``tables`` (resamples x categories²)."""
+    agreements: list[float | None] = []
+    kappas: list[float | None] = []
+    for flat in tables:
+        table = flat.reshape(categories, categories)
+        total = float(table.sum())
+        if total == 0:
+            agreements.append(None)
+            kappas.append(None)
+            continue
+        observed = float(np.trace(table)) / total
+        expected = float((table.sum(axis=1) * table.sum(axis=0)).sum()) / total**2
+        agreements.append(observed)
+        kappas.append(None if expected >= 1 - 1e-15 else (observed - expected) / (1 - expected))
+    return agreements, kappas
+
+
+def _aggregated_intervals(
+    cells: np.ndarray,
+    item_codes: np.ndarray,
+    n_items: int,
+    categories: int,
+    resamples: int,
+    seed: int,
+) -> AgreementIntervals:
+    """The item bootstrap from aggregated counts: items with the same cells are one kind; a
+    resample is a multinomial draw of n items over the kinds (their shares as probabilities)."""
+    per_item = np.zeros((n_items, categories**2), dtype=float)
+    np.add.at(per_item, (item_codes, cells), 1.0)
+    kinds, counts = np.unique(per_item, axis=0, return_counts=True)
+    draws = np.random.default_rng(seed).multinomial(n_items, counts / counts.sum(), size=resamples)
+    tables = draws.astype(float) @ kinds
+    agreements, kappas = _figures_of_tables(tables, categories)
+    return AgreementIntervals(
+        percentile_interval(agreements, method=METHOD_AGGREGATED),
+        percentile_interval(kappas, method=METHOD_AGGREGATED),
+    )

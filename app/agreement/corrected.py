@@ -22,7 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
-from app.agreement.bootstrap import RESAMPLES, percentile_interval
+from app.agreement.bootstrap import (
+    AGGREGATE_ABOVE,
+    METHOD,
+    METHOD_AGGREGATED,
+    RESAMPLES,
+    percentile_interval,
+)
 
 NO_INFORMATION = (
     "refused: the judge's true-positive and true-negative rates add up to 1 or less, so its "
@@ -84,7 +90,9 @@ def corrected_pass_rate(
         )
     rng = np.random.default_rng(seed)
     draws: list[float | None] = []
-    for _ in range(resamples):
+    if len(pairs) > AGGREGATE_ABOVE:
+        draws = _aggregated_draws(pairs, n_unlabelled, judge_rate, resamples, rng)
+    for _ in range(resamples if len(pairs) <= AGGREGATE_ABOVE else 0):
         sample = pairs[rng.integers(0, len(pairs), len(pairs))]
         passed = sample[:, 1]
         if not passed.any() or passed.all():
@@ -94,7 +102,9 @@ def corrected_pass_rate(
         draws.append(
             rogan_gladen(q, float(sample[passed, 0].mean()), float((~sample[~passed, 0]).mean()))
         )
-    interval = percentile_interval(draws)
+    interval = percentile_interval(
+        draws, method=METHOD_AGGREGATED if len(pairs) > AGGREGATE_ABOVE else METHOD
+    )
     return CorrectedRate(
         judge_rate,
         corrected,
@@ -209,3 +219,33 @@ def mean_meaning(mean: PPIMean) -> str:
         f"{mean.n_labelled} labelled verdicts (λ = {mean.lam:.2f}): the mean reward experts would "
         f"give is {mean.estimate:.3f}, 95% interval {mean.ci_low:.3f}–{mean.ci_high:.3f}."
     )
+
+
+def _aggregated_draws(
+    pairs: np.ndarray,
+    n_unlabelled: int,
+    judge_rate: float,
+    resamples: int,
+    rng: np.random.Generator,
+) -> list[float | None]:
+    """The same bootstrap from the four (judge, expert) counts: a resample of the labelled
+    items is a multinomial draw over the four kinds, all resamples at once."""
+    judge, expert = pairs[:, 0], pairs[:, 1]
+    counts = np.array(
+        [
+            np.sum(judge & expert),
+            np.sum(~judge & expert),
+            np.sum(judge & ~expert),
+            np.sum(~judge & ~expert),
+        ],
+        dtype=float,
+    )
+    tables = rng.multinomial(len(pairs), counts / counts.sum(), size=resamples)
+    rates = rng.binomial(n_unlabelled, judge_rate, size=resamples) / n_unlabelled
+    draws: list[float | None] = []
+    for (tp, fn, fp, tn), q in zip(tables, rates, strict=True):
+        if tp + fn == 0 or fp + tn == 0:
+            draws.append(None)
+            continue
+        draws.append(rogan_gladen(float(q), tp / (tp + fn), tn / (fp + tn)))
+    return draws

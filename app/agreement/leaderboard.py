@@ -16,17 +16,18 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import case, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.agreement import pairs, slices
 from app.agreement.pairwise import PairItem, pairwise_figures
-from app.agreement.reliability import self_consistency
+from app.agreement.stats import proportion
+from app.agreement.subjects import RunSubject
 from app.judging.models import JudgeRun, Verdict
 from app.labels import review
 from app.labels import service as label_service
 from app.labels.models import GoldItem
-from app.labels.review import RunSubject
 from app.rubrics.models import Rubric, RubricVersion
 
 RESAMPLES = 500
@@ -177,22 +178,40 @@ def _rubric_row(
             row.kappa_ci_low, row.kappa_ci_high = u.kappa_ci.low, u.kappa_ci.high
         row.base_rate = u.expert_fail_rate.value
     if run.repeats > 1:
-        repeats = _repeat_verdicts(session, run)
-        consistency = self_consistency(repeats)
-        row.self_consistency = consistency.all_agree.value
+        row.self_consistency = repeat_agreement(session, run)
 
 
-def _repeat_verdicts(session: Session, run: JudgeRun) -> dict[int, list[Any]]:
-    """Each rollout's normalised score per repeat (SQL: only the columns needed)."""
-    by_rollout: dict[int, list[Any]] = {}
-    query = select(Verdict.rollout_id, Verdict.normalized).where(
-        Verdict.run_id == run.id, col(Verdict.pair_id).is_(None)
+def repeat_agreement(session: Session, run: JudgeRun) -> float | None:
+    """The share of rollouts whose repeated verdicts (two or more with a score) all pass or all
+    fail (normalised score 0.5 or more): `reliability.self_consistency`'s ``all_agree``, counted
+    in SQL per rollout instead of reading every verdict of the run."""
+    scored = func.count(col(Verdict.normalized))
+    passed = func.count(case((col(Verdict.normalized) >= 0.5, 1), else_=None))
+    per_rollout = (
+        sa_select(scored.label("scored"), passed.label("passed"))
+        .where(col(Verdict.run_id) == run.id, col(Verdict.pair_id).is_(None))
+        .group_by(col(Verdict.rollout_id))
+        .subquery()
     )
-    for rollout_id, normalized in session.exec(query):
-        by_rollout.setdefault(int(rollout_id), []).append(
-            None if normalized is None else normalized >= 0.5
+    usable, agreeing = session.execute(
+        sa_select(
+            func.count(case((per_rollout.c.scored >= 2, 1), else_=None)),
+            func.count(
+                case(
+                    (
+                        (per_rollout.c.scored >= 2)
+                        & (
+                            (per_rollout.c.passed == 0)
+                            | (per_rollout.c.passed == per_rollout.c.scored)
+                        ),
+                        1,
+                    ),
+                    else_=None,
+                )
+            ),
         )
-    return by_rollout
+    ).one()
+    return proportion(int(agreeing or 0), int(usable or 0)).value
 
 
 def leaderboard(

@@ -27,6 +27,7 @@ from app.agreement.corrected import (
     ppi_mean,
     rate_meaning,
 )
+from app.agreement.subjects import chosen_labels
 from app.core.errors import InvalidInput, NotFound
 from app.drift.models import DriftSample, TrainingRun
 from app.exports.models import ExportBundle
@@ -189,7 +190,7 @@ def _labelled_side(
                 col(Label.rubric_version_id).in_(siblings),
             )
         ).all()
-        grouped = review.chosen_labels(list(labels), version.id or 0)
+        grouped = chosen_labels(list(labels), version.id or 0)
         for rollout_id in chunk:
             verdict = first[rollout_id]
             reading = label_values.read_verdict(

@@ -25,12 +25,12 @@ from app.agreement import pairs
 from app.agreement.pairwise import FIGURES as PAIRWISE_FIGURES
 from app.agreement.pairwise import pairwise_figures
 from app.agreement.stats import Figure, Proportion
+from app.agreement.subjects import RunSubject
 from app.core.errors import InvalidInput
-from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
-from app.labels import review
+from app.judging.models import JudgeRun
+from app.labels import run_subjects
 from app.labels import service as label_service
-from app.labels.models import GoldItem, Label
-from app.labels.review import RunSubject
+from app.labels.models import GoldItem
 from app.projects.models import Membership
 from app.rollouts.models import Rollout
 from app.rubrics.models import RubricVersion
@@ -155,39 +155,8 @@ def labelled_rubric_subjects(
 ) -> list[RunSubject]:
     """The run's judged rollouts that carry a submitted label, with those labels (one per
     annotator, as the review chooses them) and the run's reading of its verdict."""
-    definition = label_service.definition_of(version)
-    siblings = label_service.sibling_version_ids(session, version)
-    label_query = select(Label).where(
-        col(Label.rubric_version_id).in_(siblings),
-        col(Label.status) == "submitted",
-        col(Label.subject_key).in_(
-            select(JudgeWorkItem.subject_key).where(
-                JudgeWorkItem.run_id == run.id, col(JudgeWorkItem.pair_id).is_(None)
-            )
-        ),
-    )
-    if annotators is not None:
-        label_query = label_query.where(col(Label.annotator_key).in_(list(annotators) or [""]))
-    labels = list(session.exec(label_query).all())
-    grouped = review.chosen_labels(labels, version.id or 0)
-    rollout_ids = sorted({label.rollout_id for label in labels})
-    verdicts: list[Verdict] = []
-    for start in range(0, len(rollout_ids), _CHUNK):
-        verdicts.extend(
-            session.exec(
-                select(Verdict).where(
-                    Verdict.run_id == run.id,
-                    col(Verdict.rollout_id).in_(rollout_ids[start : start + _CHUNK]),
-                    col(Verdict.pair_id).is_(None),
-                )
-            ).all()
-        )
-    readings = review.rubric_readings(definition, verdicts)
-    return [
-        RunSubject(key, rollout_id, None, None, reading, grouped.get(key, []))
-        for key, (rollout_id, _, reading) in sorted(readings.items(), key=lambda e: e[1][0])
-        if grouped.get(key)
-    ]
+    context = run_subjects.run_context(session, run)
+    return run_subjects.subjects(session, context, annotators=annotators, texts=False)
 
 
 # ---- the breakdown ------------------------------------------------------------------------------

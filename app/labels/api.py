@@ -369,8 +369,15 @@ def list_disagreements(
     ctx: ProjectReader,
     tolerance: Annotated[float, Query(ge=0, le=100)] = review.DEFAULT_TOLERANCE,
     aggregate_tolerance: Annotated[float, Query(ge=0, le=1)] = review.DEFAULT_AGGREGATE_TOLERANCE,
+    cursor: Annotated[
+        str | None, Query(max_length=20, description="`next_cursor` of the previous page")
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=review.MAX_PAGE_SIZE, description="rollouts per page")
+    ] = review.PAGE_SIZE,
 ) -> DisagreementReportPublic:
-    """Every (label, criterion) where the run's judge and an expert disagree, with counts."""
+    """The (label, criterion) pairs where the run's judge and an expert disagree, a page of
+    rollouts at a time (keyset: follow `next_cursor`), with counts over the whole run."""
     run = review.get_run(session, ctx.project.id or 0, run_id)
     report = review.disagreements(
         session,
@@ -378,6 +385,8 @@ def list_disagreements(
         viewer=ctx.user,
         tolerance=tolerance,
         aggregate_tolerance=aggregate_tolerance,
+        cursor=cursor,
+        page_size=limit,
     )
     return DisagreementReportPublic(
         run_id=run.id or 0,
@@ -404,6 +413,7 @@ def list_disagreements(
             )
             for row in report.rows
         ],
+        next_cursor=report.next_cursor,
     )
 
 

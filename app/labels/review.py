@@ -1,32 +1,37 @@
 """Disagreement review: a judge run's verdicts next to the experts' labels, the items where they
 differ, and the experts' resolutions (judge wrong / label wrong / criterion ambiguous).
 
-`run_data` (verdicts paired with labels) is also what the agreement figures are computed from.
+Only labelled subjects are read (`run_subjects`: labels joined to verdicts in SQL). The list's
+counts come from a per-run index of the disagreements, cached per data version and tolerances;
+a page reads the full rows of its own rollouts only, and the detail page only its rollout's.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from app.agreement.pairwise import Outcome
+from app.agreement.subjects import RunSubject, SubjectLabel
 from app.audit import service as audit_service
 from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from app.judging.models import JudgeRun, Verdict
-from app.labels import highlight, queues
+from app.core.memo import VersionedCache
+from app.judging.models import JudgeRun
+from app.labels import highlight, queues, run_subjects
 from app.labels import service as label_service
 from app.labels import values as label_values
-from app.labels.models import DisagreementResolution, Label
-from app.labels.values import AGGREGATE, JudgeReading
-from app.rollouts.models import Rollout, RolloutPair
+from app.labels.models import DisagreementResolution
+from app.labels.run_subjects import RunContext, RunSummary
+from app.labels.values import AGGREGATE
+from app.rollouts.models import Rollout
 from app.rubrics.definition import Criterion, RubricDefinition
 from app.rubrics.models import Rubric, RubricVersion
 
@@ -39,7 +44,6 @@ RESOLUTION_NAMES = {
 }
 DEFAULT_TOLERANCE = 0.5  # scale points
 DEFAULT_AGGREGATE_TOLERANCE = 0.125  # of the normalised 0..1 score (0.5 points on 1..5)
-_CHUNK = 500
 
 
 # ---- runs -------------------------------------------------------------------------------------
@@ -82,192 +86,17 @@ def list_runs(session: Session, project_id: int, *, limit: int = 200) -> list[Ru
     ]
 
 
-# ---- verdicts paired with labels --------------------------------------------------------------
-
-
-@dataclass
-class RunSubject:
-    """One judged rollout (or pair) of a run with the experts' labels on it."""
-
-    subject_key: str
-    rollout_id: int
-    pair_id: int | None
-    rollout_b_id: int | None
-    reading: JudgeReading
-    labels: list[Label] = field(default_factory=list)
-
-
-@dataclass
-class RunData:
-    run: JudgeRun
-    version: RubricVersion
-    rubric: Rubric
-    definition: RubricDefinition
-    subjects: dict[str, RunSubject]
-
-    @property
-    def version_label(self) -> str:
-        return f"{self.rubric.name} v{self.version.number}"
-
-    @property
-    def judge_errors(self) -> int:
-        return sum(not s.reading.ok for s in self.subjects.values())
-
-    @property
-    def labelled(self) -> list[RunSubject]:
-        return [s for s in self.subjects.values() if s.labels]
-
-
-def _reading(definition: RubricDefinition, verdict: Verdict) -> JudgeReading:
-    return label_values.read_verdict(
-        definition,
-        scores=verdict.scores,
-        answer=verdict.answer,
-        aggregate=verdict.aggregate,
-        normalized=verdict.normalized,
-        winner=verdict.winner,
-        parse_status=verdict.parse_status,
-        error=verdict.error,
-    )
-
-
-def _usable(verdict: Verdict) -> bool:
-    return verdict.parse_status in label_values.OK_PARSE_STATUSES
-
-
-def rubric_readings(
-    definition: RubricDefinition, verdicts: list[Verdict]
-) -> dict[str, tuple[int, None, JudgeReading]]:
-    by_rollout: dict[int, list[Verdict]] = defaultdict(list)
-    for verdict in verdicts:
-        if verdict.pair_id is None:
-            by_rollout[verdict.rollout_id].append(verdict)
-    readings: dict[str, tuple[int, None, JudgeReading]] = {}
-    for rollout_id, group in by_rollout.items():
-        # The first usable repeat speaks for the run (repeats are for self-consistency).
-        group.sort(key=lambda v: (not _usable(v), v.repeat))
-        readings[label_service.rollout_subject(rollout_id)] = (
-            rollout_id,
-            None,
-            _reading(definition, group[0]),
-        )
-    return readings
-
-
-def _pair_readings(
-    definition: RubricDefinition, verdicts: list[Verdict]
-) -> dict[str, tuple[int, int, JudgeReading]]:
-    by_pair: dict[int, dict[int, dict[str, Verdict]]] = defaultdict(lambda: defaultdict(dict))
-    rollout_a: dict[int, int] = {}
-    for verdict in verdicts:
-        if verdict.pair_id is None:
-            continue
-        rollout_a[verdict.pair_id] = verdict.rollout_id
-        if _usable(verdict):
-            by_pair[verdict.pair_id][verdict.repeat][verdict.order_shown] = verdict
-    readings: dict[str, tuple[int, int, JudgeReading]] = {}
-    for pair_id in rollout_a:
-        repeats = by_pair.get(pair_id)
-        if not repeats:
-            reading = JudgeReading(False, {}, None, None, error="the judge gave no usable verdict")
-        else:
-            orders = {
-                order: _reading(definition, verdict)
-                for order, verdict in repeats[min(repeats)].items()
-            }
-            if "AB" in orders or "BA" in orders:
-                first = orders.get("AB") or orders["BA"]
-                winner = label_values.combined_winner(orders.get("AB"), orders.get("BA"))
-            else:
-                # A verdict imported already combined over both orders; reviews and the
-                # MT-Bench figures count an inconsistent one as a tie (the pairwise figures
-                # read it from the verdict as it is stored).
-                first = orders[""]
-                winner = "tie" if first.winner == Outcome.INCONSISTENT else first.winner
-            reading = dataclasses.replace(first, winner=winner)
-        readings[label_service.pair_subject(pair_id)] = (rollout_a[pair_id], pair_id, reading)
-    return readings
-
-
-def chosen_labels(labels: list[Label], preferred_version: int) -> dict[str, list[Label]]:
-    """One label per (subject, annotator): the one on the run's version, else the newest."""
-    best: dict[tuple[str, str], Label] = {}
-    for label in labels:
-        key = (label.subject_key, label.annotator_key)
-        current = best.get(key)
-        rank = (label.rubric_version_id == preferred_version, label.updated_at)
-        if current is None or rank > (
-            current.rubric_version_id == preferred_version,
-            current.updated_at,
-        ):
-            best[key] = label
-    grouped: dict[str, list[Label]] = defaultdict(list)
-    for label in sorted(best.values(), key=lambda item: (item.annotator_name, item.id or 0)):
-        grouped[label.subject_key].append(label)
-    return grouped
-
-
-def run_data(session: Session, run: JudgeRun) -> RunData:
-    """Every subject the run judged, with its verdict reading and the submitted labels on it
-    (labels on any version of the same rubric count, matched by criterion key)."""
-    version = session.get(RubricVersion, run.rubric_version_id)
-    rubric = session.get(Rubric, version.rubric_id) if version else None
-    if version is None or rubric is None:  # pragma: no cover - foreign keys keep them
-        raise NotFound("The run's rubric version no longer exists.")
-    definition = label_service.definition_of(version)
-    verdicts = list(session.exec(select(Verdict).where(Verdict.run_id == run.id)).all())
-    readings: dict[str, tuple[int, int | None, JudgeReading]] = {}
-    if definition.mode == "preference":
-        readings.update(_pair_readings(definition, verdicts))
-    else:
-        readings.update(rubric_readings(definition, verdicts))
-    partners: dict[int, int] = {}
-    pair_ids = [p for _, p, _ in readings.values() if p is not None]
-    for start in range(0, len(pair_ids), _CHUNK):
-        for pair_id, b_id in session.exec(
-            select(RolloutPair.id, RolloutPair.rollout_b_id).where(
-                col(RolloutPair.id).in_(pair_ids[start : start + _CHUNK])
-            )
-        ).all():
-            partners[int(pair_id or 0)] = int(b_id)
-    siblings = label_service.sibling_version_ids(session, version)
-    keys = list(readings)
-    labels: list[Label] = []
-    for start in range(0, len(keys), _CHUNK):
-        labels.extend(
-            session.exec(
-                select(Label).where(
-                    col(Label.rubric_version_id).in_(siblings),
-                    Label.status == "submitted",
-                    col(Label.subject_key).in_(keys[start : start + _CHUNK]),
-                )
-            ).all()
-        )
-    grouped = chosen_labels(labels, version.id or 0)
-    subjects = {
-        key: RunSubject(
-            subject_key=key,
-            rollout_id=rollout_id,
-            pair_id=pair_id,
-            rollout_b_id=partners.get(pair_id) if pair_id is not None else None,
-            reading=reading,
-            labels=grouped.get(key, []),
-        )
-        for key, (rollout_id, pair_id, reading) in sorted(
-            readings.items(), key=lambda entry: entry[1][0]
-        )
-    }
-    return RunData(run, version, rubric, definition, subjects)
-
-
 # ---- disagreements ----------------------------------------------------------------------------
+
+PAGE_SIZE = 25  # rollouts per page of the disagreement list
+MAX_PAGE_SIZE = 200
 
 
 @dataclass
 class DisagreementRow:
     subject: RunSubject
     external_id: str
-    label: Label
+    label: SubjectLabel
     criterion_key: str
     criterion_name: str
     criterion: Criterion | None
@@ -286,30 +115,56 @@ class DisagreementRow:
         return f"{self.label.id}-{self.criterion_key}"
 
 
+@dataclass(frozen=True)
+class IndexEntry:
+    """One (label, criterion) that disagrees or was resolved: what counts and pages read."""
+
+    rollout_id: int
+    subject_key: str
+    criterion_key: str
+    resolution: str | None
+
+
+@dataclass
+class DisagreementIndex:
+    """Every disagreement of a run at some tolerances, in list order, without their text."""
+
+    entries: list[IndexEntry]
+    compared_labels: int
+
+
 @dataclass
 class DisagreementReport:
-    data: RunData
-    rows: list[DisagreementRow]
+    summary: RunSummary
+    rows: list[DisagreementRow]  # this page's (or this rollout's)
     counts: dict[str, int]
     by_criterion: list[tuple[str, str, int, int]]  # key, name, open, total
     compared_labels: int
     hidden: int
     tolerance: float
     aggregate_tolerance: float
+    cursor: str | None = None
+    next_cursor: str | None = None
 
     @property
     def rollout_ids(self) -> list[int]:
         return sorted({row.subject.rollout_id for row in self.rows})
 
 
+Candidate = tuple[str, str, Criterion | None, Any, Any, bool, list[str], list[str], str]
+
+
 def _candidate_rows(
-    data: RunData, subject: RunSubject, label: Label, tolerance: float, agg_tolerance: float
-) -> list[tuple[str, str, Criterion | None, Any, Any, bool, list[str], list[str], str]]:
+    definition: RubricDefinition,
+    subject: RunSubject,
+    label: SubjectLabel,
+    tolerance: float,
+    agg_tolerance: float,
+) -> list[Candidate]:
     """(key, name, criterion, human, judge, disagrees, justification, evidence, critique) for
     every comparable criterion of one label."""
-    definition = data.definition
     reading = subject.reading
-    out: list[tuple[str, str, Criterion | None, Any, Any, bool, list[str], list[str], str]] = []
+    out: list[Candidate] = []
     if not reading.ok:
         return out
     if definition.mode == "preference":
@@ -368,6 +223,109 @@ def _candidate_rows(
     return out
 
 
+def _check_tolerances(tolerance: float, aggregate_tolerance: float) -> None:
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise InvalidInput("The tolerance must be a number of scale points, 0 or more.")
+    if not (math.isfinite(aggregate_tolerance) and 0 <= aggregate_tolerance <= 1):
+        raise InvalidInput("The overall-score tolerance must be between 0 and 1.")
+
+
+def _resolution_version(session: Session, run: JudgeRun) -> tuple[Any, ...]:
+    row = session.execute(
+        sa_select(
+            func.count(col(DisagreementResolution.id)),
+            func.max(col(DisagreementResolution.id)),
+            func.max(DisagreementResolution.resolved_at),
+        ).where(col(DisagreementResolution.run_id) == run.id)
+    ).one()
+    return (int(row[0] or 0), int(row[1] or 0), str(row[2]))
+
+
+def _resolution_kinds(session: Session, run: JudgeRun) -> dict[tuple[int, str], str]:
+    return {
+        (int(label_id), criterion): resolution
+        for label_id, criterion, resolution in session.execute(
+            sa_select(
+                col(DisagreementResolution.label_id),
+                col(DisagreementResolution.criterion),
+                col(DisagreementResolution.resolution),
+            ).where(col(DisagreementResolution.run_id) == run.id)
+        )
+    }
+
+
+_INDEXES: VersionedCache[DisagreementIndex] = VersionedCache(16)
+
+
+def disagreement_index(
+    session: Session,
+    context: RunContext,
+    version: tuple[Any, ...],
+    tolerance: float,
+    aggregate_tolerance: float,
+) -> DisagreementIndex:
+    """Every disagreeing or resolved (label, criterion) of the run's labelled subjects, cached
+    per data version (verdicts, labels, resolutions) and tolerances."""
+    key = (
+        "disagreements",
+        *version,
+        _resolution_version(session, context.run),
+        tolerance,
+        aggregate_tolerance,
+    )
+
+    def build() -> DisagreementIndex:
+        resolutions = _resolution_kinds(session, context.run)
+        entries: list[IndexEntry] = []
+        compared = 0
+        for subject in run_subjects.subjects(session, context, texts=False):
+            for label in subject.labels:
+                candidates = _candidate_rows(
+                    context.definition, subject, label, tolerance, aggregate_tolerance
+                )
+                compared += bool(candidates)
+                for candidate in candidates:
+                    resolution = resolutions.get((label.id, candidate[0]))
+                    if candidate[5] or resolution is not None:
+                        entries.append(
+                            IndexEntry(
+                                subject.rollout_id, subject.subject_key, candidate[0], resolution
+                            )
+                        )
+        return DisagreementIndex(entries, compared)
+
+    return _INDEXES.get_or_compute(key, build)
+
+
+def _counts(
+    definition: RubricDefinition, entries: list[IndexEntry]
+) -> tuple[dict[str, int], list[tuple[str, str, int, int]]]:
+    kinds = Counter(e.resolution for e in entries if e.resolution is not None)
+    per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for entry in entries:
+        per[entry.criterion_key][1] += 1
+        per[entry.criterion_key][0] += entry.resolution is None
+    names = {c.key: c.name for c in definition.criteria}
+    names[AGGREGATE] = "Overall score"
+    names[WINNER] = "Preferred response"
+    order = [c.key for c in definition.criteria] + [AGGREGATE, WINNER]
+    counts = {
+        "total": len(entries),
+        "open": sum(e.resolution is None for e in entries),
+        **{name: kinds.get(name, 0) for name in RESOLUTIONS},
+    }
+    return counts, [(k, names[k], per[k][0], per[k][1]) for k in order if k in per]
+
+
+def parse_cursor(cursor: str | None) -> int | None:
+    """The keyset cursor of the disagreement list: the last rollout id of the previous page."""
+    if cursor is None or cursor == "":
+        return None
+    if not cursor.isdigit() or len(cursor) > 19:
+        raise InvalidInput("The page cursor is not one this list gave out; start from page one.")
+    return int(cursor)
+
+
 def disagreements(
     session: Session,
     run: JudgeRun,
@@ -376,36 +334,109 @@ def disagreements(
     tolerance: float = DEFAULT_TOLERANCE,
     aggregate_tolerance: float = DEFAULT_AGGREGATE_TOLERANCE,
     rollout_id: int | None = None,
+    cursor: str | None = None,
+    page_size: int = PAGE_SIZE,
 ) -> DisagreementReport:
-    """Every (label, criterion) where the judge and an expert disagree, plus those resolved
-    already, with counts. Items the viewer still has to label blind are left out (counted)."""
-    if not (math.isfinite(tolerance) and tolerance >= 0):
-        raise InvalidInput("The tolerance must be a number of scale points, 0 or more.")
-    if not (math.isfinite(aggregate_tolerance) and 0 <= aggregate_tolerance <= 1):
-        raise InvalidInput("The overall-score tolerance must be between 0 and 1.")
-    data = run_data(session, run)
+    """The (label, criterion) pairs where the judge and an expert disagree, plus those resolved
+    already, with counts over the whole run. Items the viewer still has to label blind are left
+    out (counted). The list is paged by rollout (keyset: rollouts after ``cursor``), ``page_size``
+    rollouts a page; with ``rollout_id`` only that rollout is read (the detail page)."""
+    _check_tolerances(tolerance, aggregate_tolerance)
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"A page holds 1 to {MAX_PAGE_SIZE} rollouts.")
+    after = parse_cursor(cursor)
+    context = run_subjects.run_context(session, run)
+    version = run_subjects.data_version(session, context)
+    summary = run_subjects.run_summary(session, context, version)
     blind = label_service.blind_subjects(session, run.project_id, viewer)
+    if rollout_id is not None:
+        rows, compared, hidden = _rows(
+            session, context, [rollout_id], blind, tolerance, aggregate_tolerance
+        )
+        counts, by_criterion = _counts(
+            context.definition,
+            [
+                IndexEntry(
+                    r.subject.rollout_id,
+                    r.subject.subject_key,
+                    r.criterion_key,
+                    r.resolution.resolution if r.resolution else None,
+                )
+                for r in rows
+            ],
+        )
+        return DisagreementReport(
+            summary, rows, counts, by_criterion, compared, hidden, tolerance, aggregate_tolerance
+        )
+    index = disagreement_index(session, context, version, tolerance, aggregate_tolerance)
+    visible = [e for e in index.entries if e.subject_key not in blind]
+    hidden_keys = {e.subject_key for e in index.entries if e.subject_key in blind}
+    counts, by_criterion = _counts(context.definition, visible)
+    page: list[int] = []
+    next_cursor = None
+    for entry in visible:
+        if after is not None and entry.rollout_id <= after:
+            continue
+        if page and entry.rollout_id == page[-1]:
+            continue
+        if len(page) == page_size:
+            next_cursor = str(page[-1])
+            break
+        page.append(entry.rollout_id)
+    rows, _, _ = _rows(session, context, page, blind, tolerance, aggregate_tolerance)
+    return DisagreementReport(
+        summary,
+        rows,
+        counts,
+        by_criterion,
+        index.compared_labels,
+        len(hidden_keys),
+        tolerance,
+        aggregate_tolerance,
+        cursor=str(after) if after is not None else None,
+        next_cursor=next_cursor,
+    )
+
+
+def _rows(
+    session: Session,
+    context: RunContext,
+    rollout_ids: list[int],
+    blind: set[str],
+    tolerance: float,
+    aggregate_tolerance: float,
+) -> tuple[list[DisagreementRow], int, int]:
+    """The full rows of a few rollouts (their verdicts, labels, resolutions and names only)."""
+    if not rollout_ids:
+        return [], 0, 0
+    found = run_subjects.subjects(session, context, rollout_ids=rollout_ids)
+    label_ids = sorted({label.id for subject in found for label in subject.labels})
     resolutions = {
         (r.label_id, r.criterion): r
         for r in session.exec(
-            select(DisagreementResolution).where(DisagreementResolution.run_id == run.id)
+            select(DisagreementResolution).where(
+                DisagreementResolution.run_id == context.run.id,
+                col(DisagreementResolution.label_id).in_(label_ids or [0]),
+            )
         ).all()
     }
-    subjects = [
-        s
-        for s in data.subjects.values()
-        if s.labels and (rollout_id is None or s.rollout_id == rollout_id)
-    ]
-    external = _external_ids(session, [s.rollout_id for s in subjects])
+    external = {
+        int(rid or 0): ext
+        for rid, ext in session.exec(
+            select(Rollout.id, Rollout.external_id).where(col(Rollout.id).in_(rollout_ids))
+        ).all()
+    }
     rows: list[DisagreementRow] = []
     hidden: set[str] = set()
     compared = 0
-    for subject in subjects:
+    for subject in found:
         for label in subject.labels:
-            candidates = _candidate_rows(data, subject, label, tolerance, aggregate_tolerance)
+            candidates = _candidate_rows(
+                context.definition, subject, label, tolerance, aggregate_tolerance
+            )
             compared += bool(candidates)
             for key, name, criterion, human, judge, differs, why, evidence, critique in candidates:
-                resolution = resolutions.get((label.id or 0, key))
+                resolution = resolutions.get((label.id, key))
                 if not differs and resolution is None:
                     continue
                 if subject.subject_key in blind:
@@ -430,40 +461,7 @@ def disagreements(
                         disagrees_now=differs,
                     )
                 )
-    counts = Counter(row.resolution.resolution for row in rows if row.resolution is not None)
-    per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    names: dict[str, str] = {}
-    for row in rows:
-        names[row.criterion_key] = row.criterion_name
-        per[row.criterion_key][1] += 1
-        per[row.criterion_key][0] += row.resolution is None
-    order = [c.key for c in data.definition.criteria] + [AGGREGATE, WINNER]
-    return DisagreementReport(
-        data=data,
-        rows=rows,
-        counts={
-            "total": len(rows),
-            "open": sum(row.resolution is None for row in rows),
-            **{name: counts.get(name, 0) for name in RESOLUTIONS},
-        },
-        by_criterion=[(k, names[k], per[k][0], per[k][1]) for k in order if k in per],
-        compared_labels=compared,
-        hidden=len(hidden),
-        tolerance=tolerance,
-        aggregate_tolerance=aggregate_tolerance,
-    )
-
-
-def _external_ids(session: Session, rollout_ids: list[int]) -> dict[int, str]:
-    found: dict[int, str] = {}
-    for start in range(0, len(rollout_ids), _CHUNK):
-        for rid, ext in session.exec(
-            select(Rollout.id, Rollout.external_id).where(
-                col(Rollout.id).in_(rollout_ids[start : start + _CHUNK])
-            )
-        ).all():
-            found[int(rid or 0)] = ext
-    return found
+    return rows, compared, len(hidden)
 
 
 def resolve(
@@ -611,7 +609,7 @@ class DocumentView:
 
 def rollout_document(rollout: Rollout, report: DisagreementReport) -> dict[str, Any]:
     """Template context for one rollout's document, response and judge evidence."""
-    definition = report.data.definition
+    definition = report.summary.definition
     items = highlight.structured_items(rollout.response or "", definition.item_field)
     document = rollout.target_document or ""
     excerpts = highlight.locate_excerpts(document, [i.excerpt or "" for i in items or []])

@@ -216,7 +216,11 @@ class DisagreementReportPublic(BaseModel):
     hidden: int = Field(description="items left out until the caller has labelled them")
     tolerance: float
     aggregate_tolerance: float
-    items: list[DisagreementPublic]
+    items: list[DisagreementPublic] = Field(description="this page's disagreements")
+    next_cursor: str | None = Field(
+        default=None,
+        description="pass as `cursor` for the next page (rollouts after this one); null at the end",
+    )
 
 
 class ResolveBody(_Input):

@@ -394,6 +394,7 @@ def _review_context(
     tolerance: float | None,
     aggregate_tolerance: float | None,
     rollout_id: BigId | None = None,
+    cursor: str | None = None,
 ) -> dict[str, Any]:
     run = review.get_run(session, ctx.project.id or 0, run_id)
     tol, agg = _tolerances(tolerance, aggregate_tolerance)
@@ -404,6 +405,7 @@ def _review_context(
         tolerance=tol,
         aggregate_tolerance=agg,
         rollout_id=rollout_id,
+        cursor=cursor,
     )
     query = urlencode({"tolerance": tol, "aggregate_tolerance": agg})
     return {
@@ -431,9 +433,16 @@ def disagreements_page(
     run_id: Id,
     tolerance: Annotated[float | None, Query(ge=0, le=100)] = None,
     aggregate_tolerance: Annotated[float | None, Query(ge=0, le=1)] = None,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     context = _review_context(
-        request, session, ctx, run_id, tolerance=tolerance, aggregate_tolerance=aggregate_tolerance
+        request,
+        session,
+        ctx,
+        run_id,
+        tolerance=tolerance,
+        aggregate_tolerance=aggregate_tolerance,
+        cursor=cursor,
     )
     return render(
         request, "labels/disagreements.html", context, fragment="labels/_disagreements.html"
@@ -481,6 +490,7 @@ def disagreement_resolve_action(
     corrected_value: Annotated[str, Form(max_length=20)] = "",
     revision: Annotated[Int32 | None, Form()] = None,
     rollout_id: Annotated[BigId | None, Form()] = None,
+    cursor: Annotated[str | None, Form(max_length=20)] = None,
     tolerance: Annotated[float | None, Form(ge=0, le=100)] = None,
     aggregate_tolerance: Annotated[float | None, Form(ge=0, le=1)] = None,
 ) -> Response:
@@ -506,6 +516,7 @@ def disagreement_resolve_action(
             tolerance=tolerance,
             aggregate_tolerance=aggregate_tolerance,
             rollout_id=rollout_id,
+            cursor=cursor,
         )
         return render(request, "labels/_disagreements.html", context)
     target = f"{_base(ctx)}/disagreements/{run.id}"

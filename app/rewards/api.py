@@ -8,13 +8,16 @@ from fastapi import APIRouter, Query
 
 from app.auth.dependencies import ProjectReader, RewardEditor, SessionDep
 from app.core.ids import Id, NonNegInt32
+from app.rewards import preview_jobs
 from app.rewards import service as reward_service
-from app.rewards.models import RewardConfig
+from app.rewards.models import RewardConfig, RewardPreviewJob
 from app.rewards.schemas import (
     ComponentSummaryPublic,
     HistogramBinPublic,
     RewardConfigPublic,
     RewardConfigUpdate,
+    RewardPreviewJobBody,
+    RewardPreviewJobPublic,
     RewardPreviewPublic,
     RolloutRewardPublic,
 )
@@ -68,6 +71,10 @@ def get_reward_preview(
         run_id=run_id, gold_split=gold_split, step=step, sample=sample, seed=seed
     )
     result = reward_service.preview(session, ctx.project, selection)
+    return _preview_public(run_id, result)
+
+
+def _preview_public(run_id: int, result: reward_service.RewardPreview) -> RewardPreviewPublic:
     return RewardPreviewPublic(
         run_id=run_id,
         rollouts=len(result.rows),
@@ -97,4 +104,48 @@ def get_reward_preview(
             )
             for row in result.rows
         ],
+    )
+
+
+@router.post(
+    "/projects/{project_id}/reward-preview/jobs",
+    response_model=RewardPreviewJobPublic,
+    status_code=202,
+)
+def start_reward_preview_job(
+    session: SessionDep, ctx: ProjectReader, body: RewardPreviewJobBody
+) -> RewardPreviewJobPublic:
+    """Preview a large selection (up to 5,000 rollouts) in the background: the worker scores it
+    a batch at a time; poll the job for its progress and result."""
+    selection = reward_service.PreviewSelection(
+        run_id=body.run_id,
+        gold_split=body.gold_split,
+        step=body.step,
+        sample=body.sample,
+        seed=body.seed,
+    )
+    job = preview_jobs.start_job(session, ctx.project, selection, ctx.user)
+    return _job_public(session, job)
+
+
+@router.get(
+    "/projects/{project_id}/reward-preview/jobs/{job_id}", response_model=RewardPreviewJobPublic
+)
+def get_reward_preview_job(
+    job_id: Id, session: SessionDep, ctx: ProjectReader
+) -> RewardPreviewJobPublic:
+    """A background preview's status, progress and (once done) result."""
+    return _job_public(session, preview_jobs.get_job(session, ctx.project.id or 0, job_id))
+
+
+def _job_public(session: SessionDep, job: RewardPreviewJob) -> RewardPreviewJobPublic:
+    result = preview_jobs.job_preview(session, job)
+    return RewardPreviewJobPublic(
+        id=job.id or 0,
+        run_id=job.run_id,
+        status=job.status,
+        done=job.done,
+        total=job.total,
+        error=job.error,
+        result=_preview_public(job.run_id, result) if result is not None else None,
     )

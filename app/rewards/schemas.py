@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from app.core.ids import Int32
+from app.core.ids import Id, Int32, NonNegInt32
 
 COMPONENTS = ("format", "length", "language", "safety", "grounding")
 _CHECKBOXES = {
@@ -190,3 +190,23 @@ class RewardPreviewPublic(BaseModel):
     histogram: list[HistogramBinPublic]
     components: list[ComponentSummaryPublic]
     rows: list[RolloutRewardPublic]
+
+
+class RewardPreviewJobBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: Id = Field(description="judge run whose stored verdicts to use")
+    gold_split: Literal["development", "test"] | None = None
+    step: NonNegInt32 | None = None
+    sample: int | None = Field(default=None, ge=1, le=5000)
+    seed: NonNegInt32 = 0
+
+
+class RewardPreviewJobPublic(BaseModel):
+    id: Id
+    run_id: Id
+    status: str = Field(description="queued | running | done | failed")
+    done: int = Field(description="rollouts scored so far")
+    total: int = Field(description="rollouts in the selection")
+    error: str | None = None
+    result: RewardPreviewPublic | None = None

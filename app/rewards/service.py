@@ -4,13 +4,14 @@ preview over stored verdicts: no judge is called here.
 
 from __future__ import annotations
 
-import random
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
-from sqlalchemy import or_, update
+from sqlalchemy import exists, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -218,8 +219,8 @@ class RewardPreview:
 
 def outcome_for(
     config: dict[str, Any],
-    rollout: Rollout,
-    verdict: Verdict | None,
+    rollout: Rollout | PreviewRollout,
+    verdict: Verdict | PreviewVerdict | None,
     output_schema: dict[str, Any] | None,
 ) -> dict[str, Any] | None:
     """The composite outcome of one rollout from its stored verdict (None: a verdict is needed
@@ -238,7 +239,7 @@ def outcome_for(
     return composite.compute_reward(config, results, judge_outcome(verdict))
 
 
-def judge_outcome(verdict: Verdict) -> dict[str, Any]:
+def judge_outcome(verdict: Verdict | PreviewVerdict) -> dict[str, Any]:
     """A stored verdict as the judge outcome the composite reads."""
     if verdict.parse_status in ERROR_STATUSES or verdict.normalized is None:
         return {"status": "error", "error": verdict.error or verdict.parse_status}
@@ -306,35 +307,104 @@ def _summaries(config: dict[str, Any], rows: list[RolloutReward]) -> list[Compon
     return summaries
 
 
-def _select_rollouts(
-    session: Session, project_id: int, selection: PreviewSelection
-) -> list[Rollout]:
-    # The run's rollouts: those it has verdicts for, and those still waiting for one.
-    judged = select(Verdict.rollout_id).where(Verdict.run_id == selection.run_id)
-    queued = select(JudgeWorkItem.rollout_id).where(JudgeWorkItem.run_id == selection.run_id)
-    query = select(Rollout).where(
-        Rollout.project_id == project_id,
-        or_(col(Rollout.id).in_(judged), col(Rollout.id).in_(queued)),
+class PreviewRollout(NamedTuple):
+    """The columns of a rollout the reward reads (never its metadata or provenance)."""
+
+    id: int
+    external_id: str
+    group_key: str | None
+    step: int | None
+    response: str | None
+    input_messages: Any
+    target_document: str | None
+
+
+class PreviewVerdict(NamedTuple):
+    """The columns of a verdict the judge outcome reads."""
+
+    rollout_id: int
+    parse_status: str
+    normalized: float | None
+    error: str | None
+    scores: Any
+
+
+_PRIME = 2_147_483_647  # 2^31 - 1: a Lehmer (MINSTD) generator's modulus
+_MULTIPLIER = 48_271
+
+
+def _xor(a: Any, b: Any) -> Any:
+    # Portable XOR (SQLite has no XOR operator): a ^ b == (a | b) - (a & b).
+    return a.op("|")(b) - a.op("&")(b)
+
+
+def sample_key(seed: int, rollout_id: Any) -> Any:
+    """SQL: a seeded pseudo-random key per rollout id, the same on SQLite and PostgreSQL:
+    two Lehmer steps around an xor-shift, in 64-bit integers that never overflow. Ordering by
+    it and taking the first n is a reproducible random sample of n."""
+    first = ((rollout_id + seed * 1_000_003) % _PRIME) * _MULTIPLIER % _PRIME
+    return (_xor(first, first // 65_536) * _MULTIPLIER) % _PRIME
+
+
+def _selection_query(project_id: int, selection: PreviewSelection) -> Any:
+    """SQL: the run's rollouts (those it has work items for, judged or waiting), filtered."""
+    in_run = exists().where(
+        col(JudgeWorkItem.run_id) == selection.run_id,
+        col(JudgeWorkItem.rollout_id) == col(Rollout.id),
     )
+    query = sa_select(col(Rollout.id)).where(col(Rollout.project_id) == project_id, in_run)
     if selection.gold_split:
-        gold = select(GoldItem.rollout_id).where(
-            GoldItem.project_id == project_id, GoldItem.split == selection.gold_split
+        query = query.where(
+            exists().where(
+                col(GoldItem.project_id) == project_id,
+                col(GoldItem.split) == selection.gold_split,
+                col(GoldItem.rollout_id) == col(Rollout.id),
+            )
         )
-        query = query.where(col(Rollout.id).in_(gold))
     if selection.step is not None:
-        query = query.where(Rollout.step == selection.step)
-    rollouts = list(session.exec(query.order_by(col(Rollout.id))))
-    if selection.sample is not None and selection.sample < len(rollouts):
-        rollouts = sorted(
-            random.Random(selection.seed).sample(rollouts, selection.sample),
-            key=lambda r: r.id or 0,
-        )
-    if len(rollouts) > MAX_PREVIEW_ROLLOUTS:
+        query = query.where(col(Rollout.step) == selection.step)
+    return query
+
+
+def select_rollout_ids(session: Session, project_id: int, selection: PreviewSelection) -> list[int]:
+    """The selection's rollout ids, sampled in SQL (seeded) when a sample size is given. At most
+    MAX_PREVIEW_ROLLOUTS + 1 ids are ever read: one more than the limit says it is exceeded."""
+    query = _selection_query(project_id, selection)
+    cap = MAX_PREVIEW_ROLLOUTS + 1
+    if selection.sample is not None:
+        query = query.order_by(sample_key(selection.seed, col(Rollout.id)), col(Rollout.id))
+        cap = min(cap, selection.sample)
+    else:
+        query = query.order_by(col(Rollout.id))
+    ids = sorted(int(i) for i in session.execute(query.limit(cap)).scalars())
+    if len(ids) > MAX_PREVIEW_ROLLOUTS:
         raise InvalidInput(
-            f"The selection has {len(rollouts):,} rollouts; preview at most "
+            f"The selection has more than {MAX_PREVIEW_ROLLOUTS:,} rollouts; preview at most "
             f"{MAX_PREVIEW_ROLLOUTS:,} (use a random sample)."
         )
-    return rollouts
+    return ids
+
+
+def preview_verdicts(session: Session, run_id: int, rollout_ids: list[int]) -> dict[int, Any]:
+    """The first verdict (repeat 0, else the lowest repeat) per rollout, its needed columns
+    only, in one statement (the rollout ids are at most MAX_PREVIEW_ROLLOUTS)."""
+    verdicts: dict[int, Any] = {}
+    if not rollout_ids:
+        return verdicts
+    query = (
+        sa_select(
+            col(Verdict.rollout_id),
+            col(Verdict.parse_status),
+            col(Verdict.normalized),
+            col(Verdict.error),
+            col(Verdict.scores),
+        )
+        .where(col(Verdict.run_id) == run_id, col(Verdict.rollout_id).in_(rollout_ids))
+        .order_by(col(Verdict.rollout_id), col(Verdict.repeat), col(Verdict.id))
+    )
+    for row in session.execute(query):
+        verdicts.setdefault(int(row[0]), PreviewVerdict(*row))
+    return verdicts
 
 
 def get_run(session: Session, project_id: int, run_id: int) -> JudgeRun:
@@ -369,16 +439,19 @@ def compute_rewards(
     project: Project,
     config: RewardConfigModel,
     run_id: int,
-    rollouts: list[Rollout],
+    rollouts: Sequence[Rollout | PreviewRollout],
+    *,
+    verdicts: Callable[[Session, int, list[int]], dict[int, Any]] | None = None,
 ) -> tuple[list[RolloutReward], int]:
     """The studio's reward for each rollout from the run's stored verdicts, and how many
     rollouts needed a verdict the run does not have."""
     data = config.as_dict()
-    verdicts = first_verdicts(session, run_id, [r.id or 0 for r in rollouts])
+    read = verdicts or first_verdicts
+    found = read(session, run_id, [r.id or 0 for r in rollouts])
     rows: list[RolloutReward] = []
     missing = 0
     for rollout in rollouts:
-        outcome = outcome_for(data, rollout, verdicts.get(rollout.id or 0), project.output_schema)
+        outcome = outcome_for(data, rollout, found.get(rollout.id or 0), project.output_schema)
         if outcome is None:
             missing += 1
             continue
@@ -390,14 +463,64 @@ def compute_rewards(
     return rows, missing
 
 
+PREVIEW_BATCH = 1_000  # rollouts read and scored at a time
+
+
+def _load_rollouts(session: Session, ids: list[int]) -> list[PreviewRollout]:
+    rows = session.execute(
+        sa_select(
+            col(Rollout.id),
+            col(Rollout.external_id),
+            col(Rollout.group_key),
+            col(Rollout.step),
+            col(Rollout.response),
+            col(Rollout.input_messages),
+            col(Rollout.target_document),
+        )
+        .where(col(Rollout.id).in_(ids))
+        .order_by(col(Rollout.id))
+    ).all()
+    return [PreviewRollout(*row) for row in rows]
+
+
+def compute_preview(
+    session: Session,
+    project: Project,
+    selection: PreviewSelection,
+    ids: list[int],
+    progress: Callable[[int, int], None] | None = None,
+) -> RewardPreview:
+    """The preview of the selected rollout ids, read and scored ``PREVIEW_BATCH`` at a time
+    (``progress(done, total)`` after each batch)."""
+    run = get_run(session, project.id or 0, selection.run_id)
+    config = current_config(session, project.id or 0).model
+    rows: list[RolloutReward] = []
+    missing = 0
+    for start in range(0, len(ids), PREVIEW_BATCH):
+        batch = _load_rollouts(session, ids[start : start + PREVIEW_BATCH])
+        found, lacking = compute_rewards(
+            session, project, config, run.id or 0, batch, verdicts=preview_verdicts
+        )
+        rows.extend(found)
+        missing += lacking
+        if progress is not None:
+            progress(min(start + PREVIEW_BATCH, len(ids)), len(ids))
+    return summarise(run, config, rows, missing)
+
+
 def preview(session: Session, project: Project, selection: PreviewSelection) -> RewardPreview:
     """The reward distribution, component contributions and zero-spread groups of a selection,
     with the saved configuration and the run's stored verdicts."""
-    project_id = project.id or 0
-    run = get_run(session, project_id, selection.run_id)
-    config = current_config(session, project_id).model
-    rollouts = _select_rollouts(session, project_id, selection)
-    rows, missing = compute_rewards(session, project, config, run.id or 0, rollouts)
+    get_run(session, project.id or 0, selection.run_id)
+    if selection.sample is not None and selection.sample > MAX_PREVIEW_ROLLOUTS:
+        raise InvalidInput(f"A sample holds at most {MAX_PREVIEW_ROLLOUTS:,} rollouts.")
+    ids = select_rollout_ids(session, project.id or 0, selection)
+    return compute_preview(session, project, selection, ids)
+
+
+def summarise(
+    run: JudgeRun, config: RewardConfigModel, rows: list[RolloutReward], missing: int
+) -> RewardPreview:
     rewards = [row.reward for row in rows]
     groups: dict[str, list[float]] = defaultdict(list)
     for row in rows:

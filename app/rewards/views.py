@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import Response
 
 from app.auth.dependencies import ProjectReader, RewardEditor, SessionDep
 from app.core.errors import InvalidInput
-from app.core.ids import Id, bounded
+from app.core.ids import Id, NonNegInt32, bounded
+from app.rewards import preview_jobs
 from app.rewards import service as reward_service
 from app.rewards.schemas import form_to_config, format_patterns
 from app.web.flash import flash
@@ -80,6 +81,47 @@ def reward_preview_page(
     selection = reward_service.PreviewSelection(
         run_id=run_id, gold_split=gold_split or None, step=step_value, sample=sample_value
     )
-    result = reward_service.preview(session, ctx.project, selection)
-    context = {"ctx": ctx, "preview": result, "selection": selection}
+    plan = preview_jobs.plan_preview(session, ctx.project, selection)
+    context = {"ctx": ctx, "preview": plan.preview, "selection": selection, "size": plan.size}
+    if plan.preview is None:
+        return render(
+            request, "rewards/preview.html", context, fragment="rewards/_preview_large.html"
+        )
     return render(request, "rewards/preview.html", context, fragment="rewards/_preview.html")
+
+
+@router.post("/projects/{project_id}/rewards/preview/jobs", include_in_schema=False)
+def reward_preview_job_start_action(
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectReader,
+    run_id: Annotated[Id, Form(ge=1)],
+    gold_split: Annotated[str, Form(pattern="^(|development|test)$")] = "",
+    step: Annotated[NonNegInt32 | None, Form()] = None,
+    sample: Annotated[int | None, Form(ge=1, le=reward_service.MAX_PREVIEW_ROLLOUTS)] = None,
+) -> Response:
+    selection = reward_service.PreviewSelection(
+        run_id=run_id, gold_split=gold_split or None, step=step, sample=sample
+    )
+    job = preview_jobs.start_job(session, ctx.project, selection, ctx.user)
+    return redirect(request, f"/projects/{ctx.project.id}/rewards/preview/jobs/{job.id}")
+
+
+def _job_context(session: SessionDep, ctx: ProjectReader, job_id: int) -> dict[str, object]:
+    job = preview_jobs.get_job(session, ctx.project.id or 0, job_id)
+    return {
+        "ctx": ctx,
+        "job": job,
+        "selection": preview_jobs.job_selection(job),
+        "preview": preview_jobs.job_preview(session, job),
+    }
+
+
+@router.get("/projects/{project_id}/rewards/preview/jobs/{job_id}", include_in_schema=False)
+def reward_preview_job_page(
+    request: Request, session: SessionDep, ctx: ProjectReader, job_id: Id
+) -> Response:
+    context = _job_context(session, ctx, job_id)
+    return render(
+        request, "rewards/preview_job.html", context, fragment="rewards/_preview_job.html"
+    )

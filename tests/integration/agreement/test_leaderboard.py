@@ -81,3 +81,60 @@ def test_csv_neutralises_a_hostile_judge_name() -> None:
     row = LeaderboardRow(1, "=cmd|' /C calc'!A0", "r", 1, 1, "rubric", "external", "completed")
     text = to_csv([row])
     assert "'=cmd" in text
+
+
+def test_self_consistency_counted_in_sql_equals_the_pure_function(session: Session) -> None:
+    """The leaderboard's self-consistency (SQL per rollout) equals `self_consistency` over every
+    verdict of the run read into Python, with missing scores and single repeats."""
+    import random
+
+    from app.agreement.leaderboard import repeat_agreement
+    from app.agreement.reliability import self_consistency
+    from app.judging.models import JudgeWorkItem, Verdict
+    from tests.integration.labels.builders import make_rollouts, make_version
+    from tests.support.factories import make_project
+
+    owner = make_user(session, "sc@example.com")
+    project = make_project(session, owner, "Self-consistency")
+    version = make_version(session, project)
+    rollouts = make_rollouts(session, project, 30)
+    run = JudgeRun(
+        project_id=project.id or 0,
+        rubric_version_id=version.id or 0,
+        judge_snapshot={"name": "j"},
+        status="completed",
+        repeats=3,
+    )
+    session.add(run)
+    session.commit()
+    rng = random.Random(4)
+    expected: dict[int, list[bool | None]] = {}
+    for rollout in rollouts:
+        for repeat in range(rng.choice([1, 2, 3])):
+            normalized = None if rng.random() < 0.15 else rng.choice([0.0, 0.25, 0.5, 0.75, 1.0])
+            item = JudgeWorkItem(
+                run_id=run.id or 0,
+                rollout_id=rollout.id or 0,
+                subject_key=f"r:{rollout.id}",
+                repeat=repeat,
+                status="done",
+            )
+            session.add(item)
+            session.flush()
+            session.add(
+                Verdict(
+                    run_id=run.id or 0,
+                    work_item_id=item.id,
+                    rollout_id=rollout.id or 0,
+                    repeat=repeat,
+                    normalized=normalized,
+                    parse_status="ok" if normalized is not None else "error",
+                )
+            )
+            expected.setdefault(rollout.id or 0, []).append(
+                None if normalized is None else normalized >= 0.5
+            )
+    session.commit()
+    reference = self_consistency(expected).all_agree.value
+    assert reference is not None
+    assert repeat_agreement(session, run) == pytest.approx(reference, abs=1e-15)

@@ -17,6 +17,7 @@ from app.core.config import Settings
 from app.core.errors import InvalidInput
 from app.demo.calibration import SLUG, load_calibration_demo
 from app.judging.models import JudgeRun
+from app.labels import run_subjects
 from app.projects.models import Project
 from app.rubrics.builtin import BUILTIN_TEMPLATES
 from tests.integration.labels.builders import (
@@ -123,7 +124,7 @@ def test_rubric_slices_by_group_and_labeller(session: Session) -> None:
     assert [row.value for row in breakdown.rows] == ["g0", "g1", "g2"]
     # Each slice equals the figures computed on its subjects alone, by the existing service.
     result = agreement_service.run_agreement(session, run)
-    subjects = result.data.labelled
+    subjects = run_subjects.subjects(session, run_subjects.run_context(session, run))
     key = KEYS[0]
     for row in breakdown.rows:
         members = [s for s in subjects if f"g{(s.rollout_id - rollouts[0].id) % 3}" == row.value]

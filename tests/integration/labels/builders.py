@@ -9,9 +9,11 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import insert
+from sqlmodel import Session, col, select
 
 from app.auth.models import User
+from app.core.clock import utcnow
 from app.judging.engine import PreparedItem, load_plan, score_parsed, verdict_row
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
 from app.labels.models import Label
@@ -295,3 +297,77 @@ def add_label(
     session.add(label)
     session.commit()
     return label
+
+
+def bulk_rollouts(session: Session, project: Any, size: int, tag: str) -> list[Rollout]:
+    """``size`` rollouts inserted in one multi-row statement (tests of large runs)."""
+    now = utcnow()
+    session.execute(
+        insert(Rollout),
+        [
+            {
+                "project_id": project.id,
+                "external_id": f"{tag}-{i:05d}",
+                "content_hash": f"{tag}{i:060d}"[:64],
+                "input_messages": [{"role": "user", "content": f"Question {i}"}],
+                "reference_documents": [],
+                "metadata_": {},
+                "response": f"An answer ({i})",
+                "model": "policy-a",
+                "step": i * 10,
+                "created_at": now,
+            }
+            for i in range(size)
+        ],
+    )
+    session.commit()
+    query = select(Rollout).where(Rollout.project_id == project.id).order_by(col(Rollout.id))
+    return list(session.exec(query).all())
+
+
+def bulk_run(
+    session: Session, project: Any, version: Any, judged: dict[int, dict[str, bool]]
+) -> JudgeRun:
+    """A completed run with one verdict per rollout, scored by the engine's own code once per
+    distinct answer and inserted in bulk."""
+    run = JudgeRun(
+        project_id=project.id,
+        rubric_version_id=version.id,
+        judge_snapshot={"name": "bulk-judge", "provider": "openai_compat", "model_id": "x"},
+        status="completed",
+        items_total=len(judged),
+        items_done=len(judged),
+    )
+    session.add(run)
+    session.commit()
+    plan = load_plan(session.get_bind(), run.id or 0)  # type: ignore[arg-type]
+    assert plan is not None
+    session.execute(
+        insert(JudgeWorkItem),
+        [
+            {"run_id": run.id, "rollout_id": rid, "subject_key": f"r:{rid}", "status": "done"}
+            for rid in judged
+        ],
+    )
+    items = dict(
+        session.exec(
+            select(JudgeWorkItem.rollout_id, JudgeWorkItem.id).where(JudgeWorkItem.run_id == run.id)
+        ).all()
+    )
+    shapes: dict[tuple[tuple[str, bool], ...], dict[str, Any]] = {}
+    rows = []
+    now = utcnow()
+    for rid, passes in judged.items():
+        shape = tuple(sorted(passes.items()))
+        if shape not in shapes:
+            prepared = PreparedItem(items[rid], rid, None, 0, "", None)
+            answer = boolean_answer(version.definition, passes)
+            shapes[shape] = verdict_row(
+                plan, prepared, status="ok", result=score_parsed(plan, answer)
+            )
+        rows.append(
+            {**shapes[shape], "work_item_id": items[rid], "rollout_id": rid, "created_at": now}
+        )
+    session.execute(insert(Verdict), rows)
+    session.commit()
+    return run

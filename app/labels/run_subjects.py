@@ -1,0 +1,308 @@
+"""A judge run's labelled subjects read from the database: labels joined to verdicts in SQL.
+
+Only subjects that carry a submitted label (or, for a comparison's gold scope, the subjects of a
+given set of rollouts) are read, with the few columns the figures need (never a verdict's raw
+text), in a fixed number of statements whatever the size of the run. What a run holds overall
+(items judged, items without a usable verdict) is counted in SQL. Each result carries the data
+version it was read at, which keys the per-run caches of the figures built on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from sqlalchemy import JSON, case, distinct, exists, func, literal
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
+
+from app.agreement.subjects import (
+    RunSubject,
+    SubjectLabel,
+    chosen_labels,
+    pair_readings,
+    rubric_readings,
+)
+from app.core.errors import NotFound
+from app.core.memo import VersionedCache
+from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
+from app.labels import service as label_service
+from app.labels.models import Label
+from app.labels.values import OK_PARSE_STATUSES
+from app.rollouts.models import RolloutPair
+from app.rubrics.definition import RubricDefinition
+from app.rubrics.models import Rubric, RubricVersion
+
+
+class VerdictRow(NamedTuple):
+    id: int
+    rollout_id: int
+    pair_id: int | None
+    repeat: int
+    order_shown: str
+    scores: Any
+    answer: Any
+    aggregate: float | None
+    normalized: float | None
+    winner: str | None
+    parse_status: str
+    error: str | None
+    rollout_b_id: int | None
+
+
+@dataclass
+class RunContext:
+    """A run with its rubric version, the rubric, its definition and the sibling versions whose
+    labels count for it (labels carry over between versions of one rubric by criterion key)."""
+
+    run: JudgeRun
+    version: RubricVersion
+    rubric: Rubric
+    definition: RubricDefinition
+    siblings: list[int]
+
+    @property
+    def version_label(self) -> str:
+        return f"{self.rubric.name} v{self.version.number}"
+
+    @property
+    def preference(self) -> bool:
+        return self.definition.mode == "preference"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the run holds overall, counted in SQL; plain values only (cached figures carry it
+    across requests, so it holds no database object)."""
+
+    run_id: int
+    rubric_id: int
+    version_label: str
+    definition: RubricDefinition
+    siblings: tuple[int, ...]
+    items_judged: int
+    judge_errors: int
+
+
+def run_context(session: Session, run: JudgeRun) -> RunContext:
+    version = session.get(RubricVersion, run.rubric_version_id)
+    rubric = session.get(Rubric, version.rubric_id) if version else None
+    if version is None or rubric is None:  # pragma: no cover - foreign keys keep them
+        raise NotFound("The run's rubric version no longer exists.")
+    return RunContext(
+        run,
+        version,
+        rubric,
+        label_service.definition_of(version),
+        label_service.sibling_version_ids(session, version),
+    )
+
+
+def _submitted(context: RunContext) -> list[Any]:
+    conditions: list[Any] = [
+        col(Label.rubric_version_id).in_(context.siblings),
+        col(Label.status) == "submitted",
+    ]
+    conditions.append(
+        col(Label.pair_id).is_not(None) if context.preference else col(Label.pair_id).is_(None)
+    )
+    return conditions
+
+
+def data_version(session: Session, context: RunContext) -> tuple[Any, ...]:
+    """The key of everything derived from the run's verdicts and labels, in one statement:
+    the run's latest verdict id (verdicts are only ever added; an index lookup), and the count,
+    latest id and latest change of the submitted labels that count for it. The database and the
+    run's creation time make ids reused after a rollback (SQLite) a different key."""
+    latest_verdict = (
+        sa_select(func.max(col(Verdict.id)))
+        .where(col(Verdict.run_id) == context.run.id)
+        .scalar_subquery()
+    )
+    count, latest_label, changed, verdict = session.execute(
+        sa_select(
+            func.count(col(Label.id)),
+            func.max(col(Label.id)),
+            func.max(Label.updated_at),
+            latest_verdict,
+        ).where(*_submitted(context))
+    ).one()
+    return (
+        str(session.get_bind().engine.url),
+        context.run.id,
+        str(context.run.created_at),
+        int(verdict or 0),
+        (int(count or 0), int(latest_label or 0), str(changed)),
+    )
+
+
+_SUMMARIES: VersionedCache[tuple[int, int]] = VersionedCache(64)
+
+
+def run_summary(
+    session: Session, context: RunContext, version: tuple[Any, ...] | None = None
+) -> RunSummary:
+    """Items judged and items without a usable verdict, in one aggregate statement, cached per
+    data version (``version``, read when not given)."""
+    key = (*(version or data_version(session, context))[:4],)
+
+    def count() -> tuple[int, int]:
+        return _count_subjects(session, context)
+
+    judged, errors = _SUMMARIES.get_or_compute(key, count)
+    return RunSummary(
+        run_id=context.run.id or 0,
+        rubric_id=context.rubric.id or 0,
+        version_label=context.version_label,
+        definition=context.definition,
+        siblings=tuple(context.siblings),
+        items_judged=judged,
+        judge_errors=errors,
+    )
+
+
+def _count_subjects(session: Session, context: RunContext) -> tuple[int, int]:
+    subject = col(Verdict.pair_id) if context.preference else col(Verdict.rollout_id)
+    usable = case((col(Verdict.parse_status).in_(OK_PARSE_STATUSES), subject), else_=None)
+    judged, ok = session.execute(
+        sa_select(func.count(distinct(subject)), func.count(distinct(usable))).where(
+            col(Verdict.run_id) == context.run.id,
+            col(Verdict.pair_id).is_not(None)
+            if context.preference
+            else col(Verdict.pair_id).is_(None),
+        )
+    ).one()
+    return int(judged or 0), int(judged or 0) - int(ok or 0)
+
+
+def _answers_where_needed(session: Session, verdicts: list[VerdictRow]) -> list[VerdictRow]:
+    """Read the answers of the verdicts whose values are only in their answer (older or imported
+    verdicts without ``scores.raw``): one statement, and none when every verdict has them."""
+    needed = [
+        v.id
+        for v in verdicts
+        if not isinstance((v.scores or {}).get("raw"), dict) and v.parse_status in OK_PARSE_STATUSES
+    ]
+    if not needed:
+        return verdicts
+    answers = dict(
+        session.execute(
+            sa_select(col(Verdict.id), col(Verdict.answer)).where(col(Verdict.id).in_(needed))
+        ).all()
+    )
+    return [v._replace(answer=answers[v.id]) if v.id in answers else v for v in verdicts]
+
+
+def subjects(
+    session: Session,
+    context: RunContext,
+    *,
+    rollout_ids: Collection[int] | None = None,
+    rollout_query: Any = None,
+    subject_query: Any = None,
+    annotators: Collection[str] | None = None,
+    labelled_only: bool = True,
+    texts: bool = True,
+) -> list[RunSubject]:
+    """The run's subjects with their reading and chosen labels, in rollout order.
+
+    The run's work items say which subjects it judged (by subject key, indexed per run); they
+    can be narrowed to ``rollout_ids``, to ``rollout_query`` (a SQL select of rollout ids) or to
+    ``subject_query`` (a SQL select of subject keys). ``labelled_only`` (the default) keeps the
+    subjects with a submitted label (of the given annotators); otherwise every judged subject in
+    the scope is read, labelled or not. Without ``texts`` the readings leave the judge's
+    justification and evidence out. Two statements: labels, then the verdicts.
+    """
+    run = context.run
+    preference = context.preference
+    scope: list[Any] = [col(JudgeWorkItem.run_id) == run.id]
+    if rollout_ids is not None:
+        scope.append(col(JudgeWorkItem.rollout_id).in_(sorted(rollout_ids) or [0]))
+    if rollout_query is not None:
+        scope.append(col(JudgeWorkItem.rollout_id).in_(rollout_query))
+    if subject_query is not None:
+        scope.append(col(JudgeWorkItem.subject_key).in_(subject_query))
+    label_conditions = _submitted(context)
+    if annotators is not None:
+        label_conditions.append(col(Label.annotator_key).in_(sorted(annotators) or [""]))
+    # A label counts for the run when the run has a work item (in scope) for its subject.
+    judged = exists().where(*scope, col(JudgeWorkItem.subject_key) == col(Label.subject_key))
+    label_rows = session.execute(
+        sa_select(
+            col(Label.id),
+            col(Label.rollout_id),
+            col(Label.subject_key),
+            col(Label.rubric_version_id),
+            col(Label.annotator_key),
+            col(Label.annotator_name),
+            col(Label.annotator_id),
+            col(Label.values),
+            col(Label.critiques) if texts else literal(None, JSON),
+            col(Label.overall_critique),
+            col(Label.preference),
+            col(Label.revision),
+            col(Label.updated_at),
+        ).where(*label_conditions, judged)
+    ).all()
+    labels = [SubjectLabel(*row) for row in label_rows]
+    grouped = chosen_labels(labels, context.version.id or 0)
+    if labelled_only:
+        # The verdicts of the labelled subjects only: work items by (run, subject key), then
+        # their verdicts by the unique work item id.
+        scope.append(
+            col(JudgeWorkItem.subject_key).in_(
+                sa_select(col(Label.subject_key)).where(*label_conditions)
+            )
+        )
+    second = RolloutPair
+    query = (
+        sa_select(
+            col(Verdict.id),
+            col(Verdict.rollout_id),
+            col(Verdict.pair_id),
+            col(Verdict.repeat),
+            col(Verdict.order_shown),
+            col(Verdict.scores),
+            col(Verdict.answer) if texts else literal(None, JSON),
+            col(Verdict.aggregate),
+            col(Verdict.normalized),
+            col(Verdict.winner),
+            col(Verdict.parse_status),
+            col(Verdict.error),
+            col(second.rollout_b_id),
+        )
+        .join(JudgeWorkItem, col(JudgeWorkItem.id) == col(Verdict.work_item_id))
+        .outerjoin(second, col(second.id) == col(Verdict.pair_id))
+        .where(
+            *scope,
+            col(Verdict.run_id) == run.id,
+            col(Verdict.pair_id).is_not(None) if preference else col(Verdict.pair_id).is_(None),
+        )
+        .order_by(col(Verdict.id))
+    )
+    verdicts = [VerdictRow(*row) for row in session.execute(query).all()]
+    if not texts:
+        verdicts = _answers_where_needed(session, verdicts)
+    partners = {v.pair_id: v.rollout_b_id for v in verdicts if v.pair_id is not None}
+    readings: dict[str, tuple[int, int | None, Any]] = {}
+    if preference:
+        readings.update(pair_readings(context.definition, verdicts, texts=texts))
+    else:
+        readings.update(rubric_readings(context.definition, verdicts, texts=texts))
+    found: list[RunSubject] = []
+    for key, (rollout_id, pair_id, reading) in sorted(readings.items(), key=lambda e: e[1][0]):
+        chosen = grouped.get(key, [])
+        if labelled_only and not chosen:
+            continue
+        found.append(
+            RunSubject(
+                subject_key=key,
+                rollout_id=rollout_id,
+                pair_id=pair_id,
+                rollout_b_id=partners.get(pair_id) if pair_id is not None else None,
+                reading=reading,
+                labels=chosen,
+            )
+        )
+    return found
