@@ -20,6 +20,9 @@ class RootGroup(LazyGroup):
     """Domain commands, imported when they run (see app/cli_lazy.py)."""
 
     lazy = {
+        "projects": LazyCommand(
+            "app.projects.cli", "app", "Projects: create, settings, approval policy, members."
+        ),
         "import": LazyCommand(
             "app.rollouts.cli", "import_rollouts", "Import a rollout file into a project."
         ),

@@ -80,6 +80,7 @@ def get_reward_preview(
         gated=result.gated,
         groups=result.groups,
         zero_spread_groups=result.zero_spread_groups,
+        warnings=result.warnings,
         histogram=[
             HistogramBinPublic(low=b.low, high=b.high, count=b.count) for b in result.histogram
         ],

@@ -21,6 +21,7 @@ from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.problems import from_validation_errors
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
 from app.labels.models import GoldItem
+from app.projects import service as project_service
 from app.projects.models import Project
 from app.rewards import components, composite
 from app.rewards.config import RewardConfigModel, changed_paths, load_config
@@ -214,6 +215,33 @@ class RewardPreview:
     groups: int
     zero_spread_groups: list[str] = field(default_factory=list)
     single_member_groups: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def grounding_document(rollout: Rollout, location: dict[str, Any] | None) -> str | None:
+    """The rollout's grounding document, where the project says it is."""
+    metadata = rollout.metadata_ if isinstance(rollout.metadata_, dict) else {}
+    return components.document_text(
+        location,
+        target_document=rollout.target_document,
+        input_messages=list(rollout.input_messages or []),
+        lookup=metadata.get,
+    )
+
+
+def component_results(
+    config: dict[str, Any],
+    rollout: Rollout,
+    output_schema: dict[str, Any] | None,
+    document_location: dict[str, Any] | None = None,
+) -> dict[str, dict[str, Any]]:
+    return components.evaluate_components(
+        config,
+        rollout.response or "",
+        input_messages=list(rollout.input_messages or []),
+        target_document=grounding_document(rollout, document_location),
+        output_schema=output_schema,
+    )
 
 
 def outcome_for(
@@ -221,16 +249,12 @@ def outcome_for(
     rollout: Rollout,
     verdict: Verdict | None,
     output_schema: dict[str, Any] | None,
+    document_location: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """The composite outcome of one rollout from its stored verdict (None: a verdict is needed
-    but the run has none for it)."""
-    results = components.evaluate_components(
-        config,
-        rollout.response or "",
-        input_messages=list(rollout.input_messages or []),
-        target_document=rollout.target_document,
-        output_schema=output_schema,
-    )
+    but the run has none for it). `document_location`: the project's setting (where the
+    grounding document is)."""
+    results = component_results(config, rollout, output_schema, document_location)
     if not composite.judge_needed(config, results):
         return composite.compute_reward(config, results, None)
     if verdict is None:
@@ -264,6 +288,48 @@ def _histogram(values: list[float]) -> list[HistogramBin]:
         )
         for i, count in enumerate(counts)
     ]
+
+
+COMPONENT_TITLES = {
+    "format": "Format",
+    "length": "Length",
+    "language": "Language",
+    "safety": "Safety",
+    "grounding": "Grounding",
+}
+
+
+def inapplicable_warnings(counts: dict[str, tuple[int, int]]) -> list[str]:
+    """A warning for each enabled component that applies to none of the rollouts it was
+    evaluated on: it then adds nothing to the reward, silently. `counts`: name → (applicable,
+    evaluated)."""
+    warnings = []
+    for name, (applicable, evaluated) in counts.items():
+        if evaluated == 0 or applicable > 0:
+            continue
+        title = COMPONENT_TITLES.get(name, name.capitalize())
+        hint = (
+            ": set where the document is in project settings"
+            if name == "grounding"
+            else ": check its settings against the rollouts"
+        )
+        warnings.append(f"{title} applies to 0 of {evaluated:,} rollouts{hint}.")
+    return warnings
+
+
+def applicability(
+    config: dict[str, Any], project: Project, rollouts: list[Rollout]
+) -> dict[str, tuple[int, int]]:
+    """For each enabled deterministic component: (rollouts it applies to, rollouts evaluated)."""
+    location = project_service.document_location_of(project)
+    counts: dict[str, list[int]] = {}
+    for rollout in rollouts:
+        results = component_results(config, rollout, project.output_schema, location)
+        for name, result in results.items():
+            pair = counts.setdefault(name, [0, 0])
+            pair[1] += 1
+            pair[0] += 1 if result.get("applicable", True) else 0
+    return {name: (pair[0], pair[1]) for name, pair in counts.items()}
 
 
 def _summaries(config: dict[str, Any], rows: list[RolloutReward]) -> list[ComponentSummary]:
@@ -374,11 +440,13 @@ def compute_rewards(
     """The studio's reward for each rollout from the run's stored verdicts, and how many
     rollouts needed a verdict the run does not have."""
     data = config.as_dict()
+    location = project_service.document_location_of(project)
     verdicts = first_verdicts(session, run_id, [r.id or 0 for r in rollouts])
     rows: list[RolloutReward] = []
     missing = 0
     for rollout in rollouts:
-        outcome = outcome_for(data, rollout, verdicts.get(rollout.id or 0), project.output_schema)
+        verdict = verdicts.get(rollout.id or 0)
+        outcome = outcome_for(data, rollout, verdict, project.output_schema, location)
         if outcome is None:
             missing += 1
             continue
@@ -405,12 +473,15 @@ def preview(session: Session, project: Project, selection: PreviewSelection) -> 
             groups[row.group_key].append(row.reward)
     multi = {key: values for key, values in groups.items() if len(values) >= 2}
     zero_spread = sorted(key for key, values in multi.items() if max(values) - min(values) < 1e-9)
+    summaries = _summaries(config.as_dict(), rows)
+    counts = {s.name: (s.applicable, s.evaluated) for s in summaries if s.name != "judge"}
     return RewardPreview(
         run=run,
         rows=rows,
         missing_verdicts=missing,
         histogram=_histogram(rewards),
-        components=_summaries(config.as_dict(), rows),
+        components=summaries,
+        warnings=inapplicable_warnings(counts),
         judge_ok=sum(1 for row in rows if row.outcome["judge_status"] == "ok"),
         judge_errors=sum(1 for row in rows if row.outcome["judge_status"] == "error"),
         gated=sum(1 for row in rows if row.outcome["gated_by"] is not None),

@@ -2,3 +2,4 @@
 
 from app.rewards.components import COMPONENT_ORDER as COMPONENT_ORDER
 from app.rewards.components import evaluate_components as evaluate_components
+from app.rewards.components import document_text as document_text
