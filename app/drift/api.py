@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile, status
 from starlette.responses import Response
 
 from app.auth.dependencies import DriftImporter, ProjectReader, SessionDep
+from app.core.errors import InvalidInput
 from app.drift import service as drift_service
 from app.drift.schemas import (
     BucketPublic,
@@ -157,3 +158,24 @@ def get_signals(session: SessionDep, ctx: ProjectReader, run_id: int) -> list[Si
     run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
     results = drift_service.signals(session, ctx.project, run)
     return [SignalPublic(**r.public()) for r in results if r.fired]
+
+
+@router.get("/projects/{project_id}/drift-settings", response_model=dict[str, float])
+def get_drift_settings(ctx: ProjectReader) -> dict[str, float]:
+    """The drift signal thresholds in force (docs/drift.md names each)."""
+    return drift_service.thresholds(ctx.project).as_dict()
+
+
+@router.put("/projects/{project_id}/drift-settings", response_model=dict[str, float])
+def put_drift_settings(
+    body: dict[str, float], session: SessionDep, ctx: DriftImporter
+) -> dict[str, float]:
+    """Set drift signal thresholds by name (names not given keep their default); 422 for an
+    unknown name or a value out of range."""
+    known = drift_service.thresholds(ctx.project).as_dict()
+    unknown = sorted(set(body) - set(known))
+    if unknown:
+        raise InvalidInput(
+            f"Unknown threshold(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}."
+        )
+    return drift_service.save_thresholds(session, ctx.project, ctx.user, dict(body)).as_dict()

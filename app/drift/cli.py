@@ -225,3 +225,68 @@ def signals_command(project: ProjectOpt, training_run: RunOpt) -> None:
     typer.echo(json.dumps(fired, indent=1, default=str))
     if fired:
         raise typer.Exit(3)
+
+
+@app.command("create-run")
+def create_run_command(
+    project: ProjectOpt,
+    name: Annotated[str, typer.Argument(help="The training run's name.")],
+    base_model: Annotated[str, typer.Option(help="The policy's base model.")] = "",
+    notes: Annotated[str, typer.Option(help="Free notes.")] = "",
+    bundle: Annotated[int | None, typer.Option(help="The export bundle it trains with.")] = None,
+    as_email: Annotated[
+        str | None,
+        typer.Option("--as", help="Email of the account acting (default: RS_CLI_AS)."),
+    ] = None,
+) -> None:
+    """Create a training run (drift samples are imported into it)."""
+    from app import cli_support as cs
+    from app.auth.policies import Permission
+
+    with cs.session() as db:
+        found = cs.project(db, project)
+        actor = cs.actor(db, found, as_email, Permission.drift_import)
+        with cs.domain_errors():
+            run = drift_service.create_training_run(
+                db,
+                found,
+                actor,
+                name=name,
+                base_model=base_model,
+                notes=notes,
+                export_bundle_id=bundle,
+            )
+    typer.echo(f"Created training run {run.id} '{run.name}'.")
+
+
+@app.command("settings")
+def settings_command(
+    project: ProjectOpt,
+    set_values: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="A threshold as NAME=VALUE (repeat); none: print them."),
+    ] = None,
+    as_email: Annotated[
+        str | None,
+        typer.Option("--as", help="Email of the account acting (default: RS_CLI_AS)."),
+    ] = None,
+) -> None:
+    """Print the drift signal thresholds (JSON), or change some with --set NAME=VALUE."""
+    from app import cli_support as cs
+    from app.auth.policies import Permission
+
+    with cs.session() as db:
+        found = cs.project(db, project)
+        if not set_values:
+            typer.echo(json.dumps(drift_service.thresholds(found).as_dict(), indent=2))
+            return
+        values = drift_service.thresholds(found).as_dict()
+        for item in set_values:
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise _fail(f"--set {item!r}: write NAME=VALUE.")
+            values[name.strip()] = value.strip()
+        user = cs.person(db, found, as_email, Permission.drift_import)
+        with cs.domain_errors():
+            saved = drift_service.save_thresholds(db, found, user, values)
+    typer.echo(json.dumps(saved.as_dict(), indent=2))

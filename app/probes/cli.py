@@ -151,3 +151,24 @@ def report_command(
         if run.report is None:
             raise judging_cli._fail(f"Probe run #{run_id} is {run.status}: no report yet.")
         typer.echo(json.dumps(report_json(run), indent=2))
+
+
+@probes_cli.command("cancel")
+def cancel_command(
+    project: Annotated[str, typer.Option("--project", "-p", help="Project id or slug.")],
+    run_id: Annotated[int, typer.Argument(help="The probe run.")],
+    as_email: Annotated[
+        str | None,
+        typer.Option("--as", help="Email of the account acting (default: RS_CLI_AS)."),
+    ] = None,
+) -> None:
+    """Cancel a probe run that has not finished."""
+    from app import cli_support as cs
+    from app.auth.policies import Permission
+
+    with cs.session() as db:
+        found = cs.project(db, project)
+        actor = cs.actor(db, found, as_email, Permission.judge_run)
+        with cs.domain_errors():
+            probe_service.cancel_run(db, found, actor=actor, run_id=run_id)
+    typer.echo(f"Probe run #{run_id} cancelled.")

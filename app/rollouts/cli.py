@@ -8,14 +8,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from app.auth.models import User
 from app.core.config import Settings, get_settings
 from app.core.db import get_engine
 from app.core.errors import DomainError
 from app.core.jobs import new_worker_id
-from app.projects.models import Project
 from app.rollouts import jobs
 from app.rollouts import service as rollout_service
 from app.rollouts.models import RolloutImport
@@ -39,7 +37,9 @@ def import_rollouts(
             exists=True, dir_okay=False, readable=True, help="JSONL or CSV rollout file."
         ),
     ],
-    project: Annotated[int, typer.Option("--project", help="Id of the project to import into.")],
+    project: Annotated[
+        str, typer.Option("--project", "-p", help="Project id or slug to import into.")
+    ],
     format: Annotated[
         str, typer.Option("--format", help=f"One of: {', '.join(FORMATS)}.")
     ] = "auto",
@@ -56,8 +56,12 @@ def import_rollouts(
             "--csv-mapping", help='CSV columns as JSON: \'{"input": "Question", "response": "A"}\'.'
         ),
     ] = "",
+    as_email: Annotated[
+        str | None,
+        typer.Option("--as", help="Email of the account acting (default: RS_CLI_AS)."),
+    ] = None,
     user: Annotated[
-        str | None, typer.Option("--user", help="Email of the account recorded as the importer.")
+        str | None, typer.Option("--user", hidden=True, help="Deprecated: use --as.")
     ] = None,
 ) -> None:
     """Import rollouts from FILE into a project, checking the whole file first."""
@@ -66,16 +70,11 @@ def import_rollouts(
     worker_id = f"cli:{new_worker_id()}"
     console = Console(stderr=True)
     with Session(engine, expire_on_commit=False) as session:
-        target = session.get(Project, project)
-        if target is None:
-            typer.secho(f"No project with id {project}.", fg=typer.colors.RED, err=True)
-            raise typer.Exit(2)
-        actor = None
-        if user:
-            actor = session.exec(select(User).where(User.email == user.strip().lower())).first()
-            if actor is None:
-                typer.secho(f"No user with the email {user}.", fg=typer.colors.RED, err=True)
-                raise typer.Exit(2)
+        from app import cli_support as cs
+        from app.auth.policies import Permission
+
+        target = cs.project(session, project)
+        actor = cs.actor(session, target, as_email or user, Permission.rollout_import)
         try:
             choices = rollout_service.ImportChoices(
                 format=format,
@@ -135,7 +134,49 @@ def import_rollouts(
         if finished.problem_count > len(problems):
             typer.echo(
                 f"  … and {finished.problem_count - len(problems):,} more; the complete list is "
-                f"at /api/v1/projects/{project}/imports/{finished.id}/problems"
+                f"at /api/v1/projects/{finished.project_id}/imports/{finished.id}/problems"
             )
     if finished.status != rollout_service.DONE:
         raise typer.Exit(1)
+
+
+imports_app = typer.Typer(help="Rollout imports: list, cancel.", no_args_is_help=True)
+
+
+@imports_app.command("list")
+def imports_list_command(
+    project: Annotated[str, typer.Option("--project", "-p", help="Project id or slug.")],
+) -> None:
+    """Recent imports: id, file, status, lines, imported."""
+    from app import cli_support as cs
+
+    with cs.session() as db:
+        found = cs.project(db, project)
+        jobs_found = rollout_service.list_imports(db, found.id or 0)
+    for job in jobs_found:
+        typer.echo(
+            f"{job.id}\t{job.filename}\t{job.status}\t{job.lines_read:,} lines\t"
+            f"{job.inserted:,} imported"
+        )
+
+
+@imports_app.command("cancel")
+def imports_cancel_command(
+    project: Annotated[str, typer.Option("--project", "-p", help="Project id or slug.")],
+    import_id: Annotated[int, typer.Argument(help="The import.")],
+    as_email: Annotated[
+        str | None,
+        typer.Option("--as", help="Email of the account acting (default: RS_CLI_AS)."),
+    ] = None,
+) -> None:
+    """Cancel an import that has not finished (nothing of it is kept)."""
+    from app import cli_support as cs
+    from app.auth.policies import Permission
+
+    with cs.session() as db:
+        found = cs.project(db, project)
+        user = cs.person(db, found, as_email, Permission.rollout_import)
+        with cs.domain_errors():
+            job = rollout_service.get_import(db, found.id or 0, import_id)
+            job = rollout_service.cancel_import(db, job, user)
+    typer.echo(f"Import {import_id}: {job.status}.")

@@ -22,6 +22,7 @@ from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.csv_safe import safe_csv_rows
+from app.core.cursor import decode_cursor, encode_cursor
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.projects.models import Project
 from app.rollouts import search
@@ -409,17 +410,8 @@ class RolloutPage:
 
 
 def parse_cursor(cursor: str | None) -> int | None:
-    if cursor is None or not cursor.strip():
-        return None
-    try:
-        value = int(cursor)
-    except ValueError:
-        raise InvalidInput(
-            f"'{cursor}' is not a page cursor (use next_cursor from a list)"
-        ) from None
-    if value < 0:
-        raise InvalidInput("a page cursor is never negative")
-    return value
+    """The id after which a page starts (app/core/cursor.py: one convention for every list)."""
+    return decode_cursor(cursor)
 
 
 def _dialect(session: Session) -> str:
@@ -450,7 +442,7 @@ def list_rollouts(
         total = int(session.execute(search.count_query(dialect, project_id, flt)).scalar_one())
     return RolloutPage(
         items=rows,
-        next_cursor=str(rows[-1].id) if more and rows else None,
+        next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
         total=min(total, search.COUNT_CAP),
         total_capped=total > search.COUNT_CAP,
     )
