@@ -76,6 +76,7 @@ class RootGroup(LazyGroup):
             "exports_app",
             "Exports: check the gate, create a bundle, list them, write targets.",
         ),
+        "audit": LazyCommand("app.audit.cli", "audit_command", "The project's audit log."),
         "formats": LazyCommand(
             "app.formats.cli", "app", "File formats: list them, print a JSON Schema, check a file."
         ),

@@ -15,19 +15,20 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlmodel import Session, col, select
 
-from app.auth.models import User
-from app.auth.policies import Permission, role_allows, roles_with
-from app.core.config import Settings, get_settings
-from app.core.db import get_engine
-from app.core.errors import DomainError
-from app.projects import service as project_service
-from app.projects.models import Project
-from app.rubrics.models import Rubric, RubricVersion
+# Only names: what a command needs is imported when it runs, so that `--help` of every command
+# group stays light (tests/unit/core/test_cli_startup.py).
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from app.auth.models import User
+    from app.auth.policies import Permission
+    from app.core.config import Settings
+    from app.projects.models import Project
+    from app.rubrics.models import Rubric, RubricVersion
 
 ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project id or slug.")]
 VersionOpt = Annotated[
@@ -59,6 +60,8 @@ NEEDS_PERSON = (
 
 
 def settings() -> Settings:
+    from app.core.config import get_settings
+
     try:
         return get_settings()
     except ValueError as exc:
@@ -67,6 +70,10 @@ def settings() -> Settings:
 
 
 def session() -> Session:
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+
     return Session(get_engine(settings().resolved_database_url), expire_on_commit=False)
 
 
@@ -78,6 +85,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 @contextmanager
 def domain_errors() -> Iterator[None]:
     """A refused action prints its plain-words message (and each problem's place) and exits 1."""
+    from app.core.errors import DomainError
+
     try:
         yield
     except DomainError as exc:
@@ -98,6 +107,10 @@ def echo_json(value: Any) -> None:
 
 def project(db: Session, ref: str) -> Project:
     """A project by id or slug."""
+    from sqlmodel import col, select
+
+    from app.projects.models import Project
+
     ref = ref.strip()
     found = db.get(Project, int(ref)) if ref.isdigit() and len(ref) < 10 else None
     if found is None:
@@ -109,6 +122,10 @@ def project(db: Session, ref: str) -> Project:
 
 def rubric(db: Session, proj: Project, ref: str) -> Rubric:
     """A rubric of the project by id or name."""
+    from sqlmodel import select
+
+    from app.rubrics.models import Rubric
+
     query = select(Rubric).where(Rubric.project_id == proj.id)
     ref = ref.strip()
     found = None
@@ -122,6 +139,10 @@ def rubric(db: Session, proj: Project, ref: str) -> Rubric:
 
 def rubric_version(db: Session, proj: Project, ref: str) -> RubricVersion:
     """A version by id, or `rubric name:N`, or `rubric name` (its newest version)."""
+    from sqlmodel import col, select
+
+    from app.rubrics.models import Rubric, RubricVersion
+
     ref = ref.strip()
     if ref.isdigit() and len(ref) < 10:
         version = db.get(RubricVersion, int(ref))
@@ -147,6 +168,10 @@ def rubric_version(db: Session, proj: Project, ref: str) -> RubricVersion:
 
 
 def account(db: Session, email: str) -> User:
+    from sqlmodel import col, select
+
+    from app.auth.models import User
+
     user = db.exec(select(User).where(col(User.email) == email.strip().lower())).first()
     if user is None:
         raise fail(f"No user with the email {email!r}.")
@@ -167,6 +192,9 @@ def actor(
 ) -> User | None:
     """The account named by --as (or RS_CLI_AS), checked against its role in the project; None
     when neither names one (the database's own authority)."""
+    from app.auth.policies import role_allows, roles_with
+    from app.projects import service as project_service
+
     email = acting_email(as_email)
     if not email:
         return None
@@ -196,6 +224,9 @@ def person(
 
 def may(db: Session, proj: Project, user: User | None, permission: Permission) -> bool:
     """Whether the acting account (or the database's authority, for None) holds a permission."""
+    from app.auth.policies import role_allows
+    from app.projects import service as project_service
+
     if user is None:
         return True
     membership = project_service.get_membership(db, proj.id or 0, user.id or 0)

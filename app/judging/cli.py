@@ -4,36 +4,31 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlmodel import Session, select
 
 from app import cli_support as cs
 from app.auth.policies import Permission
-from app.core.config import Settings, get_settings
-from app.core.db import get_engine
-from app.core.errors import DomainError
-from app.judging import external as judge_external
-from app.judging import service as judge_service
-from app.judging.engine import FINAL_STATUSES
-from app.judging.models import JudgeConfig, JudgeRun
-from app.judging.schemas import (
-    JudgeConfigInput,
-    JudgeConfigPublic,
-    RunCreate,
-    SelectionInput,
-    VerdictPublic,
-)
-from app.judging.status import RunStatus
-from app.llm.egress import EgressPolicy
-from app.projects.models import Project
-from app.rubrics.models import RubricVersion
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from app.core.config import Settings
+    from app.judging.models import JudgeConfig, JudgeRun
+    from app.judging.schemas import (
+        JudgeConfigInput,
+    )
+    from app.llm.egress import EgressPolicy
+    from app.projects.models import Project
+    from app.rubrics.models import RubricVersion
 
 judge_cli = typer.Typer(help="Judge runs: start, follow, cancel, resume; import verdicts.")
 
 
 def _settings() -> Settings:
+    from app.core.config import get_settings
+
     try:
         return get_settings()
     except ValueError as exc:
@@ -56,6 +51,10 @@ def _version(session: Session, project: Project, ref: str) -> RubricVersion:
 
 
 def _judge(session: Session, project: Project, ref: str) -> JudgeConfig:
+    from sqlmodel import select
+
+    from app.judging.models import JudgeConfig
+
     query = select(JudgeConfig).where(JudgeConfig.project_id == project.id)
     if ref.isdigit():
         found = session.exec(query.where(JudgeConfig.id == int(ref))).first()
@@ -68,6 +67,12 @@ def _judge(session: Session, project: Project, ref: str) -> JudgeConfig:
 
 def follow(engine_url: str, run_ids: list[int], poll_s: float = 1.0) -> list[JudgeRun]:
     """Show a progress bar until every run has finished; returns the final runs."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.judging.engine import FINAL_STATUSES
+    from app.judging.models import JudgeRun
+
     engine = get_engine(engine_url)
 
     def load() -> list[JudgeRun]:
@@ -118,6 +123,17 @@ def run_command(
     as_email: cs.AsOpt = None,
 ) -> None:
     """Start a judge run (one per --judge) and optionally follow it with a progress bar."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.core.errors import DomainError
+    from app.judging import service as judge_service
+    from app.judging.schemas import (
+        RunCreate,
+        SelectionInput,
+    )
+    from app.judging.status import RunStatus
+
     settings = _settings()
     url = settings.resolved_database_url
     with Session(get_engine(url), expire_on_commit=False) as session:
@@ -202,6 +218,12 @@ def test_connection_command(
     ] = None,
 ) -> None:
     """Send one tiny request with a judge configuration and print the answer or the error."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.core.errors import DomainError
+    from app.judging import service as judge_service
+
     settings = _settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         if (project or project_ref) is None or (judge or judge_ref) is None:
@@ -227,6 +249,14 @@ def cancel_command(
     as_email: cs.AsOpt = None,
 ) -> None:
     """Cancel a queued or running judge run."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.core.errors import DomainError
+    from app.judging import service as judge_service
+    from app.judging.models import JudgeRun
+    from app.projects.models import Project
+
     settings = _settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         run = session.get(JudgeRun, run_id)
@@ -248,6 +278,14 @@ def resume_command(
     as_email: cs.AsOpt = None,
 ) -> None:
     """Queue a cancelled or failed run again (its unfinished items)."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.core.errors import DomainError
+    from app.judging import service as judge_service
+    from app.judging.models import JudgeRun
+    from app.projects.models import Project
+
     settings = _settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         run = session.get(JudgeRun, run_id)
@@ -276,6 +314,12 @@ def import_verdicts_command(
     as_email: cs.AsOpt = None,
 ) -> None:
     """Import verdicts produced elsewhere as external judge runs (one per judge name)."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.core.errors import DomainError
+    from app.judging import external as judge_external
+
     settings = _settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         proj = _project(session, project)
@@ -344,6 +388,10 @@ def _config_fields(file: Path | None, options: dict[str, object]) -> dict[str, o
 def _config_input(data: dict[str, object]) -> JudgeConfigInput:
     from pydantic import ValidationError
 
+    from app.judging.schemas import (
+        JudgeConfigInput,
+    )
+
     try:
         return JudgeConfigInput.model_validate(data)
     except ValidationError as exc:
@@ -355,12 +403,22 @@ def _config_input(data: dict[str, object]) -> JudgeConfigInput:
 
 
 def _egress() -> EgressPolicy:
+    from app.llm.egress import EgressPolicy
+
     return EgressPolicy.from_settings(_settings())
 
 
 @config_cli.command("list")
 def config_list_command(project: cs.ProjectOpt, as_json: cs.JsonOpt = False) -> None:
     """A project's judge configurations."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.judging import service as judge_service
+    from app.judging.schemas import (
+        JudgeConfigPublic,
+    )
+
     with Session(get_engine(_settings().resolved_database_url)) as session:
         found = _project(session, project)
         configs = judge_service.list_configs(session, found.id or 0)
@@ -390,6 +448,11 @@ def config_create_command(
     as_email: cs.AsOpt = None,
 ) -> None:
     """Create a judge configuration from options and/or --file (options win)."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.judging import service as judge_service
+
     data = _config_input(
         _config_fields(
             file,
@@ -435,6 +498,14 @@ def config_update_command(
     as_email: cs.AsOpt = None,
 ) -> None:
     """Change a judge configuration: fields not given keep their value."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.judging import service as judge_service
+    from app.judging.schemas import (
+        JudgeConfigInput,
+    )
+
     with Session(get_engine(_settings().resolved_database_url), expire_on_commit=False) as session:
         found = _project(session, project)
         config = _judge(session, found, judge)
@@ -479,6 +550,11 @@ def config_delete_command(
     as_email: cs.AsOpt = None,
 ) -> None:
     """Delete a judge configuration no run has used."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.judging import service as judge_service
+
     with Session(get_engine(_settings().resolved_database_url), expire_on_commit=False) as session:
         found = _project(session, project)
         config = _judge(session, found, judge)
@@ -505,7 +581,14 @@ def verdicts_command(
     cursor: Annotated[str | None, typer.Option(help="next_cursor from the previous page.")] = None,
 ) -> None:
     """One page of a run's verdicts as JSON, with `next_cursor` for the next page."""
+    from sqlmodel import Session
+
     from app.core.cursor import decode_cursor, encode_cursor
+    from app.core.db import get_engine
+    from app.judging import service as judge_service
+    from app.judging.schemas import (
+        VerdictPublic,
+    )
 
     with Session(get_engine(_settings().resolved_database_url)) as session:
         found = _project(session, project)

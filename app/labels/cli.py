@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlmodel import Session
 
 from app import cli_support as cs
 from app.auth.policies import Permission
-from app.core.config import get_settings
-from app.core.db import get_engine
-from app.core.errors import DomainError
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
 
 app = typer.Typer(help="Expert labels: import and export (JSONL or CSV).", no_args_is_help=True)
 
 
 def _session() -> Session:
+    from sqlmodel import Session
+
+    from app.core.config import get_settings
+    from app.core.db import get_engine
+
     settings = get_settings()
     return Session(get_engine(settings.resolved_database_url), expire_on_commit=False)
 
@@ -44,6 +49,7 @@ def import_command(
     ] = None,
 ) -> None:
     """Import labels collected elsewhere (docs/formats/labels.md); annotator names are kept."""
+    from app.core.errors import DomainError
     from app.labels import exchange, transfer
 
     try:
@@ -90,6 +96,7 @@ def export_command(
     ] = None,
 ) -> None:
     """Write every submitted label as JSONL or CSV."""
+    from app.core.errors import DomainError
     from app.labels import exchange
 
     if fmt not in ("jsonl", "csv"):

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from app import cli_support as cs
 from app.auth.policies import Permission
-from app.projects import service as project_service
-from app.projects.schemas import ProjectPublic
+
+if TYPE_CHECKING:
+    from app.projects.schemas import ProjectPublic
 
 app = typer.Typer(
     help="Projects: create, settings, approval policy, members.", no_args_is_help=True
@@ -21,6 +22,9 @@ app.add_typer(members_app, name="members")
 
 
 def _public(project: Any, role: str | None = None) -> ProjectPublic:
+    from app.projects import service as project_service
+    from app.projects.schemas import ProjectPublic
+
     location = project_service.document_location(project)
     return ProjectPublic.model_validate(
         {**project.model_dump(), "role": role, "document_location": location}
@@ -51,6 +55,8 @@ def create_command(
     as_json: cs.JsonOpt = False,
 ) -> None:
     """Create a project; the acting account (--as) becomes its admin."""
+    from app.projects import service as project_service
+
     with cs.session() as db:
         owner = cs.person(db, None, as_email)
         with cs.domain_errors():
@@ -73,6 +79,7 @@ def list_command(as_email: cs.AsOpt = None, as_json: cs.JsonOpt = False) -> None
     """List projects: the acting account's (with its role), or every project without --as."""
     from sqlmodel import col, select
 
+    from app.projects import service as project_service
     from app.projects.models import Project
 
     with cs.session() as db:
@@ -93,6 +100,8 @@ def list_command(as_email: cs.AsOpt = None, as_json: cs.JsonOpt = False) -> None
 @app.command("show")
 def show_command(project: cs.ProjectOpt) -> None:
     """Print a project's settings as JSON (its revision is needed to update it)."""
+    from app.projects import service as project_service
+
     with cs.session() as db:
         found = cs.project(db, project)
         data = _public(found).model_dump(mode="json")
@@ -130,6 +139,8 @@ def update_command(
     as_email: cs.AsOpt = None,
 ) -> None:
     """Change a project's settings; options not given keep their value."""
+    from app.projects import service as project_service
+
     with cs.session() as db:
         found = cs.project(db, project)
         user = cs.person(db, found, as_email, Permission.project_manage)
@@ -182,6 +193,8 @@ def approval_policy_command(
     as_email: cs.AsOpt = None,
 ) -> None:
     """Allow a single approver, or require a second expert's sign-off (the default)."""
+    from app.projects import service as project_service
+
     with cs.session() as db:
         found = cs.project(db, project)
         user = cs.person(db, found, as_email, Permission.project_manage)
@@ -196,6 +209,8 @@ def approval_policy_command(
 @members_app.command("list")
 def members_list_command(project: cs.ProjectOpt) -> None:
     """Members: membership id, email, role."""
+    from app.projects import service as project_service
+
     with cs.session() as db:
         found = cs.project(db, project)
         rows = project_service.list_members(db, found.id or 0)
@@ -211,6 +226,8 @@ def members_add_command(
     as_email: cs.AsOpt = None,
 ) -> None:
     """Add an account to the project with a role."""
+    from app.projects import service as project_service
+
     with cs.session() as db:
         found = cs.project(db, project)
         user = cs.person(db, found, as_email, Permission.project_manage)
@@ -220,6 +237,8 @@ def members_add_command(
 
 
 def _membership_id(db: Any, found: Any, ref: str) -> int:
+    from app.projects import service as project_service
+
     for row in project_service.list_members(db, found.id or 0):
         if str(row.membership.id) == ref or row.user.email == ref.strip().lower():
             return row.membership.id or 0
@@ -234,6 +253,8 @@ def members_role_command(
     as_email: cs.AsOpt = None,
 ) -> None:
     """Change a member's role (a project keeps at least one admin)."""
+    from app.projects import service as project_service
+
     with cs.session() as db:
         found = cs.project(db, project)
         user = cs.person(db, found, as_email, Permission.project_manage)
@@ -252,6 +273,8 @@ def members_remove_command(
     as_email: cs.AsOpt = None,
 ) -> None:
     """Remove a member from the project (a project keeps at least one admin)."""
+    from app.projects import service as project_service
+
     with cs.session() as db:
         found = cs.project(db, project)
         user = cs.person(db, found, as_email, Permission.project_manage)

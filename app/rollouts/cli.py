@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from sqlmodel import Session
 
-from app.core.config import Settings, get_settings
-from app.core.db import get_engine
-from app.core.errors import DomainError
-from app.core.jobs import new_worker_id
-from app.rollouts import jobs
-from app.rollouts import service as rollout_service
-from app.rollouts.models import RolloutImport
 from app.rollouts.parsing import FORMATS
+
+if TYPE_CHECKING:
+    from app.core.config import Settings
+    from app.rollouts.models import RolloutImport
+
 
 SHOWN_PROBLEMS = 20
 
 
 def _settings() -> Settings:
+    from app.core.config import get_settings
+
     try:
         return get_settings()
     except ValueError as exc:
@@ -65,6 +62,16 @@ def import_rollouts(
     ] = None,
 ) -> None:
     """Import rollouts from FILE into a project, checking the whole file first."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.core.errors import DomainError
+    from app.core.jobs import new_worker_id
+    from app.rollouts import jobs
+    from app.rollouts import service as rollout_service
+
     settings = _settings()
     engine = get_engine(settings.resolved_database_url)
     worker_id = f"cli:{new_worker_id()}"
@@ -149,6 +156,7 @@ def imports_list_command(
 ) -> None:
     """Recent imports: id, file, status, lines, imported."""
     from app import cli_support as cs
+    from app.rollouts import service as rollout_service
 
     with cs.session() as db:
         found = cs.project(db, project)
@@ -172,6 +180,7 @@ def imports_cancel_command(
     """Cancel an import that has not finished (nothing of it is kept)."""
     from app import cli_support as cs
     from app.auth.policies import Permission
+    from app.rollouts import service as rollout_service
 
     with cs.session() as db:
         found = cs.project(db, project)
