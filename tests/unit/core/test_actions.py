@@ -8,7 +8,6 @@ whose route must exist in the route table. docs/cli-and-api.md must show the sam
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Any
 
 import pytest
