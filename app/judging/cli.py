@@ -509,9 +509,8 @@ def config_update_command(
     with Session(get_engine(_settings().resolved_database_url), expire_on_commit=False) as session:
         found = _project(session, project)
         config = _judge(session, found, judge)
-        current = JudgeConfigInput.model_validate(
-            {k: v for k, v in config.model_dump().items() if k in JudgeConfigInput.model_fields}
-        ).model_dump()
+        stored = {**config.model_dump(), **dict(config.params or {})}
+        current = {k: v for k, v in stored.items() if k in JudgeConfigInput.model_fields}
         data = _config_input(
             current
             | _config_fields(
