@@ -299,37 +299,66 @@ COMPONENT_TITLES = {
 }
 
 
-def inapplicable_warnings(counts: dict[str, tuple[int, int]]) -> list[str]:
+NO_DOCUMENT = "no target document"
+
+
+@dataclass
+class Applicability:
+    """How many rollouts a component applied to, of those it was evaluated on, and the most
+    common reason it did not apply."""
+
+    applicable: int = 0
+    evaluated: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, result: dict[str, Any]) -> None:
+        self.evaluated += 1
+        if result.get("applicable", True):
+            self.applicable += 1
+        else:
+            detail = str(result.get("detail") or "")
+            self.reasons[detail] = self.reasons.get(detail, 0) + 1
+
+    @property
+    def main_reason(self) -> str:
+        return max(self.reasons, key=lambda k: self.reasons[k]) if self.reasons else ""
+
+
+def inapplicable_warnings(counts: dict[str, Applicability]) -> list[str]:
     """A warning for each enabled component that applies to none of the rollouts it was
-    evaluated on: it then adds nothing to the reward, silently. `counts`: name → (applicable,
-    evaluated)."""
+    evaluated on: it then adds nothing to the reward, silently."""
     warnings = []
-    for name, (applicable, evaluated) in counts.items():
-        if evaluated == 0 or applicable > 0:
+    for name, seen in counts.items():
+        if seen.evaluated == 0 or seen.applicable > 0:
             continue
         title = COMPONENT_TITLES.get(name, name.capitalize())
-        hint = (
-            ": set where the document is in project settings"
-            if name == "grounding"
-            else ": check its settings against the rollouts"
-        )
-        warnings.append(f"{title} applies to 0 of {evaluated:,} rollouts{hint}.")
+        if name == "grounding" and seen.main_reason == NO_DOCUMENT:
+            hint = ": set where the document is in project settings."
+        else:
+            hint = f" ({seen.main_reason}): check its settings against the rollouts."
+        warnings.append(f"{title} applies to 0 of {seen.evaluated:,} rollouts{hint}")
     return warnings
+
+
+def applicability_of(outcomes: list[dict[str, Any]]) -> dict[str, Applicability]:
+    """Applicability of each deterministic component over composite outcomes."""
+    counts: dict[str, Applicability] = {}
+    for outcome in outcomes:
+        for name, result in (outcome.get("components") or {}).items():
+            counts.setdefault(name, Applicability()).add(result)
+    return counts
 
 
 def applicability(
     config: dict[str, Any], project: Project, rollouts: list[Rollout]
-) -> dict[str, tuple[int, int]]:
-    """For each enabled deterministic component: (rollouts it applies to, rollouts evaluated)."""
+) -> dict[str, Applicability]:
+    """Applicability of each enabled deterministic component over rollouts (no judge)."""
     location = project_service.document_location_of(project)
-    counts: dict[str, list[int]] = {}
-    for rollout in rollouts:
-        results = component_results(config, rollout, project.output_schema, location)
-        for name, result in results.items():
-            pair = counts.setdefault(name, [0, 0])
-            pair[1] += 1
-            pair[0] += 1 if result.get("applicable", True) else 0
-    return {name: (pair[0], pair[1]) for name, pair in counts.items()}
+    results = [
+        {"components": component_results(config, r, project.output_schema, location)}
+        for r in rollouts
+    ]
+    return applicability_of(results)
 
 
 def _summaries(config: dict[str, Any], rows: list[RolloutReward]) -> list[ComponentSummary]:
@@ -474,14 +503,13 @@ def preview(session: Session, project: Project, selection: PreviewSelection) -> 
     multi = {key: values for key, values in groups.items() if len(values) >= 2}
     zero_spread = sorted(key for key, values in multi.items() if max(values) - min(values) < 1e-9)
     summaries = _summaries(config.as_dict(), rows)
-    counts = {s.name: (s.applicable, s.evaluated) for s in summaries if s.name != "judge"}
     return RewardPreview(
         run=run,
         rows=rows,
         missing_verdicts=missing,
         histogram=_histogram(rewards),
         components=summaries,
-        warnings=inapplicable_warnings(counts),
+        warnings=inapplicable_warnings(applicability_of([row.outcome for row in rows])),
         judge_ok=sum(1 for row in rows if row.outcome["judge_status"] == "ok"),
         judge_errors=sum(1 for row in rows if row.outcome["judge_status"] == "error"),
         gated=sum(1 for row in rows if row.outcome["gated_by"] is not None),
