@@ -20,19 +20,24 @@ class RootGroup(LazyGroup):
     """Domain commands, imported when they run (see app/cli_lazy.py)."""
 
     lazy = {
+        "projects": LazyCommand(
+            "app.projects.cli", "app", "Projects: create, settings, approval policy, members."
+        ),
         "import": LazyCommand(
             "app.rollouts.cli", "import_rollouts", "Import a rollout file into a project."
         ),
         "rubrics": LazyCommand(
-            "app.rubrics.cli", "app", "Rubrics as code: list, export and import."
+            "app.rubrics.cli",
+            "app",
+            "Rubrics: create, draft, render, publish, approve, archive; export and import.",
         ),
         "judge": LazyCommand(
             "app.judging.cli",
             "judge_cli",
-            "Judge runs: start, follow, cancel, resume; import verdicts.",
+            "Judge configurations and runs: config, run, cancel, resume, verdicts, import.",
         ),
         "labels": LazyCommand(
-            "app.labels.cli", "app", "Expert labels: import and export (JSONL or CSV)."
+            "app.labels.cli", "app", "Expert labels: import, export, submit (JSONL or CSV)."
         ),
         "tokens": LazyCommand(
             "app.auth.cli", "app", "API tokens: create (shown once), list, revoke."
@@ -49,6 +54,31 @@ class RootGroup(LazyGroup):
         ),
         "export": LazyCommand(
             "app.exports.cli", "export_command", "Write a training package from an export bundle."
+        ),
+        "imports": LazyCommand("app.rollouts.cli", "imports_app", "Rollout imports: list, cancel."),
+        "queues": LazyCommand(
+            "app.labels.cli", "queues_app", "Annotation queues: list, create, close."
+        ),
+        "gold": LazyCommand(
+            "app.labels.cli", "gold_app", "The gold set: list, add, remove, lock (test split)."
+        ),
+        "disagreements": LazyCommand(
+            "app.labels.cli", "disagreements_app", "Judge-expert disagreements: list, resolve."
+        ),
+        "agreement": LazyCommand(
+            "app.agreement.cli", "app", "Judge-expert agreement of a run, as JSON."
+        ),
+        "reward": LazyCommand(
+            "app.rewards.cli", "app", "The reward configuration: show, set, preview."
+        ),
+        "exports": LazyCommand(
+            "app.exports.cli",
+            "exports_app",
+            "Exports: check the gate, create a bundle, list them, write targets.",
+        ),
+        "audit": LazyCommand("app.audit.cli", "audit_command", "The project's audit log."),
+        "formats": LazyCommand(
+            "app.formats.cli", "app", "File formats: list them, print a JSON Schema, check a file."
         ),
     }
 
@@ -260,7 +290,7 @@ def users_create(
         typer.Option(help="Password; a random one is generated and printed when omitted."),
     ] = None,
     project: Annotated[
-        int | None, typer.Option(help="Also add the user to this project id.")
+        str | None, typer.Option(help="Also add the user to this project (id or slug).")
     ] = None,
     project_role: Annotated[
         str, typer.Option(help="Role in --project: admin, engineer, expert or reviewer.")
@@ -273,7 +303,6 @@ def users_create(
     from app.core.db import get_engine
     from app.core.errors import DomainError
     from app.projects import service as project_service
-    from app.projects.models import Project
 
     if role not in ("user", "site-admin"):
         typer.secho("--role must be 'user' or 'site-admin'.", fg=typer.colors.RED, err=True)
@@ -291,9 +320,9 @@ def users_create(
                 is_admin=role == "site-admin",
             )
             if project is not None:
-                proj = session.get(Project, project)
-                if proj is None:
-                    raise typer.BadParameter(f"no project with id {project}")
+                from app import cli_support as cs
+
+                proj = cs.project(session, project)
                 project_service.add_member(
                     session, proj, email=user.email, role=project_role, actor=user
                 )
@@ -301,6 +330,48 @@ def users_create(
             typer.secho(exc.message, fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from None
     typer.echo(f"Created {user.email}" + (f" with password {password}" if generated else ""))
+
+
+def _set_active(email: str, active: bool, as_email: str | None) -> None:
+    from app import cli_support as cs
+    from app.auth import service as auth_service
+
+    with cs.session() as db:
+        target = auth_service.get_user_by_email(db, email)
+        if target is None:
+            raise cs.fail(f"No user with the email {email!r}.")
+        admin = cs.person(db, None, as_email)
+        if not admin.is_admin:
+            raise cs.fail(f"{admin.email} is not a site administrator.")
+        with cs.domain_errors():
+            auth_service.set_user_active(db, target.id or 0, active, actor=admin)
+    typer.echo(f"{target.email} {'activated' if active else 'deactivated'}.")
+
+
+AsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as", help="Email of the site administrator acting (default: the RS_CLI_AS setting)."
+    ),
+]
+
+
+@users_cli.command("deactivate")
+def users_deactivate(
+    email: Annotated[str, typer.Argument(help="The account to deactivate.")],
+    as_email: AsOption = None,
+) -> None:
+    """Deactivate an account: it can no longer sign in, and its tokens stop working."""
+    _set_active(email, False, as_email)
+
+
+@users_cli.command("activate")
+def users_activate(
+    email: Annotated[str, typer.Argument(help="The account to reactivate.")],
+    as_email: AsOption = None,
+) -> None:
+    """Reactivate a deactivated account."""
+    _set_active(email, True, as_email)
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from app.drift import views as drift_views
 from app.exports import api as export_api
 from app.exports import views as export_views
 from app.exports.bundle_format import ExportBundleSpec
+from app.formats import api as format_api
 from app.judging import api as judge_api
 from app.judging import views as judge_views
 from app.labels import api as label_api
@@ -128,6 +129,7 @@ def all_routers() -> list[APIRouter]:
         drift_api.router,
         drift_audit_views.router,
         drift_audit_api.router,
+        format_api.router,
     ]
 
 

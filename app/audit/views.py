@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from app.audit import service as audit_service
 from app.auth.dependencies import AuditReader, SessionDep, SiteAdmin
+from app.core.cursor import decode_cursor, encode_cursor
 from app.core.ids import Id, Int32, NonNegInt64
 from app.web.htmx import render
 
@@ -83,29 +85,46 @@ class AuditEventPublic(BaseModel):
     created_at: datetime
 
 
-@api_router.get("/projects/{project_id}/audit", response_model=list[AuditEventPublic])
+class AuditPage(BaseModel):
+    items: list[AuditEventPublic]
+    next_cursor: str | None = Field(
+        description="send back as `cursor` for the next (older) page; null on the last page"
+    )
+
+
+@api_router.get("/projects/{project_id}/audit", response_model=AuditPage)
 def project_audit(
     session: SessionDep,
     ctx: AuditReader,
     action: str = "",
     actor: str = "",
-    before: NonNegInt64 | None = None,
+    cursor: Annotated[
+        str | None, Query(max_length=100, description="next_cursor of the previous page")
+    ] = None,
+    before: Annotated[
+        NonNegInt64 | None, Query(deprecated=True, description="deprecated: use cursor")
+    ] = None,
     limit: Int32 = 50,
-) -> list[AuditEventPublic]:
+) -> AuditPage:
+    """The project's audit events, newest first; send `next_cursor` back as `cursor`."""
     flt = _filter(ctx.project.id, action, actor, "")
-    events = audit_service.list_events(
-        session, flt, before_id=before, limit=min(max(limit, 1), 500)
+    size = min(max(limit, 1), 500)
+    before_id = decode_cursor(cursor) if cursor is not None else before
+    events = audit_service.list_events(session, flt, before_id=before_id, limit=size + 1)
+    page = events[:size]
+    return AuditPage(
+        items=[
+            AuditEventPublic(
+                id=e.id or 0,
+                actor=e.actor_label,
+                action=e.action,
+                object_type=e.object_type,
+                object_id=e.object_id,
+                summary=e.summary,
+                details=e.details,
+                created_at=e.created_at,
+            )
+            for e in page
+        ],
+        next_cursor=encode_cursor(page[-1].id or 0) if len(events) > size and page else None,
     )
-    return [
-        AuditEventPublic(
-            id=e.id or 0,
-            actor=e.actor_label,
-            action=e.action,
-            object_type=e.object_type,
-            object_id=e.object_id,
-            summary=e.summary,
-            details=e.details,
-            created_at=e.created_at,
-        )
-        for e in events
-    ]

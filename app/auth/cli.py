@@ -7,21 +7,28 @@ only as a hash, as in the browser.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlmodel import Session
 
-from app.auth import service as auth_service
-from app.auth.models import User
-from app.core.config import get_settings
-from app.core.db import get_engine
-from app.core.errors import DomainError
+if TYPE_CHECKING:
+    pass
+
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from app.auth.models import User
 
 app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
 
 
 def _session() -> Session:
+    from sqlmodel import Session
+
+    from app.core.config import get_settings
+    from app.core.db import get_engine
+
     return Session(get_engine(get_settings().resolved_database_url), expire_on_commit=False)
 
 
@@ -31,6 +38,8 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _user(session: Session, email: str) -> User:
+    from app.auth import service as auth_service
+
     user = auth_service.get_user_by_email(session, email)
     if user is None:
         raise _fail(f"No user with the email {email!r}.")
@@ -45,6 +54,9 @@ def create_command(
     name: Annotated[str, typer.Option(help="A name to tell the token apart later.")],
 ) -> None:
     """Create an API token for an account and print it (it is shown only this once)."""
+    from app.auth import service as auth_service
+    from app.core.errors import DomainError
+
     with _session() as session:
         user = _user(session, email)
         try:
@@ -64,6 +76,8 @@ def list_command(
     email: Annotated[str | None, typer.Option(help="Only this account's tokens.")] = None,
 ) -> None:
     """List tokens: id, prefix, name, account, last use, and whether revoked."""
+    from app.auth import service as auth_service
+
     with _session() as session:
         owner = _user(session, email) if email else None
         tokens = auth_service.list_api_tokens(session, owner)
@@ -82,6 +96,9 @@ def revoke_command(
     token_id: Annotated[int, typer.Argument(help="The token's id (see `tokens list`).")],
 ) -> None:
     """Revoke a token: requests that send it are refused from now on."""
+    from app.auth import service as auth_service
+    from app.auth.models import User
+
     with _session() as session:
         tokens = {t.id: t for t in auth_service.list_api_tokens(session)}
         token = tokens.get(token_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from app.projects.models import Role
+from app.projects.roles import Role
 
 
 class Permission(StrEnum):

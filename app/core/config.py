@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     outbound_allow_private: bool = False
     outbound_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # The account the command line acts as when a command is given no --as (docs/cli-and-api.md).
+    cli_as: str = ""
+
     @field_validator("judge_key_vars", "outbound_allow", "trusted_proxies", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:

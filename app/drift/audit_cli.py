@@ -5,21 +5,17 @@ nothing flipped and agreement did not fall, 3 when it moved, 1 when the run fail
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlmodel import Session, col, select
 
-from app.auth.models import User
-from app.core.db import get_engine
-from app.core.errors import DomainError
-from app.drift import audit_service, check_service
 from app.drift import cli as drift_cli
-from app.drift.audit_schemas import DriftCheckPublic, StepAgreementPublic
-from app.drift.audit_service import AuditDesign
 from app.drift.stratify import DEFAULT_REWARD_QUANTILES, DEFAULT_STEP_BUCKETS, ExtraStratum
-from app.exports.models import ExportBundle
-from app.projects.models import Project
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from app.auth.models import User
 
 app = drift_cli.app
 ProjectOpt = drift_cli.ProjectOpt
@@ -27,6 +23,10 @@ RunOpt = drift_cli.RunOpt
 
 
 def _users(session: Session, emails: list[str]) -> list[User]:
+    from sqlmodel import col, select
+
+    from app.auth.models import User
+
     users = []
     for email in emails:
         user = session.exec(select(User).where(col(User.email) == email.strip().lower())).first()
@@ -65,6 +65,13 @@ def audit_command(
     ] = None,
 ) -> None:
     """Draw a stratified, seeded audit of a training run as an audit queue for reviewers."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.core.errors import DomainError
+    from app.drift import audit_service
+    from app.drift.audit_service import AuditDesign
+
     settings = drift_cli._settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         target = drift_cli._project(session, project)
@@ -95,6 +102,12 @@ def audit_command(
 @app.command("agreement")
 def agreement_command(project: ProjectOpt, training_run: RunOpt) -> None:
     """Judge-human agreement over steps from the run's audit labels, as JSON."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.drift import audit_service
+    from app.drift.audit_schemas import StepAgreementPublic
+
     settings = drift_cli._settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         target = drift_cli._project(session, project)
@@ -120,7 +133,16 @@ def check_command(
     user: drift_cli.UserOpt = None,
 ) -> None:
     """Re-judge the locked gold test split with the bundle's exact judge; compare with export."""
+    from sqlmodel import Session
+
+    from app.auth.models import User
+    from app.core.db import get_engine
+    from app.core.errors import DomainError
+    from app.drift import check_service
+    from app.drift.audit_schemas import DriftCheckPublic
+    from app.exports.models import ExportBundle
     from app.judging.cli import follow
+    from app.projects.models import Project
 
     settings = drift_cli._settings()
     url = settings.resolved_database_url

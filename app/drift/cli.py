@@ -6,23 +6,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlmodel import Session, col, select
 
-from app.auth.models import User
-from app.core.config import Settings, get_settings
-from app.core.db import get_engine
-from app.core.errors import DomainError
-from app.core.jobs import new_worker_id
-from app.drift import service as drift_service
-from app.drift.jobs import DriftImportRunner
-from app.drift.models import TrainingRun
-from app.projects.models import Project
-from app.rollouts import service as rollout_service
-from app.rollouts.jobs import process_import
-from app.web.csv_safe import csv_text
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from app.auth.models import User
+    from app.core.config import Settings
+    from app.drift.models import TrainingRun
+    from app.projects.models import Project
+
 
 app = typer.Typer(help="Training runs and drift samples.", no_args_is_help=True)
 
@@ -34,6 +29,8 @@ UserOpt = Annotated[
 
 
 def _settings() -> Settings:
+    from app.core.config import get_settings
+
     try:
         return get_settings()
     except ValueError as exc:
@@ -47,6 +44,10 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _project(session: Session, ref: str) -> Project:
+    from sqlmodel import col, select
+
+    from app.projects.models import Project
+
     project = session.get(Project, int(ref)) if ref.isdigit() else None
     if project is None:
         project = session.exec(select(Project).where(col(Project.slug) == ref)).first()
@@ -56,6 +57,8 @@ def _project(session: Session, ref: str) -> Project:
 
 
 def _run(session: Session, project: Project, name: str, create: bool = False) -> TrainingRun:
+    from app.drift import service as drift_service
+
     run = drift_service.find_training_run(session, project.id or 0, name)
     if run is None and create:
         run = drift_service.create_training_run(session, project, None, name=name)
@@ -65,6 +68,10 @@ def _run(session: Session, project: Project, name: str, create: bool = False) ->
 
 
 def _user(session: Session, email: str | None) -> User | None:
+    from sqlmodel import col, select
+
+    from app.auth.models import User
+
     if not email:
         return None
     user = session.exec(select(User).where(col(User.email) == email.strip().lower())).first()
@@ -74,6 +81,13 @@ def _user(session: Session, email: str | None) -> User | None:
 
 
 def _run_import(settings: Settings, import_id: int, worker_id: str, project_id: int) -> None:
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.drift.jobs import DriftImportRunner
+    from app.rollouts import service as rollout_service
+    from app.rollouts.jobs import process_import
+
     engine = get_engine(settings.resolved_database_url)
     job = process_import(engine, settings, import_id, worker_id, runner_class=DriftImportRunner)
     if job is None:
@@ -105,6 +119,13 @@ def import_command(
     user: UserOpt = None,
 ) -> None:
     """Import drift samples (JSONL, gzip accepted) into a training run; idempotent."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.core.errors import DomainError
+    from app.core.jobs import new_worker_id
+    from app.drift import service as drift_service
+
     settings = _settings()
     worker_id = f"cli:{new_worker_id()}"
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
@@ -138,6 +159,13 @@ def import_s3_command(
     user: UserOpt = None,
 ) -> None:
     """Import every object under s3://BUCKET/PREFIX (AWS credentials from the environment)."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.core.errors import DomainError
+    from app.core.jobs import new_worker_id
+    from app.drift import service as drift_service
+
     settings = _settings()
     worker_id = f"cli:{new_worker_id()}"
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
@@ -167,6 +195,12 @@ def step_map_command(
     training_run: RunOpt,
 ) -> None:
     """Map the time of samples recorded without a step to steps (CSV: step,timestamp)."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.core.errors import DomainError
+    from app.drift import service as drift_service
+
     settings = _settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         run = _run(session, _project(session, project), training_run)
@@ -182,11 +216,21 @@ def step_map_command(
 @app.command("runs")
 def runs_command(project: ProjectOpt) -> None:
     """List the project's training runs."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.drift import service as drift_service
+
     settings = _settings()
     with Session(get_engine(settings.resolved_database_url)) as session:
         for run in drift_service.list_training_runs(session, _project(session, project).id or 0):
             steps = f"{run.step_min}-{run.step_max}" if run.step_min is not None else "-"
             typer.echo(f"{run.id}\t{run.name}\t{run.sample_count} samples\tsteps {steps}")
+
+
+AsOpt = Annotated[
+    str | None, typer.Option("--as", help="Email of the account acting (default: RS_CLI_AS).")
+]
 
 
 @app.command("create-run")
@@ -196,27 +240,32 @@ def create_run_command(
     bundle: Annotated[
         int | None, typer.Option("--bundle", help="Export bundle id the run trained with.")
     ] = None,
-    base_model: Annotated[str | None, typer.Option("--base-model")] = None,
-    notes: Annotated[str, typer.Option("--notes")] = "",
-    user: UserOpt = None,
+    base_model: Annotated[str, typer.Option("--base-model", help="The policy's base model.")] = "",
+    notes: Annotated[str, typer.Option("--notes", help="Free notes.")] = "",
+    as_email: AsOpt = None,
+    user: Annotated[
+        str | None, typer.Option("--user", hidden=True, help="Deprecated: use --as.")
+    ] = None,
 ) -> None:
     """Create a training run (its samples come in with `drift import`)."""
-    settings = _settings()
-    with Session(get_engine(settings.resolved_database_url)) as session:
-        target = _project(session, project)
-        try:
+    from app import cli_support as cs
+    from app.auth.policies import Permission
+    from app.drift import service as drift_service
+
+    with cs.session() as db:
+        found = cs.project(db, project)
+        actor = cs.actor(db, found, as_email or user, Permission.drift_import)
+        with cs.domain_errors():
             run = drift_service.create_training_run(
-                session,
-                target,
-                _user(session, user),
+                db,
+                found,
+                actor,
                 name=name,
-                export_bundle_id=bundle,
-                base_model=base_model,
+                base_model=base_model or None,
                 notes=notes,
+                export_bundle_id=bundle,
             )
-        except DomainError as exc:
-            raise _fail(exc.message, 1) from None
-        typer.echo(f"Training run #{run.id} '{run.name}' created in {target.slug}.")
+        typer.echo(f"Training run #{run.id} '{run.name}' created in {found.slug}.")
 
 
 @app.command("thresholds")
@@ -229,26 +278,29 @@ def thresholds_command(
     reset: Annotated[
         bool, typer.Option("--reset", help="Put every threshold back to its default.")
     ] = False,
-    user: UserOpt = None,
+    as_email: AsOpt = None,
+    user: Annotated[
+        str | None, typer.Option("--user", hidden=True, help="Deprecated: use --as.")
+    ] = None,
 ) -> None:
-    """Show (as JSON) or change the project's signal thresholds."""
-    settings = _settings()
-    with Session(get_engine(settings.resolved_database_url)) as session:
-        target = _project(session, project)
+    """Show (as JSON) or change the project's signal thresholds (docs/drift.md names each)."""
+    from app import cli_support as cs
+    from app.auth.policies import Permission
+    from app.drift import service as drift_service
+
+    with cs.session() as db:
+        found = cs.project(db, project)
         if set_ or reset:
-            values = {} if reset else drift_service.stored_thresholds(target)
+            actor = cs.actor(db, found, as_email or user, Permission.drift_import)
+            values = {} if reset else drift_service.stored_thresholds(found)
             for item in set_ or []:
                 name, sep, value = item.partition("=")
                 if not sep:
                     raise _fail(f"--set needs NAME=VALUE, got '{item}'.")
                 values[name.strip()] = value.strip()
-            try:
-                drift_service.save_thresholds(
-                    session, target, _user(session, user), values, strict=True
-                )
-            except DomainError as exc:
-                raise _fail(exc.message, 1) from None
-        typer.echo(json.dumps(drift_service.thresholds(target).as_dict(), indent=2))
+            with cs.domain_errors():
+                drift_service.save_thresholds(db, found, actor, values, strict=True)
+        typer.echo(json.dumps(drift_service.thresholds(found).as_dict(), indent=2))
 
 
 @app.command("series")
@@ -258,6 +310,12 @@ def series_command(
     format: Annotated[str, typer.Option("--format", help="json or csv")] = "json",
 ) -> None:
     """Print the per-bucket series."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.drift import service as drift_service
+    from app.web.csv_safe import csv_text
+
     settings = _settings()
     with Session(get_engine(settings.resolved_database_url)) as session:
         run = _run(session, _project(session, project), training_run)
@@ -279,6 +337,11 @@ def series_command(
 @app.command("signals")
 def signals_command(project: ProjectOpt, training_run: RunOpt) -> None:
     """Print the signals that fired as JSON; exits 3 when any fired (for schedulers)."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.drift import service as drift_service
+
     settings = _settings()
     with Session(get_engine(settings.resolved_database_url)) as session:
         target = _project(session, project)

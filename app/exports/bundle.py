@@ -76,6 +76,8 @@ class BundleInputs:
     answer_schema: dict[str, Any]
     judge: dict[str, Any]
     reward: dict[str, Any]
+    # Where the grounding document is (projects' setting); None: the rollout's target_document.
+    document_location: dict[str, Any] | None = None
 
 
 def build_spec(inputs: BundleInputs) -> dict[str, Any]:
@@ -84,8 +86,11 @@ def build_spec(inputs: BundleInputs) -> dict[str, Any]:
     if definition.mode != "rubric":
         raise ValueError("only rubric-mode rubrics can be exported as reward functions")
     sample = render_prompt(definition, SAMPLE_CONTEXT)
+    project: dict[str, Any] = {"output_schema": inputs.project_output_schema}
+    if inputs.document_location and inputs.document_location.get("source", "field") != "field":
+        project["document_location"] = inputs.document_location  # absent: the default
     return {
-        "project": {"output_schema": inputs.project_output_schema},
+        "project": project,
         "rubric": {
             "name": inputs.rubric_name,
             "version": inputs.rubric_version,

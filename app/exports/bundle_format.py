@@ -16,9 +16,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class BundleDocumentLocation(_Strict):
+    source: Literal["metadata", "user_message"]
+    metadata_key: str = ""
+    start_marker: str = ""
+    end_marker: str = ""
+
+
 class BundleProject(_Strict):
     output_schema: dict[str, Any] | None = Field(
         description="JSON Schema of the policy's answers (the format component checks it)"
+    )
+    document_location: BundleDocumentLocation | None = Field(
+        default=None,
+        description="where the grounding document is, when not the row's target_document: a "
+        "custom field (top level or under metadata) or the last user message between markers",
     )
 
 

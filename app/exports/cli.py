@@ -4,9 +4,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from app.projects.models import Project
 
 TARGET_HELP = (
     "nova-lambda | nova-recipe | nova-iam | trl | verl | openrlhf | trainer-requirements | "
@@ -124,3 +129,112 @@ def export_command(
         )
         verb = "Created" if result.created else "Updated"
         typer.echo(f"{verb} {result.function_arn} (code: {result.code_location}).")
+
+
+# ---- `rubric-studio exports ...`: the gate, bundles, targets -------------------------------------
+
+exports_app = typer.Typer(
+    help="Exports: check the gate, create a bundle, list them, write targets.",
+    no_args_is_help=True,
+)
+exports_app.command("write")(export_command)
+
+
+def _choices(
+    db: Session, project: str, rubric_version: str, judge: str
+) -> tuple[Project, int, int]:
+    from app import cli_support as cs
+    from app.judging.cli import _judge
+
+    found = cs.project(db, project)
+    version = cs.rubric_version(db, found, rubric_version)
+    config = _judge(db, found, judge)
+    return found, version.id or 0, config.id or 0
+
+
+@exports_app.command("gate")
+def gate_command(
+    project: Annotated[str, typer.Option("--project", "-p", help="Project id or slug.")],
+    rubric_version: Annotated[
+        str, typer.Option(help="Rubric version: its id, or 'rubric name:N'.")
+    ],
+    judge: Annotated[str, typer.Option(help="Judge configuration id or name.")],
+    run: Annotated[int | None, typer.Option(help="Judge run giving the figures.")] = None,
+) -> None:
+    """The agreement on the gold test split and the export gate, without exporting (JSON; exit
+    3 when the gate blocks)."""
+    import json
+
+    from app import cli_support as cs
+    from app.exports import service as export_service
+
+    with cs.session() as db:
+        found, version_id, judge_id = _choices(db, project, rubric_version, judge)
+        with cs.domain_errors():
+            check = export_service.check_gate(
+                db,
+                found,
+                rubric_version_id=version_id,
+                judge_config_id=judge_id,
+                run_id=run,
+            )
+    typer.echo(json.dumps({"agreement": check.summary, "gate": check.gate}, indent=2, default=str))
+    for warning in check.gate.get("warnings") or []:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+    if not check.gate.get("passed"):
+        raise typer.Exit(3)
+
+
+@exports_app.command("create")
+def create_command(
+    project: Annotated[str, typer.Option("--project", "-p", help="Project id or slug.")],
+    rubric_version: Annotated[
+        str, typer.Option(help="Rubric version: its id, or 'rubric name:N'.")
+    ],
+    judge: Annotated[str, typer.Option(help="Judge configuration id or name.")],
+    run: Annotated[int | None, typer.Option(help="Judge run giving the figures.")] = None,
+    override_reason: Annotated[
+        str | None, typer.Option(help="Admins: export although the gate blocks, saying why.")
+    ] = None,
+    as_email: Annotated[
+        str | None,
+        typer.Option("--as", help="Email of the account acting (default: RS_CLI_AS)."),
+    ] = None,
+) -> None:
+    """Freeze an export bundle (blocked by a failing gate unless an admin overrides it)."""
+    from app import cli_support as cs
+    from app.auth.policies import Permission
+    from app.exports import service as export_service
+
+    with cs.session() as db:
+        found, version_id, judge_id = _choices(db, project, rubric_version, judge)
+        user = cs.person(db, found, as_email, Permission.export_create)
+        with cs.domain_errors():
+            bundle = export_service.create_bundle(
+                db,
+                found,
+                actor=user,
+                can_override=cs.may(db, found, user, Permission.export_override),
+                rubric_version_id=version_id,
+                judge_config_id=judge_id,
+                run_id=run,
+                override_reason=override_reason,
+            )
+    note = " (gate overridden)" if bundle.override_reason else ""
+    typer.echo(f"Export bundle {bundle.id} #{bundle.number}: sha256 {bundle.content_hash}{note}.")
+
+
+@exports_app.command("list")
+def list_command(
+    project: Annotated[str, typer.Option("--project", "-p", help="Project id or slug.")],
+) -> None:
+    """Export bundles, newest first: id, number, hash, gate."""
+    from app import cli_support as cs
+    from app.exports import service as export_service
+
+    with cs.session() as db:
+        found = cs.project(db, project)
+        bundles = export_service.list_bundles(db, found.id or 0)
+    for b in bundles:
+        gate = "passed" if b.gate_passed else ("overridden" if b.override_reason else "failed")
+        typer.echo(f"{b.id}\t#{b.number}\t{b.content_hash}\t{gate}")

@@ -26,6 +26,7 @@ from app.probes import gate as probe_gate
 from app.projects import service as project_service
 from app.projects.models import Project
 from app.rewards import service as reward_service
+from app.rollouts.models import Rollout
 from app.rubrics import service as rubric_service
 from app.rubrics.models import Rubric, RubricVersion
 
@@ -230,9 +231,24 @@ def check_gate(
         session, project, version=version, rubric=rubric, judge=judge, reward=config
     )
     gate = gate_rules.with_probe_check(gate_rules.evaluate_gate(gate_cfg, summary), probe_check)
+    gate["warnings"] = reward_service.inapplicable_warnings(
+        reward_service.applicability(config, project, _gold_test_rollouts(session, project_id))
+    )
     return GateCheck(
         summary=summary, gate=gate, probes=probe_gate.manifest_entry(session, probe_check)
     )
+
+
+def _gold_test_rollouts(session: Session, project_id: int, limit: int = 5_000) -> list[Rollout]:
+    """The rollouts of the gold test split (the gate's selection), for the applicability check."""
+    query = (
+        select(Rollout)
+        .join(GoldItem, col(GoldItem.rollout_id) == col(Rollout.id))
+        .where(GoldItem.project_id == project_id, GoldItem.split == GOLD_SPLIT)
+        .order_by(col(Rollout.id))
+        .limit(limit)
+    )
+    return list(session.exec(query))
 
 
 def _iso(value: Any) -> str | None:
@@ -300,6 +316,7 @@ def create_bundle(
             answer_schema=version.output_schema,
             judge=judge_settings(judge),
             reward=reward,
+            document_location=project_service.document_location(project).as_spec(),
         )
     )
     approvals = rubric_service.approvals_for(session, [version.id or 0])[version.id or 0]

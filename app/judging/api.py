@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile, status
 from starlette.responses import Response
 
 from app.auth.dependencies import JudgeManager, JudgeRunner, ProjectReader, SessionDep
+from app.core.cursor import decode_cursor, encode_cursor
 from app.core.ids import Id, NonNegInt64
 from app.judging import external as judge_external
 from app.judging import service as judge_service
@@ -180,19 +181,28 @@ def list_judge_verdicts(
     run_id: Id,
     session: SessionDep,
     ctx: ProjectReader,
-    after_id: Annotated[NonNegInt64 | None, Query(description="keyset cursor")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=100, description="next_cursor of the previous page")
+    ] = None,
+    after_id: Annotated[
+        NonNegInt64 | None,
+        Query(deprecated=True, description="deprecated: use cursor (the old id cursor)"),
+    ] = None,
     parse_status: Annotated[str | None, Query(max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> VerdictPage:
-    """Verdicts in id order; pass `next_after_id` back as `after_id` for the next page."""
+    """Verdicts in id order; send `next_cursor` back as `cursor` for the next page."""
     run = judge_service.get_run(session, ctx.project.id or 0, run_id)
+    after = decode_cursor(cursor) if cursor is not None else after_id
     rows = judge_service.list_verdicts(
-        session, run, after_id=after_id, parse_status=parse_status, limit=limit + 1
+        session, run, after_id=after, parse_status=parse_status, limit=limit + 1
     )
     page: list[Verdict] = rows[:limit]
+    last = page[-1].id if len(rows) > limit and page else None
     return VerdictPage(
         items=[VerdictPublic.model_validate(v.model_dump()) for v in page],
-        next_after_id=page[-1].id if len(rows) > limit and page else None,
+        next_cursor=encode_cursor(last) if last is not None else None,
+        next_after_id=last,
     )
 
 

@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlmodel import Session, col, select
 
-from app.core.config import Settings, get_settings
-from app.core.db import get_engine
-from app.core.errors import DomainError
-from app.judging import external as judge_external
-from app.judging import service as judge_service
-from app.judging.engine import FINAL_STATUSES
-from app.judging.models import JudgeConfig, JudgeRun
-from app.judging.schemas import RunCreate, SelectionInput
-from app.judging.status import RunStatus
-from app.projects.models import Project
-from app.rubrics.models import Rubric, RubricVersion
+from app import cli_support as cs
+from app.auth.policies import Permission
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from app.core.config import Settings
+    from app.judging.models import JudgeConfig, JudgeRun
+    from app.judging.schemas import (
+        JudgeConfigInput,
+    )
+    from app.llm.egress import EgressPolicy
+    from app.projects.models import Project
+    from app.rubrics.models import RubricVersion
 
 judge_cli = typer.Typer(help="Judge runs: start, follow, cancel, resume; import verdicts.")
 
 
 def _settings() -> Settings:
+    from app.core.config import get_settings
+
     try:
         return get_settings()
     except ValueError as exc:
@@ -38,37 +42,19 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _project(session: Session, ref: str) -> Project:
-    project = session.get(Project, int(ref)) if ref.isdigit() else None
-    project = project or session.exec(select(Project).where(Project.slug == ref)).first()
-    if project is None:
-        raise _fail(f"No project {ref!r} (give its id or slug).")
-    return project
+    return cs.project(session, ref)
 
 
 def _version(session: Session, project: Project, ref: str) -> RubricVersion:
     """An id, or `rubric name` (its newest version), or `rubric name:N`."""
-    if ref.isdigit():
-        version = session.get(RubricVersion, int(ref))
-        if version is not None and version.project_id == project.id:
-            return version
-        raise _fail(f"No rubric version {ref} in project {project.slug}.")
-    name, _, number = ref.rpartition(":") if ":" in ref else (ref, "", "")
-    query = (
-        select(RubricVersion)
-        .join(Rubric, col(Rubric.id) == col(RubricVersion.rubric_id))
-        .where(Rubric.project_id == project.id, Rubric.name == name)
-    )
-    if number:
-        if not number.isdigit():
-            raise _fail(f"Version number {number!r} is not a whole number.")
-        query = query.where(RubricVersion.number == int(number))
-    found = session.exec(query.order_by(col(RubricVersion.number).desc())).first()
-    if found is None:
-        raise _fail(f"No published version {ref!r} in project {project.slug}.")
-    return found
+    return cs.rubric_version(session, project, ref)
 
 
 def _judge(session: Session, project: Project, ref: str) -> JudgeConfig:
+    from sqlmodel import select
+
+    from app.judging.models import JudgeConfig
+
     query = select(JudgeConfig).where(JudgeConfig.project_id == project.id)
     if ref.isdigit():
         found = session.exec(query.where(JudgeConfig.id == int(ref))).first()
@@ -81,6 +67,12 @@ def _judge(session: Session, project: Project, ref: str) -> JudgeConfig:
 
 def follow(engine_url: str, run_ids: list[int], poll_s: float = 1.0) -> list[JudgeRun]:
     """Show a progress bar until every run has finished; returns the final runs."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.judging.engine import FINAL_STATUSES
+    from app.judging.models import JudgeRun
+
     engine = get_engine(engine_url)
 
     def load() -> list[JudgeRun]:
@@ -105,10 +97,8 @@ def follow(engine_url: str, run_ids: list[int], poll_s: float = 1.0) -> list[Jud
 
 @judge_cli.command("run")
 def run_command(
-    project: Annotated[str, typer.Option(help="Project id or slug.")],
-    rubric_version: Annotated[
-        str, typer.Option(help="Rubric version id, or 'rubric name' (newest), or 'name:N'.")
-    ],
+    project: cs.ProjectOpt,
+    rubric_version: cs.VersionOpt,
     judge: Annotated[
         list[str], typer.Option(help="Judge configuration id or name; repeat for cross-judge.")
     ],
@@ -130,14 +120,27 @@ def run_command(
             "where `rubric-studio worker` processes do it).",
         ),
     ] = None,
+    as_email: cs.AsOpt = None,
 ) -> None:
     """Start a judge run (one per --judge) and optionally follow it with a progress bar."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.core.errors import DomainError
+    from app.judging import service as judge_service
+    from app.judging.schemas import (
+        RunCreate,
+        SelectionInput,
+    )
+    from app.judging.status import RunStatus
+
     settings = _settings()
     url = settings.resolved_database_url
     with Session(get_engine(url), expire_on_commit=False) as session:
         proj = _project(session, project)
         version = _version(session, proj, rubric_version)
         configs = [_judge(session, proj, ref) for ref in judge]
+        actor = cs.actor(session, proj, as_email, Permission.judge_run)
         try:
             data = RunCreate(
                 rubric_version_id=version.id or 0,
@@ -155,7 +158,7 @@ def run_command(
                 batch=batch,
             )
             estimate = judge_service.estimate_runs(session, proj, data)
-            runs = judge_service.create_runs(session, proj, actor=None, data=data)
+            runs = judge_service.create_runs(session, proj, actor=actor, data=data)
         except DomainError as exc:
             raise _fail(exc.message) from None
         except ValueError as exc:  # pydantic validation of the options
@@ -201,16 +204,32 @@ def run_command(
 
 @judge_cli.command("test-connection")
 def test_connection_command(
-    project_ref: Annotated[str, typer.Argument(metavar="PROJECT", help="Project id or slug.")],
+    project_ref: Annotated[
+        str | None, typer.Argument(metavar="[PROJECT]", help="Deprecated: use --project.")
+    ] = None,
     judge_ref: Annotated[
-        str, typer.Argument(metavar="JUDGE", help="Judge configuration id or name.")
-    ],
+        str | None, typer.Argument(metavar="[JUDGE]", help="Judge configuration id or name.")
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="Project id or slug.")
+    ] = None,
+    judge: Annotated[
+        str | None, typer.Option("--judge", help="Judge configuration id or name.")
+    ] = None,
 ) -> None:
     """Send one tiny request with a judge configuration and print the answer or the error."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.core.errors import DomainError
+    from app.judging import service as judge_service
+
     settings = _settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
-        project = _project(session, project_ref)
-        config = _judge(session, project, judge_ref)
+        if (project or project_ref) is None or (judge or judge_ref) is None:
+            raise _fail("Give --project and --judge.")
+        found = _project(session, project or project_ref or "")
+        config = _judge(session, found, judge or judge_ref or "")
     try:
         check = judge_service.check_connection(config)
     except DomainError as exc:
@@ -227,8 +246,17 @@ def test_connection_command(
 @judge_cli.command("cancel")
 def cancel_command(
     run_id: Annotated[int, typer.Argument(help="The run to cancel.")],
+    as_email: cs.AsOpt = None,
 ) -> None:
     """Cancel a queued or running judge run."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.core.errors import DomainError
+    from app.judging import service as judge_service
+    from app.judging.models import JudgeRun
+    from app.projects.models import Project
+
     settings = _settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         run = session.get(JudgeRun, run_id)
@@ -237,7 +265,8 @@ def cancel_command(
         project = session.get(Project, run.project_id)
         assert project is not None
         try:
-            judge_service.cancel_run(session, project, run, actor=None)
+            actor = cs.actor(session, project, as_email, Permission.judge_run)
+            judge_service.cancel_run(session, project, run, actor=actor)
         except DomainError as exc:
             raise _fail(exc.message) from None
     typer.echo(f"Run #{run_id} cancelled.")
@@ -246,8 +275,17 @@ def cancel_command(
 @judge_cli.command("resume")
 def resume_command(
     run_id: Annotated[int, typer.Argument(help="The run to resume.")],
+    as_email: cs.AsOpt = None,
 ) -> None:
     """Queue a cancelled or failed run again (its unfinished items)."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.core.errors import DomainError
+    from app.judging import service as judge_service
+    from app.judging.models import JudgeRun
+    from app.projects.models import Project
+
     settings = _settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         run = session.get(JudgeRun, run_id)
@@ -256,7 +294,8 @@ def resume_command(
         project = session.get(Project, run.project_id)
         assert project is not None
         try:
-            judge_service.resume_run(session, project, run, actor=None)
+            actor = cs.actor(session, project, as_email, Permission.judge_run)
+            judge_service.resume_run(session, project, run, actor=actor)
         except DomainError as exc:
             raise _fail(exc.message) from None
     typer.echo(f"Run #{run_id} queued again.")
@@ -267,17 +306,21 @@ def import_verdicts_command(
     file: Annotated[
         Path, typer.Argument(help="JSONL file of verdicts.", exists=True, dir_okay=False)
     ],
-    project: Annotated[str, typer.Option(help="Project id or slug.")],
-    rubric_version: Annotated[
-        str, typer.Option(help="Rubric version the verdicts were given under (id or name[:N]).")
-    ],
+    project: cs.ProjectOpt,
+    rubric_version: cs.VersionOpt,
     judge_name: Annotated[
         str | None, typer.Option(help="Judge name for lines without a 'judge' field.")
     ] = None,
+    as_email: cs.AsOpt = None,
 ) -> None:
     """Import verdicts produced elsewhere as external judge runs (one per judge name), as a job
     with a progress bar: every line is read and checked first, then the runs are stored."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.core.errors import DomainError
     from app.core.jobs import new_worker_id
+    from app.judging import external as judge_external
     from app.judging.import_jobs import VerdictImportRunner
     from app.rollouts.cli import run_job_command
 
@@ -292,7 +335,7 @@ def import_verdicts_command(
                 session,
                 settings,
                 proj,
-                actor=None,
+                actor=cs.actor(session, proj, as_email, Permission.judge_run),
                 rubric_version_id=version.id or 0,
                 filename=file.name,
                 path=file.resolve(),
@@ -303,4 +346,262 @@ def import_verdicts_command(
             raise _fail(exc.message) from None
     run_job_command(
         engine, settings, job, worker_id, runner_class=VerdictImportRunner, noun="verdicts stored"
+    )
+
+
+# ---- judge configurations ---------------------------------------------------------------------
+
+config_cli = typer.Typer(
+    help="Judge configurations: list, create, update, delete, test.", no_args_is_help=True
+)
+judge_cli.add_typer(config_cli, name="config")
+
+ConfigFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--file",
+        exists=True,
+        dir_okay=False,
+        help="A JSON or YAML file with the configuration's fields (as in the API).",
+    ),
+]
+
+
+def _config_fields(file: Path | None, options: dict[str, object]) -> dict[str, object]:
+    import json
+
+    import yaml
+
+    data: dict[str, object] = {}
+    if file is not None:
+        text = file.read_text(encoding="utf-8-sig")
+        try:
+            loaded = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise _fail(f"{file}: not readable: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise _fail(f"{file}: the configuration must be an object of fields.")
+        data.update(loaded)
+    data.update({k: v for k, v in options.items() if v is not None})
+    return data
+
+
+def _config_input(data: dict[str, object]) -> JudgeConfigInput:
+    from pydantic import ValidationError
+
+    from app.judging.schemas import (
+        JudgeConfigInput,
+    )
+
+    try:
+        return JudgeConfigInput.model_validate(data)
+    except ValidationError as exc:
+        lines = [
+            f"  --{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        raise _fail("The judge configuration was not saved:\n" + "\n".join(lines)) from None
+
+
+def _egress() -> EgressPolicy:
+    from app.llm.egress import EgressPolicy
+
+    return EgressPolicy.from_settings(_settings())
+
+
+@config_cli.command("list")
+def config_list_command(project: cs.ProjectOpt, as_json: cs.JsonOpt = False) -> None:
+    """A project's judge configurations."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.judging import service as judge_service
+    from app.judging.schemas import (
+        JudgeConfigPublic,
+    )
+
+    with Session(get_engine(_settings().resolved_database_url)) as session:
+        found = _project(session, project)
+        configs = judge_service.list_configs(session, found.id or 0)
+        public = [JudgeConfigPublic.model_validate(c.model_dump()) for c in configs]
+    if as_json:
+        cs.echo_json(public)
+        return
+    for c in public:
+        typer.echo(f"{c.id}\t{c.name}\t{c.provider}\t{c.model_id}")
+
+
+@config_cli.command("create")
+def config_create_command(
+    project: cs.ProjectOpt,
+    name: Annotated[str | None, typer.Option(help="Its name.")] = None,
+    provider: Annotated[str | None, typer.Option(help="openai_compat or bedrock.")] = None,
+    model_id: Annotated[str | None, typer.Option(help="The model id.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="NAME of the variable holding the key.")
+    ] = None,
+    region: Annotated[str | None, typer.Option(help="Bedrock region.")] = None,
+    temperature: Annotated[float | None, typer.Option()] = None,
+    max_tokens: Annotated[int | None, typer.Option()] = None,
+    concurrency: Annotated[int | None, typer.Option()] = None,
+    file: ConfigFileOpt = None,
+    as_email: cs.AsOpt = None,
+) -> None:
+    """Create a judge configuration from options and/or --file (options win)."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.judging import service as judge_service
+
+    data = _config_input(
+        _config_fields(
+            file,
+            {
+                "name": name,
+                "provider": provider,
+                "model_id": model_id,
+                "base_url": base_url,
+                "api_key_env": api_key_env,
+                "region": region,
+                "temperature": temperature,
+                "max_tokens": max_tokens,
+                "concurrency": concurrency,
+            },
+        )
+    )
+    with Session(get_engine(_settings().resolved_database_url), expire_on_commit=False) as session:
+        found = _project(session, project)
+        actor = cs.actor(session, found, as_email, Permission.judge_manage)
+        with cs.domain_errors():
+            config = judge_service.create_config(
+                session, found, actor=actor, data=data, egress=_egress()
+            )
+    typer.echo(f"Created judge configuration {config.id} '{config.name}'.")
+
+
+@config_cli.command("update")
+def config_update_command(
+    project: cs.ProjectOpt,
+    judge: Annotated[str, typer.Argument(metavar="JUDGE", help="Configuration id or name.")],
+    name: Annotated[str | None, typer.Option(help="New name.")] = None,
+    provider: Annotated[str | None, typer.Option(help="openai_compat or bedrock.")] = None,
+    model_id: Annotated[str | None, typer.Option(help="The model id.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="NAME of the variable holding the key.")
+    ] = None,
+    region: Annotated[str | None, typer.Option(help="Bedrock region.")] = None,
+    temperature: Annotated[float | None, typer.Option()] = None,
+    max_tokens: Annotated[int | None, typer.Option()] = None,
+    concurrency: Annotated[int | None, typer.Option()] = None,
+    file: ConfigFileOpt = None,
+    as_email: cs.AsOpt = None,
+) -> None:
+    """Change a judge configuration: fields not given keep their value."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.judging import service as judge_service
+    from app.judging.schemas import (
+        JudgeConfigInput,
+    )
+
+    with Session(get_engine(_settings().resolved_database_url), expire_on_commit=False) as session:
+        found = _project(session, project)
+        config = _judge(session, found, judge)
+        stored = {**config.model_dump(), **dict(config.params or {})}
+        current = {k: v for k, v in stored.items() if k in JudgeConfigInput.model_fields}
+        data = _config_input(
+            current
+            | _config_fields(
+                file,
+                {
+                    "name": name,
+                    "provider": provider,
+                    "model_id": model_id,
+                    "base_url": base_url,
+                    "api_key_env": api_key_env,
+                    "region": region,
+                    "temperature": temperature,
+                    "max_tokens": max_tokens,
+                    "concurrency": concurrency,
+                },
+            )
+        )
+        actor = cs.actor(session, found, as_email, Permission.judge_manage)
+        with cs.domain_errors():
+            updated = judge_service.update_config(
+                session,
+                found,
+                config,
+                actor=actor,
+                expected_revision=config.revision,
+                data=data,
+                egress=_egress(),
+            )
+    typer.echo(f"Saved judge configuration {updated.id} '{updated.name}'.")
+
+
+@config_cli.command("delete")
+def config_delete_command(
+    project: cs.ProjectOpt,
+    judge: Annotated[str, typer.Argument(metavar="JUDGE", help="Configuration id or name.")],
+    as_email: cs.AsOpt = None,
+) -> None:
+    """Delete a judge configuration no run has used."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.judging import service as judge_service
+
+    with Session(get_engine(_settings().resolved_database_url), expire_on_commit=False) as session:
+        found = _project(session, project)
+        config = _judge(session, found, judge)
+        actor = cs.actor(session, found, as_email, Permission.judge_manage)
+        with cs.domain_errors():
+            judge_service.delete_config(session, found, config, actor=actor)
+    typer.echo(f"Deleted judge configuration '{config.name}'.")
+
+
+@config_cli.command("test")
+def config_test_command(
+    project: cs.ProjectOpt,
+    judge: Annotated[str, typer.Argument(metavar="JUDGE", help="Configuration id or name.")],
+) -> None:
+    """Send one tiny request with a judge configuration (same as `judge test-connection`)."""
+    test_connection_command(None, None, project=project, judge=judge)
+
+
+@judge_cli.command("verdicts")
+def verdicts_command(
+    project: cs.ProjectOpt,
+    run_id: Annotated[int, typer.Argument(help="The judge run.")],
+    limit: Annotated[int, typer.Option(help="Verdicts per page (at most 1000).")] = 100,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor from the previous page.")] = None,
+) -> None:
+    """One page of a run's verdicts as JSON, with `next_cursor` for the next page."""
+    from sqlmodel import Session
+
+    from app.core.cursor import decode_cursor, encode_cursor
+    from app.core.db import get_engine
+    from app.judging import service as judge_service
+    from app.judging.schemas import (
+        VerdictPublic,
+    )
+
+    with Session(get_engine(_settings().resolved_database_url)) as session:
+        found = _project(session, project)
+        with cs.domain_errors():
+            run = judge_service.get_run(session, found.id or 0, run_id)
+            after = decode_cursor(cursor)
+            rows = judge_service.list_verdicts(
+                session, run, after_id=after, limit=max(1, min(limit, 1000))
+            )
+    page = [VerdictPublic.model_validate(v.model_dump()) for v in rows]
+    cs.echo_json(
+        {
+            "items": [v.model_dump(mode="json") for v in page],
+            "next_cursor": encode_cursor(page[-1].id) if len(page) == limit and page else None,
+        }
     )

@@ -40,6 +40,7 @@ from app.core import json_limits
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.errors import InvalidInput
+from app.core.schema_check import schema_problems
 from app.judging.engine import (
     ERROR_PARSE_STATUSES,
     Interpretation,
@@ -65,6 +66,7 @@ CHECK_EVERY = 500  # lines checked between progress reports
 # Files larger than this are imported as a job with progress from the browser.
 JOB_THRESHOLD_BYTES = 256 * 1024
 MAX_LINE_CHARS = 1_000_000
+VERDICT_SCHEMA = Path(__file__).resolve().parent / "verdict.schema.json"
 _WINNERS = {
     "a": "A",
     "model_a": "A",
@@ -207,6 +209,25 @@ def _parse_line(
         problems.add(number, "", f"nested deeper than {json_limits.MAX_DEPTH} levels")
         return None
     judge = record.get("judge", default_judge)
+    line = _parse_record(defn, number, raw, record, judge, problems)
+    if line is not None:  # the same schema the API serves (GET /api/v1/formats/verdicts)
+        checked = record if "judge" in record else {**record, "judge": judge}
+        found = schema_problems(VERDICT_SCHEMA, checked)
+        for name, message in found:
+            problems.add(number, name, message)
+        if found:
+            return None
+    return line
+
+
+def _parse_record(
+    defn: RubricDefinition,
+    number: int,
+    raw: str,
+    record: dict[str, Any],
+    judge: Any,
+    problems: _Problems,
+) -> _Line | None:
     if not isinstance(judge, str) or not judge.strip():
         problems.add(number, "judge", "missing: name the judge on each line or for the file")
         return None

@@ -256,7 +256,12 @@ class VerdictPublic(BaseModel):
 
 class VerdictPage(BaseModel):
     items: list[VerdictPublic]
-    next_after_id: int | None
+    next_cursor: str | None = Field(
+        description="send back as `cursor` for the next page; null on the last page"
+    )
+    next_after_id: int | None = Field(
+        deprecated=True, description="deprecated: the same page boundary as an id; use next_cursor"
+    )
 
 
 class ImportResult(BaseModel):

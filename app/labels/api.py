@@ -38,6 +38,7 @@ from app.labels.schemas import (
     ItemPublic,
     LabelBody,
     LabelPublic,
+    QueueClose,
     QueueCreate,
     QueuePublic,
     ResolutionPublic,
@@ -195,6 +196,16 @@ def create_queue(body: QueueCreate, session: SessionDep, ctx: QueueManager) -> Q
             seed=body.seed,
         ),
     )
+    return _queue(session, queue, ctx.user)
+
+
+@router.post("/queues/{queue_id}/close", response_model=QueuePublic)
+def close_queue(
+    queue_id: Id, body: QueueClose, session: SessionDep, ctx: QueueManager
+) -> QueuePublic:
+    """Close a queue (nothing more is offered) or, with `closed: false`, reopen it."""
+    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
+    queues.set_queue_closed(session, queue, actor=ctx.user, closed=body.closed)
     return _queue(session, queue, ctx.user)
 
 

@@ -38,6 +38,10 @@ class QueueCreate(_Input):
     seed: int | None = Field(default=None, description="recorded; random when empty")
 
 
+class QueueClose(_Input):
+    closed: bool = Field(default=True, description="false: reopen the queue")
+
+
 class QueuePublic(BaseModel):
     id: int
     name: str

@@ -23,9 +23,13 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from app.core.csv_safe import restore_cell, safe_writer
+from app.core.schema_check import schema_problems
+
+LABEL_SCHEMA = Path(__file__).resolve().parent / "label.schema.json"
 
 Format = Literal["jsonl", "csv"]
 FORMATS: tuple[Format, ...] = ("jsonl", "csv")
@@ -163,6 +167,9 @@ def _record_from_object(obj: dict[str, Any], line: int, problems: list[Problem])
         problems.append(Problem(line, "annotator", "must be text"))
     elif len(problems) == start:
         _check_identity(record, problems)
+    if len(problems) == start:  # the same schema the API serves (GET /api/v1/formats/labels)
+        for name, message in schema_problems(LABEL_SCHEMA, obj):
+            problems.append(Problem(line, name or "line", message))
     return record
 
 

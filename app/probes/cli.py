@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlmodel import Session
 
-from app.core.db import get_engine
-from app.core.errors import DomainError
-from app.judging import cli as judging_cli
-from app.probes import service as probe_service
-from app.probes.models import ProbeRun
 from app.probes.report import PUBLIC_ROW_KEYS
 from app.probes.rewrites import PROBES
-from app.probes.schemas import ProbeRunCreate
+
+if TYPE_CHECKING:
+    from app.probes import service as probe_service
+    from app.probes.models import ProbeRun
+
 
 probes_cli = typer.Typer(help="Probes: can the reward that ships be gamed? Run them, read them.")
 
@@ -27,11 +25,19 @@ def report_json(run: ProbeRun) -> list[dict[str, Any]]:
     """Per probe: name, n, uplift_mean, uplift_ci_low, uplift_ci_high, share_improved, passed
     (and for position / self-consistency share_changed with its CI and spread_mean, and the
     one-line verdict)."""
+    from app.probes import service as probe_service
+
     return [{k: row.get(k) for k in REPORT_KEYS} for row in probe_service.report_rows(run)]
 
 
 def follow(engine_url: str, run_id: int, poll_s: float = 0.5) -> ProbeRun:
     """A progress bar over the probe run's judging until it has finished."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.probes import service as probe_service
+    from app.probes.models import ProbeRun
+
     engine = get_engine(engine_url)
 
     def load() -> tuple[ProbeRun, probe_service.ProbeProgress]:
@@ -87,6 +93,14 @@ def run_command(
     ] = None,
 ) -> None:
     """Start a probe run; with --wait, follow it and print the report as JSON."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.core.errors import DomainError
+    from app.judging import cli as judging_cli
+    from app.probes import service as probe_service
+    from app.probes.schemas import ProbeRunCreate
+
     if split not in ("development", "test", "all"):
         raise judging_cli._fail(f"--split: development, test or all, not {split!r}.")
     settings = judging_cli._settings()
@@ -145,6 +159,12 @@ def report_command(
     run_id: Annotated[int, typer.Argument(help="The probe run.")],
 ) -> None:
     """Print a probe run's report as JSON."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.judging import cli as judging_cli
+    from app.probes.models import ProbeRun
+
     settings = judging_cli._settings()
     with Session(get_engine(settings.resolved_database_url)) as session:
         run = session.get(ProbeRun, run_id)
@@ -153,3 +173,25 @@ def report_command(
         if run.report is None:
             raise judging_cli._fail(f"Probe run #{run_id} is {run.status}: no report yet.")
         typer.echo(json.dumps(report_json(run), indent=2))
+
+
+@probes_cli.command("cancel")
+def cancel_command(
+    project: Annotated[str, typer.Option("--project", "-p", help="Project id or slug.")],
+    run_id: Annotated[int, typer.Argument(help="The probe run.")],
+    as_email: Annotated[
+        str | None,
+        typer.Option("--as", help="Email of the account acting (default: RS_CLI_AS)."),
+    ] = None,
+) -> None:
+    """Cancel a probe run that has not finished."""
+    from app import cli_support as cs
+    from app.auth.policies import Permission
+    from app.probes import service as probe_service
+
+    with cs.session() as db:
+        found = cs.project(db, project)
+        actor = cs.actor(db, found, as_email, Permission.judge_run)
+        with cs.domain_errors():
+            probe_service.cancel_run(db, found, actor=actor, run_id=run_id)
+    typer.echo(f"Probe run #{run_id} cancelled.")

@@ -45,6 +45,7 @@ from app.probes.rewrites import (
     default_probes,
 )
 from app.probes.schemas import ProbeRunCreate
+from app.projects import service as project_service
 from app.projects.models import Project
 from app.rewards import service as reward_service
 from app.rollouts.models import Rollout
@@ -563,10 +564,13 @@ def build_report(
     rollouts = _load_rollouts(session, original_ids + [i.rollout_id for i in items])
     verdicts = reward_service.first_verdicts(session, run.judge_run_id or 0, list(rollouts))
     config = run.reward_config
+    location = project_service.document_location_of(project)
     outcomes: dict[int, dict[str, Any]] = {}
     for rollout_id, rollout in rollouts.items():
         verdict = verdicts.get(rollout_id)
-        outcome = reward_service.outcome_for(config, rollout, verdict, project.output_schema)
+        outcome = reward_service.outcome_for(
+            config, rollout, verdict, project.output_schema, location
+        )
         if outcome is None:  # the judge run has no verdict: count it as the judge failing
             outcome = {
                 "reward": float((config.get("judge") or {}).get("neutral_reward", 0.5)),

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, status
+from starlette.responses import Response
 
 from app.auth.dependencies import CurrentUser, ProjectManager, ProjectReader, SessionDep
+from app.core.ids import Id
 from app.projects import service as project_service
 from app.projects.models import Project
 from app.projects.schemas import (
     ApprovalPolicy,
     MemberCreate,
     MemberPublic,
+    MemberRoleUpdate,
     ProjectCreate,
     ProjectPublic,
     ProjectUpdate,
@@ -20,7 +23,10 @@ router = APIRouter(prefix="/api/v1", tags=["projects"])
 
 
 def _public(project: Project, role: str | None) -> ProjectPublic:
-    return ProjectPublic.model_validate({**project.model_dump(), "role": role})
+    location = project_service.document_location(project)
+    return ProjectPublic.model_validate(
+        {**project.model_dump(), "role": role, "document_location": location}
+    )
 
 
 @router.get("/projects", response_model=list[ProjectPublic])
@@ -58,6 +64,7 @@ def update_project(body: ProjectUpdate, session: SessionDep, ctx: ProjectManager
         description=body.description,
         policy_system_prompt=body.policy_system_prompt,
         output_schema=body.output_schema,
+        document_location=body.document_location,
     )
     return _public(project, ctx.role)
 
@@ -109,3 +116,34 @@ def add_member(body: MemberCreate, session: SessionDep, ctx: ProjectManager) -> 
         display_name="",
         role=membership.role,
     )
+
+
+@router.put("/projects/{project_id}/members/{membership_id}", response_model=MemberPublic)
+def set_member_role(
+    membership_id: Id, body: MemberRoleUpdate, session: SessionDep, ctx: ProjectManager
+) -> MemberPublic:
+    """Change a member's role (a project keeps at least one admin: 422 otherwise)."""
+    membership = project_service.set_member_role(
+        session, ctx.project, membership_id=membership_id, role=body.role, actor=ctx.user
+    )
+    row = next(
+        r
+        for r in project_service.list_members(session, ctx.project.id or 0)
+        if r.membership.id == membership.id
+    )
+    return MemberPublic(
+        id=membership.id or 0,
+        user_id=membership.user_id,
+        email=row.user.email,
+        display_name=row.user.display_name,
+        role=membership.role,
+    )
+
+
+@router.delete(
+    "/projects/{project_id}/members/{membership_id}", status_code=status.HTTP_204_NO_CONTENT
+)
+def remove_member(membership_id: Id, session: SessionDep, ctx: ProjectManager) -> Response:
+    """Remove a member (a project keeps at least one admin: 422 otherwise)."""
+    project_service.remove_member(session, ctx.project, membership_id=membership_id, actor=ctx.user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

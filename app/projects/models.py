@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import UniqueConstraint
@@ -11,13 +10,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core.clock import utcnow
 from app.core.db import JSONType
-
-
-class Role(StrEnum):
-    admin = "admin"
-    engineer = "engineer"
-    expert = "expert"
-    reviewer = "reviewer"
+from app.projects.roles import Role as Role
 
 
 class Project(SQLModel, table=True):

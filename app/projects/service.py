@@ -13,9 +13,11 @@ from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.json_limits import check_json
+from app.core.problems import problem
 from app.judging.models import JudgeRun
 from app.labels.models import GoldItem, Label
 from app.projects.models import Membership, Project, Role
+from app.projects.schemas import DocumentLocation
 from app.rollouts.models import Rollout
 from app.rubrics.models import Rubric
 
@@ -118,7 +120,9 @@ def update_project(
     description: str,
     policy_system_prompt: str,
     output_schema: dict[str, Any] | None,
+    document_location: DocumentLocation | None = None,
 ) -> Project:
+    """Save the settings (`document_location` None: unchanged); a stale revision is a 409."""
     if project.revision != expected_revision:
         raise Conflict(
             "Someone else saved these settings since you opened them. Reload to see their "
@@ -129,7 +133,13 @@ def update_project(
         "description": project.description,
         "policy_system_prompt": project.policy_system_prompt,
         "output_schema": project.output_schema,
+        "document_location": document_location_of(project),
     }
+    if document_location is not None:
+        project.settings = {
+            **(project.settings or {}),
+            DOCUMENT_LOCATION: document_location.model_dump(mode="json"),
+        }
     project.name = _clean_name(name)
     project.description = description.strip()
     project.policy_system_prompt = policy_system_prompt
@@ -137,7 +147,9 @@ def update_project(
     project.revision += 1
     project.updated_at = utcnow()
     session.add(project)
-    changed = [k for k, v in before.items() if getattr(project, k) != v]
+    after = {k: getattr(project, k) for k in before if k != "document_location"}
+    after["document_location"] = document_location_of(project)
+    changed = [k for k, v in before.items() if after[k] != v]
     audit_service.record(
         session,
         actor=actor,
@@ -312,3 +324,45 @@ def set_single_approver(
         )
     session.commit()
     return project
+
+
+DOCUMENT_LOCATION = "document_location"
+
+
+def document_location_of(project: Project) -> dict[str, Any]:
+    return dict((project.settings or {}).get(DOCUMENT_LOCATION) or {"source": "field"})
+
+
+def document_location(project: Project) -> DocumentLocation:
+    """Where the project's rollouts hold their grounding document (default: target_document)."""
+    try:
+        return DocumentLocation.model_validate(document_location_of(project))
+    except ValueError:  # a setting stored by an older version: fall back to the default
+        return DocumentLocation()
+
+
+def parse_document_location(raw: dict[str, Any]) -> DocumentLocation:
+    """A setting as typed (form or command line), or InvalidInput naming the field."""
+    try:
+        return DocumentLocation.model_validate(raw)
+    except ValueError as exc:
+        errors: list[dict[str, Any]] = list(getattr(exc, "errors", lambda: [])())
+        problems = []
+        for error in errors:
+            message = str(error.get("msg", "")).removeprefix("Value error, ")
+            field, _, words = message.partition(": ")
+            loc = [str(p) for p in error.get("loc", ()) if p != "__root__"]
+            if not words:
+                field, words = (loc[-1] if loc else "source"), message
+            problems.append(problem(f"document_location.{field}", words, DOCUMENT_LABELS))
+        raise InvalidInput(
+            "Where the document is was not saved; please correct:", details=problems
+        ) from None
+
+
+DOCUMENT_LABELS = {
+    "document_location.source": "Where the document is",
+    "document_location.metadata_key": "Metadata key",
+    "document_location.start_marker": "Start marker",
+    "document_location.end_marker": "End marker",
+}

@@ -79,7 +79,16 @@ def _schema_problem(message: str) -> InvalidInput:
     return InvalidInput("The settings were not saved; please correct:", details=problems)
 
 
-SETTINGS_FIELDS = ("name", "description", "policy_system_prompt", "output_schema")
+SETTINGS_FIELDS = (
+    "name",
+    "description",
+    "policy_system_prompt",
+    "output_schema",
+    "document_location.source",
+    "document_location.metadata_key",
+    "document_location.start_marker",
+    "document_location.end_marker",
+)
 
 
 def _settings_context(
@@ -89,6 +98,12 @@ def _settings_context(
     return {
         "ctx": ctx,
         "members": members,
+        "document": project_service.document_location(ctx.project),
+        "document_sources": [
+            ("field", "the rollout's target_document field"),
+            ("metadata", "a metadata key (a custom field of a training row)"),
+            ("user_message", "the user message, between two markers"),
+        ],
         "roles": [r.value for r in Role],
         "single_approver": project_service.single_approver_allowed(ctx.project),
         "form": form,
@@ -128,8 +143,20 @@ def project_settings_action(
     description: Annotated[str, Form(max_length=20_000)] = "",
     policy_system_prompt: Annotated[str, Form(max_length=200_000)] = "",
     output_schema: Annotated[str, Form(max_length=200_000)] = "",
+    document_source: Annotated[str, Form(max_length=20)] = "field",
+    document_metadata_key: Annotated[str, Form(max_length=200)] = "",
+    document_start_marker: Annotated[str, Form(max_length=200)] = "",
+    document_end_marker: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     try:
+        location = project_service.parse_document_location(
+            {
+                "source": document_source,
+                "metadata_key": document_metadata_key,
+                "start_marker": document_start_marker,
+                "end_marker": document_end_marker,
+            }
+        )
         project_service.update_project(
             session,
             ctx.project,
@@ -139,6 +166,7 @@ def project_settings_action(
             description=description,
             policy_system_prompt=policy_system_prompt,
             output_schema=_parse_schema(output_schema),
+            document_location=location,
         )
     except InvalidInput as exc:
         # Nothing was stored: show the same form with what was typed and the message beside it.
@@ -150,6 +178,10 @@ def project_settings_action(
             "policy_system_prompt": policy_system_prompt,
             "output_schema": output_schema,
             "revision": str(revision),
+            "document_source": document_source,
+            "document_metadata_key": document_metadata_key,
+            "document_start_marker": document_start_marker,
+            "document_end_marker": document_end_marker,
         }
         context = _settings_context(session, ctx, typed, exc)
         return render(request, "projects/settings.html", context, status_code=422)

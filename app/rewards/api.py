@@ -87,6 +87,7 @@ def _preview_public(run_id: int, result: reward_service.RewardPreview) -> Reward
         gated=result.gated,
         groups=result.groups,
         zero_spread_groups=result.zero_spread_groups,
+        warnings=result.warnings,
         histogram=[
             HistogramBinPublic(low=b.low, high=b.high, count=b.count) for b in result.histogram
         ],

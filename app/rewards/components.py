@@ -298,6 +298,49 @@ def input_text_of(input_messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+# Where a rollout's grounding document sits (a project setting, copied into export bundles):
+# "field" (the rollout's target_document; the default), "metadata" (a key of the rollout's
+# metadata, or a custom field of a training row) or "user_message" (the last user message,
+# between a start and an end marker; no end marker: to the end of the message).
+DOCUMENT_SOURCES = ("field", "metadata", "user_message")
+
+
+def between_markers(text: str, start: str, end: str) -> str | None:
+    """The text after the first `start` marker, up to the next `end` marker (stripped)."""
+    if not text or not start:
+        return None
+    begin = text.find(start)
+    if begin < 0:
+        return None
+    begin += len(start)
+    finish = text.find(end, begin) if end else -1
+    found = (text[begin:finish] if finish >= 0 else text[begin:]).strip()
+    return found or None
+
+
+def document_text(
+    location: dict[str, Any] | None,
+    *,
+    target_document: str | None,
+    input_messages: list[dict[str, Any]] | None,
+    lookup: Any = None,
+) -> str | None:
+    """The grounding document of one rollout, wherever the project says it is. `lookup(key)`
+    reads a metadata key (or a training row's custom field)."""
+    source = (location or {}).get("source") or "field"
+    if source == "metadata":
+        key = str((location or {}).get("metadata_key") or "")
+        value = lookup(key) if key and lookup is not None else None
+        return value if isinstance(value, str) and value.strip() else None
+    if source == "user_message":
+        return between_markers(
+            input_text_of(input_messages or []),
+            str((location or {}).get("start_marker") or ""),
+            str((location or {}).get("end_marker") or ""),
+        )
+    return target_document or None
+
+
 def evaluate_components(
     config: dict[str, Any],
     response: str,

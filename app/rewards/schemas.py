@@ -187,6 +187,12 @@ class RewardPreviewPublic(BaseModel):
     gated: int
     groups: int = Field(description="groups (same prompt) with at least two rollouts")
     zero_spread_groups: list[str] = Field(description="groups whose rewards are all equal")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="components that apply to none of the selection's rollouts (they add "
+        "nothing to the reward), e.g. grounding when no rollout has its document where the "
+        "project says it is",
+    )
     histogram: list[HistogramBinPublic]
     components: list[ComponentSummaryPublic]
     rows: list[RolloutRewardPublic]

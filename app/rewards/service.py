@@ -22,6 +22,7 @@ from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.problems import from_validation_errors
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
 from app.labels.models import GoldItem
+from app.projects import service as project_service
 from app.projects.models import Project
 from app.rewards import components, composite
 from app.rewards.config import RewardConfigModel, changed_paths, load_config
@@ -215,6 +216,35 @@ class RewardPreview:
     groups: int
     zero_spread_groups: list[str] = field(default_factory=list)
     single_member_groups: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def grounding_document(
+    rollout: Rollout | PreviewRollout, location: dict[str, Any] | None
+) -> str | None:
+    """The rollout's grounding document, where the project says it is."""
+    metadata = rollout.metadata_ if isinstance(rollout.metadata_, dict) else {}
+    return components.document_text(
+        location,
+        target_document=rollout.target_document,
+        input_messages=list(rollout.input_messages or []),
+        lookup=metadata.get,
+    )
+
+
+def component_results(
+    config: dict[str, Any],
+    rollout: Rollout | PreviewRollout,
+    output_schema: dict[str, Any] | None,
+    document_location: dict[str, Any] | None = None,
+) -> dict[str, dict[str, Any]]:
+    return components.evaluate_components(
+        config,
+        rollout.response or "",
+        input_messages=list(rollout.input_messages or []),
+        target_document=grounding_document(rollout, document_location),
+        output_schema=output_schema,
+    )
 
 
 def outcome_for(
@@ -222,16 +252,12 @@ def outcome_for(
     rollout: Rollout | PreviewRollout,
     verdict: Verdict | PreviewVerdict | None,
     output_schema: dict[str, Any] | None,
+    document_location: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """The composite outcome of one rollout from its stored verdict (None: a verdict is needed
-    but the run has none for it)."""
-    results = components.evaluate_components(
-        config,
-        rollout.response or "",
-        input_messages=list(rollout.input_messages or []),
-        target_document=rollout.target_document,
-        output_schema=output_schema,
-    )
+    but the run has none for it). `document_location`: the project's setting (where the
+    grounding document is)."""
+    results = component_results(config, rollout, output_schema, document_location)
     if not composite.judge_needed(config, results):
         return composite.compute_reward(config, results, None)
     if verdict is None:
@@ -265,6 +291,77 @@ def _histogram(values: list[float]) -> list[HistogramBin]:
         )
         for i, count in enumerate(counts)
     ]
+
+
+COMPONENT_TITLES = {
+    "format": "Format",
+    "length": "Length",
+    "language": "Language",
+    "safety": "Safety",
+    "grounding": "Grounding",
+}
+
+
+NO_DOCUMENT = "no target document"
+
+
+@dataclass
+class Applicability:
+    """How many rollouts a component applied to, of those it was evaluated on, and the most
+    common reason it did not apply."""
+
+    applicable: int = 0
+    evaluated: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, result: dict[str, Any]) -> None:
+        self.evaluated += 1
+        if result.get("applicable", True):
+            self.applicable += 1
+        else:
+            detail = str(result.get("detail") or "")
+            self.reasons[detail] = self.reasons.get(detail, 0) + 1
+
+    @property
+    def main_reason(self) -> str:
+        return max(self.reasons, key=lambda k: self.reasons[k]) if self.reasons else ""
+
+
+def inapplicable_warnings(counts: dict[str, Applicability]) -> list[str]:
+    """A warning for each enabled component that applies to none of the rollouts it was
+    evaluated on: it then adds nothing to the reward, silently."""
+    warnings = []
+    for name, seen in counts.items():
+        if seen.evaluated == 0 or seen.applicable > 0:
+            continue
+        title = COMPONENT_TITLES.get(name, name.capitalize())
+        if name == "grounding" and seen.main_reason == NO_DOCUMENT:
+            hint = ": set where the document is in project settings."
+        else:
+            hint = f" ({seen.main_reason}): check its settings against the rollouts."
+        warnings.append(f"{title} applies to 0 of {seen.evaluated:,} rollouts{hint}")
+    return warnings
+
+
+def applicability_of(outcomes: list[dict[str, Any]]) -> dict[str, Applicability]:
+    """Applicability of each deterministic component over composite outcomes."""
+    counts: dict[str, Applicability] = {}
+    for outcome in outcomes:
+        for name, result in (outcome.get("components") or {}).items():
+            counts.setdefault(name, Applicability()).add(result)
+    return counts
+
+
+def applicability(
+    config: dict[str, Any], project: Project, rollouts: list[Rollout]
+) -> dict[str, Applicability]:
+    """Applicability of each enabled deterministic component over rollouts (no judge)."""
+    location = project_service.document_location_of(project)
+    results = [
+        {"components": component_results(config, r, project.output_schema, location)}
+        for r in rollouts
+    ]
+    return applicability_of(results)
 
 
 def _summaries(config: dict[str, Any], rows: list[RolloutReward]) -> list[ComponentSummary]:
@@ -308,7 +405,8 @@ def _summaries(config: dict[str, Any], rows: list[RolloutReward]) -> list[Compon
 
 
 class PreviewRollout(NamedTuple):
-    """The columns of a rollout the reward reads (never its metadata or provenance)."""
+    """The columns of a rollout the reward reads (its metadata only for the project's document
+    location; never its provenance)."""
 
     id: int
     external_id: str
@@ -317,6 +415,7 @@ class PreviewRollout(NamedTuple):
     response: str | None
     input_messages: Any
     target_document: str | None
+    metadata_: Any
 
 
 class PreviewVerdict(NamedTuple):
@@ -446,12 +545,14 @@ def compute_rewards(
     """The studio's reward for each rollout from the run's stored verdicts, and how many
     rollouts needed a verdict the run does not have."""
     data = config.as_dict()
+    location = project_service.document_location_of(project)
     read = verdicts or first_verdicts
     found = read(session, run_id, [r.id or 0 for r in rollouts])
     rows: list[RolloutReward] = []
     missing = 0
     for rollout in rollouts:
-        outcome = outcome_for(data, rollout, found.get(rollout.id or 0), project.output_schema)
+        verdict = found.get(rollout.id or 0)
+        outcome = outcome_for(data, rollout, verdict, project.output_schema, location)
         if outcome is None:
             missing += 1
             continue
@@ -476,6 +577,7 @@ def _load_rollouts(session: Session, ids: list[int]) -> list[PreviewRollout]:
             col(Rollout.response),
             col(Rollout.input_messages),
             col(Rollout.target_document),
+            col(Rollout.metadata_),
         )
         .where(col(Rollout.id).in_(ids))
         .order_by(col(Rollout.id))
@@ -528,12 +630,14 @@ def summarise(
             groups[row.group_key].append(row.reward)
     multi = {key: values for key, values in groups.items() if len(values) >= 2}
     zero_spread = sorted(key for key, values in multi.items() if max(values) - min(values) < 1e-9)
+    summaries = _summaries(config.as_dict(), rows)
     return RewardPreview(
         run=run,
         rows=rows,
         missing_verdicts=missing,
         histogram=_histogram(rewards),
-        components=_summaries(config.as_dict(), rows),
+        components=summaries,
+        warnings=inapplicable_warnings(applicability_of([row.outcome for row in rows])),
         judge_ok=sum(1 for row in rows if row.outcome["judge_status"] == "ok"),
         judge_errors=sum(1 for row in rows if row.outcome["judge_status"] == "error"),
         gated=sum(1 for row in rows if row.outcome["gated_by"] is not None),

@@ -93,6 +93,13 @@ def get_import(session: SessionDep, ctx: ProjectReader, import_id: Id) -> Import
     return import_public(session, job)
 
 
+@router.post("/projects/{project_id}/imports/{import_id}/cancel", response_model=ImportPublic)
+def cancel_import(session: SessionDep, ctx: RolloutImporter, import_id: Id) -> ImportPublic:
+    """Cancel an import that has not finished; nothing of it is kept (409 once it finished)."""
+    job = rollout_service.get_import(session, ctx.project.id or 0, import_id)
+    return import_public(session, rollout_service.cancel_import(session, job, ctx.user))
+
+
 @router.get(
     "/projects/{project_id}/imports/{import_id}/problems",
     response_class=StreamingResponse,

@@ -1,31 +1,31 @@
-"""`rubric-studio import FILE --project ID`: import a rollout file inline, with a progress bar."""
+"""`rubric-studio import FILE --project P`: import a rollout file inline, with a progress bar.
+
+Heavy modules are imported inside the commands, so `--help` starts at once."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
 
-from app.auth.models import User
-from app.core.config import Settings, get_settings
-from app.core.db import get_engine
-from app.core.errors import DomainError
-from app.core.jobs import new_worker_id
-from app.projects.models import Project
-from app.rollouts import jobs
-from app.rollouts import service as rollout_service
-from app.rollouts.models import RolloutImport
 from app.rollouts.parsing import FORMATS
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from sqlalchemy.engine import Engine
+
+    from app.core.config import Settings
+    from app.rollouts import jobs
+    from app.rollouts.models import RolloutImport
+
 
 SHOWN_PROBLEMS = 20
 
 
 def _settings() -> Settings:
+    from app.core.config import get_settings
+
     try:
         return get_settings()
     except ValueError as exc:
@@ -40,7 +40,9 @@ def import_rollouts(
             exists=True, dir_okay=False, readable=True, help="JSONL or CSV rollout file."
         ),
     ],
-    project: Annotated[int, typer.Option("--project", help="Id of the project to import into.")],
+    project: Annotated[
+        str, typer.Option("--project", "-p", help="Project id or slug to import into.")
+    ],
     format: Annotated[
         str, typer.Option("--format", help=f"One of: {', '.join(FORMATS)}.")
     ] = "auto",
@@ -57,26 +59,32 @@ def import_rollouts(
             "--csv-mapping", help='CSV columns as JSON: \'{"input": "Question", "response": "A"}\'.'
         ),
     ] = "",
+    as_email: Annotated[
+        str | None,
+        typer.Option("--as", help="Email of the account acting (default: RS_CLI_AS)."),
+    ] = None,
     user: Annotated[
-        str | None, typer.Option("--user", help="Email of the account recorded as the importer.")
+        str | None, typer.Option("--user", hidden=True, help="Deprecated: use --as.")
     ] = None,
 ) -> None:
     """Import rollouts from FILE into a project, checking the whole file first."""
+    from rich.console import Console
+    from sqlmodel import Session
+
+    from app import cli_support as cs
+    from app.auth.policies import Permission
+    from app.core.db import get_engine
+    from app.core.errors import DomainError
+    from app.core.jobs import new_worker_id
+    from app.rollouts import service as rollout_service
+
     settings = _settings()
     engine = get_engine(settings.resolved_database_url)
     worker_id = f"cli:{new_worker_id()}"
     console = Console(stderr=True)
     with Session(engine, expire_on_commit=False) as session:
-        target = session.get(Project, project)
-        if target is None:
-            typer.secho(f"No project with id {project}.", fg=typer.colors.RED, err=True)
-            raise typer.Exit(2)
-        actor = None
-        if user:
-            actor = session.exec(select(User).where(User.email == user.strip().lower())).first()
-            if actor is None:
-                typer.secho(f"No user with the email {user}.", fg=typer.colors.RED, err=True)
-                raise typer.Exit(2)
+        target = cs.project(session, project)
+        actor = cs.actor(session, target, as_email or user, Permission.rollout_import)
         try:
             choices = rollout_service.ImportChoices(
                 format=format,
@@ -119,6 +127,11 @@ def run_with_progress(
 ) -> RolloutImport | None:
     """Run a job this process holds the lease of, with a progress bar over both phases
     (rollouts, and labels and verdicts through their runners)."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    from app.rollouts import jobs
+    from app.rollouts import service as rollout_service
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -147,6 +160,10 @@ def run_with_progress(
 def print_problems(engine: Engine, finished: RolloutImport, *, bare_fields: bool = False) -> None:
     """The first problems of a finished job, one a line: "line N, field 'f': message", or
     with ``bare_fields`` "line N: f: message" (as the label and verdict imports say them)."""
+    from sqlmodel import Session
+
+    from app.rollouts import service as rollout_service
+
     if not finished.problem_count:
         return
     with Session(engine) as session:
@@ -174,6 +191,10 @@ def run_job_command(
 ) -> None:
     """A label or verdict import command's end: run the job with a progress bar, say how it
     ended and its first problems, and exit 1 unless it is done."""
+    from rich.console import Console
+
+    from app.rollouts import service as rollout_service
+
     finished = run_with_progress(
         engine,
         settings,
@@ -190,3 +211,47 @@ def run_job_command(
     print_problems(engine, finished, bare_fields=True)
     if not done:
         raise typer.Exit(1)
+
+
+imports_app = typer.Typer(help="Rollout imports: list, cancel.", no_args_is_help=True)
+
+
+@imports_app.command("list")
+def imports_list_command(
+    project: Annotated[str, typer.Option("--project", "-p", help="Project id or slug.")],
+) -> None:
+    """Recent imports: id, file, status, lines, imported."""
+    from app import cli_support as cs
+    from app.rollouts import service as rollout_service
+
+    with cs.session() as db:
+        found = cs.project(db, project)
+        jobs_found = rollout_service.list_imports(db, found.id or 0)
+    for job in jobs_found:
+        typer.echo(
+            f"{job.id}\t{job.filename}\t{job.status}\t{job.lines_read:,} lines\t"
+            f"{job.inserted:,} imported"
+        )
+
+
+@imports_app.command("cancel")
+def imports_cancel_command(
+    project: Annotated[str, typer.Option("--project", "-p", help="Project id or slug.")],
+    import_id: Annotated[int, typer.Argument(help="The import.")],
+    as_email: Annotated[
+        str | None,
+        typer.Option("--as", help="Email of the account acting (default: RS_CLI_AS)."),
+    ] = None,
+) -> None:
+    """Cancel an import that has not finished (nothing of it is kept)."""
+    from app import cli_support as cs
+    from app.auth.policies import Permission
+    from app.rollouts import service as rollout_service
+
+    with cs.session() as db:
+        found = cs.project(db, project)
+        user = cs.person(db, found, as_email, Permission.rollout_import)
+        with cs.domain_errors():
+            job = rollout_service.get_import(db, found.id or 0, import_id)
+            job = rollout_service.cancel_import(db, job, user)
+    typer.echo(f"Import {import_id}: {job.status}.")

@@ -23,6 +23,7 @@ from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.csv_safe import safe_csv_rows
+from app.core.cursor import decode_cursor, encode_cursor
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.projects.models import Project
 from app.rollouts import search
@@ -425,17 +426,8 @@ class RolloutPage:
 
 
 def parse_cursor(cursor: str | None) -> int | None:
-    if cursor is None or not cursor.strip():
-        return None
-    try:
-        value = int(cursor)
-    except ValueError:
-        raise InvalidInput(
-            f"'{cursor[:40]}' is not a page cursor (use next_cursor from a list)"
-        ) from None
-    if value < 0:
-        raise InvalidInput("a page cursor is never negative")
-    return value
+    """The id after which a page starts (app/core/cursor.py: one convention for every list)."""
+    return decode_cursor(cursor)
 
 
 def parse_rank_cursor(cursor: str | None) -> tuple[float, int] | None:
@@ -534,7 +526,9 @@ def list_rollouts(
     next_cursor = None
     if more and rows:
         last = rows[-1]
-        next_cursor = f"{last.rank!r}~{last.id}" if ranked else str(last.id)
+        next_cursor = (
+            f"{last.rank!r}~{encode_cursor(last.id)}" if ranked else encode_cursor(last.id)
+        )
     return RolloutPage(
         items=rows,
         next_cursor=next_cursor,

@@ -22,6 +22,7 @@ from app.rubrics.models import Rubric, RubricApproval, RubricVersion
 from app.rubrics.schemas import (
     ApprovalPublic,
     ApproveBody,
+    ArchiveBody,
     DraftConflictBody,
     DraftSave,
     DraftSaveResult,
@@ -206,6 +207,16 @@ def publish(
     except rubric_service.DraftConflict as exc:
         return _conflict(exc)
     return _version(version, [])
+
+
+@router.post("/{rubric_id}/archive", response_model=RubricPublic)
+def archive(
+    rubric_id: Id, body: ArchiveBody, session: SessionDep, ctx: RubricEditor
+) -> RubricPublic:
+    """Hide a rubric from the list (`archived: true`) or restore it; versions stay untouched."""
+    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    rubric_service.archive_rubric(session, rubric, actor=ctx.user, archived=body.archived)
+    return _rubric_public(session, rubric)
 
 
 @router.get("/{rubric_id}/versions", response_model=list[VersionSummary])

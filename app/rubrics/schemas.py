@@ -110,3 +110,9 @@ class RubricPublic(RubricSummary):
     problems: list[str]
     template_errors: list[dict[str, Any]]
     versions: list[VersionSummary]
+
+
+class ArchiveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    archived: bool = Field(default=True, description="false: restore the rubric to the list")

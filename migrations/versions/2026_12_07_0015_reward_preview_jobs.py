@@ -5,7 +5,7 @@
   (`status = 'queued' ORDER BY id LIMIT 1`).
 
 Revision ID: 0015_reward_preview_jobs
-Revises: 0011_drift_audits
+Revises: 0016_rollout_search_vector
 Create Date: 2026-12-07 20:40:00
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0015_reward_preview_jobs"
-down_revision: str | None = "0011_drift_audits"
+down_revision: str | None = "0016_rollout_search_vector"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -102,20 +102,14 @@ def split_messages(messages: Any) -> tuple[list[dict[str, Any]], str]:
     return normalized, ""
 
 
-def sample_from_row(row: dict[str, Any]) -> dict[str, Any]:
+def sample_from_row(
+    row: dict[str, Any], document_location: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A training row with its generated response (Nova RFT shape A or B) as a reward sample."""
     if not isinstance(row, dict):
         raise ValueError(f"a sample must be an object, got {type(row).__name__}")
     input_messages, response = split_messages(row.get("messages"))
-    target = _lookup(row, "target_document")
-    return {
-        "input_messages": input_messages,
-        "response": response,
-        "reference_answer": _lookup(row, "reference_answer"),
-        "target_document": target if isinstance(target, str) else None,
-        "references": _references(_lookup(row, "references")),
-        "metadata": _template_metadata(row),
-    }
+    return _sample(input_messages, response, row, document_location)
 
 
 def _finite(value: float, fallback: float) -> float:
@@ -206,6 +200,7 @@ class RewardEngine:
         self.output_schema: dict[str, Any] = spec["prompt"]["output_schema"]
         self.output_schema_text: str = bundle["runtime"]["output_schema_text"]
         self.project_schema: dict[str, Any] | None = spec["project"].get("output_schema")
+        self.document_location: dict[str, Any] | None = spec["project"].get("document_location")
         runtime_judge = (bundle.get("runtime") or {}).get("judge") or spec["judge"]
         overrides = {k: v for k, v in (judge_overrides or {}).items() if v is not None}
         for key in REWARD_SETTINGS:
@@ -312,7 +307,7 @@ class RewardEngine:
             self.config,
             sample.get("response") or "",
             input_messages=sample.get("input_messages") or [],
-            target_document=sample.get("target_document"),
+            target_document=sample.get("grounding_document", sample.get("target_document")),
             output_schema=self.project_schema,
         )
         judge = None
@@ -439,7 +434,7 @@ class RewardEngine:
             else:
                 event = [event]
         rows = event if isinstance(event, list) else []
-        outcomes = self.score_all([_row_builder(row) for row in rows])
+        outcomes = self.score_all([_row_builder(row, self.document_location) for row in rows])
         ids = [row.get("id") if isinstance(row, dict) else None for row in rows]
         self.drift.record(outcomes, source="nova-lambda", sample_ids=ids, wait=True)
         results = []
@@ -473,7 +468,7 @@ class RewardEngine:
                 else:
                     response = str(completion)
                 row = {key: _column(values, i) for key, values in columns.items()}
-                return _sample(input_messages, response, row)
+                return _sample(input_messages, response, row, self.document_location)
 
             return build
 
@@ -550,7 +545,7 @@ class RewardEngine:
             )
             row = info | {"reference_answer": reference}
             response = solution_str if isinstance(solution_str, str) else ""
-            return _sample(_messages_of(messages), response, row)
+            return _sample(_messages_of(messages), response, row, self.document_location)
 
         return build
 
@@ -604,7 +599,9 @@ class RewardEngine:
                     row.get("messages") if row.get("messages") is not None else row.get("prompt")
                 )
                 input_messages = _messages_of(messages if messages is not None else prompt_text)
-                return _sample(input_messages, strip_end_markers(response), row)
+                return _sample(
+                    input_messages, strip_end_markers(response), row, self.document_location
+                )
 
             return build
 
@@ -618,15 +615,27 @@ class RewardEngine:
 
 
 def _sample(
-    input_messages: list[dict[str, Any]], response: str, row: dict[str, Any]
+    input_messages: list[dict[str, Any]],
+    response: str,
+    row: dict[str, Any],
+    document_location: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A reward sample from a trainer's row (custom fields at the top level or in metadata)."""
+    """A reward sample from a trainer's row (custom fields at the top level or in metadata).
+    `grounding_document` is the document the grounding check reads: where the project said it is
+    (the row's target_document, a custom field, or the user message between markers)."""
     target = _lookup(row, "target_document")
+    target = target if isinstance(target, str) else None
     return {
         "input_messages": input_messages,
         "response": response,
         "reference_answer": _lookup(row, "reference_answer"),
-        "target_document": target if isinstance(target, str) else None,
+        "target_document": target,
+        "grounding_document": components.document_text(
+            document_location,
+            target_document=target,
+            input_messages=input_messages,
+            lookup=lambda key: _lookup(row, key),
+        ),
         "references": _references(_lookup(row, "references")),
         "metadata": _template_metadata(row),
     }
@@ -666,8 +675,10 @@ def env_overrides(environ: dict[str, str] | Any) -> dict[str, Any]:
     return overrides
 
 
-def _row_builder(row: Any) -> Callable[[], dict[str, Any]]:
-    return lambda: sample_from_row(row)
+def _row_builder(
+    row: Any, document_location: dict[str, Any] | None
+) -> Callable[[], dict[str, Any]]:
+    return lambda: sample_from_row(row, document_location)
 
 
 def _column(values: Any, index: int) -> Any:

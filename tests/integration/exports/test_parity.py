@@ -242,3 +242,130 @@ def test_studio_lambda_trl_verl_and_openrlhf_rewards_are_identical(
             if "judge" in metrics_by_name:
                 assert metrics_by_name[f"criterion.{key}"] == value
     assert json.loads(json.dumps(studio)) == studio
+
+
+def test_where_the_document_is_holds_in_the_studio_and_every_package(
+    session: Session, engine, judge_server: JudgeServer, tmp_path: Path
+) -> None:
+    """Rows with the contract inside the user message (no target_document field, as Nova and
+    OpenAI chat rows have it): with the project's setting, grounding applies in the studio and
+    the packages compute the same rewards (TRL, verl, the Lambda)."""
+    from app.projects import service as project_service
+    from app.projects.schemas import DocumentLocation
+
+    world = build_world(session, judge_server.base_url, contracts=1)
+    for rollout in world.rollouts:
+        *before, last = rollout.input_messages
+        content = f"{last['content']}\n<contract>\n{rollout.target_document}\n</contract>"
+        rollout.input_messages = [*before, {**last, "content": content}]
+        rollout.target_document = None
+        session.add(rollout)
+    session.commit()
+    run = run_judge(session, engine, world)
+    config = reward_service.current_config(session, world.project.id or 0).model
+
+    def studio_rewards() -> tuple[list[float], list[bool]]:
+        rows, missing = reward_service.compute_rewards(
+            session, world.project, config, run.id or 0, world.rollouts
+        )
+        assert missing == 0
+        applies = [r.outcome["components"]["grounding"]["applicable"] for r in rows]
+        return [r.reward for r in rows], applies
+
+    before, applies = studio_rewards()
+    assert not any(applies)  # the default: the target_document field, which these rows lack
+    project_service.update_project(
+        session,
+        world.project,
+        actor=world.admin,
+        expected_revision=world.project.revision,
+        name=world.project.name,
+        description=world.project.description,
+        policy_system_prompt=world.project.policy_system_prompt,
+        output_schema=world.project.output_schema,
+        document_location=DocumentLocation(
+            source="user_message", start_marker="<contract>", end_marker="</contract>"
+        ),
+    )
+    studio, applies = studio_rewards()
+    assert sum(applies) >= 2  # the judged (JSON) responses with excerpts
+    assert studio != before  # grounding now counts
+
+    label_gold(session, world, run.id or 0, agree=True)
+    bundle = export_service.create_bundle(  # one contract is too few items for the gate
+        session,
+        world.project,
+        actor=world.admin,
+        can_override=True,
+        rubric_version_id=world.version.id or 0,
+        judge_config_id=world.judge.id or 0,
+        run_id=run.id,
+        override_reason="a parity test of four rollouts",
+    )
+    assert bundle.content["spec"]["project"]["document_location"]["start_marker"] == "<contract>"
+
+    module_file = export_service.target_file(bundle, "trl")
+    module_path = tmp_path / module_file.filename
+    module_path.write_bytes(module_file.data)
+    module = _load(module_path, f"parity_doc_{bundle.content_hash[:8]}")
+    trl = asyncio.run(
+        module.reward_func(
+            prompts=[r.input_messages for r in world.rollouts],
+            completions=[[{"role": "assistant", "content": r.response}] for r in world.rollouts],
+            references=[r.reference_documents for r in world.rollouts],
+            metadata=[r.metadata_ for r in world.rollouts],
+            log_metric=lambda name, value: None,
+            log_extra=lambda column, values: None,
+        )
+    )
+    assert trl == studio
+
+    compute_score = _verl_loader(module_path, "compute_score")
+    verl = [
+        compute_score(
+            data_source="contracts",
+            solution_str=r.response,
+            ground_truth=None,
+            extra_info={
+                "prompt": r.input_messages,
+                "references": r.reference_documents,
+                "metadata": r.metadata_,
+            },
+        )["score"]
+        for r in world.rollouts
+    ]
+    assert verl == studio
+
+    verdicts = verdicts_by_rollout(session, run.id or 0)
+    statuses = [
+        reward_service.outcome_for(
+            config.as_dict(),
+            r,
+            verdicts.get(r.id or 0),
+            world.project.output_schema,
+            project_service.document_location_of(world.project),
+        )["judge_status"]  # type: ignore[index]
+        for r in world.rollouts
+    ]
+    script = [
+        {"text": verdicts[r.id or 0].raw_text}
+        for r, status in zip(world.rollouts, statuses, strict=True)
+        if status == "ok"
+    ]
+    options = TargetOptions(
+        provider="bedrock", model_id="us.amazon.nova-2-lite-v1:0", region="us-east-1"
+    )
+    zip_file = export_service.target_file(bundle, "nova-lambda", options)
+    event = [
+        {
+            "id": r.external_id,
+            "messages": [*r.input_messages, {"role": "assistant", "content": r.response}],
+            "metadata": {**r.metadata_, "references": r.reference_documents},
+        }
+        for r in world.rollouts
+    ]
+    result = run_lambda(
+        zip_file.data, tmp_path / "lambda", event, script, {"RUBRIC_JUDGE_CONCURRENCY": "1"}
+    )
+    output = NOVA_OUTPUT.validate_python(result["output"])
+    assert [o.aggregate_reward_score for o in output] == studio

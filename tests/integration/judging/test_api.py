@@ -108,19 +108,32 @@ def test_configurations_and_runs_over_the_api(
     listed = client.get(f"{base}/judge-runs", headers=headers).json()
     assert [r["id"] for r in listed] == [run["id"]]
 
+    # One convention for every list: an opaque next_cursor, sent back as cursor.
     page = client.get(
         f"{base}/judge-runs/{run['id']}/verdicts", params={"limit": 4}, headers=headers
     ).json()
-    assert len(page["items"]) == 4 and page["next_after_id"] == page["items"][-1]["id"]
+    assert len(page["items"]) == 4 and isinstance(page["next_cursor"], str)
+    assert not page["next_cursor"].isdigit()  # opaque: not an id to compute with
     seen = [v["id"] for v in page["items"]]
-    while page["next_after_id"]:
+    while page["next_cursor"]:
         page = client.get(
             f"{base}/judge-runs/{run['id']}/verdicts",
-            params={"limit": 4, "after_id": page["next_after_id"]},
+            params={"limit": 4, "cursor": page["next_cursor"]},
             headers=headers,
         ).json()
         seen += [v["id"] for v in page["items"]]
     assert len(seen) == len(set(seen)) == 10
+    # The old id cursor still works (deprecated), and gives the same pages.
+    old = client.get(
+        f"{base}/judge-runs/{run['id']}/verdicts",
+        params={"limit": 4, "after_id": seen[3]},
+        headers=headers,
+    ).json()
+    assert [v["id"] for v in old["items"]] == seen[4:8] and old["next_after_id"] == seen[7]
+    bad = client.get(
+        f"{base}/judge-runs/{run['id']}/verdicts", params={"cursor": "nonsense"}, headers=headers
+    )
+    assert bad.status_code == 422 and "next_cursor" in bad.json()["detail"]
 
     cancel = client.post(f"{base}/judge-runs/{run['id']}/cancel", headers=headers)
     assert cancel.status_code == 409

@@ -334,7 +334,7 @@ def test_cli_import_and_export(cli_env, session: Session, io_world, tmp_path) ->
             "alice@example.com",
         ],
     )
-    assert expert.exit_code == 1 and "may not import" in expert.output
+    assert expert.exit_code == 1 and "(expert) may not do this" in expert.output
 
 
 def test_an_export_does_not_reveal_colleagues_labels_before_her_own(

@@ -381,3 +381,63 @@ def test_preview_uses_the_saved_configuration(session: Session, judged) -> None:
     assert rewards["c1"] == 0.1  # the new neutral value
     assert rewards["b3"] == pytest.approx((0.2 * 0.0 + 1.0 * 0.2) / 1.2)  # no gate: judged
     assert result.gated == 0
+
+
+def test_preview_warns_when_grounding_applies_to_no_rollout_until_the_document_is_found(
+    client: TestClient, session: Session, judged
+) -> None:
+    """Rows without a target_document field: grounding silently never applies. The preview says
+    so, and once the project says where the document is (a metadata key), grounding applies."""
+    from sqlmodel import select
+
+    from app.projects import service as project_service
+    from app.projects.schemas import DocumentLocation
+
+    project, engineer, run, _rollouts = judged
+    for rollout in session.exec(select(Rollout).where(Rollout.project_id == project.id)):
+        rollout.metadata_ = {"contract": rollout.target_document}
+        rollout.target_document = None
+        session.add(rollout)
+    session.commit()
+    token = auth_service.create_api_token(session, engineer, "t").token
+    url = f"/api/v1/projects/{project.id}/reward-preview"
+    headers = {"Authorization": f"Bearer {token}"}
+    before = client.get(url, params={"run_id": run.id}, headers=headers).json()
+    assert before["warnings"] == [
+        "Grounding applies to 0 of 8 rollouts: set where the document is in project settings."
+    ]
+    login(client, engineer.email)
+    page = client.get(f"/projects/{project.id}/rewards/preview", params={"run_id": run.id})
+    assert "Grounding applies to 0 of 8 rollouts" in page.text
+
+    project_service.update_project(
+        session,
+        project,
+        actor=engineer,
+        expected_revision=project.revision,
+        name=project.name,
+        description=project.description,
+        policy_system_prompt=project.policy_system_prompt,
+        output_schema=project.output_schema,
+        document_location=DocumentLocation(source="metadata", metadata_key="contract"),
+    )
+    after = client.get(url, params={"run_id": run.id}, headers=headers).json()
+    # The document is found now; these answers quote under "quote", not "text_excerpt".
+    assert after["warnings"] == [
+        "Grounding applies to 0 of 8 rollouts (no excerpts to check): check its settings "
+        "against the rollouts."
+    ]
+    state = reward_service.current_config(session, project.id or 0)
+    data = state.model.as_dict()
+    data["grounding"]["excerpt_fields"] = ["quote"]
+    reward_service.save_config(
+        session,
+        project,
+        actor=engineer,
+        config=reward_service.parse_config(data),
+        expected_revision=state.revision,
+    )
+    after = client.get(url, params={"run_id": run.id}, headers=headers).json()
+    assert after["warnings"] == []
+    grounding = next(c for c in after["components"] if c["name"] == "grounding")
+    assert grounding["applicable"] > 0

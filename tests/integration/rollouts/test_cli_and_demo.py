@@ -80,7 +80,10 @@ def test_cli_import_refuses_bad_arguments(cli_env: None, world: World, tmp_path:
     assert refused.exit_code == 1
     assert "a.json: the file is a JSON array" in refused.output
     no_project = runner.invoke(cli, ["import", str(path), "--project", "999"])
-    assert no_project.exit_code == 2 and "No project with id 999" in no_project.output
+    # The same words and exit status as every command (app/cli_support.py).
+    assert (
+        no_project.exit_code == 1 and "No project '999' (give its id or slug)" in no_project.output
+    )
     bad_format = runner.invoke(
         cli, ["import", str(path), "--project", str(world.pid), "--format", "xml"]
     )

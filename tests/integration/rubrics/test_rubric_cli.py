@@ -80,6 +80,6 @@ def test_export_then_import_from_the_command_line(
     )
     assert again.exit_code == 1 and "already has a rubric named" in again.output
     missing = runner.invoke(cli, [*args[:4], "--rubric", "999999"])
-    assert missing.exit_code == 1 and "No such rubric" in missing.output
+    assert missing.exit_code == 1 and "No rubric '999999'" in missing.output
     to_stdout = runner.invoke(cli, [*args, "--version", "1"])
     assert to_stdout.exit_code == 0 and to_stdout.output.startswith("format_version: 1")

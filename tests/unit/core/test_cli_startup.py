@@ -51,3 +51,20 @@ def test_a_lazy_command_shows_its_own_help() -> None:
     assert result.exit_code == 0
     assert "run" in result.output and "cancel" in result.output
     assert isinstance(typer.main.get_command(cli), RootGroup)
+
+
+def test_every_command_group_loads_without_heavy_modules() -> None:
+    """`rubric-studio <group> --help` imports only its command module: no database, web or judge
+    engine code (they load when a command runs)."""
+    modules = sorted({spec.module for spec in RootGroup.lazy.values()})
+    # The domain packages themselves are empty; their services and engines are what is heavy.
+    heavy = (*HEAVY[:-1], "app.judging.engine", "app.judging.service", "app.rubrics.service")
+    code = (
+        "import importlib, json, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"print(json.dumps([m for m in {heavy!r} if m in sys.modules]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == []
