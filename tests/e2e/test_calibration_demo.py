@@ -175,7 +175,8 @@ def test_corrected_estimate_form_and_checkpoint_ratings(page, session: Session) 
     assert page.locator("[data-testid=corrected-step-min]").input_value() == "ten"
     _shot(page, "corrected-error")
 
-    page.goto(f"/projects/{project.id}/agreement/runs/{pair_run.id}")
+    # The run page bootstraps every figure: give it time on a loaded machine.
+    page.goto(f"/projects/{project.id}/agreement/runs/{pair_run.id}", timeout=90_000)
     assert page.locator("[data-testid=ratings-judge] tbody tr").count() == 3
     page.wait_for_function(
         "() => { const c = document.querySelector('[data-testid=chart-ratings] canvas');"
