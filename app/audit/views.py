@@ -12,6 +12,7 @@ from app.audit import service as audit_service
 from app.auth.dependencies import AuditReader, SessionDep, SiteAdmin
 from app.core.ids import Id, Int32, NonNegInt64
 from app.web.htmx import render
+from app.web.urls import project_url
 
 router = APIRouter(tags=["pages: audit"])
 api_router = APIRouter(prefix="/api/v1", tags=["audit"])
@@ -38,14 +39,14 @@ def project_audit_page(
     object_type: str = "",
     before: NonNegInt64 | None = None,
 ) -> Response:
-    flt = _filter(ctx.project.id, action, actor, object_type)
+    flt = _filter(ctx.project_id, action, actor, object_type)
     events = audit_service.list_events(session, flt, before_id=before)
     context = {
         "ctx": ctx,
         "events": events,
         "flt": flt,
-        "actions": audit_service.distinct_actions(session, ctx.project.id),
-        "base_url": f"/projects/{ctx.project.id}/audit",
+        "actions": audit_service.distinct_actions(session, ctx.project_id),
+        "base_url": project_url(ctx.project_id, "audit"),
     }
     return render(request, "audit/list.html", context, fragment="audit/_events.html")
 
@@ -92,7 +93,7 @@ def project_audit(
     before: NonNegInt64 | None = None,
     limit: Int32 = 50,
 ) -> list[AuditEventPublic]:
-    flt = _filter(ctx.project.id, action, actor, "")
+    flt = _filter(ctx.project_id, action, actor, "")
     events = audit_service.list_events(
         session, flt, before_id=before, limit=min(max(limit, 1), 500)
     )

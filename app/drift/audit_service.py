@@ -49,7 +49,8 @@ from app.labels import service as label_service
 from app.labels.models import AnnotationQueue, Label
 from app.labels.values import QueueKind
 from app.projects.models import Membership, Project
-from app.rubrics.definition import RubricDefinition
+from app.rubrics import service as rubric_service
+from app.rubrics.definition import RubricDefinition, RubricMode
 from app.rubrics.models import RubricVersion
 from app.rubrics.scoring import criterion_passes
 
@@ -62,13 +63,6 @@ _HASH = "((s.id * :mult) % 2147483647)"
 
 def seed_multiplier(seed: int) -> int:
     return pow(16807, seed + 1, _PRIME)  # 16807 is a primitive root modulo 2^31 - 1
-
-
-def get_training_run(session: Session, project_id: int, run_id: int) -> TrainingRun:
-    run = session.get(TrainingRun, run_id)
-    if run is None or run.project_id != project_id:
-        raise NotFound(f"No training run with id {run_id} in this project.")
-    return run
 
 
 @dataclass(frozen=True)
@@ -98,9 +92,9 @@ def _version_for(
             "Choose the rubric version reviewers label with (the training run names no export "
             "bundle to take it from)."
         )
-    version = label_service.get_version(session, run.project_id, version_id)
+    version = rubric_service.get_project_version(session, run.project_id, version_id)
     definition = label_service.definition_of(version)
-    if definition.mode != "rubric":
+    if definition.mode != RubricMode.rubric:
         raise InvalidInput("Audits label single responses: choose a rubric-mode version.")
     return version, definition
 
@@ -418,7 +412,7 @@ def auditors(session: Session, project_id: int) -> list[User]:
 
 def version_choices(session: Session, project_id: int) -> list[Any]:
     """Rubric-mode versions reviewers may label with."""
-    return [v for v in label_service.version_choices(session, project_id) if v.mode == "rubric"]
+    return rubric_service.version_choices(session, project_id, mode="rubric")
 
 
 def run_bundle(session: Session, run: TrainingRun) -> ExportBundle | None:

@@ -53,13 +53,6 @@ def snapshot_overrides(spec_judge: dict[str, Any]) -> dict[str, Any]:
     return overrides
 
 
-def get_bundle(session: Session, project_id: int, bundle_id: int) -> ExportBundle:
-    bundle = session.get(ExportBundle, bundle_id)
-    if bundle is None or bundle.project_id != project_id:
-        raise NotFound(f"No export bundle with id {bundle_id} in this project.")
-    return bundle
-
-
 def start_check(
     session: Session,
     project: Project,

@@ -25,6 +25,7 @@ from app.core.clock import utcnow
 from app.core.jobs import WorkerContext
 from app.judging import engine as judge_engine
 from app.judging.models import JudgeRun, JudgeWorkItem
+from app.labels.values import LabelStatus
 from app.llm.base import JudgeCall, schema_instruction
 
 log = logging.getLogger(__name__)
@@ -357,14 +358,14 @@ def advance_batch_run(engine: Engine, run_id: int, clients: BatchClients) -> str
         run = conn.execute(select(_runs).where(_runs.c.id == run_id)).mappings().one()
     state = (run["settings"] or {}).get("batch_state")
     if run["status"] == "cancelled":
-        if state == "submitted":
+        if state == LabelStatus.submitted:
             stop_job(engine, run_id, clients)
             return "stopped"
         return "nothing"
     if state is None:
         arn = submit(engine, run_id, clients)
         return "submitted" if arn else "completed"
-    if state == "submitted":
+    if state == LabelStatus.submitted:
         return f"polled: {poll(engine, run_id, clients)}"
     return "nothing"
 

@@ -33,14 +33,14 @@ from sqlalchemy.exc import DataError
 from app.core.clock import utcnow
 from app.judging import status as status_rules
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
-from app.judging.status import RunStatus
+from app.judging.status import RunStatus, WorkItemStatus
 from app.llm.base import JudgeCall, JudgeProvider, ProviderError
 from app.llm.config import ProviderConfig, make_provider
 from app.llm.egress import EgressPolicy
 from app.llm.json_extract import extract_json
 from app.llm.retry import RetryPolicy, call_with_retries
 from app.rollouts.models import Rollout, RolloutPair
-from app.rubrics.definition import RubricDefinition
+from app.rubrics.definition import RubricDefinition, RubricMode
 from app.rubrics.models import RubricVersion
 from app.rubrics.output_schema import answer_checker, build_output_schema, validate_answer
 from app.rubrics.prompting import (
@@ -172,7 +172,7 @@ class RunPlan:
 
     @property
     def pairwise(self) -> bool:
-        return self.definition.mode == "preference"
+        return self.definition.mode == RubricMode.preference
 
     def is_valid(self, answer: Any) -> bool:
         # Compiled once: checking hundreds of answers a second must not rebuild it each time.
@@ -479,8 +479,8 @@ def start_run(engine: Engine, run_id: int) -> None:
 
 def _claimable(now: Any) -> Any:
     return or_(
-        _items.c.status == "pending",
-        and_(_items.c.status == "leased", _items.c.lease_expires_at < now),
+        _items.c.status == WorkItemStatus.PENDING,
+        and_(_items.c.status == WorkItemStatus.LEASED, _items.c.lease_expires_at < now),
     )
 
 
@@ -533,7 +533,7 @@ def extend_leases(engine: Engine, token: str, lease_seconds: float) -> int:
     with engine.begin() as conn:
         result = conn.execute(
             update(_items)
-            .where(_items.c.lease_owner == token, _items.c.status == "leased")
+            .where(_items.c.lease_owner == token, _items.c.status == WorkItemStatus.LEASED)
             .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
         )
     return int(result.rowcount or 0)
@@ -542,7 +542,9 @@ def extend_leases(engine: Engine, token: str, lease_seconds: float) -> int:
 def release_leases(engine: Engine, token: str, keep: Iterable[int] = ()) -> int:
     """Put this session's unfinished items back in the queue (cancel, shutdown)."""
     kept = list(keep)
-    stmt = update(_items).where(_items.c.lease_owner == token, _items.c.status == "leased")
+    stmt = update(_items).where(
+        _items.c.lease_owner == token, _items.c.status == WorkItemStatus.LEASED
+    )
     if kept:
         stmt = stmt.where(_items.c.id.not_in(kept))
     with engine.begin() as conn:

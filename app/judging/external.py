@@ -51,7 +51,7 @@ from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
 from app.judging.service import get_version
 from app.projects.models import Project
 from app.rollouts.models import Rollout, RolloutPair
-from app.rubrics.definition import RubricDefinition
+from app.rubrics.definition import RubricDefinition, RubricMode
 from app.rubrics.output_schema import build_output_schema
 
 _items = JudgeWorkItem.__table__  # type: ignore[attr-defined]
@@ -208,7 +208,7 @@ def _parse_line(
         problems.add(number, "repeat", "must be a whole number from 0")
         return None
     justification = _text(record.get("justification"))
-    if defn.mode == "preference":
+    if defn.mode == RubricMode.preference:
         pair = record.get("pair")
         if pair is None and "rollout_a" in record:
             pair = [record.get("rollout_a"), record.get("rollout_b")]
@@ -375,7 +375,11 @@ def import_verdicts(
 
     external_ids = {i for line in parsed for i in line.subject}
     rollout_ids = _rollout_ids(session, project_id, external_ids)
-    pairs = _pairs(session, project_id, rollout_ids.values()) if defn.mode == "preference" else {}
+    pairs = (
+        _pairs(session, project_id, rollout_ids.values())
+        if defn.mode == RubricMode.preference
+        else {}
+    )
     # Per-item rubrics: an imported answer must score each item of the response exactly once.
     item_counts = (
         _item_counts(session, plan, rollout_ids.values())

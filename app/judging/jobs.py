@@ -15,6 +15,7 @@ from app.core.clock import utcnow
 from app.core.jobs import WorkerContext
 from app.judging import engine as judge_engine
 from app.judging.models import JudgeRun, JudgeWorkItem
+from app.judging.status import WorkItemStatus
 from app.llm.egress import EgressPolicy
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,8 @@ def next_run_with_work(engine: Engine) -> int | None:
         .where(
             _items.c.run_id == _runs.c.id,
             or_(
-                _items.c.status == "pending",
-                and_(_items.c.status == "leased", _items.c.lease_expires_at < now),
+                _items.c.status == WorkItemStatus.PENDING,
+                and_(_items.c.status == WorkItemStatus.LEASED, _items.c.lease_expires_at < now),
             ),
         )
         .limit(1)

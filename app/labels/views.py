@@ -26,14 +26,18 @@ from app.core.ids import BigId, Id, Int32, NonNegInt32, NonNegInt64, bounded
 from app.core.problems import problem
 from app.labels import exchange, gold, queues, review, transfer
 from app.labels import service as label_service
+from app.labels.deps import ProjectQueue
 from app.labels.highlight import EXCERPT_KEYS
 from app.labels.queues import QueueSelection
 from app.labels.service import LabelInput
 from app.labels.values import format_value, position_of
+from app.rollouts import service as rollout_service
+from app.rubrics import service as rubric_service
 from app.web.errors import wants_json
 from app.web.flash import flash
 from app.web.forms import form_error_context
 from app.web.htmx import is_htmx, redirect, render
+from app.web.urls import project_url
 
 router = APIRouter(tags=["pages: labeling"])
 
@@ -41,7 +45,7 @@ MAX_IMPORT_BYTES = 20 * 1024 * 1024
 
 
 def _base(ctx: Any) -> str:
-    return f"/projects/{ctx.project.id}"
+    return project_url(ctx.project_id)
 
 
 def _item_url(ctx: Any, queue_id: Id, item_id: BigId) -> str:
@@ -53,7 +57,7 @@ def _item_url(ctx: Any, queue_id: Id, item_id: BigId) -> str:
 
 @router.get("/projects/{project_id}/labeling", include_in_schema=False)
 def labeling_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
-    project_id = ctx.project.id or 0
+    project_id = ctx.project_id
     context = {
         "ctx": ctx,
         "queues": queues.list_queues(session, project_id, ctx.user),
@@ -72,10 +76,10 @@ QUEUE_FIELDS = (
 def _queue_form_context(
     session: Any, ctx: Any, typed: dict[str, Any] | None = None, error: Any = None
 ) -> dict[str, Any]:
-    project_id = ctx.project.id or 0
+    project_id = ctx.project_id
     return {
         "ctx": ctx,
-        "versions": label_service.version_choices(session, project_id),
+        "versions": rubric_service.version_choices(session, project_id),
         "labelers": queues.labelers(session, project_id),
         "runs": review.list_runs(session, project_id),
         "typed": typed or {},
@@ -162,11 +166,10 @@ def queue_page(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    queue_id: Id,
+    queue: ProjectQueue,
     offset: Annotated[NonNegInt32, Query()] = 0,
 ) -> Response:
-    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
-    version = label_service.get_version(session, ctx.project.id or 0, queue.rubric_version_id)
+    version = rubric_service.get_project_version(session, ctx.project_id, queue.rubric_version_id)
     context = {
         "ctx": ctx,
         "queue": queue,
@@ -186,10 +189,9 @@ def queue_close_action(
     request: Request,
     session: SessionDep,
     ctx: QueueManager,
-    queue_id: Id,
+    queue: ProjectQueue,
     closed: Annotated[bool, Form()] = True,
 ) -> Response:
-    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
     queues.set_queue_closed(session, queue, actor=ctx.user, closed=closed)
     response = redirect(request, f"{_base(ctx)}/queues/{queue.id}")
     flash(request, response, "Queue closed." if closed else "Queue reopened.")
@@ -201,10 +203,9 @@ def queue_next_page(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    queue_id: Id,
+    queue: ProjectQueue,
     after: Annotated[NonNegInt64 | None, Query()] = None,
 ) -> Response:
-    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
     item = label_service.next_item(session, queue, ctx.user, after_position=after)
     if item is None:
         return redirect(request, f"{_base(ctx)}/queues/{queue.id}?done=1")
@@ -299,9 +300,8 @@ def _item_page(request: Request, ctx: Any, view: queues.ItemView, **kwargs: Any)
 
 @router.get("/projects/{project_id}/queues/{queue_id}/items/{item_id}", include_in_schema=False)
 def item_page(
-    request: Request, session: SessionDep, ctx: ProjectReader, queue_id: Id, item_id: BigId
+    request: Request, session: SessionDep, ctx: ProjectReader, queue: ProjectQueue, item_id: BigId
 ) -> Response:
-    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
     item = queues.get_item(session, queue, item_id)
     view = queues.item_view(session, queue, item, ctx.user)
     return _item_page(request, ctx, view)
@@ -313,7 +313,7 @@ def item_page(
 async def label_draft_action(
     request: Request, session: SessionDep, ctx: LabelWriter, queue_id: Id, item_id: BigId
 ) -> Response:
-    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
+    queue = queues.get_queue(session, ctx.project_id, queue_id)
     item = queues.get_item(session, queue, item_id)
     label = label_service.save_draft(
         session, queue, item, ctx.user, _label_input(await request.form())
@@ -338,7 +338,7 @@ async def label_draft_action(
 async def label_submit_action(
     request: Request, session: SessionDep, ctx: LabelWriter, queue_id: Id, item_id: BigId
 ) -> Response:
-    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
+    queue = queues.get_queue(session, ctx.project_id, queue_id)
     item = queues.get_item(session, queue, item_id)
     form = await request.form()
     try:
@@ -394,7 +394,7 @@ def _review_context(
     aggregate_tolerance: float | None,
     rollout_id: BigId | None = None,
 ) -> dict[str, Any]:
-    run = review.get_run(session, ctx.project.id or 0, run_id)
+    run = review.get_run(session, ctx.project_id, run_id)
     tol, agg = _tolerances(tolerance, aggregate_tolerance)
     report = review.disagreements(
         session,
@@ -451,7 +451,7 @@ def disagreement_detail_page(
     tolerance: Annotated[float | None, Query(ge=0, le=100)] = None,
     aggregate_tolerance: Annotated[float | None, Query(ge=0, le=1)] = None,
 ) -> Response:
-    rollout = label_service.get_rollout(session, ctx.project.id or 0, rollout_id)
+    rollout = rollout_service.get_rollout(session, ctx.project_id, rollout_id)
     context = _review_context(
         request,
         session,
@@ -483,7 +483,7 @@ def disagreement_resolve_action(
     tolerance: Annotated[float | None, Form(ge=0, le=100)] = None,
     aggregate_tolerance: Annotated[float | None, Form(ge=0, le=1)] = None,
 ) -> Response:
-    run = review.get_run(session, ctx.project.id or 0, run_id)
+    run = review.get_run(session, ctx.project_id, run_id)
     review.resolve(
         session,
         run,
@@ -523,7 +523,7 @@ def disagreement_resolve_action(
 
 @router.get("/projects/{project_id}/gold", include_in_schema=False)
 def gold_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
-    project_id = ctx.project.id or 0
+    project_id = ctx.project_id
     context = {
         "ctx": ctx,
         "rows": gold.list_gold(session, project_id),
@@ -588,8 +588,8 @@ def gold_remove_action(
 def labels_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
     context = {
         "ctx": ctx,
-        "counts": exchange.label_counts(session, ctx.project.id or 0),
-        "versions": label_service.version_choices(session, ctx.project.id or 0),
+        "counts": exchange.label_counts(session, ctx.project_id),
+        "versions": rubric_service.version_choices(session, ctx.project_id),
         "can_import": ctx.can(Permission.label_import),
         "result": None,
         "import_error": None,
@@ -636,8 +636,8 @@ async def labels_import_action(
         result, error = exchange.ImportResult(problems=exc.details), exc.message
     context = {
         "ctx": ctx,
-        "counts": exchange.label_counts(session, ctx.project.id or 0),
-        "versions": label_service.version_choices(session, ctx.project.id or 0),
+        "counts": exchange.label_counts(session, ctx.project_id),
+        "versions": rubric_service.version_choices(session, ctx.project_id),
         "can_import": True,
         "result": result,
         "import_error": error,
@@ -655,12 +655,12 @@ def labels_export(
 ) -> Response:
     text = exchange.export_labels(
         session,
-        ctx.project.id or 0,
+        ctx.project_id,
         fmt=format,  # type: ignore[arg-type]
         rubric_version_id=rubric_version_id,
         viewer=ctx.user,
     )
-    name = f"labels-project{ctx.project.id}" + (
+    name = f"labels-project{ctx.project_id}" + (
         f"-version{rubric_version_id}" if rubric_version_id else ""
     )
     media = "text/csv" if format == "csv" else "application/x-ndjson"

@@ -21,12 +21,13 @@ from app.probes.schemas import CustomProbeInput, ProbeRunCreate
 from app.rubrics import service as rubric_service
 from app.web.flash import flash
 from app.web.htmx import redirect, render
+from app.web.urls import project_url
 
 router = APIRouter(tags=["pages: probes"])
 
 
 def _base(ctx: Any) -> str:
-    return f"/projects/{ctx.project.id}/probes"
+    return project_url(ctx.project_id, "probes")
 
 
 class ProbeFields(BaseModel):
@@ -89,7 +90,7 @@ def _request(fields: ProbeFields) -> ProbeRunCreate:
 def _index_context(
     session: Any, ctx: Any, version_id: int | None, fields: ProbeFields | None = None
 ) -> dict[str, Any]:
-    project_id = ctx.project.id or 0
+    project_id = ctx.project_id
     runs = probe_service.list_runs(session, project_id, version_id=version_id)
     versions = judge_service.list_versions(session, project_id)
     return {
@@ -140,8 +141,8 @@ def probe_run_create_action(
 
 
 def _run_context(session: Any, ctx: Any, run_id: int) -> dict[str, Any]:
-    run = probe_service.get_run(session, ctx.project.id or 0, run_id)
-    version = judge_service.get_version(session, ctx.project.id or 0, run.rubric_version_id)
+    run = probe_service.get_run(session, ctx.project_id, run_id)
+    version = judge_service.get_version(session, ctx.project_id, run.rubric_version_id)
     definition = rubric_service.version_definition(version)
     return {
         "ctx": ctx,
@@ -149,7 +150,7 @@ def _run_context(session: Any, ctx: Any, run_id: int) -> dict[str, Any]:
         "version": version,
         "criterion_names": {c.key: c.name for c in definition.criteria},
         "judge": (
-            judge_service.get_config(session, ctx.project.id or 0, run.judge_config_id)
+            judge_service.get_config(session, ctx.project_id, run.judge_config_id)
             if run.judge_config_id
             else None
         ),

@@ -16,8 +16,11 @@ from app.auth.dependencies import (
     SessionDep,
 )
 from app.core.ids import BigId, Id
+from app.rollouts import service as rollout_service
+from app.rollouts.deps import ProjectRollout
 from app.rubrics import forms
 from app.rubrics import service as rubric_service
+from app.rubrics.deps import ProjectRubric
 from app.rubrics.models import Rubric, RubricApproval, RubricVersion
 from app.rubrics.schemas import (
     ApprovalPublic,
@@ -110,9 +113,7 @@ def list_rubrics(
     session: SessionDep, ctx: ProjectReader, include_archived: bool = False
 ) -> list[RubricSummary]:
     """The project's rubrics with their newest version number."""
-    rows = rubric_service.list_rubrics(
-        session, ctx.project.id or 0, include_archived=include_archived
-    )
+    rows = rubric_service.list_rubrics(session, ctx.project_id, include_archived=include_archived)
     return [
         RubricSummary(
             id=row.rubric.id or 0,
@@ -154,18 +155,15 @@ def import_rubric(body: ImportBody, session: SessionDep, ctx: RubricEditor) -> R
 @router.get("/{rubric_id}", response_model=RubricPublic)
 def get_rubric(rubric_id: Id, session: SessionDep, ctx: ProjectReader) -> RubricPublic:
     """The rubric, its draft (with what still prevents publishing) and its versions."""
-    return _rubric_public(
-        session, rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
-    )
+    return _rubric_public(session, rubric_service.get_rubric(session, ctx.project_id, rubric_id))
 
 
 @router.put("/{rubric_id}/draft", response_model=DraftSaveResult, responses=_CONFLICT)
 def save_draft(
-    rubric_id: Id, body: DraftSave, session: SessionDep, ctx: RubricEditor
+    body: DraftSave, session: SessionDep, ctx: RubricEditor, rubric: ProjectRubric
 ) -> DraftSaveResult | JSONResponse:
     """Save the whole draft. Send the revision you read: if someone saved since, nothing is
     written and 409 returns the current draft and revision."""
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     try:
         saved = rubric_service.save_draft(
             session, rubric, actor=ctx.user, expected_revision=body.revision, draft=body.definition
@@ -188,10 +186,9 @@ def save_draft(
     responses=_CONFLICT,
 )
 def publish(
-    rubric_id: Id, body: PublishBody, session: SessionDep, ctx: RubricPublisher
+    body: PublishBody, session: SessionDep, ctx: RubricPublisher, rubric: ProjectRubric
 ) -> VersionPublic | JSONResponse:
     """Freeze the current draft as the next version, with a required change note."""
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     try:
         version = rubric_service.publish_version(
             session,
@@ -206,9 +203,10 @@ def publish(
 
 
 @router.get("/{rubric_id}/versions", response_model=list[VersionSummary])
-def list_versions(rubric_id: Id, session: SessionDep, ctx: ProjectReader) -> list[VersionSummary]:
+def list_versions(
+    session: SessionDep, ctx: ProjectReader, rubric: ProjectRubric
+) -> list[VersionSummary]:
     """Published versions, newest first."""
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     versions = rubric_service.list_versions(session, rubric.id or 0)
     approvals = rubric_service.approvals_for(session, [v.id or 0 for v in versions])
     return [_summary(v, approvals[v.id or 0]) for v in versions]
@@ -216,10 +214,9 @@ def list_versions(rubric_id: Id, session: SessionDep, ctx: ProjectReader) -> lis
 
 @router.get("/{rubric_id}/versions/{number}", response_model=VersionPublic)
 def get_version(
-    rubric_id: Id, number: Id, session: SessionDep, ctx: ProjectReader
+    number: Id, session: SessionDep, ctx: ProjectReader, rubric: ProjectRubric
 ) -> VersionPublic:
     """One frozen version: definition, output JSON Schema, content hash and sign-offs."""
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     version = rubric_service.get_version(session, rubric, number)
     approvals = rubric_service.approvals_for(session, [version.id or 0])
     return _version(version, approvals[version.id or 0])
@@ -227,19 +224,17 @@ def get_version(
 
 @router.get("/{rubric_id}/versions/{number}/render")
 def render_version(
-    rubric_id: Id,
     number: Id,
-    rollout_id: BigId,
     session: SessionDep,
     ctx: ProjectReader,
+    rubric: ProjectRubric,
+    rollout: ProjectRollout,
     rollout_b_id: BigId | None = None,
 ) -> dict[str, Any]:
     """The exact judge messages this version produces for a rollout, with a token estimate."""
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     version = rubric_service.get_version(session, rubric, number)
-    rollout = rubric_service.get_rollout(session, ctx.project.id or 0, rollout_id)
     partner = (
-        rubric_service.get_rollout(session, ctx.project.id or 0, rollout_b_id)
+        rollout_service.get_rollout(session, ctx.project_id, rollout_b_id)
         if rollout_b_id is not None
         else rubric_service.pair_partner(session, rollout)
     )
@@ -259,10 +254,9 @@ def render_version(
     status_code=status.HTTP_201_CREATED,
 )
 def approve(
-    rubric_id: Id, number: Id, body: ApproveBody, session: SessionDep, ctx: RubricApprover
+    number: Id, body: ApproveBody, session: SessionDep, ctx: RubricApprover, rubric: ProjectRubric
 ) -> ApprovalPublic:
     """Sign off a published version (once per person)."""
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     version = rubric_service.get_version(session, rubric, number)
     approval = rubric_service.approve_version(
         session, version, actor=ctx.user, comment=body.comment
@@ -276,14 +270,13 @@ def approve(
     responses={200: {"content": {"application/yaml": {}, "application/json": {}}}},
 )
 def export(
-    rubric_id: Id,
     session: SessionDep,
     ctx: ProjectReader,
+    rubric: ProjectRubric,
     format: Annotated[Literal["yaml", "json"], Query()] = "yaml",
     version: Annotated[Id | None, Query(description="one version; all when omitted")] = None,
 ) -> Response:
     """The rubric as a YAML or JSON file: all versions (and a valid draft), or one version."""
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     filename, text = rubric_service.export_text(session, rubric, fmt=format, version=version)
     media = "application/json" if format == "json" else "application/yaml"
     return Response(

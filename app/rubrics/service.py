@@ -28,10 +28,17 @@ from app.core.json_limits import check_json
 from app.labels.models import GoldItem
 from app.projects import service as project_service
 from app.projects.models import Project
+from app.rollouts import service as rollout_service
 from app.rollouts.models import Rollout, RolloutPair
 from app.rubrics import forms
 from app.rubrics.builtin import BUILTIN_DESCRIPTIONS, BUILTIN_TEMPLATES, get_builtin
-from app.rubrics.definition import Criterion, RubricDefinition, canonical_json, content_hash
+from app.rubrics.definition import (
+    Criterion,
+    RubricDefinition,
+    RubricMode,
+    canonical_json,
+    content_hash,
+)
 from app.rubrics.diff import DiffRow, RubricDiff, diff_definitions, side_by_side
 from app.rubrics.models import Rubric, RubricApproval, RubricVersion
 from app.rubrics.output_schema import build_output_schema
@@ -143,6 +150,61 @@ def latest_version(session: Session, rubric_id: int) -> RubricVersion | None:
     return session.exec(query.order_by(col(RubricVersion.number).desc()).limit(1)).first()
 
 
+def get_project_version(session: Session, project_id: int, version_id: int) -> RubricVersion:
+    """A rubric version of the project by id (the one reader other domains use)."""
+    version = session.get(RubricVersion, version_id)
+    if version is None or version.project_id != project_id:
+        raise NotFound("No such published rubric version in this project.")
+    return version
+
+
+@dataclass(frozen=True)
+class VersionChoice:
+    """A published version with its rubric, for choosing what to label, judge or export."""
+
+    version: RubricVersion
+    rubric: Rubric
+
+    @property
+    def id(self) -> int:
+        return self.version.id or 0
+
+    @property
+    def rubric_id(self) -> int:
+        return self.rubric.id or 0
+
+    @property
+    def rubric_name(self) -> str:
+        return self.rubric.name
+
+    @property
+    def number(self) -> int:
+        return self.version.number
+
+    @property
+    def mode(self) -> str:
+        return self.rubric.mode
+
+    @property
+    def label(self) -> str:
+        return f"{self.rubric.name} v{self.version.number}"
+
+
+def version_choices(
+    session: Session, project_id: int, *, mode: str | None = None
+) -> list[VersionChoice]:
+    """Every published version of the project (of one mode, if given), newest first per rubric."""
+    query = (
+        select(RubricVersion, Rubric)
+        .join(Rubric, col(Rubric.id) == col(RubricVersion.rubric_id))
+        .where(RubricVersion.project_id == project_id)
+    )
+    if mode is not None:
+        query = query.where(Rubric.mode == mode)
+    query = query.order_by(col(Rubric.name), col(RubricVersion.number).desc())
+    return [VersionChoice(v, r) for v, r in session.exec(query)]
+
+
 def get_version(session: Session, rubric: Rubric, number: int) -> RubricVersion:
     version = session.exec(
         select(RubricVersion).where(
@@ -177,7 +239,7 @@ def version_definition(version: RubricVersion) -> RubricDefinition:
 def blank_draft(title: str, mode: str) -> dict[str, Any]:
     """A starting draft: one pass/fail criterion (rubric) or an instruction to fill (preference)."""
     draft: dict[str, Any] = {"mode": mode, "title": title}
-    if mode == "preference":
+    if mode == RubricMode.preference:
         draft["preference_instruction"] = ""
         draft["criteria"] = []
     else:
@@ -732,13 +794,6 @@ def example_candidates(
     return list(session.exec(_search(query, q).order_by(col(Rollout.id)).limit(limit)))
 
 
-def get_rollout(session: Session, project_id: int, rollout_id: int) -> Rollout:
-    rollout = session.get(Rollout, rollout_id)
-    if rollout is None or rollout.project_id != project_id:
-        raise NotFound(f"No rollout with id {rollout_id} in this project.")
-    return rollout
-
-
 def pair_partner(session: Session, rollout: Rollout) -> Rollout | None:
     """The other response of a preference pair the rollout belongs to, if any."""
     pair = session.exec(
@@ -803,7 +858,7 @@ def render_preview(draft: dict[str, Any], ctx: PromptContext) -> Preview:
 
 
 def _check_candidate(session: Session, project_id: int, rollout_id: int) -> Rollout:
-    rollout = get_rollout(session, project_id, rollout_id)
+    rollout = rollout_service.get_rollout(session, project_id, rollout_id)
     test_item = session.exec(
         select(GoldItem.id).where(
             GoldItem.project_id == project_id,
@@ -847,7 +902,7 @@ def add_example(
         "label": {k: v for k, v in label.items() if v is not None and v != ""},
         "critique": critique.strip(),
     }
-    if rubric.mode == "preference":
+    if rubric.mode == RubricMode.preference:
         partner = (
             _check_candidate(session, rubric.project_id, rollout_b_id)
             if rollout_b_id is not None

@@ -13,8 +13,7 @@ from app.labels import gold, service
 from app.labels.models import GoldItem
 from app.rubrics import service as rubric_service
 from app.rubrics.models import Rubric
-from tests.integration.labels.builders import add_label, make_rollouts, make_version
-from tests.support.factories import make_project, make_user
+from tests.support.factories import add_label, make_project, make_rollouts, make_user, make_version
 from tests.support.web import csrf_for, find_all, login
 
 

@@ -20,7 +20,8 @@ from app.rubrics.builtin import get_builtin
 from app.rubrics.definition import RubricDefinition, content_hash
 from app.rubrics.models import FrozenVersionError, Rubric, RubricApproval, RubricVersion
 from app.rubrics.output_schema import build_output_schema
-from tests.integration.rubrics.conftest import World, make_rollout
+from tests.integration.rubrics.conftest import World
+from tests.support.factories import make_rollout
 
 
 def _legal(session: Session, world: World, name: str = "Legal") -> Rubric:

@@ -19,7 +19,8 @@ from app.labels.models import GoldItem
 from app.projects import service as project_service
 from app.rubrics import service as rubric_service
 from app.rubrics.models import Rubric, RubricVersion
-from tests.integration.rubrics.conftest import World, client_for, make_rollout
+from tests.integration.rubrics.conftest import World, client_for
+from tests.support.factories import make_rollout
 from tests.support.web import csrf_for, data_testids, find_all
 
 HTMX = {"HX-Request": "true"}
