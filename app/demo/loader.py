@@ -23,7 +23,7 @@ from app.projects import service as project_service
 from app.projects.models import Project
 from app.rollouts import jobs as rollout_jobs
 from app.rollouts import service as rollout_service
-from app.rubrics import service as rubric_service
+from app.rubrics import demo as rubric_demo
 
 LEGAL_SLUG = "legal-contract-review-demo"
 PREFERENCE_SLUG = "preference-pairs-demo"
@@ -74,7 +74,7 @@ def _load_legal(session: Session, settings: Settings, admin: User) -> str:
             output_schema=dataset.output_schema,
             attribution=dataset.attribution,
         )
-    rubric_service.ensure_demo_rubric(session, project, admin)
+    rubric_demo.ensure_demo_rubric(session, project, admin)
     added = import_demo_rollouts(
         session, settings, project, admin, dataset.rollouts, "cuad-contract-review-demo.jsonl"
     )

@@ -23,9 +23,9 @@ from app.exports import gate as gate_rules
 from app.exports import service as export_service
 from app.exports.models import ExportBundle
 from app.judging import service as judging_service
-from app.judging.engine import FINAL_STATUSES
 from app.judging.models import JudgeRun
 from app.judging.schemas import RunCreate, SelectionInput
+from app.judging.status import FINAL_STATUSES
 from app.labels.models import GoldItem
 from app.projects.models import Project
 from app.rubrics import service as rubric_service

@@ -19,14 +19,15 @@ from app.exports import gate as gate_rules
 from app.exports.bundle import BundleInputs, build_content, build_spec
 from app.exports.models import ExportBundle
 from app.exports.targets import TARGETS, TargetFile, TargetOptions, render_target
-from app.judging.engine import provider_config
 from app.judging.models import JudgeConfig, JudgeRun
+from app.judging.verdicts import provider_config
 from app.labels.models import GoldItem, Label
 from app.labels.values import LabelStatus
 from app.probes import service as probe_service
 from app.projects import service as project_service
 from app.projects.models import Project
 from app.rewards import service as reward_service
+from app.rubrics import files as rubric_files
 from app.rubrics import service as rubric_service
 from app.rubrics.definition import RubricMode
 from app.rubrics.models import Rubric, RubricVersion
@@ -294,7 +295,7 @@ def create_bundle(
     )
     approvals = rubric_service.approvals_for(session, [version.id or 0])[version.id or 0]
     try:
-        filename, text = rubric_service.export_text(
+        filename, text = rubric_files.export_text(
             session, rubric, fmt="yaml", version=version.number
         )
         files = {"rubric": {"filename": filename, "format": "yaml", "text": text}}

@@ -14,10 +14,9 @@ from app.core.db import get_engine
 from app.core.errors import DomainError
 from app.judging import external as judge_external
 from app.judging import service as judge_service
-from app.judging.engine import FINAL_STATUSES
 from app.judging.models import JudgeConfig, JudgeRun
 from app.judging.schemas import RunCreate, SelectionInput
-from app.judging.status import RunStatus
+from app.judging.status import FINAL_STATUSES, RunStatus
 from app.projects.models import Project
 from app.rubrics.models import Rubric, RubricVersion
 

@@ -38,7 +38,9 @@ from app.auth.models import User
 from app.core import json_limits
 from app.core.clock import utcnow
 from app.core.errors import InvalidInput
-from app.judging.engine import (
+from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
+from app.judging.service import get_version
+from app.judging.verdicts import (
     ERROR_PARSE_STATUSES,
     Interpretation,
     RunPlan,
@@ -47,8 +49,6 @@ from app.judging.engine import (
     rubric_interpretation,
     score_parsed,
 )
-from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
-from app.judging.service import get_version
 from app.projects.models import Project
 from app.rollouts.models import Rollout, RolloutPair
 from app.rubrics.definition import RubricDefinition, RubricMode

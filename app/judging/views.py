@@ -15,7 +15,6 @@ from app.core.ids import BigId, Id, NonNegInt64, bounded
 from app.judging import external as judge_external
 from app.judging import service as judge_service
 from app.judging.deps import ProjectJudgeConfig, ProjectRun
-from app.judging.engine import ACTIVE_STATUSES
 from app.judging.schemas import (
     STRUCTURED_OUTPUT_MODES,
     JudgeConfigForm,
@@ -24,6 +23,7 @@ from app.judging.schemas import (
     SelectionInput,
     invalid_from,
 )
+from app.judging.status import ACTIVE_STATUSES
 from app.llm.egress import EgressPolicy
 from app.web.flash import flash
 from app.web.htmx import redirect, render

@@ -18,7 +18,9 @@ from app.auth.dependencies import (
 from app.core.ids import BigId, Id
 from app.rollouts import service as rollout_service
 from app.rollouts.deps import ProjectRollout
+from app.rubrics import files as rubric_files
 from app.rubrics import forms
+from app.rubrics import previews as rubric_previews
 from app.rubrics import service as rubric_service
 from app.rubrics.deps import ProjectRubric
 from app.rubrics.models import Rubric, RubricApproval, RubricVersion
@@ -146,7 +148,7 @@ def create_rubric(body: RubricCreate, session: SessionDep, ctx: RubricEditor) ->
 @router.post("/import", response_model=RubricPublic, status_code=status.HTTP_201_CREATED)
 def import_rubric(body: ImportBody, session: SessionDep, ctx: RubricEditor) -> RubricPublic:
     """Create a rubric, with its versions, sign-offs and draft, from a YAML or JSON rubric file."""
-    rubric = rubric_service.import_rubric(
+    rubric = rubric_files.import_rubric(
         session, ctx.project, actor=ctx.user, text=body.content, fmt=body.format, name=body.name
     )
     return _rubric_public(session, rubric)
@@ -236,10 +238,10 @@ def render_version(
     partner = (
         rollout_service.get_rollout(session, ctx.project_id, rollout_b_id)
         if rollout_b_id is not None
-        else rubric_service.pair_partner(session, rollout)
+        else rubric_previews.pair_partner(session, rollout)
     )
-    preview = rubric_service.render_preview(
-        version.definition, rubric_service.prompt_context(rollout, partner)
+    preview = rubric_previews.render_preview(
+        version.definition, rubric_previews.prompt_context(rollout, partner)
     )
     return {
         "messages": preview.messages,
@@ -277,7 +279,7 @@ def export(
     version: Annotated[Id | None, Query(description="one version; all when omitted")] = None,
 ) -> Response:
     """The rubric as a YAML or JSON file: all versions (and a valid draft), or one version."""
-    filename, text = rubric_service.export_text(session, rubric, fmt=format, version=version)
+    filename, text = rubric_files.export_text(session, rubric, fmt=format, version=version)
     media = "application/json" if format == "json" else "application/yaml"
     return Response(
         text,

@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from app.core.config import get_settings
 from app.core.db import get_engine
 from app.core.errors import DomainError
+from app.rubrics import files as rubric_files
 
 app = typer.Typer(help="Rubrics as code: list, export and import.", no_args_is_help=True)
 
@@ -54,7 +55,7 @@ def export_command(
     with _session() as session:
         try:
             found = rubric_service.get_rubric(session, project, rubric)
-            _, text = rubric_service.export_text(session, found, fmt=fmt, version=version)
+            _, text = rubric_files.export_text(session, found, fmt=fmt, version=version)
         except DomainError as exc:
             raise _fail(exc.message) from None
     if output is None:
@@ -74,7 +75,6 @@ def import_command(
     """Create a rubric, with its versions and sign-offs, from a rubric file."""
     from app.auth.models import User
     from app.projects.models import Project
-    from app.rubrics import service as rubric_service
 
     text = path.read_text(encoding="utf-8-sig")
     with _session() as session:
@@ -83,12 +83,12 @@ def import_command(
         if target is None or actor is None:
             raise _fail(f"No project {project}" if target is None else f"No account {user}")
         try:
-            created = rubric_service.import_rubric(
+            created = rubric_files.import_rubric(
                 session,
                 target,
                 actor=actor,
                 text=text,
-                fmt=rubric_service.guess_format(path.name, text),
+                fmt=rubric_files.guess_format(path.name, text),
                 name=name,
             )
         except DomainError as exc:

@@ -21,13 +21,22 @@ from app.core.errors import InvalidInput, NotFound
 from app.core.ids import Id, NonNegInt32
 from app.probes import service as probe_service
 from app.rollouts import service as rollout_service
+from app.rubrics import comparison as rubric_comparison
+from app.rubrics import files as rubric_files
 from app.rubrics import forms
+from app.rubrics import previews as rubric_previews
+from app.rubrics import serialization as rubric_serialization
 from app.rubrics import service as rubric_service
 from app.rubrics.definition import RubricMode
 from app.rubrics.deps import ProjectRubric
 from app.rubrics.diff import side_by_side
 from app.rubrics.models import Rubric
-from app.rubrics.prompting import TEMPLATE_FILTERS, TEMPLATE_VARIABLES, TemplateError
+from app.rubrics.prompting import (
+    SAMPLE_CONTEXT,
+    TEMPLATE_FILTERS,
+    TEMPLATE_VARIABLES,
+    TemplateError,
+)
 from app.web.flash import flash
 from app.web.htmx import is_htmx, redirect, render
 from app.web.urls import project_url
@@ -116,8 +125,8 @@ def _editor_context(
         "variables": TEMPLATE_VARIABLES,
         "filters": TEMPLATE_FILTERS,
         "aggregations": forms.AGGREGATION_LABELS,
-        "rollouts": rubric_service.find_rollouts(session, ctx.project_id),
-        "candidates": rubric_service.example_candidates(session, ctx.project_id),
+        "rollouts": rubric_previews.find_rollouts(session, ctx.project_id),
+        "candidates": rubric_previews.example_candidates(session, ctx.project_id),
         "conflict": _conflict_context(conflict, draft) if conflict else None,
         "saved": None,
     } | _status_context(rubric, draft, check)
@@ -126,13 +135,13 @@ def _editor_context(
 def _conflict_context(
     conflict: rubric_service.DraftConflict, yours: dict[str, Any]
 ) -> dict[str, Any]:
-    theirs_text = rubric_service.readable_yaml(conflict.current_draft)
-    yours_text = rubric_service.readable_yaml(yours)
+    theirs_text = rubric_serialization.readable_yaml(conflict.current_draft)
+    yours_text = rubric_serialization.readable_yaml(yours)
     return {
         "message": conflict.message,
         "revision": conflict.current_revision,
         "updated_by": conflict.updated_by,
-        "rows": rubric_service.with_context(side_by_side(theirs_text, yours_text)),
+        "rows": rubric_comparison.with_context(side_by_side(theirs_text, yours_text)),
     }
 
 
@@ -179,17 +188,17 @@ def rubric_import_action(
     name: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     # Sync route (runs in a worker thread): the spooled upload is read directly.
-    raw = file.file.read(rubric_service.MAX_IMPORT_CHARS * 4 + 1)
+    raw = file.file.read(rubric_files.MAX_IMPORT_CHARS * 4 + 1)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput("The rubric file must be UTF-8 text (YAML or JSON).") from None
-    rubric = rubric_service.import_rubric(
+    rubric = rubric_files.import_rubric(
         session,
         ctx.project,
         actor=ctx.user,
         text=text,
-        fmt=rubric_service.guess_format(file.filename or "", text),
+        fmt=rubric_files.guess_format(file.filename or "", text),
         name=name or None,
     )
     response = redirect(request, _url(rubric))
@@ -236,7 +245,7 @@ def _proposal(
         # The disputed rollout goes first in the preview picker, and in the example picker
         # unless it is a locked gold test item.
         context["rollouts"] = [rollout, *(r for r in context["rollouts"] if r.id != rollout.id)]
-        candidates = rubric_service.example_candidates(session, project_id, q=str(rollout.id))
+        candidates = rubric_previews.example_candidates(session, project_id, q=str(rollout.id))
         if any(r.id == rollout.id for r in candidates):
             rest = (r for r in context["candidates"] if r.id != rollout.id)
             context["candidates"] = [rollout, *rest]
@@ -339,13 +348,11 @@ def rubric_preview_action(
                 session, rubric.project_id, int(fields["rollout_b_id"])
             )
         elif rubric.mode == RubricMode.preference:
-            partner = rubric_service.pair_partner(session, rollout)
+            partner = rubric_previews.pair_partner(session, rollout)
     context_obj = (
-        rubric_service.prompt_context(rollout, partner)
-        if rollout is not None
-        else rubric_service.SAMPLE_CONTEXT
+        rubric_previews.prompt_context(rollout, partner) if rollout is not None else SAMPLE_CONTEXT
     )
-    preview = rubric_service.render_preview(draft, context_obj)
+    preview = rubric_previews.render_preview(draft, context_obj)
     sources = {
         "system": draft.get("system_template") or "",
         "user": draft.get("user_template") or "",
@@ -369,7 +376,9 @@ def rubric_rollout_options(
     purpose: str = "preview",
 ) -> Response:
     finder = (
-        rubric_service.example_candidates if purpose == "example" else rubric_service.find_rollouts
+        rubric_previews.example_candidates
+        if purpose == "example"
+        else rubric_previews.find_rollouts
     )
     rollouts = finder(session, ctx.project_id, q[:200])
     return render(request, "rubrics/_rollout_options.html", {"rollouts": rollouts, "q": q})
@@ -600,8 +609,8 @@ def rubric_compare_page(
         "b": b,
         "a_label": a_label,
         "b_label": b_label,
-        "cmp": rubric_service.compare_definitions(a_def, b_def),
-        "with_context": rubric_service.with_context,
+        "cmp": rubric_comparison.compare_definitions(a_def, b_def),
+        "with_context": rubric_comparison.with_context,
         "side_by_side": side_by_side,
     }
     return render(request, "rubrics/compare.html", context)
@@ -617,7 +626,7 @@ def rubric_export_download(
 ) -> Response:
     if version and not version.isdigit():
         raise InvalidInput("version must be a version number, or empty for all versions.")
-    filename, text = rubric_service.export_text(
+    filename, text = rubric_files.export_text(
         session, rubric, fmt=format, version=int(version) if version else None
     )
     media = "application/json" if format == "json" else "application/yaml"

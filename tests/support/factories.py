@@ -20,9 +20,11 @@ from app.auth import service as auth_service
 from app.auth.models import User
 from app.core.clock import utcnow
 from app.judging import service as judge_service
-from app.judging.engine import EngineOptions, PreparedItem, load_plan, score_parsed, verdict_row
+from app.judging.engine import EngineOptions
 from app.judging.models import JudgeConfig, JudgeRun, JudgeWorkItem, Verdict
 from app.judging.schemas import JudgeConfigInput, RunCreate, SelectionInput
+from app.judging.storage import load_plan
+from app.judging.verdicts import PreparedItem, score_parsed, verdict_row
 from app.labels import gold as gold_service
 from app.labels import queues as queue_service
 from app.labels.models import AnnotationQueue, GoldItem, Label

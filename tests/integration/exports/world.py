@@ -20,6 +20,7 @@ from app.labels.models import GoldItem, Label
 from app.llm.egress import EgressPolicy
 from app.projects.models import Project
 from app.rollouts.models import Rollout
+from app.rubrics import demo as rubric_demo
 from app.rubrics import service as rubric_service
 from app.rubrics.models import RubricVersion
 from tests.support.factories import make_project, make_user
@@ -75,7 +76,7 @@ def build_world(
     project.policy_system_prompt = POLICY_SYSTEM_PROMPT
     session.add(project)
     session.commit()
-    rubric = rubric_service.ensure_demo_rubric(session, project, expert)
+    rubric = rubric_demo.ensure_demo_rubric(session, project, expert)
     version = rubric_service.latest_version(session, rubric.id or 0)
     assert version is not None
     records = demo_records(contracts)
