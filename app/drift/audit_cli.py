@@ -11,6 +11,7 @@ import typer
 from sqlmodel import Session, col, select
 
 from app.auth.models import User
+from app.core.cli import cli_settings
 from app.core.db import get_engine
 from app.core.errors import DomainError
 from app.drift import audit_service, check_service
@@ -58,7 +59,7 @@ def audit_command(
     ] = None,
 ) -> None:
     """Draw a stratified, seeded audit of a training run as an audit queue for reviewers."""
-    settings = drift_cli._settings()
+    settings = cli_settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         target = drift_cli._project(session, project)
         run = drift_cli._run(session, target, training_run)
@@ -88,7 +89,7 @@ def audit_command(
 @app.command("agreement")
 def agreement_command(project: ProjectOpt, training_run: RunOpt) -> None:
     """Judge-human agreement over steps from the run's audit labels, as JSON."""
-    settings = drift_cli._settings()
+    settings = cli_settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         target = drift_cli._project(session, project)
         run = drift_cli._run(session, target, training_run)
@@ -115,7 +116,7 @@ def check_command(
     """Re-judge the locked gold test split with the bundle's exact judge; compare with export."""
     from app.judging.cli import follow
 
-    settings = drift_cli._settings()
+    settings = cli_settings()
     url = settings.resolved_database_url
     with Session(get_engine(url), expire_on_commit=False) as session:
         found = session.get(ExportBundle, bundle)

@@ -12,7 +12,8 @@ import typer
 from sqlmodel import Session, col, select
 
 from app.auth.models import User
-from app.core.config import Settings, get_settings
+from app.core.cli import cli_settings
+from app.core.config import Settings
 from app.core.db import get_engine
 from app.core.errors import DomainError
 from app.core.jobs import new_worker_id
@@ -31,14 +32,6 @@ RunOpt = Annotated[str, typer.Option("--training-run", help="Training run name."
 UserOpt = Annotated[
     str | None, typer.Option("--user", help="Email of the account recorded as the actor.")
 ]
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ValueError as exc:
-        typer.secho(f"Configuration error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -105,7 +98,7 @@ def import_command(
     user: UserOpt = None,
 ) -> None:
     """Import drift samples (JSONL, gzip accepted) into a training run; idempotent."""
-    settings = _settings()
+    settings = cli_settings()
     worker_id = f"cli:{new_worker_id()}"
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         target = _project(session, project)
@@ -138,7 +131,7 @@ def import_s3_command(
     user: UserOpt = None,
 ) -> None:
     """Import every object under s3://BUCKET/PREFIX (AWS credentials from the environment)."""
-    settings = _settings()
+    settings = cli_settings()
     worker_id = f"cli:{new_worker_id()}"
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         target = _project(session, project)
@@ -167,7 +160,7 @@ def step_map_command(
     training_run: RunOpt,
 ) -> None:
     """Map the time of samples recorded without a step to steps (CSV: step,timestamp)."""
-    settings = _settings()
+    settings = cli_settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         run = _run(session, _project(session, project), training_run)
         try:
@@ -182,7 +175,7 @@ def step_map_command(
 @app.command("runs")
 def runs_command(project: ProjectOpt) -> None:
     """List the project's training runs."""
-    settings = _settings()
+    settings = cli_settings()
     with Session(get_engine(settings.resolved_database_url)) as session:
         for run in drift_service.list_training_runs(session, _project(session, project).id or 0):
             steps = f"{run.step_min}-{run.step_max}" if run.step_min is not None else "-"
@@ -196,7 +189,7 @@ def series_command(
     format: Annotated[str, typer.Option("--format", help="json or csv")] = "json",
 ) -> None:
     """Print the per-bucket series."""
-    settings = _settings()
+    settings = cli_settings()
     with Session(get_engine(settings.resolved_database_url)) as session:
         run = _run(session, _project(session, project), training_run)
         data = drift_service.series(session, run)
@@ -217,7 +210,7 @@ def series_command(
 @app.command("signals")
 def signals_command(project: ProjectOpt, training_run: RunOpt) -> None:
     """Print the signals that fired as JSON; exits 3 when any fired (for schedulers)."""
-    settings = _settings()
+    settings = cli_settings()
     with Session(get_engine(settings.resolved_database_url)) as session:
         target = _project(session, project)
         run = _run(session, target, training_run)

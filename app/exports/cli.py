@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from app.core.cli import cli_settings
+
 TARGET_HELP = (
     "nova-lambda | nova-recipe | nova-iam | trl | verl | openrlhf | trainer-requirements | "
     "openai-grader | foundry-grader | bundle"
@@ -53,7 +55,6 @@ def export_command(
     from pydantic import ValidationError
     from sqlmodel import Session
 
-    from app.cli import _settings
     from app.core.db import get_engine
     from app.core.errors import DomainError
     from app.exports import service as export_service
@@ -89,7 +90,7 @@ def export_command(
         )
         typer.secho(problems, fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
-    settings = _settings()
+    settings = cli_settings()
     with Session(get_engine(settings.resolved_database_url)) as session:
         bundle = session.get(ExportBundle, bundle_id)
         if bundle is None:

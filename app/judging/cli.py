@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from sqlmodel import Session, col, select
 
-from app.core.config import Settings, get_settings
+from app.core.cli import cli_settings
 from app.core.db import get_engine
 from app.core.errors import DomainError
 from app.judging import external as judge_external
@@ -21,14 +21,6 @@ from app.projects.models import Project
 from app.rubrics.models import Rubric, RubricVersion
 
 judge_cli = typer.Typer(help="Judge runs: start, follow, cancel, resume; import verdicts.")
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ValueError as exc:
-        typer.secho(f"Configuration error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
 
 
 def _fail(message: str) -> typer.Exit:
@@ -131,7 +123,7 @@ def run_command(
     ] = None,
 ) -> None:
     """Start a judge run (one per --judge) and optionally follow it with a progress bar."""
-    settings = _settings()
+    settings = cli_settings()
     url = settings.resolved_database_url
     with Session(get_engine(url), expire_on_commit=False) as session:
         proj = _project(session, project)
@@ -206,7 +198,7 @@ def test_connection_command(
     ],
 ) -> None:
     """Send one tiny request with a judge configuration and print the answer or the error."""
-    settings = _settings()
+    settings = cli_settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         project = _project(session, project_ref)
         config = _judge(session, project, judge_ref)
@@ -228,7 +220,7 @@ def cancel_command(
     run_id: Annotated[int, typer.Argument(help="The run to cancel.")],
 ) -> None:
     """Cancel a queued or running judge run."""
-    settings = _settings()
+    settings = cli_settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         run = session.get(JudgeRun, run_id)
         if run is None:
@@ -247,7 +239,7 @@ def resume_command(
     run_id: Annotated[int, typer.Argument(help="The run to resume.")],
 ) -> None:
     """Queue a cancelled or failed run again (its unfinished items)."""
-    settings = _settings()
+    settings = cli_settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         run = session.get(JudgeRun, run_id)
         if run is None:
@@ -275,7 +267,7 @@ def import_verdicts_command(
     ] = None,
 ) -> None:
     """Import verdicts produced elsewhere as external judge runs (one per judge name)."""
-    settings = _settings()
+    settings = cli_settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         proj = _project(session, project)
         version = _version(session, proj, rubric_version)

@@ -14,9 +14,10 @@ from typing import Any
 from app.core.clock import utcnow
 from app.judging import status as status_rules
 from app.llm.base import JudgeCall, JudgeProvider
-from app.llm.config import ProviderConfig, make_provider
+from app.llm.config import ProviderConfig
 from app.llm.egress import EgressPolicy
 from app.llm.json_extract import extract_json
+from app.llm.providers import make_provider
 from app.rubrics.definition import RubricDefinition, RubricMode
 from app.rubrics.output_schema import answer_checker, validate_answer
 from app.rubrics.prompting import (

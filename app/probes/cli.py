@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from sqlmodel import Session
 
+from app.core.cli import cli_settings
 from app.core.db import get_engine
 from app.core.errors import DomainError
 from app.judging import cli as judging_cli
@@ -90,7 +91,7 @@ def run_command(
     ] = None,
 ) -> None:
     """Start a probe run; with --wait, follow it and print the report as JSON."""
-    settings = judging_cli._settings()
+    settings = cli_settings()
     url = settings.resolved_database_url
     with Session(get_engine(url), expire_on_commit=False) as session:
         proj = judging_cli._project(session, project)
@@ -143,7 +144,7 @@ def report_command(
     run_id: Annotated[int, typer.Argument(help="The probe run.")],
 ) -> None:
     """Print a probe run's report as JSON."""
-    settings = judging_cli._settings()
+    settings = cli_settings()
     with Session(get_engine(settings.resolved_database_url)) as session:
         run = session.get(ProbeRun, run_id)
         if run is None:

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from sqlmodel import Session, select
 
 from app.auth.models import User
-from app.core.config import Settings, get_settings
+from app.core.cli import cli_settings
 from app.core.db import get_engine
 from app.core.errors import DomainError
 from app.core.jobs import new_worker_id
@@ -22,14 +22,6 @@ from app.rollouts.models import RolloutImport
 from app.rollouts.parsing import FORMATS
 
 SHOWN_PROBLEMS = 20
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ValueError as exc:
-        typer.secho(f"Configuration error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
 
 
 def import_rollouts(
@@ -61,7 +53,7 @@ def import_rollouts(
     ] = None,
 ) -> None:
     """Import rollouts from FILE into a project, checking the whole file first."""
-    settings = _settings()
+    settings = cli_settings()
     engine = get_engine(settings.resolved_database_url)
     worker_id = f"cli:{new_worker_id()}"
     console = Console(stderr=True)
