@@ -51,8 +51,10 @@ def create_training_run(
 
 
 @router.get(RUNS + "/{run_id}", response_model=TrainingRunPublic)
-def get_training_run(session: SessionDep, ctx: ProjectReader, run_id: int) -> TrainingRunPublic:
-    return TrainingRunPublic.of(drift_service.get_training_run(session, ctx.project_id, run_id))
+def get_training_run(
+    session: SessionDep, ctx: ProjectReader, run: ProjectTrainingRun
+) -> TrainingRunPublic:
+    return TrainingRunPublic.of(run)
 
 
 @router.post(

@@ -75,8 +75,10 @@ def create_judge_config(
 
 
 @router.get("/projects/{project_id}/judge-configs/{config_id}", response_model=JudgeConfigPublic)
-def get_judge_config(config_id: Id, session: SessionDep, ctx: ProjectReader) -> JudgeConfigPublic:
-    return _config(judge_service.get_config(session, ctx.project_id, config_id))
+def get_judge_config(
+    session: SessionDep, ctx: ProjectReader, config: ProjectJudgeConfig
+) -> JudgeConfigPublic:
+    return _config(config)
 
 
 @router.put("/projects/{project_id}/judge-configs/{config_id}", response_model=JudgeConfigPublic)
@@ -156,9 +158,9 @@ def create_judge_runs(body: RunCreate, session: SessionDep, ctx: JudgeRunner) ->
 
 
 @router.get("/projects/{project_id}/judge-runs/{run_id}", response_model=RunPublic)
-def get_judge_run(run_id: Id, session: SessionDep, ctx: ProjectReader) -> RunPublic:
+def get_judge_run(session: SessionDep, ctx: ProjectReader, run: ProjectRun) -> RunPublic:
     """A run with its progress (done, errors, tokens, cost, rate and time left)."""
-    return _run(judge_service.get_run(session, ctx.project_id, run_id))
+    return _run(run)
 
 
 @router.post("/projects/{project_id}/judge-runs/{run_id}/cancel", response_model=RunPublic)

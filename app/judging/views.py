@@ -11,10 +11,11 @@ from starlette.responses import Response
 
 from app.auth.dependencies import JudgeManager, JudgeRunner, ProjectReader, SessionDep
 from app.core.errors import InvalidInput
-from app.core.ids import BigId, Id, NonNegInt64, bounded
+from app.core.ids import BigId, NonNegInt64, bounded
 from app.judging import external as judge_external
 from app.judging import service as judge_service
 from app.judging.deps import ProjectJudgeConfig, ProjectRun
+from app.judging.models import JudgeRun
 from app.judging.schemas import (
     STRUCTURED_OUTPUT_MODES,
     JudgeConfigForm,
@@ -283,8 +284,7 @@ def run_create_action(
 # ---- one run ----------------------------------------------------------------------------------
 
 
-def _run_context(session: Any, ctx: Any, run_id: Id) -> dict[str, Any]:
-    run = judge_service.get_run(session, ctx.project_id, run_id)
+def _run_context(session: Any, ctx: Any, run: JudgeRun) -> dict[str, Any]:
     return {
         "ctx": ctx,
         "row": judge_service.run_row(session, run),
@@ -294,17 +294,19 @@ def _run_context(session: Any, ctx: Any, run_id: Id) -> dict[str, Any]:
 
 
 @router.get("/projects/{project_id}/judges/runs/{run_id}", include_in_schema=False)
-def run_page(request: Request, session: SessionDep, ctx: ProjectReader, run_id: Id) -> Response:
-    context = _run_context(session, ctx, run_id)
+def run_page(
+    request: Request, session: SessionDep, ctx: ProjectReader, run: ProjectRun
+) -> Response:
+    context = _run_context(session, ctx, run)
     context.update(_verdict_context(session, context["run"], None, None))
     return render(request, "judging/run.html", context)
 
 
 @router.get("/projects/{project_id}/judges/runs/{run_id}/progress", include_in_schema=False)
 def run_progress_fragment(
-    request: Request, session: SessionDep, ctx: ProjectReader, run_id: Id
+    request: Request, session: SessionDep, ctx: ProjectReader, run: ProjectRun
 ) -> Response:
-    context = _run_context(session, ctx, run_id)
+    context = _run_context(session, ctx, run)
     if not context["progress"].finished:
         return render(request, "judging/_progress.html", context)
     # The last poll: stop polling, and tell the verdict table to load what the run produced.

@@ -7,6 +7,7 @@ from sqlmodel import Session
 
 from app.auth.dependencies import JudgeRunner, ProjectReader, SessionDep
 from app.probes import service as probe_service
+from app.probes.deps import ProjectProbeRun
 from app.probes.models import ProbeRun
 from app.probes.schemas import ProbeRowPublic, ProbeRunCreate, ProbeRunPublic
 
@@ -50,9 +51,9 @@ def list_probe_runs(
 
 
 @router.get("/projects/{project_id}/probe-runs/{run_id}", response_model=ProbeRunPublic)
-def get_probe_run(run_id: int, session: SessionDep, ctx: ProjectReader) -> ProbeRunPublic:
+def get_probe_run(session: SessionDep, ctx: ProjectReader, run: ProjectProbeRun) -> ProbeRunPublic:
     """A probe run with its progress and, once completed, its report (one row per probe)."""
-    return run_public(session, probe_service.get_run(session, ctx.project_id, run_id))
+    return run_public(session, run)
 
 
 @router.post("/projects/{project_id}/probe-runs/{run_id}/cancel", response_model=ProbeRunPublic)

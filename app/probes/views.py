@@ -15,6 +15,8 @@ from app.core.errors import InvalidInput
 from app.judging import service as judge_service
 from app.judging.schemas import invalid_from
 from app.probes import service as probe_service
+from app.probes.deps import ProjectProbeRun
+from app.probes.models import ProbeRun
 from app.probes.report import DEFAULT_THRESHOLDS, EXPLANATIONS, TITLES
 from app.probes.rewrites import DEFAULT_PROBES, PROBES
 from app.probes.schemas import CustomProbeInput, ProbeRunCreate
@@ -140,9 +142,8 @@ def probe_run_create_action(
     return response
 
 
-def _run_context(session: Any, ctx: Any, run_id: int) -> dict[str, Any]:
-    run = probe_service.get_run(session, ctx.project_id, run_id)
-    version = judge_service.get_version(session, ctx.project_id, run.rubric_version_id)
+def _run_context(session: Any, ctx: Any, run: ProbeRun) -> dict[str, Any]:
+    version = rubric_service.get_project_version(session, ctx.project_id, run.rubric_version_id)
     definition = rubric_service.version_definition(version)
     return {
         "ctx": ctx,
@@ -205,18 +206,18 @@ def uplift_chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 @router.get("/projects/{project_id}/probes/{run_id}", include_in_schema=False)
 def probe_run_page(
-    request: Request, session: SessionDep, ctx: ProjectReader, run_id: int
+    request: Request, session: SessionDep, ctx: ProjectReader, run: ProjectProbeRun
 ) -> Response:
-    context = _run_context(session, ctx, run_id)
+    context = _run_context(session, ctx, run)
     context["chart_config"] = uplift_chart(context["rows"])
     return render(request, "probes/run.html", context)
 
 
 @router.get("/projects/{project_id}/probes/{run_id}/progress", include_in_schema=False)
 def probe_run_progress_fragment(
-    request: Request, session: SessionDep, ctx: ProjectReader, run_id: int
+    request: Request, session: SessionDep, ctx: ProjectReader, run: ProjectProbeRun
 ) -> Response:
-    context = _run_context(session, ctx, run_id)
+    context = _run_context(session, ctx, run)
     response = render(request, "probes/_progress.html", context)
     if context["progress"].finished:
         # The report is a whole page section: reload once instead of swapping pieces.

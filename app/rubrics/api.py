@@ -155,9 +155,9 @@ def import_rubric(body: ImportBody, session: SessionDep, ctx: RubricEditor) -> R
 
 
 @router.get("/{rubric_id}", response_model=RubricPublic)
-def get_rubric(rubric_id: Id, session: SessionDep, ctx: ProjectReader) -> RubricPublic:
+def get_rubric(session: SessionDep, ctx: ProjectReader, rubric: ProjectRubric) -> RubricPublic:
     """The rubric, its draft (with what still prevents publishing) and its versions."""
-    return _rubric_public(session, rubric_service.get_rubric(session, ctx.project_id, rubric_id))
+    return _rubric_public(session, rubric)
 
 
 @router.put("/{rubric_id}/draft", response_model=DraftSaveResult, responses=_CONFLICT)
