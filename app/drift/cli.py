@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlmodel import Session, col, select
@@ -88,6 +88,29 @@ def _run_import(settings: Settings, import_id: int, worker_id: str, project_id: 
         raise typer.Exit(1)
 
 
+def _import(
+    project: str,
+    training_run: str,
+    create: bool,
+    user: str | None,
+    what: str,
+    **origin: Any,
+) -> None:
+    """Queue a drift import of `origin` (a file path or an S3 prefix) and run it inline."""
+    settings = cli_settings()
+    worker_id = f"cli:{new_worker_id()}"
+    with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
+        target = _project(session, project)
+        run = _run(session, target, training_run, create)
+        try:
+            job = drift_service.create_drift_import(
+                session, settings, target, run, _user(session, user), claim_by=worker_id, **origin
+            )
+        except DomainError as exc:
+            raise _fail(f"{what}{exc.message}", 1) from None
+    _run_import(settings, job.id or 0, worker_id, target.id or 0)
+
+
 @app.command("import")
 def import_command(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
@@ -98,26 +121,16 @@ def import_command(
     user: UserOpt = None,
 ) -> None:
     """Import drift samples (JSONL, gzip accepted) into a training run; idempotent."""
-    settings = cli_settings()
-    worker_id = f"cli:{new_worker_id()}"
-    with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
-        target = _project(session, project)
-        run = _run(session, target, training_run, create)
-        try:
-            job = drift_service.create_drift_import(
-                session,
-                settings,
-                target,
-                run,
-                _user(session, user),
-                filename=file.name,
-                path=file.resolve(),
-                skip_invalid=skip_invalid,
-                claim_by=worker_id,
-            )
-        except DomainError as exc:
-            raise _fail(f"{file.name}: {exc.message}", 1) from None
-    _run_import(settings, job.id or 0, worker_id, target.id or 0)
+    _import(
+        project,
+        training_run,
+        create,
+        user,
+        f"{file.name}: ",
+        filename=file.name,
+        path=file.resolve(),
+        skip_invalid=skip_invalid,
+    )
 
 
 @app.command("import-s3")
@@ -131,26 +144,16 @@ def import_s3_command(
     user: UserOpt = None,
 ) -> None:
     """Import every object under s3://BUCKET/PREFIX (AWS credentials from the environment)."""
-    settings = cli_settings()
-    worker_id = f"cli:{new_worker_id()}"
-    with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
-        target = _project(session, project)
-        run = _run(session, target, training_run, create)
-        try:
-            job = drift_service.create_drift_import(
-                session,
-                settings,
-                target,
-                run,
-                _user(session, user),
-                filename="s3",
-                s3={"bucket": bucket, "prefix": prefix},
-                skip_invalid=skip_invalid,
-                claim_by=worker_id,
-            )
-        except DomainError as exc:
-            raise _fail(exc.message, 1) from None
-    _run_import(settings, job.id or 0, worker_id, target.id or 0)
+    _import(
+        project,
+        training_run,
+        create,
+        user,
+        "",
+        filename="s3",
+        s3={"bucket": bucket, "prefix": prefix},
+        skip_invalid=skip_invalid,
+    )
 
 
 @app.command("step-map")

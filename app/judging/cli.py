@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlmodel import Session, col, select
@@ -215,11 +216,8 @@ def test_connection_command(
     )
 
 
-@judge_cli.command("cancel")
-def cancel_command(
-    run_id: Annotated[int, typer.Argument(help="The run to cancel.")],
-) -> None:
-    """Cancel a queued or running judge run."""
+def _change_run(run_id: int, change: Callable[..., Any], done: str) -> None:
+    """Load a run by id (any project: the CLI is the operator) and apply `change` to it."""
     settings = cli_settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         run = session.get(JudgeRun, run_id)
@@ -228,10 +226,18 @@ def cancel_command(
         project = session.get(Project, run.project_id)
         assert project is not None
         try:
-            judge_service.cancel_run(session, project, run, actor=None)
+            change(session, project, run, actor=None)
         except DomainError as exc:
             raise _fail(exc.message) from None
-    typer.echo(f"Run #{run_id} cancelled.")
+    typer.echo(f"Run #{run_id} {done}.")
+
+
+@judge_cli.command("cancel")
+def cancel_command(
+    run_id: Annotated[int, typer.Argument(help="The run to cancel.")],
+) -> None:
+    """Cancel a queued or running judge run."""
+    _change_run(run_id, judge_service.cancel_run, "cancelled")
 
 
 @judge_cli.command("resume")
@@ -239,18 +245,7 @@ def resume_command(
     run_id: Annotated[int, typer.Argument(help="The run to resume.")],
 ) -> None:
     """Queue a cancelled or failed run again (its unfinished items)."""
-    settings = cli_settings()
-    with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
-        run = session.get(JudgeRun, run_id)
-        if run is None:
-            raise _fail(f"No judge run #{run_id}.")
-        project = session.get(Project, run.project_id)
-        assert project is not None
-        try:
-            judge_service.resume_run(session, project, run, actor=None)
-        except DomainError as exc:
-            raise _fail(exc.message) from None
-    typer.echo(f"Run #{run_id} queued again.")
+    _change_run(run_id, judge_service.resume_run, "queued again")
 
 
 @judge_cli.command("import-verdicts")
