@@ -26,6 +26,7 @@ from app.core.jobs import WorkerContext
 from app.judging import storage as judge_storage
 from app.judging import verdicts
 from app.judging.models import JudgeRun, JudgeWorkItem
+from app.judging.status import WorkItemStatus
 from app.labels.values import LabelStatus
 from app.llm.base import JudgeCall, schema_instruction
 
@@ -115,15 +116,8 @@ def _set_state(engine: Engine, run_id: int, **values: Any) -> None:
 def _unfinished(engine: Engine, run_id: int) -> list[tuple[int, int, int | None, int, str, int]]:
     with engine.connect() as conn:
         rows = conn.execute(
-            select(
-                _items.c.id,
-                _items.c.rollout_id,
-                _items.c.pair_id,
-                _items.c.repeat,
-                _items.c.order_shown,
-                _items.c.attempts,
-            )
-            .where(_items.c.run_id == run_id, _items.c.status != "done")
+            select(*judge_storage.CLAIMED_COLUMNS)
+            .where(_items.c.run_id == run_id, _items.c.status != WorkItemStatus.DONE)
             .order_by(_items.c.id)
         ).all()
     return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]

@@ -1,7 +1,7 @@
 """Load-or-404 dependencies for judging: judge configurations and judge runs, loaded by their owner.
 
-Each loader checks membership through `ProjectReader`; the route's own permission alias,
-declared before it, decides what the caller may do.
+See `docs/architecture.md` (Loading what a route names): a loader checks membership only;
+the route's permission alias, declared before it, decides what the caller may do.
 """
 
 from __future__ import annotations

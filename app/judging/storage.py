@@ -52,6 +52,17 @@ _pairs = RolloutPair.__table__  # type: ignore[attr-defined]
 _versions = RubricVersion.__table__  # type: ignore[attr-defined]
 
 
+# What a claimed work item carries to `prepare_items`, in this order.
+CLAIMED_COLUMNS = (
+    _items.c.id,
+    _items.c.rollout_id,
+    _items.c.pair_id,
+    _items.c.repeat,
+    _items.c.order_shown,
+    _items.c.attempts,
+)
+
+
 def load_plan(engine: Engine, run_id: int) -> RunPlan | None:
     with engine.connect() as conn:
         run = conn.execute(select(_runs).where(_runs.c.id == run_id)).mappings().first()
@@ -131,14 +142,7 @@ def claim_items(
         "lease_expires_at": now + timedelta(seconds=lease_seconds),
         "attempts": _items.c.attempts + 1,
     }
-    returning = (
-        _items.c.id,
-        _items.c.rollout_id,
-        _items.c.pair_id,
-        _items.c.repeat,
-        _items.c.order_shown,
-        _items.c.attempts,
-    )
+    returning = CLAIMED_COLUMNS
     with engine.begin() as conn:
         status = conn.execute(select(_runs.c.status).where(_runs.c.id == run_id)).scalar()
         if status not in ACTIVE_STATUSES:
