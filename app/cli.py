@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from app.cli_lazy import LazyCommand, LazyGroup
+from app.core.cli import cli_settings
 
 if TYPE_CHECKING:
     from app.core.config import Settings
@@ -97,16 +98,6 @@ cli.add_typer(users_cli, name="users")
 DEMO_ADMIN_EMAIL = "admin@demo.rubric.studio"
 
 
-def _settings() -> Settings:
-    from app.core.config import get_settings
-
-    try:
-        return get_settings()
-    except ValueError as exc:
-        typer.secho(f"Configuration error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
-
-
 def _bind(host: str, port: int) -> socket.socket:
     """Take the port before anything else happens, or stop with a clear message.
 
@@ -187,7 +178,7 @@ def serve(
     """Serve the web app (migrating the database first)."""
     from app.core import migrations
 
-    settings = _settings()
+    settings = cli_settings()
     if reload:
         _bind(host, port).close()  # the reloader binds itself; refuse a busy port clearly first
         sock = None
@@ -219,7 +210,7 @@ def demo(
     # first try: allow loopback judge URLs unless the operator said otherwise.
     os.environ.setdefault("RS_OUTBOUND_ALLOW_LOOPBACK", "true")
     get_settings.cache_clear()
-    settings = _settings()
+    settings = cli_settings()
     # Before the password changes: a second `demo` while the first one serves stops here.
     sock = _bind(host, port) if serve_app else None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -248,7 +239,7 @@ def worker(
     from app.core.db import get_engine
     from app.worker import run_worker
 
-    settings = _settings()
+    settings = cli_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     run_worker(get_engine(settings.resolved_database_url), settings, once=once, own_process=True)
 
@@ -260,7 +251,7 @@ def db_upgrade(
     """Apply migrations up to REVISION (default: the newest)."""
     from app.core import migrations
 
-    settings = _settings()
+    settings = cli_settings()
     migrations.upgrade(settings.resolved_database_url, revision)
     typer.echo(f"Database at {revision}.")
 
@@ -272,7 +263,7 @@ def db_downgrade(
     """Revert migrations down to REVISION."""
     from app.core import migrations
 
-    settings = _settings()
+    settings = cli_settings()
     migrations.downgrade(settings.resolved_database_url, revision)
     typer.echo(f"Database at {revision}.")
 
@@ -307,7 +298,7 @@ def users_create(
     if role not in ("user", "site-admin"):
         typer.secho("--role must be 'user' or 'site-admin'.", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
-    settings = _settings()
+    settings = cli_settings()
     generated = password is None
     password = password or secrets.token_urlsafe(12)
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:

@@ -28,6 +28,9 @@ from app.formats import api as format_api
 from app.judging import api as judge_api
 from app.judging import views as judge_views
 from app.labels import api as label_api
+from app.labels import gold_views as label_gold_views
+from app.labels import review_views as label_review_views
+from app.labels import transfer_views as label_transfer_views
 from app.labels import views as label_views
 from app.probes import api as probe_api
 from app.probes import views as probe_views
@@ -118,6 +121,9 @@ def all_routers() -> list[APIRouter]:
         export_views.router,
         export_api.router,
         label_views.router,
+        label_review_views.router,
+        label_gold_views.router,
+        label_transfer_views.router,
         label_api.router,
         agreement_views.router,
         agreement_api.router,

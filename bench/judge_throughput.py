@@ -253,7 +253,7 @@ def _baseline_run(database_url: str, project: Any, version: Any, base_url: str, 
     from sqlmodel import Session, select
 
     from app.core.db import get_engine
-    from app.judging.engine import RunPlan, interpret, rollout_context
+    from app.judging.verdicts import RunPlan, interpret, rollout_context
     from app.rollouts.models import Rollout
     from app.rubrics.definition import RubricDefinition
     from app.rubrics.prompting import prepare_rubric, render_prompt

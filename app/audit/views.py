@@ -14,6 +14,7 @@ from app.auth.dependencies import AuditReader, SessionDep, SiteAdmin
 from app.core.cursor import decode_cursor, encode_cursor
 from app.core.ids import Id, Int32, NonNegInt64
 from app.web.htmx import render
+from app.web.urls import project_url
 
 router = APIRouter(tags=["pages: audit"])
 api_router = APIRouter(prefix="/api/v1", tags=["audit"])
@@ -40,14 +41,14 @@ def project_audit_page(
     object_type: str = "",
     before: NonNegInt64 | None = None,
 ) -> Response:
-    flt = _filter(ctx.project.id, action, actor, object_type)
+    flt = _filter(ctx.project_id, action, actor, object_type)
     events = audit_service.list_events(session, flt, before_id=before)
     context = {
         "ctx": ctx,
         "events": events,
         "flt": flt,
-        "actions": audit_service.distinct_actions(session, ctx.project.id),
-        "base_url": f"/projects/{ctx.project.id}/audit",
+        "actions": audit_service.distinct_actions(session, ctx.project_id),
+        "base_url": project_url(ctx.project_id, "audit"),
     }
     return render(request, "audit/list.html", context, fragment="audit/_events.html")
 
@@ -107,7 +108,7 @@ def project_audit(
     limit: Int32 = 50,
 ) -> AuditPage:
     """The project's audit events, newest first; send `next_cursor` back as `cursor`."""
-    flt = _filter(ctx.project.id, action, actor, "")
+    flt = _filter(ctx.project_id, action, actor, "")
     size = min(max(limit, 1), 500)
     before_id = decode_cursor(cursor) if cursor is not None else before
     events = audit_service.list_events(session, flt, before_id=before_id, limit=size + 1)

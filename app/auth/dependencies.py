@@ -75,9 +75,15 @@ SiteAdmin = Annotated[User, Depends(require_site_admin)]
 
 @dataclass
 class ProjectContext:
+    """The project a request is about, its caller and the caller's role.
+
+    ``project_id`` is the loaded project's id: never ``None`` inside a request.
+    """
+
     project: Project
     user: User
     role: str
+    project_id: int
 
     def can(self, permission: Permission | str) -> bool:
         return role_allows(self.role, Permission(permission))
@@ -109,10 +115,12 @@ class ProjectPermission:
         # Non-members get the same answer as for a missing project: existence is not leaked.
         if project is None or membership is None:
             raise NotFound("No such project, or you are not a member of it.")
-        ctx = ProjectContext(project=project, user=user, role=membership.role)
+        ctx = ProjectContext(
+            project=project, user=user, role=membership.role, project_id=project_id
+        )
         # Plain values for the layout: still readable on an error page after a rollback.
         request.state.project_nav = ProjectNav(
-            id=project.id or 0, name=project.name, role=membership.role
+            id=project_id, name=project.name, role=membership.role
         )
         if not role_allows(membership.role, self.permission):
             allowed = ", ".join(r.value for r in roles_with(self.permission))

@@ -17,6 +17,7 @@ from app.drift.models import DriftSample, TrainingRun
 from app.labels.models import Label, QueueItem
 from app.projects.models import Project
 from app.rollouts.models import Rollout
+from app.rubrics import demo as rubric_demo
 from app.rubrics import service as rubric_service
 
 AUDIT_SIZE = 48
@@ -39,7 +40,7 @@ def load_demo_audit(session: Session, project: Project, run: TrainingRun, admin:
     """Create and label the demo audit once; returns the samples labelled (0 if it exists)."""
     if session.exec(select(DriftAudit).where(DriftAudit.training_run_id == run.id)).first():
         return 0
-    rubric = rubric_service.ensure_demo_rubric(session, project, admin)
+    rubric = rubric_demo.ensure_demo_rubric(session, project, admin)
     version = rubric_service.latest_version(session, rubric.id or 0)
     assert version is not None
     audit = audit_service.create_audit(

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from app.auth.models import User
 from app.core.config import Settings
 from app.demo import calibration_data as data
+from app.demo.rollouts import import_demo_rollouts
 from app.judging import external
 from app.judging.models import JudgeRun
 from app.labels import exchange
@@ -77,8 +78,6 @@ def _rubric(session: Session, project: Project, admin: User) -> int:
 
 def load_calibration_demo(session: Session, settings: Settings, admin: User) -> str:
     """Create the project, import pairs, expert labels and the two GPT-4 runs where missing."""
-    from app.demo.loader import import_demo_rollouts
-
     bundle = load_bundle()
     project = session.exec(select(Project).where(Project.slug == SLUG)).first()
     created = project is None

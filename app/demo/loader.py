@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -19,11 +18,12 @@ from app.auth.models import User
 from app.core.config import Settings
 from app.core.jobs import new_worker_id
 from app.demo.calibration import load_calibration_demo
+from app.demo.rollouts import import_demo_rollouts
 from app.projects import service as project_service
 from app.projects.models import Project
 from app.rollouts import jobs as rollout_jobs
 from app.rollouts import service as rollout_service
-from app.rubrics import service as rubric_service
+from app.rubrics import demo as rubric_demo
 
 LEGAL_SLUG = "legal-contract-review-demo"
 PREFERENCE_SLUG = "preference-pairs-demo"
@@ -74,7 +74,7 @@ def _load_legal(session: Session, settings: Settings, admin: User) -> str:
             output_schema=dataset.output_schema,
             attribution=dataset.attribution,
         )
-    rubric_service.ensure_demo_rubric(session, project, admin)
+    rubric_demo.ensure_demo_rubric(session, project, admin)
     added = import_demo_rollouts(
         session, settings, project, admin, dataset.rollouts, "cuad-contract-review-demo.jsonl"
     )
@@ -170,36 +170,3 @@ def _load_preference(session: Session, settings: Settings, admin: User) -> str:
 def _summary(project: Project, created: bool, added: int, contents: str) -> str:
     state = "Loaded demo project" if created or added else "Demo project already loaded"
     return f"  {state}: {project.name} (id {project.id}) — {contents}."
-
-
-def import_demo_rollouts(
-    session: Session,
-    settings: Settings,
-    project: Project,
-    admin: User,
-    records: Sequence[dict[str, Any]],
-    filename: str,
-) -> int:
-    """Import studio-format records through the import service, inline; returns how many
-    rollouts were added (0 when the project already has them)."""
-    wanted = sum(2 if "responses" in record else 1 for record in records)
-    if rollout_service.count_rollouts(session, project.id or 0) >= wanted:
-        return 0
-    data = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-    worker_id = f"demo:{new_worker_id()}"
-    job = rollout_service.create_import(
-        session,
-        settings,
-        project,
-        admin,
-        filename=filename,
-        source=io.BytesIO(data.encode("utf-8")),
-        claim_by=worker_id,
-    )
-    engine = session.get_bind()
-    assert isinstance(engine, Engine)
-    finished = rollout_jobs.run_inline(engine, settings, job.id or 0, worker_id)
-    if finished is None or finished.status != rollout_service.DONE:
-        message = finished.message if finished else "the import disappeared"
-        raise RuntimeError(f"the demo rollouts could not be imported: {message}")
-    return finished.inserted

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from app.auth.dependencies import DriftImporter, ProjectReader, SessionDep
 from app.drift import service as drift_service
+from app.drift.deps import ProjectTrainingRun
 from app.drift.schemas import (
     BucketPublic,
     S3ImportRequest,
@@ -30,7 +31,7 @@ RUNS = "/projects/{project_id}/training-runs"
 @router.get(RUNS, response_model=list[TrainingRunPublic])
 def list_training_runs(session: SessionDep, ctx: ProjectReader) -> list[TrainingRunPublic]:
     """The project's training runs, newest first."""
-    runs = drift_service.list_training_runs(session, ctx.project.id or 0)
+    runs = drift_service.list_training_runs(session, ctx.project_id)
     return [TrainingRunPublic.of(run) for run in runs]
 
 
@@ -52,10 +53,10 @@ def create_training_run(
 
 
 @router.get(RUNS + "/{run_id}", response_model=TrainingRunPublic)
-def get_training_run(session: SessionDep, ctx: ProjectReader, run_id: int) -> TrainingRunPublic:
-    return TrainingRunPublic.of(
-        drift_service.get_training_run(session, ctx.project.id or 0, run_id)
-    )
+def get_training_run(
+    session: SessionDep, ctx: ProjectReader, run: ProjectTrainingRun
+) -> TrainingRunPublic:
+    return TrainingRunPublic.of(run)
 
 
 @router.post(
@@ -68,13 +69,12 @@ def import_samples(
     request: Request,
     session: SessionDep,
     ctx: DriftImporter,
-    run_id: int,
+    run: ProjectTrainingRun,
     file: Annotated[UploadFile, File(description="§8 drift records, JSONL or JSONL.gz")],
     skip_invalid: Annotated[bool, Form()] = False,
 ) -> ImportPublic:
     """Queue the file's import; poll `/api/v1/projects/{project_id}/imports/{id}`. Idempotent:
     a record id already stored with the same content is skipped."""
-    run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
     job = drift_service.create_drift_import(
         session,
         request.app.state.settings,
@@ -95,10 +95,13 @@ def import_samples(
     summary="Import every drift sample object under an S3 prefix",
 )
 def import_samples_from_s3(
-    request: Request, session: SessionDep, ctx: DriftImporter, run_id: int, body: S3ImportRequest
+    request: Request,
+    session: SessionDep,
+    ctx: DriftImporter,
+    run: ProjectTrainingRun,
+    body: S3ImportRequest,
 ) -> ImportPublic:
     """The worker reads the objects with the server's own AWS credentials (environment or IAM)."""
-    run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
     job = drift_service.create_drift_import(
         session,
         request.app.state.settings,
@@ -116,11 +119,10 @@ def import_samples_from_s3(
 def upload_step_map(
     session: SessionDep,
     ctx: DriftImporter,
-    run_id: int,
+    run: ProjectTrainingRun,
     file: Annotated[UploadFile, File(description="CSV with columns step and timestamp")],
 ) -> StepMapResult:
     """Map the time of samples recorded without a step (Nova) to the training step."""
-    run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
     text = file.file.read(20 * 1024 * 1024).decode("utf-8", errors="replace")
     mapping, placed = drift_service.set_step_map(session, run, ctx.user, text)
     return StepMapResult(log_rows=len(mapping.times), samples_placed=placed)
@@ -128,10 +130,9 @@ def upload_step_map(
 
 @router.get(RUNS + "/{run_id}/series", response_model=SeriesPublic)
 def get_series(
-    session: SessionDep, ctx: ProjectReader, run_id: int, buckets: int = 20
+    session: SessionDep, ctx: ProjectReader, run: ProjectTrainingRun, buckets: int = 20
 ) -> SeriesPublic:
     """Per step bucket: reward (mean, p10/p50/p90), length, criteria, components, rates."""
-    run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
     data = drift_service.series(session, run, target_buckets=max(1, min(buckets, 200)))
     return SeriesPublic(
         training_run=TrainingRunPublic.of(run),
@@ -146,17 +147,17 @@ def get_series(
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}}},
 )
-def get_series_csv(session: SessionDep, ctx: ProjectReader, run_id: int) -> Response:
+def get_series_csv(session: SessionDep, ctx: ProjectReader, run: ProjectTrainingRun) -> Response:
     """The same series as CSV, one row per bucket (criteria and components as columns)."""
-    run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
     data = drift_service.series(session, run)
     return csv_response(drift_service.series_rows(data), f"training-run-{run.id}-series.csv")
 
 
 @router.get(RUNS + "/{run_id}/signals", response_model=list[SignalPublic])
-def get_signals(session: SessionDep, ctx: ProjectReader, run_id: int) -> list[SignalPublic]:
+def get_signals(
+    session: SessionDep, ctx: ProjectReader, run: ProjectTrainingRun
+) -> list[SignalPublic]:
     """Signals that fired, each with its onset step, severity and evidence (numbers, test)."""
-    run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
     results = drift_service.signals(session, ctx.project, run)
     return [SignalPublic(**r.public()) for r in results if r.fired]
 

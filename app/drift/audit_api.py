@@ -24,6 +24,8 @@ from app.drift.audit_schemas import (
     StepAgreementPublic,
 )
 from app.drift.audit_service import AuditDesign
+from app.drift.deps import ProjectAudit, ProjectDriftCheck, ProjectTrainingRun
+from app.exports.deps import ProjectBundle
 from app.rollouts.schemas import ImportPublic
 
 router = APIRouter(prefix="/api/v1", tags=["drift audits"])
@@ -31,18 +33,18 @@ RUN = "/projects/{project_id}/training-runs/{run_id}"
 
 
 @router.get(RUN + "/audits", response_model=list[AuditPublic])
-def list_audits(session: SessionDep, ctx: ProjectReader, run_id: int) -> list[AuditPublic]:
+def list_audits(
+    session: SessionDep, ctx: ProjectReader, run: ProjectTrainingRun
+) -> list[AuditPublic]:
     """The run's stratified audits with their labelling progress, newest first."""
-    run = audit_service.get_training_run(session, ctx.project.id or 0, run_id)
     return [AuditPublic.of(row) for row in audit_service.list_audits(session, run)]
 
 
 @router.post(RUN + "/audits", response_model=AuditPublic, status_code=status.HTTP_201_CREATED)
 def create_audit(
-    session: SessionDep, ctx: DriftAuditCreator, run_id: int, body: AuditCreate
+    session: SessionDep, ctx: DriftAuditCreator, run: ProjectTrainingRun, body: AuditCreate
 ) -> AuditPublic:
     """Draw a stratified, seeded sample of the run's drift samples as an audit queue."""
-    run = audit_service.get_training_run(session, ctx.project.id or 0, run_id)
     design = AuditDesign(
         size=body.size,
         rubric_version_id=body.rubric_version_id,
@@ -60,15 +62,15 @@ def create_audit(
 
 
 @router.get("/projects/{project_id}/audits/{audit_id}", response_model=AuditPublic)
-def get_audit(session: SessionDep, ctx: ProjectReader, audit_id: int) -> AuditPublic:
-    audit = audit_service.get_audit(session, ctx.project.id or 0, audit_id)
+def get_audit(session: SessionDep, ctx: ProjectReader, audit: ProjectAudit) -> AuditPublic:
     return AuditPublic.of(audit_service.audit_row(session, audit))
 
 
 @router.get(RUN + "/agreement", response_model=StepAgreementPublic)
-def get_agreement(session: SessionDep, ctx: ProjectReader, run_id: int) -> StepAgreementPublic:
+def get_agreement(
+    session: SessionDep, ctx: ProjectReader, run: ProjectTrainingRun
+) -> StepAgreementPublic:
     """Training-time judge against reviewers' audit labels per step bucket, early vs late."""
-    run = audit_service.get_training_run(session, ctx.project.id or 0, run_id)
     return StepAgreementPublic.of(audit_service.step_agreement(session, run))
 
 
@@ -78,13 +80,12 @@ def get_agreement(session: SessionDep, ctx: ProjectReader, run_id: int) -> StepA
     status_code=status.HTTP_202_ACCEPTED,
 )
 def start_drift_check(
-    session: SessionDep, ctx: JudgeRunner, bundle_id: int, body: CheckCreate | None = None
+    session: SessionDep, ctx: JudgeRunner, bundle: ProjectBundle, body: CheckCreate | None = None
 ) -> DriftCheckPublic:
     """Re-judge the locked gold test split with the bundle's exact judge (a durable judge run)."""
-    bundle = check_service.get_bundle(session, ctx.project.id or 0, bundle_id)
     training_run_id = body.training_run_id if body else None
     if training_run_id is not None:
-        audit_service.get_training_run(session, ctx.project.id or 0, training_run_id)
+        drift_service.get_training_run(session, ctx.project_id, training_run_id)
     check = check_service.start_check(
         session, ctx.project, bundle, actor=ctx.user, training_run_id=training_run_id
     )
@@ -92,9 +93,10 @@ def start_drift_check(
 
 
 @router.get("/projects/{project_id}/drift-checks/{check_id}", response_model=DriftCheckPublic)
-def get_drift_check(session: SessionDep, ctx: ProjectReader, check_id: int) -> DriftCheckPublic:
+def get_drift_check(
+    session: SessionDep, ctx: ProjectReader, check: ProjectDriftCheck
+) -> DriftCheckPublic:
     """The check's judge run status and, once done, the comparison with the export."""
-    check = check_service.get_check(session, ctx.project.id or 0, check_id)
     return DriftCheckPublic.of(check_service.report(session, check, ctx.user))
 
 
@@ -116,7 +118,7 @@ async def post_samples(
         raise InvalidInput("The body is larger than the upload limit; send smaller batches.")
     if not body.strip():
         raise InvalidInput("The body is empty: send one drift sample record per line.")
-    project_id = ctx.project.id or 0
+    project_id = ctx.project_id
     found = (
         drift_service.get_training_run(session, project_id, int(run))
         if run.isdigit()

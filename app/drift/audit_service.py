@@ -50,7 +50,8 @@ from app.labels.models import AnnotationQueue, Label
 from app.labels.values import QueueKind
 from app.projects import service as project_service
 from app.projects.models import Membership, Project
-from app.rubrics.definition import RubricDefinition
+from app.rubrics import service as rubric_service
+from app.rubrics.definition import RubricDefinition, RubricMode
 from app.rubrics.models import RubricVersion
 from app.rubrics.scoring import criterion_passes
 
@@ -63,13 +64,6 @@ _HASH = "((s.id * :mult) % 2147483647)"
 
 def seed_multiplier(seed: int) -> int:
     return pow(16807, seed + 1, _PRIME)  # 16807 is a primitive root modulo 2^31 - 1
-
-
-def get_training_run(session: Session, project_id: int, run_id: int) -> TrainingRun:
-    run = session.get(TrainingRun, run_id)
-    if run is None or run.project_id != project_id:
-        raise NotFound(f"No training run with id {run_id} in this project.")
-    return run
 
 
 @dataclass(frozen=True)
@@ -99,9 +93,9 @@ def _version_for(
             "Choose the rubric version reviewers label with (the training run names no export "
             "bundle to take it from)."
         )
-    version = label_service.get_version(session, run.project_id, version_id)
+    version = rubric_service.get_project_version(session, run.project_id, version_id)
     definition = label_service.definition_of(version)
-    if definition.mode != "rubric":
+    if definition.mode != RubricMode.rubric:
         raise InvalidInput("Audits label single responses: choose a rubric-mode version.")
     return version, definition
 
@@ -438,7 +432,7 @@ def default_assignees(session: Session, project: Project, actor: User) -> list[U
 
 def version_choices(session: Session, project_id: int) -> list[Any]:
     """Rubric-mode versions reviewers may label with."""
-    return [v for v in label_service.version_choices(session, project_id) if v.mode == "rubric"]
+    return rubric_service.version_choices(session, project_id, mode="rubric")
 
 
 def run_bundle(session: Session, run: TrainingRun) -> ExportBundle | None:

@@ -12,25 +12,28 @@ from starlette.responses import Response
 from app.auth.dependencies import DriftAuditCreator, JudgeRunner, ProjectReader, SessionDep
 from app.core.errors import InvalidInput
 from app.drift import audit_service, check_service
+from app.drift import service as drift_service
 from app.drift.audit_service import AuditDesign
+from app.drift.deps import ProjectDriftCheck, ProjectTrainingRun
 from app.drift.stratify import DEFAULT_REWARD_QUANTILES, DEFAULT_STEP_BUCKETS, ExtraStratum
+from app.exports import service as export_service
 from app.web.flash import flash
 from app.web.htmx import is_htmx, redirect, render
+from app.web.urls import project_url
 
 router = APIRouter(tags=["pages: drift audits"])
 RUN = "/projects/{project_id}/training-runs/{run_id:int}"
 
 
 def _run_url(ctx: Any, run_id: int) -> str:
-    return f"/projects/{ctx.project.id}/training-runs/{run_id}"
+    return project_url(ctx.project_id, "training-runs", run_id)
 
 
 @router.get(RUN + "/audit-section", include_in_schema=False)
 def audit_section_fragment(
-    request: Request, session: SessionDep, ctx: ProjectReader, run_id: int
+    request: Request, session: SessionDep, ctx: ProjectReader, run: ProjectTrainingRun
 ) -> Response:
     """The dashboard's reviewer section: agreement over steps, audits and drift checks."""
-    run = audit_service.get_training_run(session, ctx.project.id or 0, run_id)
     bundle = audit_service.run_bundle(session, run)
     context = {
         "ctx": ctx,
@@ -38,10 +41,8 @@ def audit_section_fragment(
         "agreement": audit_service.step_agreement(session, run),
         "audits": audit_service.list_audits(session, run),
         "bundle": bundle,
-        "checks": check_service.list_checks(session, ctx.project.id or 0, bundle.id)
-        if bundle
-        else [],
-        "base": _run_url(ctx, run_id),
+        "checks": check_service.list_checks(session, ctx.project_id, bundle.id) if bundle else [],
+        "base": _run_url(ctx, run.id or 0),
     }
     return render(
         request, "drift/audit_section.html", context, fragment="drift/_audit_section.html"
@@ -75,14 +76,14 @@ def _new_page(
     assignees: list[int],
     error: InvalidInput | None = None,
 ) -> Response:
-    run = audit_service.get_training_run(session, ctx.project.id or 0, run_id)
+    run = drift_service.get_training_run(session, ctx.project_id, run_id)
     bundle = audit_service.run_bundle(session, run)
     context = {
         "ctx": ctx,
         "run": run,
         "bundle": bundle,
-        "versions": audit_service.version_choices(session, ctx.project.id or 0),
-        "auditors": audit_service.auditors(session, ctx.project.id or 0),
+        "versions": audit_service.version_choices(session, ctx.project_id),
+        "auditors": audit_service.auditors(session, ctx.project_id),
         "values": values,
         "assignees": assignees
         or [u.id or 0 for u in audit_service.default_assignees(session, ctx.project, ctx.user)],
@@ -122,7 +123,7 @@ async def audit_create_action(
     form = await request.form()
     values = _form_values(form)
     assignees = [int(v) for v in form.getlist("assignee") if isinstance(v, str) and v.isdigit()]
-    run = audit_service.get_training_run(session, ctx.project.id or 0, run_id)
+    run = drift_service.get_training_run(session, ctx.project_id, run_id)
     try:
         extra_raw = values["extra"] or ExtraStratum.none.value
         if extra_raw not in {e.value for e in ExtraStratum}:
@@ -145,7 +146,7 @@ async def audit_create_action(
         return _new_page(
             request, session, ctx, run_id, values=values, assignees=assignees, error=exc
         )
-    response = redirect(request, f"/projects/{ctx.project.id}/queues/{audit.queue_id}")
+    response = redirect(request, project_url(ctx.project_id, "queues", audit.queue_id))
     flash(
         request,
         response,
@@ -159,24 +160,23 @@ async def drift_check_start_action(
     request: Request, session: SessionDep, ctx: JudgeRunner, bundle_id: int
 ) -> Response:
     form = await request.form()
-    bundle = check_service.get_bundle(session, ctx.project.id or 0, bundle_id)
+    bundle = export_service.get_bundle(session, ctx.project_id, bundle_id)
     raw = str(form.get("training_run_id", "")).strip()
     training_run_id = int(raw) if raw.isdigit() else None
     if training_run_id is not None:
-        audit_service.get_training_run(session, ctx.project.id or 0, training_run_id)
+        drift_service.get_training_run(session, ctx.project_id, training_run_id)
     check = check_service.start_check(
         session, ctx.project, bundle, actor=ctx.user, training_run_id=training_run_id
     )
-    response = redirect(request, f"/projects/{ctx.project.id}/drift-checks/{check.id}")
+    response = redirect(request, project_url(ctx.project_id, "drift-checks", check.id))
     flash(request, response, "Judge drift check started: the gold test split is being re-judged.")
     return response
 
 
 @router.get("/projects/{project_id}/drift-checks/{check_id:int}", include_in_schema=False)
 def drift_check_page(
-    request: Request, session: SessionDep, ctx: ProjectReader, check_id: int
+    request: Request, session: SessionDep, ctx: ProjectReader, check: ProjectDriftCheck
 ) -> Response:
-    check = check_service.get_check(session, ctx.project.id or 0, check_id)
     report = check_service.report(session, check, ctx.user)
     response = render(
         request,

@@ -23,9 +23,9 @@ from app.exports import gate as gate_rules
 from app.exports import service as export_service
 from app.exports.models import ExportBundle
 from app.judging import service as judging_service
-from app.judging.engine import FINAL_STATUSES
 from app.judging.models import JudgeRun
 from app.judging.schemas import RunCreate, SelectionInput
+from app.judging.status import FINAL_STATUSES
 from app.labels.models import GoldItem
 from app.projects.models import Project
 from app.rubrics import service as rubric_service
@@ -51,13 +51,6 @@ def snapshot_overrides(spec_judge: dict[str, Any]) -> dict[str, Any]:
     overrides |= {k: spec_judge[k] for k in _CALL if spec_judge.get(k) is not None}
     overrides["params"] = {k: spec_judge.get(k) for k in _PARAMS if k in spec_judge}
     return overrides
-
-
-def get_bundle(session: Session, project_id: int, bundle_id: int) -> ExportBundle:
-    bundle = session.get(ExportBundle, bundle_id)
-    if bundle is None or bundle.project_id != project_id:
-        raise NotFound(f"No export bundle with id {bundle_id} in this project.")
-    return bundle
 
 
 def start_check(

@@ -23,6 +23,13 @@ from typing import Any
 
 from scipy import stats
 
+from app.drift.significance import (
+    correlation_rise_p,
+    mean_rise_p,
+    onset_index,
+    two_proportion_p,
+)
+
 
 class SignalKind(StrEnum):
     agreement_drop = "agreement_drop"
@@ -213,29 +220,6 @@ class SignalResult:
 # ---------------------------------------------------------------------------- statistics
 
 
-def trend_p(values: Sequence[float], increasing: bool = True) -> float:
-    """One-sided Mann-Kendall p-value (Kendall's tau of the series against its order)."""
-    if len(values) < 3 or len(set(values)) < 2:
-        return 1.0
-    result = stats.kendalltau(
-        list(range(len(values))), list(values), alternative="greater" if increasing else "less"
-    )
-    p = float(result.pvalue)
-    return p if math.isfinite(p) else 1.0
-
-
-def two_proportion_p(x1: float, n1: float, x2: float, n2: float, larger: bool = True) -> float:
-    """One-sided p that the second proportion is larger (or smaller) than the first."""
-    if n1 <= 0 or n2 <= 0:
-        return 1.0
-    pooled = (x1 + x2) / (n1 + n2)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    if se <= 0:
-        return 1.0
-    z = (x2 / n2 - x1 / n1) / se
-    return float(stats.norm.sf(z if larger else -z))
-
-
 def pooled(
     items: Sequence[BucketStats],
     mean: Callable[[BucketStats], float | None],
@@ -250,60 +234,6 @@ def pooled(
     within = sum((k - 1) * float(s) ** 2 for k, _, s in parts if s is not None)
     between = sum(k * (float(m) - grand) ** 2 for k, m, _ in parts if m is not None)
     return grand, (within + between) / (n - 1), n
-
-
-def mean_rise_p(early: tuple[float, float, int], late: tuple[float, float, int]) -> float:
-    """One-sided p that the late mean is larger (Welch's z on the pooled samples)."""
-    se = math.sqrt(early[1] / early[2] + late[1] / late[2])
-    if se <= 0:
-        return 1.0 if late[0] <= early[0] else 0.0
-    return float(stats.norm.sf((late[0] - early[0]) / se))
-
-
-def correlation_rise_p(r1: float, n1: float, r2: float, n2: float) -> float:
-    """One-sided p that rank correlation r2 (n2 samples) exceeds r1 (Fisher's z)."""
-    if n1 <= 3 or n2 <= 3:
-        return 1.0
-    clip = 0.999999
-    z = (math.atanh(max(-clip, min(clip, r2))) - math.atanh(max(-clip, min(clip, r1)))) / math.sqrt(
-        1 / (n1 - 3) + 1 / (n2 - 3)
-    )
-    return float(stats.norm.sf(z))
-
-
-def onset_index(values: Sequence[float]) -> int:
-    """Where a change began: the index of the first changed bucket under the best of two
-    least-squares models over every split — a step (flat, then flat at another level) and a
-    broken line (flat, then a jump and a straight ramp)."""
-    n = len(values)
-    if n < 3:
-        return 0
-    best, best_sse = 1, math.inf
-    for k in range(1, n):
-        sse = min(_step_sse(values, k), _hinge_sse(values, k))
-        if sse < best_sse - 1e-12:
-            best, best_sse = k, sse
-    return best
-
-
-def _step_sse(values: Sequence[float], k: int) -> float:
-    before, after = values[:k], values[k:]
-    mb, ma = sum(before) / len(before), sum(after) / len(after)
-    return sum((v - mb) ** 2 for v in before) + sum((v - ma) ** 2 for v in after)
-
-
-def _hinge_sse(values: Sequence[float], k: int) -> float:
-    """Flat before k; from k a straight line of its own (a jump and a slope)."""
-    before, after = values[:k], values[k:]
-    level = sum(before) / len(before)
-    sse = sum((v - level) ** 2 for v in before)
-    if len(after) < 2:
-        return sse
-    xs = list(range(len(after)))
-    mx, my = sum(xs) / len(xs), sum(after) / len(after)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, after, strict=True)) / sxx
-    return sse + sum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, after, strict=True))
 
 
 def _severity(effect: float, threshold: float, p: float, alpha: float) -> Severity:
@@ -446,14 +376,27 @@ def _rate_rise(
     )
 
 
-def grounding_decay(buckets: Sequence[BucketStats], t: DriftThresholds) -> SignalResult:
-    kind = SignalKind.grounding_decay
+def _rate_signal(
+    kind: SignalKind,
+    buckets: Sequence[BucketStats],
+    t: DriftThresholds,
+    *,
+    needs_groups: bool = False,
+    **rate: Any,
+) -> SignalResult:
+    """A rate rising from the early to the late buckets (see `_rate_rise`), when measurable."""
     w = _window(buckets, t)
     if w is None:
         return _not_evaluated(kind, "too few buckets with enough samples")
-    return _rate_rise(
-        kind,
-        w,
+    if needs_groups and sum(b.groups for b in w.buckets) == 0:
+        return _not_evaluated(kind, "no GRPO groups (records have no group_id)")
+    return _rate_rise(kind, w, t, **rate)
+
+
+def grounding_decay(buckets: Sequence[BucketStats], t: DriftThresholds) -> SignalResult:
+    return _rate_signal(
+        SignalKind.grounding_decay,
+        buckets,
         t,
         count=lambda b: (b.ungrounded_share or 0.0) * b.quotes,
         total=lambda b: float(b.quotes),
@@ -464,13 +407,9 @@ def grounding_decay(buckets: Sequence[BucketStats], t: DriftThresholds) -> Signa
 
 
 def judge_addressed_text(buckets: Sequence[BucketStats], t: DriftThresholds) -> SignalResult:
-    kind = SignalKind.judge_addressed_text
-    w = _window(buckets, t)
-    if w is None:
-        return _not_evaluated(kind, "too few buckets with enough samples")
-    return _rate_rise(
-        kind,
-        w,
+    return _rate_signal(
+        SignalKind.judge_addressed_text,
+        buckets,
         t,
         count=lambda b: float(b.judge_addressed),
         total=lambda b: float(b.n),
@@ -481,16 +420,11 @@ def judge_addressed_text(buckets: Sequence[BucketStats], t: DriftThresholds) -> 
 
 
 def signal_collapse(buckets: Sequence[BucketStats], t: DriftThresholds) -> SignalResult:
-    kind = SignalKind.signal_collapse
-    w = _window(buckets, t)
-    if w is None:
-        return _not_evaluated(kind, "too few buckets with enough samples")
-    if sum(b.groups for b in w.buckets) == 0:
-        return _not_evaluated(kind, "no GRPO groups (records have no group_id)")
-    return _rate_rise(
-        kind,
-        w,
+    return _rate_signal(
+        SignalKind.signal_collapse,
+        buckets,
         t,
+        needs_groups=True,
         count=lambda b: (b.zero_spread_share or 0.0) * b.groups,
         total=lambda b: float(b.groups),
         min_rise=t.collapse_rise,

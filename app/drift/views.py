@@ -12,17 +12,19 @@ from app.auth.dependencies import DriftImporter, ProjectReader, SessionDep
 from app.core.errors import InvalidInput, NotFound
 from app.drift import charts
 from app.drift import service as drift_service
+from app.drift.deps import ProjectTrainingRun
 from app.drift.signals import MEASURES, TITLES, DriftThresholds, SignalKind
 from app.web.csv_safe import csv_response
 from app.web.flash import flash
 from app.web.htmx import redirect, render
+from app.web.urls import project_url
 
 router = APIRouter(tags=["pages: drift"])
 
 
 @router.get("/projects/{project_id}/training-runs", include_in_schema=False)
 def training_runs_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
-    runs = drift_service.list_training_runs(session, ctx.project.id or 0)
+    runs = drift_service.list_training_runs(session, ctx.project_id)
     return render(request, "drift/runs.html", {"ctx": ctx, "runs": runs, "form": {}})
 
 
@@ -46,7 +48,7 @@ def training_run_create_action(
         notes=notes,
         export_bundle_id=bundle_id,
     )
-    response = redirect(request, f"/projects/{ctx.project.id}/training-runs/{run.id}")
+    response = redirect(request, project_url(ctx.project_id, "training-runs", run.id))
     flash(request, response, f"Training run {run.name} created; import its samples below.")
     return response
 
@@ -54,11 +56,11 @@ def training_run_create_action(
 def _dashboard_context(
     session: SessionDep, ctx: Any, run_id: int, compare_id: int | None
 ) -> dict[str, Any]:
-    run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
+    run = drift_service.get_training_run(session, ctx.project_id, run_id)
     data = drift_service.series(session, run)
     other = None
     if compare_id and compare_id != run.id:
-        other_run = drift_service.get_training_run(session, ctx.project.id or 0, compare_id)
+        other_run = drift_service.get_training_run(session, ctx.project_id, compare_id)
         other = drift_service.series(session, other_run)
     results = drift_service.signals(session, ctx.project, run)
     return {
@@ -66,7 +68,7 @@ def _dashboard_context(
         "run": run,
         "data": data,
         "compare": other,
-        "runs": drift_service.list_training_runs(session, ctx.project.id or 0),
+        "runs": drift_service.list_training_runs(session, ctx.project_id),
         "charts": charts.dashboard_charts(data, other),
         "signals": results,
         "fired": [r for r in results if r.fired],
@@ -86,8 +88,9 @@ def training_run_page(
 
 
 @router.get("/projects/{project_id}/training-runs/{run_id:int}/series.csv", include_in_schema=False)
-def training_run_series_csv(session: SessionDep, ctx: ProjectReader, run_id: int) -> Response:
-    run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
+def training_run_series_csv(
+    session: SessionDep, ctx: ProjectReader, run: ProjectTrainingRun
+) -> Response:
     data = drift_service.series(session, run)
     return csv_response(drift_service.series_rows(data), f"training-run-{run.id}-series.csv")
 
@@ -97,11 +100,10 @@ def training_run_upload_action(
     request: Request,
     session: SessionDep,
     ctx: DriftImporter,
-    run_id: int,
+    run: ProjectTrainingRun,
     file: Annotated[UploadFile, File()],
     skip_invalid: Annotated[bool, Form()] = False,
 ) -> Response:
-    run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
     if not file.filename:
         raise InvalidInput("Choose a drift sample file (JSONL or JSONL.gz) to import.")
     job = drift_service.create_drift_import(
@@ -114,7 +116,7 @@ def training_run_upload_action(
         source=file.file,
         skip_invalid=skip_invalid,
     )
-    return redirect(request, f"/projects/{ctx.project.id}/imports/{job.id}")
+    return redirect(request, project_url(ctx.project_id, "imports", job.id))
 
 
 @router.post(
@@ -124,12 +126,11 @@ def training_run_s3_action(
     request: Request,
     session: SessionDep,
     ctx: DriftImporter,
-    run_id: int,
+    run: ProjectTrainingRun,
     bucket: Annotated[str, Form(max_length=63)] = "",
     prefix: Annotated[str, Form(max_length=1024)] = "",
     skip_invalid: Annotated[bool, Form()] = False,
 ) -> Response:
-    run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
     job = drift_service.create_drift_import(
         session,
         request.app.state.settings,
@@ -140,7 +141,7 @@ def training_run_s3_action(
         s3={"bucket": bucket, "prefix": prefix},
         skip_invalid=skip_invalid,
     )
-    return redirect(request, f"/projects/{ctx.project.id}/imports/{job.id}")
+    return redirect(request, project_url(ctx.project_id, "imports", job.id))
 
 
 @router.post("/projects/{project_id}/training-runs/{run_id:int}/step-map", include_in_schema=False)
@@ -148,13 +149,12 @@ def training_run_step_map_action(
     request: Request,
     session: SessionDep,
     ctx: DriftImporter,
-    run_id: int,
+    run: ProjectTrainingRun,
     file: Annotated[UploadFile, File()],
 ) -> Response:
-    run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
     text = file.file.read(20 * 1024 * 1024).decode("utf-8", errors="replace")
     mapping, placed = drift_service.set_step_map(session, run, ctx.user, text)
-    response = redirect(request, f"/projects/{ctx.project.id}/training-runs/{run.id}")
+    response = redirect(request, project_url(ctx.project_id, "training-runs", run.id))
     flash(request, response, f"{len(mapping.times):,} log rows read; {placed:,} samples placed.")
     return response
 
@@ -163,13 +163,12 @@ def training_run_step_map_action(
     "/projects/{project_id}/training-runs/{run_id:int}/signals/{kind}", include_in_schema=False
 )
 def signal_page(
-    request: Request, session: SessionDep, ctx: ProjectReader, run_id: int, kind: str
+    request: Request, session: SessionDep, ctx: ProjectReader, run: ProjectTrainingRun, kind: str
 ) -> Response:
     try:
         signal_kind = SignalKind(kind)
     except ValueError:
         raise NotFound("No such signal.") from None
-    run = drift_service.get_training_run(session, ctx.project.id or 0, run_id)
     result = next(
         r for r in drift_service.signals(session, ctx.project, run) if r.kind == signal_kind
     )
@@ -205,6 +204,6 @@ async def drift_settings_action(
     form = await request.form()
     values = {key: str(value) for key, value in form.items() if key != "csrf_token"}
     drift_service.save_thresholds(session, ctx.project, ctx.user, values)
-    response = redirect(request, f"/projects/{ctx.project.id}/drift-settings")
+    response = redirect(request, project_url(ctx.project_id, "drift-settings"))
     flash(request, response, "Signal thresholds saved.")
     return response

@@ -11,6 +11,7 @@ from app.auth.dependencies import ExportCreator, ProjectReader, SessionDep
 from app.auth.policies import Permission
 from app.core.ids import Id
 from app.exports import service as export_service
+from app.exports.deps import ProjectBundle
 from app.exports.models import ExportBundle
 from app.exports.schemas import ExportCreate, ExportPublic, GateCheckPublic, TargetQuery
 from app.web.errors import ErrorBody
@@ -67,7 +68,7 @@ def _public(
 @router.get("/projects/{project_id}/exports", response_model=list[ExportPublic])
 def list_exports(session: SessionDep, ctx: ProjectReader) -> list[ExportPublic]:
     """Export bundles, newest first (without their spec)."""
-    return [_public(b) for b in export_service.list_bundles(session, ctx.project.id or 0)]
+    return [_public(b) for b in export_service.list_bundles(session, ctx.project_id)]
 
 
 @router.get("/projects/{project_id}/exports/gate-check", response_model=GateCheckPublic)
@@ -116,8 +117,7 @@ def create_export(body: ExportCreate, session: SessionDep, ctx: ExportCreator) -
 
 
 @router.get("/projects/{project_id}/exports/{bundle_id}", response_model=ExportPublic)
-def get_export(bundle_id: Id, session: SessionDep, ctx: ProjectReader) -> ExportPublic:
-    bundle = export_service.get_bundle(session, ctx.project.id or 0, bundle_id)
+def get_export(session: SessionDep, ctx: ProjectReader, bundle: ProjectBundle) -> ExportPublic:
     return _public(bundle, with_spec=True, same=export_service.same_content(session, bundle))
 
 
@@ -135,16 +135,15 @@ def get_export(bundle_id: Id, session: SessionDep, ctx: ProjectReader) -> Export
     },
 )
 def download_target(
-    bundle_id: Id,
     target: TargetName,
     session: SessionDep,
     ctx: ProjectReader,
+    bundle: ProjectBundle,
     query: Annotated[TargetQuery, Query()],
 ) -> Response:
     """A target generated from the bundle: nova-lambda (zip), nova-recipe, nova-iam, trl, verl,
     openrlhf, trainer-requirements, openai-grader (legacy), foundry-grader or the bundle file
     itself."""
-    bundle = export_service.get_bundle(session, ctx.project.id or 0, bundle_id)
     file = export_service.target_file(bundle, target, query.options())
     return Response(
         file.data,

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from app.rubrics.definition import RubricDefinition
+from app.rubrics.definition import RubricDefinition, RubricMode
 from app.rubrics.prompting import SAMPLE_CONTEXT, materialize_templates, render_prompt
 
 BUNDLE_FORMAT = "rubric-studio/reward-bundle"
@@ -83,7 +83,7 @@ class BundleInputs:
 def build_spec(inputs: BundleInputs) -> dict[str, Any]:
     """The hashed part of a bundle."""
     definition = materialize_templates(RubricDefinition.model_validate(inputs.definition))
-    if definition.mode != "rubric":
+    if definition.mode != RubricMode.rubric:
         raise ValueError("only rubric-mode rubrics can be exported as reward functions")
     sample = render_prompt(definition, SAMPLE_CONTEXT)
     project: dict[str, Any] = {"output_schema": inputs.project_output_schema}

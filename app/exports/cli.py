@@ -58,7 +58,7 @@ def export_command(
     from pydantic import ValidationError
     from sqlmodel import Session
 
-    from app.cli import _settings
+    from app.core.cli import cli_settings as _settings
     from app.core.db import get_engine
     from app.core.errors import DomainError
     from app.exports import service as export_service

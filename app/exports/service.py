@@ -19,15 +19,18 @@ from app.exports import gate as gate_rules
 from app.exports.bundle import BundleInputs, build_content, build_spec
 from app.exports.models import ExportBundle
 from app.exports.targets import TARGETS, TargetFile, TargetOptions, render_target
-from app.judging.engine import provider_config
 from app.judging.models import JudgeConfig, JudgeRun
+from app.judging.verdicts import provider_config
 from app.labels.models import GoldItem, Label
+from app.labels.values import LabelStatus
 from app.probes import gate as probe_gate
 from app.projects import service as project_service
 from app.projects.models import Project
 from app.rewards import service as reward_service
 from app.rollouts.models import Rollout
+from app.rubrics import files as rubric_files
 from app.rubrics import service as rubric_service
+from app.rubrics.definition import RubricMode
 from app.rubrics.models import Rubric, RubricVersion
 
 MIN_OVERRIDE_REASON = 10
@@ -41,27 +44,15 @@ class ExportGateBlocked(DomainError):
 
 
 @dataclass
-class VersionChoice:
-    version: RubricVersion
-    rubric: Rubric
-
-
-@dataclass
 class ExportChoices:
-    versions: list[VersionChoice]
+    versions: list[rubric_service.VersionChoice]
     judges: list[JudgeConfig]
     runs: list[JudgeRun]
 
 
 def export_choices(session: Session, project_id: int) -> ExportChoices:
     """Published rubric-mode versions, judge configurations and runs to export from."""
-    query = (
-        select(RubricVersion, Rubric)
-        .join(Rubric, col(Rubric.id) == RubricVersion.rubric_id)
-        .where(RubricVersion.project_id == project_id, Rubric.mode == "rubric")
-        .order_by(col(Rubric.name), col(RubricVersion.number).desc())
-    )
-    versions = [VersionChoice(v, r) for v, r in session.exec(query)]
+    versions = rubric_service.version_choices(session, project_id, mode="rubric")
     judges = list(
         session.exec(
             select(JudgeConfig)
@@ -101,7 +92,7 @@ def _version(session: Session, project_id: int, version_id: int) -> tuple[Rubric
     rubric = session.get(Rubric, version.rubric_id)
     if rubric is None:
         raise NotFound("No such rubric in this project.")
-    if rubric.mode != "rubric":
+    if rubric.mode != RubricMode.rubric:
         raise InvalidInput(
             "A preference rubric compares two responses and cannot score one response as a "
             "reward; export a rubric-mode rubric."
@@ -154,7 +145,7 @@ def gold_test_pairs(
                     Label.project_id == project_id,
                     col(Label.rollout_id).in_(chunk),
                     col(Label.pair_id).is_(None),
-                    Label.status == "submitted",
+                    Label.status == LabelStatus.submitted,
                     col(Label.rubric_version_id).in_(same_rubric),
                 )
                 .order_by(col(Label.rollout_id), col(Label.id))
@@ -321,7 +312,7 @@ def create_bundle(
     )
     approvals = rubric_service.approvals_for(session, [version.id or 0])[version.id or 0]
     try:
-        filename, text = rubric_service.export_text(
+        filename, text = rubric_files.export_text(
             session, rubric, fmt="yaml", version=version.number
         )
         files = {"rubric": {"filename": filename, "format": "yaml", "text": text}}

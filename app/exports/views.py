@@ -13,16 +13,18 @@ from app.core.errors import InvalidInput
 from app.core.ids import Id, bounded
 from app.exports import service as export_service
 from app.exports.api import TargetName
+from app.exports.deps import ProjectBundle
 from app.exports.schemas import TargetQuery
 from app.web.flash import flash
 from app.web.htmx import redirect, render
+from app.web.urls import project_url
 
 router = APIRouter(tags=["pages: exports"])
 
 
 @router.get("/projects/{project_id}/exports", include_in_schema=False)
 def export_list_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
-    project_id = ctx.project.id or 0
+    project_id = ctx.project_id
     context = {
         "ctx": ctx,
         "bundles": export_service.list_bundles(session, project_id),
@@ -63,7 +65,7 @@ def export_create_action(
         run_id=_optional_int(run_id, "The judge run"),
         override_reason=override_reason or None,
     )
-    response = redirect(request, f"/projects/{ctx.project.id}/exports/{bundle.id}")
+    response = redirect(request, project_url(ctx.project_id, "exports", bundle.id))
     note = " (gate overridden)" if bundle.override_reason else ""
     flash(
         request,
@@ -75,9 +77,8 @@ def export_create_action(
 
 @router.get("/projects/{project_id}/exports/{bundle_id}", include_in_schema=False)
 def export_detail_page(
-    request: Request, session: SessionDep, ctx: ProjectReader, bundle_id: Id
+    request: Request, session: SessionDep, ctx: ProjectReader, bundle: ProjectBundle
 ) -> Response:
-    bundle = export_service.get_bundle(session, ctx.project.id or 0, bundle_id)
     context = {
         "ctx": ctx,
         "bundle": bundle,
@@ -91,13 +92,12 @@ def export_detail_page(
 
 @router.get("/projects/{project_id}/exports/{bundle_id}/download/{target}", include_in_schema=False)
 def export_download(
-    bundle_id: Id,
     target: TargetName,
     session: SessionDep,
     ctx: ProjectReader,
+    bundle: ProjectBundle,
     query: Annotated[TargetQuery, Query()],
 ) -> Response:
-    bundle = export_service.get_bundle(session, ctx.project.id or 0, bundle_id)
     file = export_service.target_file(bundle, target, query.options())
     return Response(
         file.data,

@@ -12,6 +12,7 @@ from app.core.cursor import decode_cursor, encode_cursor
 from app.core.ids import Id, NonNegInt64
 from app.judging import external as judge_external
 from app.judging import service as judge_service
+from app.judging.deps import ProjectJudgeConfig, ProjectRun
 from app.judging.models import JudgeConfig, JudgeRun, Verdict
 from app.judging.schemas import (
     ConnectionCheckPublic,
@@ -56,7 +57,7 @@ def _run(run: JudgeRun) -> RunPublic:
 @router.get("/projects/{project_id}/judge-configs", response_model=list[JudgeConfigPublic])
 def list_judge_configs(session: SessionDep, ctx: ProjectReader) -> list[JudgeConfigPublic]:
     """Judge configurations of the project."""
-    return [_config(c) for c in judge_service.list_configs(session, ctx.project.id or 0)]
+    return [_config(c) for c in judge_service.list_configs(session, ctx.project_id)]
 
 
 @router.post(
@@ -77,20 +78,21 @@ def create_judge_config(
 
 
 @router.get("/projects/{project_id}/judge-configs/{config_id}", response_model=JudgeConfigPublic)
-def get_judge_config(config_id: Id, session: SessionDep, ctx: ProjectReader) -> JudgeConfigPublic:
-    return _config(judge_service.get_config(session, ctx.project.id or 0, config_id))
+def get_judge_config(
+    session: SessionDep, ctx: ProjectReader, config: ProjectJudgeConfig
+) -> JudgeConfigPublic:
+    return _config(config)
 
 
 @router.put("/projects/{project_id}/judge-configs/{config_id}", response_model=JudgeConfigPublic)
 def update_judge_config(
     request: Request,
-    config_id: Id,
     body: JudgeConfigUpdate,
     session: SessionDep,
     ctx: JudgeManager,
+    config: ProjectJudgeConfig,
 ) -> JudgeConfigPublic:
     """Replace a judge configuration; `revision` must be the one you read (else 409)."""
-    config = judge_service.get_config(session, ctx.project.id or 0, config_id)
     data = JudgeConfigInput.model_validate(body.model_dump(exclude={"revision"}))
     updated = judge_service.update_config(
         session,
@@ -109,9 +111,10 @@ def update_judge_config(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
 )
-def delete_judge_config(config_id: Id, session: SessionDep, ctx: JudgeManager) -> Response:
+def delete_judge_config(
+    session: SessionDep, ctx: JudgeManager, config: ProjectJudgeConfig
+) -> Response:
     """Delete an unused judge configuration (one used by runs is kept: 409)."""
-    config = judge_service.get_config(session, ctx.project.id or 0, config_id)
     judge_service.delete_config(session, ctx.project, config, actor=ctx.user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -121,11 +124,10 @@ def delete_judge_config(config_id: Id, session: SessionDep, ctx: JudgeManager) -
     response_model=ConnectionCheckPublic,
 )
 def test_judge_connection(
-    config_id: int, session: SessionDep, ctx: JudgeManager
+    session: SessionDep, ctx: JudgeManager, config: ProjectJudgeConfig
 ) -> ConnectionCheckPublic:
     """Send one tiny request through the judge's provider (no retries, at most 30 s); the
     answer or the error comes back with `ok`. Nothing is stored."""
-    config = judge_service.get_config(session, ctx.project.id or 0, config_id)
     check = judge_service.check_connection(config)
     return ConnectionCheckPublic.model_validate(check, from_attributes=True)
 
@@ -143,7 +145,7 @@ def list_judge_runs(
     comparison_key: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[RunPublic]:
     """Newest first; `comparison_key` lists one cross-judge set."""
-    rows = judge_service.list_runs(session, ctx.project.id or 0, comparison_key=comparison_key)
+    rows = judge_service.list_runs(session, ctx.project_id, comparison_key=comparison_key)
     return [_run(row.run) for row in rows]
 
 
@@ -159,28 +161,26 @@ def create_judge_runs(body: RunCreate, session: SessionDep, ctx: JudgeRunner) ->
 
 
 @router.get("/projects/{project_id}/judge-runs/{run_id}", response_model=RunPublic)
-def get_judge_run(run_id: Id, session: SessionDep, ctx: ProjectReader) -> RunPublic:
+def get_judge_run(session: SessionDep, ctx: ProjectReader, run: ProjectRun) -> RunPublic:
     """A run with its progress (done, errors, tokens, cost, rate and time left)."""
-    return _run(judge_service.get_run(session, ctx.project.id or 0, run_id))
+    return _run(run)
 
 
 @router.post("/projects/{project_id}/judge-runs/{run_id}/cancel", response_model=RunPublic)
-def cancel_judge_run(run_id: Id, session: SessionDep, ctx: JudgeRunner) -> RunPublic:
-    run = judge_service.get_run(session, ctx.project.id or 0, run_id)
+def cancel_judge_run(session: SessionDep, ctx: JudgeRunner, run: ProjectRun) -> RunPublic:
     return _run(judge_service.cancel_run(session, ctx.project, run, actor=ctx.user))
 
 
 @router.post("/projects/{project_id}/judge-runs/{run_id}/resume", response_model=RunPublic)
-def resume_judge_run(run_id: Id, session: SessionDep, ctx: JudgeRunner) -> RunPublic:
-    run = judge_service.get_run(session, ctx.project.id or 0, run_id)
+def resume_judge_run(session: SessionDep, ctx: JudgeRunner, run: ProjectRun) -> RunPublic:
     return _run(judge_service.resume_run(session, ctx.project, run, actor=ctx.user))
 
 
 @router.get("/projects/{project_id}/judge-runs/{run_id}/verdicts", response_model=VerdictPage)
 def list_judge_verdicts(
-    run_id: Id,
     session: SessionDep,
     ctx: ProjectReader,
+    run: ProjectRun,
     cursor: Annotated[
         str | None, Query(max_length=100, description="next_cursor of the previous page")
     ] = None,
@@ -192,7 +192,6 @@ def list_judge_verdicts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> VerdictPage:
     """Verdicts in id order; send `next_cursor` back as `cursor` for the next page."""
-    run = judge_service.get_run(session, ctx.project.id or 0, run_id)
     after = decode_cursor(cursor) if cursor is not None else after_id
     rows = judge_service.list_verdicts(
         session, run, after_id=after, parse_status=parse_status, limit=limit + 1

@@ -23,8 +23,11 @@ from sqlalchemy.engine import Engine
 
 from app.core.clock import utcnow
 from app.core.jobs import WorkerContext
-from app.judging import engine as judge_engine
+from app.judging import storage as judge_storage
+from app.judging import verdicts
 from app.judging.models import JudgeRun, JudgeWorkItem
+from app.judging.status import WorkItemStatus
+from app.labels.values import LabelStatus
 from app.llm.base import JudgeCall, schema_instruction
 
 log = logging.getLogger(__name__)
@@ -113,15 +116,8 @@ def _set_state(engine: Engine, run_id: int, **values: Any) -> None:
 def _unfinished(engine: Engine, run_id: int) -> list[tuple[int, int, int | None, int, str, int]]:
     with engine.connect() as conn:
         rows = conn.execute(
-            select(
-                _items.c.id,
-                _items.c.rollout_id,
-                _items.c.pair_id,
-                _items.c.repeat,
-                _items.c.order_shown,
-                _items.c.attempts,
-            )
-            .where(_items.c.run_id == run_id, _items.c.status != "done")
+            select(*judge_storage.CLAIMED_COLUMNS)
+            .where(_items.c.run_id == run_id, _items.c.status != WorkItemStatus.DONE)
             .order_by(_items.c.id)
         ).all()
     return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
@@ -131,29 +127,29 @@ def submit(engine: Engine, run_id: int, clients: BatchClients) -> str | None:
     """Write the run's unfinished items as JSONL to S3 and create the invocation job.
 
     Returns the job ARN (None when nothing was left to submit and the run was completed)."""
-    plan = judge_engine.load_plan(engine, run_id)
+    plan = judge_storage.load_plan(engine, run_id)
     if plan is None:
         raise RuntimeError(f"judge run {run_id} or its rubric version no longer exists")
     params = plan.snapshot.get("params") or {}
     bucket, prefix = split_s3_uri(str(params.get("batch_s3_uri") or ""))
     role_arn = str(params.get("batch_role_arn") or "")
     claimed = _unfinished(engine, run_id)
-    prepared = judge_engine.prepare_items(
-        engine, plan, claimed, judge_engine.PromptCache(), max_claims=10**9
+    prepared = judge_storage.prepare_items(
+        engine, plan, claimed, judge_storage.PromptCache(), max_claims=10**9
     )
     unrenderable = [p for p in prepared if p.call is None]
     for chunk in _chunks(unrenderable, WRITE_CHUNK):
-        judge_engine.write_verdicts(
+        judge_storage.write_verdicts(
             engine,
             plan.snapshot,
             [
-                judge_engine.verdict_row(plan, p, status="error", error=p.problem or "no prompt")
+                verdicts.verdict_row(plan, p, status="error", error=p.problem or "no prompt")
                 for p in chunk
             ],
         )
     records = [p for p in prepared if p.call is not None]
     if not records:
-        judge_engine.finalize_run(engine, run_id)
+        judge_storage.finalize_run(engine, run_id)
         return None
     token = uuid.uuid4().hex[:12]
     base = f"{prefix}rubric-studio/run-{run_id}/{token}/"
@@ -274,7 +270,7 @@ def ingest(
 ) -> int:
     """Join the job's output records on recordId into verdicts; items without a record become
     error verdicts (neutral score) when the job completed. Returns verdicts stored."""
-    plan = judge_engine.load_plan(engine, run_id)
+    plan = judge_storage.load_plan(engine, run_id)
     if plan is None:
         return 0
     waiting = {row[0]: row for row in _unfinished(engine, run_id)}
@@ -285,39 +281,39 @@ def ingest(
         if item_id is None or item_id not in waiting:
             continue
         claimed = waiting.pop(item_id)
-        item = judge_engine.PreparedItem(
+        item = verdicts.PreparedItem(
             claimed[0], claimed[1], claimed[2], claimed[3], claimed[4], call=None
         )
         rows.append(_record_verdict(plan, item, record))
         if len(rows) >= WRITE_CHUNK:
-            stored += judge_engine.write_verdicts(engine, plan.snapshot, rows)
+            stored += judge_storage.write_verdicts(engine, plan.snapshot, rows)
             rows = []
     if job_status in DONE_STATES:
         for claimed in waiting.values():
-            item = judge_engine.PreparedItem(*claimed[:5], call=None)
+            item = verdicts.PreparedItem(*claimed[:5], call=None)
             rows.append(
-                judge_engine.verdict_row(
+                verdicts.verdict_row(
                     plan, item, status="error", error="no record for this item in the job's output"
                 )
             )
             if len(rows) >= WRITE_CHUNK:
-                stored += judge_engine.write_verdicts(engine, plan.snapshot, rows)
+                stored += judge_storage.write_verdicts(engine, plan.snapshot, rows)
                 rows = []
-    stored += judge_engine.write_verdicts(engine, plan.snapshot, rows)
+    stored += judge_storage.write_verdicts(engine, plan.snapshot, rows)
     _set_state(engine, run_id, settings_update={"batch_state": "ingested"}, next_poll_at=None)
     if job_status in DONE_STATES:
-        judge_engine.finalize_run(engine, run_id)
+        judge_storage.finalize_run(engine, run_id)
     return stored
 
 
 def _record_verdict(
-    plan: judge_engine.RunPlan, item: judge_engine.PreparedItem, record: dict[str, Any]
+    plan: verdicts.RunPlan, item: verdicts.PreparedItem, record: dict[str, Any]
 ) -> dict[str, Any]:
     error = record.get("error")
     if error:
         message = error.get("errorMessage") if isinstance(error, dict) else str(error)
         code = error.get("errorCode") if isinstance(error, dict) else None
-        return judge_engine.verdict_row(
+        return verdicts.verdict_row(
             plan, item, status="error", error=f"batch record error {code}: {message}", attempts=1
         )
     output = record.get("modelOutput") or {}
@@ -330,13 +326,13 @@ def _record_verdict(
         "attempts": 1,
     }
     try:
-        result = judge_engine.interpret(plan, text, item.order, item.item_count)
+        result = verdicts.interpret(plan, text, item.order, item.item_count)
     except ValueError as exc:
         # No repair request in batch mode: the reply is stored as invalid with the neutral score.
-        return judge_engine.verdict_row(
+        return verdicts.verdict_row(
             plan, item, status="invalid", raw_text=text, error=str(exc), **tokens
         )
-    return judge_engine.verdict_row(plan, item, status="ok", result=result, raw_text=text, **tokens)
+    return verdicts.verdict_row(plan, item, status="ok", result=result, raw_text=text, **tokens)
 
 
 def stop_job(engine: Engine, run_id: int, clients: BatchClients) -> None:
@@ -357,14 +353,14 @@ def advance_batch_run(engine: Engine, run_id: int, clients: BatchClients) -> str
         run = conn.execute(select(_runs).where(_runs.c.id == run_id)).mappings().one()
     state = (run["settings"] or {}).get("batch_state")
     if run["status"] == "cancelled":
-        if state == "submitted":
+        if state == LabelStatus.submitted:
             stop_job(engine, run_id, clients)
             return "stopped"
         return "nothing"
     if state is None:
         arn = submit(engine, run_id, clients)
         return "submitted" if arn else "completed"
-    if state == "submitted":
+    if state == LabelStatus.submitted:
         return f"polled: {poll(engine, run_id, clients)}"
     return "nothing"
 
@@ -395,7 +391,7 @@ def _release_run(engine: Engine, run_id: int, owner: str) -> None:
 def due_batch_runs(engine: Engine) -> list[int]:
     now = utcnow()
     waiting_submit_or_poll = and_(
-        _runs.c.status.in_(judge_engine.ACTIVE_STATUSES),
+        _runs.c.status.in_(verdicts.ACTIVE_STATUSES),
         or_(_runs.c.next_poll_at.is_(None), _runs.c.next_poll_at <= now),
     )
     # A cancelled run whose job is still running at Bedrock must have it stopped.

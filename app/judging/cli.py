@@ -70,8 +70,8 @@ def follow(engine_url: str, run_ids: list[int], poll_s: float = 1.0) -> list[Jud
     from sqlmodel import Session
 
     from app.core.db import get_engine
-    from app.judging.engine import FINAL_STATUSES
     from app.judging.models import JudgeRun
+    from app.judging.status import FINAL_STATUSES
 
     engine = get_engine(engine_url)
 

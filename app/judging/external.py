@@ -41,7 +41,9 @@ from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.errors import InvalidInput
 from app.core.schema_check import schema_problems
-from app.judging.engine import (
+from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
+from app.judging.service import get_version
+from app.judging.verdicts import (
     ERROR_PARSE_STATUSES,
     Interpretation,
     RunPlan,
@@ -50,13 +52,11 @@ from app.judging.engine import (
     rubric_interpretation,
     score_parsed,
 )
-from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
-from app.judging.service import get_version
 from app.projects.models import Project
 from app.rollouts import service as rollout_service
 from app.rollouts.jobs import VERDICTS_FORMAT
 from app.rollouts.models import Rollout, RolloutImport, RolloutPair
-from app.rubrics.definition import RubricDefinition
+from app.rubrics.definition import RubricDefinition, RubricMode
 from app.rubrics.output_schema import build_output_schema
 
 _items = JudgeWorkItem.__table__  # type: ignore[attr-defined]
@@ -236,7 +236,7 @@ def _parse_record(
         problems.add(number, "repeat", "must be a whole number from 0")
         return None
     justification = _text(record.get("justification"))
-    if defn.mode == "preference":
+    if defn.mode == RubricMode.preference:
         pair = record.get("pair")
         if pair is None and "rollout_a" in record:
             pair = [record.get("rollout_a"), record.get("rollout_b")]
@@ -449,7 +449,11 @@ def plan_verdicts(
 
     external_ids = {i for line in parsed for i in line.subject}
     rollout_ids = _rollout_ids(session, project_id, external_ids)
-    pairs = _pairs(session, project_id, rollout_ids.values()) if defn.mode == "preference" else {}
+    pairs = (
+        _pairs(session, project_id, rollout_ids.values())
+        if defn.mode == RubricMode.preference
+        else {}
+    )
     # Per-item rubrics: an imported answer must score each item of the response exactly once.
     item_counts = (
         _item_counts(session, plan, rollout_ids.values())

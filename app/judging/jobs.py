@@ -14,7 +14,10 @@ from sqlalchemy.engine import Engine
 from app.core.clock import utcnow
 from app.core.jobs import WorkerContext
 from app.judging import engine as judge_engine
+from app.judging import storage as judge_storage
+from app.judging import verdicts
 from app.judging.models import JudgeRun, JudgeWorkItem
+from app.judging.status import WorkItemStatus
 from app.llm.egress import EgressPolicy
 
 log = logging.getLogger(__name__)
@@ -35,8 +38,8 @@ def next_run_with_work(engine: Engine) -> int | None:
         .where(
             _items.c.run_id == _runs.c.id,
             or_(
-                _items.c.status == "pending",
-                and_(_items.c.status == "leased", _items.c.lease_expires_at < now),
+                _items.c.status == WorkItemStatus.PENDING,
+                and_(_items.c.status == WorkItemStatus.LEASED, _items.c.lease_expires_at < now),
             ),
         )
         .limit(1)
@@ -44,7 +47,7 @@ def next_run_with_work(engine: Engine) -> int | None:
     query = (
         select(_runs.c.id)
         .where(
-            _runs.c.status.in_(judge_engine.ACTIVE_STATUSES),
+            _runs.c.status.in_(verdicts.ACTIVE_STATUSES),
             _runs.c.kind.in_(ONLINE_KINDS),
             exists(claimable),
         )
@@ -60,13 +63,13 @@ def finish_idle_runs(engine: Engine) -> bool:
     verdict was killed before it could mark the run completed)."""
     unfinished = select(_items.c.id).where(_items.c.run_id == _runs.c.id, _items.c.status != "done")
     query = select(_runs.c.id).where(
-        _runs.c.status.in_(judge_engine.ACTIVE_STATUSES),
+        _runs.c.status.in_(verdicts.ACTIVE_STATUSES),
         _runs.c.kind.in_(ONLINE_KINDS),
         ~exists(unfinished),
     )
     with engine.connect() as conn:
         idle = list(conn.execute(query).scalars())
-    return any([judge_engine.finalize_run(engine, run_id) for run_id in idle])
+    return any([judge_storage.finalize_run(engine, run_id) for run_id in idle])
 
 
 def run_judging_once(ctx: WorkerContext) -> bool:

@@ -32,8 +32,8 @@ from app.audit import service as audit_service
 from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.jobs import WorkerContext
-from app.judging import engine as judge_engine
 from app.judging import service as judge_service
+from app.judging import verdicts as judge_verdicts
 from app.judging.models import JudgeConfig, JudgeRun, JudgeWorkItem
 from app.judging.schemas import RunCreate, SelectionInput
 from app.judging.status import RunStatus
@@ -297,7 +297,7 @@ def _finish(session: Session, run: JudgeRun, state: dict[str, Any]) -> None:
         max_tokens = int((run.judge_snapshot.get("params") or {}).get("max_tokens") or 1024)
         calls_in = int(math.ceil(mean_in * calls))
         calls_out = judge_service._output_tokens_guess(version, max_tokens) * calls
-        cost = round(judge_engine.call_cost(run.judge_snapshot, calls_in, calls_out), 6)
+        cost = round(judge_verdicts.call_cost(run.judge_snapshot, calls_in, calls_out), 6)
     selection = dict(run.selection or {})
     selection["matched"] = int(state.get("matched") or 0)
     selection["count"] = selected

@@ -146,6 +146,48 @@ class JudgeConfigPublic(BaseModel):
     updated_at: datetime
 
 
+class JudgeConfigForm(BaseModel):
+    """The judge-configuration form as typed: every field is text, a blank one takes the default.
+
+    `to_input` checks it into a `JudgeConfigInput` (or a 422 naming the fields); the page
+    re-renders what was typed from the form itself.
+    """
+
+    name: str = Field(default="", max_length=500)
+    provider: str = Field(default="", max_length=500)
+    model_id: str = Field(default="", max_length=500)
+    base_url: str = Field(default="", max_length=500)
+    api_key_env: str = Field(default="", max_length=500)
+    region: str = Field(default="", max_length=500)
+    temperature: str = Field(default="", max_length=500)
+    top_p: str = Field(default="", max_length=500)
+    max_tokens: str = Field(default="", max_length=500)
+    concurrency: str = Field(default="", max_length=500)
+    timeout_s: str = Field(default="", max_length=500)
+    max_attempts: str = Field(default="", max_length=500)
+    base_delay_s: str = Field(default="", max_length=500)
+    max_delay_s: str = Field(default="", max_length=500)
+    structured_output: str = Field(default="", max_length=500)
+    price_input_per_1k: str = Field(default="", max_length=500)
+    price_output_per_1k: str = Field(default="", max_length=500)
+    batch_s3_uri: str = Field(default="", max_length=500)
+    batch_role_arn: str = Field(default="", max_length=500)
+
+    def to_input(self) -> JudgeConfigInput:
+        values = self.model_dump(exclude={"revision"})
+        cleaned = {key: value for key, value in values.items() if value.strip()}
+        try:
+            return JudgeConfigInput(**cleaned)
+        except ValidationError as exc:
+            raise invalid_from(exc) from None
+
+
+class JudgeConfigUpdateForm(JudgeConfigForm):
+    """The edit form: the fields plus the revision the editor started from."""
+
+    revision: Int32 = 0
+
+
 class SelectionInput(BaseModel):
     """Which rollouts (or pairs, for a preference rubric) a run judges."""
 

@@ -25,7 +25,7 @@ from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.drift.models import DriftSample
-from app.judging import engine as judge_engine
+from app.judging import verdicts as judge_engine  # pure: plans, prompts, costs (not the executor)
 from app.judging.models import JudgeConfig, JudgeRun, JudgeWorkItem, Verdict
 from app.judging.schemas import JudgeConfigInput, RunCreate, RunEstimate, SelectionInput
 from app.judging.status import UNFINISHED_STATUSES, RunStatus, short_error

@@ -8,6 +8,14 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class WorkItemStatus(StrEnum):
+    """A run's work item: pending -> leased (a worker holds it until the lease expires) -> done."""
+
+    PENDING = "pending"
+    LEASED = "leased"
+    DONE = "done"
+
+
 class RunStatus(StrEnum):
     """[preparing ->] queued -> running -> completed | with_errors | failed | cancelled (resume:
     back to queued, or to preparing when its work items were not all created).

@@ -11,12 +11,15 @@ from starlette.responses import Response
 
 from app.auth.dependencies import JudgeManager, JudgeRunner, ProjectReader, SessionDep
 from app.core.errors import InvalidInput
-from app.core.ids import BigId, Id, Int32, NonNegInt64, bounded
+from app.core.ids import BigId, NonNegInt64, bounded
 from app.judging import external as judge_external
 from app.judging import service as judge_service
+from app.judging.deps import ProjectJudgeConfig, ProjectRun
+from app.judging.models import JudgeRun
 from app.judging.schemas import (
     STRUCTURED_OUTPUT_MODES,
-    JudgeConfigInput,
+    JudgeConfigForm,
+    JudgeConfigUpdateForm,
     RunCreate,
     SelectionInput,
     invalid_from,
@@ -25,6 +28,7 @@ from app.judging.status import UNFINISHED_STATUSES, RunStatus
 from app.llm.egress import EgressPolicy
 from app.web.flash import flash
 from app.web.htmx import redirect, render
+from app.web.urls import project_url
 
 router = APIRouter(tags=["pages: judging"])
 
@@ -35,14 +39,14 @@ VERDICT_PAGE = 50
 
 
 def _base(ctx: Any) -> str:
-    return f"/projects/{ctx.project.id}/judges"
+    return project_url(ctx.project_id, "judges")
 
 
 # ---- judging home -----------------------------------------------------------------------------
 
 
 def _runs_context(session: Any, ctx: Any, comparison_key: str | None = None) -> dict[str, Any]:
-    rows = judge_service.list_runs(session, ctx.project.id or 0, comparison_key=comparison_key)
+    rows = judge_service.list_runs(session, ctx.project_id, comparison_key=comparison_key)
     return {
         "ctx": ctx,
         "runs": rows,
@@ -59,7 +63,7 @@ def judging_page(
     comparison: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     context = _runs_context(session, ctx, comparison)
-    context["configs"] = judge_service.list_configs(session, ctx.project.id or 0)
+    context["configs"] = judge_service.list_configs(session, ctx.project_id)
     return render(request, "judging/index.html", context)
 
 
@@ -80,64 +84,6 @@ RUN_FINISHED_EVENT = "run-finished"
 # ---- judge configurations ---------------------------------------------------------------------
 
 
-def _config_form(**values: Any) -> JudgeConfigInput:
-    cleaned = {k: v for k, v in values.items() if not (isinstance(v, str) and v.strip() == "")}
-    try:
-        return JudgeConfigInput(**cleaned)
-    except ValidationError as exc:
-        raise invalid_from(exc) from None
-
-
-ConfigFields = dict[str, Any]
-
-
-def _config_fields(
-    name: str,
-    provider: str,
-    model_id: str,
-    base_url: str,
-    api_key_env: str,
-    region: str,
-    temperature: str,
-    top_p: str,
-    max_tokens: str,
-    concurrency: str,
-    timeout_s: str,
-    max_attempts: str,
-    base_delay_s: str,
-    max_delay_s: str,
-    structured_output: str,
-    price_input_per_1k: str,
-    price_output_per_1k: str,
-    batch_s3_uri: str,
-    batch_role_arn: str,
-) -> JudgeConfigInput:
-    return _config_form(
-        name=name,
-        provider=provider,
-        model_id=model_id,
-        base_url=base_url,
-        api_key_env=api_key_env,
-        region=region,
-        temperature=temperature,
-        top_p=top_p,
-        max_tokens=max_tokens,
-        concurrency=concurrency,
-        timeout_s=timeout_s,
-        max_attempts=max_attempts,
-        base_delay_s=base_delay_s,
-        max_delay_s=max_delay_s,
-        structured_output=structured_output,
-        price_input_per_1k=price_input_per_1k,
-        price_output_per_1k=price_output_per_1k,
-        batch_s3_uri=batch_s3_uri,
-        batch_role_arn=batch_role_arn,
-    )
-
-
-Text = Annotated[str, Form(max_length=500)]
-
-
 def _egress(request: Request) -> EgressPolicy:
     return EgressPolicy.from_settings(request.app.state.settings)
 
@@ -153,31 +99,9 @@ def config_create_action(
     request: Request,
     session: SessionDep,
     ctx: JudgeManager,
-    name: Text = "",
-    provider: Text = "",
-    model_id: Text = "",
-    base_url: Text = "",
-    api_key_env: Text = "",
-    region: Text = "",
-    temperature: Text = "",
-    top_p: Text = "",
-    max_tokens: Text = "",
-    concurrency: Text = "",
-    timeout_s: Text = "",
-    max_attempts: Text = "",
-    base_delay_s: Text = "",
-    max_delay_s: Text = "",
-    structured_output: Text = "",
-    price_input_per_1k: Text = "",
-    price_output_per_1k: Text = "",
-    batch_s3_uri: Text = "",
-    batch_role_arn: Text = "",
+    form: Annotated[JudgeConfigForm, Form()],
 ) -> Response:
-    data = _config_fields(
-        name, provider, model_id, base_url, api_key_env, region, temperature, top_p,
-        max_tokens, concurrency, timeout_s, max_attempts, base_delay_s, max_delay_s,
-        structured_output, price_input_per_1k, price_output_per_1k, batch_s3_uri, batch_role_arn,
-    )  # fmt: skip
+    data = form.to_input()
     config = judge_service.create_config(
         session, ctx.project, actor=ctx.user, data=data, egress=_egress(request)
     )
@@ -188,9 +112,8 @@ def config_create_action(
 
 @router.get("/projects/{project_id}/judges/configs/{config_id}", include_in_schema=False)
 def config_edit_page(
-    request: Request, session: SessionDep, ctx: ProjectReader, config_id: Id
+    request: Request, session: SessionDep, ctx: ProjectReader, config: ProjectJudgeConfig
 ) -> Response:
-    config = judge_service.get_config(session, ctx.project.id or 0, config_id)
     context = {"ctx": ctx, "config": config, "modes": STRUCTURED_OUTPUT_MODES}
     return render(request, "judging/config_form.html", context)
 
@@ -200,40 +123,16 @@ def config_update_action(
     request: Request,
     session: SessionDep,
     ctx: JudgeManager,
-    config_id: Id,
-    revision: Annotated[Int32, Form()] = 0,
-    name: Text = "",
-    provider: Text = "",
-    model_id: Text = "",
-    base_url: Text = "",
-    api_key_env: Text = "",
-    region: Text = "",
-    temperature: Text = "",
-    top_p: Text = "",
-    max_tokens: Text = "",
-    concurrency: Text = "",
-    timeout_s: Text = "",
-    max_attempts: Text = "",
-    base_delay_s: Text = "",
-    max_delay_s: Text = "",
-    structured_output: Text = "",
-    price_input_per_1k: Text = "",
-    price_output_per_1k: Text = "",
-    batch_s3_uri: Text = "",
-    batch_role_arn: Text = "",
+    config: ProjectJudgeConfig,
+    form: Annotated[JudgeConfigUpdateForm, Form()],
 ) -> Response:
-    config = judge_service.get_config(session, ctx.project.id or 0, config_id)
-    data = _config_fields(
-        name, provider, model_id, base_url, api_key_env, region, temperature, top_p,
-        max_tokens, concurrency, timeout_s, max_attempts, base_delay_s, max_delay_s,
-        structured_output, price_input_per_1k, price_output_per_1k, batch_s3_uri, batch_role_arn,
-    )  # fmt: skip
+    data = form.to_input()
     judge_service.update_config(
         session,
         ctx.project,
         config,
         actor=ctx.user,
-        expected_revision=revision,
+        expected_revision=form.revision,
         data=data,
         egress=_egress(request),
     )
@@ -246,18 +145,16 @@ def config_update_action(
     "/projects/{project_id}/judges/configs/{config_id}/test-connection", include_in_schema=False
 )
 def config_test_connection_fragment(
-    request: Request, session: SessionDep, ctx: JudgeManager, config_id: int
+    request: Request, session: SessionDep, ctx: JudgeManager, config: ProjectJudgeConfig
 ) -> Response:
-    config = judge_service.get_config(session, ctx.project.id or 0, config_id)
     check = judge_service.check_connection(config)
     return render(request, "judging/_connection.html", {"check": check, "config": config})
 
 
 @router.post("/projects/{project_id}/judges/configs/{config_id}/delete", include_in_schema=False)
 def config_delete_action(
-    request: Request, session: SessionDep, ctx: JudgeManager, config_id: Id
+    request: Request, session: SessionDep, ctx: JudgeManager, config: ProjectJudgeConfig
 ) -> Response:
-    config = judge_service.get_config(session, ctx.project.id or 0, config_id)
     judge_service.delete_config(session, ctx.project, config, actor=ctx.user)
     response = redirect(request, _base(ctx))
     flash(request, response, f"Judge configuration “{config.name}” deleted.")
@@ -343,7 +240,7 @@ def _run_request(fields: RunFields) -> RunCreate:
 
 @router.get("/projects/{project_id}/judges/runs/new", include_in_schema=False)
 def run_new_page(request: Request, session: SessionDep, ctx: JudgeRunner) -> Response:
-    project_id = ctx.project.id or 0
+    project_id = ctx.project_id
     context = {
         "ctx": ctx,
         "versions": judge_service.list_versions(session, project_id),
@@ -390,8 +287,7 @@ def run_create_action(
 # ---- one run ----------------------------------------------------------------------------------
 
 
-def _run_context(session: Any, ctx: Any, run_id: Id) -> dict[str, Any]:
-    run = judge_service.get_run(session, ctx.project.id or 0, run_id)
+def _run_context(session: Any, ctx: Any, run: JudgeRun) -> dict[str, Any]:
     return {
         "ctx": ctx,
         "row": judge_service.run_row(session, run),
@@ -401,17 +297,19 @@ def _run_context(session: Any, ctx: Any, run_id: Id) -> dict[str, Any]:
 
 
 @router.get("/projects/{project_id}/judges/runs/{run_id}", include_in_schema=False)
-def run_page(request: Request, session: SessionDep, ctx: ProjectReader, run_id: Id) -> Response:
-    context = _run_context(session, ctx, run_id)
+def run_page(
+    request: Request, session: SessionDep, ctx: ProjectReader, run: ProjectRun
+) -> Response:
+    context = _run_context(session, ctx, run)
     context.update(_verdict_context(session, context["run"], None, None))
     return render(request, "judging/run.html", context)
 
 
 @router.get("/projects/{project_id}/judges/runs/{run_id}/progress", include_in_schema=False)
 def run_progress_fragment(
-    request: Request, session: SessionDep, ctx: ProjectReader, run_id: Id
+    request: Request, session: SessionDep, ctx: ProjectReader, run: ProjectRun
 ) -> Response:
-    context = _run_context(session, ctx, run_id)
+    context = _run_context(session, ctx, run)
     if not context["progress"].finished:
         return render(request, "judging/_progress.html", context)
     # The last poll: stop polling, and tell the verdict table to load what the run produced.
@@ -442,11 +340,10 @@ def run_verdicts_fragment(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    run_id: Id,
+    run: ProjectRun,
     after_id: Annotated[NonNegInt64 | None, Query()] = None,
     parse_status: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    run = judge_service.get_run(session, ctx.project.id or 0, run_id)
     context = {"ctx": ctx, "run": run, **_verdict_context(session, run, after_id, parse_status)}
     # A fragment either way: "more" appends rows, a filter change replaces the table.
     template = "judging/_verdict_rows.html" if after_id else "judging/_verdicts.html"
@@ -455,23 +352,21 @@ def run_verdicts_fragment(
 
 @router.post("/projects/{project_id}/judges/runs/{run_id}/cancel", include_in_schema=False)
 def run_cancel_action(
-    request: Request, session: SessionDep, ctx: JudgeRunner, run_id: Id
+    request: Request, session: SessionDep, ctx: JudgeRunner, run: ProjectRun
 ) -> Response:
-    run = judge_service.get_run(session, ctx.project.id or 0, run_id)
     judge_service.cancel_run(session, ctx.project, run, actor=ctx.user)
-    response = redirect(request, f"{_base(ctx)}/runs/{run_id}")
-    flash(request, response, f"Run #{run_id} cancelled; workers stop calling the judge.")
+    response = redirect(request, f"{_base(ctx)}/runs/{run.id}")
+    flash(request, response, f"Run #{run.id} cancelled; workers stop calling the judge.")
     return response
 
 
 @router.post("/projects/{project_id}/judges/runs/{run_id}/resume", include_in_schema=False)
 def run_resume_action(
-    request: Request, session: SessionDep, ctx: JudgeRunner, run_id: Id
+    request: Request, session: SessionDep, ctx: JudgeRunner, run: ProjectRun
 ) -> Response:
-    run = judge_service.get_run(session, ctx.project.id or 0, run_id)
     judge_service.resume_run(session, ctx.project, run, actor=ctx.user)
-    response = redirect(request, f"{_base(ctx)}/runs/{run_id}")
-    flash(request, response, f"Run #{run_id} resumed.")
+    response = redirect(request, f"{_base(ctx)}/runs/{run.id}")
+    flash(request, response, f"Run #{run.id} resumed.")
     return response
 
 
@@ -480,7 +375,7 @@ def run_resume_action(
 
 @router.get("/projects/{project_id}/judges/import", include_in_schema=False)
 def import_page(request: Request, session: SessionDep, ctx: JudgeRunner) -> Response:
-    versions = judge_service.list_versions(session, ctx.project.id or 0)
+    versions = judge_service.list_versions(session, ctx.project_id)
     return render(request, "judging/import.html", {"ctx": ctx, "versions": versions})
 
 

@@ -21,8 +21,10 @@ from app.auth.dependencies import (
 from app.auth.models import User
 from app.auth.policies import Permission
 from app.core.ids import BigId, Id
+from app.judging.deps import ProjectRun
 from app.labels import exchange, gold, queues, review
 from app.labels import service as label_service
+from app.labels.deps import ProjectQueue
 from app.labels.models import AnnotationQueue, DisagreementResolution, GoldItem, Label
 from app.labels.queues import QueueSelection
 from app.labels.schemas import (
@@ -168,7 +170,7 @@ def _input(body: LabelBody) -> LabelInput:
 @router.get("/queues", response_model=list[QueuePublic])
 def list_queues(session: SessionDep, ctx: ProjectReader) -> list[QueuePublic]:
     """The project's annotation queues with the caller's progress."""
-    rows = queues.list_queues(session, ctx.project.id or 0, ctx.user)
+    rows = queues.list_queues(session, ctx.project_id, ctx.user)
     return [_queue(session, row.queue, ctx.user) for row in rows]
 
 
@@ -210,8 +212,7 @@ def close_queue(
 
 
 @router.get("/queues/{queue_id}", response_model=QueuePublic)
-def get_queue(queue_id: Id, session: SessionDep, ctx: ProjectReader) -> QueuePublic:
-    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
+def get_queue(session: SessionDep, ctx: ProjectReader, queue: ProjectQueue) -> QueuePublic:
     return _queue(session, queue, ctx.user)
 
 
@@ -220,9 +221,10 @@ def get_queue(queue_id: Id, session: SessionDep, ctx: ProjectReader) -> QueuePub
     response_model=ItemPublic,
     responses={204: {"description": "Nothing left for the caller in this queue."}},
 )
-def next_item(queue_id: Id, session: SessionDep, ctx: ProjectReader) -> ItemPublic | Response:
+def next_item(
+    session: SessionDep, ctx: ProjectReader, queue: ProjectQueue
+) -> ItemPublic | Response:
     """The next item offered to the caller (blind: no verdicts or other labels)."""
-    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
     item = label_service.next_item(session, queue, ctx.user)
     if item is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -230,30 +232,29 @@ def next_item(queue_id: Id, session: SessionDep, ctx: ProjectReader) -> ItemPubl
 
 
 @router.get("/queues/{queue_id}/items/{item_id}", response_model=ItemPublic)
-def get_item(queue_id: Id, item_id: BigId, session: SessionDep, ctx: ProjectReader) -> ItemPublic:
+def get_item(
+    item_id: BigId, session: SessionDep, ctx: ProjectReader, queue: ProjectQueue
+) -> ItemPublic:
     """One item; the judge's verdicts and colleagues' labels only once the caller submitted."""
-    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
     item = queues.get_item(session, queue, item_id)
     return _item(queues.item_view(session, queue, item, ctx.user))
 
 
 @router.put("/queues/{queue_id}/items/{item_id}/draft", response_model=LabelPublic)
 def save_draft(
-    queue_id: Id, item_id: BigId, body: LabelBody, session: SessionDep, ctx: LabelWriter
+    item_id: BigId, body: LabelBody, session: SessionDep, ctx: LabelWriter, queue: ProjectQueue
 ) -> LabelPublic:
     """Keep a partial answer. 409 when the label changed since `revision` or was submitted."""
-    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
     item = queues.get_item(session, queue, item_id)
     return _label(label_service.save_draft(session, queue, item, ctx.user, _input(body)))
 
 
 @router.post("/queues/{queue_id}/items/{item_id}/submit", response_model=SubmitPublic)
 def submit_label(
-    queue_id: Id, item_id: BigId, body: LabelBody, session: SessionDep, ctx: LabelWriter
+    item_id: BigId, body: LabelBody, session: SessionDep, ctx: LabelWriter, queue: ProjectQueue
 ) -> SubmitPublic:
     """Submit the caller's label. Sending the same label again stores nothing new
     (`outcome` = unchanged); a label changed since `revision` is refused with 409."""
-    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
     item = queues.get_item(session, queue, item_id)
     result = label_service.submit_label(session, queue, item, ctx.user, _input(body))
     return SubmitPublic(
@@ -303,7 +304,7 @@ def export_labels(
     """Every submitted label (of one rubric version, if given) as JSONL or CSV."""
     text = exchange.export_labels(
         session,
-        ctx.project.id or 0,
+        ctx.project_id,
         fmt=format,  # type: ignore[arg-type]
         rubric_version_id=rubric_version_id,
         viewer=ctx.user,
@@ -337,7 +338,7 @@ def list_gold(
     ctx: ProjectReader,
     split: Annotated[str | None, Query(pattern="^(development|test)$")] = None,
 ) -> list[GoldPublic]:
-    rows = gold.list_gold(session, ctx.project.id or 0, split)
+    rows = gold.list_gold(session, ctx.project_id, split)
     return [_gold(session, row.gold) for row in rows]
 
 
@@ -389,7 +390,7 @@ def list_disagreements(
 ) -> DisagreementReportPublic:
     """The (label, criterion) pairs where the run's judge and an expert disagree, a page of
     rollouts at a time (keyset: follow `next_cursor`), with counts over the whole run."""
-    run = review.get_run(session, ctx.project.id or 0, run_id)
+    run = review.get_run(session, ctx.project_id, run_id)
     report = review.disagreements(
         session,
         run,
@@ -443,11 +444,10 @@ def _resolution(record: DisagreementResolution) -> ResolutionPublic:
 
 @router.post("/runs/{run_id}/disagreements/resolve", response_model=ResolutionPublic)
 def resolve_disagreement(
-    run_id: Id, body: ResolveBody, session: SessionDep, ctx: DisagreementResolver
+    body: ResolveBody, session: SessionDep, ctx: DisagreementResolver, run: ProjectRun
 ) -> ResolutionPublic:
     """Resolve as judge_wrong, label_wrong (with `corrected_value`: the label is edited, its
     history kept) or ambiguous. Resolving again replaces the earlier resolution."""
-    run = review.get_run(session, ctx.project.id or 0, run_id)
     record = review.resolve(
         session,
         run,

@@ -25,24 +25,24 @@ from app.labels.service import (
     CleanLabel,
     LabelInput,
     LabelTarget,
-    VersionChoice,
     annotator_key,
     blind_subjects,
     clean_input,
     definition_of,
     find_label,
-    get_version,
     pair_subject,
     rollout_subject,
-    version_choices,
     write_label,
 )
-from app.labels.values import LabelValueError
+from app.labels.values import LabelStatus, LabelValueError
 from app.projects.models import Membership, Project
 from app.rollouts import service as rollout_service
 from app.rollouts.jobs import LABELS_FORMAT
 from app.rollouts.models import Rollout, RolloutImport, RolloutPair
+from app.rubrics import service as rubric_service
+from app.rubrics.definition import RubricMode
 from app.rubrics.models import Rubric, RubricVersion
+from app.rubrics.service import VersionChoice
 
 T = TypeVar("T")
 
@@ -127,7 +127,7 @@ def plan_labels(
     many records have been checked, every PROGRESS_EVERY records."""
     if fmt not in transfer.FORMATS:
         raise InvalidInput(f"The format must be jsonl or csv, got {fmt!r}.")
-    version = get_version(session, project.id or 0, rubric_version_id)
+    version = rubric_service.get_project_version(session, project.id or 0, rubric_version_id)
     definition = definition_of(version)
     project_id = project.id or 0
     records, problems = transfer.parse(text, fmt)
@@ -136,7 +136,7 @@ def plan_labels(
         project_id,
         [r.rollout for r in records if r.rollout] + [r.rollout_b for r in records if r.rollout_b],
     )
-    pairs = _pairs(session, project_id) if definition.mode == "preference" else {}
+    pairs = _pairs(session, project_id) if definition.mode == RubricMode.preference else {}
     members = _members_by_email(session, project_id)
     planned: list[tuple[LabelTarget, CleanLabel, transfer.LabelRecord]] = []
     seen: dict[tuple[str, str], int] = {}
@@ -159,7 +159,7 @@ def plan_labels(
             )
             rollout_id = None
         pair_id: int | None = None
-        if definition.mode == "preference" and rollout_id is not None:
+        if definition.mode == RubricMode.preference and rollout_id is not None:
             partner = by_external.get(record.rollout_b or "")
             if partner is None:
                 problems.append(
@@ -351,11 +351,11 @@ def export_rows(
         .join(Rollout, col(Rollout.id) == col(Label.rollout_id))
         .join(RubricVersion, col(RubricVersion.id) == col(Label.rubric_version_id))
         .join(Rubric, col(Rubric.id) == col(RubricVersion.rubric_id))
-        .where(Label.project_id == project_id, Label.status == "submitted")
+        .where(Label.project_id == project_id, Label.status == LabelStatus.submitted)
         .order_by(col(Label.id))
     )
     if rubric_version_id is not None:
-        get_version(session, project_id, rubric_version_id)
+        rubric_service.get_project_version(session, project_id, rubric_version_id)
         query = query.where(Label.rubric_version_id == rubric_version_id)
     rows = session.exec(query).all()
     if viewer is not None:
@@ -441,7 +441,7 @@ def label_counts(session: Session, project_id: int) -> list[LabelCounts]:
     annotators = dict(
         session.exec(
             select(Label.rubric_version_id, func.count(func.distinct(Label.annotator_key)))
-            .where(Label.project_id == project_id, Label.status == "submitted")
+            .where(Label.project_id == project_id, Label.status == LabelStatus.submitted)
             .group_by(col(Label.rubric_version_id))
         ).all()
     )
@@ -452,7 +452,7 @@ def label_counts(session: Session, project_id: int) -> list[LabelCounts]:
             by_version[choice.id]["draft"],
             int(annotators.get(choice.id, 0)),
         )
-        for choice in version_choices(session, project_id)
+        for choice in rubric_service.version_choices(session, project_id)
     ]
 
 
@@ -472,7 +472,7 @@ def queue_label_import(
 ) -> RolloutImport:
     """Queue a label file as a durable import job with progress (`app/labels/jobs.py`); the
     worker checks every line, then writes the labels in committed batches."""
-    version = get_version(session, project.id or 0, rubric_version_id)
+    version = rubric_service.get_project_version(session, project.id or 0, rubric_version_id)
     if fmt not in ("auto", *transfer.FORMATS):
         raise InvalidInput("The format must be jsonl, csv or auto.")
     chosen: str | None = None if fmt == "auto" else fmt

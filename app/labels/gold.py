@@ -16,8 +16,9 @@ from app.audit import service as audit_service
 from app.auth.models import User
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.labels.models import GoldItem, Label
-from app.labels.service import get_rollout
+from app.labels.values import LabelStatus
 from app.projects.models import Project
+from app.rollouts import service as rollout_service
 from app.rollouts.models import Rollout
 
 GOLD_SPLITS = ("development", "test")
@@ -41,7 +42,7 @@ def submitted_label_counts(
         select(Label.rollout_id, func.count())
         .where(
             Label.project_id == project_id,
-            Label.status == "submitted",
+            Label.status == LabelStatus.submitted,
             col(Label.rollout_id).in_(list(rollout_ids)),
         )
         .group_by(col(Label.rollout_id))
@@ -75,7 +76,7 @@ def gold_candidates(session: Session, project_id: int, *, limit: int = 500) -> l
     gold = select(GoldItem.rollout_id).where(GoldItem.project_id == project_id)
     labeled = (
         select(Label.rollout_id)
-        .where(Label.project_id == project_id, Label.status == "submitted")
+        .where(Label.project_id == project_id, Label.status == LabelStatus.submitted)
         .distinct()
     )
     rollouts = session.exec(
@@ -117,7 +118,7 @@ def add_gold(
     if not wanted:
         raise InvalidInput("Choose at least one labeled rollout.")
     for rollout_id in wanted:
-        get_rollout(session, project.id or 0, rollout_id)
+        rollout_service.get_rollout(session, project.id or 0, rollout_id)
     counts = submitted_label_counts(session, project.id or 0, wanted)
     unlabeled = [r for r in wanted if counts[r] == 0]
     if unlabeled:

@@ -28,7 +28,6 @@ from app.labels.service import (
     annotator_key,
     definition_of,
     find_label,
-    get_version,
     is_assignee,
     labelled_by,
     offered_to,
@@ -37,9 +36,11 @@ from app.labels.service import (
     sibling_version_ids,
     version_label,
 )
+from app.labels.values import LabelStatus
 from app.projects.models import Membership, Project
 from app.rollouts.models import Rollout, RolloutPair
-from app.rubrics.definition import RubricDefinition
+from app.rubrics import service as rubric_service
+from app.rubrics.definition import RubricDefinition, RubricMode
 from app.rubrics.models import Rubric, RubricVersion
 
 MAX_QUEUE_ITEMS = 50_000
@@ -122,7 +123,7 @@ def _selected_subjects(
     session: Session, project_id: int, mode: str, selection: QueueSelection
 ) -> list[tuple[int, int | None]]:
     """(rollout id, pair id or None) for every selected subject, in id order."""
-    pairwise = mode == "preference"
+    pairwise = mode == RubricMode.preference
     if selection.source == "run":
         if selection.run_id is None:
             raise InvalidInput("Choose the judge run whose items the queue should hold.")
@@ -181,7 +182,7 @@ def _submitted_counts(
             select(Label.subject_key, func.count())
             .where(
                 Label.rubric_version_id == version_id,
-                Label.status == "submitted",
+                Label.status == LabelStatus.submitted,
                 col(Label.subject_key).in_(chunk),
             )
             .group_by(col(Label.subject_key))
@@ -254,7 +255,7 @@ def build_queue(
     name = " ".join(name.split())
     if not name:
         raise _refused("name", "Give the queue a name.")
-    version = get_version(session, project.id or 0, rubric_version_id)
+    version = rubric_service.get_project_version(session, project.id or 0, rubric_version_id)
     definition = definition_of(version)
     needed = Permission.drift_audit if kind == "audit" else Permission.label_write
     assignees = _member_users(session, project.id or 0, assignee_ids, needed)
@@ -549,7 +550,7 @@ class ItemView:
 
     @property
     def submitted(self) -> bool:
-        return self.label is not None and self.label.status == "submitted"
+        return self.label is not None and self.label.status == LabelStatus.submitted
 
 
 def _response_view(rollout: Rollout, definition: RubricDefinition, offset: int = 0) -> ResponseView:
@@ -571,7 +572,7 @@ def _reveal(session: Session, version: RubricVersion, item: QueueItem, me: str) 
             .where(
                 Label.subject_key == item.subject_key,
                 col(Label.rubric_version_id).in_(siblings),
-                Label.status == "submitted",
+                Label.status == LabelStatus.submitted,
                 Label.annotator_key != me,
             )
             .order_by(col(Label.submitted_at))
@@ -656,7 +657,7 @@ def item_view(session: Session, queue: AnnotationQueue, item: QueueItem, user: U
             select(func.count()).select_from(QueueItem).where(QueueItem.queue_id == queue.id)
         ).one()
     )
-    submitted = label is not None and label.status == "submitted"
+    submitted = label is not None and label.status == LabelStatus.submitted
     return ItemView(
         queue=queue,
         item=item,

@@ -30,10 +30,9 @@ from app.labels.models import (
     QueueAssignee,
     QueueItem,
 )
-from app.labels.values import LabelValueError, Preference
+from app.labels.values import LabelStatus, LabelValueError, Preference
 from app.projects.models import Membership
-from app.rollouts.models import Rollout
-from app.rubrics.definition import RubricDefinition
+from app.rubrics.definition import RubricDefinition, RubricMode
 from app.rubrics.models import Rubric, RubricVersion
 
 T = TypeVar("T")
@@ -56,39 +55,8 @@ def annotator_key(user: User) -> str:
     return f"user:{user.id}"
 
 
-def get_version(session: Session, project_id: int, version_id: int) -> RubricVersion:
-    version = session.get(RubricVersion, version_id)
-    if version is None or version.project_id != project_id:
-        raise NotFound(f"No rubric version with id {version_id} in this project.")
-    return version
-
-
 def definition_of(version: RubricVersion) -> RubricDefinition:
     return RubricDefinition.model_validate(version.definition)
-
-
-@dataclass
-class VersionChoice:
-    id: int
-    rubric_id: int
-    rubric_name: str
-    number: int
-    mode: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.rubric_name} v{self.number}"
-
-
-def version_choices(session: Session, project_id: int) -> list[VersionChoice]:
-    """Every published rubric version of the project, newest first within each rubric."""
-    rows = session.exec(
-        select(RubricVersion, Rubric)
-        .join(Rubric, col(Rubric.id) == col(RubricVersion.rubric_id))
-        .where(RubricVersion.project_id == project_id)
-        .order_by(col(Rubric.name), col(RubricVersion.number).desc())
-    ).all()
-    return [VersionChoice(v.id or 0, r.id or 0, r.name, v.number, r.mode) for v, r in rows]
 
 
 def version_label(session: Session, version: RubricVersion) -> str:
@@ -105,13 +73,6 @@ def sibling_version_ids(session: Session, version: RubricVersion) -> list[int]:
         ).all()
         if v is not None
     ]
-
-
-def get_rollout(session: Session, project_id: int, rollout_id: int) -> Rollout:
-    rollout = session.get(Rollout, rollout_id)
-    if rollout is None or rollout.project_id != project_id:
-        raise NotFound(f"No rollout with id {rollout_id} in this project.")
-    return rollout
 
 
 # ---- what is offered to whom ------------------------------------------------------------------
@@ -260,7 +221,7 @@ def clean_input(
             preference = label_values.parse_preference(data.preference)
     except LabelValueError as exc:
         problems.extend(exc.problems)
-    if definition.mode == "preference":
+    if definition.mode == RubricMode.preference:
         if complete and preference is None:
             problems.append({"field": "preference", "message": "choose A, B or tie"})
     elif preference is not None:
@@ -363,15 +324,15 @@ def write_label(
         return label, "created"
     session.refresh(label)
     same = clean.same_as(label)
-    if same and (label.status == "submitted" or not submit):
+    if same and (label.status == LabelStatus.submitted or not submit):
         return label, "unchanged"  # a repeated submission (or draft save) stores nothing new
     # Different content on top of a revision the sender did not see: someone else's change.
     if not same and expected_revision is not None and expected_revision != label.revision:
         raise _changed_elsewhere(label)
-    if label.status == "submitted" and not submit:
+    if label.status == LabelStatus.submitted and not submit:
         raise Conflict("This label is already submitted: submit your changes to edit it.")
-    first_submission = submit and label.status == "draft"
-    if label.status == "submitted":
+    first_submission = submit and label.status == LabelStatus.draft
+    if label.status == LabelStatus.submitted:
         session.add(
             LabelRevision(
                 label_id=label.id or 0,
@@ -587,7 +548,7 @@ def _correct(
     version = session.get(RubricVersion, label.rubric_version_id)
     if version is None:  # pragma: no cover
         raise NotFound("The label's rubric version no longer exists.")
-    if label.status != "submitted":
+    if label.status != LabelStatus.submitted:
         raise Conflict("Only a submitted label can be corrected.")
     clean = clean_input(
         definition_of(version),
@@ -693,7 +654,7 @@ def blind_subjects(session: Session, project_id: int, user: User) -> set[str]:
             select(Label.subject_key, Label.rubric_version_id).where(
                 Label.project_id == project_id,
                 Label.annotator_key == annotator_key(user),
-                Label.status == "submitted",
+                Label.status == LabelStatus.submitted,
             )
         ).all()
     )

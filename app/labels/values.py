@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from app.agreement.preference import combine_swapped
-from app.rubrics.definition import Criterion, RubricDefinition
+from app.rubrics.definition import Criterion, RubricDefinition, RubricMode
 from app.rubrics.scoring import ScoringError, rubric_scale, score_answer
 
 LabelValue = bool | int
@@ -28,6 +28,13 @@ class Deserved(StrEnum):
     yes = "yes"
     no = "no"
     unsure = "unsure"
+
+
+class LabelStatus(StrEnum):
+    """draft: kept while the annotator works; submitted: counted in agreement and exports."""
+
+    draft = "draft"
+    submitted = "submitted"
 
 
 class QueueKind(StrEnum):
@@ -126,7 +133,7 @@ def parse_values(
     for criterion in definition.criteria:
         value = raw.get(criterion.key)
         if _blank(value):
-            if complete and definition.mode == "rubric":
+            if complete and definition.mode == RubricMode.rubric:
                 problems.append(
                     {"field": criterion.key, "message": f"“{criterion.name}” needs a value"}
                 )
@@ -207,7 +214,9 @@ def label_aggregate(
     definition: RubricDefinition, values: Mapping[str, LabelValue]
 ) -> Aggregate | None:
     """The expert's overall score by the judge's own rules; None while values are missing."""
-    if definition.mode != "rubric" or any(c.key not in values for c in definition.criteria):
+    if definition.mode != RubricMode.rubric or any(
+        c.key not in values for c in definition.criteria
+    ):
         return None
     answer = {"criteria": {key: {"score": value} for key, value in values.items()}}
     try:
@@ -371,7 +380,9 @@ def read_verdict(
     for criterion in definition.criteria:
         # Pairwise verdicts have per-criterion winners, not scores: no value to compare.
         value = (
-            None if definition.mode == "preference" else _number(criterion, raw.get(criterion.key))
+            None
+            if definition.mode == RubricMode.preference
+            else _number(criterion, raw.get(criterion.key))
         )
         criteria[criterion.key] = CriterionVerdict(
             value, justifications[criterion.key], evidence[criterion.key]

@@ -1,7 +1,8 @@
 """Judge LLM providers behind one small protocol: Bedrock Converse, OpenAI-compatible, a fake."""
 
 from app.llm.base import JudgeCall, JudgeProvider, JudgeReply, ProviderError
-from app.llm.config import ProviderConfig, make_provider
+from app.llm.config import ProviderConfig
+from app.llm.providers import make_provider
 from app.llm.retry import RetryPolicy, call_with_retries
 
 __all__ = [

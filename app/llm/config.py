@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.llm.base import JudgeCall, JudgeProvider
+from app.llm.base import JudgeCall
 from app.llm.egress import EgressPolicy
 from app.llm.retry import RetryPolicy, Sleeper
 
@@ -108,22 +108,3 @@ def process_egress_policy() -> EgressPolicy:
     from app.core.config import get_settings
 
     return EgressPolicy.from_settings(get_settings())
-
-
-def make_provider(
-    cfg: ProviderConfig, *, bedrock_client: Any = None, egress: EgressPolicy | None = None
-) -> JudgeProvider:
-    """Build the provider `cfg` describes. `bedrock_client` lets tests inject a stubbed client;
-    `egress` defaults to the process's settings."""
-    if cfg.provider == "openai_compat":
-        from app.llm.openai_compat import OpenAICompatProvider
-
-        return OpenAICompatProvider(cfg, egress=egress)
-    if cfg.provider == "bedrock":
-        # Imported lazily: boto3 is slow to import and only Bedrock judges need it.
-        from app.llm.bedrock import BedrockProvider
-
-        return BedrockProvider(cfg, client=bedrock_client)
-    from app.llm.fake import FakeProvider
-
-    return FakeProvider(model_id=cfg.model_id, concurrency=cfg.concurrency)

@@ -7,6 +7,7 @@ from sqlmodel import Session
 
 from app.auth.dependencies import JudgeRunner, ProjectReader, SessionDep
 from app.probes import service as probe_service
+from app.probes.deps import ProjectProbeRun
 from app.probes.models import ProbeRun
 from app.probes.schemas import ProbeRowPublic, ProbeRunCreate, ProbeRunPublic
 
@@ -45,14 +46,14 @@ def list_probe_runs(
     ctx: ProjectReader,
     rubric_version_id: int | None = Query(default=None),
 ) -> list[ProbeRunPublic]:
-    runs = probe_service.list_runs(session, ctx.project.id or 0, version_id=rubric_version_id)
+    runs = probe_service.list_runs(session, ctx.project_id, version_id=rubric_version_id)
     return [run_public(session, r) for r in runs]
 
 
 @router.get("/projects/{project_id}/probe-runs/{run_id}", response_model=ProbeRunPublic)
-def get_probe_run(run_id: int, session: SessionDep, ctx: ProjectReader) -> ProbeRunPublic:
+def get_probe_run(session: SessionDep, ctx: ProjectReader, run: ProjectProbeRun) -> ProbeRunPublic:
     """A probe run with its progress and, once completed, its report (one row per probe)."""
-    return run_public(session, probe_service.get_run(session, ctx.project.id or 0, run_id))
+    return run_public(session, run)
 
 
 @router.post("/projects/{project_id}/probe-runs/{run_id}/cancel", response_model=ProbeRunPublic)

@@ -15,18 +15,21 @@ from app.core.errors import InvalidInput
 from app.judging import service as judge_service
 from app.judging.schemas import invalid_from
 from app.probes import service as probe_service
+from app.probes.deps import ProjectProbeRun
+from app.probes.models import ProbeRun
 from app.probes.report import DEFAULT_THRESHOLDS, EXPLANATIONS, TITLES
 from app.probes.rewrites import DEFAULT_PROBES, DEFAULT_REPEATS, PROBES
 from app.probes.schemas import CustomProbeInput, ProbeRunCreate
 from app.rubrics import service as rubric_service
 from app.web.flash import flash
 from app.web.htmx import redirect, render
+from app.web.urls import project_url
 
 router = APIRouter(tags=["pages: probes"])
 
 
 def _base(ctx: Any) -> str:
-    return f"/projects/{ctx.project.id}/probes"
+    return project_url(ctx.project_id, "probes")
 
 
 class ProbeFields(BaseModel):
@@ -89,7 +92,7 @@ def _request(fields: ProbeFields) -> ProbeRunCreate:
 def _index_context(
     session: Any, ctx: Any, version_id: int | None, fields: ProbeFields | None = None
 ) -> dict[str, Any]:
-    project_id = ctx.project.id or 0
+    project_id = ctx.project_id
     runs = probe_service.list_runs(session, project_id, version_id=version_id)
     versions = judge_service.list_versions(session, project_id)
     return {
@@ -144,9 +147,8 @@ def probe_run_create_action(
     return response
 
 
-def _run_context(session: Any, ctx: Any, run_id: int) -> dict[str, Any]:
-    run = probe_service.get_run(session, ctx.project.id or 0, run_id)
-    version = judge_service.get_version(session, ctx.project.id or 0, run.rubric_version_id)
+def _run_context(session: Any, ctx: Any, run: ProbeRun) -> dict[str, Any]:
+    version = rubric_service.get_project_version(session, ctx.project_id, run.rubric_version_id)
     definition = rubric_service.version_definition(version)
     return {
         "ctx": ctx,
@@ -154,7 +156,7 @@ def _run_context(session: Any, ctx: Any, run_id: int) -> dict[str, Any]:
         "version": version,
         "criterion_names": {c.key: c.name for c in definition.criteria},
         "judge": (
-            judge_service.get_config(session, ctx.project.id or 0, run.judge_config_id)
+            judge_service.get_config(session, ctx.project_id, run.judge_config_id)
             if run.judge_config_id
             else None
         ),
@@ -212,18 +214,18 @@ def uplift_chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 @router.get("/projects/{project_id}/probes/{run_id}", include_in_schema=False)
 def probe_run_page(
-    request: Request, session: SessionDep, ctx: ProjectReader, run_id: int
+    request: Request, session: SessionDep, ctx: ProjectReader, run: ProjectProbeRun
 ) -> Response:
-    context = _run_context(session, ctx, run_id)
+    context = _run_context(session, ctx, run)
     context["chart_config"] = uplift_chart(context["rows"])
     return render(request, "probes/run.html", context)
 
 
 @router.get("/projects/{project_id}/probes/{run_id}/progress", include_in_schema=False)
 def probe_run_progress_fragment(
-    request: Request, session: SessionDep, ctx: ProjectReader, run_id: int
+    request: Request, session: SessionDep, ctx: ProjectReader, run: ProjectProbeRun
 ) -> Response:
-    context = _run_context(session, ctx, run_id)
+    context = _run_context(session, ctx, run)
     response = render(request, "probes/_progress.html", context)
     if context["progress"].finished:
         # The report is a whole page section: reload once instead of swapping pieces.

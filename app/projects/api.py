@@ -96,7 +96,7 @@ def list_members(session: SessionDep, ctx: ProjectReader) -> list[MemberPublic]:
             display_name=row.user.display_name,
             role=row.membership.role,
         )
-        for row in project_service.list_members(session, ctx.project.id or 0)
+        for row in project_service.list_members(session, ctx.project_id)
     ]
 
 

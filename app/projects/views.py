@@ -18,6 +18,7 @@ from app.projects.models import Role
 from app.web.flash import flash
 from app.web.forms import form_error_context
 from app.web.htmx import redirect, render
+from app.web.urls import project_url
 
 router = APIRouter(tags=["pages: projects"])
 
@@ -44,14 +45,14 @@ def project_create_action(
     project = project_service.create_project(
         session, name=name, description=description, owner=user
     )
-    response = redirect(request, f"/projects/{project.id}")
+    response = redirect(request, project_url(project.id))
     flash(request, response, f"Project “{project.name}” created. You are its admin.")
     return response
 
 
 @router.get("/projects/{project_id}", include_in_schema=False)
 def project_overview_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
-    stats = project_service.project_counts(session, ctx.project.id or 0)
+    stats = project_service.project_counts(session, ctx.project_id)
     drift_runs = drift_service.project_signal_summary(session, ctx.project)
     context = {"ctx": ctx, "stats": stats, "drift_runs": drift_runs}
     return render(request, "projects/overview.html", context)
@@ -94,7 +95,7 @@ SETTINGS_FIELDS = (
 def _settings_context(
     session: Any, ctx: ProjectReader, form: dict[str, str] | None = None, error: Any = None
 ) -> dict[str, Any]:
-    members = project_service.list_members(session, ctx.project.id or 0)
+    members = project_service.list_members(session, ctx.project_id)
     return {
         "ctx": ctx,
         "members": members,
@@ -125,7 +126,7 @@ def project_approval_policy_action(
 ) -> Response:
     allowed = single_approver in ("1", "on", "true")
     project_service.set_single_approver(session, ctx.project, actor=ctx.user, allowed=allowed)
-    response = redirect(request, f"/projects/{ctx.project.id}/settings")
+    response = redirect(request, project_url(ctx.project_id, "settings"))
     message = (
         "A single approver is now enough." if allowed else "A second expert must now sign off."
     )
@@ -185,7 +186,7 @@ def project_settings_action(
         }
         context = _settings_context(session, ctx, typed, exc)
         return render(request, "projects/settings.html", context, status_code=422)
-    response = redirect(request, f"/projects/{ctx.project.id}/settings")
+    response = redirect(request, project_url(ctx.project_id, "settings"))
     flash(request, response, "Settings saved.")
     return response
 
@@ -199,7 +200,7 @@ def member_add_action(
     role: Annotated[str, Form(max_length=20)],
 ) -> Response:
     project_service.add_member(session, ctx.project, email=email, role=role, actor=ctx.user)
-    response = redirect(request, f"/projects/{ctx.project.id}/settings")
+    response = redirect(request, project_url(ctx.project_id, "settings"))
     flash(request, response, f"{email.strip()} added as {role}.")
     return response
 
@@ -215,7 +216,7 @@ def member_role_action(
     project_service.set_member_role(
         session, ctx.project, membership_id=membership_id, role=role, actor=ctx.user
     )
-    response = redirect(request, f"/projects/{ctx.project.id}/settings")
+    response = redirect(request, project_url(ctx.project_id, "settings"))
     flash(request, response, "Role changed.")
     return response
 
@@ -225,6 +226,6 @@ def member_remove_action(
     request: Request, session: SessionDep, ctx: ProjectManager, membership_id: Id
 ) -> Response:
     project_service.remove_member(session, ctx.project, membership_id=membership_id, actor=ctx.user)
-    response = redirect(request, f"/projects/{ctx.project.id}/settings")
+    response = redirect(request, project_url(ctx.project_id, "settings"))
     flash(request, response, "Member removed.")
     return response

@@ -39,7 +39,7 @@ def _public(project_id: Id, state: reward_service.ConfigState) -> RewardConfigPu
 @router.get("/projects/{project_id}/reward-config", response_model=RewardConfigPublic)
 def get_reward_config(session: SessionDep, ctx: ProjectReader) -> RewardConfigPublic:
     """The reward configuration in force (the defaults, revision 0, until one is saved)."""
-    project_id = ctx.project.id or 0
+    project_id = ctx.project_id
     return _public(project_id, reward_service.current_config(session, project_id))
 
 
@@ -52,7 +52,7 @@ def put_reward_config(
     reward_service.save_config(
         session, ctx.project, actor=ctx.user, config=config, expected_revision=body.revision
     )
-    project_id = ctx.project.id or 0
+    project_id = ctx.project_id
     return _public(project_id, reward_service.current_config(session, project_id))
 
 

@@ -15,12 +15,13 @@ from app.rewards import service as reward_service
 from app.rewards.schemas import form_to_config, format_patterns
 from app.web.flash import flash
 from app.web.htmx import redirect, render
+from app.web.urls import project_url
 
 router = APIRouter(tags=["pages: rewards"])
 
 
 def _page_context(session: SessionDep, ctx: ProjectReader) -> dict[str, object]:
-    project_id = ctx.project.id or 0
+    project_id = ctx.project_id
     state = reward_service.current_config(session, project_id)
     config = state.model.as_dict()
     return {
@@ -53,7 +54,7 @@ async def reward_config_save_action(
     row = reward_service.save_config(
         session, ctx.project, actor=ctx.user, config=config, expected_revision=revision
     )
-    response = redirect(request, f"/projects/{ctx.project.id}/rewards")
+    response = redirect(request, project_url(ctx.project_id, "rewards"))
     flash(request, response, f"Reward configuration saved (revision {row.revision}).")
     return response
 

@@ -10,8 +10,9 @@ from sqlmodel import Session
 from starlette.responses import StreamingResponse
 
 from app.auth.dependencies import ProjectReader, RolloutImporter, SessionDep
-from app.core.ids import BigId, Id, NonNegInt32
+from app.core.ids import Id, NonNegInt32
 from app.rollouts import service as rollout_service
+from app.rollouts.deps import ProjectImport, ProjectRollout
 from app.rollouts.models import RolloutImport
 from app.rollouts.parsing import FORMATS
 from app.rollouts.schemas import (
@@ -83,13 +84,12 @@ def create_import(
 @router.get("/projects/{project_id}/imports", response_model=list[ImportPublic])
 def list_imports(session: SessionDep, ctx: ProjectReader) -> list[ImportPublic]:
     """The project's most recent imports, newest first."""
-    jobs = rollout_service.list_imports(session, ctx.project.id or 0, limit=50)
+    jobs = rollout_service.list_imports(session, ctx.project_id, limit=50)
     return [import_public(session, job) for job in jobs]
 
 
 @router.get("/projects/{project_id}/imports/{import_id}", response_model=ImportPublic)
-def get_import(session: SessionDep, ctx: ProjectReader, import_id: Id) -> ImportPublic:
-    job = rollout_service.get_import(session, ctx.project.id or 0, import_id)
+def get_import(session: SessionDep, ctx: ProjectReader, job: ProjectImport) -> ImportPublic:
     return import_public(session, job)
 
 
@@ -109,11 +109,10 @@ def download_problems(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    import_id: Id,
+    job: ProjectImport,
     format: Literal["jsonl", "csv"] = "jsonl",
 ) -> StreamingResponse:
     """Every problem of the import (line, field, kind, message), as JSONL or CSV."""
-    job = rollout_service.get_import(session, ctx.project.id or 0, import_id)
     return problems_download(request, job, format)
 
 
@@ -174,9 +173,7 @@ def list_rollouts(
         import_id=import_id,
         sort=sort,
     )
-    page = rollout_service.list_rollouts(
-        session, ctx.project.id or 0, flt, cursor=cursor, limit=limit
-    )
+    page = rollout_service.list_rollouts(session, ctx.project_id, flt, cursor=cursor, limit=limit)
     return RolloutPagePublic(
         items=[
             RolloutSummaryPublic(
@@ -209,7 +206,7 @@ def list_groups(
 ) -> GroupPagePublic:
     """Groups of generations for the same prompt, with their sizes."""
     page = rollout_service.list_groups(
-        session, ctx.project.id or 0, RolloutFilter(), cursor=cursor, limit=limit
+        session, ctx.project_id, RolloutFilter(), cursor=cursor, limit=limit
     )
     return GroupPagePublic(
         items=[
@@ -227,7 +224,6 @@ def list_groups(
 
 
 @router.get("/projects/{project_id}/rollouts/{rollout_id}", response_model=RolloutPublic)
-def get_rollout(session: SessionDep, ctx: ProjectReader, rollout_id: BigId) -> RolloutPublic:
+def get_rollout(session: SessionDep, ctx: ProjectReader, rollout: ProjectRollout) -> RolloutPublic:
     """One whole rollout. Its text is untrusted model output: display it as text."""
-    rollout = rollout_service.get_rollout(session, ctx.project.id or 0, rollout_id)
     return RolloutPublic.of(rollout, rollout_service.pair_partners(session, rollout))

@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 
 from app.labels.models import DisagreementResolution, GoldItem, Label
+from app.labels.values import LabelStatus
 from app.rollouts.models import SEARCH_VECTOR_COLUMN, Rollout
 
 _r = Rollout.__table__.c  # type: ignore[attr-defined]
@@ -171,7 +172,7 @@ def conditions(dialect: str, project_id: int, flt: RolloutFilter) -> list[Column
         where.append(_r.group_key == flt.group)
     if flt.import_id is not None:
         where.append(_r.import_id == flt.import_id)
-    labeled = exists().where(_labels.rollout_id == _r.id, _labels.status == "submitted")
+    labeled = exists().where(_labels.rollout_id == _r.id, _labels.status == LabelStatus.submitted)
     gold = exists().where(_gold.rollout_id == _r.id)
     # Until judge-vs-expert comparison lands, a disagreement is one an expert has recorded.
     disagreement = exists().where(_resolutions.rollout_id == _r.id)

@@ -12,16 +12,18 @@ from starlette.responses import Response
 
 from app.auth.dependencies import ProjectReader, RolloutImporter, SessionDep
 from app.core.errors import InvalidInput, NotFound
-from app.core.ids import BigId, Id, NonNegInt32, bounded
+from app.core.ids import NonNegInt32, bounded
 from app.rollouts import display
 from app.rollouts import service as rollout_service
 from app.rollouts.api import problems_download
+from app.rollouts.deps import ProjectImport, ProjectRollout
 from app.rollouts.formats.csv_table import CSV_FIELDS
 from app.rollouts.models import Rollout, RolloutImport
 from app.rollouts.parsing import FORMATS
 from app.rollouts.search import RANK_CANDIDATES, RolloutFilter, RolloutSort
 from app.web.flash import flash
 from app.web.htmx import is_htmx, redirect, render
+from app.web.urls import project_url
 
 router = APIRouter(tags=["pages: rollouts"])
 
@@ -122,13 +124,13 @@ def _url(base: str, params: dict[str, str]) -> str:
 def rollout_list_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
     flt = _filter(request)
     cursor = request.query_params.get("cursor")
-    page = rollout_service.list_rollouts(session, ctx.project.id or 0, flt, cursor=cursor)
-    base = f"/projects/{ctx.project.id}/rollouts"
+    page = rollout_service.list_rollouts(session, ctx.project_id, flt, cursor=cursor)
+    base = project_url(ctx.project_id, "rollouts")
     context = {
         "ctx": ctx,
         "flt": flt,
         "page": page,
-        "facets": rollout_service.facets(session, ctx.project.id or 0),
+        "facets": rollout_service.facets(session, ctx.project_id),
         "base_url": base,
         "first_url": _url(base, flt.params()),
         "next_url": _url(base, {**flt.params(), "cursor": page.next_cursor})
@@ -146,13 +148,13 @@ def rollout_list_page(request: Request, session: SessionDep, ctx: ProjectReader)
 def rollout_groups_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
     flt = _filter(request)
     cursor = request.query_params.get("cursor")
-    page = rollout_service.list_groups(session, ctx.project.id or 0, flt, cursor=cursor)
-    base = f"/projects/{ctx.project.id}/rollouts/groups"
+    page = rollout_service.list_groups(session, ctx.project_id, flt, cursor=cursor)
+    base = project_url(ctx.project_id, "rollouts", "groups")
     context = {
         "ctx": ctx,
         "flt": flt,
         "page": page,
-        "facets": rollout_service.facets(session, ctx.project.id or 0),
+        "facets": rollout_service.facets(session, ctx.project_id),
         "base_url": base,
         "next_url": _url(base, {**flt.params(), "cursor": page.next_cursor})
         if page.next_cursor
@@ -166,7 +168,7 @@ def rollout_groups_page(request: Request, session: SessionDep, ctx: ProjectReade
 def rollout_group_page(
     request: Request, session: SessionDep, ctx: ProjectReader, key: str = ""
 ) -> Response:
-    rollouts = rollout_service.group_rollouts(session, ctx.project.id or 0, key)
+    rollouts = rollout_service.group_rollouts(session, ctx.project_id, key)
     context = {
         "ctx": ctx,
         "key": key,
@@ -182,9 +184,8 @@ def rollout_group_page(
 
 @router.get("/projects/{project_id}/rollouts/{rollout_id:int}", include_in_schema=False)
 def rollout_detail_page(
-    request: Request, session: SessionDep, ctx: ProjectReader, rollout_id: BigId
+    request: Request, session: SessionDep, ctx: ProjectReader, rollout: ProjectRollout
 ) -> Response:
-    rollout = rollout_service.get_rollout(session, ctx.project.id or 0, rollout_id)
     context = {
         "ctx": ctx,
         "r": rollout,
@@ -202,11 +203,10 @@ def rollout_messages_fragment(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    rollout_id: int,
+    rollout: ProjectRollout,
     start: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Response:
     """The next page of a long list of input messages, appended in place by htmx."""
-    rollout = rollout_service.get_rollout(session, ctx.project.id or 0, rollout_id)
     context = {
         "ctx": ctx,
         "r": rollout,
@@ -240,12 +240,11 @@ def rollout_text_fragment(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    rollout_id: BigId,
+    rollout: ProjectRollout,
     part: str,
     page: NonNegInt32 = 1,
 ) -> Response:
     """The next page of a long text, appended in place by htmx."""
-    rollout = rollout_service.get_rollout(session, ctx.project.id or 0, rollout_id)
     chunk = display.text_page(_part_text(rollout, part), page)
     context = {"ctx": ctx, "r": rollout, "part": part, "chunk": chunk}
     return render(request, "rollouts/_text_more.html", context)
@@ -273,7 +272,7 @@ def _import_context(session: SessionDep, ctx: Any, job: RolloutImport) -> dict[s
 def import_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
     context = {
         "ctx": ctx,
-        "imports": rollout_service.list_imports(session, ctx.project.id or 0),
+        "imports": rollout_service.list_imports(session, ctx.project_id),
         "formats": [(name, FORMAT_LABELS[name]) for name in FORMATS],
         "max_upload_bytes": request.app.state.settings.max_upload_bytes,
     }
@@ -301,23 +300,21 @@ def import_upload_action(
         choices=rollout_service.ImportChoices(format=format, skip_invalid=skip_invalid),
         browser_mapping=True,
     )
-    return redirect(request, f"/projects/{ctx.project.id}/imports/{job.id}")
+    return redirect(request, project_url(ctx.project_id, "imports", job.id))
 
 
 @router.get("/projects/{project_id}/imports/{import_id}", include_in_schema=False)
 def import_job_page(
-    request: Request, session: SessionDep, ctx: ProjectReader, import_id: Id
+    request: Request, session: SessionDep, ctx: ProjectReader, job: ProjectImport
 ) -> Response:
-    job = rollout_service.get_import(session, ctx.project.id or 0, import_id)
     return render(request, "rollouts/import.html", _import_context(session, ctx, job))
 
 
 @router.get("/projects/{project_id}/imports/{import_id}/status", include_in_schema=False)
 def import_status_fragment(
-    request: Request, session: SessionDep, ctx: ProjectReader, import_id: Id
+    request: Request, session: SessionDep, ctx: ProjectReader, job: ProjectImport
 ) -> Response:
     """Polled by the job page every second; 286 once the import has finished."""
-    job = rollout_service.get_import(session, ctx.project.id or 0, import_id)
     context = _import_context(session, ctx, job)
     stop = context["finished"] or job.status == rollout_service.AWAITING_MAPPING
     status = STOP_POLLING if stop and is_htmx(request) else 200
@@ -349,23 +346,21 @@ def import_mapping_action(
     request: Request,
     session: SessionDep,
     ctx: RolloutImporter,
-    import_id: Id,
+    job: ProjectImport,
     form: Annotated[MappingForm, Form()],
 ) -> Response:
-    job = rollout_service.get_import(session, ctx.project.id or 0, import_id)
     rollout_service.set_csv_mapping(session, job, ctx.user, form.mapping())
-    response = redirect(request, f"/projects/{ctx.project.id}/imports/{job.id}")
+    response = redirect(request, project_url(ctx.project_id, "imports", job.id))
     flash(request, response, "Columns chosen; the import has started.")
     return response
 
 
 @router.post("/projects/{project_id}/imports/{import_id}/cancel", include_in_schema=False)
 def import_cancel_action(
-    request: Request, session: SessionDep, ctx: RolloutImporter, import_id: Id
+    request: Request, session: SessionDep, ctx: RolloutImporter, job: ProjectImport
 ) -> Response:
-    job = rollout_service.get_import(session, ctx.project.id or 0, import_id)
     rollout_service.cancel_import(session, job, ctx.user)
-    response = redirect(request, f"/projects/{ctx.project.id}/imports")
+    response = redirect(request, project_url(ctx.project_id, "imports"))
     flash(request, response, f"The import of {job.filename} was cancelled.")
     return response
 
@@ -374,9 +369,8 @@ def import_cancel_action(
     "/projects/{project_id}/imports/{import_id}/problems.{extension}", include_in_schema=False
 )
 def import_problems_download(
-    request: Request, session: SessionDep, ctx: ProjectReader, import_id: Id, extension: str
+    request: Request, session: SessionDep, ctx: ProjectReader, job: ProjectImport, extension: str
 ) -> Response:
     if extension not in ("csv", "jsonl"):
         raise NotFound("Problems can be downloaded as .csv or .jsonl.")
-    job = rollout_service.get_import(session, ctx.project.id or 0, import_id)
     return problems_download(request, job, extension)

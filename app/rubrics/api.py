@@ -16,8 +16,13 @@ from app.auth.dependencies import (
     SessionDep,
 )
 from app.core.ids import BigId, Id
+from app.rollouts import service as rollout_service
+from app.rollouts.deps import ProjectRollout
+from app.rubrics import files as rubric_files
 from app.rubrics import forms
+from app.rubrics import previews as rubric_previews
 from app.rubrics import service as rubric_service
+from app.rubrics.deps import ProjectRubric
 from app.rubrics.models import Rubric, RubricApproval, RubricVersion
 from app.rubrics.schemas import (
     ApprovalPublic,
@@ -114,9 +119,7 @@ def list_rubrics(
     session: SessionDep, ctx: ProjectReader, include_archived: bool = False
 ) -> list[RubricSummary]:
     """The project's rubrics with their newest version number."""
-    rows = rubric_service.list_rubrics(
-        session, ctx.project.id or 0, include_archived=include_archived
-    )
+    rows = rubric_service.list_rubrics(session, ctx.project_id, include_archived=include_archived)
     return [
         RubricSummary(
             id=row.rubric.id or 0,
@@ -149,27 +152,24 @@ def create_rubric(body: RubricCreate, session: SessionDep, ctx: RubricEditor) ->
 @router.post("/import", response_model=RubricPublic, status_code=status.HTTP_201_CREATED)
 def import_rubric(body: ImportBody, session: SessionDep, ctx: RubricEditor) -> RubricPublic:
     """Create a rubric, with its versions, sign-offs and draft, from a YAML or JSON rubric file."""
-    rubric = rubric_service.import_rubric(
+    rubric = rubric_files.import_rubric(
         session, ctx.project, actor=ctx.user, text=body.content, fmt=body.format, name=body.name
     )
     return _rubric_public(session, rubric)
 
 
 @router.get("/{rubric_id}", response_model=RubricPublic)
-def get_rubric(rubric_id: Id, session: SessionDep, ctx: ProjectReader) -> RubricPublic:
+def get_rubric(session: SessionDep, ctx: ProjectReader, rubric: ProjectRubric) -> RubricPublic:
     """The rubric, its draft (with what still prevents publishing) and its versions."""
-    return _rubric_public(
-        session, rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
-    )
+    return _rubric_public(session, rubric)
 
 
 @router.put("/{rubric_id}/draft", response_model=DraftSaveResult, responses=_CONFLICT)
 def save_draft(
-    rubric_id: Id, body: DraftSave, session: SessionDep, ctx: RubricEditor
+    body: DraftSave, session: SessionDep, ctx: RubricEditor, rubric: ProjectRubric
 ) -> DraftSaveResult | JSONResponse:
     """Save the whole draft. Send the revision you read: if someone saved since, nothing is
     written and 409 returns the current draft and revision."""
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     try:
         saved = rubric_service.save_draft(
             session, rubric, actor=ctx.user, expected_revision=body.revision, draft=body.definition
@@ -192,10 +192,9 @@ def save_draft(
     responses=_CONFLICT,
 )
 def publish(
-    rubric_id: Id, body: PublishBody, session: SessionDep, ctx: RubricPublisher
+    body: PublishBody, session: SessionDep, ctx: RubricPublisher, rubric: ProjectRubric
 ) -> VersionPublic | JSONResponse:
     """Freeze the current draft as the next version, with a required change note."""
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     try:
         version = rubric_service.publish_version(
             session,
@@ -220,9 +219,10 @@ def archive(
 
 
 @router.get("/{rubric_id}/versions", response_model=list[VersionSummary])
-def list_versions(rubric_id: Id, session: SessionDep, ctx: ProjectReader) -> list[VersionSummary]:
+def list_versions(
+    session: SessionDep, ctx: ProjectReader, rubric: ProjectRubric
+) -> list[VersionSummary]:
     """Published versions, newest first."""
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     versions = rubric_service.list_versions(session, rubric.id or 0)
     approvals = rubric_service.approvals_for(session, [v.id or 0 for v in versions])
     return [_summary(v, approvals[v.id or 0]) for v in versions]
@@ -230,10 +230,9 @@ def list_versions(rubric_id: Id, session: SessionDep, ctx: ProjectReader) -> lis
 
 @router.get("/{rubric_id}/versions/{number}", response_model=VersionPublic)
 def get_version(
-    rubric_id: Id, number: Id, session: SessionDep, ctx: ProjectReader
+    number: Id, session: SessionDep, ctx: ProjectReader, rubric: ProjectRubric
 ) -> VersionPublic:
     """One frozen version: definition, output JSON Schema, content hash and sign-offs."""
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     version = rubric_service.get_version(session, rubric, number)
     approvals = rubric_service.approvals_for(session, [version.id or 0])
     return _version(version, approvals[version.id or 0])
@@ -241,24 +240,22 @@ def get_version(
 
 @router.get("/{rubric_id}/versions/{number}/render")
 def render_version(
-    rubric_id: Id,
     number: Id,
-    rollout_id: BigId,
     session: SessionDep,
     ctx: ProjectReader,
+    rubric: ProjectRubric,
+    rollout: ProjectRollout,
     rollout_b_id: BigId | None = None,
 ) -> dict[str, Any]:
     """The exact judge messages this version produces for a rollout, with a token estimate."""
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     version = rubric_service.get_version(session, rubric, number)
-    rollout = rubric_service.get_rollout(session, ctx.project.id or 0, rollout_id)
     partner = (
-        rubric_service.get_rollout(session, ctx.project.id or 0, rollout_b_id)
+        rollout_service.get_rollout(session, ctx.project_id, rollout_b_id)
         if rollout_b_id is not None
-        else rubric_service.pair_partner(session, rollout)
+        else rubric_previews.pair_partner(session, rollout)
     )
-    preview = rubric_service.render_preview(
-        version.definition, rubric_service.prompt_context(rollout, partner)
+    preview = rubric_previews.render_preview(
+        version.definition, rubric_previews.prompt_context(rollout, partner)
     )
     return {
         "messages": preview.messages,
@@ -273,10 +270,9 @@ def render_version(
     status_code=status.HTTP_201_CREATED,
 )
 def approve(
-    rubric_id: Id, number: Id, body: ApproveBody, session: SessionDep, ctx: RubricApprover
+    number: Id, body: ApproveBody, session: SessionDep, ctx: RubricApprover, rubric: ProjectRubric
 ) -> ApprovalPublic:
     """Sign off a published version (once per person)."""
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     version = rubric_service.get_version(session, rubric, number)
     approval = rubric_service.approve_version(
         session, version, actor=ctx.user, comment=body.comment
@@ -290,15 +286,14 @@ def approve(
     responses={200: {"content": {"application/yaml": {}, "application/json": {}}}},
 )
 def export(
-    rubric_id: Id,
     session: SessionDep,
     ctx: ProjectReader,
+    rubric: ProjectRubric,
     format: Annotated[Literal["yaml", "json"], Query()] = "yaml",
     version: Annotated[Id | None, Query(description="one version; all when omitted")] = None,
 ) -> Response:
     """The rubric as a YAML or JSON file: all versions (and a valid draft), or one version."""
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
-    filename, text = rubric_service.export_text(session, rubric, fmt=format, version=version)
+    filename, text = rubric_files.export_text(session, rubric, fmt=format, version=version)
     media = "application/json" if format == "json" else "application/yaml"
     return Response(
         text,

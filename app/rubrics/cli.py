@@ -96,13 +96,14 @@ def draft_command(
     as_email: cs.AsOpt = None,
 ) -> None:
     """Print the draft (YAML), or save one from --file, or regenerate its templates."""
+    from app.rubrics import serialization as rubric_serialization
     from app.rubrics import service as rubric_service
 
     with cs.session() as db:
         found = cs.project(db, project)
         target = cs.rubric(db, found, rubric)
         if file is None and not regenerate:
-            typer.echo(rubric_service.readable_yaml(rubric_service.current_draft(db, target)))
+            typer.echo(rubric_serialization.readable_yaml(rubric_service.current_draft(db, target)))
             return
         user = cs.person(db, found, as_email, Permission.rubric_edit)
         draft = _read_definition(file) if file else rubric_service.current_draft(db, target)
@@ -129,20 +130,21 @@ def render_command(
     rollout_b: Annotated[int | None, typer.Option(help="Pairs: the second rollout.")] = None,
 ) -> None:
     """Print the exact judge messages a version produces for a rollout, as JSON."""
-    from app.rubrics import service as rubric_service
+    from app.rollouts import service as rollout_service
+    from app.rubrics import previews as rubric_previews
 
     with cs.session() as db:
         found = cs.project(db, project)
         version = cs.rubric_version(db, found, rubric_version)
         with cs.domain_errors():
-            first = rubric_service.get_rollout(db, found.id or 0, rollout)
+            first = rollout_service.get_rollout(db, found.id or 0, rollout)
             partner = (
-                rubric_service.get_rollout(db, found.id or 0, rollout_b)
+                rollout_service.get_rollout(db, found.id or 0, rollout_b)
                 if rollout_b is not None
-                else rubric_service.pair_partner(db, first)
+                else rubric_previews.pair_partner(db, first)
             )
-        preview = rubric_service.render_preview(
-            version.definition, rubric_service.prompt_context(first, partner)
+        preview = rubric_previews.render_preview(
+            version.definition, rubric_previews.prompt_context(first, partner)
         )
     cs.echo_json(
         {
@@ -225,13 +227,13 @@ def export_command(
     ] = None,
 ) -> None:
     """Write a rubric (all versions, or one) as a YAML or JSON file (docs/formats/rubric.md)."""
-    from app.rubrics import service as rubric_service
+    from app.rubrics import files as rubric_files
 
     with cs.session() as db:
         found = cs.project(db, project)
         target = cs.rubric(db, found, rubric)
         with cs.domain_errors():
-            _, text = rubric_service.export_text(db, target, fmt=fmt, version=version)
+            _, text = rubric_files.export_text(db, target, fmt=fmt, version=version)
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -251,19 +253,19 @@ def import_command(
 ) -> None:
     """Create a rubric, with its versions and sign-offs, from a rubric file
     (docs/formats/rubric.md)."""
-    from app.rubrics import service as rubric_service
+    from app.rubrics import files as rubric_files
 
     text = path.read_text(encoding="utf-8-sig")
     with cs.session() as db:
         target = cs.project(db, project)
         actor = cs.person(db, target, as_email or user, Permission.rubric_edit)
         with cs.domain_errors():
-            created = rubric_service.import_rubric(
+            created = rubric_files.import_rubric(
                 db,
                 target,
                 actor=actor,
                 text=text,
-                fmt=rubric_service.guess_format(path.name, text),
+                fmt=rubric_files.guess_format(path.name, text),
                 name=name,
             )
     typer.echo(f"Imported rubric {created.name} (id {created.id}).")

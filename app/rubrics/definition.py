@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -16,6 +17,15 @@ KEY_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 
 CriterionType = Literal["boolean", "scale"]
 Mode = Literal["rubric", "preference"]
+
+
+class RubricMode(StrEnum):
+    """rubric: criteria scored for one response; preference: which of two responses is better."""
+
+    rubric = "rubric"
+    preference = "preference"
+
+
 Aggregation = Literal["weighted_mean", "all_must_pass", "minimum", "per_item_mean"]
 Identifier = Annotated[str, StringConstraints(pattern=KEY_PATTERN)]
 PREFERENCE_CHOICES = ("A", "B", "tie")
@@ -136,7 +146,7 @@ class RubricDefinition(_Model):
                     f"(already used by criteria[{seen[criterion.key]}])"
                 )
             seen[criterion.key] = index
-        if self.mode == "rubric":
+        if self.mode == RubricMode.rubric:
             self._check_rubric_mode()
         else:
             self._check_preference_mode()
@@ -180,7 +190,7 @@ class RubricDefinition(_Model):
         where = f"examples[{index}].label"
         by_key = {criterion.key: criterion for criterion in self.criteria}
         for key, value in example.label.items():
-            if self.mode == "preference":
+            if self.mode == RubricMode.preference:
                 if key != "winner" and key not in by_key:
                     raise ValueError(
                         f"{where}: unknown key '{key}' (use 'winner' or a criterion key)"

@@ -13,7 +13,7 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from app.rubrics.definition import PREFERENCE_CHOICES, Criterion, RubricDefinition
+from app.rubrics.definition import PREFERENCE_CHOICES, Criterion, RubricDefinition, RubricMode
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _MAX_MESSAGE_CHARS = 300
@@ -97,7 +97,7 @@ def build_output_schema(defn: RubricDefinition) -> dict[str, Any]:
         "title": f"Judge answer: {defn.title}",
         "type": "object",
     }
-    if defn.mode == "preference":
+    if defn.mode == RubricMode.preference:
         schema.update(_preference_schema(defn))
     elif defn.aggregation == "per_item_mean":
         assert defn.item_field is not None  # guaranteed by RubricDefinition's validator

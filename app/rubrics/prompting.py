@@ -19,7 +19,7 @@ from typing import Any, Literal
 from jinja2 import Template, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError
 
-from app.rubrics.definition import RubricDefinition
+from app.rubrics.definition import RubricDefinition, RubricMode
 from app.rubrics.output_schema import build_output_schema
 from app.rubrics.reference_answer import reference_answer_text
 from app.rubrics.template_sandbox import BudgetExceeded, make_environment
@@ -436,7 +436,7 @@ def validate_templates(defn: RubricDefinition) -> list[TemplateError]:
         text = rendered["system"] + rendered["user"]
         needed = (
             {"response_a": _SAMPLE_RESPONSE_A, "response_b": _SAMPLE_RESPONSE_B}
-            if defn.mode == "preference"
+            if defn.mode == RubricMode.preference
             else {"response": _SAMPLE_RESPONSE}
         )
         for name, sample in needed.items():
@@ -612,7 +612,7 @@ def default_templates(defn: RubricDefinition) -> tuple[str, str]:
 
     They read only `defn.mode` and `defn.aggregation`; everything else (criteria, rules,
     examples...) is pulled in by the templates' variables at render time."""
-    if defn.mode == "preference":
+    if defn.mode == RubricMode.preference:
         system = (
             _SYSTEM_INTRO
             + """

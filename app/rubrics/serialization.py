@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from app.rubrics.definition import Mode, RubricDefinition, content_hash
+from app.rubrics.definition import Criterion, Mode, RubricDefinition, content_hash
 
 Format = Literal["yaml", "json"]
 FORMAT_VERSION: Literal[1] = 1
@@ -276,3 +276,40 @@ def load_rubric(text: str, fmt: Format = "yaml") -> RubricDocument:
         return RubricDocument.model_validate(data)
     except ValidationError as exc:
         raise RubricFormatError(_issues_from_validation(exc, root, fmt)) from None
+
+
+class _ReadableDumper(yaml.SafeDumper):
+    """Multi-line text as | blocks, so template and description changes diff line by line."""
+
+
+def _represent_readable_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar(
+        "tag:yaml.org,2002:str", value, style="|" if "\n" in value else None
+    )
+
+
+_ReadableDumper.add_representer(str, _represent_readable_str)
+
+
+def _in_field_order(data: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    # Both sides of a comparison get every field in the same order, so only real edits differ.
+    ordered: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name in data:
+            ordered[name] = data[name]
+        elif not info.is_required():
+            ordered[name] = info.get_default(call_default_factory=True)
+    return ordered | {k: v for k, v in data.items() if k not in ordered}
+
+
+def readable_yaml(draft: dict[str, Any]) -> str:
+    """A draft as YAML for people (the conflict view): fields in the definition's order, one
+    line per value (no wrapping) so a line-by-line comparison shows exactly what differs."""
+    data = _in_field_order(draft, RubricDefinition)
+    if isinstance(data.get("criteria"), list):
+        data["criteria"] = [
+            _in_field_order(c, Criterion) if isinstance(c, dict) else c for c in data["criteria"]
+        ]
+    return yaml.dump(
+        data, Dumper=_ReadableDumper, sort_keys=False, allow_unicode=True, width=1_000_000
+    )

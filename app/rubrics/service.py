@@ -8,14 +8,11 @@ once per user and rubric per DRAFT_AUDIT_WINDOW (the draft itself keeps who save
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import yaml
-from pydantic import BaseModel
-from sqlalchemy import func, or_, update
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -28,37 +25,27 @@ from app.core.json_limits import check_json
 from app.labels.models import GoldItem
 from app.projects import service as project_service
 from app.projects.models import Project
-from app.rollouts.models import Rollout, RolloutPair
+from app.rollouts import service as rollout_service
+from app.rollouts.models import Rollout
 from app.rubrics import forms
 from app.rubrics.builtin import BUILTIN_DESCRIPTIONS, BUILTIN_TEMPLATES, get_builtin
-from app.rubrics.definition import Criterion, RubricDefinition, canonical_json, content_hash
-from app.rubrics.diff import DiffRow, RubricDiff, diff_definitions, side_by_side
+from app.rubrics.definition import (
+    RubricDefinition,
+    RubricMode,
+    canonical_json,
+    content_hash,
+)
 from app.rubrics.models import Rubric, RubricApproval, RubricVersion
 from app.rubrics.output_schema import build_output_schema
+from app.rubrics.previews import pair_partner, prompt_context
 from app.rubrics.prompting import (
-    SAMPLE_CONTEXT,
-    PromptContext,
-    TemplateError,
     default_templates,
-    estimate_tokens,
     materialize_templates,
-    render_prompt,
-)
-from app.rubrics.serialization import (
-    Approval,
-    Format,
-    RubricDocument,
-    RubricFormatError,
-    RubricVersionDocument,
-    dump_rubric,
-    load_rubric,
 )
 
 DRAFT_AUDIT_WINDOW = timedelta(minutes=10)
 MAX_DRAFT_CHARS = 2_000_000
-MAX_IMPORT_CHARS = 20_000_000
 EXAMPLE_EXCERPT_CHARS = 2_000
-DEMO_RUBRIC_NAME = "Contract review comments"
 BLANK_CHOICES = {
     "blank_rubric": "Blank rubric (score one response against criteria)",
     "blank_preference": "Blank preference (compare two responses)",
@@ -143,6 +130,61 @@ def latest_version(session: Session, rubric_id: int) -> RubricVersion | None:
     return session.exec(query.order_by(col(RubricVersion.number).desc()).limit(1)).first()
 
 
+def get_project_version(session: Session, project_id: int, version_id: int) -> RubricVersion:
+    """A rubric version of the project by id (the one reader other domains use)."""
+    version = session.get(RubricVersion, version_id)
+    if version is None or version.project_id != project_id:
+        raise NotFound("No such published rubric version in this project.")
+    return version
+
+
+@dataclass(frozen=True)
+class VersionChoice:
+    """A published version with its rubric, for choosing what to label, judge or export."""
+
+    version: RubricVersion
+    rubric: Rubric
+
+    @property
+    def id(self) -> int:
+        return self.version.id or 0
+
+    @property
+    def rubric_id(self) -> int:
+        return self.rubric.id or 0
+
+    @property
+    def rubric_name(self) -> str:
+        return self.rubric.name
+
+    @property
+    def number(self) -> int:
+        return self.version.number
+
+    @property
+    def mode(self) -> str:
+        return self.rubric.mode
+
+    @property
+    def label(self) -> str:
+        return f"{self.rubric.name} v{self.version.number}"
+
+
+def version_choices(
+    session: Session, project_id: int, *, mode: str | None = None
+) -> list[VersionChoice]:
+    """Every published version of the project (of one mode, if given), newest first per rubric."""
+    query = (
+        select(RubricVersion, Rubric)
+        .join(Rubric, col(Rubric.id) == col(RubricVersion.rubric_id))
+        .where(RubricVersion.project_id == project_id)
+    )
+    if mode is not None:
+        query = query.where(Rubric.mode == mode)
+    query = query.order_by(col(Rubric.name), col(RubricVersion.number).desc())
+    return [VersionChoice(v, r) for v, r in session.exec(query)]
+
+
 def get_version(session: Session, rubric: Rubric, number: int) -> RubricVersion:
     version = session.exec(
         select(RubricVersion).where(
@@ -177,7 +219,7 @@ def version_definition(version: RubricVersion) -> RubricDefinition:
 def blank_draft(title: str, mode: str) -> dict[str, Any]:
     """A starting draft: one pass/fail criterion (rubric) or an instruction to fill (preference)."""
     draft: dict[str, Any] = {"mode": mode, "title": title}
-    if mode == "preference":
+    if mode == RubricMode.preference:
         draft["preference_instruction"] = ""
         draft["criteria"] = []
     else:
@@ -209,7 +251,7 @@ def current_draft(session: Session, rubric: Rubric) -> dict[str, Any]:
 # --------------------------------------------------------------------------- creating
 
 
-def _clean_name(name: str) -> str:
+def clean_name(name: str) -> str:
     cleaned = " ".join(name.split())
     if not cleaned:
         raise InvalidInput("Give the rubric a name.")
@@ -218,7 +260,7 @@ def _clean_name(name: str) -> str:
     return cleaned
 
 
-def _ensure_name_free(session: Session, project_id: int, name: str) -> None:
+def ensure_name_free(session: Session, project_id: int, name: str) -> None:
     clash = session.exec(
         select(Rubric.id).where(Rubric.project_id == project_id, Rubric.name == name)
     ).first()
@@ -236,7 +278,7 @@ def create_rubric(
     template: str = "blank_rubric",
 ) -> Rubric:
     """A new rubric whose draft starts from a built-in template or a blank design."""
-    name = _clean_name(name)
+    name = clean_name(name)
     if template in BUILTIN_TEMPLATES:
         definition = get_builtin(template)
         draft = definition.model_dump(mode="json")
@@ -248,7 +290,7 @@ def create_rubric(
         raise InvalidInput(
             f"Unknown template “{template}”; choose one of: {', '.join(template_choices())}."
         )
-    _ensure_name_free(session, project.id or 0, name)
+    ensure_name_free(session, project.id or 0, name)
     rubric = Rubric(
         project_id=project.id or 0,
         name=name,
@@ -259,7 +301,7 @@ def create_rubric(
         created_by_id=actor.id,
     )
     session.add(rubric)
-    _flush_unique(session, name)
+    flush_unique(session, name)
     audit_service.record(
         session,
         actor=actor,
@@ -274,7 +316,7 @@ def create_rubric(
     return rubric
 
 
-def _flush_unique(session: Session, name: str) -> None:
+def flush_unique(session: Session, name: str) -> None:
     try:
         session.flush()
     except IntegrityError:
@@ -291,7 +333,7 @@ class DraftConflict(Conflict):
     """The draft changed since the caller read it; nothing was overwritten."""
 
     def __init__(self, rubric: Rubric, current: dict[str, Any], updated_by: str) -> None:
-        when = _as_utc(rubric.draft_updated_at).strftime("%Y-%m-%d %H:%M:%S UTC")
+        when = as_utc(rubric.draft_updated_at).strftime("%Y-%m-%d %H:%M:%S UTC")
         super().__init__(
             f"Not saved: {updated_by} saved a newer draft (revision {rubric.draft_revision}) "
             f"at {when}. Compare the two versions below; nothing was overwritten."
@@ -310,7 +352,7 @@ class DraftSaved:
     saved_at: datetime
 
 
-def _as_utc(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -432,7 +474,7 @@ def save_draft(
         revision=rubric.draft_revision,
         changed=changed,
         check=forms.check_draft(draft),
-        saved_at=_as_utc(rubric.draft_updated_at),
+        saved_at=as_utc(rubric.draft_updated_at),
     )
 
 
@@ -632,178 +674,11 @@ def archive_rubric(session: Session, rubric: Rubric, *, actor: User, archived: b
     return rubric
 
 
-# --------------------------------------------------------------------------- comparing
-
-
-@dataclass
-class Comparison:
-    """Two definitions side by side: structured changes, template source and rendered prompt."""
-
-    diff: RubricDiff
-    rendered_system_rows: list[DiffRow]
-    rendered_user_rows: list[DiffRow]
-    render_error: str | None = None
-    schema_changed: bool = False
-
-    @property
-    def rendered_changed(self) -> bool:
-        return any(r.kind != "equal" for r in self.rendered_system_rows + self.rendered_user_rows)
-
-
-@dataclass(frozen=True)
-class Gap:
-    """A run of unchanged lines left out of a side-by-side view."""
-
-    count: int
-    kind: str = "gap"
-
-
-def with_context(rows: list[DiffRow], context: int = 3) -> list[DiffRow | Gap]:
-    """Changed rows with `context` unchanged rows around them; longer unchanged runs become
-    a Gap, so a change in a long prompt is visible without scrolling."""
-    keep = [False] * len(rows)
-    for index, row in enumerate(rows):
-        if row.kind != "equal":
-            for near in range(max(0, index - context), min(len(rows), index + context + 1)):
-                keep[near] = True
-    result: list[DiffRow | Gap] = []
-    skipped = 0
-    for row, kept in zip(rows, keep, strict=True):
-        if kept:
-            if skipped:
-                result.append(Gap(skipped))
-                skipped = 0
-            result.append(row)
-        else:
-            skipped += 1
-    if skipped:
-        result.append(Gap(skipped))
-    return result
-
-
-def compare_definitions(before: RubricDefinition, after: RubricDefinition) -> Comparison:
-    diff = diff_definitions(before, after)
-    # Criteria are rendered by loops, so a criterion edit shows as a changed prompt line only
-    # in the rendered text: compare that too, on the built-in sample rollout.
-    try:
-        a, b = render_prompt(before, SAMPLE_CONTEXT), render_prompt(after, SAMPLE_CONTEXT)
-    except TemplateError as exc:
-        return Comparison(diff, [], [], render_error=str(exc))
-    return Comparison(
-        diff,
-        side_by_side(a.system, b.system),
-        side_by_side(a.user, b.user),
-        schema_changed=build_output_schema(before) != build_output_schema(after),
-    )
-
-
-# --------------------------------------------------------------------------- rollouts
-
-
-def _search(query: Any, q: str | None) -> Any:
-    q = (q or "").strip()
-    if not q:
-        return query
-    conditions = [col(Rollout.external_id).contains(q), col(Rollout.model).contains(q)]
-    if q.isdigit():
-        conditions.append(col(Rollout.id) == int(q))
-    return query.where(or_(*conditions))
-
-
-def find_rollouts(
-    session: Session, project_id: int, q: str | None = None, *, limit: int = 50
-) -> list[Rollout]:
-    """Any rollout of the project (for the preview), by id, external id or model."""
-    query = _search(select(Rollout).where(Rollout.project_id == project_id), q)
-    return list(session.exec(query.order_by(col(Rollout.id)).limit(limit)))
-
-
-def example_candidates(
-    session: Session, project_id: int, q: str | None = None, *, limit: int = 50
-) -> list[Rollout]:
-    """Rollouts that may become few-shot examples: never a gold item of the test split, so a
-    judge is not shown the answers it will be graded on."""
-    test_split = select(GoldItem.rollout_id).where(
-        GoldItem.project_id == project_id, GoldItem.split == "test"
-    )
-    query = select(Rollout).where(
-        Rollout.project_id == project_id, col(Rollout.id).not_in(test_split)
-    )
-    return list(session.exec(_search(query, q).order_by(col(Rollout.id)).limit(limit)))
-
-
-def get_rollout(session: Session, project_id: int, rollout_id: int) -> Rollout:
-    rollout = session.get(Rollout, rollout_id)
-    if rollout is None or rollout.project_id != project_id:
-        raise NotFound(f"No rollout with id {rollout_id} in this project.")
-    return rollout
-
-
-def pair_partner(session: Session, rollout: Rollout) -> Rollout | None:
-    """The other response of a preference pair the rollout belongs to, if any."""
-    pair = session.exec(
-        select(RolloutPair).where(
-            or_(
-                col(RolloutPair.rollout_a_id) == rollout.id,
-                col(RolloutPair.rollout_b_id) == rollout.id,
-            )
-        )
-    ).first()
-    if pair is None:
-        return None
-    other = pair.rollout_b_id if pair.rollout_a_id == rollout.id else pair.rollout_a_id
-    return session.get(Rollout, other)
-
-
-def prompt_context(rollout: Rollout, rollout_b: Rollout | None = None) -> PromptContext:
-    """What a judge prompt can show about a rollout (and its pair partner in preference mode)."""
-    return PromptContext(
-        input_messages=list(rollout.input_messages or []),
-        target_document=rollout.target_document,
-        references=[r for r in rollout.reference_documents or [] if isinstance(r, dict)],
-        response=rollout.response,
-        response_a=rollout.response,
-        response_b=rollout_b.response if rollout_b is not None else None,
-        reference_answer=rollout.reference_answer,
-        metadata=dict(rollout.metadata_ or {}),
-    )
-
-
-@dataclass
-class Preview:
-    """The exact judge messages for one rollout, or why they cannot be shown."""
-
-    messages: list[dict[str, str]] = field(default_factory=list)
-    system_tokens: int = 0
-    user_tokens: int = 0
-    problems: list[str] = field(default_factory=list)
-    template_errors: list[TemplateError] = field(default_factory=list)
-
-    @property
-    def tokens(self) -> int:
-        return self.system_tokens + self.user_tokens
-
-
-def render_preview(draft: dict[str, Any], ctx: PromptContext) -> Preview:
-    definition, problems = forms.parse_definition(draft)
-    if definition is None:
-        return Preview(problems=problems)
-    try:
-        rendered = render_prompt(definition, ctx)
-    except TemplateError as exc:
-        return Preview(template_errors=[exc])
-    return Preview(
-        messages=rendered.messages(),
-        system_tokens=estimate_tokens(rendered.system),
-        user_tokens=estimate_tokens(rendered.user),
-    )
-
-
 # --------------------------------------------------------------------------- few-shot examples
 
 
 def _check_candidate(session: Session, project_id: int, rollout_id: int) -> Rollout:
-    rollout = get_rollout(session, project_id, rollout_id)
+    rollout = rollout_service.get_rollout(session, project_id, rollout_id)
     test_item = session.exec(
         select(GoldItem.id).where(
             GoldItem.project_id == project_id,
@@ -847,7 +722,7 @@ def add_example(
         "label": {k: v for k, v in label.items() if v is not None and v != ""},
         "critique": critique.strip(),
     }
-    if rubric.mode == "preference":
+    if rubric.mode == RubricMode.preference:
         partner = (
             _check_candidate(session, rubric.project_id, rollout_b_id)
             if rollout_b_id is not None
@@ -898,228 +773,3 @@ def remove_example(
     )
     session.commit()
     return DraftSaved(rubric.draft_revision, True, forms.check_draft(draft), utcnow())
-
-
-# --------------------------------------------------------------------------- rubric as code
-
-
-def export_document(
-    session: Session, rubric: Rubric, *, version: int | None = None
-) -> RubricDocument:
-    """All versions and the draft (when it is valid), or only one version."""
-    versions = list(reversed(list_versions(session, rubric.id or 0)))
-    if version is not None:
-        versions = [v for v in versions if v.number == version]
-        if not versions:
-            raise NotFound(f"Rubric “{rubric.name}” has no version {version}.")
-    approvals = approvals_for(session, [v.id or 0 for v in versions])
-    draft = None
-    if version is None and rubric.draft is not None:
-        draft, _ = forms.parse_definition(rubric.draft)
-    return RubricDocument(
-        name=rubric.name,
-        description=rubric.description,
-        mode=rubric.mode,
-        draft=draft,
-        versions=[
-            RubricVersionDocument(
-                number=v.number,
-                definition=version_definition(v),
-                change_note=v.change_note,
-                created_by=v.created_by_label or user_label(session, v.created_by_id),
-                created_at=_as_utc(v.created_at),
-                content_hash=v.content_hash,
-                approvals=[
-                    Approval(by=a.user_label, at=_as_utc(a.approved_at), comment=a.comment)
-                    for a in approvals.get(v.id or 0, [])
-                ],
-            )
-            for v in versions
-        ],
-    )
-
-
-def export_text(
-    session: Session, rubric: Rubric, *, fmt: str = "yaml", version: int | None = None
-) -> tuple[str, str]:
-    """(file name, text) of the rubric document."""
-    if fmt not in ("yaml", "json"):
-        raise InvalidInput("Export format must be yaml or json.")
-    doc = export_document(session, rubric, version=version)
-    # ASCII only: the name goes into a Content-Disposition header.
-    stem = re.sub(r"[^A-Za-z0-9_]+", "-", rubric.name).strip("-")
-    suffix = f"-v{version}" if version is not None else ""
-    return f"{stem or 'rubric'}{suffix}.rubric.{fmt}", dump_rubric(doc, fmt)  # type: ignore[arg-type]
-
-
-def guess_format(filename: str, text: str) -> Format:
-    if filename.lower().endswith(".json") or text.lstrip().startswith("{"):
-        return "json"
-    return "yaml"
-
-
-def _user_by_email(session: Session, email: str) -> User | None:
-    return session.exec(select(User).where(User.email == email.strip().lower())).first()
-
-
-def import_rubric(
-    session: Session,
-    project: Project,
-    *,
-    actor: User,
-    text: str,
-    fmt: Format,
-    name: str | None = None,
-) -> Rubric:
-    """Create a rubric with the document's versions (hashes checked), sign-offs and draft."""
-    if len(text) > MAX_IMPORT_CHARS:
-        raise InvalidInput(f"The file is larger than {MAX_IMPORT_CHARS:,} characters.")
-    try:
-        doc = load_rubric(text, fmt)
-    except RubricFormatError as exc:
-        raise InvalidInput(
-            "The rubric file cannot be imported.",
-            details=[
-                {
-                    "field": issue.path + (f" (line {issue.line})" if issue.line else ""),
-                    "message": issue.message,
-                }
-                for issue in exc.issues
-            ],
-        ) from None
-    rubric_name = _clean_name(name or doc.name)
-    _ensure_name_free(session, project.id or 0, rubric_name)
-    rubric = Rubric(
-        project_id=project.id or 0,
-        name=rubric_name,
-        description=doc.description,
-        mode=doc.mode,
-        draft=doc.draft.model_dump(mode="json") if doc.draft is not None else None,
-        draft_based_on_version=doc.versions[-1].number if doc.versions else None,
-        draft_updated_by_id=actor.id,
-        created_by_id=actor.id,
-    )
-    session.add(rubric)
-    _flush_unique(session, rubric_name)
-    for vdoc in doc.versions:
-        creator = _user_by_email(session, vdoc.created_by)
-        version = RubricVersion(
-            rubric_id=rubric.id or 0,
-            project_id=rubric.project_id,
-            number=vdoc.number,
-            definition=vdoc.definition.model_dump(mode="json"),
-            output_schema=build_output_schema(vdoc.definition),
-            content_hash=vdoc.content_hash,
-            change_note=vdoc.change_note,
-            created_by_id=creator.id if creator else None,
-            created_by_label=vdoc.created_by,
-            created_at=vdoc.created_at,
-        )
-        session.add(version)
-        session.flush()
-        approvers: set[int] = set()
-        for adoc in vdoc.approvals:
-            approver = _user_by_email(session, adoc.by)
-            # One sign-off per account: a repeated name in the file keeps only its label.
-            approver_id = approver.id if approver and approver.id not in approvers else None
-            if approver_id is not None:
-                approvers.add(approver_id)
-            session.add(
-                RubricApproval(
-                    rubric_version_id=version.id or 0,
-                    user_id=approver_id,
-                    user_label=adoc.by,
-                    comment=adoc.comment,
-                    approved_at=adoc.at,
-                )
-            )
-    session.flush()
-    audit_service.record(
-        session,
-        actor=actor,
-        action="rubric.import",
-        object_type="rubric",
-        object_id=rubric.id,
-        project_id=rubric.project_id,
-        summary=f"imported rubric {rubric_name} with {len(doc.versions)} version(s)",
-        details={
-            "versions": [v.number for v in doc.versions],
-            "hashes": [v.content_hash for v in doc.versions],
-            "has_draft": doc.draft is not None,
-        },
-    )
-    session.commit()
-    return rubric
-
-
-# --------------------------------------------------------------------------- demo
-
-
-def ensure_demo_rubric(session: Session, project: Project, admin: User) -> Rubric:
-    """The demo project's contract review rubric: v1 published and signed off. Idempotent."""
-    rubric = session.exec(
-        select(Rubric).where(Rubric.project_id == project.id, Rubric.name == DEMO_RUBRIC_NAME)
-    ).first()
-    if rubric is None:
-        rubric = create_rubric(
-            session,
-            project,
-            actor=admin,
-            name=DEMO_RUBRIC_NAME,
-            description="The reference case: each review comment scored 1-5 on grounding, "
-            "consistency with the playbook and actionability.",
-            template="legal_contract_review",
-        )
-    version = latest_version(session, rubric.id or 0)
-    if version is None:
-        version = publish_version(
-            session,
-            rubric,
-            actor=admin,
-            change_note="Initial version from the built-in contract review template.",
-        )
-    if not approvals_for(session, [version.id or 0])[version.id or 0]:
-        # The demo has one user, who publishes and signs off: its project allows a single
-        # approver, and its exports say so.
-        project_service.set_single_approver(session, project, actor=admin, allowed=True)
-        approve_version(
-            session, version, actor=admin, comment="Reviewed against the playbook for the demo."
-        )
-    return rubric
-
-
-class _ReadableDumper(yaml.SafeDumper):
-    """Multi-line text as | blocks, so template and description changes diff line by line."""
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    return dumper.represent_scalar(
-        "tag:yaml.org,2002:str", value, style="|" if "\n" in value else None
-    )
-
-
-_ReadableDumper.add_representer(str, _represent_str)
-
-
-def _in_field_order(data: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
-    # Both sides of a comparison get every field in the same order, so only real edits differ.
-    ordered: dict[str, Any] = {}
-    for name, info in model.model_fields.items():
-        if name in data:
-            ordered[name] = data[name]
-        elif not info.is_required():
-            ordered[name] = info.get_default(call_default_factory=True)
-    return ordered | {k: v for k, v in data.items() if k not in ordered}
-
-
-def readable_yaml(draft: dict[str, Any]) -> str:
-    """A draft as YAML for people (the conflict view): fields in the definition's order, one
-    line per value (no wrapping) so a line-by-line comparison shows exactly what differs."""
-    data = _in_field_order(draft, RubricDefinition)
-    if isinstance(data.get("criteria"), list):
-        data["criteria"] = [
-            _in_field_order(c, Criterion) if isinstance(c, dict) else c for c in data["criteria"]
-        ]
-    return yaml.dump(
-        data, Dumper=_ReadableDumper, sort_keys=False, allow_unicode=True, width=1_000_000
-    )

@@ -20,13 +20,26 @@ from app.auth.policies import Permission
 from app.core.errors import InvalidInput, NotFound
 from app.core.ids import Id, NonNegInt32
 from app.probes import gate as probe_gate
+from app.rollouts import service as rollout_service
+from app.rubrics import comparison as rubric_comparison
+from app.rubrics import files as rubric_files
 from app.rubrics import forms
+from app.rubrics import previews as rubric_previews
+from app.rubrics import serialization as rubric_serialization
 from app.rubrics import service as rubric_service
+from app.rubrics.definition import RubricMode
+from app.rubrics.deps import ProjectRubric
 from app.rubrics.diff import side_by_side
 from app.rubrics.models import Rubric
-from app.rubrics.prompting import TEMPLATE_FILTERS, TEMPLATE_VARIABLES, TemplateError
+from app.rubrics.prompting import (
+    SAMPLE_CONTEXT,
+    TEMPLATE_FILTERS,
+    TEMPLATE_VARIABLES,
+    TemplateError,
+)
 from app.web.flash import flash
 from app.web.htmx import is_htmx, redirect, render
+from app.web.urls import project_url
 
 router = APIRouter(tags=["pages: rubrics"])
 
@@ -112,8 +125,8 @@ def _editor_context(
         "variables": TEMPLATE_VARIABLES,
         "filters": TEMPLATE_FILTERS,
         "aggregations": forms.AGGREGATION_LABELS,
-        "rollouts": rubric_service.find_rollouts(session, ctx.project.id or 0),
-        "candidates": rubric_service.example_candidates(session, ctx.project.id or 0),
+        "rollouts": rubric_previews.find_rollouts(session, ctx.project_id),
+        "candidates": rubric_previews.example_candidates(session, ctx.project_id),
         "conflict": _conflict_context(conflict, draft) if conflict else None,
         "saved": None,
     } | _status_context(rubric, draft, check)
@@ -122,13 +135,13 @@ def _editor_context(
 def _conflict_context(
     conflict: rubric_service.DraftConflict, yours: dict[str, Any]
 ) -> dict[str, Any]:
-    theirs_text = rubric_service.readable_yaml(conflict.current_draft)
-    yours_text = rubric_service.readable_yaml(yours)
+    theirs_text = rubric_serialization.readable_yaml(conflict.current_draft)
+    yours_text = rubric_serialization.readable_yaml(yours)
     return {
         "message": conflict.message,
         "revision": conflict.current_revision,
         "updated_by": conflict.updated_by,
-        "rows": rubric_service.with_context(side_by_side(theirs_text, yours_text)),
+        "rows": rubric_comparison.with_context(side_by_side(theirs_text, yours_text)),
     }
 
 
@@ -138,7 +151,7 @@ def _conflict_context(
 @router.get(BASE, include_in_schema=False)
 def rubric_list_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
     show_archived = request.query_params.get("archived") == "1"
-    rows = rubric_service.list_rubrics(session, ctx.project.id or 0, include_archived=show_archived)
+    rows = rubric_service.list_rubrics(session, ctx.project_id, include_archived=show_archived)
     context = {
         "ctx": ctx,
         "rows": rows,
@@ -175,17 +188,17 @@ def rubric_import_action(
     name: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     # Sync route (runs in a worker thread): the spooled upload is read directly.
-    raw = file.file.read(rubric_service.MAX_IMPORT_CHARS * 4 + 1)
+    raw = file.file.read(rubric_files.MAX_IMPORT_CHARS * 4 + 1)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput("The rubric file must be UTF-8 text (YAML or JSON).") from None
-    rubric = rubric_service.import_rubric(
+    rubric = rubric_files.import_rubric(
         session,
         ctx.project,
         actor=ctx.user,
         text=text,
-        fmt=rubric_service.guess_format(file.filename or "", text),
+        fmt=rubric_files.guess_format(file.filename or "", text),
         name=name or None,
     )
     response = redirect(request, _url(rubric))
@@ -201,12 +214,11 @@ def rubric_edit_page(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    rubric_id: Id,
+    rubric: ProjectRubric,
     criterion: str | None = None,
     example: NonNegInt32 | None = None,
 ) -> Response:
     """`?criterion=KEY&example=ROLLOUT_ID` comes from "Propose an edit" on a disagreement."""
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     context = _editor_context(request, session, ctx, rubric)
     context["proposal"] = _proposal(session, ctx, context, criterion, example)
     return render(request, "rubrics/editor.html", context)
@@ -221,19 +233,19 @@ def _proposal(
 ) -> dict[str, Any] | None:
     if criterion is None and example is None:
         return None
-    project_id = ctx.project.id or 0
+    project_id = ctx.project_id
     names = {c.key: c.name for c in context["state"].criteria}
     rollout = None
     if example is not None:
         try:
-            rollout = rubric_service.get_rollout(session, project_id, example)
+            rollout = rollout_service.get_rollout(session, project_id, example)
         except NotFound:
             rollout = None
     if rollout is not None:
         # The disputed rollout goes first in the preview picker, and in the example picker
         # unless it is a locked gold test item.
         context["rollouts"] = [rollout, *(r for r in context["rollouts"] if r.id != rollout.id)]
-        candidates = rubric_service.example_candidates(session, project_id, q=str(rollout.id))
+        candidates = rubric_previews.example_candidates(session, project_id, q=str(rollout.id))
         if any(r.id == rollout.id for r in candidates):
             rest = (r for r in context["candidates"] if r.id != rollout.id)
             context["candidates"] = [rollout, *rest]
@@ -265,9 +277,12 @@ def _conflict_response(
 
 @router.post(BASE + "/{rubric_id}/draft", include_in_schema=False)
 def rubric_draft_save_action(
-    request: Request, session: SessionDep, ctx: RubricEditor, rubric_id: Id, fields: FormFields
+    request: Request,
+    session: SessionDep,
+    ctx: RubricEditor,
+    rubric: ProjectRubric,
+    fields: FormFields,
 ) -> Response:
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     draft = forms.draft_from_form(fields, rubric.mode)
     try:
         saved = rubric_service.save_draft(
@@ -295,9 +310,12 @@ def rubric_draft_save_action(
 
 @router.post(BASE + "/{rubric_id}/regenerate", include_in_schema=False)
 def rubric_regenerate_action(
-    request: Request, session: SessionDep, ctx: RubricEditor, rubric_id: Id, fields: FormFields
+    request: Request,
+    session: SessionDep,
+    ctx: RubricEditor,
+    rubric: ProjectRubric,
+    fields: FormFields,
 ) -> Response:
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     draft = forms.draft_from_form(fields, rubric.mode)
     try:
         rubric_service.regenerate_templates(
@@ -312,28 +330,29 @@ def rubric_regenerate_action(
 
 @router.post(BASE + "/{rubric_id}/preview", include_in_schema=False)
 def rubric_preview_action(
-    request: Request, session: SessionDep, ctx: ProjectReader, rubric_id: Id, fields: FormFields
+    request: Request,
+    session: SessionDep,
+    ctx: ProjectReader,
+    rubric: ProjectRubric,
+    fields: FormFields,
 ) -> Response:
     """Render what the judge would receive for the draft as typed (nothing is saved)."""
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     stored = rubric_service.current_draft(session, rubric)
     draft = forms.draft_from_form(fields, rubric.mode) if "title" in fields else stored
     draft["examples"] = stored.get("examples", [])
     rollout = partner = None
     if fields.get("rollout_id", "").isdigit():
-        rollout = rubric_service.get_rollout(session, rubric.project_id, int(fields["rollout_id"]))
+        rollout = rollout_service.get_rollout(session, rubric.project_id, int(fields["rollout_id"]))
         if fields.get("rollout_b_id", "").isdigit():
-            partner = rubric_service.get_rollout(
+            partner = rollout_service.get_rollout(
                 session, rubric.project_id, int(fields["rollout_b_id"])
             )
-        elif rubric.mode == "preference":
-            partner = rubric_service.pair_partner(session, rollout)
+        elif rubric.mode == RubricMode.preference:
+            partner = rubric_previews.pair_partner(session, rollout)
     context_obj = (
-        rubric_service.prompt_context(rollout, partner)
-        if rollout is not None
-        else rubric_service.SAMPLE_CONTEXT
+        rubric_previews.prompt_context(rollout, partner) if rollout is not None else SAMPLE_CONTEXT
     )
-    preview = rubric_service.render_preview(draft, context_obj)
+    preview = rubric_previews.render_preview(draft, context_obj)
     sources = {
         "system": draft.get("system_template") or "",
         "user": draft.get("user_template") or "",
@@ -352,15 +371,16 @@ def rubric_rollout_options(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    rubric_id: Id,
+    _rubric: ProjectRubric,
     q: str = "",
     purpose: str = "preview",
 ) -> Response:
-    rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     finder = (
-        rubric_service.example_candidates if purpose == "example" else rubric_service.find_rollouts
+        rubric_previews.example_candidates
+        if purpose == "example"
+        else rubric_previews.find_rollouts
     )
-    rollouts = finder(session, ctx.project.id or 0, q[:200])
+    rollouts = finder(session, ctx.project_id, q[:200])
     return render(request, "rubrics/_rollout_options.html", {"rollouts": rollouts, "q": q})
 
 
@@ -369,9 +389,8 @@ def rubric_rollout_options(
 
 @router.get(BASE + "/{rubric_id}/examples/label-fields", include_in_schema=False)
 def rubric_example_label_fields(
-    request: Request, session: SessionDep, ctx: ProjectReader, rubric_id: Id
+    request: Request, session: SessionDep, ctx: ProjectReader, rubric: ProjectRubric
 ) -> Response:
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     state = forms.editor_state(rubric_service.current_draft(session, rubric), rubric.mode)
     return render(request, "rubrics/_example_labels.html", {"state": state})
 
@@ -382,7 +401,7 @@ def _label_from_fields(fields: dict[str, str], rubric: Rubric) -> dict[str, Any]
         if not key.startswith("label-") or raw == "":
             continue
         name = key.removeprefix("label-")
-        if rubric.mode == "preference" or raw in ("A", "B", "tie"):
+        if rubric.mode == RubricMode.preference or raw in ("A", "B", "tie"):
             label[name] = raw
         elif raw in ("true", "false"):
             label[name] = raw == "true"
@@ -409,9 +428,12 @@ def _examples_response(
 
 @router.post(BASE + "/{rubric_id}/examples", include_in_schema=False)
 def rubric_example_add_action(
-    request: Request, session: SessionDep, ctx: RubricEditor, rubric_id: Id, fields: FormFields
+    request: Request,
+    session: SessionDep,
+    ctx: RubricEditor,
+    rubric: ProjectRubric,
+    fields: FormFields,
 ) -> Response:
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     if not fields.get("rollout_id", "").isdigit():
         raise InvalidInput("Choose the rollout to attach as a worked example.")
     rollout_b = fields.get("rollout_b_id", "").strip()
@@ -443,11 +465,10 @@ def rubric_example_remove_action(
     request: Request,
     session: SessionDep,
     ctx: RubricEditor,
-    rubric_id: Id,
+    rubric: ProjectRubric,
     index: NonNegInt32,
     fields: FormFields,
 ) -> Response:
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     try:
         rubric_service.remove_example(
             session, rubric, actor=ctx.user, expected_revision=_revision(fields), index=index
@@ -467,10 +488,9 @@ def rubric_publish_action(
     request: Request,
     session: SessionDep,
     ctx: RubricPublisher,
-    rubric_id: Id,
+    rubric: ProjectRubric,
     fields: FormFields,
 ) -> Response:
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     # From the editor the whole form comes along: what is on screen is what gets published.
     draft = forms.draft_from_form(fields, rubric.mode) if "title" in fields else None
     try:
@@ -502,21 +522,19 @@ def rubric_archive_action(
     request: Request,
     session: SessionDep,
     ctx: RubricEditor,
-    rubric_id: Id,
+    rubric: ProjectRubric,
     archived: Annotated[bool, Form()] = True,
 ) -> Response:
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     rubric_service.archive_rubric(session, rubric, actor=ctx.user, archived=archived)
-    response = redirect(request, f"/projects/{rubric.project_id}/rubrics")
+    response = redirect(request, project_url(rubric.project_id, "rubrics"))
     flash(request, response, f"Rubric “{rubric.name}” {'archived' if archived else 'restored'}.")
     return response
 
 
 @router.get(BASE + "/{rubric_id}/versions/{number}", include_in_schema=False)
 def rubric_version_page(
-    request: Request, session: SessionDep, ctx: ProjectReader, rubric_id: Id, number: Id
+    request: Request, session: SessionDep, ctx: ProjectReader, rubric: ProjectRubric, number: Id
 ) -> Response:
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     version = rubric_service.get_version(session, rubric, number)
     versions = rubric_service.list_versions(session, rubric.id or 0)
     approvals = rubric_service.approvals_for(session, [version.id or 0])[version.id or 0]
@@ -531,7 +549,7 @@ def rubric_version_page(
         "can_approve": ctx.can(Permission.rubric_approve),
         "already_approved": any(a.user_id == ctx.user.id for a in approvals),
         "own_version_blocked": not rubric_service.can_sign_off(session, version, ctx.user),
-        "hackability": probe_gate.hackability(session, ctx.project.id or 0, version.id or 0),
+        "hackability": probe_gate.hackability(session, ctx.project_id, version.id or 0),
     }
     return render(request, "rubrics/version.html", context)
 
@@ -541,11 +559,10 @@ def rubric_approve_action(
     request: Request,
     session: SessionDep,
     ctx: RubricApprover,
-    rubric_id: Id,
+    rubric: ProjectRubric,
     number: Id,
     comment: Annotated[str, Form(max_length=20_000)] = "",
 ) -> Response:
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     version = rubric_service.get_version(session, rubric, number)
     rubric_service.approve_version(session, version, actor=ctx.user, comment=comment)
     response = redirect(request, _url(rubric, f"/versions/{number}"))
@@ -573,11 +590,10 @@ def rubric_compare_page(
     request: Request,
     session: SessionDep,
     ctx: ProjectReader,
-    rubric_id: Id,
+    rubric: ProjectRubric,
     a: str = "",
     b: str = "",
 ) -> Response:
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     versions = rubric_service.list_versions(session, rubric.id or 0)
     if not versions:
         raise NotFound("This rubric has no published version to compare yet.")
@@ -593,8 +609,8 @@ def rubric_compare_page(
         "b": b,
         "a_label": a_label,
         "b_label": b_label,
-        "cmp": rubric_service.compare_definitions(a_def, b_def),
-        "with_context": rubric_service.with_context,
+        "cmp": rubric_comparison.compare_definitions(a_def, b_def),
+        "with_context": rubric_comparison.with_context,
         "side_by_side": side_by_side,
     }
     return render(request, "rubrics/compare.html", context)
@@ -604,14 +620,13 @@ def rubric_compare_page(
 def rubric_export_download(
     session: SessionDep,
     ctx: ProjectReader,
-    rubric_id: Id,
+    rubric: ProjectRubric,
     format: str = "yaml",
     version: str = "",
 ) -> Response:
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
     if version and not version.isdigit():
         raise InvalidInput("version must be a version number, or empty for all versions.")
-    filename, text = rubric_service.export_text(
+    filename, text = rubric_files.export_text(
         session, rubric, fmt=format, version=int(version) if version else None
     )
     media = "application/json" if format == "json" else "application/yaml"

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from starlette.datastructures import FormData
+
 from app.core.errors import DomainError
 from app.core.problems import by_field, labelled
 
@@ -32,3 +34,9 @@ def form_error_context(error: DomainError | None, fields: Iterable[str] = ()) ->
         "field_errors": by_field(beside),
         "other_problems": others,
     }
+
+
+def form_text(form: FormData, name: str) -> str:
+    """A posted text field, or "" when it is missing or a file."""
+    raw = form.get(name)
+    return raw if isinstance(raw, str) else ""

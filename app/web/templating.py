@@ -15,6 +15,7 @@ from app.core.problems import labelled
 from app.core.readable import readable_pairs
 from app.core.security import csrf_token
 from app.web.flash import take_flashes
+from app.web.urls import project_url
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
@@ -75,5 +76,6 @@ def build_templates() -> Jinja2Templates:
     env.filters["labelled"] = labelled
     env.filters["plural"] = _plural
     env.filters["readable_pairs"] = readable_pairs
+    env.globals["project_url"] = project_url
     env.globals["chartjs_version"] = CHARTJS_VERSION  # macros imported without context see it
     return Jinja2Templates(env=env, context_processors=[template_context])

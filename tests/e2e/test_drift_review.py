@@ -15,7 +15,7 @@ from app.core.config import Settings
 from app.demo.audit import load_demo_audit
 from app.demo.loader import load_demo_training_run
 from app.drift import service as drift_service
-from app.rubrics import service as rubric_service
+from app.rubrics import demo as rubric_demo
 from tests.e2e.test_labeling_keyboard import _sign_in_with_the_keyboard
 from tests.support.factories import make_project, make_user
 
@@ -37,7 +37,7 @@ def test_reviewer_audits_the_demo_run_with_the_keyboard(
     admin = make_user(session, "admin@example.com")
     reviewer = make_user(session, "reviewer@example.com")
     project = make_project(session, admin, "Contract review", members=[(reviewer, "reviewer")])
-    rubric_service.ensure_demo_rubric(session, project, admin)
+    rubric_demo.ensure_demo_rubric(session, project, admin)
     load_demo_training_run(session, settings, project, admin)
     run = drift_service.list_training_runs(session, project.id or 0)[0]
     assert load_demo_audit(session, project, run, admin) > 0

@@ -12,8 +12,13 @@ from sqlmodel import Session, select
 
 from app.judging.models import JudgeRun
 from app.worker import start_embedded_worker
-from tests.integration.judging.helpers import make_judge_config, make_rollouts, make_version
-from tests.support.factories import make_project, make_user
+from tests.support.factories import (
+    insert_rollouts,
+    make_judge_config,
+    make_project,
+    make_user,
+    make_version,
+)
 from tests.support.judge_server import JudgeServer
 from tests.support.web import PASSWORD
 
@@ -44,7 +49,7 @@ def test_live_progress_and_cancel_in_the_browser(
     engineer = make_user(session, "judge-engineer@example.com")
     project = make_project(session, engineer, "Browser judging")
     make_version(session, project)
-    make_rollouts(session, project, 80)
+    insert_rollouts(session, project, 80)
     make_judge_config(session, project, base_url=judge_server.base_url, concurrency=2)
     settings.worker_poll_interval_s = 0.2
     stop = start_embedded_worker(engine, settings)

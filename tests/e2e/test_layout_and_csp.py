@@ -13,8 +13,7 @@ from sqlmodel import Session
 from app.labels import queues
 from app.labels.queues import QueueSelection
 from app.rollouts.models import Rollout
-from tests.integration.labels.builders import make_legal_rollouts, make_version
-from tests.support.factories import make_project, make_user
+from tests.support.factories import make_legal_rollouts, make_project, make_user, make_version
 from tests.support.web import PASSWORD
 
 pytestmark = pytest.mark.e2e

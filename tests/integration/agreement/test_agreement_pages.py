@@ -18,16 +18,17 @@ from sqlmodel import Session
 from app.labels import gold
 from app.rubrics.builtin import BUILTIN_TEMPLATES
 from app.rubrics.definition import Criterion, Level, RubricDefinition
-from tests.integration.labels.builders import (
+from tests.support.factories import (
     add_label,
     boolean_answer,
     make_pair_run,
     make_pairs,
+    make_project,
     make_rollouts,
     make_run,
+    make_user,
     make_version,
 )
-from tests.support.factories import make_project, make_user
 from tests.support.web import find_all, login
 
 PASS_FAIL = BUILTIN_TEMPLATES["generic_pass_fail"]

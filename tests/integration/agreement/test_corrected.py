@@ -13,14 +13,15 @@ from sqlmodel import Session
 from app.agreement import service as agreement_service
 from app.agreement.corrected import rogan_gladen
 from app.rubrics.builtin import BUILTIN_TEMPLATES
-from tests.integration.labels.builders import (
+from tests.support.factories import (
     add_label,
     boolean_answer,
+    make_project,
     make_rollouts,
     make_run,
+    make_user,
     make_version,
 )
-from tests.support.factories import make_project, make_user
 from tests.support.web import login
 
 KEYS = [c.key for c in BUILTIN_TEMPLATES["generic_pass_fail"].criteria]
@@ -75,7 +76,7 @@ def test_corrected_pass_rate_and_ppi_mean(session: Session, client: TestClient) 
 
 
 def test_checkpoint_ratings_judge_beside_experts(session: Session, client: TestClient) -> None:
-    from tests.integration.labels.builders import make_pair_run, make_pairs
+    from tests.support.factories import make_pair_run, make_pairs
 
     owner = make_user(session, "owner@example.com")
     project = make_project(session, owner, "Ratings")

@@ -31,8 +31,7 @@ from app.demo.loader import import_demo_rollouts
 from app.judging import external
 from app.labels import exchange
 from app.rubrics.models import RubricVersion
-from tests.integration.judging.helpers import make_version
-from tests.support.factories import make_project, make_user
+from tests.support.factories import make_project, make_user, make_version
 
 _DEFAULT_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 MT_BENCH = Path("llmbar") / "Dataset" / "Processed" / "MT-Bench"

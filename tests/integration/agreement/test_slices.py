@@ -20,14 +20,15 @@ from app.judging.models import JudgeRun
 from app.labels import run_subjects
 from app.projects.models import Project
 from app.rubrics.builtin import BUILTIN_TEMPLATES
-from tests.integration.labels.builders import (
+from tests.support.factories import (
     add_label,
     boolean_answer,
+    make_project,
     make_rollouts,
     make_run,
+    make_user,
     make_version,
 )
-from tests.support.factories import make_project, make_user
 from tests.support.web import login
 
 KEYS = [c.key for c in BUILTIN_TEMPLATES["generic_pass_fail"].criteria]

@@ -19,8 +19,7 @@ from schemathesis import checks
 from sqlmodel import Session
 
 from app.auth import service as auth_service
-from tests.integration.labels.builders import make_rollouts, make_version
-from tests.support.factories import make_project, make_user
+from tests.support.factories import make_project, make_rollouts, make_user, make_version
 
 pytestmark = pytest.mark.slow
 

@@ -46,7 +46,11 @@ def _requirements(route: APIRoute) -> tuple[Permission | None, bool]:
     stack = list(route.dependant.dependencies)
     while stack:
         dep = stack.pop()
-        if isinstance(dep.call, ProjectPermission):
+        # Resource loaders (`ProjectRubric`, `ProjectRun`, …) check membership with
+        # project_read; the route's own, stronger permission is the one that counts.
+        if isinstance(dep.call, ProjectPermission) and (
+            permission in (None, Permission.project_read)
+        ):
             permission = dep.call.permission
         if isinstance(dep.call, RequireSiteAdmin):
             site_admin = True

@@ -17,8 +17,7 @@ from app.drift.records import DriftLine, DriftOptions, iter_records
 from app.projects.models import Project
 from app.rubrics.builtin import BUILTIN_TEMPLATES
 from app.rubrics.models import RubricVersion
-from tests.integration.labels.builders import make_version
-from tests.support.factories import make_project, make_user
+from tests.support.factories import make_project, make_user, make_version
 
 CRITERIA = [c.key for c in BUILTIN_TEMPLATES["generic_pass_fail"].criteria]
 

@@ -12,14 +12,14 @@ from app.demo.loader import load_demo_training_run
 from app.drift import audit_service
 from app.drift import service as drift_service
 from app.drift.signals import SignalKind
-from app.rubrics import service as rubric_service
+from app.rubrics import demo as rubric_demo
 from tests.support.factories import make_project, make_user
 
 
 def test_demo_audit_shows_agreement_falling(session: Session, settings: Settings) -> None:
     admin = make_user(session)
     project = make_project(session, admin)
-    rubric_service.ensure_demo_rubric(session, project, admin)
+    rubric_demo.ensure_demo_rubric(session, project, admin)
     load_demo_training_run(session, settings, project, admin)
     run = drift_service.list_training_runs(session, project.id or 0)[0]
     labelled = load_demo_audit(session, project, run, admin)

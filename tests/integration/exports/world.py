@@ -18,15 +18,15 @@ from app.demo.legal import OUTPUT_SCHEMA, POLICY_SYSTEM_PROMPT, build_legal_demo
 from app.judging import engine as judge_engine
 from app.judging import service as judging_service
 from app.judging.models import JudgeConfig, JudgeRun, Verdict
-from app.judging.schemas import JudgeConfigInput, RunCreate, SelectionInput
+from app.judging.schemas import RunCreate, SelectionInput
 from app.labels.models import GoldItem, Label
-from app.llm.egress import EgressPolicy
 from app.projects.models import Project
 from app.rollouts.models import Rollout
+from app.rubrics import demo as rubric_demo
 from app.rubrics import service as rubric_service
 from app.rubrics.models import RubricVersion
 from app.worker import run_worker
-from tests.support.factories import make_project, make_user
+from tests.support.factories import make_judge_config, make_project, make_user
 
 
 @dataclass
@@ -79,7 +79,7 @@ def build_world(
     project.policy_system_prompt = POLICY_SYSTEM_PROMPT
     session.add(project)
     session.commit()
-    rubric = rubric_service.ensure_demo_rubric(session, project, expert)
+    rubric = rubric_demo.ensure_demo_rubric(session, project, expert)
     version = rubric_service.latest_version(session, rubric.id or 0)
     assert version is not None
     records = demo_records(contracts)
@@ -106,22 +106,19 @@ def build_world(
     for rollout in rollouts:
         session.add(GoldItem(project_id=project.id or 0, rollout_id=rollout.id or 0, split="test"))
     session.commit()
-    judge = judging_service.create_config(
+    judge = make_judge_config(
         session,
         project,
+        base_url=base_url,
         actor=admin,
-        egress=EgressPolicy(allow_loopback=True),
-        data=JudgeConfigInput(
-            name="local judge",
-            provider="openai_compat",
-            model_id="judge-test",
-            base_url=base_url,
-            concurrency=4,
-            max_attempts=2,
-            base_delay_s=0.0,
-            max_delay_s=0.0,
-            timeout_s=30.0,
-        ),
+        name="local judge",
+        concurrency=4,
+        max_attempts=2,
+        base_delay_s=0.0,
+        max_delay_s=0.0,
+        timeout_s=30.0,
+        price_input_per_1k=0.0,
+        price_output_per_1k=0.0,
     )
     return World(project, admin, engineer, expert, reviewer, version, judge, rollouts)
 

@@ -13,8 +13,13 @@ from sqlmodel import Session
 from app.auth import service as auth_service
 from app.judging import engine as judge_engine
 from app.projects.models import Project
-from tests.integration.judging.helpers import fast_options, make_rollouts, make_version
-from tests.support.factories import make_project, make_user
+from tests.support.factories import (
+    fast_options,
+    insert_rollouts,
+    make_project,
+    make_user,
+    make_version,
+)
 from tests.support.judge_server import JudgeServer
 
 
@@ -61,7 +66,7 @@ def test_configurations_and_runs_over_the_api(
     headers = world["engineer"]
     base = f"/api/v1/projects/{project.id}"
     version = make_version(session, project)
-    make_rollouts(session, project, 7)
+    insert_rollouts(session, project, 7)
 
     with JudgeServer() as server:
         created = client.post(
@@ -194,7 +199,7 @@ def test_verdicts_are_imported_over_the_api(
 ) -> None:
     project: Project = world["project"]
     version = make_version(session, project)
-    make_rollouts(session, project, 1)
+    insert_rollouts(session, project, 1)
     scores = {c["key"]: True for c in version.definition["criteria"]}
     body = json.dumps({"rollout_id": "r-0", "judge": "outside", "scores": scores}) + "\n"
     response = client.post(

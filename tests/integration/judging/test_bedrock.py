@@ -23,14 +23,15 @@ from app.llm.bedrock import BedrockProvider, clear_mode_cache
 from app.llm.schema_instance import instance_for_schema
 from app.projects.models import Project
 from app.worker import WorkerContext
-from tests.integration.judging.helpers import (
+from tests.support.factories import (
     fast_options,
+    insert_rollouts,
     make_judge_config,
-    make_rollouts,
+    make_project,
+    make_user,
     make_version,
     start_runs,
 )
-from tests.support.factories import make_project, make_user
 
 BUCKET = "rs-judge-batch"
 ROLE = "arn:aws:iam::123456789012:role/BedrockBatch"
@@ -79,7 +80,7 @@ def test_a_bedrock_converse_judge_run_with_throttling_and_a_repair(
     session: Session, engine: Engine, project: Project
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 1)
+    insert_rollouts(session, project, 1)
     config = _bedrock_config(session, project, price_input_per_1k=0.06, price_output_per_1k=0.24)
     (run,) = start_runs(session, project, version, [config])
     good = json.dumps(instance_for_schema(version.output_schema, 3))
@@ -120,7 +121,7 @@ def test_bedrock_access_denied_is_an_error_verdict_with_the_neutral_score(
     session: Session, engine: Engine, project: Project
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 1)
+    insert_rollouts(session, project, 1)
     config = _bedrock_config(session, project)
     (run,) = start_runs(session, project, version, [config], neutral_score=0.5)
     client = boto3.client("bedrock-runtime", region_name="us-east-1")
@@ -147,7 +148,7 @@ def test_bedrock_access_denied_is_an_error_verdict_with_the_neutral_score(
 
 def _batch_world(session: Session, project: Project, count: int) -> tuple[JudgeRun, Any]:
     version = make_version(session, project)
-    make_rollouts(session, project, count)
+    insert_rollouts(session, project, count)
     config = _bedrock_config(
         session,
         project,
@@ -333,7 +334,7 @@ def test_a_batch_run_needs_a_bedrock_judge_with_an_s3_location(
     session: Session, project: Project
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 2)
+    insert_rollouts(session, project, 2)
     config = _bedrock_config(session, project)
     from app.core.errors import InvalidInput
 

@@ -13,8 +13,13 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.core.config import get_settings
 from app.judging.models import JudgeRun, Verdict
-from tests.integration.judging.helpers import make_judge_config, make_rollouts, make_version
-from tests.support.factories import make_project, make_user
+from tests.support.factories import (
+    insert_rollouts,
+    make_judge_config,
+    make_project,
+    make_user,
+    make_version,
+)
 from tests.support.judge_server import JudgeServer
 
 runner = CliRunner()
@@ -36,7 +41,7 @@ def test_judge_run_waits_with_a_progress_bar_until_the_run_completes(
 ) -> None:
     project = make_project(session, make_user(session), "CLI judging")
     version = make_version(session, project, name="Generic checks")
-    make_rollouts(session, project, 12)
+    insert_rollouts(session, project, 12)
     with JudgeServer() as server:
         make_judge_config(session, project, base_url=server.base_url, name="local")
         result = runner.invoke(
@@ -66,7 +71,7 @@ def test_judge_run_waits_with_a_progress_bar_until_the_run_completes(
 def test_judge_run_without_wait_only_queues(cli_env, session: Session) -> None:
     project = make_project(session, make_user(session), "CLI queue")
     version = make_version(session, project)
-    make_rollouts(session, project, 3)
+    insert_rollouts(session, project, 3)
     config = make_judge_config(session, project)
     result = runner.invoke(
         cli,
@@ -102,7 +107,7 @@ def test_judge_run_explains_bad_options(
 ) -> None:
     project = make_project(session, make_user(session), "CLI errors")
     version = make_version(session, project)
-    make_rollouts(session, project, 1)
+    insert_rollouts(session, project, 1)
     config = make_judge_config(session, project)
     filled = [a.format(version=version.id, config=config.id) for a in args]
     if "--project" not in filled:
@@ -115,7 +120,7 @@ def test_judge_run_explains_bad_options(
 def test_import_verdicts_from_the_command_line(cli_env, session: Session, tmp_path: Path) -> None:
     project = make_project(session, make_user(session), "CLI import")
     version = make_version(session, project)
-    make_rollouts(session, project, 2)
+    insert_rollouts(session, project, 2)
     scores = {c["key"]: True for c in version.definition["criteria"]}
     good = tmp_path / "verdicts.jsonl"
     good.write_text(

@@ -17,13 +17,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
-from tests.integration.judging.helpers import (
+from tests.support.factories import (
+    insert_rollouts,
     make_judge_config,
-    make_rollouts,
+    make_project,
+    make_user,
     make_version,
     start_runs,
 )
-from tests.support.factories import make_project, make_user
 from tests.support.judge_server import JudgeServer
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -65,7 +66,7 @@ def test_a_killed_worker_loses_and_duplicates_no_verdict(
 ) -> None:
     project = make_project(session, make_user(session), "Crash test")
     version = make_version(session, project)
-    make_rollouts(session, project, ROLLOUTS)
+    insert_rollouts(session, project, ROLLOUTS)
     env = {
         **os.environ,
         "RS_DATABASE_URL": settings.resolved_database_url,

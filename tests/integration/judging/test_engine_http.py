@@ -18,16 +18,17 @@ from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
 from app.llm.egress import EgressPolicy
 from app.llm.openai_compat import clear_mode_cache
 from app.projects.models import Project
-from tests.integration.judging.helpers import (
+from tests.support.db import backend
+from tests.support.factories import (
     fast_options,
+    insert_pairs,
+    insert_rollouts,
     make_judge_config,
-    make_pairs,
-    make_rollouts,
+    make_project,
+    make_user,
     make_version,
     start_runs,
 )
-from tests.support.db import backend
-from tests.support.factories import make_project, make_user
 from tests.support.judge_server import FaultSequence, JudgeServer
 
 
@@ -69,7 +70,7 @@ def _queued_run(
     """A published rubric version, `rollouts` rollouts and one queued run of a judge configured
     with `judge` (make_judge_config's options)."""
     version = make_version(session, project)
-    make_rollouts(session, project, rollouts)
+    insert_rollouts(session, project, rollouts)
     config = make_judge_config(session, project, **judge)
     (run,) = start_runs(session, project, version, [config], **(run_options or {}))
     return run
@@ -83,7 +84,7 @@ def test_a_run_is_judged_over_http_with_tokens_cost_and_consistent_counters(
     session: Session, engine: Engine, project: Project, server: JudgeServer
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 12)
+    insert_rollouts(session, project, 12)
     config = make_judge_config(session, project, base_url=server.base_url, concurrency=4)
     (run,) = start_runs(session, project, version, [config], repeats=2)
     assert run.items_total == 24
@@ -150,7 +151,7 @@ def test_a_server_without_json_schema_falls_back_to_json_object(
     session: Session, engine: Engine, project: Project
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 3)
+    insert_rollouts(session, project, 3)
     with JudgeServer(accepted_formats=("json_object", "text")) as server:
         config = make_judge_config(session, project, base_url=server.base_url, concurrency=1)
         (run,) = start_runs(session, project, version, [config])
@@ -208,7 +209,7 @@ def test_an_answer_that_breaks_the_schema_is_repaired_too(
     session: Session, engine: Engine, project: Project
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 1)
+    insert_rollouts(session, project, 1)
     replies = iter([json.dumps({"criteria": {}, "aggregate_score": 9})])
 
     def responder(body: dict[str, Any]) -> str:
@@ -235,7 +236,7 @@ def test_nul_characters_in_a_reply_are_replaced_so_the_verdict_is_stored(
     # PostgreSQL stores no NUL character (in text or in JSON): an untrusted reply holding one
     # must not make its batch of verdicts fail again and again.
     version = make_version(session, project)
-    make_rollouts(session, project, 3)
+    insert_rollouts(session, project, 3)
 
     def responder(body: dict[str, Any]) -> str:
         from app.llm.schema_instance import instance_for_schema
@@ -336,7 +337,7 @@ def test_a_missing_api_key_variable_fails_without_calling(
 ) -> None:
     monkeypatch.delenv("RS_JUDGE_KEY_TEST", raising=False)
     version = make_version(session, project)
-    make_rollouts(session, project, 2)
+    insert_rollouts(session, project, 2)
     config = make_judge_config(
         session, project, base_url=server.base_url, api_key_env="RS_JUDGE_KEY_TEST"
     )
@@ -358,7 +359,7 @@ def test_a_stored_configuration_the_policy_now_refuses_sends_nothing(
     # Saved before the allow-list existed (written straight to the table): the worker refuses it.
     monkeypatch.setenv("RS_SECRET_KEY", "the-app-secret")
     version = make_version(session, project)
-    make_rollouts(session, project, 2)
+    insert_rollouts(session, project, 2)
     config = make_judge_config(session, project, base_url=server.base_url)
     config.api_key_env = "RS_SECRET_KEY"
     session.add(config)
@@ -388,7 +389,7 @@ def test_the_api_key_is_read_from_the_named_environment_variable(
 ) -> None:
     monkeypatch.setenv("RS_JUDGE_KEY_TEST", "sk-test-123")
     version = make_version(session, project)
-    make_rollouts(session, project, 1)
+    insert_rollouts(session, project, 1)
     with JudgeServer(api_key="sk-test-123") as server:
         config = make_judge_config(
             session, project, base_url=server.base_url, api_key_env="RS_JUDGE_KEY_TEST"
@@ -403,8 +404,8 @@ def test_pairwise_runs_judge_both_orders_and_record_the_winner_in_pair_terms(
     session: Session, engine: Engine, project: Project
 ) -> None:
     version = make_version(session, project, "pairwise_preference")
-    rollouts = make_rollouts(session, project, 6, response="answer text {i}")
-    pairs = make_pairs(session, project, rollouts)
+    rollouts = insert_rollouts(session, project, 6, response="answer text {i}")
+    pairs = insert_pairs(session, project, rollouts)
 
     def always_first(body: dict[str, Any]) -> str:
         # A maximally position-biased judge: it always prefers whatever it was shown first.
@@ -443,7 +444,7 @@ def test_cancel_stops_new_calls_and_resume_finishes_the_run(
     session: Session, engine: Engine, project: Project
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 80)
+    insert_rollouts(session, project, 80)
     with JudgeServer(latency_s=0.1) as server:
         config = make_judge_config(session, project, base_url=server.base_url, concurrency=2)
         (run,) = start_runs(session, project, version, [config])
@@ -561,7 +562,7 @@ def test_a_worker_shutdown_hands_its_items_back_without_cancelling_the_run(
     session: Session, engine: Engine, project: Project
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 40)
+    insert_rollouts(session, project, 40)
     with JudgeServer(latency_s=0.1) as server:
         config = make_judge_config(session, project, base_url=server.base_url, concurrency=2)
         (run,) = start_runs(session, project, version, [config])
@@ -626,7 +627,7 @@ def test_a_prompt_template_that_fails_for_a_rollout_stores_an_error_verdict(
     template = "Judge {{ metadata['topic'] }}: {{ response }}"
     defn = defn.model_copy(update={"user_template": template})
     version = make_version(session, project, definition=defn)
-    make_rollouts(session, project, 1)  # metadata has no "topic"
+    insert_rollouts(session, project, 1)  # metadata has no "topic"
     config = make_judge_config(session, project, base_url=server.base_url)
     (run,) = start_runs(session, project, version, [config])
 

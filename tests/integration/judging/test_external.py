@@ -14,8 +14,13 @@ from app.core.errors import InvalidInput
 from app.judging import external
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
 from app.projects.models import Project
-from tests.integration.judging.helpers import make_pairs, make_rollouts, make_version
-from tests.support.factories import make_project, make_user
+from tests.support.factories import (
+    insert_pairs,
+    insert_rollouts,
+    make_project,
+    make_user,
+    make_version,
+)
 
 GENERIC = {
     "Instruction_Following": True,
@@ -56,7 +61,7 @@ def test_scores_from_two_judges_become_two_linked_external_runs(
     session: Session, project: Project
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 2)
+    insert_rollouts(session, project, 2)
     keys = _generic_keys(version)
     scores = {k: True for k in keys}
     failing = {**scores, keys[1]: False}
@@ -90,7 +95,7 @@ def test_scores_from_two_judges_become_two_linked_external_runs(
 
 def test_per_item_rubrics_take_a_list_of_item_scores(session: Session, project: Project) -> None:
     version = make_version(session, project, "legal_contract_review")
-    make_rollouts(session, project, 1)
+    insert_rollouts(session, project, 1)
     items = [
         {"TargetDocument_Grounding": 5, "Reference_Consistency": 5, "Actionability": 5},
         {"TargetDocument_Grounding": 1, "Reference_Consistency": 3, "Actionability": 2},
@@ -105,7 +110,7 @@ def test_an_imported_per_item_answer_must_cover_every_item(
     session: Session, project: Project
 ) -> None:
     version = make_version(session, project, "legal_contract_review")
-    make_rollouts(
+    insert_rollouts(
         session, project, 1, response='[{{"text_excerpt": "a"}}, {{"text_excerpt": "b"}}]'
     )
     scores = {
@@ -132,7 +137,7 @@ def test_an_imported_per_item_answer_must_cover_every_item(
 
 def test_a_full_answer_is_validated_against_the_schema(session: Session, project: Project) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 1)
+    insert_rollouts(session, project, 1)
     with pytest.raises(InvalidInput) as exc:
         _import(session, project, version.id, {"rollout_id": "r-0", "judge": "j", "answer": {}})
     problem = exc.value.details[0]
@@ -144,8 +149,8 @@ def test_pairwise_verdicts_are_resolved_whichever_way_the_pair_is_listed(
     session: Session, project: Project
 ) -> None:
     version = make_version(session, project, "pairwise_preference")
-    rollouts = make_rollouts(session, project, 4)
-    pairs = make_pairs(session, project, rollouts)  # (r-0, r-1), (r-2, r-3)
+    rollouts = insert_rollouts(session, project, 4)
+    pairs = insert_pairs(session, project, rollouts)  # (r-0, r-1), (r-2, r-3)
     _import(
         session,
         project,
@@ -177,8 +182,8 @@ def test_combined_verdicts_keep_inconsistent_apart_from_ties(
     from app.labels import exchange
 
     version = make_version(session, project, "pairwise_preference")
-    rollouts = make_rollouts(session, project, 6)
-    pair_ids = make_pairs(session, project, rollouts)  # (r-0, r-1), (r-2, r-3), (r-4, r-5)
+    rollouts = insert_rollouts(session, project, 6)
+    pair_ids = insert_pairs(session, project, rollouts)  # (r-0, r-1), (r-2, r-3), (r-4, r-5)
     _import(
         session,
         project,
@@ -209,7 +214,7 @@ def test_combined_verdicts_keep_inconsistent_apart_from_ties(
 
 def test_a_combined_winner_needs_order_both(session: Session, project: Project) -> None:
     version = make_version(session, project, "pairwise_preference")
-    make_pairs(session, project, make_rollouts(session, project, 2))
+    insert_pairs(session, project, insert_rollouts(session, project, 2))
     with pytest.raises(InvalidInput) as refused:
         _import(
             session,
@@ -230,7 +235,7 @@ def test_every_problem_is_reported_by_line_and_nothing_is_stored(
     session: Session, project: Project
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 2)
+    insert_rollouts(session, project, 2)
     keys = _generic_keys(version)
     good = {k: True for k in keys}
     with pytest.raises(InvalidInput) as exc:
@@ -269,7 +274,7 @@ def test_a_default_judge_name_applies_to_lines_without_one(
     session: Session, project: Project
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 1)
+    insert_rollouts(session, project, 1)
     good = {k: True for k in _generic_keys(version)}
     summary = _import(
         session, project, version.id, {"rollout_id": "r-0", "scores": good}, judge_name="legacy"
@@ -307,7 +312,7 @@ def test_deeply_nested_lines_are_problems_not_stored_values(
     """Issue 11, item 5: nothing nested too deep to show again is stored (and a line too deep
     for the JSON parser itself is a problem, not a crash)."""
     version = make_version(session, project)
-    make_rollouts(session, project, 2)
+    insert_rollouts(session, project, 2)
     deep: dict = {}
     for _ in range(60):
         deep = {"x": deep}
@@ -327,7 +332,7 @@ def test_deeply_nested_lines_are_problems_not_stored_values(
 
 def test_a_large_file_reports_progress(session: Session, project: Project, monkeypatch) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 12)
+    insert_rollouts(session, project, 12)
     keys = _generic_keys(version)
     monkeypatch.setattr(external, "PROGRESS_EVERY", 5)
     seen: list[tuple[str, int]] = []

@@ -18,14 +18,15 @@ from app.judging import engine as judge_engine
 from app.judging.models import JudgeConfig, JudgeRun, JudgeWorkItem, Verdict
 from app.labels.models import GoldItem
 from app.projects.models import Project
-from tests.integration.judging.helpers import (
+from tests.support.factories import (
     fast_options,
+    insert_pairs,
+    insert_rollouts,
     make_judge_config,
-    make_pairs,
-    make_rollouts,
+    make_project,
+    make_user,
     make_version,
 )
-from tests.support.factories import make_project, make_user
 from tests.support.judge_server import JudgeServer
 from tests.support.web import csrf_for, data_testids, find_all, login
 
@@ -166,7 +167,7 @@ def test_a_configuration_used_by_a_run_cannot_be_deleted(
     web: TestClient, session: Session, project: Project
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 2)
+    insert_rollouts(session, project, 2)
     config = make_judge_config(session, project)
     _start(web, project, version.id, [config.id])
     response = _post(web, f"/projects/{project.id}/judges/configs/{config.id}/delete", {})
@@ -187,7 +188,7 @@ def test_the_new_run_page_estimates_tokens_and_cost(
     web: TestClient, session: Session, project: Project
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 30)
+    insert_rollouts(session, project, 30)
     config = make_judge_config(session, project, price_input_per_1k=1.0, price_output_per_1k=2.0)
     page = web.get(f"/projects/{project.id}/judges/runs/new")
     assert {"run-form", "estimate-button", "run-start"} <= data_testids(page.text)
@@ -214,7 +215,7 @@ def test_starting_a_run_creates_its_work_items_and_the_page_polls_until_the_end(
     web: TestClient, session: Session, engine: Engine, project: Project, server: JudgeServer
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 6)
+    insert_rollouts(session, project, 6)
     config = make_judge_config(session, project, base_url=server.base_url)
     response = _start(web, project, version.id, [config.id], repeats="2", neutral_score="0.4")
     run = session.exec(select(JudgeRun)).one()
@@ -260,7 +261,7 @@ def test_a_run_whose_every_call_failed_says_so_with_its_first_error(
     from tests.support.judge_server import FaultSequence
 
     version = make_version(session, project)
-    make_rollouts(session, project, 3)
+    insert_rollouts(session, project, 3)
     config = make_judge_config(session, project, base_url=server.base_url)
     _start(web, project, version.id, [config.id])
     run = session.exec(select(JudgeRun)).one()
@@ -295,7 +296,7 @@ def test_the_verdict_table_pages_and_filters(
     web: TestClient, session: Session, engine: Engine, project: Project, server: JudgeServer
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 60)
+    insert_rollouts(session, project, 60)
     config = make_judge_config(session, project, base_url=server.base_url)
     _start(web, project, version.id, [config.id])
     run = session.exec(select(JudgeRun)).one()
@@ -326,7 +327,7 @@ def test_a_random_sample_is_reproducible_from_its_recorded_seed(
     web: TestClient, session: Session, project: Project
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 40)
+    insert_rollouts(session, project, 40)
     config = make_judge_config(session, project)
     _start(web, project, version.id, [config.id], sample="7")
     first = session.exec(select(JudgeRun)).one()
@@ -348,8 +349,8 @@ def test_filters_and_the_gold_set_narrow_the_selection(
     web: TestClient, session: Session, project: Project
 ) -> None:
     version = make_version(session, project)
-    early = make_rollouts(session, project, 5, prefix="early", step=0, model="m1", group="g1")
-    late = make_rollouts(session, project, 5, prefix="late", step=100, model="m2", group="g2")
+    early = insert_rollouts(session, project, 5, prefix="early", step=0, model="m1", group="g1")
+    late = insert_rollouts(session, project, 5, prefix="late", step=100, model="m2", group="g2")
     config = make_judge_config(session, project)
     for rollout_id in early[:2] + late[:1]:
         session.add(GoldItem(project_id=project.id or 0, rollout_id=rollout_id, split="test"))
@@ -388,7 +389,7 @@ def test_bad_run_requests_get_a_readable_4xx(
     expected: str,
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 3)
+    insert_rollouts(session, project, 3)
     config = make_judge_config(session, project)
     data: dict[str, Any] = {
         "rubric_version_id": str(version.id),
@@ -405,7 +406,7 @@ def test_cross_judge_runs_share_a_comparison_key_and_the_same_rollouts(
     web: TestClient, session: Session, project: Project
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 20)
+    insert_rollouts(session, project, 20)
     first = make_judge_config(session, project, name="judge one")
     second = make_judge_config(session, project, name="judge two", model_id="other-model")
     response = _start(web, project, version.id, [first.id, second.id], sample="5")
@@ -429,8 +430,8 @@ def test_a_preference_rubric_makes_a_pairwise_run_in_both_orders(
     web: TestClient, session: Session, project: Project
 ) -> None:
     version = make_version(session, project, "pairwise_preference")
-    rollouts = make_rollouts(session, project, 8)
-    pairs = make_pairs(session, project, rollouts)
+    rollouts = insert_rollouts(session, project, 8)
+    pairs = insert_pairs(session, project, rollouts)
     config = make_judge_config(session, project)
     _start(web, project, version.id, [config.id], repeats="2")
     run = session.exec(select(JudgeRun)).one()
@@ -448,7 +449,7 @@ def test_cancel_and_resume_from_the_run_page(
     web: TestClient, session: Session, project: Project
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 3)
+    insert_rollouts(session, project, 3)
     config = make_judge_config(session, project)
     _start(web, project, version.id, [config.id])
     run = session.exec(select(JudgeRun)).one()
@@ -477,9 +478,9 @@ def test_pages_of_another_project_are_not_found(
     stranger = make_user(session)
     other = make_project(session, stranger, "Someone else's")
     version = make_version(session, other)
-    make_rollouts(session, other, 1)
+    insert_rollouts(session, other, 1)
     config = make_judge_config(session, other)
-    from tests.integration.judging.helpers import start_runs
+    from tests.support.factories import start_runs
 
     (run,) = start_runs(session, other, version, [config])
     # Ids from another project, under this project's URL: 404, not someone else's data.
@@ -494,7 +495,7 @@ def test_fragment_routes_answer_with_their_fragment_with_or_without_htmx(
     web: TestClient, session: Session, project: Project, htmx: bool
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 2)
+    insert_rollouts(session, project, 2)
     config = make_judge_config(session, project)
     _start(web, project, version.id, [config.id])
     run = session.exec(select(JudgeRun)).one()
@@ -518,7 +519,7 @@ def test_untrusted_names_and_errors_are_shown_as_text(
     from app.judging import external
 
     version = make_version(session, project)
-    make_rollouts(session, project, 1, prefix="<img src=x onerror=alert(1)>")
+    insert_rollouts(session, project, 1, prefix="<img src=x onerror=alert(1)>")
     scores = {c["key"]: True for c in version.definition["criteria"]}
     line = {
         "rollout_id": "<img src=x onerror=alert(1)>-0",

@@ -38,8 +38,13 @@ from app.rubrics.builtin import get_builtin
 from app.rubrics.definition import content_hash
 from app.rubrics.models import Rubric, RubricVersion
 from app.rubrics.output_schema import build_output_schema
-from tests.integration.judging.helpers import fast_options, make_judge_config, start_runs
-from tests.support.factories import make_project, make_user
+from tests.support.factories import (
+    fast_options,
+    make_judge_config,
+    make_project,
+    make_user,
+    start_runs,
+)
 
 pytestmark = [pytest.mark.llm, pytest.mark.timeout(900)]
 

@@ -23,8 +23,7 @@ from app.auth import service as auth_service
 from app.labels import queues
 from app.labels.models import Label, QueueItem
 from app.labels.queues import QueueSelection
-from tests.integration.labels.builders import make_rollouts, make_version
-from tests.support.factories import make_project, make_user
+from tests.support.factories import make_project, make_rollouts, make_user, make_version
 
 EXPERTS = 30
 ITEMS = 20

@@ -15,14 +15,15 @@ from sqlmodel import Session, select
 from app.labels import queues
 from app.labels.models import DisagreementResolution, Label, LabelRevision
 from app.labels.queues import QueueSelection
-from tests.integration.labels.builders import (
+from tests.support.factories import (
     add_label,
     comments_answer,
     make_legal_rollouts,
+    make_project,
     make_run,
+    make_user,
     make_version,
 )
-from tests.support.factories import make_project, make_user
 from tests.support.web import csrf_for, find_all, login
 
 KEYS = ("TargetDocument_Grounding", "Reference_Consistency", "Actionability")
@@ -336,7 +337,7 @@ def test_htmx_gets_the_fragment_and_a_browser_the_page(
 def test_preference_disagreements_use_the_order_swapped_verdict(
     client: TestClient, session: Session
 ) -> None:
-    from tests.integration.labels.builders import make_pair_run, make_pairs, make_rollouts
+    from tests.support.factories import make_pair_run, make_pairs, make_rollouts
 
     owner = make_user(session, "owner@example.com")
     alice = make_user(session, "alice@example.com")

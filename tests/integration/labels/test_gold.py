@@ -11,10 +11,10 @@ from app.audit.models import AuditEvent
 from app.core.errors import Conflict, InvalidInput
 from app.labels import gold, service
 from app.labels.models import GoldItem
+from app.rubrics import previews as rubric_previews
 from app.rubrics import service as rubric_service
 from app.rubrics.models import Rubric
-from tests.integration.labels.builders import add_label, make_rollouts, make_version
-from tests.support.factories import make_project, make_user
+from tests.support.factories import add_label, make_project, make_rollouts, make_user, make_version
 from tests.support.web import csrf_for, find_all, login
 
 
@@ -53,11 +53,11 @@ def test_test_split_is_locked_and_never_offered_as_an_example(session: Session, 
     assert not any(service.is_locked_test_item(session, w["project"].id, r) for r in ids[3:])
 
     # The rubric editor's list of few-shot candidates leaves the test split out...
-    candidates = {r.id for r in rubric_service.example_candidates(session, w["project"].id)}
+    candidates = {r.id for r in rubric_previews.example_candidates(session, w["project"].id)}
     assert candidates == set(ids) - test_ids
     # ...even when searched for by id...
     for rollout_id in test_ids:
-        found = rubric_service.example_candidates(session, w["project"].id, str(rollout_id))
+        found = rubric_previews.example_candidates(session, w["project"].id, str(rollout_id))
         assert rollout_id not in {r.id for r in found}
     # ...and attaching one anyway is refused.
     rubric = session.get(Rubric, w["version"].rubric_id)

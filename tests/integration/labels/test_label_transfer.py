@@ -16,13 +16,14 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.core.config import get_settings
 from app.labels.models import Label, LabelRevision
-from tests.integration.labels.builders import (
+from tests.support.factories import (
     add_label,
     make_pairs,
+    make_project,
     make_rollouts,
+    make_user,
     make_version,
 )
-from tests.support.factories import make_project, make_user
 from tests.support.web import csrf_for, data_testids, find_all, login
 
 runner = CliRunner()

@@ -14,14 +14,15 @@ from app.labels import queues
 from app.labels.models import AnnotationQueue, Label, QueueItem
 from app.labels.queues import QueueSelection
 from app.labels.values import shown_order
-from tests.integration.labels.builders import (
+from tests.support.factories import (
     make_legal_rollouts,
     make_pair_run,
     make_pairs,
+    make_project,
     make_rollouts,
+    make_user,
     make_version,
 )
-from tests.support.factories import make_project, make_user
 from tests.support.web import csrf_for, data_testids, find_all, login
 
 

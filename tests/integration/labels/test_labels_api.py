@@ -7,8 +7,14 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.auth import service as auth_service
-from tests.integration.labels.builders import boolean_answer, make_rollouts, make_run, make_version
-from tests.support.factories import make_project, make_user
+from tests.support.factories import (
+    boolean_answer,
+    make_project,
+    make_rollouts,
+    make_run,
+    make_user,
+    make_version,
+)
 
 ALL_PASS = {
     "Follows_Instructions": True,

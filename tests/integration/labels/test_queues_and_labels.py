@@ -12,8 +12,7 @@ from app.labels import queues, service
 from app.labels.models import Label, LabelRevision, QueueItem
 from app.labels.queues import QueueSelection
 from app.labels.service import LabelInput
-from tests.integration.labels.builders import make_rollouts, make_run, make_version
-from tests.support.factories import make_project, make_user
+from tests.support.factories import make_project, make_rollouts, make_run, make_user, make_version
 
 PASSING = {
     "Follows_Instructions": "pass",

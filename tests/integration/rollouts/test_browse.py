@@ -17,6 +17,7 @@ from app.rollouts import display, search
 from app.rollouts import service as rollout_service
 from app.rollouts.models import Rollout
 from app.rollouts.search import RolloutFilter
+from app.rubrics import demo as rubric_demo
 from app.rubrics import service as rubric_service
 from tests.integration.rollouts.conftest import ImportFile, World, jsonl, studio_row
 from tests.support.db import backend
@@ -81,7 +82,7 @@ def test_labeled_and_gold_filters_read_the_label_and_gold_tables(
     session: Session, import_file: ImportFile, world: World
 ) -> None:
     import_file(jsonl([studio_row(n) for n in range(4)]))
-    rubric = rubric_service.ensure_demo_rubric(session, world.project, world.engineer)
+    rubric = rubric_demo.ensure_demo_rubric(session, world.project, world.engineer)
     version = rubric_service.latest_version(session, rubric.id or 0)
     assert version is not None
     labeled = by_external_id(session, "r-1")

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from app.audit.models import AuditEvent
 from app.core.errors import Conflict, InvalidInput
+from app.rubrics import files as rubric_files
 from app.rubrics import service as rubric_service
 from app.rubrics.definition import Criterion, FewShotExample, Level, RubricDefinition, content_hash
 from app.rubrics.models import Rubric, RubricVersion
@@ -163,7 +164,7 @@ def test_export_then_import_gives_an_identical_rubric(
 ) -> None:
     name = f"Imported {next(_names)}"
     text = dump_rubric(doc, fmt)  # type: ignore[arg-type]
-    rubric = rubric_service.import_rubric(
+    rubric = rubric_files.import_rubric(
         session,
         world.project,
         actor=world.engineer,
@@ -171,10 +172,10 @@ def test_export_then_import_gives_an_identical_rubric(
         fmt=fmt,
         name=name,  # type: ignore[arg-type]
     )
-    exported = rubric_service.export_document(session, rubric)
+    exported = rubric_files.export_document(session, rubric)
     assert exported == doc.model_copy(update={"name": name})
     # And once more through the text: the file itself is stable.
-    _, again = rubric_service.export_text(session, rubric, fmt=fmt)
+    _, again = rubric_files.export_text(session, rubric, fmt=fmt)
     assert load_rubric(again, fmt) == exported  # type: ignore[arg-type]
     # Every stored version keeps the hash it was published with.
     stored = session.exec(
@@ -200,14 +201,14 @@ def test_a_round_trip_keeps_versions_sign_offs_and_the_draft(
     session: Session, world: World
 ) -> None:
     rubric = rubric_service.get_rubric(session, world.pid, _published(session, world))
-    original = rubric_service.export_document(session, rubric)
+    original = rubric_files.export_document(session, rubric)
     assert original.draft is not None and len(original.versions) == 1
     assert original.versions[0].approvals[0].by == world.expert.email
-    _, text = rubric_service.export_text(session, rubric, fmt="yaml")
-    copy = rubric_service.import_rubric(
+    _, text = rubric_files.export_text(session, rubric, fmt="yaml")
+    copy = rubric_files.import_rubric(
         session, world.project, actor=world.admin, text=text, fmt="yaml", name="Copy"
     )
-    assert rubric_service.export_document(session, copy) == original.model_copy(
+    assert rubric_files.export_document(session, copy) == original.model_copy(
         update={"name": "Copy"}
     )
     event = session.exec(select(AuditEvent).where(AuditEvent.action == "rubric.import")).one()
@@ -216,19 +217,19 @@ def test_a_round_trip_keeps_versions_sign_offs_and_the_draft(
 
 def test_one_version_export_has_only_that_version(session: Session, world: World) -> None:
     rubric = rubric_service.get_rubric(session, world.pid, _published(session, world))
-    doc = rubric_service.export_document(session, rubric, version=1)
+    doc = rubric_files.export_document(session, rubric, version=1)
     assert [v.number for v in doc.versions] == [1] and doc.draft is None
     with pytest.raises(Exception, match="no version 7"):
-        rubric_service.export_document(session, rubric, version=7)
+        rubric_files.export_document(session, rubric, version=7)
 
 
 def test_an_edited_version_in_a_file_is_refused(session: Session, world: World) -> None:
     rubric = rubric_service.get_rubric(session, world.pid, _published(session, world))
-    _, text = rubric_service.export_text(session, rubric, fmt="yaml")
+    _, text = rubric_files.export_text(session, rubric, fmt="yaml")
     data = yaml.safe_load(text)
     data["versions"][0]["definition"]["title"] = "Quietly changed"
     with pytest.raises(InvalidInput) as caught:
-        rubric_service.import_rubric(
+        rubric_files.import_rubric(
             session, world.project, actor=world.admin, text=yaml.safe_dump(data), fmt="yaml"
         )
     assert isinstance(caught.value.details, list)
@@ -237,11 +238,9 @@ def test_an_edited_version_in_a_file_is_refused(session: Session, world: World) 
 
 def test_importing_under_a_taken_name_conflicts(session: Session, world: World) -> None:
     rubric = rubric_service.get_rubric(session, world.pid, _published(session, world))
-    _, text = rubric_service.export_text(session, rubric, fmt="json")
+    _, text = rubric_files.export_text(session, rubric, fmt="json")
     with pytest.raises(Conflict, match="already has a rubric named"):
-        rubric_service.import_rubric(
-            session, world.project, actor=world.admin, text=text, fmt="json"
-        )
+        rubric_files.import_rubric(session, world.project, actor=world.admin, text=text, fmt="json")
 
 
 def test_api_export_and_import_round_trip(app: object, session: Session, world: World) -> None:
@@ -273,7 +272,7 @@ def test_form_upload_imports_a_rubric_file(
     expert_client: TestClient, session: Session, world: World
 ) -> None:
     rubric = rubric_service.get_rubric(session, world.pid, _published(session, world))
-    _, text = rubric_service.export_text(session, rubric, fmt="yaml")
+    _, text = rubric_files.export_text(session, rubric, fmt="yaml")
     page = f"/projects/{world.pid}/rubrics"
     token = csrf_for(expert_client, page)
     response = expert_client.post(

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.core.config import Settings, get_settings
+from app.rubrics import files as rubric_files
 from app.rubrics import service as rubric_service
 from app.rubrics.models import Rubric
 from app.rubrics.serialization import load_rubric
@@ -62,7 +63,7 @@ def test_export_then_import_from_the_command_line(
     )
     assert imported.exit_code == 0, imported.output
     copy = session.exec(select(Rubric).where(Rubric.name == "Legal copy")).one()
-    assert rubric_service.export_document(session, copy) == original.model_copy(
+    assert rubric_files.export_document(session, copy) == original.model_copy(
         update={"name": "Legal copy"}
     )
 

@@ -15,12 +15,16 @@ from app.audit.models import AuditEvent
 from app.core.errors import Conflict, InvalidInput, PermissionDenied
 from app.labels.models import GoldItem
 from app.projects import service as project_service
+from app.rubrics import comparison as rubric_comparison
+from app.rubrics import demo as rubric_demo
+from app.rubrics import previews as rubric_previews
 from app.rubrics import service as rubric_service
 from app.rubrics.builtin import get_builtin
 from app.rubrics.definition import RubricDefinition, content_hash
 from app.rubrics.models import FrozenVersionError, Rubric, RubricApproval, RubricVersion
 from app.rubrics.output_schema import build_output_schema
-from tests.integration.rubrics.conftest import World, make_rollout
+from tests.integration.rubrics.conftest import World
+from tests.support.factories import make_rollout
 
 
 def _legal(session: Session, world: World, name: str = "Legal") -> Rubric:
@@ -315,11 +319,11 @@ def test_example_candidates_never_offer_gold_test_items(session: Session, world:
     session.add(GoldItem(project_id=world.pid, rollout_id=development.id or 0, split="development"))
     session.add(GoldItem(project_id=world.pid, rollout_id=test_item.id or 0, split="test"))
     session.commit()
-    ids = [r.id for r in rubric_service.example_candidates(session, world.pid)]
+    ids = [r.id for r in rubric_previews.example_candidates(session, world.pid)]
     assert ids == [free.id, development.id]
     # Searching does not bring them back either.
-    assert rubric_service.example_candidates(session, world.pid, test_item.external_id) == []
-    assert [r.id for r in rubric_service.find_rollouts(session, world.pid)] == [
+    assert rubric_previews.example_candidates(session, world.pid, test_item.external_id) == []
+    assert [r.id for r in rubric_previews.find_rollouts(session, world.pid)] == [
         free.id,
         development.id,
         test_item.id,
@@ -355,7 +359,7 @@ def test_examples_are_attached_to_the_draft_and_reach_the_prompt(
     (example,) = draft["examples"]
     assert example["label"] == {"TargetDocument_Grounding": 5}
     assert example["input_excerpt"] == "Review this contract against the playbook."
-    preview = rubric_service.render_preview(draft, rubric_service.prompt_context(rollout))
+    preview = rubric_previews.render_preview(draft, rubric_previews.prompt_context(rollout))
     assert "Quotes the contract exactly." in preview.messages[0]["content"]
     # An autosave from the editor form (which does not carry examples) keeps them.
     form_draft = {k: v for k, v in draft.items() if k != "examples"}
@@ -410,7 +414,7 @@ def test_compare_shows_criterion_edits_in_the_rendered_prompt() -> None:
     before = get_builtin("legal_contract_review")
     after = before.model_copy(deep=True)
     after.criteria[2].name = "Clear next step"
-    comparison = rubric_service.compare_definitions(before, after)
+    comparison = rubric_comparison.compare_definitions(before, after)
     assert not comparison.diff.templates_changed  # the template loops over the criteria
     changed = [r for r in comparison.rendered_system_rows if r.kind == "changed"]
     # The criterion line, and its description in the answer's JSON Schema.
@@ -423,8 +427,8 @@ def test_compare_shows_criterion_edits_in_the_rendered_prompt() -> None:
 def test_demo_rubric_is_created_published_and_signed_off_once(
     session: Session, world: World
 ) -> None:
-    first = rubric_service.ensure_demo_rubric(session, world.project, world.admin)
-    second = rubric_service.ensure_demo_rubric(session, world.project, world.admin)
+    first = rubric_demo.ensure_demo_rubric(session, world.project, world.admin)
+    second = rubric_demo.ensure_demo_rubric(session, world.project, world.admin)
     assert first.id == second.id
     versions = list(session.exec(select(RubricVersion)))
     assert [v.number for v in versions] == [1]
@@ -456,8 +460,10 @@ def test_side_by_side_views_keep_changes_with_some_context() -> None:
 
     before = "\n".join(f"line {i}" for i in range(1, 21))
     after = before.replace("line 10", "line ten")
-    rows = rubric_service.with_context(side_by_side(before, after), context=2)
+    rows = rubric_comparison.with_context(side_by_side(before, after), context=2)
     kinds = [r.kind for r in rows]
     assert kinds == ["gap", "equal", "equal", "changed", "equal", "equal", "gap"]
-    assert [r.count for r in rows if isinstance(r, rubric_service.Gap)] == [7, 8]
-    assert rubric_service.with_context(side_by_side(before, before)) == [rubric_service.Gap(20)]
+    assert [r.count for r in rows if isinstance(r, rubric_comparison.Gap)] == [7, 8]
+    assert rubric_comparison.with_context(side_by_side(before, before)) == [
+        rubric_comparison.Gap(20)
+    ]

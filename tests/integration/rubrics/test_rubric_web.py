@@ -17,9 +17,11 @@ from app.auth import service as auth_service
 from app.auth.models import User
 from app.labels.models import GoldItem
 from app.projects import service as project_service
+from app.rubrics import previews as rubric_previews
 from app.rubrics import service as rubric_service
 from app.rubrics.models import Rubric, RubricVersion
-from tests.integration.rubrics.conftest import World, client_for, make_rollout
+from tests.integration.rubrics.conftest import World, client_for
+from tests.support.factories import make_rollout
 from tests.support.web import csrf_for, data_testids, find_all
 
 HTMX = {"HX-Request": "true"}
@@ -252,7 +254,7 @@ def test_live_preview_shows_the_exact_messages_and_tokens(
     assert rubric is not None
     draft = rubric_service.current_draft(session, rubric)
     draft["criteria"][2]["name"] = "Tells the reader what to do"
-    expected = rubric_service.render_preview(draft, rubric_service.prompt_context(rollout))
+    expected = rubric_previews.render_preview(draft, rubric_previews.prompt_context(rollout))
     assert tokens["data-tokens"] == str(expected.tokens) and expected.tokens > 100
     # Broken structure: the preview says what to fix instead of failing.
     broken = fields | {"c-0-weight": "-3"}

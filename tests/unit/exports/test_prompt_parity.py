@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from app.exports.package_runtime import engine, prompt
-from app.judging.engine import rollout_context
+from app.judging.verdicts import rollout_context
 from app.rubrics.builtin import get_builtin
 from app.rubrics.definition import RubricDefinition
 from app.rubrics.output_schema import build_output_schema

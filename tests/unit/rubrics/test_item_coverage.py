@@ -12,7 +12,7 @@ import pytest
 
 from app.exports.package_runtime.engine import RewardEngine
 from app.exports.targets.common import runtime_bundle
-from app.judging.engine import RunPlan, interpret, item_count_of
+from app.judging.verdicts import RunPlan, interpret, item_count_of
 from app.rubrics.builtin import get_builtin
 from app.rubrics.output_schema import build_output_schema
 from app.rubrics.prompting import materialize_templates
