@@ -278,7 +278,7 @@ ACTIONS: tuple[Action, ...] = (
         P.label_import,
         "labels import",
         "POST /api/v1/projects/{project_id}/labels/import",
-        ("app.labels.views:labels_import_action",),
+        ("app.labels.transfer_views:labels_import_action",),
     ),
     Action(
         "Export labels",
@@ -291,28 +291,28 @@ ACTIONS: tuple[Action, ...] = (
         P.disagreement_resolve,
         "disagreements resolve",
         "POST /api/v1/projects/{project_id}/runs/{run_id}/disagreements/resolve",
-        ("app.labels.views:disagreement_resolve_action",),
+        ("app.labels.review_views:disagreement_resolve_action",),
     ),
     Action(
         "Add gold items",
         P.gold_manage,
         "gold add",
         "POST /api/v1/projects/{project_id}/gold",
-        ("app.labels.views:gold_add_action",),
+        ("app.labels.gold_views:gold_add_action",),
     ),
     Action(
         "Remove a gold item",
         P.gold_manage,
         "gold remove",
         "DELETE /api/v1/projects/{project_id}/gold/{gold_id}",
-        ("app.labels.views:gold_remove_action",),
+        ("app.labels.gold_views:gold_remove_action",),
     ),
     Action(
         "Lock a gold item (move it to the test split)",
         P.gold_manage,
         "gold lock",
         "PATCH /api/v1/projects/{project_id}/gold/{gold_id}",
-        ("app.labels.views:gold_split_action",),
+        ("app.labels.gold_views:gold_split_action",),
     ),
     # ---- agreement, reward, exports
     Action(
