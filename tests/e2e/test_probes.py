@@ -78,7 +78,7 @@ def test_probes_on_the_demo_project_block_the_export(
         page.select_option("select[name=rubric_version_id]", str(version.id))
         page.select_option("select[name=judge_config_id]", str(judge.id))
         page.click("[data-testid=export-submit]")
-        page.wait_for_selector("text=The export gate blocks this export")
+        page.wait_for_selector("text=Probes: not probed")
         _shot(page, "export-unprobed")
         body = page.inner_text("body")
         assert "Probes: not probed" in body
@@ -127,7 +127,8 @@ def test_probes_on_the_demo_project_block_the_export(
         page.select_option("select[name=rubric_version_id]", str(version.id))
         page.select_option("select[name=judge_config_id]", str(judge.id))
         page.click("[data-testid=export-submit]")
-        page.wait_for_load_state()
+        # The refusal is swapped in by htmx: wait for it, not for a page load.
+        page.wait_for_selector("text=Probes: Padding earns")
         _shot(page, "export-refused")
         body = page.inner_text("body")
         assert "The export gate blocks this export" in body
