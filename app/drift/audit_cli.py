@@ -41,15 +41,12 @@ def audit_command(
     project: ProjectOpt,
     training_run: RunOpt,
     size: Annotated[int, typer.Option(help="Samples to draw.")],
-    user: Annotated[
-        str,
-        typer.Option("--user", help="Email of the member creating it (reviewer/engineer/admin)."),
-    ],
+    user: drift_cli.UserOpt = None,
     reviewer: Annotated[
         list[str] | None,
         typer.Option(
-            help="Reviewer email (repeat); default: --user if they may label audits, else "
-            "every member who may."
+            help="Reviewer email (repeat); default: --as if they may label audits, else every "
+            "member who may."
         ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (recorded; random if omitted).")] = None,
@@ -61,7 +58,8 @@ def audit_command(
     criterion: Annotated[str | None, typer.Option(help="With --extra criterion.")] = None,
     overlap: Annotated[int, typer.Option(help="Reviewers per sample.")] = 1,
     rubric_version: Annotated[
-        int | None, typer.Option(help="Rubric version id (default: the run's bundle's).")
+        str | None,
+        typer.Option(help="Rubric version: its id or 'rubric name:N' (default: the bundle's)."),
     ] = None,
 ) -> None:
     """Draw a stratified, seeded audit of a training run as an audit queue for reviewers."""
@@ -76,11 +74,15 @@ def audit_command(
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         target = drift_cli._project(session, project)
         run = drift_cli._run(session, target, training_run)
-        actor = _users(session, [user])[0]
+        from app import cli_support as cs
+        from app.auth.policies import Permission
+
+        actor = cs.person(session, target, user, Permission.drift_audit_create)
         assignees = _users(session, reviewer) if reviewer else []
+        version = cs.rubric_version(session, target, rubric_version) if rubric_version else None
         design = AuditDesign(
             size=size,
-            rubric_version_id=rubric_version,
+            rubric_version_id=version.id if version else None,
             assignee_ids=tuple(u.id or 0 for u in assignees),
             overlap=overlap,
             seed=seed,

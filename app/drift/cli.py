@@ -24,7 +24,12 @@ app = typer.Typer(help="Training runs and drift samples.", no_args_is_help=True)
 ProjectOpt = Annotated[str, typer.Option("--project", help="Project id or slug.")]
 RunOpt = Annotated[str, typer.Option("--training-run", help="Training run name.")]
 UserOpt = Annotated[
-    str | None, typer.Option("--user", help="Email of the account recorded as the actor.")
+    str | None,
+    typer.Option(
+        "--as",
+        "--user",
+        help="Email of the account acting (default: RS_CLI_AS); --user is the old spelling.",
+    ),
 ]
 
 
@@ -70,8 +75,10 @@ def _run(session: Session, project: Project, name: str, create: bool = False) ->
 def _user(session: Session, email: str | None) -> User | None:
     from sqlmodel import col, select
 
+    from app import cli_support as cs
     from app.auth.models import User
 
+    email = cs.acting_email(email)
     if not email:
         return None
     user = session.exec(select(User).where(col(User.email) == email.strip().lower())).first()

@@ -133,7 +133,14 @@ def test_keyset_pages_cover_every_rollout_once(
     assert seen == [f"r-{n}" for n in range(120)]
     with pytest.raises(rollout_service.InvalidInput) as bad:
         rollout_service.list_rollouts(session, world.pid, RolloutFilter(), cursor="abc")
-    assert bad.value.message == "'abc' is not a page cursor (use next_cursor from a list)"
+    assert bad.value.message == "'abc' is not a page cursor: send back the next_cursor of a list."
+    # Cursors are opaque; the plain ids of earlier releases are still read.
+    first = rollout_service.list_rollouts(session, world.pid, RolloutFilter(), limit=50)
+    assert first.next_cursor and not first.next_cursor.isdigit()
+    legacy = rollout_service.list_rollouts(
+        session, world.pid, RolloutFilter(), cursor=str(first.items[-1].id), limit=50
+    )
+    assert ids(legacy.items) == [f"r-{n}" for n in range(50, 100)]
 
 
 def test_counts_stop_at_a_cap(
