@@ -491,6 +491,7 @@ def build_world(server: str, scale: float, log: Any, nice: bool = False) -> None
             conn.execute(definition_sql)
         log("VACUUM ANALYZE")
         conn.execute("VACUUM ANALYZE")
+    finish_drift(url, ids["training"], log)
     meta = {
         "scale": scale,
         "build_seconds": round(time.monotonic() - started),
@@ -507,6 +508,33 @@ def build_world(server: str, scale: float, log: Any, nice: bool = False) -> None
     }
     (ROOT / "bench" / f".pages_world_{scale:g}.json").write_text(json.dumps(meta))
     log(f"world built in {meta['build_seconds']} s")
+
+
+def finish_drift(url: str, training_run_id: int, log: Any) -> None:
+    """What the drift import's worker does once the samples are stored: the run's counters and
+    its dashboard series, computed in SQL and cached for this data version."""
+    from sqlalchemy import func, select
+    from sqlmodel import Session
+
+    import app.models  # noqa: F401  (every table, for the ORM's foreign keys)
+    from app.core.db import get_engine
+    from app.drift import service as drift_service
+    from app.drift.models import DriftSample, TrainingRun
+
+    log("the training run's counters and cached series (as the import worker does)")
+    with Session(get_engine(url), expire_on_commit=False) as session:
+        run = session.get(TrainingRun, training_run_id)
+        assert run is not None
+        row = session.execute(
+            select(func.count(), func.min(DriftSample.step), func.max(DriftSample.step)).where(
+                DriftSample.training_run_id == training_run_id
+            )
+        ).one()
+        run.sample_count, run.step_min, run.step_max = int(row[0]), row[1], row[2]
+        run.data_version += 1
+        session.add(run)
+        session.commit()
+        drift_service.series(session, run)
 
 
 def load_world(server: str, scale: float) -> World:

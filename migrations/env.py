@@ -6,19 +6,12 @@ from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from app.core.config import get_settings
-from app.rollouts.models import SEARCH_VECTOR_COLUMN, SEARCH_VECTOR_INDEX
+from app.core.migrations import include_object
 
 config = context.config
 target_metadata = SQLModel.metadata
 
 url = config.get_main_option("sqlalchemy.url") or get_settings().resolved_database_url
-
-
-def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
-    """Leave out of `alembic check` what the models deliberately do not declare: the rollout
-    search vector (a PostgreSQL generated column the ORM never loads) and its GIN index."""
-    undeclared = name in (SEARCH_VECTOR_COLUMN, SEARCH_VECTOR_INDEX)
-    return not (reflected and compare_to is None and undeclared)
 
 
 def run_migrations_offline() -> None:

@@ -18,6 +18,7 @@ import ctypes.util
 import gc
 import logging
 import re
+import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
 from functools import cache
 from typing import Any
@@ -113,14 +114,19 @@ class HeavyRequestBounds:
     def __init__(self, app: ASGIApp, settings: Any) -> None:
         self.app = app
         self.settings = settings
-        self._slots: asyncio.Semaphore | None = None
+        # One semaphore per event loop (a server has one; test clients may start several).
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
         self.running_heavy = 0
         self.trims = 0
 
     def _semaphore(self) -> asyncio.Semaphore:
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.settings.heavy_concurrency)
-        return self._slots
+        loop = asyncio.get_running_loop()
+        slots = self._slots.get(loop)
+        if slots is None:
+            slots = self._slots[loop] = asyncio.Semaphore(self.settings.heavy_concurrency)
+        return slots
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, inspect
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401
-from app.core.migrations import alembic_config
+from app.core.migrations import alembic_config, include_object
 from tests.support.db import fresh_database
 
 
@@ -30,6 +30,7 @@ def test_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
         engine.dispose()
         assert expected <= set(inspect(engine).get_table_names())
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+            context = MigrationContext.configure(conn, opts={"include_object": include_object})
+            diff = compare_metadata(context, SQLModel.metadata)
         assert diff == [], f"models and migrations disagree: {diff}"
         engine.dispose()
