@@ -177,3 +177,19 @@ def test_a_pool_of_processes_stores_what_one_process_stores(
         )
     }
     assert stored == expected and any(addressed for _, addressed in stored.values())
+
+
+def test_rollouts_made_from_samples_are_listed_but_not_text_searched(
+    session: Session, drift_world: DriftWorld, import_drift: ImportDrift
+) -> None:
+    from app.rollouts.search import RolloutFilter
+
+    rows = list(records(4, run="run-1", steps=3))
+    rows[2]["rollout"]["response"] = "Governed by the laws of Zanzibar."
+    assert import_drift(jsonl(rows)).inserted == 4
+    pid = drift_world.project.id or 0
+    listed = rollout_service.list_rollouts(session, pid, RolloutFilter()).items
+    assert len(listed) == 4
+    assert rollout_service.list_rollouts(session, pid, RolloutFilter(q="Zanzibar")).items == []
+    exact = rollout_service.list_rollouts(session, pid, RolloutFilter(q="drift:run-1:run-1-2"))
+    assert [r.external_id for r in exact.items] == ["drift:run-1:run-1-2"]
