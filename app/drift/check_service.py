@@ -22,7 +22,7 @@ from app.drift.audit_models import JudgeDriftCheck
 from app.exports import gate as gate_rules
 from app.exports import service as export_service
 from app.exports.models import ExportBundle
-from app.judging import service as judging_service
+from app.judging import launch as judging_launch
 from app.judging.models import JudgeRun
 from app.judging.schemas import RunCreate, SelectionInput
 from app.judging.status import FINAL_STATUSES
@@ -80,7 +80,7 @@ def start_check(
         selection=SelectionInput(source="gold", gold_split=GOLD_SPLIT),
     )
     spec_judge = dict((bundle.content.get("spec") or {}).get("judge") or {})
-    (run,) = judging_service.create_runs(
+    (run,) = judging_launch.create_runs(
         session,
         project,
         actor=actor,

@@ -11,6 +11,7 @@ from app.auth.dependencies import JudgeManager, JudgeRunner, ProjectReader, Sess
 from app.core.cursor import decode_cursor, encode_cursor
 from app.core.ids import Id, NonNegInt64
 from app.judging import external as judge_external
+from app.judging import launch as judge_launch
 from app.judging import service as judge_service
 from app.judging.deps import ProjectJudgeConfig, ProjectRun
 from app.judging.models import JudgeConfig, JudgeRun, Verdict
@@ -156,7 +157,7 @@ def list_judge_runs(
 )
 def create_judge_runs(body: RunCreate, session: SessionDep, ctx: JudgeRunner) -> list[RunPublic]:
     """Queue one run per judge configuration (several: a cross-judge set). Workers do the work."""
-    runs = judge_service.create_runs(session, ctx.project, actor=ctx.user, data=body)
+    runs = judge_launch.create_runs(session, ctx.project, actor=ctx.user, data=body)
     return [_run(run) for run in runs]
 
 

@@ -127,6 +127,7 @@ def run_command(
 
     from app.core.db import get_engine
     from app.core.errors import DomainError
+    from app.judging import launch as judge_launch
     from app.judging import service as judge_service
     from app.judging.schemas import (
         RunCreate,
@@ -158,7 +159,7 @@ def run_command(
                 batch=batch,
             )
             estimate = judge_service.estimate_runs(session, proj, data)
-            runs = judge_service.create_runs(session, proj, actor=actor, data=data)
+            runs = judge_launch.create_runs(session, proj, actor=actor, data=data)
         except DomainError as exc:
             raise _fail(exc.message) from None
         except ValueError as exc:  # pydantic validation of the options

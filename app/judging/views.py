@@ -13,6 +13,7 @@ from app.auth.dependencies import JudgeManager, JudgeRunner, ProjectReader, Sess
 from app.core.errors import InvalidInput
 from app.core.ids import BigId, NonNegInt64, bounded
 from app.judging import external as judge_external
+from app.judging import launch as judge_launch
 from app.judging import service as judge_service
 from app.judging.deps import ProjectJudgeConfig, ProjectRun
 from app.judging.models import JudgeRun
@@ -269,7 +270,7 @@ def run_create_action(
     fields: Annotated[RunFields, Form()],
 ) -> Response:
     data = _run_request(fields)
-    runs = judge_service.create_runs(session, ctx.project, actor=ctx.user, data=data)
+    runs = judge_launch.create_runs(session, ctx.project, actor=ctx.user, data=data)
     if len(runs) == 1 and runs[0].status == RunStatus.PREPARING:
         url = f"{_base(ctx)}/runs/{runs[0].id}"
         message = f"Judge run #{runs[0].id} started: a worker is preparing its work items."

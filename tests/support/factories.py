@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from app.auth import service as auth_service
 from app.auth.models import User
 from app.core.clock import utcnow
+from app.judging import launch as judge_launch
 from app.judging import service as judge_service
 from app.judging.engine import EngineOptions
 from app.judging.models import JudgeConfig, JudgeRun, JudgeWorkItem, Verdict
@@ -329,7 +330,7 @@ def start_runs(
         neutral_score=neutral_score,
         batch=batch,
     )
-    return judge_service.create_runs(session, project, actor=actor, data=data)
+    return judge_launch.create_runs(session, project, actor=actor, data=data)
 
 
 def fast_options(**overrides: Any) -> EngineOptions:

@@ -16,7 +16,7 @@ from app.auth.models import User
 from app.core.config import Settings
 from app.demo.legal import OUTPUT_SCHEMA, POLICY_SYSTEM_PROMPT, build_legal_demo
 from app.judging import engine as judge_engine
-from app.judging import service as judging_service
+from app.judging import launch as judging_launch
 from app.judging.models import JudgeConfig, JudgeRun, Verdict
 from app.judging.schemas import RunCreate, SelectionInput
 from app.labels.models import GoldItem, Label
@@ -125,7 +125,7 @@ def build_world(
 
 def run_judge(session: Session, engine: Engine, world: World) -> JudgeRun:
     """A real judge run of the gold test split through the studio's engine."""
-    [run] = judging_service.create_runs(
+    [run] = judging_launch.create_runs(
         session,
         world.project,
         actor=world.engineer,
