@@ -381,7 +381,7 @@ def _sample_prompts(
     rollouts, pairs = _load_subjects(session, subjects, picks)
     for index in picks:
         subject_id, rollout_id = subjects.ids[index], subjects.rollout_ids[index]
-        rendered = judge_engine._render(
+        rendered = judge_engine.render_subject(
             plan,
             rollouts,
             pairs,

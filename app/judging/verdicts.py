@@ -341,9 +341,6 @@ def render_subject(
     return prompt.system, prompt.user
 
 
-# Kept while judging/service.py (edited on another branch) still calls it by its old name.
-_render = render_subject
-
 
 def default_provider(cfg: ProviderConfig, egress: EgressPolicy | None = None) -> JudgeProvider:
     """The provider for a judge configuration (tests inject others through provider_factory)."""
