@@ -341,7 +341,6 @@ def render_subject(
     return prompt.system, prompt.user
 
 
-
 def default_provider(cfg: ProviderConfig, egress: EgressPolicy | None = None) -> JudgeProvider:
     """The provider for a judge configuration (tests inject others through provider_factory)."""
     return make_provider(cfg, egress=egress)
