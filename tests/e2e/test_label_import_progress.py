@@ -75,7 +75,7 @@ def test_a_large_label_file_shows_its_progress(
     status = page.locator("[data-testid=import-status]")
     page.wait_for_function(
         "() => document.querySelector('[data-testid=import-status]')"
-        ".getAttribute('data-status') === 'done'",
+        "?.getAttribute('data-status') === 'done'",
         timeout=30_000,
     )
     assert status.get_attribute("data-status") == "done"

@@ -45,7 +45,7 @@ def test_reward_config_preview_and_export_in_the_browser(
     page.fill("[data-testid='field-judge.weight']", "2")
     page.click("[data-testid=reward-save]")
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=reward-revision]').innerText"
+        "() => (document.querySelector('[data-testid=reward-revision]')?.innerText ?? '')"
         ".includes('revision 1')"
     )
     assert float(page.input_value("[data-testid='field-judge.weight']")) == 2.0
