@@ -17,8 +17,8 @@ import logging
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -55,12 +55,48 @@ TELL_EVERY = 200
 # worth their start. The lines are read, and the batches stored, here.
 PARALLEL_MIN_BYTES = 16 * 1024 * 1024
 MAX_PARSE_PROCESSES = 4
+# ...and only once this many chunks of lines were checked here: spawning the processes costs
+# seconds of CPU (each imports the app), more than checking a few thousand lines, and a file can
+# be large for few lines (the demo's 2,000 samples carry the whole contract each: 27 MB).
+INLINE_CHUNKS = 20
 
 
 def parse_processes() -> int:
     """Processes to check lines in: one per core, at most MAX_PARSE_PROCESSES (the database and
     this process's threads mostly wait on each other)."""
     return max(1, min(MAX_PARSE_PROCESSES, os.cpu_count() or 1))
+
+
+class DeferredPool(Executor):
+    """Runs its first `inline` tasks in the calling thread (their futures come back done), and
+    starts the real pool, made by `start`, only for the tasks after them."""
+
+    def __init__(self, workers: int, inline: int, start: Callable[[], Executor]) -> None:
+        self._max_workers = workers  # read by records.iter_records to bound pending chunks
+        self._inline = inline
+        self._start = start
+        self._pool: Executor | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._pool is not None
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        if self._pool is None and self._inline > 0:
+            self._inline -= 1
+            future: Future[Any] = Future()
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as error:  # handed to whoever reads the result, as a pool would
+                future.set_exception(error)
+            return future
+        if self._pool is None:
+            self._pool = self._start()
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
 _samples = DriftSample.__table__  # type: ignore[attr-defined]
@@ -199,7 +235,11 @@ class DriftImportRunner(ImportRunner):
         workers = parse_processes()
         if workers < 2 or (self.job.size_bytes or 0) < PARALLEL_MIN_BYTES:
             return None
-        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        return DeferredPool(
+            workers,
+            INLINE_CHUNKS,
+            lambda: ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")),
+        )
 
     def _pieces(
         self, stream: BinaryIO, resume_line: int, pool: Executor | None

@@ -164,6 +164,7 @@ def test_a_pool_of_processes_stores_what_one_process_stores(
     }
     monkeypatch.setattr(drift_jobs, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(drift_jobs, "parse_processes", lambda: 2)
+    monkeypatch.setattr(drift_jobs, "INLINE_CHUNKS", 2)  # two chunks here, the rest in the pool
     monkeypatch.setattr(drift_records, "CHUNK_LINES", 3)
     job = import_drift(jsonl(rows), skip_invalid=True)
     assert job.status == rollout_service.DONE, job.message
