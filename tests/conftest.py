@@ -78,7 +78,7 @@ SLOW_FILES = (
     "tests/integration/core/test_api_fuzz.py",
     "tests/integration/judging/test_real_llm.py",
     "tests/integration/core/test_route_table.py",
-    "tests/integration/agreement/test_agreement_properties.py",
+    "tests/unit/agreement/test_agreement_properties.py",
     "tests/integration/cli/test_cli.py",
     "tests/integration/rollouts/test_cli_and_demo.py",
     "tests/integration/agreement/test_corrected.py",
