@@ -12,15 +12,18 @@ from app.drift import service as drift_service
 from app.drift.deps import ProjectTrainingRun
 from app.drift.schemas import (
     BucketPublic,
+    ExampleSamplePublic,
     S3ImportRequest,
     SeriesPublic,
+    SignalExamplePublic,
+    SignalExamplesPublic,
     SignalPublic,
     StepMapResult,
     ThresholdsPublic,
     TrainingRunCreate,
     TrainingRunPublic,
 )
-from app.drift.signals import DriftThresholds
+from app.drift.signals import DriftThresholds, SignalKind
 from app.rollouts.schemas import ImportPublic
 from app.web.csv_safe import csv_response
 
@@ -160,6 +163,30 @@ def get_signals(
     """Signals that fired, each with its onset step, severity and evidence (numbers, test)."""
     results = drift_service.signals(session, ctx.project, run)
     return [SignalPublic(**r.public()) for r in results if r.fired]
+
+
+@router.get(RUNS + "/{run_id}/signals/{kind}/examples", response_model=SignalExamplesPublic)
+def get_signal_examples(
+    session: SessionDep, ctx: ProjectReader, run: ProjectTrainingRun, kind: SignalKind
+) -> SignalExamplesPublic:
+    """The samples a signal's card shows: late samples that show it (most telling first), each
+    with the earliest sample of the same prompt from before the onset when there is one."""
+    result = next(r for r in drift_service.signals(session, ctx.project, run) if r.kind == kind)
+    pairs = drift_service.signal_examples(session, run, result)
+    samples = [p.late for p in pairs] + [p.early for p in pairs if p.early is not None]
+    rollouts = drift_service.rollouts_of(session, samples)
+    return SignalExamplesPublic(
+        kind=kind.value,
+        fired=result.fired,
+        onset_step=result.onset_step,
+        examples=[
+            SignalExamplePublic(
+                late=ExampleSamplePublic.of(p.late, rollouts),
+                early=ExampleSamplePublic.of(p.early, rollouts) if p.early else None,
+            )
+            for p in pairs
+        ],
+    )
 
 
 def _thresholds(project: Any) -> ThresholdsPublic:

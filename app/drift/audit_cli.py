@@ -101,6 +101,37 @@ def audit_command(
     )
 
 
+@app.command("audits")
+def audits_command(
+    project: ProjectOpt,
+    training_run: RunOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (as the API).")] = False,
+) -> None:
+    """List a training run's audits, newest first, with their labelling progress."""
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.drift import audit_service
+    from app.drift.audit_schemas import AuditPublic
+
+    settings = drift_cli._settings()
+    with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
+        target = drift_cli._project(session, project)
+        run = drift_cli._run(session, target, training_run)
+        audits = [AuditPublic.of(row) for row in audit_service.list_audits(session, run)]
+    if as_json:
+        typer.echo(json.dumps([a.model_dump(mode="json") for a in audits], indent=1))
+        return
+    if not audits:
+        typer.echo(f"No audits of {run.name} yet: `rubric-studio drift audit` draws one.")
+        return
+    for a in audits:
+        typer.echo(
+            f"#{a.id}  queue #{a.queue_id} {a.queue_name!r}  {a.labelled}/{a.samples} labelled  "
+            f"seed {a.seed}  {a.created_at:%Y-%m-%d %H:%M} UTC"
+        )
+
+
 @app.command("agreement")
 def agreement_command(project: ProjectOpt, training_run: RunOpt) -> None:
     """Judge-human agreement over steps from the run's audit labels, as JSON."""

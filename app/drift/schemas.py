@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from app.drift.models import TrainingRun
+from app.drift.models import DriftSample, TrainingRun
+from app.rollouts.models import Rollout
 
 
 class TrainingRunCreate(BaseModel):
@@ -116,3 +117,54 @@ class ThresholdsPublic(BaseModel):
     values: dict[str, float]
     defaults: dict[str, float]
     changed: list[str] = Field(description="the thresholds the project set")
+
+
+class ExampleSamplePublic(BaseModel):
+    """One drift sample shown as an example of a signal (its rollout holds the full text)."""
+
+    id: int
+    record_id: str
+    step: int | None
+    reward: float
+    judge_status: str
+    judge_criteria: dict[str, Any]
+    response_chars: int
+    judge_addressed: bool
+    quotes_ungrounded: int | None
+    prompt_key: str | None
+    group_id: str | None
+    rollout_id: int | None
+    response: str | None = Field(description="the response the policy wrote (from the rollout)")
+
+    @classmethod
+    def of(cls, sample: DriftSample, rollouts: dict[int, Rollout]) -> ExampleSamplePublic:
+        rollout = rollouts.get(sample.rollout_id or 0)
+        return cls(
+            id=sample.id or 0,
+            record_id=sample.record_id,
+            step=sample.step,
+            reward=sample.reward,
+            judge_status=sample.judge_status,
+            judge_criteria=sample.judge_criteria,
+            response_chars=sample.response_chars,
+            judge_addressed=sample.judge_addressed,
+            quotes_ungrounded=sample.quotes_ungrounded,
+            prompt_key=sample.prompt_key,
+            group_id=sample.group_id,
+            rollout_id=sample.rollout_id,
+            response=rollout.response if rollout is not None else None,
+        )
+
+
+class SignalExamplePublic(BaseModel):
+    """A late sample that shows the signal, beside an early sample of the same prompt (if any)."""
+
+    late: ExampleSamplePublic
+    early: ExampleSamplePublic | None
+
+
+class SignalExamplesPublic(BaseModel):
+    kind: str
+    fired: bool
+    onset_step: int | None
+    examples: list[SignalExamplePublic] = Field(description="empty when the signal did not fire")

@@ -65,7 +65,8 @@ def test_live_progress_and_cancel_in_the_browser(
 
         # The numbers change without reloading the page (htmx polls the progress fragment).
         page.wait_for_function(
-            "() => Number(document.querySelector('[data-testid=progress-done]')?.innerText ?? 0) > 0"
+            "() => Number(document.querySelector('[data-testid=progress-done]')?.innerText ?? 0)"
+            " > 0"
         )
         first = _number(page, "progress-done")
         done_js = "Number(document.querySelector('[data-testid=progress-done]')?.innerText ?? 0)"

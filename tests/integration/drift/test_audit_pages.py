@@ -131,6 +131,12 @@ def test_cli_audit_and_agreement(monkeypatch, settings, session: Session) -> Non
         assert "10 samples" in made.output and "seed 5" in made.output
         refused = runner.invoke(cli, [*args[:-2], "--rubric-version", "999999"])
         assert refused.exit_code == 1
+        where = ["--project", str(w.project.id), "--training-run", "run-a"]
+        listed = runner.invoke(cli, ["drift", "audits", *where])
+        assert listed.exit_code == 0, listed.output
+        assert "0/10 labelled" in listed.output and "seed 5" in listed.output
+        as_json = json.loads(runner.invoke(cli, ["drift", "audits", *where, "--json"]).output)
+        assert [(a["samples"], a["labelled"], a["seed"]) for a in as_json] == [(10, 0, 5)]
         shown = runner.invoke(
             cli, ["drift", "agreement", "--project", str(w.project.id), "--training-run", "run-a"]
         )

@@ -74,6 +74,29 @@ def test_api_create_import_series_and_signals(
     for s in signals:
         assert set(s) == {"kind", "onset_step", "severity", "evidence"}
         assert 300 <= s["onset_step"] <= 400
+    base = f"/api/v1/projects/{pid}/training-runs/{drift_world.run.id}/signals"
+    examples = client.get(f"{base}/judge_addressed_text/examples").json()
+    assert examples["fired"] and examples["onset_step"] == next(
+        s["onset_step"] for s in signals if s["kind"] == "judge_addressed_text"
+    )
+    assert 1 <= len(examples["examples"]) <= 3
+    for pair in examples["examples"]:
+        late, early = pair["late"], pair["early"]
+        assert late["judge_addressed"] and late["step"] >= examples["onset_step"]
+        assert late["response"] and len(late["response"]) == late["response_chars"]
+        if early is not None:  # the same prompt, from before the onset
+            assert early["prompt_key"] == late["prompt_key"]
+            assert early["step"] < examples["onset_step"]
+    assert any(pair["early"] for pair in examples["examples"])
+    quiet = client.get(f"{base}/judge_failing/examples").json()
+    assert quiet == {
+        "kind": "judge_failing",
+        "fired": False,
+        "onset_step": None,
+        "examples": [],
+    }
+    unknown = client.get(f"{base}/nonsense/examples")
+    assert unknown.status_code == 422 and "judge_addressed_text" in unknown.text
 
 
 def test_dashboard_shows_charts_tables_signals_and_safe_csv(
