@@ -25,13 +25,14 @@ from app.labels.values import criterion_disagrees
 from app.rewards import service as reward_service
 from app.rubrics.builtin import BUILTIN_TEMPLATES
 from app.rubrics.definition import RubricDefinition
-from tests.integration.labels.builders import (
+from tests.support.factories import (
     add_label,
     bulk_rollouts,
     bulk_run,
+    make_project,
+    make_user,
     make_version,
 )
-from tests.support.factories import make_project, make_user
 
 DEFINITION: RubricDefinition = BUILTIN_TEMPLATES["generic_pass_fail"]
 KEYS = [c.key for c in DEFINITION.criteria]
