@@ -406,7 +406,7 @@ def import_action(
             source=file.file,
             judge_name=judge_name.strip() or None,
         )
-        return redirect(request, f"/projects/{ctx.project.id}/imports/{job.id}")
+        return redirect(request, f"/projects/{ctx.project_id}/imports/{job.id}")
     summary = judge_external.import_verdicts(
         session,
         ctx.project,

@@ -206,7 +206,7 @@ def close_queue(
     queue_id: Id, body: QueueClose, session: SessionDep, ctx: QueueManager
 ) -> QueuePublic:
     """Close a queue (nothing more is offered) or, with `closed: false`, reopen it."""
-    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
+    queue = queues.get_queue(session, ctx.project_id, queue_id)
     queues.set_queue_closed(session, queue, actor=ctx.user, closed=body.closed)
     return _queue(session, queue, ctx.user)
 

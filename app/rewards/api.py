@@ -136,7 +136,7 @@ def get_reward_preview_job(
     job_id: Id, session: SessionDep, ctx: ProjectReader
 ) -> RewardPreviewJobPublic:
     """A background preview's status, progress and (once done) result."""
-    return _job_public(session, preview_jobs.get_job(session, ctx.project.id or 0, job_id))
+    return _job_public(session, preview_jobs.get_job(session, ctx.project_id, job_id))
 
 
 def _job_public(session: SessionDep, job: RewardPreviewJob) -> RewardPreviewJobPublic:

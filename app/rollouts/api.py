@@ -96,7 +96,7 @@ def get_import(session: SessionDep, ctx: ProjectReader, job: ProjectImport) -> I
 @router.post("/projects/{project_id}/imports/{import_id}/cancel", response_model=ImportPublic)
 def cancel_import(session: SessionDep, ctx: RolloutImporter, import_id: Id) -> ImportPublic:
     """Cancel an import that has not finished; nothing of it is kept (409 once it finished)."""
-    job = rollout_service.get_import(session, ctx.project.id or 0, import_id)
+    job = rollout_service.get_import(session, ctx.project_id, import_id)
     return import_public(session, rollout_service.cancel_import(session, job, ctx.user))
 
 

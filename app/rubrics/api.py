@@ -213,7 +213,7 @@ def archive(
     rubric_id: Id, body: ArchiveBody, session: SessionDep, ctx: RubricEditor
 ) -> RubricPublic:
     """Hide a rubric from the list (`archived: true`) or restore it; versions stay untouched."""
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
+    rubric = rubric_service.get_rubric(session, ctx.project_id, rubric_id)
     rubric_service.archive_rubric(session, rubric, actor=ctx.user, archived=body.archived)
     return _rubric_public(session, rubric)
 
