@@ -223,7 +223,7 @@ def test_connection_command(
 
     from app.core.db import get_engine
     from app.core.errors import DomainError
-    from app.judging import service as judge_service
+    from app.judging import configs as judge_configs
 
     settings = _settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
@@ -232,7 +232,7 @@ def test_connection_command(
         found = _project(session, project or project_ref or "")
         config = _judge(session, found, judge or judge_ref or "")
     try:
-        check = judge_service.check_connection(config)
+        check = judge_configs.check_connection(config)
     except DomainError as exc:
         raise _fail(exc.message) from None
     if not check.ok:
@@ -416,14 +416,14 @@ def config_list_command(project: cs.ProjectOpt, as_json: cs.JsonOpt = False) -> 
     from sqlmodel import Session
 
     from app.core.db import get_engine
-    from app.judging import service as judge_service
+    from app.judging import configs as judge_configs
     from app.judging.schemas import (
         JudgeConfigPublic,
     )
 
     with Session(get_engine(_settings().resolved_database_url)) as session:
         found = _project(session, project)
-        configs = judge_service.list_configs(session, found.id or 0)
+        configs = judge_configs.list_configs(session, found.id or 0)
         public = [JudgeConfigPublic.model_validate(c.model_dump()) for c in configs]
     if as_json:
         cs.echo_json(public)
@@ -453,7 +453,7 @@ def config_create_command(
     from sqlmodel import Session
 
     from app.core.db import get_engine
-    from app.judging import service as judge_service
+    from app.judging import configs as judge_configs
 
     data = _config_input(
         _config_fields(
@@ -475,7 +475,7 @@ def config_create_command(
         found = _project(session, project)
         actor = cs.actor(session, found, as_email, Permission.judge_manage)
         with cs.domain_errors():
-            config = judge_service.create_config(
+            config = judge_configs.create_config(
                 session, found, actor=actor, data=data, egress=_egress()
             )
     typer.echo(f"Created judge configuration {config.id} '{config.name}'.")
@@ -503,7 +503,7 @@ def config_update_command(
     from sqlmodel import Session
 
     from app.core.db import get_engine
-    from app.judging import service as judge_service
+    from app.judging import configs as judge_configs
     from app.judging.schemas import (
         JudgeConfigInput,
     )
@@ -532,7 +532,7 @@ def config_update_command(
         )
         actor = cs.actor(session, found, as_email, Permission.judge_manage)
         with cs.domain_errors():
-            updated = judge_service.update_config(
+            updated = judge_configs.update_config(
                 session,
                 found,
                 config,
@@ -554,14 +554,14 @@ def config_delete_command(
     from sqlmodel import Session
 
     from app.core.db import get_engine
-    from app.judging import service as judge_service
+    from app.judging import configs as judge_configs
 
     with Session(get_engine(_settings().resolved_database_url), expire_on_commit=False) as session:
         found = _project(session, project)
         config = _judge(session, found, judge)
         actor = cs.actor(session, found, as_email, Permission.judge_manage)
         with cs.domain_errors():
-            judge_service.delete_config(session, found, config, actor=actor)
+            judge_configs.delete_config(session, found, config, actor=actor)
     typer.echo(f"Deleted judge configuration '{config.name}'.")
 
 
@@ -586,6 +586,7 @@ def verdicts_command(
 
     from app.core.cursor import decode_cursor, encode_cursor
     from app.core.db import get_engine
+    from app.judging import progress as judge_progress
     from app.judging import service as judge_service
     from app.judging.schemas import (
         VerdictPublic,
@@ -596,7 +597,7 @@ def verdicts_command(
         with cs.domain_errors():
             run = judge_service.get_run(session, found.id or 0, run_id)
             after = decode_cursor(cursor)
-            rows = judge_service.list_verdicts(
+            rows = judge_progress.list_verdicts(
                 session, run, after_id=after, limit=max(1, min(limit, 1000))
             )
     page = [VerdictPublic.model_validate(v.model_dump()) for v in rows]

@@ -22,6 +22,7 @@ from app.audit import service as audit_service
 from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.errors import Conflict, InvalidInput, NotFound
+from app.judging import configs as judging_configs
 from app.judging import service as judging_service
 from app.judging.models import JudgeConfig, JudgeRun, Verdict
 from app.judging.schemas import SelectionInput
@@ -67,7 +68,7 @@ _SLUG = re.compile(r"[^a-z0-9]+")
 
 def judge_fingerprint(config: JudgeConfig) -> dict[str, Any]:
     """The judge settings that change verdicts (an edit bumps `revision`)."""
-    snapshot = judging_service.snapshot_of(config)
+    snapshot = judging_configs.snapshot_of(config)
     keys = ("id", "revision", "provider", "model_id", "base_url", "region", "params")
     return {k: snapshot.get(k) for k in keys}
 
@@ -97,7 +98,7 @@ def _version(session: Session, project_id: int, version_id: int) -> tuple[Rubric
 
 
 def _judge(session: Session, project_id: int, config_id: int) -> JudgeConfig:
-    return judging_service.get_config(session, project_id, config_id)
+    return judging_configs.get_config(session, project_id, config_id)
 
 
 def _custom(data: ProbeRunCreate) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from app.auth.dependencies import JudgeRunner, ProjectReader, SessionDep
 from app.auth.policies import Permission
 from app.core.errors import InvalidInput
+from app.judging import configs as judge_configs
 from app.judging import service as judge_service
 from app.judging.schemas import invalid_from
 from app.probes import service as probe_service
@@ -101,7 +102,7 @@ def _index_context(
         "progress": {r.id: probe_service.progress(session, r) for r in runs},
         "versions": versions,
         "version_labels": {v.version.id: v.label for v in versions},
-        "configs": [c for c in judge_service.list_configs(session, project_id)],
+        "configs": [c for c in judge_configs.list_configs(session, project_id)],
         "probe_specs": [PROBES[name] for name in DEFAULT_PROBES],
         "fields": fields or ProbeFields(probes=list(DEFAULT_PROBES)),
         "version_id": version_id,
@@ -156,7 +157,7 @@ def _run_context(session: Any, ctx: Any, run: ProbeRun) -> dict[str, Any]:
         "version": version,
         "criterion_names": {c.key: c.name for c in definition.criteria},
         "judge": (
-            judge_service.get_config(session, ctx.project_id, run.judge_config_id)
+            judge_configs.get_config(session, ctx.project_id, run.judge_config_id)
             if run.judge_config_id
             else None
         ),

@@ -19,6 +19,7 @@ from app.auth.models import User
 from app.core.clock import utcnow
 from app.judging import jobs as judge_jobs
 from app.judging import preparation
+from app.judging import progress as judge_progress
 from app.judging import service as judge_service
 from app.judging.models import JudgeRun, JudgeWorkItem
 from app.judging.status import RunStatus
@@ -156,7 +157,7 @@ def test_a_crash_mid_way_loses_nothing_and_duplicates_nothing(
     assert len(_items(engine, run_id)) == 8  # two chunks of 4 committed, the third rolled back
     state = halfway.settings["preparation"]
     assert (state["selected"], state["expected"]) == (8, 13)
-    progress = judge_service.run_progress(halfway)
+    progress = judge_progress.run_progress(halfway)
     assert (progress.status, progress.done, progress.total) == (RunStatus.PREPARING, 8, 13)
 
     # Another worker cannot take it while worker-a's lease holds; it can once the lease is out.
