@@ -22,9 +22,11 @@ from app.core.ids import Id, NonNegInt32
 from app.probes import gate as probe_gate
 from app.rollouts import service as rollout_service
 from app.rubrics import comparison as rubric_comparison
+from app.rubrics import examples as rubric_examples
 from app.rubrics import files as rubric_files
 from app.rubrics import forms
 from app.rubrics import previews as rubric_previews
+from app.rubrics import publishing as rubric_publishing
 from app.rubrics import serialization as rubric_serialization
 from app.rubrics import service as rubric_service
 from app.rubrics.definition import RubricMode
@@ -440,7 +442,7 @@ def rubric_example_add_action(
     if rollout_b and not rollout_b.isdigit():
         raise InvalidInput("Response B must be a rollout id (a number).")
     try:
-        rubric_service.add_example(
+        rubric_examples.add_example(
             session,
             rubric,
             actor=ctx.user,
@@ -470,7 +472,7 @@ def rubric_example_remove_action(
     fields: FormFields,
 ) -> Response:
     try:
-        rubric_service.remove_example(
+        rubric_examples.remove_example(
             session, rubric, actor=ctx.user, expected_revision=_revision(fields), index=index
         )
     except rubric_service.DraftConflict as exc:
@@ -494,7 +496,7 @@ def rubric_publish_action(
     # From the editor the whole form comes along: what is on screen is what gets published.
     draft = forms.draft_from_form(fields, rubric.mode) if "title" in fields else None
     try:
-        version = rubric_service.publish_version(
+        version = rubric_publishing.publish_version(
             session,
             rubric,
             actor=ctx.user,
@@ -525,7 +527,7 @@ def rubric_archive_action(
     rubric: ProjectRubric,
     archived: Annotated[bool, Form()] = True,
 ) -> Response:
-    rubric_service.archive_rubric(session, rubric, actor=ctx.user, archived=archived)
+    rubric_publishing.archive_rubric(session, rubric, actor=ctx.user, archived=archived)
     response = redirect(request, project_url(rubric.project_id, "rubrics"))
     flash(request, response, f"Rubric “{rubric.name}” {'archived' if archived else 'restored'}.")
     return response
@@ -548,7 +550,7 @@ def rubric_version_page(
         "approvals": approvals,
         "can_approve": ctx.can(Permission.rubric_approve),
         "already_approved": any(a.user_id == ctx.user.id for a in approvals),
-        "own_version_blocked": not rubric_service.can_sign_off(session, version, ctx.user),
+        "own_version_blocked": not rubric_publishing.can_sign_off(session, version, ctx.user),
         "hackability": probe_gate.hackability(session, ctx.project_id, version.id or 0),
     }
     return render(request, "rubrics/version.html", context)
@@ -564,7 +566,7 @@ def rubric_approve_action(
     comment: Annotated[str, Form(max_length=20_000)] = "",
 ) -> Response:
     version = rubric_service.get_version(session, rubric, number)
-    rubric_service.approve_version(session, version, actor=ctx.user, comment=comment)
+    rubric_publishing.approve_version(session, version, actor=ctx.user, comment=comment)
     response = redirect(request, _url(rubric, f"/versions/{number}"))
     flash(request, response, f"You signed off version {number}.")
     return response

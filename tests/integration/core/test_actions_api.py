@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.auth import service as auth_service
+from app.rubrics import publishing as rubric_publishing
 from app.rubrics import service as rubric_service
 from tests.support.factories import insert_rollouts, make_judge_config, make_project, make_user
 from tests.support.web import csrf_for, login
@@ -87,7 +88,7 @@ def test_import_cancel_rubric_archive_queue_close_and_drift_settings(
     rubric = rubric_service.create_rubric(
         session, project, actor=admin, name="Generic", template="generic_pass_fail"
     )
-    version = rubric_service.publish_version(session, rubric, actor=admin, change_note="v1")
+    version = rubric_publishing.publish_version(session, rubric, actor=admin, change_note="v1")
     archived = client.post(f"{base}/rubrics/{rubric.id}/archive", json={}, headers=headers)
     assert archived.status_code == 200
     listed = client.get(f"{base}/rubrics", headers=headers).json()
@@ -174,7 +175,7 @@ def test_where_the_document_is_by_api_and_form_and_in_the_gate(
     rubric = rubric_service.create_rubric(
         session, project, actor=admin, name="Generic", template="generic_pass_fail"
     )
-    version = rubric_service.publish_version(session, rubric, actor=admin, change_note="v1")
+    version = rubric_publishing.publish_version(session, rubric, actor=admin, change_note="v1")
     [rollout_id] = insert_rollouts(session, project, 1)
     from app.labels.models import GoldItem
 
