@@ -11,6 +11,7 @@ from starlette.responses import StreamingResponse
 
 from app.auth.dependencies import ProjectReader, RolloutImporter, SessionDep
 from app.core.ids import Id, NonNegInt32
+from app.rollouts import browse as rollout_browse
 from app.rollouts import service as rollout_service
 from app.rollouts.deps import ProjectImport, ProjectRollout
 from app.rollouts.models import RolloutImport
@@ -156,7 +157,7 @@ def list_rollouts(
         Query(description="id: import order; rank: best match first (with q, PostgreSQL)"),
     ] = RolloutSort.ID,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Annotated[int, Query(ge=1, le=rollout_service.MAX_PAGE_SIZE)] = 50,
+    limit: Annotated[int, Query(ge=1, le=rollout_browse.MAX_PAGE_SIZE)] = 50,
 ) -> RolloutPagePublic:
     """Rollouts in import order (or best match first), filtered; follow `next_cursor` for the
     next page. `total` is exact up to 10,000; past it `total_estimate` is an estimate."""
@@ -173,7 +174,7 @@ def list_rollouts(
         import_id=import_id,
         sort=sort,
     )
-    page = rollout_service.list_rollouts(session, ctx.project_id, flt, cursor=cursor, limit=limit)
+    page = rollout_browse.list_rollouts(session, ctx.project_id, flt, cursor=cursor, limit=limit)
     return RolloutPagePublic(
         items=[
             RolloutSummaryPublic(
@@ -202,10 +203,10 @@ def list_groups(
     session: SessionDep,
     ctx: ProjectReader,
     cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=rollout_service.MAX_PAGE_SIZE)] = 50,
+    limit: Annotated[int, Query(ge=1, le=rollout_browse.MAX_PAGE_SIZE)] = 50,
 ) -> GroupPagePublic:
     """Groups of generations for the same prompt, with their sizes."""
-    page = rollout_service.list_groups(
+    page = rollout_browse.list_groups(
         session, ctx.project_id, RolloutFilter(), cursor=cursor, limit=limit
     )
     return GroupPagePublic(

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from app.auth.dependencies import ProjectReader, RolloutImporter, SessionDep
 from app.core.errors import InvalidInput, NotFound
 from app.core.ids import NonNegInt32, bounded
+from app.rollouts import browse as rollout_browse
 from app.rollouts import display
 from app.rollouts import service as rollout_service
 from app.rollouts.api import problems_download
@@ -124,13 +125,13 @@ def _url(base: str, params: dict[str, str]) -> str:
 def rollout_list_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
     flt = _filter(request)
     cursor = request.query_params.get("cursor")
-    page = rollout_service.list_rollouts(session, ctx.project_id, flt, cursor=cursor)
+    page = rollout_browse.list_rollouts(session, ctx.project_id, flt, cursor=cursor)
     base = project_url(ctx.project_id, "rollouts")
     context = {
         "ctx": ctx,
         "flt": flt,
         "page": page,
-        "facets": rollout_service.facets(session, ctx.project_id),
+        "facets": rollout_browse.facets(session, ctx.project_id),
         "base_url": base,
         "first_url": _url(base, flt.params()),
         "next_url": _url(base, {**flt.params(), "cursor": page.next_cursor})
@@ -148,13 +149,13 @@ def rollout_list_page(request: Request, session: SessionDep, ctx: ProjectReader)
 def rollout_groups_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
     flt = _filter(request)
     cursor = request.query_params.get("cursor")
-    page = rollout_service.list_groups(session, ctx.project_id, flt, cursor=cursor)
+    page = rollout_browse.list_groups(session, ctx.project_id, flt, cursor=cursor)
     base = project_url(ctx.project_id, "rollouts", "groups")
     context = {
         "ctx": ctx,
         "flt": flt,
         "page": page,
-        "facets": rollout_service.facets(session, ctx.project_id),
+        "facets": rollout_browse.facets(session, ctx.project_id),
         "base_url": base,
         "next_url": _url(base, {**flt.params(), "cursor": page.next_cursor})
         if page.next_cursor
@@ -168,7 +169,7 @@ def rollout_groups_page(request: Request, session: SessionDep, ctx: ProjectReade
 def rollout_group_page(
     request: Request, session: SessionDep, ctx: ProjectReader, key: str = ""
 ) -> Response:
-    rollouts = rollout_service.group_rollouts(session, ctx.project_id, key)
+    rollouts = rollout_browse.group_rollouts(session, ctx.project_id, key)
     context = {
         "ctx": ctx,
         "key": key,
