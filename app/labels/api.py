@@ -22,8 +22,8 @@ from app.auth.models import User
 from app.auth.policies import Permission
 from app.core.ids import BigId, Id
 from app.judging.deps import ProjectRun
+from app.labels import annotation as label_annotation
 from app.labels import exchange, gold, queues, review
-from app.labels import service as label_service
 from app.labels.deps import ProjectQueue
 from app.labels.models import AnnotationQueue, DisagreementResolution, GoldItem, Label
 from app.labels.queues import QueueSelection
@@ -225,7 +225,7 @@ def next_item(
     session: SessionDep, ctx: ProjectReader, queue: ProjectQueue
 ) -> ItemPublic | Response:
     """The next item offered to the caller (blind: no verdicts or other labels)."""
-    item = label_service.next_item(session, queue, ctx.user)
+    item = label_annotation.next_item(session, queue, ctx.user)
     if item is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return _item(queues.item_view(session, queue, item, ctx.user))
@@ -246,7 +246,7 @@ def save_draft(
 ) -> LabelPublic:
     """Keep a partial answer. 409 when the label changed since `revision` or was submitted."""
     item = queues.get_item(session, queue, item_id)
-    return _label(label_service.save_draft(session, queue, item, ctx.user, _input(body)))
+    return _label(label_annotation.save_draft(session, queue, item, ctx.user, _input(body)))
 
 
 @router.post("/queues/{queue_id}/items/{item_id}/submit", response_model=SubmitPublic)
@@ -256,7 +256,7 @@ def submit_label(
     """Submit the caller's label. Sending the same label again stores nothing new
     (`outcome` = unchanged); a label changed since `revision` is refused with 409."""
     item = queues.get_item(session, queue, item_id)
-    result = label_service.submit_label(session, queue, item, ctx.user, _input(body))
+    result = label_annotation.submit_label(session, queue, item, ctx.user, _input(body))
     return SubmitPublic(
         label=_label(result.label),
         outcome=result.outcome,

@@ -23,14 +23,12 @@ from app.core.problems import problem
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
 from app.labels import highlight
 from app.labels import values as label_values
+from app.labels.annotation import is_assignee, labelled_by, offered_to
 from app.labels.models import AnnotationQueue, GoldItem, Label, QueueAssignee, QueueItem
 from app.labels.service import (
     annotator_key,
     definition_of,
     find_label,
-    is_assignee,
-    labelled_by,
-    offered_to,
     pair_subject,
     rollout_subject,
     sibling_version_ids,

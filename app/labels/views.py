@@ -19,6 +19,7 @@ from app.auth.dependencies import (
 from app.core.errors import DomainError, InvalidInput
 from app.core.ids import BigId, Id, NonNegInt32, NonNegInt64, bounded
 from app.core.problems import problem
+from app.labels import annotation as label_annotation
 from app.labels import gold, queues, review
 from app.labels import service as label_service
 from app.labels.deps import ProjectQueue
@@ -163,7 +164,7 @@ def queue_page(
         "version_label": label_service.version_label(session, version),
         "progress": queues.queue_progress(session, queue, ctx.user),
         "assignees": queues.queue_assignees(session, queue),
-        "assigned": label_service.is_assignee(session, queue, ctx.user),
+        "assigned": label_annotation.is_assignee(session, queue, ctx.user),
         "items": queues.queue_items(session, queue, ctx.user, offset=offset),
         "offset": offset,
         "page_size": 200,
@@ -193,7 +194,7 @@ def queue_next_page(
     queue: ProjectQueue,
     after: Annotated[NonNegInt64 | None, Query()] = None,
 ) -> Response:
-    item = label_service.next_item(session, queue, ctx.user, after_position=after)
+    item = label_annotation.next_item(session, queue, ctx.user, after_position=after)
     if item is None:
         return redirect(request, f"{_base(ctx)}/queues/{queue.id}?done=1")
     return redirect(request, _item_url(ctx, queue.id or 0, item.id or 0))
@@ -302,7 +303,7 @@ async def label_draft_action(
 ) -> Response:
     queue = queues.get_queue(session, ctx.project_id, queue_id)
     item = queues.get_item(session, queue, item_id)
-    label = label_service.save_draft(
+    label = label_annotation.save_draft(
         session, queue, item, ctx.user, _label_input(await request.form())
     )
     if wants_json(request):
@@ -329,7 +330,7 @@ async def label_submit_action(
     item = queues.get_item(session, queue, item_id)
     form = await request.form()
     try:
-        result = label_service.submit_label(session, queue, item, ctx.user, _label_input(form))
+        result = label_annotation.submit_label(session, queue, item, ctx.user, _label_input(form))
     except DomainError as exc:
         if wants_json(request) or exc.status_code not in (409, 422):
             raise
