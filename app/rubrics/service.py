@@ -31,9 +31,7 @@ from app.rubrics.definition import (
     canonical_json,
 )
 from app.rubrics.models import Rubric, RubricApproval, RubricVersion
-from app.rubrics.prompting import (
-    default_templates,
-)
+from app.rubrics.prompt_defaults import default_templates
 
 DRAFT_AUDIT_WINDOW = timedelta(minutes=10)
 MAX_DRAFT_CHARS = 2_000_000
