@@ -23,7 +23,7 @@ from app.auth.policies import Permission
 from app.core.ids import BigId, Id
 from app.judging.deps import ProjectRun
 from app.labels import annotation as label_annotation
-from app.labels import exchange, gold, queues, review
+from app.labels import exchange, gold, item_view, queues, review
 from app.labels.deps import ProjectQueue
 from app.labels.models import AnnotationQueue, DisagreementResolution, GoldItem, Label
 from app.labels.queues import QueueSelection
@@ -112,7 +112,7 @@ def _rollout(rollout: Rollout) -> RolloutForLabeling:
     )
 
 
-def _item(view: queues.ItemView) -> ItemPublic:
+def _item(view: item_view.ItemView) -> ItemPublic:
     # The API names the pair's own sides: rollout = A, rollout_b = B.
     first, second = view.left.rollout, view.right.rollout if view.right else None
     if view.right is not None and view.shown_order == "BA":
@@ -228,7 +228,7 @@ def next_item(
     item = label_annotation.next_item(session, queue, ctx.user)
     if item is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return _item(queues.item_view(session, queue, item, ctx.user))
+    return _item(item_view.item_view(session, queue, item, ctx.user))
 
 
 @router.get("/queues/{queue_id}/items/{item_id}", response_model=ItemPublic)
@@ -237,7 +237,7 @@ def get_item(
 ) -> ItemPublic:
     """One item; the judge's verdicts and colleagues' labels only once the caller submitted."""
     item = queues.get_item(session, queue, item_id)
-    return _item(queues.item_view(session, queue, item, ctx.user))
+    return _item(item_view.item_view(session, queue, item, ctx.user))
 
 
 @router.put("/queues/{queue_id}/items/{item_id}/draft", response_model=LabelPublic)

@@ -20,7 +20,7 @@ from app.core.errors import DomainError, InvalidInput
 from app.core.ids import BigId, Id, NonNegInt32, NonNegInt64, bounded
 from app.core.problems import problem
 from app.labels import annotation as label_annotation
-from app.labels import gold, queues, review
+from app.labels import gold, item_view, queues, review
 from app.labels import service as label_service
 from app.labels.deps import ProjectQueue
 from app.labels.highlight import EXCERPT_KEYS
@@ -228,7 +228,7 @@ def _label_input(form: FormData) -> LabelInput:
     )
 
 
-def _stored_form(view: queues.ItemView) -> dict[str, Any]:
+def _stored_form(view: item_view.ItemView) -> dict[str, Any]:
     """The form's values from the stored label (draft or submitted)."""
     label = view.label
     if label is None:
@@ -253,7 +253,7 @@ def _stored_form(view: queues.ItemView) -> dict[str, Any]:
 
 def _item_context(
     ctx: Any,
-    view: queues.ItemView,
+    view: item_view.ItemView,
     *,
     posted: dict[str, Any] | None = None,
     error: DomainError | None = None,
@@ -279,7 +279,7 @@ def _item_context(
     }
 
 
-def _item_page(request: Request, ctx: Any, view: queues.ItemView, **kwargs: Any) -> Response:
+def _item_page(request: Request, ctx: Any, view: item_view.ItemView, **kwargs: Any) -> Response:
     template = "labels/preference.html" if view.item.pair_id else "labels/annotate.html"
     error = kwargs.get("error")
     status = error.status_code if isinstance(error, DomainError) else 200
@@ -291,7 +291,7 @@ def item_page(
     request: Request, session: SessionDep, ctx: ProjectReader, queue: ProjectQueue, item_id: BigId
 ) -> Response:
     item = queues.get_item(session, queue, item_id)
-    view = queues.item_view(session, queue, item, ctx.user)
+    view = item_view.item_view(session, queue, item, ctx.user)
     return _item_page(request, ctx, view)
 
 
@@ -336,7 +336,7 @@ async def label_submit_action(
             raise
         # Never lose what she typed: the page comes back with her input and the reason.
         session.rollback()
-        view = queues.item_view(session, queue, item, ctx.user)
+        view = item_view.item_view(session, queue, item, ctx.user)
         return _item_page(request, ctx, view, posted=_posted_values(form), error=exc)
     next_url = (
         _item_url(ctx, queue.id or 0, result.next_item.id or 0)

@@ -8,7 +8,7 @@ from sqlmodel import Session, func, select
 
 from app.audit.models import AuditEvent
 from app.core.errors import Conflict, InvalidInput, PermissionDenied
-from app.labels import annotation, queues, service
+from app.labels import annotation, item_view, queues, service
 from app.labels.models import Label, LabelRevision, QueueItem
 from app.labels.queues import QueueSelection
 from app.labels.service import LabelInput
@@ -284,11 +284,11 @@ def test_labels_stay_blind_until_submitted(session: Session, world) -> None:
     )
     item = annotation.next_item(session, queue, alice)
     annotation.submit_label(session, queue, item, alice, LabelInput(values=PASSING))
-    before = queues.item_view(session, queue, item, bob)
+    before = item_view.item_view(session, queue, item, bob)
     assert before.reveal is None
     assert service.blind_subjects(session, world["project"].id, bob) == {item.subject_key}
     annotation.submit_label(session, queue, item, bob, LabelInput(values=PASSING))
-    after = queues.item_view(session, queue, item, bob)
+    after = item_view.item_view(session, queue, item, bob)
     assert after.reveal is not None
     assert [label.annotator_key for label in after.reveal.other_labels] == [f"user:{alice.id}"]
     assert len(after.reveal.verdicts) == 1
