@@ -1,6 +1,6 @@
-"""Probe runs: choose the originals, start a run, make its rewrites and judge run (worker) and
-build its report. The export gate's question is answered in app.probes.gate, a preference
-rubric's report in app.probes.pairs.
+"""Probe runs: choose the originals, start a run, read runs and their progress, cancel. The
+worker's steps (rewrites, their judge run, the report) are in app.probes.steps, the export
+gate's question in app.probes.gate, a preference rubric's report in app.probes.pairs.
 
 Public functions that change data commit once; helpers only flush. The rewrites and the report
 are made by the worker (app.probes.jobs), never inside a request.
