@@ -30,6 +30,7 @@ from app.probes.rewrites import (
 from app.probes.service import SOURCE_PREFIX, is_pairwise
 from app.projects import service as project_service
 from app.projects.models import Project
+from app.rewards import outcomes as reward_outcomes
 from app.rewards import service as reward_service
 from app.rollouts.models import Rollout
 from app.rubrics import service as rubric_service
@@ -286,7 +287,7 @@ def build_report(
     outcomes: dict[int, dict[str, Any]] = {}
     for rollout_id, rollout in rollouts.items():
         verdict = verdicts.get(rollout_id)
-        outcome = reward_service.outcome_for(
+        outcome = reward_outcomes.outcome_for(
             config, rollout, verdict, project.output_schema, location
         )
         if outcome is None:  # the judge run has no verdict: count it as the judge failing

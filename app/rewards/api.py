@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from app.auth.dependencies import ProjectReader, RewardEditor, SessionDep
 from app.core.ids import Id, NonNegInt32
+from app.rewards import outcomes as reward_outcomes
 from app.rewards import preview_jobs
 from app.rewards import service as reward_service
 from app.rewards.models import RewardConfig, RewardPreviewJob
@@ -74,7 +75,7 @@ def get_reward_preview(
     return _preview_public(run_id, result)
 
 
-def _preview_public(run_id: int, result: reward_service.RewardPreview) -> RewardPreviewPublic:
+def _preview_public(run_id: int, result: reward_outcomes.RewardPreview) -> RewardPreviewPublic:
     return RewardPreviewPublic(
         run_id=run_id,
         rollouts=len(result.rows),
