@@ -20,7 +20,7 @@ from app.drift.schemas import (
     TrainingRunCreate,
     TrainingRunPublic,
 )
-from app.drift.signals import DriftThresholds
+from app.drift.signal_types import DriftThresholds
 from app.rollouts.schemas import ImportPublic
 from app.web.csv_safe import csv_response
 

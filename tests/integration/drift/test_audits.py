@@ -207,7 +207,7 @@ def test_agreement_over_steps_drops_when_late_labels_disagree(session: Session) 
     assert el.p_value.value is not None and el.p_value.value < 1e-6
     # What the drift signals read: sample counts per bucket, and agreement_drop fires.
     from app.drift import service as drift_service
-    from app.drift.signals import SignalKind
+    from app.drift.signal_types import SignalKind
 
     signal_rows = audit_service.agreement_buckets(session, w.run)
     assert sum(b.n for b in signal_rows) == 60
