@@ -11,7 +11,6 @@ import typer
 
 from app import cli_support as cs
 from app.auth.policies import Permission
-from app.judging.cli_common import fail, find_judge, find_project, find_version, load_settings
 from app.judging.config_cli import config_cli, test_connection_command
 
 if TYPE_CHECKING:
@@ -90,12 +89,12 @@ def run_command(
     )
     from app.judging.status import RunStatus
 
-    settings = load_settings()
+    settings = cs.settings()
     url = settings.resolved_database_url
     with Session(get_engine(url), expire_on_commit=False) as session:
-        proj = find_project(session, project)
-        version = find_version(session, proj, rubric_version)
-        configs = [find_judge(session, proj, ref) for ref in judge]
+        proj = cs.project(session, project)
+        version = cs.rubric_version(session, proj, rubric_version)
+        configs = [cs.judge_config(session, proj, ref) for ref in judge]
         actor = cs.actor(session, proj, as_email, Permission.judge_run)
         try:
             data = RunCreate(
@@ -116,9 +115,9 @@ def run_command(
             estimate = judge_service.estimate_runs(session, proj, data)
             runs = judge_launch.create_runs(session, proj, actor=actor, data=data)
         except DomainError as exc:
-            raise fail(exc.message) from None
+            raise cs.fail(exc.message) from None
         except ValueError as exc:  # pydantic validation of the options
-            raise fail(str(exc)) from None
+            raise cs.fail(str(exc)) from None
     typer.echo(
         f"Estimate: {estimate.calls_per_judge:,} calls per judge, about "
         f"{estimate.input_tokens:,} input + {estimate.output_tokens:,} output tokens, "
@@ -175,18 +174,18 @@ def cancel_command(
     from app.judging.models import JudgeRun
     from app.projects.models import Project
 
-    settings = load_settings()
+    settings = cs.settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         run = session.get(JudgeRun, run_id)
         if run is None:
-            raise fail(f"No judge run #{run_id}.")
+            raise cs.fail(f"No judge run #{run_id}.")
         project = session.get(Project, run.project_id)
         assert project is not None
         try:
             actor = cs.actor(session, project, as_email, Permission.judge_run)
             judge_service.cancel_run(session, project, run, actor=actor)
         except DomainError as exc:
-            raise fail(exc.message) from None
+            raise cs.fail(exc.message) from None
     typer.echo(f"Run #{run_id} cancelled.")
 
 
@@ -204,18 +203,18 @@ def resume_command(
     from app.judging.models import JudgeRun
     from app.projects.models import Project
 
-    settings = load_settings()
+    settings = cs.settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         run = session.get(JudgeRun, run_id)
         if run is None:
-            raise fail(f"No judge run #{run_id}.")
+            raise cs.fail(f"No judge run #{run_id}.")
         project = session.get(Project, run.project_id)
         assert project is not None
         try:
             actor = cs.actor(session, project, as_email, Permission.judge_run)
             judge_service.resume_run(session, project, run, actor=actor)
         except DomainError as exc:
-            raise fail(exc.message) from None
+            raise cs.fail(exc.message) from None
     typer.echo(f"Run #{run_id} queued again.")
 
 
@@ -242,12 +241,12 @@ def import_verdicts_command(
     from app.judging.import_jobs import VerdictImportRunner
     from app.rollouts.cli import run_job_command
 
-    settings = load_settings()
+    settings = cs.settings()
     engine = get_engine(settings.resolved_database_url)
     worker_id = f"cli:{new_worker_id()}"
     with Session(engine, expire_on_commit=False) as session:
-        proj = find_project(session, project)
-        version = find_version(session, proj, rubric_version)
+        proj = cs.project(session, project)
+        version = cs.rubric_version(session, proj, rubric_version)
         try:
             job = judge_external.queue_verdict_import(
                 session,
@@ -261,7 +260,7 @@ def import_verdicts_command(
                 claim_by=worker_id,
             )
         except DomainError as exc:
-            raise fail(exc.message) from None
+            raise cs.fail(exc.message) from None
     run_job_command(
         engine, settings, job, worker_id, runner_class=VerdictImportRunner, noun="verdicts stored"
     )
@@ -288,8 +287,8 @@ def verdicts_command(
         VerdictPublic,
     )
 
-    with Session(get_engine(load_settings().resolved_database_url)) as session:
-        found = find_project(session, project)
+    with Session(get_engine(cs.settings().resolved_database_url)) as session:
+        found = cs.project(session, project)
         with cs.domain_errors():
             run = judge_service.get_run(session, found.id or 0, run_id)
             after = decode_cursor(cursor)

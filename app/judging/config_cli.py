@@ -10,7 +10,6 @@ import typer
 
 from app import cli_support as cs
 from app.auth.policies import Permission
-from app.judging.cli_common import fail, find_judge, find_project, load_settings
 
 if TYPE_CHECKING:
     from app.judging.schemas import (
@@ -40,18 +39,18 @@ def test_connection_command(
     from app.core.errors import DomainError
     from app.judging import configs as judge_configs
 
-    settings = load_settings()
+    settings = cs.settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         if (project or project_ref) is None or (judge or judge_ref) is None:
-            raise fail("Give --project and --judge.")
-        found = find_project(session, project or project_ref or "")
-        config = find_judge(session, found, judge or judge_ref or "")
+            raise cs.fail("Give --project and --judge.")
+        found = cs.project(session, project or project_ref or "")
+        config = cs.judge_config(session, found, judge or judge_ref or "")
     try:
         check = judge_configs.check_connection(config)
     except DomainError as exc:
-        raise fail(exc.message) from None
+        raise cs.fail(exc.message) from None
     if not check.ok:
-        raise fail(f"{config.name}: the judge could not be reached or refused: {check.error}")
+        raise cs.fail(f"{config.name}: the judge could not be reached or refused: {check.error}")
     who = "the test double (not a real LLM)" if check.test_double else config.model_id
     typer.echo(
         f"{config.name}: connected; {who} answered in {check.latency_ms:,} ms: "
@@ -87,9 +86,9 @@ def _config_fields(file: Path | None, options: dict[str, object]) -> dict[str, o
         try:
             loaded = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
         except (ValueError, yaml.YAMLError) as exc:
-            raise fail(f"{file}: not readable: {exc}") from None
+            raise cs.fail(f"{file}: not readable: {exc}") from None
         if not isinstance(loaded, dict):
-            raise fail(f"{file}: the configuration must be an object of fields.")
+            raise cs.fail(f"{file}: the configuration must be an object of fields.")
         data.update(loaded)
     data.update({k: v for k, v in options.items() if v is not None})
     return data
@@ -109,13 +108,13 @@ def _config_input(data: dict[str, object]) -> JudgeConfigInput:
             f"  --{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
             for e in exc.errors()
         ]
-        raise fail("The judge configuration was not saved:\n" + "\n".join(lines)) from None
+        raise cs.fail("The judge configuration was not saved:\n" + "\n".join(lines)) from None
 
 
 def _egress() -> EgressPolicy:
     from app.llm.egress import EgressPolicy
 
-    return EgressPolicy.from_settings(load_settings())
+    return EgressPolicy.from_settings(cs.settings())
 
 
 @config_cli.command("list")
@@ -129,8 +128,8 @@ def config_list_command(project: cs.ProjectOpt, as_json: cs.JsonOpt = False) -> 
         JudgeConfigPublic,
     )
 
-    with Session(get_engine(load_settings().resolved_database_url)) as session:
-        found = find_project(session, project)
+    with Session(get_engine(cs.settings().resolved_database_url)) as session:
+        found = cs.project(session, project)
         configs = judge_configs.list_configs(session, found.id or 0)
         public = [JudgeConfigPublic.model_validate(c.model_dump()) for c in configs]
     if as_json:
@@ -180,9 +179,9 @@ def config_create_command(
         )
     )
     with Session(
-        get_engine(load_settings().resolved_database_url), expire_on_commit=False
+        get_engine(cs.settings().resolved_database_url), expire_on_commit=False
     ) as session:
-        found = find_project(session, project)
+        found = cs.project(session, project)
         actor = cs.actor(session, found, as_email, Permission.judge_manage)
         with cs.domain_errors():
             config = judge_configs.create_config(
@@ -219,10 +218,10 @@ def config_update_command(
     )
 
     with Session(
-        get_engine(load_settings().resolved_database_url), expire_on_commit=False
+        get_engine(cs.settings().resolved_database_url), expire_on_commit=False
     ) as session:
-        found = find_project(session, project)
-        config = find_judge(session, found, judge)
+        found = cs.project(session, project)
+        config = cs.judge_config(session, found, judge)
         stored = {**config.model_dump(), **dict(config.params or {})}
         current = {k: v for k, v in stored.items() if k in JudgeConfigInput.model_fields}
         data = _config_input(
@@ -269,10 +268,10 @@ def config_delete_command(
     from app.judging import configs as judge_configs
 
     with Session(
-        get_engine(load_settings().resolved_database_url), expire_on_commit=False
+        get_engine(cs.settings().resolved_database_url), expire_on_commit=False
     ) as session:
-        found = find_project(session, project)
-        config = find_judge(session, found, judge)
+        found = cs.project(session, project)
+        config = cs.judge_config(session, found, judge)
         actor = cs.actor(session, found, as_email, Permission.judge_manage)
         with cs.domain_errors():
             judge_configs.delete_config(session, found, config, actor=actor)
