@@ -260,4 +260,4 @@ def create_verdict_import_job(
         source=file.file,
         judge_name=judge_name,
     )
-    return ImportPublic.of(job, [], rollout_service.import_progress(job))
+    return rollout_service.import_public(session, job)

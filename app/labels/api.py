@@ -494,4 +494,4 @@ def create_label_import_job(
         fmt=format,
         skip_invalid=skip_invalid,
     )
-    return ImportPublic.of(job, [], rollout_service.import_progress(job))
+    return rollout_service.import_public(session, job)

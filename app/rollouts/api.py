@@ -29,13 +29,6 @@ from app.web.errors import ErrorBody
 
 router = APIRouter(prefix="/api/v1", tags=["rollouts"])
 
-FIRST_PROBLEMS = 20
-
-
-def import_public(session: Session, job: RolloutImport) -> ImportPublic:
-    problems = rollout_service.list_problems(session, job.id or 0, limit=FIRST_PROBLEMS)
-    return ImportPublic.of(job, problems, rollout_service.import_progress(job))
-
 
 @router.post(
     "/projects/{project_id}/imports",
@@ -79,26 +72,28 @@ def create_import(
         source=file.file,
         choices=choices,
     )
-    return import_public(session, job)
+    return rollout_service.import_public(session, job)
 
 
 @router.get("/projects/{project_id}/imports", response_model=list[ImportPublic])
 def list_imports(session: SessionDep, ctx: ProjectReader) -> list[ImportPublic]:
     """The project's most recent imports, newest first."""
     jobs = rollout_service.list_imports(session, ctx.project_id, limit=50)
-    return [import_public(session, job) for job in jobs]
+    return [rollout_service.import_public(session, job) for job in jobs]
 
 
 @router.get("/projects/{project_id}/imports/{import_id}", response_model=ImportPublic)
 def get_import(session: SessionDep, ctx: ProjectReader, job: ProjectImport) -> ImportPublic:
-    return import_public(session, job)
+    return rollout_service.import_public(session, job)
 
 
 @router.post("/projects/{project_id}/imports/{import_id}/cancel", response_model=ImportPublic)
 def cancel_import(session: SessionDep, ctx: RolloutImporter, import_id: Id) -> ImportPublic:
     """Cancel an import that has not finished; nothing of it is kept (409 once it finished)."""
     job = rollout_service.get_import(session, ctx.project_id, import_id)
-    return import_public(session, rollout_service.cancel_import(session, job, ctx.user))
+    return rollout_service.import_public(
+        session, rollout_service.cancel_import(session, job, ctx.user)
+    )
 
 
 @router.get(

@@ -35,8 +35,10 @@ from app.rollouts.formats.lines import (
 )
 from app.rollouts.models import Rollout, RolloutImport, RolloutImportProblem, RolloutPair
 from app.rollouts.parsing import FORMATS, FileRejected, ParseOptions, detect_format, iter_parse
+from app.rollouts.schemas import ImportPublic
 
 CHUNK_BYTES = 1024 * 1024
+FIRST_PROBLEMS = 20  # problems shown with an import job (the problems URL has them all)
 
 # Import statuses; ACTIVE ones are waiting for or being worked on by a worker.
 AWAITING_MAPPING = "awaiting_mapping"
@@ -401,6 +403,13 @@ def import_progress(job: RolloutImport) -> float:
     if job.status == IMPORTING:
         return 0.5 + share / 2
     return 0.0
+
+
+def import_public(session: Session, job: RolloutImport) -> ImportPublic:
+    """An import job as the API shows it (rollout, label, verdict and drift imports alike): its
+    first problems and its progress."""
+    problems = list_problems(session, job.id or 0, limit=FIRST_PROBLEMS)
+    return ImportPublic.of(job, problems, import_progress(job))
 
 
 def get_rollout(session: Session, project_id: int, rollout_id: int) -> Rollout:
