@@ -75,6 +75,17 @@ ConfigFileOpt = Annotated[
 ]
 
 
+# The fields `config create` and `config update` take as options (as in the API).
+ProviderOpt = Annotated[str | None, typer.Option(help="openai_compat or bedrock.")]
+ModelIdOpt = Annotated[str | None, typer.Option(help="The model id.")]
+BaseUrlOpt = Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")]
+ApiKeyEnvOpt = Annotated[str | None, typer.Option(help="NAME of the variable holding the key.")]
+RegionOpt = Annotated[str | None, typer.Option(help="Bedrock region.")]
+TemperatureOpt = Annotated[float | None, typer.Option()]
+MaxTokensOpt = Annotated[int | None, typer.Option()]
+ConcurrencyOpt = Annotated[int | None, typer.Option()]
+
+
 def _config_fields(file: Path | None, options: dict[str, object]) -> dict[str, object]:
     import json
 
@@ -143,23 +154,18 @@ def config_list_command(project: cs.ProjectOpt, as_json: cs.JsonOpt = False) -> 
 def config_create_command(
     project: cs.ProjectOpt,
     name: Annotated[str | None, typer.Option(help="Its name.")] = None,
-    provider: Annotated[str | None, typer.Option(help="openai_compat or bedrock.")] = None,
-    model_id: Annotated[str | None, typer.Option(help="The model id.")] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
-    api_key_env: Annotated[
-        str | None, typer.Option(help="NAME of the variable holding the key.")
-    ] = None,
-    region: Annotated[str | None, typer.Option(help="Bedrock region.")] = None,
-    temperature: Annotated[float | None, typer.Option()] = None,
-    max_tokens: Annotated[int | None, typer.Option()] = None,
-    concurrency: Annotated[int | None, typer.Option()] = None,
+    provider: ProviderOpt = None,
+    model_id: ModelIdOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    region: RegionOpt = None,
+    temperature: TemperatureOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    concurrency: ConcurrencyOpt = None,
     file: ConfigFileOpt = None,
     as_email: cs.AsOpt = None,
 ) -> None:
     """Create a judge configuration from options and/or --file (options win)."""
-    from sqlmodel import Session
-
-    from app.core.db import get_engine
     from app.judging import configs as judge_configs
 
     data = _config_input(
@@ -178,9 +184,7 @@ def config_create_command(
             },
         )
     )
-    with Session(
-        get_engine(cs.settings().resolved_database_url), expire_on_commit=False
-    ) as session:
+    with cs.session() as session:
         found = cs.project(session, project)
         actor = cs.actor(session, found, as_email, Permission.judge_manage)
         with cs.domain_errors():
@@ -195,31 +199,24 @@ def config_update_command(
     project: cs.ProjectOpt,
     judge: Annotated[str, typer.Argument(metavar="JUDGE", help="Configuration id or name.")],
     name: Annotated[str | None, typer.Option(help="New name.")] = None,
-    provider: Annotated[str | None, typer.Option(help="openai_compat or bedrock.")] = None,
-    model_id: Annotated[str | None, typer.Option(help="The model id.")] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
-    api_key_env: Annotated[
-        str | None, typer.Option(help="NAME of the variable holding the key.")
-    ] = None,
-    region: Annotated[str | None, typer.Option(help="Bedrock region.")] = None,
-    temperature: Annotated[float | None, typer.Option()] = None,
-    max_tokens: Annotated[int | None, typer.Option()] = None,
-    concurrency: Annotated[int | None, typer.Option()] = None,
+    provider: ProviderOpt = None,
+    model_id: ModelIdOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    region: RegionOpt = None,
+    temperature: TemperatureOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    concurrency: ConcurrencyOpt = None,
     file: ConfigFileOpt = None,
     as_email: cs.AsOpt = None,
 ) -> None:
     """Change a judge configuration: fields not given keep their value."""
-    from sqlmodel import Session
-
-    from app.core.db import get_engine
     from app.judging import configs as judge_configs
     from app.judging.schemas import (
         JudgeConfigInput,
     )
 
-    with Session(
-        get_engine(cs.settings().resolved_database_url), expire_on_commit=False
-    ) as session:
+    with cs.session() as session:
         found = cs.project(session, project)
         config = cs.judge_config(session, found, judge)
         stored = {**config.model_dump(), **dict(config.params or {})}
@@ -262,14 +259,9 @@ def config_delete_command(
     as_email: cs.AsOpt = None,
 ) -> None:
     """Delete a judge configuration no run has used."""
-    from sqlmodel import Session
-
-    from app.core.db import get_engine
     from app.judging import configs as judge_configs
 
-    with Session(
-        get_engine(cs.settings().resolved_database_url), expire_on_commit=False
-    ) as session:
+    with cs.session() as session:
         found = cs.project(session, project)
         config = cs.judge_config(session, found, judge)
         actor = cs.actor(session, found, as_email, Permission.judge_manage)
