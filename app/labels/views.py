@@ -4,6 +4,8 @@ Disagreement review, gold sets and label import/export have their own view modul
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -12,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from app.auth.dependencies import (
     LabelWriter,
+    ProjectContext,
     ProjectReader,
     QueueManager,
     SessionDep,
@@ -251,39 +254,60 @@ def _stored_form(view: item_view.ItemView) -> dict[str, Any]:
     }
 
 
-def _item_context(
-    ctx: Any,
+@dataclass
+class ItemPage:
+    """labels/annotate.html and labels/preference.html: one queue item to label, the expert's
+    form (as stored, or as posted back with an error) and the URLs the page posts to."""
+
+    ctx: ProjectContext
+    view: item_view.ItemView
+    form: dict[str, Any]
+    revision: int | str
+    error: str | None
+    problems: list[Any]
+    draft_url: str
+    submit_url: str
+    queue_url: str
+    next_url: str
+    previous_url: str
+    storage_key: str
+    fmt: Callable[..., Any]
+    excerpt_keys: tuple[str, ...]
+
+
+def _item_page_context(
+    ctx: ProjectContext,
     view: item_view.ItemView,
     *,
     posted: dict[str, Any] | None = None,
     error: DomainError | None = None,
-) -> dict[str, Any]:
+) -> ItemPage:
     base = _item_url(ctx, view.queue.id or 0, view.item.id or 0)
-    return {
-        "ctx": ctx,
-        "view": view,
-        "form": posted or _stored_form(view),
-        "revision": view.label.revision if view.label else "",
-        "error": error.message if error else None,
-        "problems": error.details if error and isinstance(error.details, list) else [],
-        "draft_url": f"{base}/draft",
-        "submit_url": f"{base}/submit",
-        "queue_url": f"{_base(ctx)}/queues/{view.queue.id}",
-        "next_url": _item_url(ctx, view.queue.id or 0, view.next_id) if view.next_id else "",
-        "previous_url": (
+    return ItemPage(
+        ctx=ctx,
+        view=view,
+        form=posted or _stored_form(view),
+        revision=view.label.revision if view.label else "",
+        error=error.message if error else None,
+        problems=error.details if error and isinstance(error.details, list) else [],
+        draft_url=f"{base}/draft",
+        submit_url=f"{base}/submit",
+        queue_url=f"{_base(ctx)}/queues/{view.queue.id}",
+        next_url=_item_url(ctx, view.queue.id or 0, view.next_id) if view.next_id else "",
+        previous_url=(
             _item_url(ctx, view.queue.id or 0, view.previous_id) if view.previous_id else ""
         ),
-        "storage_key": f"rs-label:{view.queue.id}:{view.item.id}:{ctx.user.id}",
-        "fmt": format_value,
-        "excerpt_keys": EXCERPT_KEYS,
-    }
+        storage_key=f"rs-label:{view.queue.id}:{view.item.id}:{ctx.user.id}",
+        fmt=format_value,
+        excerpt_keys=EXCERPT_KEYS,
+    )
 
 
 def _item_page(request: Request, ctx: Any, view: item_view.ItemView, **kwargs: Any) -> Response:
     template = "labels/preference.html" if view.item.pair_id else "labels/annotate.html"
     error = kwargs.get("error")
     status = error.status_code if isinstance(error, DomainError) else 200
-    return render(request, template, _item_context(ctx, view, **kwargs), status_code=status)
+    return render(request, template, _item_page_context(ctx, view, **kwargs), status_code=status)
 
 
 @router.get("/projects/{project_id}/queues/{queue_id}/items/{item_id}", include_in_schema=False)
