@@ -63,6 +63,8 @@ from app.rubrics.definition import RubricDefinition, RubricMode
 from app.rubrics.output_schema import build_output_schema
 
 _items = JudgeWorkItem.__table__  # type: ignore[attr-defined]
+# Files larger than this are imported as a job with progress from the browser.
+JOB_THRESHOLD_BYTES = 256 * 1024
 
 
 @dataclass

@@ -21,8 +21,6 @@ from app.rubrics.definition import RubricDefinition, RubricMode
 MAX_PROBLEMS = 100
 PROGRESS_EVERY = 5000  # lines between progress reports
 CHECK_EVERY = 500  # lines checked between progress reports
-# Files larger than this are imported as a job with progress from the browser.
-JOB_THRESHOLD_BYTES = 256 * 1024
 MAX_LINE_CHARS = 1_000_000
 VERDICT_SCHEMA = Path(__file__).resolve().parent / "verdict.schema.json"
 _WINNERS = {

@@ -17,7 +17,6 @@ from app.judging import external as judge_external
 from app.judging import launch as judge_launch
 from app.judging import progress as judge_progress
 from app.judging import service as judge_service
-from app.judging import verdict_lines as judge_verdict_lines
 from app.judging.deps import ProjectJudgeConfig, ProjectRun
 from app.judging.models import JudgeRun
 from app.judging.schemas import (
@@ -397,7 +396,7 @@ def import_action(
         raise InvalidInput("Choose the rubric version the verdicts were given under.")
     if file is None or not file.filename:
         raise InvalidInput("Choose a JSONL file of verdicts to import.")
-    if (file.size or 0) > judge_verdict_lines.JOB_THRESHOLD_BYTES:
+    if (file.size or 0) > judge_external.JOB_THRESHOLD_BYTES:
         # A large file: a job the worker runs, with a progress bar on its page.
         job = judge_external.queue_verdict_import(
             session,
