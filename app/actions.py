@@ -159,21 +159,21 @@ ACTIONS: tuple[Action, ...] = (
         P.rubric_publish,
         "rubrics publish",
         "POST /api/v1/projects/{project_id}/rubrics/{rubric_id}/publish",
-        ("app.rubrics.views:rubric_publish_action",),
+        ("app.rubrics.version_views:rubric_publish_action",),
     ),
     Action(
         "Approve (sign off) a rubric version",
         P.rubric_approve,
         "rubrics approve",
         "POST /api/v1/projects/{project_id}/rubrics/{rubric_id}/versions/{number}/approve",
-        ("app.rubrics.views:rubric_approve_action",),
+        ("app.rubrics.version_views:rubric_approve_action",),
     ),
     Action(
         "Archive or restore a rubric",
         P.rubric_edit,
         "rubrics archive",
         "POST /api/v1/projects/{project_id}/rubrics/{rubric_id}/archive",
-        ("app.rubrics.views:rubric_archive_action",),
+        ("app.rubrics.version_views:rubric_archive_action",),
     ),
     # ---- judges
     Action(

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from app.auth.models import User
     from app.auth.policies import Permission
     from app.core.config import Settings
+    from app.judging.models import JudgeConfig
     from app.projects.models import Project
     from app.rubrics.models import Rubric, RubricVersion
 
@@ -164,6 +165,22 @@ def rubric_version(db: Session, proj: Project, ref: str) -> RubricVersion:
     found = db.exec(query.order_by(col(RubricVersion.number).desc())).first()
     if found is None:
         raise fail(f"No published version {ref!r} in project {proj.slug} (give an id or name:N).")
+    return found
+
+
+def judge_config(db: Session, proj: Project, ref: str) -> JudgeConfig:
+    """A judge configuration of the project by id or name."""
+    from sqlmodel import select
+
+    from app.judging.models import JudgeConfig
+
+    query = select(JudgeConfig).where(JudgeConfig.project_id == proj.id)
+    if ref.isdigit():
+        found = db.exec(query.where(JudgeConfig.id == int(ref))).first()
+    else:
+        found = db.exec(query.where(JudgeConfig.name == ref)).first()
+    if found is None:
+        raise fail(f"No judge configuration {ref!r} in project {proj.slug}.")
     return found
 
 

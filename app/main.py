@@ -42,6 +42,7 @@ from app.rewards.config import RewardConfigModel
 from app.rollouts import api as rollout_api
 from app.rollouts import views as rollout_views
 from app.rubrics import api as rubric_api
+from app.rubrics import version_views as rubric_version_views
 from app.rubrics import views as rubric_views
 from app.web import docs as api_docs
 from app.web.bounds import HeavyRequestBounds
@@ -115,6 +116,7 @@ def all_routers() -> list[APIRouter]:
         audit_views.router,
         audit_views.api_router,
         rubric_views.router,
+        rubric_version_views.router,
         rubric_api.router,
         reward_views.router,
         reward_api.router,

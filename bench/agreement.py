@@ -30,43 +30,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # bench.databases
 sys.path.insert(0, os.environ.get("RS_BENCH_APP_ROOT") or str(ROOT))
+
+from bench.databases import create_database, drop_database  # noqa: E402
 
 DEFAULT_SERVER = os.environ.get(
     "RS_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 PASSWORD = "benchmark password"
 CHUNK = 5_000
-
-
-def create_database(server: str) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from app.core import migrations
-
-    name = f"rs_agreement_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    migrations.upgrade(url)
-    return url
-
-
-def drop_database(server: str, url: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from app.core.db import get_engine
-
-    get_engine.cache_clear()
-    name = make_url(url).database
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def _insert(session: Any, model: Any, rows: list[dict[str, Any]]) -> None:
@@ -315,7 +288,7 @@ def main() -> None:
     import app
 
     print(f"app from {Path(app.__file__).parent}", flush=True)
-    url = args.url or create_database(DEFAULT_SERVER)
+    url = args.url or create_database(DEFAULT_SERVER, "rs_agreement_bench")
     try:
         started = time.perf_counter()
         info_path = Path(f"/tmp/rs-agreement-bench-{uuid.uuid5(uuid.NAMESPACE_URL, url)}.json")

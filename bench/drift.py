@@ -34,13 +34,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.databases import create_database, drop_database  # noqa: E402
 
 DEFAULT_SERVER = os.environ.get(
     "RS_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -69,36 +70,6 @@ def write_file(path: Path, samples: int) -> int:
         for record in records(samples, run="bench", steps=600, gaming_from=350, seed=1):
             out.write(json.dumps(record, separators=(",", ":")) + "\n")
     return path.stat().st_size
-
-
-def create_database(server: str) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from app.core import migrations
-
-    name = f"rs_drift_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    migrations.upgrade(url)
-    return url
-
-
-def drop_database(server: str, url: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from app.core.db import get_engine
-
-    get_engine.cache_clear()
-    name = make_url(url).database
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def settings_for(url: str, data_dir: Path) -> Any:
@@ -283,7 +254,7 @@ def measure_size(args: Any, samples: int, repeats: int, tmp: Path) -> dict[str, 
     lat: dict[str, list[float]] = {}
     for attempt in range(repeats):
         loads.append(os.getloadavg()[0])
-        url = create_database(args.server)
+        url = create_database(args.server, "rs_drift_bench")
         try:
             info = run_import(url, path, tmp / "data")
             imports.append(info)

@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +40,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench import databases  # noqa: E402
 
 DEFAULT_SERVER = os.environ.get(
     "RS_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -158,31 +159,14 @@ class Database:
 
 
 def create_database(server: str) -> Database:
-    from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    from app.core import migrations
-
-    name = f"rs_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    migrations.upgrade(url)
-    return Database(url, name, server)
+    url = databases.create_database(server, "rs_bench")
+    return Database(url, make_url(url).database or "", server)
 
 
 def drop_database(db: Database) -> None:
-    from sqlalchemy import create_engine, text
-
-    from app.core.db import get_engine
-
-    get_engine.cache_clear()
-    admin = create_engine(db.server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)'))
-    admin.dispose()
+    databases.drop_database(db.server, db.url)
 
 
 def make_project(db: Database) -> int:

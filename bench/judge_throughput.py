@@ -128,8 +128,7 @@ def _setup(database_url: str, items: int) -> tuple[Any, Any]:
 
     from app.core import migrations
     from app.core.db import get_engine
-    from tests.integration.judging.helpers import make_rollouts, make_version
-    from tests.support.factories import make_project, make_user
+    from tests.support.factories import insert_rollouts, make_project, make_user, make_version
 
     migrations.upgrade(database_url)
     engine = get_engine(database_url)
@@ -137,7 +136,7 @@ def _setup(database_url: str, items: int) -> tuple[Any, Any]:
         owner = make_user(session, f"bench-{time.time_ns()}@example.com")
         project = make_project(session, owner, f"Judge throughput {time.time_ns()}")
         version = make_version(session, project)
-        make_rollouts(session, project, items)
+        insert_rollouts(session, project, items)
     return project, version
 
 
@@ -182,7 +181,7 @@ def _executor_run(
 
     from app.core.db import get_engine
     from app.judging.models import JudgeRun, Verdict
-    from tests.integration.judging.helpers import make_judge_config, start_runs
+    from tests.support.factories import make_judge_config, start_runs
 
     engine = get_engine(database_url)
     with Session(engine, expire_on_commit=False) as session:

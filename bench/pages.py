@@ -216,7 +216,7 @@ def build_world(server: str, scale: float, log: Any, nice: bool = False) -> None
     from app.auth import service as auth_service
     from app.core.db import get_engine
     from app.drift.models import TrainingRun
-    from app.judging import service as judge_service
+    from app.judging import configs as judge_configs
     from app.judging.models import JudgeRun
     from app.judging.schemas import JudgeConfigInput
     from app.labels.models import AnnotationQueue
@@ -259,7 +259,7 @@ def build_world(server: str, scale: float, log: Any, nice: bool = False) -> None
         )
         session.add(version)
         session.commit()
-        config = judge_service.create_config(
+        config = judge_configs.create_config(
             session,
             project,
             actor=admin,
@@ -280,7 +280,7 @@ def build_world(server: str, scale: float, log: Any, nice: bool = False) -> None
                 project_id=project.id or 0,
                 rubric_version_id=version.id or 0,
                 judge_config_id=config.id,
-                judge_snapshot=judge_service.snapshot_of(config),
+                judge_snapshot=judge_configs.snapshot_of(config),
                 kind="standard",
                 selection={"source": "all", "count": size},
                 status="completed",

@@ -156,7 +156,7 @@ def _criterion(c: agreement_service.CriterionAgreement) -> CriterionFigures:
 @router.get("/runs/{run_id}/agreement", response_model=RunAgreementPublic)
 def run_agreement(run_id: Id, session: SessionDep, ctx: ProjectReader) -> RunAgreementPublic:
     """Agreement of a judge run with the experts' submitted labels, per criterion and overall."""
-    run = review.get_run(session, ctx.project.id or 0, run_id)
+    run = review.get_run(session, ctx.project_id, run_id)
     result = agreement_service.run_agreement(session, run)
     return RunAgreementPublic(
         run_id=run.id or 0,
@@ -216,7 +216,7 @@ def compare_runs(
 ) -> RunComparisonPublic:
     """The change in each agreement figure from one run to another on the items both judged
     (gold items by default), and every item whose verdict flipped."""
-    project_id = ctx.project.id or 0
+    project_id = ctx.project_id
     old_run = review.get_run(session, project_id, old_run_id)
     new_run = review.get_run(session, project_id, new_run_id)
     comparison = agreement_service.compare_runs(
@@ -307,7 +307,7 @@ def run_agreement_slices(
 ) -> SliceBreakdownPublic:
     """The run's agreement figures per slice of the labelled items, with the unweighted mean
     over slices beside the pooled figure."""
-    project_id = ctx.project.id or 0
+    project_id = ctx.project_id
     run = review.get_run(session, project_id, run_id)
     spec = slices.parse_slice(slice)
     keys = slices.annotator_keys(session, project_id, annotator_role)
@@ -374,7 +374,7 @@ def runs_leaderboard(
     ] = leaderboard.Scope.ALL,
 ) -> list[LeaderboardRowPublic]:
     """Every judge run of the project with its headline figures (sortable, filterable)."""
-    rows = leaderboard.leaderboard(session, ctx.project.id or 0, scope)
+    rows = leaderboard.leaderboard(session, ctx.project_id, scope)
     shown = leaderboard.sort_rows(leaderboard.filter_rows(rows, q), sort, dir == "desc")
     return [LeaderboardRowPublic(**dataclasses.asdict(row)) for row in shown]
 
@@ -476,7 +476,7 @@ def corrected_estimates(
     run_id, chosen = selection.parse_selection(
         {k: "" if v is None else str(v) for k, v in fields.items()}
     )
-    found = selection.selection_estimates(session, ctx.project.id or 0, run_id, chosen)
+    found = selection.selection_estimates(session, ctx.project_id, run_id, chosen)
     return SelectionEstimatesPublic(
         calibration_run_id=found.calibration_run_id,
         rubric_version_id=found.rubric_version_id,

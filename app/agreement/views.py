@@ -27,7 +27,7 @@ ROLES = ("admin", "engineer", "expert", "reviewer")
 def agreement_index_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
     context = {
         "ctx": ctx,
-        "runs": review.list_runs(session, ctx.project.id or 0),
+        "runs": review.list_runs(session, ctx.project_id),
         "scopes": agreement_service.SCOPES,
     }
     return render(request, "agreement/index.html", context)
@@ -37,7 +37,7 @@ def agreement_index_page(request: Request, session: SessionDep, ctx: ProjectRead
 def agreement_run_page(
     request: Request, session: SessionDep, ctx: ProjectReader, run_id: Id
 ) -> Response:
-    run = review.get_run(session, ctx.project.id or 0, run_id)
+    run = review.get_run(session, ctx.project_id, run_id)
     result = agreement_service.run_agreement(session, run)
     context = {
         "ctx": ctx,
@@ -62,7 +62,7 @@ def agreement_leaderboard_page(
     q: Annotated[str, Query(max_length=200)] = "",
     scope: Annotated[leaderboard.Scope, Query()] = leaderboard.Scope.ALL,
 ) -> Response:
-    project_id = ctx.project.id or 0
+    project_id = ctx.project_id
     rows = leaderboard.leaderboard(session, project_id, scope)
     shown = leaderboard.sort_rows(leaderboard.filter_rows(rows, q), sort, dir == "desc")
     test_rows = (
@@ -95,7 +95,7 @@ def agreement_leaderboard_csv(
     q: Annotated[str, Query(max_length=200)] = "",
     scope: Annotated[leaderboard.Scope, Query()] = leaderboard.Scope.ALL,
 ) -> Response:
-    rows = leaderboard.leaderboard(session, ctx.project.id or 0, scope)
+    rows = leaderboard.leaderboard(session, ctx.project_id, scope)
     shown = leaderboard.sort_rows(leaderboard.filter_rows(rows, q), sort, dir == "desc")
     return Response(
         leaderboard.to_csv(shown),
@@ -113,7 +113,7 @@ def agreement_slices_page(
     slice: Annotated[str, Query(max_length=120)] = "group",
     annotator_role: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
-    project_id = ctx.project.id or 0
+    project_id = ctx.project_id
     run = review.get_run(session, project_id, run_id)
     role = annotator_role if annotator_role in ROLES else None
     breakdown = slices.run_slices(
@@ -144,7 +144,7 @@ def agreement_compare_page(
     new: Annotated[Id, Query(description="the later run (new rubric version)")],
     scope: Annotated[str, Query(max_length=20)] = "gold",
 ) -> Response:
-    project_id = ctx.project.id or 0
+    project_id = ctx.project_id
     old_run = review.get_run(session, project_id, old)
     new_run = review.get_run(session, project_id, new)
     comparison = agreement_service.compare_runs(
@@ -165,7 +165,7 @@ def agreement_compare_page(
 @router.get("/projects/{project_id}/agreement/corrected", include_in_schema=False)
 def agreement_corrected_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
     """Corrected estimates for a selection: the form, and the figures once a run is chosen."""
-    project_id = ctx.project.id or 0
+    project_id = ctx.project_id
     typed = {name: request.query_params.get(name, "")[:500] for name in selection.FIELDS}
     context = {
         "ctx": ctx,

@@ -23,6 +23,7 @@ from app.judging.models import JudgeRun
 from app.labels import exchange
 from app.projects import service as project_service
 from app.projects.models import Project
+from app.rubrics import publishing as rubric_publishing
 from app.rubrics import service as rubric_service
 from app.rubrics.models import Rubric
 
@@ -70,7 +71,7 @@ def _rubric(session: Session, project: Project, admin: User) -> int:
         )
     version = rubric_service.latest_version(session, rubric.id or 0)
     if version is None:
-        version = rubric_service.publish_version(
+        version = rubric_publishing.publish_version(
             session, rubric, actor=admin, change_note="Built-in pairwise template."
         )
     return version.id or 0

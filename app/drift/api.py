@@ -23,7 +23,8 @@ from app.drift.schemas import (
     TrainingRunCreate,
     TrainingRunPublic,
 )
-from app.drift.signals import DriftThresholds, SignalKind
+from app.drift.signal_types import DriftThresholds, SignalKind
+from app.rollouts import service as rollout_service
 from app.rollouts.schemas import ImportPublic
 from app.web.csv_safe import csv_response
 
@@ -88,7 +89,7 @@ def import_samples(
         source=file.file,
         skip_invalid=skip_invalid,
     )
-    return drift_service.import_public(session, job)
+    return rollout_service.import_public(session, job)
 
 
 @router.post(
@@ -115,7 +116,7 @@ def import_samples_from_s3(
         s3={"bucket": body.bucket, "prefix": body.prefix},
         skip_invalid=body.skip_invalid,
     )
-    return drift_service.import_public(session, job)
+    return rollout_service.import_public(session, job)
 
 
 @router.put(RUNS + "/{run_id}/step-map", response_model=StepMapResult)

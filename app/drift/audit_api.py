@@ -26,6 +26,7 @@ from app.drift.audit_schemas import (
 from app.drift.audit_service import AuditDesign
 from app.drift.deps import ProjectAudit, ProjectDriftCheck, ProjectTrainingRun
 from app.exports.deps import ProjectBundle
+from app.rollouts import service as rollout_service
 from app.rollouts.schemas import ImportPublic
 
 router = APIRouter(prefix="/api/v1", tags=["drift audits"])
@@ -136,4 +137,4 @@ async def post_samples(
         source=io.BytesIO(body),
         skip_invalid=True,
     )
-    return drift_service.import_public(session, job)
+    return rollout_service.import_public(session, job)

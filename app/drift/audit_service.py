@@ -25,7 +25,7 @@ from app.core.errors import InvalidInput, NotFound, PermissionDenied
 from app.drift.audit_models import DriftAudit, DriftAuditSample
 from app.drift.buckets import DEFAULT_TARGET, BucketPlan, plan_buckets
 from app.drift.models import DriftSample, TrainingRun
-from app.drift.signals import AgreementBucket as SignalAgreement
+from app.drift.signal_types import AgreementBucket as SignalAgreement
 from app.drift.step_agreement import (
     AuditPair,
     DeservedAnswer,

@@ -22,19 +22,13 @@ from app.drift import series as series_sql
 from app.drift.buckets import BucketPlan, plan_buckets
 from app.drift.models import DriftSample, TrainingRun
 from app.drift.records import StepMap, read_step_map
-from app.drift.signals import (
-    AgreementBucket,
-    BucketStats,
-    DriftThresholds,
-    SignalResult,
-    compute_signals,
-)
+from app.drift.signal_types import AgreementBucket, BucketStats, DriftThresholds, SignalResult
+from app.drift.signals import compute_signals
 from app.exports.models import ExportBundle
 from app.projects.models import Project
 from app.rollouts import service as rollout_service
 from app.rollouts.jobs import DRIFT_FORMAT
 from app.rollouts.models import Rollout, RolloutImport
-from app.rollouts.schemas import ImportPublic
 
 MAX_NAME = 200
 SERIES_CACHE_VERSION = 1
@@ -461,11 +455,6 @@ def rollouts_of(session: Session, samples: list[DriftSample]) -> dict[int, Rollo
     if not ids:
         return {}
     return {r.id or 0: r for r in session.scalars(select(Rollout).where(col(Rollout.id).in_(ids)))}
-
-
-def import_public(session: Session, job: RolloutImport) -> ImportPublic:
-    problems = rollout_service.list_problems(session, job.id or 0, limit=20)
-    return ImportPublic.of(job, problems, rollout_service.import_progress(job))
 
 
 SERIES_COLUMNS = (

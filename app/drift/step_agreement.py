@@ -31,7 +31,7 @@ from scipy.stats import fisher_exact
 
 from app.agreement.stats import BinaryFigures, Figure, Proportion, binary_agreement, proportion
 from app.drift.buckets import BucketPlan
-from app.drift.signals import AgreementBucket as SignalAgreement
+from app.drift.signal_types import AgreementBucket as SignalAgreement
 
 TEST_NAME = "Fisher's exact test, two-sided"
 

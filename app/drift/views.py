@@ -13,7 +13,7 @@ from app.core.errors import InvalidInput, NotFound
 from app.drift import charts
 from app.drift import service as drift_service
 from app.drift.deps import ProjectTrainingRun
-from app.drift.signals import MEASURES, TITLES, DriftThresholds, SignalKind
+from app.drift.signal_types import MEASURES, TITLES, DriftThresholds, SignalKind
 from app.web.csv_safe import csv_response
 from app.web.flash import flash
 from app.web.htmx import redirect, render

@@ -144,11 +144,10 @@ def _choices(
     db: Session, project: str, rubric_version: str, judge: str
 ) -> tuple[Project, int, int]:
     from app import cli_support as cs
-    from app.judging.cli import _judge
 
     found = cs.project(db, project)
     version = cs.rubric_version(db, found, rubric_version)
-    config = _judge(db, found, judge)
+    config = cs.judge_config(db, found, judge)
     return found, version.id or 0, config.id or 0
 
 

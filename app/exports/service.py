@@ -26,6 +26,7 @@ from app.labels.values import LabelStatus
 from app.probes import gate as probe_gate
 from app.projects import service as project_service
 from app.projects.models import Project
+from app.rewards import outcomes as reward_outcomes
 from app.rewards import service as reward_service
 from app.rollouts.models import Rollout
 from app.rubrics import files as rubric_files
@@ -161,7 +162,7 @@ def gold_test_pairs(
         if verdict is None:
             unjudged += 1
             continue
-        ok = verdict.parse_status not in reward_service.ERROR_STATUSES
+        ok = verdict.parse_status not in reward_outcomes.ERROR_STATUSES
         pairs.append(
             gate_rules.GatePair(
                 rollout_id=label.rollout_id,
@@ -222,7 +223,7 @@ def check_gate(
         session, project, version=version, rubric=rubric, judge=judge, reward=config
     )
     gate = gate_rules.with_probe_check(gate_rules.evaluate_gate(gate_cfg, summary), probe_check)
-    gate["warnings"] = reward_service.inapplicable_warnings(
+    gate["warnings"] = reward_outcomes.inapplicable_warnings(
         reward_service.applicability(config, project, _gold_test_rollouts(session, project_id))
     )
     return GateCheck(

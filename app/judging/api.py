@@ -10,8 +10,10 @@ from starlette.responses import Response
 from app.auth.dependencies import JudgeManager, JudgeRunner, ProjectReader, SessionDep
 from app.core.cursor import decode_cursor, encode_cursor
 from app.core.ids import Id, NonNegInt64
+from app.judging import configs as judge_configs
 from app.judging import external as judge_external
 from app.judging import launch as judge_launch
+from app.judging import progress as judge_progress
 from app.judging import service as judge_service
 from app.judging.deps import ProjectJudgeConfig, ProjectRun
 from app.judging.models import JudgeConfig, JudgeRun, Verdict
@@ -43,11 +45,11 @@ def _egress(request: Request) -> EgressPolicy:
 
 
 def _run(run: JudgeRun) -> RunPublic:
-    progress = judge_service.run_progress(run)
+    progress = judge_progress.run_progress(run)
     return RunPublic.model_validate(
         {
             **run.model_dump(),
-            "judge_name": judge_service.run_judge_name(run),
+            "judge_name": judge_progress.run_judge_name(run),
             "status_label": progress.label,
             "rate_per_s": progress.rate_per_s,
             "eta_s": progress.eta_s,
@@ -58,7 +60,7 @@ def _run(run: JudgeRun) -> RunPublic:
 @router.get("/projects/{project_id}/judge-configs", response_model=list[JudgeConfigPublic])
 def list_judge_configs(session: SessionDep, ctx: ProjectReader) -> list[JudgeConfigPublic]:
     """Judge configurations of the project."""
-    return [_config(c) for c in judge_service.list_configs(session, ctx.project_id)]
+    return [_config(c) for c in judge_configs.list_configs(session, ctx.project_id)]
 
 
 @router.post(
@@ -72,7 +74,7 @@ def create_judge_config(
     """Create a judge configuration. `api_key_env` is the NAME of an environment variable the
     operator allows (RS_JUDGE_KEY_* or listed in RS_JUDGE_KEY_VARS); `base_url` must pass the
     outbound-URL policy (docs/configuration.md)."""
-    config = judge_service.create_config(
+    config = judge_configs.create_config(
         session, ctx.project, actor=ctx.user, data=body, egress=_egress(request)
     )
     return _config(config)
@@ -95,7 +97,7 @@ def update_judge_config(
 ) -> JudgeConfigPublic:
     """Replace a judge configuration; `revision` must be the one you read (else 409)."""
     data = JudgeConfigInput.model_validate(body.model_dump(exclude={"revision"}))
-    updated = judge_service.update_config(
+    updated = judge_configs.update_config(
         session,
         ctx.project,
         config,
@@ -116,7 +118,7 @@ def delete_judge_config(
     session: SessionDep, ctx: JudgeManager, config: ProjectJudgeConfig
 ) -> Response:
     """Delete an unused judge configuration (one used by runs is kept: 409)."""
-    judge_service.delete_config(session, ctx.project, config, actor=ctx.user)
+    judge_configs.delete_config(session, ctx.project, config, actor=ctx.user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -129,7 +131,7 @@ def test_judge_connection(
 ) -> ConnectionCheckPublic:
     """Send one tiny request through the judge's provider (no retries, at most 30 s); the
     answer or the error comes back with `ok`. Nothing is stored."""
-    check = judge_service.check_connection(config)
+    check = judge_configs.check_connection(config)
     return ConnectionCheckPublic.model_validate(check, from_attributes=True)
 
 
@@ -146,7 +148,7 @@ def list_judge_runs(
     comparison_key: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[RunPublic]:
     """Newest first; `comparison_key` lists one cross-judge set."""
-    rows = judge_service.list_runs(session, ctx.project_id, comparison_key=comparison_key)
+    rows = judge_progress.list_runs(session, ctx.project_id, comparison_key=comparison_key)
     return [_run(row.run) for row in rows]
 
 
@@ -194,7 +196,7 @@ def list_judge_verdicts(
 ) -> VerdictPage:
     """Verdicts in id order; send `next_cursor` back as `cursor` for the next page."""
     after = decode_cursor(cursor) if cursor is not None else after_id
-    rows = judge_service.list_verdicts(
+    rows = judge_progress.list_verdicts(
         session, run, after_id=after, parse_status=parse_status, limit=limit + 1
     )
     page: list[Verdict] = rows[:limit]
@@ -258,4 +260,4 @@ def create_verdict_import_job(
         source=file.file,
         judge_name=judge_name,
     )
-    return ImportPublic.of(job, [], rollout_service.import_progress(job))
+    return rollout_service.import_public(session, job)

@@ -1,4 +1,5 @@
-"""`rubric-studio judge ...`: start judge runs (with a progress bar), cancel, resume, import."""
+"""`rubric-studio judge ...`: start judge runs (with a progress bar), cancel, resume, import; the
+`config` group and `test-connection` are in config_cli.py."""
 
 from __future__ import annotations
 
@@ -10,59 +11,12 @@ import typer
 
 from app import cli_support as cs
 from app.auth.policies import Permission
+from app.judging.config_cli import config_cli, test_connection_command
 
 if TYPE_CHECKING:
-    from sqlmodel import Session
-
-    from app.core.config import Settings
-    from app.judging.models import JudgeConfig, JudgeRun
-    from app.judging.schemas import (
-        JudgeConfigInput,
-    )
-    from app.llm.egress import EgressPolicy
-    from app.projects.models import Project
-    from app.rubrics.models import RubricVersion
+    from app.judging.models import JudgeRun
 
 judge_cli = typer.Typer(help="Judge runs: start, follow, cancel, resume; import verdicts.")
-
-
-def _settings() -> Settings:
-    from app.core.config import get_settings
-
-    try:
-        return get_settings()
-    except ValueError as exc:
-        typer.secho(f"Configuration error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    return typer.Exit(1)
-
-
-def _project(session: Session, ref: str) -> Project:
-    return cs.project(session, ref)
-
-
-def _version(session: Session, project: Project, ref: str) -> RubricVersion:
-    """An id, or `rubric name` (its newest version), or `rubric name:N`."""
-    return cs.rubric_version(session, project, ref)
-
-
-def _judge(session: Session, project: Project, ref: str) -> JudgeConfig:
-    from sqlmodel import select
-
-    from app.judging.models import JudgeConfig
-
-    query = select(JudgeConfig).where(JudgeConfig.project_id == project.id)
-    if ref.isdigit():
-        found = session.exec(query.where(JudgeConfig.id == int(ref))).first()
-    else:
-        found = session.exec(query.where(JudgeConfig.name == ref)).first()
-    if found is None:
-        raise _fail(f"No judge configuration {ref!r} in project {project.slug}.")
-    return found
 
 
 def follow(engine_url: str, run_ids: list[int], poll_s: float = 1.0) -> list[JudgeRun]:
@@ -135,12 +89,12 @@ def run_command(
     )
     from app.judging.status import RunStatus
 
-    settings = _settings()
+    settings = cs.settings()
     url = settings.resolved_database_url
     with Session(get_engine(url), expire_on_commit=False) as session:
-        proj = _project(session, project)
-        version = _version(session, proj, rubric_version)
-        configs = [_judge(session, proj, ref) for ref in judge]
+        proj = cs.project(session, project)
+        version = cs.rubric_version(session, proj, rubric_version)
+        configs = [cs.judge_config(session, proj, ref) for ref in judge]
         actor = cs.actor(session, proj, as_email, Permission.judge_run)
         try:
             data = RunCreate(
@@ -161,9 +115,9 @@ def run_command(
             estimate = judge_service.estimate_runs(session, proj, data)
             runs = judge_launch.create_runs(session, proj, actor=actor, data=data)
         except DomainError as exc:
-            raise _fail(exc.message) from None
+            raise cs.fail(exc.message) from None
         except ValueError as exc:  # pydantic validation of the options
-            raise _fail(str(exc)) from None
+            raise cs.fail(str(exc)) from None
     typer.echo(
         f"Estimate: {estimate.calls_per_judge:,} calls per judge, about "
         f"{estimate.input_tokens:,} input + {estimate.output_tokens:,} output tokens, "
@@ -203,45 +157,7 @@ def run_command(
         raise typer.Exit(1)
 
 
-@judge_cli.command("test-connection")
-def test_connection_command(
-    project_ref: Annotated[
-        str | None, typer.Argument(metavar="[PROJECT]", help="Deprecated: use --project.")
-    ] = None,
-    judge_ref: Annotated[
-        str | None, typer.Argument(metavar="[JUDGE]", help="Judge configuration id or name.")
-    ] = None,
-    project: Annotated[
-        str | None, typer.Option("--project", "-p", help="Project id or slug.")
-    ] = None,
-    judge: Annotated[
-        str | None, typer.Option("--judge", help="Judge configuration id or name.")
-    ] = None,
-) -> None:
-    """Send one tiny request with a judge configuration and print the answer or the error."""
-    from sqlmodel import Session
-
-    from app.core.db import get_engine
-    from app.core.errors import DomainError
-    from app.judging import service as judge_service
-
-    settings = _settings()
-    with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
-        if (project or project_ref) is None or (judge or judge_ref) is None:
-            raise _fail("Give --project and --judge.")
-        found = _project(session, project or project_ref or "")
-        config = _judge(session, found, judge or judge_ref or "")
-    try:
-        check = judge_service.check_connection(config)
-    except DomainError as exc:
-        raise _fail(exc.message) from None
-    if not check.ok:
-        raise _fail(f"{config.name}: the judge could not be reached or refused: {check.error}")
-    who = "the test double (not a real LLM)" if check.test_double else config.model_id
-    typer.echo(
-        f"{config.name}: connected; {who} answered in {check.latency_ms:,} ms: "
-        f"“{check.answer}” ({check.input_tokens:,} + {check.output_tokens:,} tokens)."
-    )
+judge_cli.command("test-connection")(test_connection_command)
 
 
 @judge_cli.command("cancel")
@@ -258,18 +174,18 @@ def cancel_command(
     from app.judging.models import JudgeRun
     from app.projects.models import Project
 
-    settings = _settings()
+    settings = cs.settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         run = session.get(JudgeRun, run_id)
         if run is None:
-            raise _fail(f"No judge run #{run_id}.")
+            raise cs.fail(f"No judge run #{run_id}.")
         project = session.get(Project, run.project_id)
         assert project is not None
         try:
             actor = cs.actor(session, project, as_email, Permission.judge_run)
             judge_service.cancel_run(session, project, run, actor=actor)
         except DomainError as exc:
-            raise _fail(exc.message) from None
+            raise cs.fail(exc.message) from None
     typer.echo(f"Run #{run_id} cancelled.")
 
 
@@ -287,18 +203,18 @@ def resume_command(
     from app.judging.models import JudgeRun
     from app.projects.models import Project
 
-    settings = _settings()
+    settings = cs.settings()
     with Session(get_engine(settings.resolved_database_url), expire_on_commit=False) as session:
         run = session.get(JudgeRun, run_id)
         if run is None:
-            raise _fail(f"No judge run #{run_id}.")
+            raise cs.fail(f"No judge run #{run_id}.")
         project = session.get(Project, run.project_id)
         assert project is not None
         try:
             actor = cs.actor(session, project, as_email, Permission.judge_run)
             judge_service.resume_run(session, project, run, actor=actor)
         except DomainError as exc:
-            raise _fail(exc.message) from None
+            raise cs.fail(exc.message) from None
     typer.echo(f"Run #{run_id} queued again.")
 
 
@@ -325,12 +241,12 @@ def import_verdicts_command(
     from app.judging.import_jobs import VerdictImportRunner
     from app.rollouts.cli import run_job_command
 
-    settings = _settings()
+    settings = cs.settings()
     engine = get_engine(settings.resolved_database_url)
     worker_id = f"cli:{new_worker_id()}"
     with Session(engine, expire_on_commit=False) as session:
-        proj = _project(session, project)
-        version = _version(session, proj, rubric_version)
+        proj = cs.project(session, project)
+        version = cs.rubric_version(session, proj, rubric_version)
         try:
             job = judge_external.queue_verdict_import(
                 session,
@@ -344,234 +260,13 @@ def import_verdicts_command(
                 claim_by=worker_id,
             )
         except DomainError as exc:
-            raise _fail(exc.message) from None
+            raise cs.fail(exc.message) from None
     run_job_command(
         engine, settings, job, worker_id, runner_class=VerdictImportRunner, noun="verdicts stored"
     )
 
 
-# ---- judge configurations ---------------------------------------------------------------------
-
-config_cli = typer.Typer(
-    help="Judge configurations: list, create, update, delete, test.", no_args_is_help=True
-)
 judge_cli.add_typer(config_cli, name="config")
-
-ConfigFileOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--file",
-        exists=True,
-        dir_okay=False,
-        help="A JSON or YAML file with the configuration's fields (as in the API).",
-    ),
-]
-
-
-def _config_fields(file: Path | None, options: dict[str, object]) -> dict[str, object]:
-    import json
-
-    import yaml
-
-    data: dict[str, object] = {}
-    if file is not None:
-        text = file.read_text(encoding="utf-8-sig")
-        try:
-            loaded = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
-        except (ValueError, yaml.YAMLError) as exc:
-            raise _fail(f"{file}: not readable: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise _fail(f"{file}: the configuration must be an object of fields.")
-        data.update(loaded)
-    data.update({k: v for k, v in options.items() if v is not None})
-    return data
-
-
-def _config_input(data: dict[str, object]) -> JudgeConfigInput:
-    from pydantic import ValidationError
-
-    from app.judging.schemas import (
-        JudgeConfigInput,
-    )
-
-    try:
-        return JudgeConfigInput.model_validate(data)
-    except ValidationError as exc:
-        lines = [
-            f"  --{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
-            for e in exc.errors()
-        ]
-        raise _fail("The judge configuration was not saved:\n" + "\n".join(lines)) from None
-
-
-def _egress() -> EgressPolicy:
-    from app.llm.egress import EgressPolicy
-
-    return EgressPolicy.from_settings(_settings())
-
-
-@config_cli.command("list")
-def config_list_command(project: cs.ProjectOpt, as_json: cs.JsonOpt = False) -> None:
-    """A project's judge configurations."""
-    from sqlmodel import Session
-
-    from app.core.db import get_engine
-    from app.judging import service as judge_service
-    from app.judging.schemas import (
-        JudgeConfigPublic,
-    )
-
-    with Session(get_engine(_settings().resolved_database_url)) as session:
-        found = _project(session, project)
-        configs = judge_service.list_configs(session, found.id or 0)
-        public = [JudgeConfigPublic.model_validate(c.model_dump()) for c in configs]
-    if as_json:
-        cs.echo_json(public)
-        return
-    for c in public:
-        typer.echo(f"{c.id}\t{c.name}\t{c.provider}\t{c.model_id}")
-
-
-@config_cli.command("create")
-def config_create_command(
-    project: cs.ProjectOpt,
-    name: Annotated[str | None, typer.Option(help="Its name.")] = None,
-    provider: Annotated[str | None, typer.Option(help="openai_compat or bedrock.")] = None,
-    model_id: Annotated[str | None, typer.Option(help="The model id.")] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
-    api_key_env: Annotated[
-        str | None, typer.Option(help="NAME of the variable holding the key.")
-    ] = None,
-    region: Annotated[str | None, typer.Option(help="Bedrock region.")] = None,
-    temperature: Annotated[float | None, typer.Option()] = None,
-    max_tokens: Annotated[int | None, typer.Option()] = None,
-    concurrency: Annotated[int | None, typer.Option()] = None,
-    file: ConfigFileOpt = None,
-    as_email: cs.AsOpt = None,
-) -> None:
-    """Create a judge configuration from options and/or --file (options win)."""
-    from sqlmodel import Session
-
-    from app.core.db import get_engine
-    from app.judging import service as judge_service
-
-    data = _config_input(
-        _config_fields(
-            file,
-            {
-                "name": name,
-                "provider": provider,
-                "model_id": model_id,
-                "base_url": base_url,
-                "api_key_env": api_key_env,
-                "region": region,
-                "temperature": temperature,
-                "max_tokens": max_tokens,
-                "concurrency": concurrency,
-            },
-        )
-    )
-    with Session(get_engine(_settings().resolved_database_url), expire_on_commit=False) as session:
-        found = _project(session, project)
-        actor = cs.actor(session, found, as_email, Permission.judge_manage)
-        with cs.domain_errors():
-            config = judge_service.create_config(
-                session, found, actor=actor, data=data, egress=_egress()
-            )
-    typer.echo(f"Created judge configuration {config.id} '{config.name}'.")
-
-
-@config_cli.command("update")
-def config_update_command(
-    project: cs.ProjectOpt,
-    judge: Annotated[str, typer.Argument(metavar="JUDGE", help="Configuration id or name.")],
-    name: Annotated[str | None, typer.Option(help="New name.")] = None,
-    provider: Annotated[str | None, typer.Option(help="openai_compat or bedrock.")] = None,
-    model_id: Annotated[str | None, typer.Option(help="The model id.")] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
-    api_key_env: Annotated[
-        str | None, typer.Option(help="NAME of the variable holding the key.")
-    ] = None,
-    region: Annotated[str | None, typer.Option(help="Bedrock region.")] = None,
-    temperature: Annotated[float | None, typer.Option()] = None,
-    max_tokens: Annotated[int | None, typer.Option()] = None,
-    concurrency: Annotated[int | None, typer.Option()] = None,
-    file: ConfigFileOpt = None,
-    as_email: cs.AsOpt = None,
-) -> None:
-    """Change a judge configuration: fields not given keep their value."""
-    from sqlmodel import Session
-
-    from app.core.db import get_engine
-    from app.judging import service as judge_service
-    from app.judging.schemas import (
-        JudgeConfigInput,
-    )
-
-    with Session(get_engine(_settings().resolved_database_url), expire_on_commit=False) as session:
-        found = _project(session, project)
-        config = _judge(session, found, judge)
-        stored = {**config.model_dump(), **dict(config.params or {})}
-        current = {k: v for k, v in stored.items() if k in JudgeConfigInput.model_fields}
-        data = _config_input(
-            current
-            | _config_fields(
-                file,
-                {
-                    "name": name,
-                    "provider": provider,
-                    "model_id": model_id,
-                    "base_url": base_url,
-                    "api_key_env": api_key_env,
-                    "region": region,
-                    "temperature": temperature,
-                    "max_tokens": max_tokens,
-                    "concurrency": concurrency,
-                },
-            )
-        )
-        actor = cs.actor(session, found, as_email, Permission.judge_manage)
-        with cs.domain_errors():
-            updated = judge_service.update_config(
-                session,
-                found,
-                config,
-                actor=actor,
-                expected_revision=config.revision,
-                data=data,
-                egress=_egress(),
-            )
-    typer.echo(f"Saved judge configuration {updated.id} '{updated.name}'.")
-
-
-@config_cli.command("delete")
-def config_delete_command(
-    project: cs.ProjectOpt,
-    judge: Annotated[str, typer.Argument(metavar="JUDGE", help="Configuration id or name.")],
-    as_email: cs.AsOpt = None,
-) -> None:
-    """Delete a judge configuration no run has used."""
-    from sqlmodel import Session
-
-    from app.core.db import get_engine
-    from app.judging import service as judge_service
-
-    with Session(get_engine(_settings().resolved_database_url), expire_on_commit=False) as session:
-        found = _project(session, project)
-        config = _judge(session, found, judge)
-        actor = cs.actor(session, found, as_email, Permission.judge_manage)
-        with cs.domain_errors():
-            judge_service.delete_config(session, found, config, actor=actor)
-    typer.echo(f"Deleted judge configuration '{config.name}'.")
-
-
-@config_cli.command("test")
-def config_test_command(
-    project: cs.ProjectOpt,
-    judge: Annotated[str, typer.Argument(metavar="JUDGE", help="Configuration id or name.")],
-) -> None:
-    """Send one tiny request with a judge configuration (same as `judge test-connection`)."""
-    test_connection_command(None, None, project=project, judge=judge)
 
 
 @judge_cli.command("verdicts")
@@ -586,17 +281,18 @@ def verdicts_command(
 
     from app.core.cursor import decode_cursor, encode_cursor
     from app.core.db import get_engine
+    from app.judging import progress as judge_progress
     from app.judging import service as judge_service
     from app.judging.schemas import (
         VerdictPublic,
     )
 
-    with Session(get_engine(_settings().resolved_database_url)) as session:
-        found = _project(session, project)
+    with Session(get_engine(cs.settings().resolved_database_url)) as session:
+        found = cs.project(session, project)
         with cs.domain_errors():
             run = judge_service.get_run(session, found.id or 0, run_id)
             after = decode_cursor(cursor)
-            rows = judge_service.list_verdicts(
+            rows = judge_progress.list_verdicts(
                 session, run, after_id=after, limit=max(1, min(limit, 1000))
             )
     page = [VerdictPublic.model_validate(v.model_dump()) for v in rows]

@@ -12,12 +12,13 @@ from fastapi import Depends
 
 from app.auth.dependencies import ProjectReader, SessionDep
 from app.core.ids import Id
+from app.judging import configs as judge_configs
 from app.judging import service as judge_service
 from app.judging.models import JudgeConfig, JudgeRun
 
 
 def project_judge_config(config_id: Id, session: SessionDep, ctx: ProjectReader) -> JudgeConfig:
-    return judge_service.get_config(session, ctx.project_id, config_id)
+    return judge_configs.get_config(session, ctx.project_id, config_id)
 
 
 def project_run(run_id: Id, session: SessionDep, ctx: ProjectReader) -> JudgeRun:

@@ -16,6 +16,7 @@ from sqlmodel import Session
 from app.audit import service as audit_service
 from app.auth.models import User
 from app.core.errors import InvalidInput
+from app.judging import configs as judge_configs
 from app.judging import preparation
 from app.judging import service as judge_service
 from app.judging import verdicts as judge_engine
@@ -82,7 +83,7 @@ def create_runs(
     runs: list[JudgeRun] = []
     for config in configs:
         per_judge_cost = judge_engine.call_cost(
-            judge_service.snapshot_of(config),
+            judge_configs.snapshot_of(config),
             estimate.input_tokens // max(1, len(configs)),
             estimate.output_tokens // max(1, len(configs)),
         )
@@ -91,7 +92,7 @@ def create_runs(
             rubric_version_id=version.id or 0,
             judge_config_id=config.id,
             judge_snapshot=judge_service._with_overrides(
-                judge_service.snapshot_of(config), snapshot_overrides
+                judge_configs.snapshot_of(config), snapshot_overrides
             ),
             kind=kind,
             comparison_key=comparison_key,

@@ -32,6 +32,7 @@ from app.audit import service as audit_service
 from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.jobs import WorkerContext
+from app.judging import configs as judge_configs
 from app.judging import service as judge_service
 from app.judging import verdicts as judge_verdicts
 from app.judging.models import JudgeConfig, JudgeRun, JudgeWorkItem
@@ -93,7 +94,7 @@ def create_preparing_runs(
             rubric_version_id=version.id or 0,
             judge_config_id=config.id,
             judge_snapshot=judge_service._with_overrides(
-                judge_service.snapshot_of(config), snapshot_overrides
+                judge_configs.snapshot_of(config), snapshot_overrides
             ),
             kind=kind,
             comparison_key=comparison_key,

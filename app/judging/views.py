@@ -12,8 +12,10 @@ from starlette.responses import Response
 from app.auth.dependencies import JudgeManager, JudgeRunner, ProjectReader, SessionDep
 from app.core.errors import InvalidInput
 from app.core.ids import BigId, NonNegInt64, bounded
+from app.judging import configs as judge_configs
 from app.judging import external as judge_external
 from app.judging import launch as judge_launch
+from app.judging import progress as judge_progress
 from app.judging import service as judge_service
 from app.judging.deps import ProjectJudgeConfig, ProjectRun
 from app.judging.models import JudgeRun
@@ -47,7 +49,7 @@ def _base(ctx: Any) -> str:
 
 
 def _runs_context(session: Any, ctx: Any, comparison_key: str | None = None) -> dict[str, Any]:
-    rows = judge_service.list_runs(session, ctx.project_id, comparison_key=comparison_key)
+    rows = judge_progress.list_runs(session, ctx.project_id, comparison_key=comparison_key)
     return {
         "ctx": ctx,
         "runs": rows,
@@ -64,7 +66,7 @@ def judging_page(
     comparison: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     context = _runs_context(session, ctx, comparison)
-    context["configs"] = judge_service.list_configs(session, ctx.project_id)
+    context["configs"] = judge_configs.list_configs(session, ctx.project_id)
     return render(request, "judging/index.html", context)
 
 
@@ -103,7 +105,7 @@ def config_create_action(
     form: Annotated[JudgeConfigForm, Form()],
 ) -> Response:
     data = form.to_input()
-    config = judge_service.create_config(
+    config = judge_configs.create_config(
         session, ctx.project, actor=ctx.user, data=data, egress=_egress(request)
     )
     response = redirect(request, _base(ctx))
@@ -128,7 +130,7 @@ def config_update_action(
     form: Annotated[JudgeConfigUpdateForm, Form()],
 ) -> Response:
     data = form.to_input()
-    judge_service.update_config(
+    judge_configs.update_config(
         session,
         ctx.project,
         config,
@@ -148,7 +150,7 @@ def config_update_action(
 def config_test_connection_fragment(
     request: Request, session: SessionDep, ctx: JudgeManager, config: ProjectJudgeConfig
 ) -> Response:
-    check = judge_service.check_connection(config)
+    check = judge_configs.check_connection(config)
     return render(request, "judging/_connection.html", {"check": check, "config": config})
 
 
@@ -156,7 +158,7 @@ def config_test_connection_fragment(
 def config_delete_action(
     request: Request, session: SessionDep, ctx: JudgeManager, config: ProjectJudgeConfig
 ) -> Response:
-    judge_service.delete_config(session, ctx.project, config, actor=ctx.user)
+    judge_configs.delete_config(session, ctx.project, config, actor=ctx.user)
     response = redirect(request, _base(ctx))
     flash(request, response, f"Judge configuration “{config.name}” deleted.")
     return response
@@ -245,7 +247,7 @@ def run_new_page(request: Request, session: SessionDep, ctx: JudgeRunner) -> Res
     context = {
         "ctx": ctx,
         "versions": judge_service.list_versions(session, project_id),
-        "configs": judge_service.list_configs(session, project_id),
+        "configs": judge_configs.list_configs(session, project_id),
     }
     return render(request, "judging/run_new.html", context)
 
@@ -291,9 +293,9 @@ def run_create_action(
 def _run_context(session: Any, ctx: Any, run: JudgeRun) -> dict[str, Any]:
     return {
         "ctx": ctx,
-        "row": judge_service.run_row(session, run),
+        "row": judge_progress.run_row(session, run),
         "run": run,
-        "progress": judge_service.run_progress(run),
+        "progress": judge_progress.run_progress(run),
     }
 
 
@@ -323,14 +325,14 @@ def run_progress_fragment(
 def _verdict_context(
     session: Any, run: Any, after_id: BigId | None, parse_status: str | None
 ) -> dict[str, Any]:
-    verdicts = judge_service.list_verdicts(
+    verdicts = judge_progress.list_verdicts(
         session, run, after_id=after_id, parse_status=parse_status, limit=VERDICT_PAGE + 1
     )
     more = len(verdicts) > VERDICT_PAGE
     verdicts = verdicts[:VERDICT_PAGE]
     return {
         "verdicts": verdicts,
-        "external_ids": judge_service.rollout_labels(session, [v.rollout_id for v in verdicts]),
+        "external_ids": judge_progress.rollout_labels(session, [v.rollout_id for v in verdicts]),
         "next_after_id": verdicts[-1].id if more and verdicts else None,
         "parse_status": parse_status or "",
     }
@@ -406,7 +408,7 @@ def import_action(
             source=file.file,
             judge_name=judge_name.strip() or None,
         )
-        return redirect(request, f"/projects/{ctx.project.id}/imports/{job.id}")
+        return redirect(request, f"/projects/{ctx.project_id}/imports/{job.id}")
     summary = judge_external.import_verdicts(
         session,
         ctx.project,

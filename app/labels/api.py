@@ -22,8 +22,8 @@ from app.auth.models import User
 from app.auth.policies import Permission
 from app.core.ids import BigId, Id
 from app.judging.deps import ProjectRun
-from app.labels import exchange, gold, queues, review
-from app.labels import service as label_service
+from app.labels import annotation as label_annotation
+from app.labels import exchange, gold, item_view, queues, review
 from app.labels.deps import ProjectQueue
 from app.labels.models import AnnotationQueue, DisagreementResolution, GoldItem, Label
 from app.labels.queues import QueueSelection
@@ -112,7 +112,7 @@ def _rollout(rollout: Rollout) -> RolloutForLabeling:
     )
 
 
-def _item(view: queues.ItemView) -> ItemPublic:
+def _item(view: item_view.ItemView) -> ItemPublic:
     # The API names the pair's own sides: rollout = A, rollout_b = B.
     first, second = view.left.rollout, view.right.rollout if view.right else None
     if view.right is not None and view.shown_order == "BA":
@@ -206,7 +206,7 @@ def close_queue(
     queue_id: Id, body: QueueClose, session: SessionDep, ctx: QueueManager
 ) -> QueuePublic:
     """Close a queue (nothing more is offered) or, with `closed: false`, reopen it."""
-    queue = queues.get_queue(session, ctx.project.id or 0, queue_id)
+    queue = queues.get_queue(session, ctx.project_id, queue_id)
     queues.set_queue_closed(session, queue, actor=ctx.user, closed=body.closed)
     return _queue(session, queue, ctx.user)
 
@@ -225,10 +225,10 @@ def next_item(
     session: SessionDep, ctx: ProjectReader, queue: ProjectQueue
 ) -> ItemPublic | Response:
     """The next item offered to the caller (blind: no verdicts or other labels)."""
-    item = label_service.next_item(session, queue, ctx.user)
+    item = label_annotation.next_item(session, queue, ctx.user)
     if item is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return _item(queues.item_view(session, queue, item, ctx.user))
+    return _item(item_view.item_view(session, queue, item, ctx.user))
 
 
 @router.get("/queues/{queue_id}/items/{item_id}", response_model=ItemPublic)
@@ -237,7 +237,7 @@ def get_item(
 ) -> ItemPublic:
     """One item; the judge's verdicts and colleagues' labels only once the caller submitted."""
     item = queues.get_item(session, queue, item_id)
-    return _item(queues.item_view(session, queue, item, ctx.user))
+    return _item(item_view.item_view(session, queue, item, ctx.user))
 
 
 @router.put("/queues/{queue_id}/items/{item_id}/draft", response_model=LabelPublic)
@@ -246,7 +246,7 @@ def save_draft(
 ) -> LabelPublic:
     """Keep a partial answer. 409 when the label changed since `revision` or was submitted."""
     item = queues.get_item(session, queue, item_id)
-    return _label(label_service.save_draft(session, queue, item, ctx.user, _input(body)))
+    return _label(label_annotation.save_draft(session, queue, item, ctx.user, _input(body)))
 
 
 @router.post("/queues/{queue_id}/items/{item_id}/submit", response_model=SubmitPublic)
@@ -256,7 +256,7 @@ def submit_label(
     """Submit the caller's label. Sending the same label again stores nothing new
     (`outcome` = unchanged); a label changed since `revision` is refused with 409."""
     item = queues.get_item(session, queue, item_id)
-    result = label_service.submit_label(session, queue, item, ctx.user, _input(body))
+    result = label_annotation.submit_label(session, queue, item, ctx.user, _input(body))
     return SubmitPublic(
         label=_label(result.label),
         outcome=result.outcome,
@@ -494,4 +494,4 @@ def create_label_import_job(
         fmt=format,
         skip_invalid=skip_invalid,
     )
-    return ImportPublic.of(job, [], rollout_service.import_progress(job))
+    return rollout_service.import_public(session, job)

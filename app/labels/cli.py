@@ -137,6 +137,7 @@ def submit_command(
     """Label a queue item as the acting account (or keep a --draft)."""
     import json
 
+    from app.labels import annotation as label_annotation
     from app.labels import queues as queue_service
     from app.labels import service as label_service
     from app.labels.schemas import LabelBody
@@ -163,10 +164,10 @@ def submit_command(
             target = queue_service.get_queue(session, found.id or 0, queue)
             entry = queue_service.get_item(session, target, item)
             if draft:
-                label = label_service.save_draft(session, target, entry, user, data)
+                label = label_annotation.save_draft(session, target, entry, user, data)
                 typer.echo(f"Kept draft label {label.id} (revision {label.revision}).")
                 return
-            result = label_service.submit_label(session, target, entry, user, data)
+            result = label_annotation.submit_label(session, target, entry, user, data)
     typer.echo(f"Label {result.label.id}: {result.outcome}.")
 
 

@@ -51,7 +51,7 @@ def _review_context(
     rollout_id: BigId | None = None,
     cursor: str | None = None,
 ) -> dict[str, Any]:
-    run = review.get_run(session, ctx.project.id or 0, run_id)
+    run = review.get_run(session, ctx.project_id, run_id)
     tol, agg = _tolerances(tolerance, aggregate_tolerance)
     report = review.disagreements(
         session,
@@ -149,7 +149,7 @@ def disagreement_resolve_action(
     tolerance: Annotated[float | None, Form(ge=0, le=100)] = None,
     aggregate_tolerance: Annotated[float | None, Form(ge=0, le=1)] = None,
 ) -> Response:
-    run = review.get_run(session, ctx.project.id or 0, run_id)
+    run = review.get_run(session, ctx.project_id, run_id)
     review.resolve(
         session,
         run,

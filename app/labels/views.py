@@ -4,6 +4,8 @@ Disagreement review, gold sets and label import/export have their own view modul
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -12,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from app.auth.dependencies import (
     LabelWriter,
+    ProjectContext,
     ProjectReader,
     QueueManager,
     SessionDep,
@@ -19,7 +22,8 @@ from app.auth.dependencies import (
 from app.core.errors import DomainError, InvalidInput
 from app.core.ids import BigId, Id, NonNegInt32, NonNegInt64, bounded
 from app.core.problems import problem
-from app.labels import gold, queues, review
+from app.labels import annotation as label_annotation
+from app.labels import gold, item_view, queues, review
 from app.labels import service as label_service
 from app.labels.deps import ProjectQueue
 from app.labels.highlight import EXCERPT_KEYS
@@ -163,7 +167,7 @@ def queue_page(
         "version_label": label_service.version_label(session, version),
         "progress": queues.queue_progress(session, queue, ctx.user),
         "assignees": queues.queue_assignees(session, queue),
-        "assigned": label_service.is_assignee(session, queue, ctx.user),
+        "assigned": label_annotation.is_assignee(session, queue, ctx.user),
         "items": queues.queue_items(session, queue, ctx.user, offset=offset),
         "offset": offset,
         "page_size": 200,
@@ -193,7 +197,7 @@ def queue_next_page(
     queue: ProjectQueue,
     after: Annotated[NonNegInt64 | None, Query()] = None,
 ) -> Response:
-    item = label_service.next_item(session, queue, ctx.user, after_position=after)
+    item = label_annotation.next_item(session, queue, ctx.user, after_position=after)
     if item is None:
         return redirect(request, f"{_base(ctx)}/queues/{queue.id}?done=1")
     return redirect(request, _item_url(ctx, queue.id or 0, item.id or 0))
@@ -227,7 +231,7 @@ def _label_input(form: FormData) -> LabelInput:
     )
 
 
-def _stored_form(view: queues.ItemView) -> dict[str, Any]:
+def _stored_form(view: item_view.ItemView) -> dict[str, Any]:
     """The form's values from the stored label (draft or submitted)."""
     label = view.label
     if label is None:
@@ -250,39 +254,60 @@ def _stored_form(view: queues.ItemView) -> dict[str, Any]:
     }
 
 
-def _item_context(
-    ctx: Any,
-    view: queues.ItemView,
+@dataclass
+class ItemPage:
+    """labels/annotate.html and labels/preference.html: one queue item to label, the expert's
+    form (as stored, or as posted back with an error) and the URLs the page posts to."""
+
+    ctx: ProjectContext
+    view: item_view.ItemView
+    form: dict[str, Any]
+    revision: int | str
+    error: str | None
+    problems: list[Any]
+    draft_url: str
+    submit_url: str
+    queue_url: str
+    next_url: str
+    previous_url: str
+    storage_key: str
+    fmt: Callable[..., Any]
+    excerpt_keys: tuple[str, ...]
+
+
+def _item_page_context(
+    ctx: ProjectContext,
+    view: item_view.ItemView,
     *,
     posted: dict[str, Any] | None = None,
     error: DomainError | None = None,
-) -> dict[str, Any]:
+) -> ItemPage:
     base = _item_url(ctx, view.queue.id or 0, view.item.id or 0)
-    return {
-        "ctx": ctx,
-        "view": view,
-        "form": posted or _stored_form(view),
-        "revision": view.label.revision if view.label else "",
-        "error": error.message if error else None,
-        "problems": error.details if error and isinstance(error.details, list) else [],
-        "draft_url": f"{base}/draft",
-        "submit_url": f"{base}/submit",
-        "queue_url": f"{_base(ctx)}/queues/{view.queue.id}",
-        "next_url": _item_url(ctx, view.queue.id or 0, view.next_id) if view.next_id else "",
-        "previous_url": (
+    return ItemPage(
+        ctx=ctx,
+        view=view,
+        form=posted or _stored_form(view),
+        revision=view.label.revision if view.label else "",
+        error=error.message if error else None,
+        problems=error.details if error and isinstance(error.details, list) else [],
+        draft_url=f"{base}/draft",
+        submit_url=f"{base}/submit",
+        queue_url=f"{_base(ctx)}/queues/{view.queue.id}",
+        next_url=_item_url(ctx, view.queue.id or 0, view.next_id) if view.next_id else "",
+        previous_url=(
             _item_url(ctx, view.queue.id or 0, view.previous_id) if view.previous_id else ""
         ),
-        "storage_key": f"rs-label:{view.queue.id}:{view.item.id}:{ctx.user.id}",
-        "fmt": format_value,
-        "excerpt_keys": EXCERPT_KEYS,
-    }
+        storage_key=f"rs-label:{view.queue.id}:{view.item.id}:{ctx.user.id}",
+        fmt=format_value,
+        excerpt_keys=EXCERPT_KEYS,
+    )
 
 
-def _item_page(request: Request, ctx: Any, view: queues.ItemView, **kwargs: Any) -> Response:
+def _item_page(request: Request, ctx: Any, view: item_view.ItemView, **kwargs: Any) -> Response:
     template = "labels/preference.html" if view.item.pair_id else "labels/annotate.html"
     error = kwargs.get("error")
     status = error.status_code if isinstance(error, DomainError) else 200
-    return render(request, template, _item_context(ctx, view, **kwargs), status_code=status)
+    return render(request, template, _item_page_context(ctx, view, **kwargs), status_code=status)
 
 
 @router.get("/projects/{project_id}/queues/{queue_id}/items/{item_id}", include_in_schema=False)
@@ -290,7 +315,7 @@ def item_page(
     request: Request, session: SessionDep, ctx: ProjectReader, queue: ProjectQueue, item_id: BigId
 ) -> Response:
     item = queues.get_item(session, queue, item_id)
-    view = queues.item_view(session, queue, item, ctx.user)
+    view = item_view.item_view(session, queue, item, ctx.user)
     return _item_page(request, ctx, view)
 
 
@@ -302,7 +327,7 @@ async def label_draft_action(
 ) -> Response:
     queue = queues.get_queue(session, ctx.project_id, queue_id)
     item = queues.get_item(session, queue, item_id)
-    label = label_service.save_draft(
+    label = label_annotation.save_draft(
         session, queue, item, ctx.user, _label_input(await request.form())
     )
     if wants_json(request):
@@ -329,13 +354,13 @@ async def label_submit_action(
     item = queues.get_item(session, queue, item_id)
     form = await request.form()
     try:
-        result = label_service.submit_label(session, queue, item, ctx.user, _label_input(form))
+        result = label_annotation.submit_label(session, queue, item, ctx.user, _label_input(form))
     except DomainError as exc:
         if wants_json(request) or exc.status_code not in (409, 422):
             raise
         # Never lose what she typed: the page comes back with her input and the reason.
         session.rollback()
-        view = queues.item_view(session, queue, item, ctx.user)
+        view = item_view.item_view(session, queue, item, ctx.user)
         return _item_page(request, ctx, view, posted=_posted_values(form), error=exc)
     next_url = (
         _item_url(ctx, queue.id or 0, result.next_item.id or 0)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from app import cli_support as cs
 from app.probes.report import PUBLIC_ROW_KEYS
 from app.probes.rewrites import PROBES
 
@@ -97,18 +98,17 @@ def run_command(
 
     from app.core.db import get_engine
     from app.core.errors import DomainError
-    from app.judging import cli as judging_cli
     from app.probes import service as probe_service
     from app.probes.schemas import ProbeRunCreate
 
     if split not in ("development", "test", "all"):
-        raise judging_cli._fail(f"--split: development, test or all, not {split!r}.")
-    settings = judging_cli._settings()
+        raise cs.fail(f"--split: development, test or all, not {split!r}.")
+    settings = cs.settings()
     url = settings.resolved_database_url
     with Session(get_engine(url), expire_on_commit=False) as session:
-        proj = judging_cli._project(session, project)
-        version = judging_cli._version(session, proj, rubric_version)
-        config = judging_cli._judge(session, proj, judge)
+        proj = cs.project(session, project)
+        version = cs.rubric_version(session, proj, rubric_version)
+        config = cs.judge_config(session, proj, judge)
         try:
             data = ProbeRunCreate(
                 rubric_version_id=version.id or 0,
@@ -120,9 +120,9 @@ def run_command(
             )
             run = probe_service.create_run(session, proj, actor=None, data=data)
         except DomainError as exc:
-            raise judging_cli._fail(exc.message) from None
+            raise cs.fail(exc.message) from None
         except ValueError as exc:
-            raise judging_cli._fail(str(exc)) from None
+            raise cs.fail(str(exc)) from None
     what = "pairs" if probe_service.is_pairwise(run) else "rollouts"
     typer.echo(
         f"Queued probe run #{run.id} ({', '.join(run.probes)}) on "
@@ -144,7 +144,7 @@ def run_command(
         if stop is not None:
             stop.set()
     if final.status != "completed":
-        raise judging_cli._fail(f"Probe run #{final.id}: {final.status}. {final.message}")
+        raise cs.fail(f"Probe run #{final.id}: {final.status}. {final.message}")
     typer.echo(json.dumps(report_json(final), indent=2))
     failed = (final.report or {}).get("failed") or []
     typer.echo(
@@ -162,16 +162,15 @@ def report_command(
     from sqlmodel import Session
 
     from app.core.db import get_engine
-    from app.judging import cli as judging_cli
     from app.probes.models import ProbeRun
 
-    settings = judging_cli._settings()
+    settings = cs.settings()
     with Session(get_engine(settings.resolved_database_url)) as session:
         run = session.get(ProbeRun, run_id)
         if run is None:
-            raise judging_cli._fail(f"No probe run #{run_id}.")
+            raise cs.fail(f"No probe run #{run_id}.")
         if run.report is None:
-            raise judging_cli._fail(f"Probe run #{run_id} is {run.status}: no report yet.")
+            raise cs.fail(f"Probe run #{run_id} is {run.status}: no report yet.")
         typer.echo(json.dumps(report_json(run), indent=2))
 
 
@@ -185,7 +184,6 @@ def cancel_command(
     ] = None,
 ) -> None:
     """Cancel a probe run that has not finished."""
-    from app import cli_support as cs
     from app.auth.policies import Permission
     from app.probes import service as probe_service
 

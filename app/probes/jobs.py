@@ -8,7 +8,7 @@ import logging
 from sqlmodel import Session
 
 from app.core.jobs import WorkerContext
-from app.probes import service as probe_service
+from app.probes import steps as probe_steps
 
 log = logging.getLogger(__name__)
 
@@ -16,12 +16,12 @@ log = logging.getLogger(__name__)
 def run_probes_once(ctx: WorkerContext) -> bool:
     did_work = False
     with Session(ctx.engine) as session:
-        for run_id in probe_service.runs_to_prepare(session):
-            if probe_service.prepare_run(session, run_id):
+        for run_id in probe_steps.runs_to_prepare(session):
+            if probe_steps.prepare_run(session, run_id):
                 log.info("probe run %s: rewrites made, judge run queued", run_id)
                 did_work = True
-        for run_id in probe_service.runs_to_finish(session):
-            if probe_service.finish_run(session, run_id):
+        for run_id in probe_steps.runs_to_finish(session):
+            if probe_steps.finish_run(session, run_id):
                 log.info("probe run %s: report written", run_id)
                 did_work = True
     return did_work

@@ -3,24 +3,30 @@ progress, and its report (per probe: reward change, per criterion, examples side
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from pydantic import BaseModel, Field, ValidationError
 from starlette.responses import Response
 
-from app.auth.dependencies import JudgeRunner, ProjectReader, SessionDep
+from app.auth.dependencies import JudgeRunner, ProjectContext, ProjectReader, SessionDep
 from app.auth.policies import Permission
 from app.core.errors import InvalidInput
+from app.judging import configs as judge_configs
 from app.judging import service as judge_service
+from app.judging.models import JudgeConfig
 from app.judging.schemas import invalid_from
+from app.judging.service import VersionChoice
 from app.probes import service as probe_service
 from app.probes.deps import ProjectProbeRun
 from app.probes.models import ProbeRun
 from app.probes.report import DEFAULT_THRESHOLDS, EXPLANATIONS, TITLES
-from app.probes.rewrites import DEFAULT_PROBES, DEFAULT_REPEATS, PROBES
+from app.probes.rewrites import DEFAULT_PROBES, DEFAULT_REPEATS, PROBES, ProbeSpec
 from app.probes.schemas import CustomProbeInput, ProbeRunCreate
+from app.probes.service import ProbeProgress
 from app.rubrics import service as rubric_service
+from app.rubrics.models import RubricVersion
 from app.web.flash import flash
 from app.web.htmx import redirect, render
 from app.web.urls import project_url
@@ -89,27 +95,44 @@ def _request(fields: ProbeFields) -> ProbeRunCreate:
         raise invalid_from(exc) from None
 
 
-def _index_context(
-    session: Any, ctx: Any, version_id: int | None, fields: ProbeFields | None = None
-) -> dict[str, Any]:
+@dataclass
+class ProbeIndexPage:
+    """probes/index.html: the probe runs of a project (or of one rubric version) and the form."""
+
+    ctx: ProjectContext
+    runs: list[ProbeRun]
+    progress: dict[int | None, ProbeProgress]
+    versions: list[VersionChoice]
+    version_labels: dict[int | None, str]
+    configs: list[JudgeConfig]
+    probe_specs: list[ProbeSpec]
+    fields: ProbeFields
+    version_id: int | None
+    can_start: bool
+    thresholds: dict[str, Any]
+    error: str | None = None
+    problems: Any = field(default_factory=list)  # the refusal's details
+
+
+def _index_page(
+    session: Any, ctx: ProjectContext, version_id: int | None, fields: ProbeFields | None = None
+) -> ProbeIndexPage:
     project_id = ctx.project_id
     runs = probe_service.list_runs(session, project_id, version_id=version_id)
     versions = judge_service.list_versions(session, project_id)
-    return {
-        "ctx": ctx,
-        "runs": runs,
-        "progress": {r.id: probe_service.progress(session, r) for r in runs},
-        "versions": versions,
-        "version_labels": {v.version.id: v.label for v in versions},
-        "configs": [c for c in judge_service.list_configs(session, project_id)],
-        "probe_specs": [PROBES[name] for name in DEFAULT_PROBES],
-        "fields": fields or ProbeFields(probes=list(DEFAULT_PROBES)),
-        "version_id": version_id,
-        "can_start": ctx.can(Permission.judge_run),
-        "thresholds": DEFAULT_THRESHOLDS,
-        "error": None,
-        "problems": [],
-    }
+    return ProbeIndexPage(
+        ctx=ctx,
+        runs=runs,
+        progress={r.id: probe_service.progress(session, r) for r in runs},
+        versions=versions,
+        version_labels={v.version.id: v.label for v in versions},
+        configs=list(judge_configs.list_configs(session, project_id)),
+        probe_specs=[PROBES[name] for name in DEFAULT_PROBES],
+        fields=fields or ProbeFields(probes=list(DEFAULT_PROBES)),
+        version_id=version_id,
+        can_start=ctx.can(Permission.judge_run),
+        thresholds=DEFAULT_THRESHOLDS,
+    )
 
 
 @router.get("/projects/{project_id}/probes", include_in_schema=False)
@@ -119,7 +142,7 @@ def probes_page(
     ctx: ProjectReader,
     rubric_version_id: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
-    return render(request, "probes/index.html", _index_context(session, ctx, rubric_version_id))
+    return render(request, "probes/index.html", _index_page(session, ctx, rubric_version_id))
 
 
 @router.post("/projects/{project_id}/probes", include_in_schema=False)
@@ -133,10 +156,10 @@ def probe_run_create_action(
         data = _request(fields)
         run = probe_service.create_run(session, ctx.project, actor=ctx.user, data=data)
     except InvalidInput as exc:
-        context = _index_context(session, ctx, None, fields)
-        context["error"] = exc.message
-        context["problems"] = exc.details or []
-        return render(request, "probes/index.html", context, status_code=400)
+        page = _index_page(session, ctx, None, fields)
+        page.error = exc.message
+        page.problems = exc.details or []
+        return render(request, "probes/index.html", page, status_code=400)
     response = redirect(request, f"{_base(ctx)}/{run.id}")
     note = run.selection.get("note") or ""
     flash(
@@ -147,28 +170,48 @@ def probe_run_create_action(
     return response
 
 
-def _run_context(session: Any, ctx: Any, run: ProbeRun) -> dict[str, Any]:
+@dataclass
+class ProbeRunPage:
+    """probes/run.html and its progress fragment: one probe run, its progress and its report."""
+
+    ctx: ProjectContext
+    run: ProbeRun
+    version: RubricVersion
+    criterion_names: dict[str, str]
+    judge: JudgeConfig | None
+    progress: ProbeProgress
+    rows: list[dict[str, Any]]
+    pairwise: bool
+    originals: int
+    judgings: int
+    titles: dict[str, str]
+    explanations: dict[str, str]
+    can_start: bool
+    chart_config: dict[str, Any] | None = None
+
+
+def _run_page(session: Any, ctx: ProjectContext, run: ProbeRun) -> ProbeRunPage:
     version = rubric_service.get_project_version(session, ctx.project_id, run.rubric_version_id)
     definition = rubric_service.version_definition(version)
-    return {
-        "ctx": ctx,
-        "run": run,
-        "version": version,
-        "criterion_names": {c.key: c.name for c in definition.criteria},
-        "judge": (
-            judge_service.get_config(session, ctx.project_id, run.judge_config_id)
+    return ProbeRunPage(
+        ctx=ctx,
+        run=run,
+        version=version,
+        criterion_names={c.key: c.name for c in definition.criteria},
+        judge=(
+            judge_configs.get_config(session, ctx.project_id, run.judge_config_id)
             if run.judge_config_id
             else None
         ),
-        "progress": probe_service.progress(session, run),
-        "rows": probe_service.report_rows(run),
-        "pairwise": probe_service.is_pairwise(run),
-        "originals": probe_service.originals_count(run),
-        "judgings": 1 + DEFAULT_REPEATS,
-        "titles": TITLES,
-        "explanations": EXPLANATIONS,
-        "can_start": ctx.can(Permission.judge_run),
-    }
+        progress=probe_service.progress(session, run),
+        rows=probe_service.report_rows(run),
+        pairwise=probe_service.is_pairwise(run),
+        originals=probe_service.originals_count(run),
+        judgings=1 + DEFAULT_REPEATS,
+        titles=TITLES,
+        explanations=EXPLANATIONS,
+        can_start=ctx.can(Permission.judge_run),
+    )
 
 
 def uplift_chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -216,18 +259,18 @@ def uplift_chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def probe_run_page(
     request: Request, session: SessionDep, ctx: ProjectReader, run: ProjectProbeRun
 ) -> Response:
-    context = _run_context(session, ctx, run)
-    context["chart_config"] = uplift_chart(context["rows"])
-    return render(request, "probes/run.html", context)
+    page = _run_page(session, ctx, run)
+    page.chart_config = uplift_chart(page.rows)
+    return render(request, "probes/run.html", page)
 
 
 @router.get("/projects/{project_id}/probes/{run_id}/progress", include_in_schema=False)
 def probe_run_progress_fragment(
     request: Request, session: SessionDep, ctx: ProjectReader, run: ProjectProbeRun
 ) -> Response:
-    context = _run_context(session, ctx, run)
-    response = render(request, "probes/_progress.html", context)
-    if context["progress"].finished:
+    page = _run_page(session, ctx, run)
+    response = render(request, "probes/_progress.html", page)
+    if page.progress.finished:
         # The report is a whole page section: reload once instead of swapping pieces.
         response.headers["HX-Refresh"] = "true"
     return response

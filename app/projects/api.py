@@ -128,7 +128,7 @@ def set_member_role(
     )
     row = next(
         r
-        for r in project_service.list_members(session, ctx.project.id or 0)
+        for r in project_service.list_members(session, ctx.project_id)
         if r.membership.id == membership.id
     )
     return MemberPublic(

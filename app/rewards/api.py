@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from app.auth.dependencies import ProjectReader, RewardEditor, SessionDep
 from app.core.ids import Id, NonNegInt32
+from app.rewards import outcomes as reward_outcomes
 from app.rewards import preview_jobs
 from app.rewards import service as reward_service
 from app.rewards.models import RewardConfig, RewardPreviewJob
@@ -74,7 +75,7 @@ def get_reward_preview(
     return _preview_public(run_id, result)
 
 
-def _preview_public(run_id: int, result: reward_service.RewardPreview) -> RewardPreviewPublic:
+def _preview_public(run_id: int, result: reward_outcomes.RewardPreview) -> RewardPreviewPublic:
     return RewardPreviewPublic(
         run_id=run_id,
         rollouts=len(result.rows),
@@ -136,7 +137,7 @@ def get_reward_preview_job(
     job_id: Id, session: SessionDep, ctx: ProjectReader
 ) -> RewardPreviewJobPublic:
     """A background preview's status, progress and (once done) result."""
-    return _job_public(session, preview_jobs.get_job(session, ctx.project.id or 0, job_id))
+    return _job_public(session, preview_jobs.get_job(session, ctx.project_id, job_id))
 
 
 def _job_public(session: SessionDep, job: RewardPreviewJob) -> RewardPreviewJobPublic:

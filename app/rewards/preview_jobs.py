@@ -21,14 +21,8 @@ from app.judging.models import JudgeRun
 from app.projects.models import Project
 from app.rewards import service as reward_service
 from app.rewards.models import PreviewJobStatus, RewardPreviewJob
-from app.rewards.service import (
-    MAX_PREVIEW_ROLLOUTS,
-    ComponentSummary,
-    HistogramBin,
-    PreviewSelection,
-    RewardPreview,
-    RolloutReward,
-)
+from app.rewards.outcomes import ComponentSummary, HistogramBin, RewardPreview, RolloutReward
+from app.rewards.service import MAX_PREVIEW_ROLLOUTS, PreviewSelection
 
 INLINE_LIMIT = 1_000  # rollouts previewed inside a request; more go to the worker
 

@@ -105,11 +105,11 @@ def reward_preview_job_start_action(
         run_id=run_id, gold_split=gold_split or None, step=step, sample=sample
     )
     job = preview_jobs.start_job(session, ctx.project, selection, ctx.user)
-    return redirect(request, f"/projects/{ctx.project.id}/rewards/preview/jobs/{job.id}")
+    return redirect(request, f"/projects/{ctx.project_id}/rewards/preview/jobs/{job.id}")
 
 
 def _job_context(session: SessionDep, ctx: ProjectReader, job_id: int) -> dict[str, object]:
-    job = preview_jobs.get_job(session, ctx.project.id or 0, job_id)
+    job = preview_jobs.get_job(session, ctx.project_id, job_id)
     return {
         "ctx": ctx,
         "job": job,

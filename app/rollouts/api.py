@@ -11,6 +11,7 @@ from starlette.responses import StreamingResponse
 
 from app.auth.dependencies import ProjectReader, RolloutImporter, SessionDep
 from app.core.ids import Id, NonNegInt32
+from app.rollouts import browse as rollout_browse
 from app.rollouts import service as rollout_service
 from app.rollouts.deps import ProjectImport, ProjectRollout
 from app.rollouts.models import RolloutImport
@@ -27,13 +28,6 @@ from app.rollouts.search import RolloutFilter, RolloutSort
 from app.web.errors import ErrorBody
 
 router = APIRouter(prefix="/api/v1", tags=["rollouts"])
-
-FIRST_PROBLEMS = 20
-
-
-def import_public(session: Session, job: RolloutImport) -> ImportPublic:
-    problems = rollout_service.list_problems(session, job.id or 0, limit=FIRST_PROBLEMS)
-    return ImportPublic.of(job, problems, rollout_service.import_progress(job))
 
 
 @router.post(
@@ -78,26 +72,28 @@ def create_import(
         source=file.file,
         choices=choices,
     )
-    return import_public(session, job)
+    return rollout_service.import_public(session, job)
 
 
 @router.get("/projects/{project_id}/imports", response_model=list[ImportPublic])
 def list_imports(session: SessionDep, ctx: ProjectReader) -> list[ImportPublic]:
     """The project's most recent imports, newest first."""
     jobs = rollout_service.list_imports(session, ctx.project_id, limit=50)
-    return [import_public(session, job) for job in jobs]
+    return [rollout_service.import_public(session, job) for job in jobs]
 
 
 @router.get("/projects/{project_id}/imports/{import_id}", response_model=ImportPublic)
 def get_import(session: SessionDep, ctx: ProjectReader, job: ProjectImport) -> ImportPublic:
-    return import_public(session, job)
+    return rollout_service.import_public(session, job)
 
 
 @router.post("/projects/{project_id}/imports/{import_id}/cancel", response_model=ImportPublic)
 def cancel_import(session: SessionDep, ctx: RolloutImporter, import_id: Id) -> ImportPublic:
     """Cancel an import that has not finished; nothing of it is kept (409 once it finished)."""
-    job = rollout_service.get_import(session, ctx.project.id or 0, import_id)
-    return import_public(session, rollout_service.cancel_import(session, job, ctx.user))
+    job = rollout_service.get_import(session, ctx.project_id, import_id)
+    return rollout_service.import_public(
+        session, rollout_service.cancel_import(session, job, ctx.user)
+    )
 
 
 @router.get(
@@ -156,7 +152,7 @@ def list_rollouts(
         Query(description="id: import order; rank: best match first (with q, PostgreSQL)"),
     ] = RolloutSort.ID,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Annotated[int, Query(ge=1, le=rollout_service.MAX_PAGE_SIZE)] = 50,
+    limit: Annotated[int, Query(ge=1, le=rollout_browse.MAX_PAGE_SIZE)] = 50,
 ) -> RolloutPagePublic:
     """Rollouts in import order (or best match first), filtered; follow `next_cursor` for the
     next page. `total` is exact up to 10,000; past it `total_estimate` is an estimate."""
@@ -173,7 +169,7 @@ def list_rollouts(
         import_id=import_id,
         sort=sort,
     )
-    page = rollout_service.list_rollouts(session, ctx.project_id, flt, cursor=cursor, limit=limit)
+    page = rollout_browse.list_rollouts(session, ctx.project_id, flt, cursor=cursor, limit=limit)
     return RolloutPagePublic(
         items=[
             RolloutSummaryPublic(
@@ -202,10 +198,10 @@ def list_groups(
     session: SessionDep,
     ctx: ProjectReader,
     cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=rollout_service.MAX_PAGE_SIZE)] = 50,
+    limit: Annotated[int, Query(ge=1, le=rollout_browse.MAX_PAGE_SIZE)] = 50,
 ) -> GroupPagePublic:
     """Groups of generations for the same prompt, with their sizes."""
-    page = rollout_service.list_groups(
+    page = rollout_browse.list_groups(
         session, ctx.project_id, RolloutFilter(), cursor=cursor, limit=limit
     )
     return GroupPagePublic(

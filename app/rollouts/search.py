@@ -2,7 +2,7 @@
 `search_vector` column and its GIN index, a LIKE fallback on SQLite, keyset pagination on the
 rollout id (or on rank then id for ranked results), and counts that stay cheap.
 
-PostgreSQL search plan (app/rollouts/service.py `list_rollouts`): the matching ids come first.
+PostgreSQL search plan (app/rollouts/browse.py `list_rollouts`): the matching ids come first.
 A probe reads up to COUNT_CAP + 1 ids of text matches, with no order, so the planner reads them
 from the GIN index (a rare or middling word) or stops a scan early (a word in most rows); the
 exact `external_id` is its own lookup on its unique index (an `OR external_id = q` inside one

@@ -3,6 +3,8 @@ with filters and search, groups, one rollout with its long texts paged)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -10,9 +12,10 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from app.auth.dependencies import ProjectReader, RolloutImporter, SessionDep
+from app.auth.dependencies import ProjectContext, ProjectReader, RolloutImporter, SessionDep
 from app.core.errors import InvalidInput, NotFound
 from app.core.ids import NonNegInt32, bounded
+from app.rollouts import browse as rollout_browse
 from app.rollouts import display
 from app.rollouts import service as rollout_service
 from app.rollouts.api import problems_download
@@ -120,27 +123,44 @@ def _url(base: str, params: dict[str, str]) -> str:
 # ---------------------------------------------------------------------------- browsing
 
 
+@dataclass
+class RolloutListPage:
+    """rollouts/list.html and its table fragment: one page of rollouts under a filter."""
+
+    ctx: ProjectContext
+    flt: RolloutFilter
+    page: rollout_browse.RolloutPage
+    facets: rollout_browse.Facets
+    base_url: str
+    first_url: str
+    next_url: str | None
+    is_first_page: bool
+    short: Callable[..., str]
+    preview: Callable[..., str]
+    rank_candidates: int
+
+
 @router.get("/projects/{project_id}/rollouts", include_in_schema=False)
 def rollout_list_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
     flt = _filter(request)
     cursor = request.query_params.get("cursor")
-    page = rollout_service.list_rollouts(session, ctx.project_id, flt, cursor=cursor)
+    page = rollout_browse.list_rollouts(session, ctx.project_id, flt, cursor=cursor)
     base = project_url(ctx.project_id, "rollouts")
-    context = {
-        "ctx": ctx,
-        "flt": flt,
-        "page": page,
-        "facets": rollout_service.facets(session, ctx.project_id),
-        "base_url": base,
-        "first_url": _url(base, flt.params()),
-        "next_url": _url(base, {**flt.params(), "cursor": page.next_cursor})
+    context = RolloutListPage(
+        ctx=ctx,
+        flt=flt,
+        page=page,
+        facets=rollout_browse.facets(session, ctx.project_id),
+        base_url=base,
+        first_url=_url(base, flt.params()),
+        next_url=_url(base, {**flt.params(), "cursor": page.next_cursor})
         if page.next_cursor
         else None,
-        "is_first_page": not cursor,
-        "short": display.short,
-        "preview": display.readable_preview,
-        "rank_candidates": RANK_CANDIDATES,
-    }
+        is_first_page=not cursor,
+        short=display.short,
+        preview=display.readable_preview,
+        rank_candidates=RANK_CANDIDATES,
+    )
     return render(request, "rollouts/list.html", context, fragment="rollouts/_list.html")
 
 
@@ -148,13 +168,13 @@ def rollout_list_page(request: Request, session: SessionDep, ctx: ProjectReader)
 def rollout_groups_page(request: Request, session: SessionDep, ctx: ProjectReader) -> Response:
     flt = _filter(request)
     cursor = request.query_params.get("cursor")
-    page = rollout_service.list_groups(session, ctx.project_id, flt, cursor=cursor)
+    page = rollout_browse.list_groups(session, ctx.project_id, flt, cursor=cursor)
     base = project_url(ctx.project_id, "rollouts", "groups")
     context = {
         "ctx": ctx,
         "flt": flt,
         "page": page,
-        "facets": rollout_service.facets(session, ctx.project_id),
+        "facets": rollout_browse.facets(session, ctx.project_id),
         "base_url": base,
         "next_url": _url(base, {**flt.params(), "cursor": page.next_cursor})
         if page.next_cursor
@@ -168,7 +188,7 @@ def rollout_groups_page(request: Request, session: SessionDep, ctx: ProjectReade
 def rollout_group_page(
     request: Request, session: SessionDep, ctx: ProjectReader, key: str = ""
 ) -> Response:
-    rollouts = rollout_service.group_rollouts(session, ctx.project_id, key)
+    rollouts = rollout_browse.group_rollouts(session, ctx.project_id, key)
     context = {
         "ctx": ctx,
         "key": key,

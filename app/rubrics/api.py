@@ -21,6 +21,7 @@ from app.rollouts.deps import ProjectRollout
 from app.rubrics import files as rubric_files
 from app.rubrics import forms
 from app.rubrics import previews as rubric_previews
+from app.rubrics import publishing as rubric_publishing
 from app.rubrics import service as rubric_service
 from app.rubrics.deps import ProjectRubric
 from app.rubrics.models import Rubric, RubricApproval, RubricVersion
@@ -196,7 +197,7 @@ def publish(
 ) -> VersionPublic | JSONResponse:
     """Freeze the current draft as the next version, with a required change note."""
     try:
-        version = rubric_service.publish_version(
+        version = rubric_publishing.publish_version(
             session,
             rubric,
             actor=ctx.user,
@@ -213,8 +214,8 @@ def archive(
     rubric_id: Id, body: ArchiveBody, session: SessionDep, ctx: RubricEditor
 ) -> RubricPublic:
     """Hide a rubric from the list (`archived: true`) or restore it; versions stay untouched."""
-    rubric = rubric_service.get_rubric(session, ctx.project.id or 0, rubric_id)
-    rubric_service.archive_rubric(session, rubric, actor=ctx.user, archived=body.archived)
+    rubric = rubric_service.get_rubric(session, ctx.project_id, rubric_id)
+    rubric_publishing.archive_rubric(session, rubric, actor=ctx.user, archived=body.archived)
     return _rubric_public(session, rubric)
 
 
@@ -274,7 +275,7 @@ def approve(
 ) -> ApprovalPublic:
     """Sign off a published version (once per person)."""
     version = rubric_service.get_version(session, rubric, number)
-    approval = rubric_service.approve_version(
+    approval = rubric_publishing.approve_version(
         session, version, actor=ctx.user, comment=body.comment
     )
     return _approval(approval)

@@ -163,14 +163,14 @@ def publish_command(
     as_email: cs.AsOpt = None,
 ) -> None:
     """Freeze the draft as the next version."""
-    from app.rubrics import service as rubric_service
+    from app.rubrics import publishing as rubric_publishing
 
     with cs.session() as db:
         found = cs.project(db, project)
         target = cs.rubric(db, found, rubric)
         user = cs.person(db, found, as_email, Permission.rubric_publish)
         with cs.domain_errors():
-            version = rubric_service.publish_version(
+            version = rubric_publishing.publish_version(
                 db, target, actor=user, change_note=change_note
             )
     typer.echo(f"Published {target.name}:{version.number} (version id {version.id}).")
@@ -184,14 +184,14 @@ def approve_command(
     as_email: cs.AsOpt = None,
 ) -> None:
     """Sign off a published version (once per person)."""
-    from app.rubrics import service as rubric_service
+    from app.rubrics import publishing as rubric_publishing
 
     with cs.session() as db:
         found = cs.project(db, project)
         version = cs.rubric_version(db, found, rubric_version)
         user = cs.person(db, found, as_email, Permission.rubric_approve)
         with cs.domain_errors():
-            rubric_service.approve_version(db, version, actor=user, comment=comment)
+            rubric_publishing.approve_version(db, version, actor=user, comment=comment)
     typer.echo(f"{user.email} signed off version {version.number} (id {version.id}).")
 
 
@@ -203,14 +203,14 @@ def archive_command(
     as_email: cs.AsOpt = None,
 ) -> None:
     """Hide a rubric from the list (its versions stay), or --restore it."""
-    from app.rubrics import service as rubric_service
+    from app.rubrics import publishing as rubric_publishing
 
     with cs.session() as db:
         found = cs.project(db, project)
         target = cs.rubric(db, found, rubric)
         user = cs.person(db, found, as_email, Permission.rubric_edit)
         with cs.domain_errors():
-            rubric_service.archive_rubric(db, target, actor=user, archived=not restore)
+            rubric_publishing.archive_rubric(db, target, actor=user, archived=not restore)
     typer.echo(f"{'Restored' if restore else 'Archived'} rubric {target.name}.")
 
 

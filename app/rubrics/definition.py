@@ -117,7 +117,7 @@ class FewShotExample(_Model):
 
 class RubricDefinition(_Model):
     """A complete judge design. Empty templates mean "generate from the structure"
-    (see `app.rubrics.prompting.default_templates`)."""
+    (see `app.rubrics.prompt_defaults.default_templates`)."""
 
     mode: Mode = "rubric"
     title: str

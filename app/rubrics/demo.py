@@ -8,13 +8,8 @@ from app.auth.models import User
 from app.projects import service as project_service
 from app.projects.models import Project
 from app.rubrics.models import Rubric
-from app.rubrics.service import (
-    approvals_for,
-    approve_version,
-    create_rubric,
-    latest_version,
-    publish_version,
-)
+from app.rubrics.publishing import approve_version, publish_version
+from app.rubrics.service import approvals_for, create_rubric, latest_version
 
 DEMO_RUBRIC_NAME = "Contract review comments"
 

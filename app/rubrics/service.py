@@ -20,28 +20,18 @@ from app.audit import service as audit_service
 from app.audit.models import AuditEvent
 from app.auth.models import User
 from app.core.clock import utcnow
-from app.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.json_limits import check_json
-from app.labels.models import GoldItem
-from app.projects import service as project_service
 from app.projects.models import Project
-from app.rollouts import service as rollout_service
-from app.rollouts.models import Rollout
 from app.rubrics import forms
 from app.rubrics.builtin import BUILTIN_DESCRIPTIONS, BUILTIN_TEMPLATES, get_builtin
 from app.rubrics.definition import (
     RubricDefinition,
     RubricMode,
     canonical_json,
-    content_hash,
 )
 from app.rubrics.models import Rubric, RubricApproval, RubricVersion
-from app.rubrics.output_schema import build_output_schema
-from app.rubrics.previews import pair_partner, prompt_context
-from app.rubrics.prompting import (
-    default_templates,
-    materialize_templates,
-)
+from app.rubrics.prompt_defaults import default_templates
 
 DRAFT_AUDIT_WINDOW = timedelta(minutes=10)
 MAX_DRAFT_CHARS = 2_000_000
@@ -361,7 +351,7 @@ def user_label(session: Session, user_id: int | None) -> str:
     return user.label if user is not None else "someone"
 
 
-def _normalize_draft(rubric: Rubric, draft: Any) -> dict[str, Any]:
+def normalize_draft(rubric: Rubric, draft: Any) -> dict[str, Any]:
     if not isinstance(draft, dict):
         raise InvalidInput("The draft must be a JSON object (a rubric definition).")
     mode = draft.get("mode", rubric.mode)
@@ -381,7 +371,7 @@ def _normalize_draft(rubric: Rubric, draft: Any) -> dict[str, Any]:
     return normalised
 
 
-def _write_draft(
+def write_draft(
     session: Session,
     rubric: Rubric,
     *,
@@ -419,7 +409,7 @@ def _write_draft(
     return True
 
 
-def _audit_draft_save(session: Session, rubric: Rubric, actor: User, detail: str) -> None:
+def audit_draft_save(session: Session, rubric: Rubric, actor: User, detail: str) -> None:
     since = utcnow() - DRAFT_AUDIT_WINDOW
     recent = session.exec(
         select(AuditEvent.id)
@@ -461,14 +451,14 @@ def save_draft(
     `keep_examples` keeps the stored few-shot examples (the editor form does not carry them).
     Raises DraftConflict (409) for a stale revision with different content.
     """
-    draft = _normalize_draft(rubric, draft)
+    draft = normalize_draft(rubric, draft)
     if keep_examples:
         draft["examples"] = current_draft(session, rubric).get("examples", [])
-    changed = _write_draft(
+    changed = write_draft(
         session, rubric, actor=actor, expected_revision=expected_revision, draft=draft
     )
     if changed:
-        _audit_draft_save(session, rubric, actor, "edit")
+        audit_draft_save(session, rubric, actor, "edit")
     session.commit()
     return DraftSaved(
         revision=rubric.draft_revision,
@@ -495,281 +485,13 @@ def regenerate_templates(
     session: Session, rubric: Rubric, *, actor: User, expected_revision: int, draft: Any
 ) -> DraftSaved:
     """Replace both template texts with the ones generated from the structure, and save."""
-    draft = _normalize_draft(rubric, draft)
+    draft = normalize_draft(rubric, draft)
     draft["system_template"], draft["user_template"] = _generated_templates(draft)
     draft["examples"] = current_draft(session, rubric).get("examples", [])
-    changed = _write_draft(
+    changed = write_draft(
         session, rubric, actor=actor, expected_revision=expected_revision, draft=draft
     )
     if changed:
-        _audit_draft_save(session, rubric, actor, "regenerate_templates")
+        audit_draft_save(session, rubric, actor, "regenerate_templates")
     session.commit()
     return DraftSaved(rubric.draft_revision, changed, forms.check_draft(draft), utcnow())
-
-
-# --------------------------------------------------------------------------- publishing
-
-
-def _problem_details(check: forms.DraftCheck) -> list[dict[str, str]]:
-    details = [{"field": "definition", "message": p} for p in check.problems]
-    for error in check.template_errors:
-        where = f"{error.part}_template" + (f" line {error.line}" if error.line else "")
-        details.append({"field": where, "message": error.message})
-    return details
-
-
-def publish_version(
-    session: Session,
-    rubric: Rubric,
-    *,
-    actor: User,
-    change_note: str,
-    expected_revision: int | None = None,
-    draft: Any = None,
-    keep_examples: bool = False,
-) -> RubricVersion:
-    """Freeze the draft as version N+1 (templates materialized, output schema, hash).
-
-    With `draft`, that text is saved first (same revision check) and published in the same
-    transaction, so what the editor shows is what gets published.
-    """
-    note = change_note.strip()
-    if not note:
-        raise InvalidInput("A change note is required: say what changed in this version and why.")
-    if draft is not None:
-        if expected_revision is None:
-            raise InvalidInput("draft_revision is required to save and publish a draft.")
-        normalized = _normalize_draft(rubric, draft)
-        if keep_examples:
-            normalized["examples"] = current_draft(session, rubric).get("examples", [])
-        if _write_draft(
-            session, rubric, actor=actor, expected_revision=expected_revision, draft=normalized
-        ):
-            _audit_draft_save(session, rubric, actor, "edit before publishing")
-    else:
-        session.refresh(rubric)
-        if expected_revision is not None and rubric.draft_revision != expected_revision:
-            raise DraftConflict(
-                rubric,
-                current_draft(session, rubric),
-                user_label(session, rubric.draft_updated_by_id),
-            )
-    check = forms.check_draft(current_draft(session, rubric))
-    if not check.ok or check.definition is None:
-        session.commit()  # keep the saved draft; only the publication is refused
-        raise InvalidInput(
-            "The draft cannot be published yet; fix these problems first.",
-            details=_problem_details(check),
-        )
-    definition = materialize_templates(check.definition)
-    digest = content_hash(definition)
-    previous = latest_version(session, rubric.id or 0)
-    if previous is not None and previous.content_hash == digest:
-        session.commit()
-        raise InvalidInput(
-            f"Nothing changed since version {previous.number}; edit the draft before publishing."
-        )
-    number = (previous.number if previous else 0) + 1
-    version = RubricVersion(
-        rubric_id=rubric.id or 0,
-        project_id=rubric.project_id,
-        number=number,
-        definition=definition.model_dump(mode="json"),
-        output_schema=build_output_schema(definition),
-        content_hash=digest,
-        change_note=note,
-        created_by_id=actor.id,
-        created_by_label=actor.email,
-    )
-    session.add(version)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        raise Conflict(
-            f"Someone else published version {number} at the same moment. Reload and try again."
-        ) from None
-    rubric.draft_based_on_version = number
-    session.add(rubric)
-    audit_service.record(
-        session,
-        actor=actor,
-        action="rubric.publish",
-        object_type="rubric_version",
-        object_id=version.id,
-        project_id=rubric.project_id,
-        summary=f"published {rubric.name} v{number}: {note[:200]}",
-        details={"rubric_id": rubric.id, "number": number, "content_hash": digest},
-    )
-    session.commit()
-    return version
-
-
-def can_sign_off(session: Session, version: RubricVersion, actor: User) -> bool:
-    """False when `actor` published `version` and the project requires a second person."""
-    if version.created_by_id is None or version.created_by_id != actor.id:
-        return True
-    project = session.get(Project, version.project_id)
-    return project is not None and project_service.single_approver_allowed(project)
-
-
-def approve_version(
-    session: Session, version: RubricVersion, *, actor: User, comment: str = ""
-) -> RubricApproval:
-    """Record an expert's sign-off of a published version (once per person). The publisher
-    cannot sign off their own version unless the project allows a single approver."""
-    if not can_sign_off(session, version, actor):
-        raise PermissionDenied(
-            f"You published version {version.number}, so another expert must sign it off. "
-            "(A project admin can allow a single approver in the project settings; exports "
-            "then say so in their manifest.)"
-        )
-    existing = session.exec(
-        select(RubricApproval).where(
-            RubricApproval.rubric_version_id == version.id, RubricApproval.user_id == actor.id
-        )
-    ).first()
-    if existing is not None:
-        raise Conflict(f"You already signed off version {version.number}.")
-    approval = RubricApproval(
-        rubric_version_id=version.id or 0,
-        user_id=actor.id,
-        user_label=actor.email,
-        comment=comment.strip(),
-    )
-    session.add(approval)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        raise Conflict(f"You already signed off version {version.number}.") from None
-    audit_service.record(
-        session,
-        actor=actor,
-        action="rubric.approve",
-        object_type="rubric_version",
-        object_id=version.id,
-        project_id=version.project_id,
-        summary=f"signed off v{version.number} of rubric {version.rubric_id}",
-        details={"rubric_id": version.rubric_id, "number": version.number},
-    )
-    session.commit()
-    return approval
-
-
-def archive_rubric(session: Session, rubric: Rubric, *, actor: User, archived: bool) -> Rubric:
-    """Hide (or restore) a rubric in the list; its versions stay untouched."""
-    rubric.archived = archived
-    session.add(rubric)
-    audit_service.record(
-        session,
-        actor=actor,
-        action="rubric.archive" if archived else "rubric.restore",
-        object_type="rubric",
-        object_id=rubric.id,
-        project_id=rubric.project_id,
-        summary=f"{'archived' if archived else 'restored'} rubric {rubric.name}",
-    )
-    session.commit()
-    return rubric
-
-
-# --------------------------------------------------------------------------- few-shot examples
-
-
-def _check_candidate(session: Session, project_id: int, rollout_id: int) -> Rollout:
-    rollout = rollout_service.get_rollout(session, project_id, rollout_id)
-    test_item = session.exec(
-        select(GoldItem.id).where(
-            GoldItem.project_id == project_id,
-            GoldItem.rollout_id == rollout_id,
-            GoldItem.split == "test",
-        )
-    ).first()
-    if test_item is not None:
-        raise InvalidInput(
-            f"Rollout {rollout_id} is in the gold test split: it cannot be a worked example, "
-            "or the judge would be graded on answers it was shown."
-        )
-    return rollout
-
-
-def _excerpt(rollout: Rollout) -> str:
-    ctx = prompt_context(rollout)
-    text = ctx.prompt
-    return text if len(text) <= EXAMPLE_EXCERPT_CHARS else text[: EXAMPLE_EXCERPT_CHARS - 1] + "…"
-
-
-def add_example(
-    session: Session,
-    rubric: Rubric,
-    *,
-    actor: User,
-    expected_revision: int,
-    rollout_id: int,
-    label: dict[str, Any],
-    critique: str = "",
-    rollout_b_id: int | None = None,
-    input_excerpt: str = "",
-) -> DraftSaved:
-    """Attach a rollout (or a pair, in preference mode) to the draft as a worked example."""
-    rollout = _check_candidate(session, rubric.project_id, rollout_id)
-    example: dict[str, Any] = {
-        "rollout_id": rollout.id,
-        "input_excerpt": input_excerpt.strip() or _excerpt(rollout),
-        "response": rollout.response,
-        "response_b": "",
-        "label": {k: v for k, v in label.items() if v is not None and v != ""},
-        "critique": critique.strip(),
-    }
-    if rubric.mode == RubricMode.preference:
-        partner = (
-            _check_candidate(session, rubric.project_id, rollout_b_id)
-            if rollout_b_id is not None
-            else pair_partner(session, rollout)
-        )
-        if partner is None:
-            raise InvalidInput(
-                "A preference example needs two responses: give the id of response B "
-                f"(rollout {rollout_id} is not part of a pair)."
-            )
-        example["response_b"] = partner.response
-    draft = current_draft(session, rubric)
-    draft["examples"] = [*draft.get("examples", []), example]
-    _write_draft(session, rubric, actor=actor, expected_revision=expected_revision, draft=draft)
-    audit_service.record(
-        session,
-        actor=actor,
-        action="rubric.example_add",
-        object_type="rubric",
-        object_id=rubric.id,
-        project_id=rubric.project_id,
-        summary=f"attached rollout {rollout_id} as a worked example to {rubric.name}",
-        details={"rollout_id": rollout_id, "label": example["label"]},
-    )
-    session.commit()
-    return DraftSaved(rubric.draft_revision, True, forms.check_draft(draft), utcnow())
-
-
-def remove_example(
-    session: Session, rubric: Rubric, *, actor: User, expected_revision: int, index: int
-) -> DraftSaved:
-    draft = current_draft(session, rubric)
-    examples = list(draft.get("examples", []))
-    if not 0 <= index < len(examples):
-        raise NotFound(f"The draft has no example #{index + 1}.")
-    removed = examples.pop(index)
-    draft["examples"] = examples
-    _write_draft(session, rubric, actor=actor, expected_revision=expected_revision, draft=draft)
-    audit_service.record(
-        session,
-        actor=actor,
-        action="rubric.example_remove",
-        object_type="rubric",
-        object_id=rubric.id,
-        project_id=rubric.project_id,
-        summary=f"removed worked example #{index + 1} from {rubric.name}",
-        details={"rollout_id": removed.get("rollout_id") if isinstance(removed, dict) else None},
-    )
-    session.commit()
-    return DraftSaved(rubric.draft_revision, True, forms.check_draft(draft), utcnow())

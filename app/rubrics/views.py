@@ -1,5 +1,6 @@
-"""HTML routes for rubrics: list, editor with autosave and live preview, publish, versions,
-sign-off, side-by-side comparison, few-shot examples and file export/import."""
+"""HTML routes for rubrics: list, create and import, the editor with autosave and live preview,
+and few-shot examples. A rubric's versions (publish, sign-off, comparison, export) are in
+`version_views.py`."""
 
 from __future__ import annotations
 
@@ -11,17 +12,15 @@ from starlette.responses import Response
 from app.auth.dependencies import (
     ProjectContext,
     ProjectReader,
-    RubricApprover,
     RubricEditor,
-    RubricPublisher,
     SessionDep,
 )
 from app.auth.policies import Permission
 from app.core.errors import InvalidInput, NotFound
-from app.core.ids import Id, NonNegInt32
-from app.probes import gate as probe_gate
+from app.core.ids import NonNegInt32
 from app.rollouts import service as rollout_service
 from app.rubrics import comparison as rubric_comparison
+from app.rubrics import examples as rubric_examples
 from app.rubrics import files as rubric_files
 from app.rubrics import forms
 from app.rubrics import previews as rubric_previews
@@ -39,7 +38,6 @@ from app.rubrics.prompting import (
 )
 from app.web.flash import flash
 from app.web.htmx import is_htmx, redirect, render
-from app.web.urls import project_url
 
 router = APIRouter(tags=["pages: rubrics"])
 
@@ -60,11 +58,11 @@ async def form_fields(request: Request) -> dict[str, str]:
 FormFields = Annotated[dict[str, str], Depends(form_fields)]
 
 
-def _url(rubric: Rubric, suffix: str = "") -> str:
+def rubric_url(rubric: Rubric, suffix: str = "") -> str:
     return f"/projects/{rubric.project_id}/rubrics/{rubric.id}{suffix}"
 
 
-def _revision(fields: dict[str, str]) -> int:
+def form_revision(fields: dict[str, str]) -> int:
     try:
         return int(fields.get("draft_revision", ""))
     except ValueError:
@@ -174,7 +172,7 @@ def rubric_create_action(
     rubric = rubric_service.create_rubric(
         session, ctx.project, actor=ctx.user, name=name, description=description, template=template
     )
-    response = redirect(request, _url(rubric))
+    response = redirect(request, rubric_url(rubric))
     flash(request, response, f"Rubric “{rubric.name}” created. Changes are saved as you type.")
     return response
 
@@ -201,7 +199,7 @@ def rubric_import_action(
         fmt=rubric_files.guess_format(file.filename or "", text),
         name=name or None,
     )
-    response = redirect(request, _url(rubric))
+    response = redirect(request, rubric_url(rubric))
     flash(request, response, f"Imported rubric “{rubric.name}”.")
     return response
 
@@ -256,7 +254,7 @@ def _proposal(
     }
 
 
-def _conflict_response(
+def conflict_response(
     request: Request,
     session: SessionDep,
     ctx: ProjectContext,
@@ -289,14 +287,14 @@ def rubric_draft_save_action(
             session,
             rubric,
             actor=ctx.user,
-            expected_revision=_revision(fields),
+            expected_revision=form_revision(fields),
             draft=draft,
             keep_examples=True,
         )
     except rubric_service.DraftConflict as exc:
-        return _conflict_response(request, session, ctx, rubric, exc, draft)
+        return conflict_response(request, session, ctx, rubric, exc, draft)
     if not is_htmx(request):
-        response = redirect(request, _url(rubric))
+        response = redirect(request, rubric_url(rubric))
         flash(request, response, f"Draft saved (revision {saved.revision}).")
         return response
     context = _status_context(rubric, draft, saved.check) | {
@@ -319,11 +317,11 @@ def rubric_regenerate_action(
     draft = forms.draft_from_form(fields, rubric.mode)
     try:
         rubric_service.regenerate_templates(
-            session, rubric, actor=ctx.user, expected_revision=_revision(fields), draft=draft
+            session, rubric, actor=ctx.user, expected_revision=form_revision(fields), draft=draft
         )
     except rubric_service.DraftConflict as exc:
-        return _conflict_response(request, session, ctx, rubric, exc, draft)
-    response = redirect(request, _url(rubric) + "#templates")
+        return conflict_response(request, session, ctx, rubric, exc, draft)
+    response = redirect(request, rubric_url(rubric) + "#templates")
     flash(request, response, "Templates regenerated from the structure and saved.")
     return response
 
@@ -417,7 +415,7 @@ def _examples_response(
     request: Request, session: SessionDep, ctx: ProjectContext, rubric: Rubric, message: str
 ) -> Response:
     if not is_htmx(request):
-        response = redirect(request, _url(rubric) + "#examples")
+        response = redirect(request, rubric_url(rubric) + "#examples")
         flash(request, response, message)
         return response
     context = _editor_context(request, session, ctx, rubric) | {"examples_message": message}
@@ -440,11 +438,11 @@ def rubric_example_add_action(
     if rollout_b and not rollout_b.isdigit():
         raise InvalidInput("Response B must be a rollout id (a number).")
     try:
-        rubric_service.add_example(
+        rubric_examples.add_example(
             session,
             rubric,
             actor=ctx.user,
-            expected_revision=_revision(fields),
+            expected_revision=form_revision(fields),
             rollout_id=int(fields["rollout_id"]),
             rollout_b_id=int(rollout_b) if rollout_b else None,
             label=_label_from_fields(fields, rubric),
@@ -452,7 +450,7 @@ def rubric_example_add_action(
             input_excerpt=fields.get("input_excerpt", "")[:20_000],
         )
     except rubric_service.DraftConflict as exc:
-        return _conflict_response(
+        return conflict_response(
             request, session, ctx, rubric, exc, rubric_service.current_draft(session, rubric)
         )
     return _examples_response(
@@ -470,168 +468,11 @@ def rubric_example_remove_action(
     fields: FormFields,
 ) -> Response:
     try:
-        rubric_service.remove_example(
-            session, rubric, actor=ctx.user, expected_revision=_revision(fields), index=index
+        rubric_examples.remove_example(
+            session, rubric, actor=ctx.user, expected_revision=form_revision(fields), index=index
         )
     except rubric_service.DraftConflict as exc:
-        return _conflict_response(
+        return conflict_response(
             request, session, ctx, rubric, exc, rubric_service.current_draft(session, rubric)
         )
     return _examples_response(request, session, ctx, rubric, f"Example {index + 1} removed.")
-
-
-# --------------------------------------------------------------------------- publish, versions
-
-
-@router.post(BASE + "/{rubric_id}/publish", include_in_schema=False)
-def rubric_publish_action(
-    request: Request,
-    session: SessionDep,
-    ctx: RubricPublisher,
-    rubric: ProjectRubric,
-    fields: FormFields,
-) -> Response:
-    # From the editor the whole form comes along: what is on screen is what gets published.
-    draft = forms.draft_from_form(fields, rubric.mode) if "title" in fields else None
-    try:
-        version = rubric_service.publish_version(
-            session,
-            rubric,
-            actor=ctx.user,
-            change_note=fields.get("change_note", ""),
-            expected_revision=_revision(fields),
-            draft=draft,
-            keep_examples=True,
-        )
-    except rubric_service.DraftConflict as exc:
-        yours = draft if draft is not None else rubric_service.current_draft(session, rubric)
-        return _conflict_response(request, session, ctx, rubric, exc, yours)
-    except InvalidInput as exc:
-        if not is_htmx(request):
-            raise
-        problems = exc.details if isinstance(exc.details, list) else []
-        context = {"message": exc.message, "problems": problems}
-        return render(request, "rubrics/_publish_error.html", context, status_code=422)
-    response = redirect(request, _url(rubric, f"/versions/{version.number}"))
-    flash(request, response, f"Published version {version.number}.")
-    return response
-
-
-@router.post(BASE + "/{rubric_id}/archive", include_in_schema=False)
-def rubric_archive_action(
-    request: Request,
-    session: SessionDep,
-    ctx: RubricEditor,
-    rubric: ProjectRubric,
-    archived: Annotated[bool, Form()] = True,
-) -> Response:
-    rubric_service.archive_rubric(session, rubric, actor=ctx.user, archived=archived)
-    response = redirect(request, project_url(rubric.project_id, "rubrics"))
-    flash(request, response, f"Rubric “{rubric.name}” {'archived' if archived else 'restored'}.")
-    return response
-
-
-@router.get(BASE + "/{rubric_id}/versions/{number}", include_in_schema=False)
-def rubric_version_page(
-    request: Request, session: SessionDep, ctx: ProjectReader, rubric: ProjectRubric, number: Id
-) -> Response:
-    version = rubric_service.get_version(session, rubric, number)
-    versions = rubric_service.list_versions(session, rubric.id or 0)
-    approvals = rubric_service.approvals_for(session, [version.id or 0])[version.id or 0]
-    definition = rubric_service.version_definition(version)
-    context = {
-        "ctx": ctx,
-        "rubric": rubric,
-        "version": version,
-        "versions": versions,
-        "definition": definition,
-        "approvals": approvals,
-        "can_approve": ctx.can(Permission.rubric_approve),
-        "already_approved": any(a.user_id == ctx.user.id for a in approvals),
-        "own_version_blocked": not rubric_service.can_sign_off(session, version, ctx.user),
-        "hackability": probe_gate.hackability(session, ctx.project_id, version.id or 0),
-    }
-    return render(request, "rubrics/version.html", context)
-
-
-@router.post(BASE + "/{rubric_id}/versions/{number}/approve", include_in_schema=False)
-def rubric_approve_action(
-    request: Request,
-    session: SessionDep,
-    ctx: RubricApprover,
-    rubric: ProjectRubric,
-    number: Id,
-    comment: Annotated[str, Form(max_length=20_000)] = "",
-) -> Response:
-    version = rubric_service.get_version(session, rubric, number)
-    rubric_service.approve_version(session, version, actor=ctx.user, comment=comment)
-    response = redirect(request, _url(rubric, f"/versions/{number}"))
-    flash(request, response, f"You signed off version {number}.")
-    return response
-
-
-def _side(session: SessionDep, rubric: Rubric, value: str) -> tuple[str, Any]:
-    if value == "draft":
-        definition, problems = forms.parse_definition(rubric_service.current_draft(session, rubric))
-        if definition is None:
-            raise InvalidInput(
-                "The draft has problems, so it cannot be compared yet.",
-                details=[{"field": "draft", "message": p} for p in problems],
-            )
-        return "Draft", definition
-    if not value.isdigit():
-        raise InvalidInput("Choose two versions to compare (a version number or “draft”).")
-    version = rubric_service.get_version(session, rubric, int(value))
-    return f"Version {version.number}", rubric_service.version_definition(version)
-
-
-@router.get(BASE + "/{rubric_id}/compare", include_in_schema=False)
-def rubric_compare_page(
-    request: Request,
-    session: SessionDep,
-    ctx: ProjectReader,
-    rubric: ProjectRubric,
-    a: str = "",
-    b: str = "",
-) -> Response:
-    versions = rubric_service.list_versions(session, rubric.id or 0)
-    if not versions:
-        raise NotFound("This rubric has no published version to compare yet.")
-    a = a or str(versions[1].number if len(versions) > 1 else versions[0].number)
-    b = b or str(versions[0].number)
-    a_label, a_def = _side(session, rubric, a)
-    b_label, b_def = _side(session, rubric, b)
-    context = {
-        "ctx": ctx,
-        "rubric": rubric,
-        "versions": versions,
-        "a": a,
-        "b": b,
-        "a_label": a_label,
-        "b_label": b_label,
-        "cmp": rubric_comparison.compare_definitions(a_def, b_def),
-        "with_context": rubric_comparison.with_context,
-        "side_by_side": side_by_side,
-    }
-    return render(request, "rubrics/compare.html", context)
-
-
-@router.get(BASE + "/{rubric_id}/export", include_in_schema=False)
-def rubric_export_download(
-    session: SessionDep,
-    ctx: ProjectReader,
-    rubric: ProjectRubric,
-    format: str = "yaml",
-    version: str = "",
-) -> Response:
-    if version and not version.isdigit():
-        raise InvalidInput("version must be a version number, or empty for all versions.")
-    filename, text = rubric_files.export_text(
-        session, rubric, fmt=format, version=int(version) if version else None
-    )
-    media = "application/json" if format == "json" else "application/yaml"
-    return Response(
-        text,
-        media_type=f"{media}; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )

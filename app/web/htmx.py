@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import Request
@@ -21,10 +22,22 @@ def is_htmx(request: Request) -> bool:
     )
 
 
+def context_of(context: object) -> dict[str, Any]:
+    """What a template reads: a page-context dataclass's fields (the objects themselves, not
+    copies), or the dict as given."""
+    if context is None:
+        return {}
+    if dataclasses.is_dataclass(context) and not isinstance(context, type):
+        return {f.name: getattr(context, f.name) for f in dataclasses.fields(context)}
+    if isinstance(context, dict):
+        return context
+    raise TypeError(f"A page context is a dataclass or a dict, not {type(context).__name__}.")
+
+
 def render(
     request: Request,
     template: str,
-    context: dict[str, Any] | None = None,
+    context: object = None,
     *,
     fragment: str | None = None,
     status_code: int = 200,
@@ -33,7 +46,7 @@ def render(
     """The page template, or `fragment` for an htmx request; caches keyed on the htmx headers."""
     name = fragment if fragment and is_htmx(request) else template
     response = request.app.state.templates.TemplateResponse(
-        request, name, context or {}, status_code=status_code, headers=headers
+        request, name, context_of(context), status_code=status_code, headers=headers
     )
     response.headers["Vary"] = VARY
     return response

@@ -17,16 +17,17 @@ from app.core.config import Settings
 from app.demo.calibration import SLUG, load_calibration_demo
 from app.projects.models import Project
 from app.rubrics.builtin import BUILTIN_TEMPLATES
-from tests.integration.labels.builders import (
+from tests.support.factories import (
     add_label,
     boolean_answer,
     make_pair_run,
     make_pairs,
+    make_project,
     make_rollouts,
     make_run,
+    make_user,
     make_version,
 )
-from tests.support.factories import make_project, make_user
 from tests.support.web import PASSWORD
 
 # Screenshots for a person to look at (set RS_E2E_SHOTS to a folder); none by default.

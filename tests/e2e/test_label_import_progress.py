@@ -17,8 +17,7 @@ from sqlmodel import Session, func, select
 from app.core.config import Settings
 from app.labels.models import Label
 from app.worker import run_worker
-from tests.integration.labels.builders import make_rollouts, make_version
-from tests.support.factories import make_project, make_user
+from tests.support.factories import make_project, make_rollouts, make_user, make_version
 from tests.support.web import PASSWORD
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from app.core.config import Settings
 from app.demo import loader as demo_loader
-from app.judging import service as judging_service
+from app.judging import configs as judging_configs
 from app.judging.schemas import JudgeConfigInput
 from app.llm.egress import EgressPolicy
 from app.projects.models import Project
@@ -48,7 +48,7 @@ def test_probes_on_the_demo_project_block_the_export(
     admin = make_user(session, "admin@example.com", is_admin=True)
     demo_loader.load_demo(session, settings, admin)
     project = session.exec(select(Project).where(Project.slug == demo_loader.LEGAL_SLUG)).one()
-    judge = judging_service.create_config(
+    judge = judging_configs.create_config(
         session,
         project,
         actor=admin,

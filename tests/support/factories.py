@@ -19,8 +19,8 @@ from sqlmodel import Session, col, select
 from app.auth import service as auth_service
 from app.auth.models import User
 from app.core.clock import utcnow
+from app.judging import configs as judge_configs
 from app.judging import launch as judge_launch
-from app.judging import service as judge_service
 from app.judging.engine import EngineOptions
 from app.judging.models import JudgeConfig, JudgeRun, JudgeWorkItem, Verdict
 from app.judging.schemas import JudgeConfigInput, RunCreate, SelectionInput
@@ -305,7 +305,7 @@ def make_judge_config(
         "price_output_per_1k": 0.002,
     }
     values.update(overrides)
-    return judge_service.create_config(
+    return judge_configs.create_config(
         session, project, actor=actor, data=JudgeConfigInput(**values), egress=LOCAL_JUDGES
     )
 

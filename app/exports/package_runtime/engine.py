@@ -13,7 +13,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -22,12 +21,21 @@ from typing import Any
 
 from . import components, composite, drift_recorder, json_extract, prompt, scoring
 from .judge import Judge, JudgeError
+from .rows import (
+    build_sample,
+    column_at,
+    finite,
+    justification_text,
+    label_row,
+    lookup_field,
+    messages_of,
+    row_builder,
+    split_messages,
+    strip_end_markers,
+)
 
 log = logging.getLogger("rubric_reward")
 
-ASSISTANT_ROLES = ("assistant", "nova_assistant")
-# Keys of a training row the reward reads itself; the rest of `metadata` is the template's.
-CONSUMED_KEYS = ("reference_answer", "target_document", "references")
 MAX_ERROR_CHARS = 300
 # Judge settings that change what the judge answers: fixed by the hashed bundle, never overridden
 # at run time (where the server is, credentials, concurrency and timeouts may be).
@@ -59,122 +67,6 @@ def verify_bundle(bundle: dict[str, Any]) -> None:
             f"bundle content hash mismatch (expected {bundle.get('content_hash')}, got {digest}): "
             "the bundle was changed after export"
         )
-
-
-def _lookup(row: dict[str, Any], key: str) -> Any:
-    """A custom field at the top level of a training row first, then under `metadata`."""
-    if row.get(key) is not None:
-        return row[key]
-    metadata = row.get("metadata")
-    return metadata.get(key) if isinstance(metadata, dict) else None
-
-
-def _template_metadata(row: dict[str, Any]) -> dict[str, Any]:
-    metadata = row.get("metadata")
-    if not isinstance(metadata, dict):
-        return {}
-    return {k: v for k, v in metadata.items() if k not in CONSUMED_KEYS}
-
-
-def _references(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list) else [value]
-
-
-def split_messages(messages: Any) -> tuple[list[dict[str, Any]], str]:
-    """(input messages, response): the response is the last assistant message's text."""
-    if not isinstance(messages, list):
-        raise ValueError("messages must be a list")
-    normalized = []
-    for message in messages:
-        if not isinstance(message, dict):
-            raise ValueError("each message must be an object")
-        normalized.append(
-            {
-                "role": str(message.get("role") or "user"),
-                "content": prompt.content_text(message.get("content")),
-            }
-        )
-    for index in range(len(normalized) - 1, -1, -1):
-        if normalized[index]["role"] in ASSISTANT_ROLES:
-            return normalized[:index], normalized[index]["content"]
-    return normalized, ""
-
-
-def sample_from_row(
-    row: dict[str, Any], document_location: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """A training row with its generated response (Nova RFT shape A or B) as a reward sample."""
-    if not isinstance(row, dict):
-        raise ValueError(f"a sample must be an object, got {type(row).__name__}")
-    input_messages, response = split_messages(row.get("messages"))
-    return _sample(input_messages, response, row, document_location)
-
-
-def _finite(value: float, fallback: float) -> float:
-    return value if isinstance(value, int | float) and math.isfinite(value) else fallback
-
-
-def justification_text(answer: Any) -> str:
-    """The judge's justifications, one line per criterion (and item): "key: text"."""
-    lines: list[str] = []
-
-    def walk(value: Any, key: str, prefix: str) -> None:
-        if isinstance(value, dict):
-            text = value.get("justification")
-            if isinstance(text, str) and text.strip():
-                lines.append(f"{prefix}{key}: {' '.join(text.split())}" if key else text.strip())
-            item = value.get("item_index")
-            inner = f"item {item}, " if isinstance(item, int) else prefix
-            for child_key, child in value.items():
-                if child_key != "justification":
-                    walk(
-                        child, child_key if child_key not in ("criteria", "comments") else "", inner
-                    )
-        elif isinstance(value, list):
-            for child in value:
-                walk(child, key, prefix)
-
-    walk(answer, "", "")
-    return "\n".join(lines)
-
-
-# Response endings trainers leave on decoded text (OpenRLHF decodes with special tokens kept).
-END_MARKERS = (
-    "<|im_end|>",
-    "<|endoftext|>",
-    "<|eot_id|>",
-    "<|end|>",
-    "<end_of_turn>",
-    "</s>",
-    "<\uff5cend\u2581of\u2581sentence\uff5c>",
-)
-# Keys of a label object that make it a training row rather than the reference answer itself.
-ROW_KEYS = ("reference_answer", "messages", "prompt", "target_document", "references")
-
-
-def strip_end_markers(text: str) -> str:
-    stripped = text.rstrip()
-    changed = True
-    while changed:
-        changed = False
-        for marker in END_MARKERS:
-            if stripped.endswith(marker):
-                stripped = stripped[: -len(marker)].rstrip()
-                changed = True
-    return stripped
-
-
-def _messages_of(value: Any) -> list[dict[str, Any]]:
-    """Input messages from a prompt in any shape trainers pass: text, or a list of messages
-    (also a numpy array of them, as verl's non-tensor batch holds)."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [{"role": "user", "content": value}]
-    input_messages, _ = split_messages(list(value))
-    return input_messages
 
 
 class RewardEngine:
@@ -336,7 +228,7 @@ class RewardEngine:
         sample (a component that does not apply, the judge not asked or failing) is 0.0:
         divide a criterion's mean by the mean of `judged` for its mean over judged samples."""
         neutral = composite.neutral_reward(self.config)
-        values: dict[str, float] = {"score": _finite(outcome["reward"], neutral)}
+        values: dict[str, float] = {"score": finite(outcome["reward"], neutral)}
         judged = outcome.get("judge_status") == "ok"
         component_results = outcome.get("components") or {}
         criteria = outcome.get("criteria") or {}
@@ -355,7 +247,7 @@ class RewardEngine:
                 result = component_results.get(key)
                 applies = result is not None and result.get("applicable", True)
                 value = result.get("score") if applies and result is not None else None
-            values[key] = _finite(float(value), 0.0) if isinstance(value, int | float) else 0.0
+            values[key] = finite(float(value), 0.0) if isinstance(value, int | float) else 0.0
         return values
 
     def neutral_outcome(self, error: str) -> dict[str, Any]:
@@ -434,7 +326,7 @@ class RewardEngine:
             else:
                 event = [event]
         rows = event if isinstance(event, list) else []
-        outcomes = self.score_all([_row_builder(row, self.document_location) for row in rows])
+        outcomes = self.score_all([row_builder(row, self.document_location) for row in rows])
         ids = [row.get("id") if isinstance(row, dict) else None for row in rows]
         self.drift.record(outcomes, source="nova-lambda", sample_ids=ids, wait=True)
         results = []
@@ -446,7 +338,7 @@ class RewardEngine:
             results.append(
                 {
                     "id": sample_id if sample_id is not None else str(index),
-                    "aggregate_reward_score": _finite(
+                    "aggregate_reward_score": finite(
                         outcome["reward"], composite.neutral_reward(self.config)
                     ),
                     "metrics_list": metrics,
@@ -459,7 +351,7 @@ class RewardEngine:
     ) -> list[Callable[[], dict[str, Any]]]:
         def builder(i: int) -> Callable[[], dict[str, Any]]:
             def build() -> dict[str, Any]:
-                input_messages = _messages_of(prompts[i] if i < len(prompts) else "")
+                input_messages = messages_of(prompts[i] if i < len(prompts) else "")
                 completion = completions[i]
                 if isinstance(completion, list):
                     _, response = split_messages(completion)
@@ -467,8 +359,8 @@ class RewardEngine:
                         response = prompt.content_text(completion[-1].get("content"))
                 else:
                     response = str(completion)
-                row = {key: _column(values, i) for key, values in columns.items()}
-                return _sample(input_messages, response, row, self.document_location)
+                row = {key: column_at(values, i) for key, values in columns.items()}
+                return build_sample(input_messages, response, row, self.document_location)
 
             return build
 
@@ -511,7 +403,7 @@ class RewardEngine:
         step = drift_recorder.trainer_step(columns.get("trainer_state"))
         self.drift.record(outcomes, source="trl", step=step)
         neutral = composite.neutral_reward(self.config)
-        return [_finite(outcome["reward"], neutral) for outcome in outcomes]
+        return [finite(outcome["reward"], neutral) for outcome in outcomes]
 
     async def trl_rewards_async(
         self, prompts: list[Any], completions: list[Any], **columns: Any
@@ -522,7 +414,7 @@ class RewardEngine:
         step = drift_recorder.trainer_step(columns.get("trainer_state"))
         self.drift.record(outcomes, source="trl", step=step)
         neutral = composite.neutral_reward(self.config)
-        return [_finite(outcome["reward"], neutral) for outcome in outcomes]
+        return [finite(outcome["reward"], neutral) for outcome in outcomes]
 
     def _verl_builder(
         self, solution_str: Any, ground_truth: Any, extra_info: Any, kwargs: dict[str, Any]
@@ -541,11 +433,11 @@ class RewardEngine:
                 if messages is not None:
                     break
             reference = (
-                ground_truth if ground_truth is not None else _lookup(info, "reference_answer")
+                ground_truth if ground_truth is not None else lookup_field(info, "reference_answer")
             )
             row = info | {"reference_answer": reference}
             response = solution_str if isinstance(solution_str, str) else ""
-            return _sample(_messages_of(messages), response, row, self.document_location)
+            return build_sample(messages_of(messages), response, row, self.document_location)
 
         return build
 
@@ -594,12 +486,12 @@ class RewardEngine:
                 query = str(queries[i])
                 prompt_text = str(prompts[i]) if i < len(prompts) and prompts[i] is not None else ""
                 response = query[len(prompt_text) :] if query.startswith(prompt_text) else query
-                row = _label_row(labels[i] if i < len(labels) else None)
+                row = label_row(labels[i] if i < len(labels) else None)
                 messages = (
                     row.get("messages") if row.get("messages") is not None else row.get("prompt")
                 )
-                input_messages = _messages_of(messages if messages is not None else prompt_text)
-                return _sample(
+                input_messages = messages_of(messages if messages is not None else prompt_text)
+                return build_sample(
                     input_messages, strip_end_markers(response), row, self.document_location
                 )
 
@@ -612,45 +504,6 @@ class RewardEngine:
             "scores": [row["score"] for row in rows],
             "extra_logs": {key: [row[key] for row in rows] for key in self.detail_keys()},
         }
-
-
-def _sample(
-    input_messages: list[dict[str, Any]],
-    response: str,
-    row: dict[str, Any],
-    document_location: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """A reward sample from a trainer's row (custom fields at the top level or in metadata).
-    `grounding_document` is the document the grounding check reads: where the project said it is
-    (the row's target_document, a custom field, or the user message between markers)."""
-    target = _lookup(row, "target_document")
-    target = target if isinstance(target, str) else None
-    return {
-        "input_messages": input_messages,
-        "response": response,
-        "reference_answer": _lookup(row, "reference_answer"),
-        "target_document": target,
-        "grounding_document": components.document_text(
-            document_location,
-            target_document=target,
-            input_messages=input_messages,
-            lookup=lambda key: _lookup(row, key),
-        ),
-        "references": _references(_lookup(row, "references")),
-        "metadata": _template_metadata(row),
-    }
-
-
-def _label_row(label: Any) -> dict[str, Any]:
-    value = label
-    if isinstance(label, str) and label.strip().startswith("{"):
-        try:
-            value = json.loads(label)
-        except ValueError:
-            value = label
-    if isinstance(value, dict) and any(key in value for key in ROW_KEYS):
-        return value
-    return {"reference_answer": label}
 
 
 ENV_OVERRIDES = {
@@ -673,15 +526,3 @@ def env_overrides(environ: dict[str, str] | Any) -> dict[str, Any]:
         if value not in (None, ""):
             overrides[key] = kind(value)
     return overrides
-
-
-def _row_builder(
-    row: Any, document_location: dict[str, Any] | None
-) -> Callable[[], dict[str, Any]]:
-    return lambda: sample_from_row(row, document_location)
-
-
-def _column(values: Any, index: int) -> Any:
-    if isinstance(values, list | tuple):
-        return values[index] if index < len(values) else None
-    return None

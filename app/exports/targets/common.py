@@ -31,6 +31,7 @@ RUNTIME_SOURCES: dict[str, Path] = {
     "prompt": RUNTIME_DIR / "prompt.py",
     "judge": RUNTIME_DIR / "judge.py",
     "drift_recorder": RUNTIME_DIR / "drift_recorder.py",
+    "rows": RUNTIME_DIR / "rows.py",
     "engine": RUNTIME_DIR / "engine.py",
 }
 

@@ -23,14 +23,15 @@ from app.judging.models import Verdict
 from app.labels import values as label_values
 from app.rubrics.builtin import BUILTIN_TEMPLATES
 from app.rubrics.definition import RubricDefinition
-from tests.integration.labels.builders import (
+from tests.support.factories import (
     add_label,
     boolean_answer,
+    make_project,
     make_rollouts,
     make_run,
+    make_user,
     make_version,
 )
-from tests.support.factories import make_project, make_user
 from tests.support.web import login
 
 KEYS = [c.key for c in BUILTIN_TEMPLATES["generic_pass_fail"].criteria]

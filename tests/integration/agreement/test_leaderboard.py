@@ -91,8 +91,7 @@ def test_self_consistency_counted_in_sql_equals_the_pure_function(session: Sessi
     from app.agreement.leaderboard import repeat_agreement
     from app.agreement.reliability import self_consistency
     from app.judging.models import JudgeWorkItem, Verdict
-    from tests.integration.labels.builders import make_rollouts, make_version
-    from tests.support.factories import make_project
+    from tests.support.factories import make_project, make_rollouts, make_version
 
     owner = make_user(session, "sc@example.com")
     project = make_project(session, owner, "Self-consistency")

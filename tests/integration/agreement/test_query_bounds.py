@@ -22,16 +22,18 @@ from app.agreement import service as agreement_service
 from app.core.errors import InvalidInput
 from app.labels import review, run_subjects
 from app.labels.values import criterion_disagrees
+from app.rewards import outcomes as reward_outcomes
 from app.rewards import service as reward_service
 from app.rubrics.builtin import BUILTIN_TEMPLATES
 from app.rubrics.definition import RubricDefinition
-from tests.integration.labels.builders import (
+from tests.support.factories import (
     add_label,
     bulk_rollouts,
     bulk_run,
+    make_project,
+    make_user,
     make_version,
 )
-from tests.support.factories import make_project, make_user
 
 DEFINITION: RubricDefinition = BUILTIN_TEMPLATES["generic_pass_fail"]
 KEYS = [c.key for c in DEFINITION.criteria]
@@ -243,7 +245,7 @@ def _reward_sample(session: Session, large: dict[str, Any]) -> None:
     by_id = {r.id: r for r in large["rollouts"]}
     reference = reward_service.first_verdicts(session, run.id, first)
     for row in preview.rows:
-        outcome = reward_service.outcome_for(
+        outcome = reward_outcomes.outcome_for(
             config, by_id[row.rollout_id], reference.get(row.rollout_id), project.output_schema
         )
         assert outcome is not None and row.reward == pytest.approx(outcome["reward"])

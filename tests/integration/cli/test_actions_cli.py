@@ -21,8 +21,7 @@ from app.projects import service as project_service
 from app.projects.models import Membership, Project
 from app.rollouts.models import Rollout
 from app.rubrics.models import Rubric, RubricApproval, RubricVersion
-from tests.integration.judging.helpers import make_rollouts
-from tests.support.factories import make_user
+from tests.support.factories import insert_rollouts, make_user
 from tests.support.web import login
 
 runner = CliRunner()
@@ -101,7 +100,7 @@ def test_rubric_design_loop_gold_reward_and_export_from_the_command_line(
     project = session.exec(select(Project)).one()
     run("projects", "members", "add", "-p", "contracts", expert.email, "--role", "expert",
         "--as", admin.email)  # fmt: skip
-    rollout_ids = make_rollouts(session, project, 3)
+    rollout_ids = insert_rollouts(session, project, 3)
 
     code, out = run("rubrics", "create", "-p", "contracts", "Legal", "--template",
                     "legal_contract_review", "--as", expert.email)  # fmt: skip

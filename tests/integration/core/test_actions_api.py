@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.auth import service as auth_service
+from app.rubrics import publishing as rubric_publishing
 from app.rubrics import service as rubric_service
-from tests.integration.judging.helpers import make_judge_config, make_rollouts
-from tests.support.factories import make_project, make_user
+from tests.support.factories import insert_rollouts, make_judge_config, make_project, make_user
 from tests.support.web import csrf_for, login
 
 
@@ -88,7 +88,7 @@ def test_import_cancel_rubric_archive_queue_close_and_drift_settings(
     rubric = rubric_service.create_rubric(
         session, project, actor=admin, name="Generic", template="generic_pass_fail"
     )
-    version = rubric_service.publish_version(session, rubric, actor=admin, change_note="v1")
+    version = rubric_publishing.publish_version(session, rubric, actor=admin, change_note="v1")
     archived = client.post(f"{base}/rubrics/{rubric.id}/archive", json={}, headers=headers)
     assert archived.status_code == 200
     listed = client.get(f"{base}/rubrics", headers=headers).json()
@@ -98,7 +98,7 @@ def test_import_cancel_rubric_archive_queue_close_and_drift_settings(
     )
     assert restored.status_code == 200
 
-    make_rollouts(session, project, 2)
+    insert_rollouts(session, project, 2)
     queue = client.post(
         f"{base}/queues",
         json={"name": "Q", "rubric_version_id": version.id, "assignee_ids": [admin.id]},
@@ -175,8 +175,8 @@ def test_where_the_document_is_by_api_and_form_and_in_the_gate(
     rubric = rubric_service.create_rubric(
         session, project, actor=admin, name="Generic", template="generic_pass_fail"
     )
-    version = rubric_service.publish_version(session, rubric, actor=admin, change_note="v1")
-    [rollout_id] = make_rollouts(session, project, 1)
+    version = rubric_publishing.publish_version(session, rubric, actor=admin, change_note="v1")
+    [rollout_id] = insert_rollouts(session, project, 1)
     from app.labels.models import GoldItem
 
     session.add(GoldItem(project_id=project.id or 0, rollout_id=rollout_id, split="test"))

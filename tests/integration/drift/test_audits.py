@@ -15,8 +15,8 @@ from app.drift.audit_models import DriftAuditSample
 from app.drift.audit_service import AuditDesign
 from app.drift.models import DriftSample
 from app.drift.stratify import ExtraStratum
+from app.labels import annotation as label_annotation
 from app.labels import queues
-from app.labels import service as label_service
 from app.labels.models import AnnotationQueue, QueueItem
 from app.labels.service import LabelInput
 from tests.integration.drift.audit_world import CRITERIA, make_world
@@ -143,7 +143,7 @@ def _label_all(session, w, audit, user, *, human_pass, deserved="yes"):
             select(DriftSample).where(DriftSample.rollout_id == item.rollout_id)
         ).one()
         values = {k: ("pass" if human_pass(sample, k) else "fail") for k in CRITERIA}
-        label_service.submit_label(
+        label_annotation.submit_label(
             session, queue, item, user, LabelInput(values=values, deserved=deserved)
         )
 
@@ -157,14 +157,14 @@ def test_audit_labels_need_the_deserved_answer_and_a_reviewer(session: Session) 
     item = session.exec(select(QueueItem).where(QueueItem.queue_id == queue.id)).first()
     values = dict.fromkeys(CRITERIA, "pass")
     with pytest.raises(InvalidInput) as refused:
-        label_service.submit_label(session, queue, item, w.reviewer, LabelInput(values=values))
+        label_annotation.submit_label(session, queue, item, w.reviewer, LabelInput(values=values))
     assert any("deserved its reward" in p["message"] for p in refused.value.details)
     with pytest.raises(InvalidInput) as refused:
-        label_service.submit_label(
+        label_annotation.submit_label(
             session, queue, item, w.reviewer, LabelInput(values=values, deserved="maybe")
         )
     assert any("yes, no or unsure" in p["message"] for p in refused.value.details)
-    result = label_service.submit_label(
+    result = label_annotation.submit_label(
         session, queue, item, w.reviewer, LabelInput(values=values, deserved="no")
     )
     assert result.label.deserved == "no"
@@ -176,7 +176,7 @@ def test_audit_labels_need_the_deserved_answer_and_a_reviewer(session: Session) 
         session, w.project, membership_id=membership.id, role="expert", actor=w.owner
     )
     with pytest.raises(PermissionDenied, match="Audit queues"):
-        label_service.submit_label(
+        label_annotation.submit_label(
             session, queue, item, w.reviewer2, LabelInput(values=values, deserved="yes")
         )
     assert queues.queue_counts(session, queue) == (4, 1)
@@ -207,7 +207,7 @@ def test_agreement_over_steps_drops_when_late_labels_disagree(session: Session) 
     assert el.p_value.value is not None and el.p_value.value < 1e-6
     # What the drift signals read: sample counts per bucket, and agreement_drop fires.
     from app.drift import service as drift_service
-    from app.drift.signals import SignalKind
+    from app.drift.signal_types import SignalKind
 
     signal_rows = audit_service.agreement_buckets(session, w.run)
     assert sum(b.n for b in signal_rows) == 60

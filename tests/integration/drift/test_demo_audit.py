@@ -11,7 +11,7 @@ from app.demo.audit import load_demo_audit
 from app.demo.loader import load_demo_training_run
 from app.drift import audit_service
 from app.drift import service as drift_service
-from app.drift.signals import SignalKind
+from app.drift.signal_types import SignalKind
 from app.rubrics import demo as rubric_demo
 from tests.support.factories import make_project, make_user
 

@@ -18,6 +18,7 @@ from app.drift import jobs as drift_jobs
 from app.drift import service as drift_service
 from app.drift.models import DriftSample, TrainingRun
 from app.drift.synthetic import records
+from app.rollouts import browse as rollout_browse
 from app.rollouts import jobs
 from app.rollouts import service as rollout_service
 from app.rollouts.models import Rollout, RolloutImport
@@ -189,8 +190,8 @@ def test_rollouts_made_from_samples_are_listed_but_not_text_searched(
     rows[2]["rollout"]["response"] = "Governed by the laws of Zanzibar."
     assert import_drift(jsonl(rows)).inserted == 4
     pid = drift_world.project.id or 0
-    listed = rollout_service.list_rollouts(session, pid, RolloutFilter()).items
+    listed = rollout_browse.list_rollouts(session, pid, RolloutFilter()).items
     assert len(listed) == 4
-    assert rollout_service.list_rollouts(session, pid, RolloutFilter(q="Zanzibar")).items == []
-    exact = rollout_service.list_rollouts(session, pid, RolloutFilter(q="drift:run-1:run-1-2"))
+    assert rollout_browse.list_rollouts(session, pid, RolloutFilter(q="Zanzibar")).items == []
+    exact = rollout_browse.list_rollouts(session, pid, RolloutFilter(q="drift:run-1:run-1-2"))
     assert [r.external_id for r in exact.items] == ["drift:run-1:run-1-2"]

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.core.config import Settings
-from app.drift.signals import SignalKind
+from app.drift.signal_types import SignalKind
 from app.drift.synthetic import records
 from tests.integration.drift.conftest import DriftWorld, jsonl, run_drift_worker
 from tests.support.web import csrf_for, login

@@ -22,6 +22,7 @@ from app.exports.models import ExportBundle, FrozenBundleError
 from app.exports.service import ExportGateBlocked
 from app.rewards import service as reward_service
 from app.rewards.config import RewardConfigModel
+from app.rubrics import publishing as rubric_publishing
 from app.rubrics import service as rubric_service
 from tests.integration.exports.world import (
     World,
@@ -168,7 +169,7 @@ def test_same_inputs_same_hash_and_a_config_change_changes_it(
     rubric = rubric_service.get_rubric(session, world.project.id or 0, world.version.rubric_id)
     draft = rubric_service.current_draft(session, rubric)
     draft["user_template"] = draft["user_template"] + "\nBe strict.\n"
-    version = rubric_service.publish_version(
+    version = rubric_publishing.publish_version(
         session,
         rubric,
         actor=world.expert,

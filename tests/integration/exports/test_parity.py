@@ -23,6 +23,7 @@ from sqlmodel import Session
 from app.core.config import Settings
 from app.exports import service as export_service
 from app.exports.targets import TargetOptions
+from app.rewards import outcomes as reward_outcomes
 from app.rewards import service as reward_service
 from tests.integration.exports.world import (
     build_world,
@@ -338,7 +339,7 @@ def test_where_the_document_is_holds_in_the_studio_and_every_package(
 
     verdicts = verdicts_by_rollout(session, run.id or 0)
     statuses = [
-        reward_service.outcome_for(
+        reward_outcomes.outcome_for(
             config.as_dict(),
             r,
             verdicts.get(r.id or 0),

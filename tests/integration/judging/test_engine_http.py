@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from app.judging import engine as judge_engine
+from app.judging import progress as judge_progress
 from app.judging import service as judge_service
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
 from app.llm.egress import EgressPolicy
@@ -651,12 +652,12 @@ def test_progress_reports_rate_and_time_left(session: Session, project: Project)
     run.status = "running"
     run.items_total, run.items_done, run.items_error = 100, 40, 3
     run.rate_base_at, run.rate_base_done = now - timedelta(seconds=10), 20
-    progress = judge_service.run_progress(run, now)
+    progress = judge_progress.run_progress(run, now)
     assert progress.rate_per_s == pytest.approx(2.0)
     assert progress.eta_s == pytest.approx(30.0)
     assert (progress.done, progress.errors, progress.remaining, progress.percent) == (40, 3, 60, 40)
     assert not progress.finished
     run.status, run.started_at, run.finished_at = "completed", now - timedelta(seconds=50), now
     run.items_done = 100
-    done = judge_service.run_progress(run, now)
+    done = judge_progress.run_progress(run, now)
     assert done.finished and done.eta_s is None and done.rate_per_s == pytest.approx(2.0)

@@ -19,17 +19,19 @@ from app.auth.models import User
 from app.core.clock import utcnow
 from app.judging import jobs as judge_jobs
 from app.judging import preparation
+from app.judging import progress as judge_progress
 from app.judging import service as judge_service
 from app.judging.models import JudgeRun, JudgeWorkItem
 from app.judging.status import RunStatus
 from app.projects.models import Project
-from tests.integration.judging.helpers import (
+from tests.support.factories import (
+    insert_rollouts,
     make_judge_config,
-    make_rollouts,
+    make_project,
+    make_user,
     make_version,
     start_runs,
 )
-from tests.support.factories import make_project, make_user
 from tests.support.web import csrf_for, data_testids, find_all, login
 
 HTMX = {"HX-Request": "true"}
@@ -87,7 +89,7 @@ def test_a_large_run_answers_at_once_and_the_page_shows_it_preparing(
     web: TestClient, session: Session, engine: Engine, project: Project
 ) -> None:
     version = make_version(session, project)
-    rollout_ids = make_rollouts(session, project, 13)
+    rollout_ids = insert_rollouts(session, project, 13)
     config = make_judge_config(session, project)
     token = csrf_for(web, "/")
     response = web.post(
@@ -131,7 +133,7 @@ def test_a_crash_mid_way_loses_nothing_and_duplicates_nothing(
     session: Session, engine: Engine, project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     version = make_version(session, project)
-    rollout_ids = make_rollouts(session, project, 13)
+    rollout_ids = insert_rollouts(session, project, 13)
     config = make_judge_config(session, project)
     (run,) = start_runs(session, project, version, [config])
     run_id = run.id or 0
@@ -155,7 +157,7 @@ def test_a_crash_mid_way_loses_nothing_and_duplicates_nothing(
     assert len(_items(engine, run_id)) == 8  # two chunks of 4 committed, the third rolled back
     state = halfway.settings["preparation"]
     assert (state["selected"], state["expected"]) == (8, 13)
-    progress = judge_service.run_progress(halfway)
+    progress = judge_progress.run_progress(halfway)
     assert (progress.status, progress.done, progress.total) == (RunStatus.PREPARING, 8, 13)
 
     # Another worker cannot take it while worker-a's lease holds; it can once the lease is out.
@@ -179,7 +181,7 @@ def test_samples_are_drawn_in_sql_reproducibly_and_shared_by_a_cross_judge_set(
     session: Session, engine: Engine, project: Project
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 30)
+    insert_rollouts(session, project, 30)
     first = make_judge_config(session, project, name="first judge")
     second = make_judge_config(session, project, name="second judge")
     runs = start_runs(session, project, version, [first, second], sample=7, seed=42)
@@ -200,7 +202,7 @@ def test_a_preparing_run_can_be_cancelled_and_resumed_where_it_stopped(
     session: Session, engine: Engine, project: Project, engineer: User
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 9)
+    insert_rollouts(session, project, 9)
     config = make_judge_config(session, project)
     (run,) = start_runs(session, project, version, [config])
     run_id = run.id or 0
@@ -217,7 +219,7 @@ def test_small_selections_are_still_created_in_the_request(
     session: Session, engine: Engine, project: Project
 ) -> None:
     version = make_version(session, project)
-    make_rollouts(session, project, 4)
+    insert_rollouts(session, project, 4)
     config = make_judge_config(session, project)
     (run,) = start_runs(session, project, version, [config])
     assert run.status == RunStatus.QUEUED and run.items_total == 4

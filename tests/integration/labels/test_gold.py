@@ -11,6 +11,7 @@ from app.audit.models import AuditEvent
 from app.core.errors import Conflict, InvalidInput
 from app.labels import gold, service
 from app.labels.models import GoldItem
+from app.rubrics import examples as rubric_examples
 from app.rubrics import previews as rubric_previews
 from app.rubrics import service as rubric_service
 from app.rubrics.models import Rubric
@@ -63,7 +64,7 @@ def test_test_split_is_locked_and_never_offered_as_an_example(session: Session, 
     rubric = session.get(Rubric, w["version"].rubric_id)
     rubric_service.current_draft(session, rubric)
     with pytest.raises(InvalidInput, match="test split"):
-        rubric_service.add_example(
+        rubric_examples.add_example(
             session,
             rubric,
             actor=w["alice"],

@@ -27,8 +27,7 @@ from app.labels.models import Label
 from app.rollouts import jobs
 from app.rollouts.models import RolloutImport, RolloutImportProblem
 from app.worker import run_worker
-from tests.integration.labels.builders import make_rollouts, make_version
-from tests.support.factories import make_project, make_user
+from tests.support.factories import make_project, make_rollouts, make_user, make_version
 from tests.support.web import csrf_for, login
 
 HTMX = {"HX-Request": "true"}

@@ -8,7 +8,7 @@ from sqlmodel import Session, func, select
 
 from app.audit.models import AuditEvent
 from app.core.errors import Conflict, InvalidInput, PermissionDenied
-from app.labels import queues, service
+from app.labels import annotation, item_view, queues, service
 from app.labels.models import Label, LabelRevision, QueueItem
 from app.labels.queues import QueueSelection
 from app.labels.service import LabelInput
@@ -131,8 +131,8 @@ def test_engineer_cannot_be_assigned_to_label(session: Session, world) -> None:
 def test_draft_then_submit_is_one_label_and_counts_once(session: Session, world) -> None:
     queue = _queue(session, world)
     alice = world["alice"]
-    item = service.next_item(session, queue, alice)
-    draft = service.save_draft(
+    item = annotation.next_item(session, queue, alice)
+    draft = annotation.save_draft(
         session,
         queue,
         item,
@@ -140,7 +140,7 @@ def test_draft_then_submit_is_one_label_and_counts_once(session: Session, world)
         LabelInput(values={"Complete": "pass"}, critiques={"Complete": "covers it"}),
     )
     assert draft.status == "draft" and draft.revision == 1
-    again = service.save_draft(
+    again = annotation.save_draft(
         session,
         queue,
         item,
@@ -149,13 +149,13 @@ def test_draft_then_submit_is_one_label_and_counts_once(session: Session, world)
     )
     assert again.id == draft.id and again.revision == 2 and again.values == {"Complete": False}
 
-    result = service.submit_label(
+    result = annotation.submit_label(
         session, queue, item, alice, LabelInput(values=PASSING, expected_revision=2)
     )
     assert result.outcome == "submitted" and result.label.revision == 3
     assert result.label.values["Factually_Accurate"] is False
     # A second click on "submit" (stale revision, same content) stores nothing new.
-    twice = service.submit_label(
+    twice = annotation.submit_label(
         session, queue, item, alice, LabelInput(values=PASSING, expected_revision=2)
     )
     assert twice.outcome == "unchanged" and twice.label.revision == 3
@@ -172,15 +172,15 @@ def test_draft_then_submit_is_one_label_and_counts_once(session: Session, world)
 
 def test_submit_needs_every_criterion(session: Session, world) -> None:
     queue = _queue(session, world)
-    item = service.next_item(session, queue, world["alice"])
+    item = annotation.next_item(session, queue, world["alice"])
     with pytest.raises(InvalidInput) as exc:
-        service.submit_label(
+        annotation.submit_label(
             session, queue, item, world["alice"], LabelInput(values={"Complete": "pass"})
         )
     fields = {p["field"] for p in exc.value.details}
     assert fields == {"Follows_Instructions", "Factually_Accurate", "Clear", "Safe"}
     with pytest.raises(InvalidInput) as bad:
-        service.save_draft(
+        annotation.save_draft(
             session, queue, item, world["alice"], LabelInput(values={"Complete": "maybe"})
         )
     # Each problem is said once: in the details, not again in the lead sentence.
@@ -193,14 +193,14 @@ def test_submit_needs_every_criterion(session: Session, world) -> None:
 def test_a_label_changed_elsewhere_is_detected(session: Session, world) -> None:
     queue = _queue(session, world)
     alice = world["alice"]
-    item = service.next_item(session, queue, alice)
-    service.save_draft(session, queue, item, alice, LabelInput(values={"Complete": "pass"}))
+    item = annotation.next_item(session, queue, alice)
+    annotation.save_draft(session, queue, item, alice, LabelInput(values={"Complete": "pass"}))
     # Another tab saves a newer draft: revision 2.
-    service.save_draft(
+    annotation.save_draft(
         session, queue, item, alice, LabelInput(values={"Safe": "fail"}, expected_revision=1)
     )
     with pytest.raises(Conflict, match="changed elsewhere"):
-        service.submit_label(
+        annotation.submit_label(
             session, queue, item, alice, LabelInput(values=PASSING, expected_revision=1)
         )
     label = session.exec(select(Label)).one()
@@ -210,11 +210,11 @@ def test_a_label_changed_elsewhere_is_detected(session: Session, world) -> None:
 def test_editing_a_submitted_label_keeps_history(session: Session, world) -> None:
     queue = _queue(session, world)
     alice = world["alice"]
-    item = service.next_item(session, queue, alice)
-    first = service.submit_label(session, queue, item, alice, LabelInput(values=PASSING)).label
+    item = annotation.next_item(session, queue, alice)
+    first = annotation.submit_label(session, queue, item, alice, LabelInput(values=PASSING)).label
     first_id, first_revision = first.id, first.revision
     changed = {**PASSING, "Clear": "fail"}
-    second = service.submit_label(
+    second = annotation.submit_label(
         session,
         queue,
         item,
@@ -228,30 +228,30 @@ def test_editing_a_submitted_label_keeps_history(session: Session, world) -> Non
     session.refresh(item)
     assert item.labels_done == 1  # an edit is not a second label
     with pytest.raises(Conflict):
-        service.save_draft(session, queue, item, alice, LabelInput(values={"Clear": "pass"}))
+        annotation.save_draft(session, queue, item, alice, LabelInput(values={"Clear": "pass"}))
 
 
 def test_only_assignees_label_and_closed_queues_are_read_only(session: Session, world) -> None:
     queue = _queue(session, world)
-    item = service.next_item(session, queue, world["alice"])
+    item = annotation.next_item(session, queue, world["alice"])
     with pytest.raises(PermissionDenied):
-        service.save_draft(session, queue, item, world["carol"], LabelInput())
+        annotation.save_draft(session, queue, item, world["carol"], LabelInput())
     queues.set_queue_closed(session, queue, actor=world["engineer"], closed=True)
     with pytest.raises(Conflict, match="closed"):
-        service.submit_label(session, queue, item, world["alice"], LabelInput(values=PASSING))
+        annotation.submit_label(session, queue, item, world["alice"], LabelInput(values=PASSING))
 
 
 def test_overlap_offers_each_item_to_k_experts(session: Session, world) -> None:
     queue = _queue(session, world, overlap=1, step_max=10)  # two items
     alice, bob = world["alice"], world["bob"]
-    first = service.next_item(session, queue, alice)
-    service.submit_label(session, queue, first, alice, LabelInput(values=PASSING))
+    first = annotation.next_item(session, queue, alice)
+    annotation.submit_label(session, queue, first, alice, LabelInput(values=PASSING))
     # With overlap 1 the labelled item is no longer offered to Bob.
-    offered = service.next_item(session, queue, bob)
+    offered = annotation.next_item(session, queue, bob)
     assert offered is not None and offered.id != first.id
-    service.submit_label(session, queue, offered, bob, LabelInput(values=PASSING))
-    assert service.next_item(session, queue, bob) is None
-    assert service.next_item(session, queue, alice) is None
+    annotation.submit_label(session, queue, offered, bob, LabelInput(values=PASSING))
+    assert annotation.next_item(session, queue, bob) is None
+    assert annotation.next_item(session, queue, alice) is None
     progress = queues.queue_progress(session, queue, alice)
     assert (progress.items, progress.complete, progress.mine_submitted) == (2, 2, 1)
 
@@ -260,8 +260,8 @@ def test_overlap_offers_each_item_to_k_experts(session: Session, world) -> None:
     (item,) = session.exec(select(QueueItem).where(QueueItem.queue_id == both.id)).all()
     labelled_by_alice = item.rollout_id == first.rollout_id
     assert item.labels_done == (1 if labelled_by_alice else 0)
-    assert (service.next_item(session, both, alice) is None) == labelled_by_alice
-    offered_to_bob = service.next_item(session, both, bob)
+    assert (annotation.next_item(session, both, alice) is None) == labelled_by_alice
+    offered_to_bob = annotation.next_item(session, both, bob)
     assert offered_to_bob is not None and offered_to_bob.id == item.id
 
 
@@ -282,13 +282,13 @@ def test_labels_stay_blind_until_submitted(session: Session, world) -> None:
             }
         },
     )
-    item = service.next_item(session, queue, alice)
-    service.submit_label(session, queue, item, alice, LabelInput(values=PASSING))
-    before = queues.item_view(session, queue, item, bob)
+    item = annotation.next_item(session, queue, alice)
+    annotation.submit_label(session, queue, item, alice, LabelInput(values=PASSING))
+    before = item_view.item_view(session, queue, item, bob)
     assert before.reveal is None
     assert service.blind_subjects(session, world["project"].id, bob) == {item.subject_key}
-    service.submit_label(session, queue, item, bob, LabelInput(values=PASSING))
-    after = queues.item_view(session, queue, item, bob)
+    annotation.submit_label(session, queue, item, bob, LabelInput(values=PASSING))
+    after = item_view.item_view(session, queue, item, bob)
     assert after.reveal is not None
     assert [label.annotator_key for label in after.reveal.other_labels] == [f"user:{alice.id}"]
     assert len(after.reveal.verdicts) == 1

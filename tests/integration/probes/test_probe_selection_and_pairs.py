@@ -19,13 +19,14 @@ from app.labels.models import GoldItem
 from app.projects.models import Project
 from app.rollouts.models import Rollout
 from app.worker import run_worker
-from tests.integration.judging.helpers import (
+from tests.support.factories import (
+    insert_pairs,
+    insert_rollouts,
     make_judge_config,
-    make_pairs,
-    make_rollouts,
+    make_project,
+    make_user,
     make_version,
 )
-from tests.support.factories import make_project, make_user
 from tests.support.judge_server import JudgeServer
 
 
@@ -86,8 +87,8 @@ def test_probes_take_the_development_split_and_never_drift_samples_or_rewrites(
 ) -> None:
     project, headers = _setup(session)
     version = make_version(session, project)
-    policy = make_rollouts(session, project, 4, prefix="policy")
-    recorded = make_rollouts(session, project, 6, prefix="drift")
+    policy = insert_rollouts(session, project, 4, prefix="policy")
+    recorded = insert_rollouts(session, project, 6, prefix="drift")
     _drift_samples(session, project, recorded)
     with JudgeServer(mode="robust") as server:
         judge = make_judge_config(session, project, base_url=server.base_url)
@@ -141,7 +142,9 @@ def test_position_probe_swaps_each_pair_through_the_engine(
 ) -> None:
     project, headers = _setup(session)
     version = make_version(session, project, "pairwise_preference")
-    pairs = make_pairs(session, project, make_rollouts(session, project, 12, response="ans {i}"))
+    pairs = insert_pairs(
+        session, project, insert_rollouts(session, project, 12, response="ans {i}")
+    )
     with JudgeServer(mode=mode) as server:
         judge = make_judge_config(session, project, base_url=server.base_url)
         run = _start(
@@ -184,9 +187,9 @@ def test_self_consistency_reports_a_noisy_judge_without_blocking(
     project, headers = _setup(session)
     single = make_version(session, project)
     # JSON answers: the default reward's format gate lets them through to the judge.
-    make_rollouts(session, project, 8, response='{{"answer": "The answer, number {i}."}}')
+    insert_rollouts(session, project, 8, response='{{"answer": "The answer, number {i}."}}')
     preference = make_version(session, project, "pairwise_preference")
-    make_pairs(session, project, make_rollouts(session, project, 8, prefix="p"))
+    insert_pairs(session, project, insert_rollouts(session, project, 8, prefix="p"))
     with JudgeServer(mode="noisy") as server:
         judge = make_judge_config(session, project, base_url=server.base_url)
         runs = [

@@ -18,8 +18,7 @@ from app.rewards import service as reward_service
 from app.rewards.jobs import run_reward_previews_once
 from app.rewards.models import PreviewJobStatus, RewardPreviewJob
 from app.rubrics.builtin import BUILTIN_TEMPLATES
-from tests.integration.labels.builders import bulk_rollouts, bulk_run, make_version
-from tests.support.factories import make_project, make_user
+from tests.support.factories import bulk_rollouts, bulk_run, make_project, make_user, make_version
 from tests.support.web import csrf_from, find_all, login
 
 KEYS = [c.key for c in BUILTIN_TEMPLATES["generic_pass_fail"].criteria]

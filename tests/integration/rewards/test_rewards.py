@@ -19,6 +19,7 @@ from app.rewards import service as reward_service
 from app.rewards.config import RewardConfigModel
 from app.rewards.models import RewardConfig
 from app.rollouts.models import Rollout
+from app.rubrics import publishing as rubric_publishing
 from app.rubrics import service as rubric_service
 from tests.support.factories import make_project, make_user
 from tests.support.web import csrf_for, data_testids, find_all, login
@@ -225,7 +226,7 @@ def judged(session: Session, team):
     rubric = rubric_service.create_rubric(
         session, project, actor=admin, name="Generic", template="generic_pass_fail"
     )
-    version = rubric_service.publish_version(session, rubric, actor=admin, change_note="v1")
+    version = rubric_publishing.publish_version(session, rubric, actor=admin, change_note="v1")
     good, bad = _answer("deliver the goods within thirty days"), _answer("ships in a week")
     plan = [
         # (key, group, step, response, verdict normalized or "error" or None for no verdict)

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select, text
 
 from app.labels.models import GoldItem, Label
+from app.rollouts import browse as rollout_browse
 from app.rollouts import display, search
 from app.rollouts import service as rollout_service
 from app.rollouts.models import Rollout
@@ -63,7 +64,7 @@ def test_filters_select_by_model_checkpoint_step_and_group(
     import_file(jsonl([studio_row(n) for n in range(12)]))
 
     def listed(**kwargs: object) -> list[str]:
-        page = rollout_service.list_rollouts(session, world.pid, RolloutFilter(**kwargs))
+        page = rollout_browse.list_rollouts(session, world.pid, RolloutFilter(**kwargs))
         return ids(page.items)
 
     assert len(listed()) == 12
@@ -102,7 +103,7 @@ def test_labeled_and_gold_filters_read_the_label_and_gold_tables(
     session.commit()
 
     def listed(**kwargs: object) -> list[str]:
-        return ids(rollout_service.list_rollouts(session, world.pid, RolloutFilter(**kwargs)).items)
+        return ids(rollout_browse.list_rollouts(session, world.pid, RolloutFilter(**kwargs)).items)
 
     assert listed(labeled=True) == ["r-1"]  # a draft is not a label yet
     assert listed(labeled=False) == ["r-0", "r-2", "r-3"]
@@ -120,7 +121,7 @@ def test_keyset_pages_cover_every_rollout_once(
     cursor = None
     pages = 0
     while True:
-        page = rollout_service.list_rollouts(
+        page = rollout_browse.list_rollouts(
             session, world.pid, RolloutFilter(), cursor=cursor, limit=50
         )
         pages += 1
@@ -132,12 +133,12 @@ def test_keyset_pages_cover_every_rollout_once(
     assert pages == 3
     assert seen == [f"r-{n}" for n in range(120)]
     with pytest.raises(rollout_service.InvalidInput) as bad:
-        rollout_service.list_rollouts(session, world.pid, RolloutFilter(), cursor="abc")
+        rollout_browse.list_rollouts(session, world.pid, RolloutFilter(), cursor="abc")
     assert bad.value.message == "'abc' is not a page cursor: send back the next_cursor of a list."
     # Cursors are opaque; the plain ids of earlier releases are still read.
-    first = rollout_service.list_rollouts(session, world.pid, RolloutFilter(), limit=50)
+    first = rollout_browse.list_rollouts(session, world.pid, RolloutFilter(), limit=50)
     assert first.next_cursor and not first.next_cursor.isdigit()
-    legacy = rollout_service.list_rollouts(
+    legacy = rollout_browse.list_rollouts(
         session, world.pid, RolloutFilter(), cursor=str(first.items[-1].id), limit=50
     )
     assert ids(legacy.items) == [f"r-{n}" for n in range(50, 100)]
@@ -148,7 +149,7 @@ def test_counts_stop_at_a_cap(
 ) -> None:
     import_file(jsonl([studio_row(n) for n in range(8)]))
     monkeypatch.setattr(search, "COUNT_CAP", 5)
-    page = rollout_service.list_rollouts(session, world.pid, RolloutFilter(), limit=2)
+    page = rollout_browse.list_rollouts(session, world.pid, RolloutFilter(), limit=2)
     assert (page.total, page.total_capped) == (5, True)
 
 
@@ -173,7 +174,7 @@ def test_full_text_search_finds_words_in_responses_and_prompts(
     import_file(jsonl(SEARCH_ROWS))
 
     def found(q: str) -> list[str]:
-        return ids(rollout_service.list_rollouts(session, world.pid, RolloutFilter(q=q)).items)
+        return ids(rollout_browse.list_rollouts(session, world.pid, RolloutFilter(q=q)).items)
 
     assert found("indemnification") == ["r-1", "r-3"]
     assert found("liability") == ["r-2", "r-4"]
@@ -190,7 +191,7 @@ def test_postgres_search_stems_words_and_reads_web_search_syntax(
     import_file(jsonl(SEARCH_ROWS))
 
     def found(q: str) -> list[str]:
-        return ids(rollout_service.list_rollouts(session, world.pid, RolloutFilter(q=q)).items)
+        return ids(rollout_browse.list_rollouts(session, world.pid, RolloutFilter(q=q)).items)
 
     assert found("terminated") == ["r-1"]  # stems to the same word as "termination"
     assert found('"liability is capped"') == ["r-2"]
@@ -240,10 +241,10 @@ def test_postgres_search_fetches_matching_ids_from_the_gin_index_and_the_id_inde
     plan = plan_of(search.exact_ids_query(world.pid, rare))
     assert "uq_rollout_project_id_external_id" in plan, plan  # the exact id: its own index
     with Session(engine) as session:
-        page = rollout_service.list_rollouts(session, world.pid, rare)
+        page = rollout_browse.list_rollouts(session, world.pid, rare)
         assert (ids(page.items), page.total, page.total_capped) == (["r-15000"], 1, False)
         # A word in every row: the probe stops at the cap, the page walks ids in order.
-        common = rollout_service.list_rollouts(session, world.pid, RolloutFilter(q="liability"))
+        common = rollout_browse.list_rollouts(session, world.pid, RolloutFilter(q="liability"))
         assert ids(common.items) == [f"r-{n}" for n in range(1, 51)]
         assert common.total_capped and common.total_estimate is not None
     plan = plan_of(
@@ -498,7 +499,7 @@ def test_filter_values_are_the_distinct_models_and_checkpoints_in_order(
     rows[7]["checkpoint"] = None  # a rollout without a checkpoint offers no empty choice
     rows[8]["model"] = "policy-c"
     import_file(jsonl(rows))
-    facets = rollout_service.facets(session, world.pid)
+    facets = rollout_browse.facets(session, world.pid)
     assert facets.models == ["policy-a", "policy-b", "policy-c"]
     assert facets.checkpoints == ["ckpt-0", "ckpt-1", "ckpt-2"]
 
@@ -507,10 +508,10 @@ def test_filter_values_stop_at_the_limit(
     session: Session, import_file: ImportFile, world: World
 ) -> None:
     import_file(jsonl([studio_row(n, checkpoint=f"c-{n:03d}") for n in range(12)]))
-    assert rollout_service.distinct_values(session, world.pid, Rollout.checkpoint, 5) == [
+    assert rollout_browse.distinct_values(session, world.pid, Rollout.checkpoint, 5) == [
         f"c-{n:03d}" for n in range(5)
     ]
-    assert rollout_service.distinct_values(session, world.pid + 1000, Rollout.checkpoint, 5) == []
+    assert rollout_browse.distinct_values(session, world.pid + 1000, Rollout.checkpoint, 5) == []
 
 
 @pytest.mark.skipif(backend() != "postgres", reason="PostgreSQL query plans")
@@ -530,7 +531,7 @@ def test_filter_values_are_read_from_the_index_not_the_table(
         return original(query, params)
 
     session.scalars = explain  # type: ignore[method-assign]
-    rollout_service.distinct_values(session, world.pid, Rollout.checkpoint, 10)
+    rollout_browse.distinct_values(session, world.pid, Rollout.checkpoint, 10)
     plan = "\n".join(captured)
     assert "ix_rollout_project_checkpoint" in plan, plan
     assert "Seq Scan on rollout" not in plan, plan

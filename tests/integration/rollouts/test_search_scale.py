@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, text
 
 from app.core.errors import InvalidInput
+from app.rollouts import browse as rollout_browse
 from app.rollouts import search
-from app.rollouts import service as rollout_service
 from app.rollouts.search import RolloutFilter, RolloutSort
 from tests.integration.rollouts.conftest import ImportFile, World, jsonl, studio_row
 from tests.support.db import backend
@@ -28,7 +28,7 @@ def _rows() -> list[dict]:
     return rows
 
 
-def _ids(page: rollout_service.RolloutPage) -> list[str]:
+def _ids(page: rollout_browse.RolloutPage) -> list[str]:
     return [row.external_id for row in page.items]
 
 
@@ -36,9 +36,9 @@ def test_an_exact_external_id_is_found_whatever_its_text(
     session: Session, import_file: ImportFile, world: World
 ) -> None:
     import_file(jsonl(_rows()))
-    page = rollout_service.list_rollouts(session, world.pid, RolloutFilter(q="r-4"))
+    page = rollout_browse.list_rollouts(session, world.pid, RolloutFilter(q="r-4"))
     assert "r-4" in _ids(page)
-    found = _ids(rollout_service.list_rollouts(session, world.pid, RolloutFilter(q="termination")))
+    found = _ids(rollout_browse.list_rollouts(session, world.pid, RolloutFilter(q="termination")))
     assert "termination" in found and {"r-2", "r-5", "r-9"} <= set(found)
 
 
@@ -49,7 +49,7 @@ def test_search_pages_walk_every_match_once_with_the_exact_id_among_them(
     seen: list[str] = []
     cursor = None
     while True:
-        page = rollout_service.list_rollouts(
+        page = rollout_browse.list_rollouts(
             session, world.pid, RolloutFilter(q="termination"), cursor=cursor, limit=1
         )
         seen += _ids(page)
@@ -65,7 +65,7 @@ def test_ranked_results_come_best_first_and_page_by_rank_then_id(
 ) -> None:
     import_file(jsonl(_rows()))
     flt = RolloutFilter(q="termination", sort=RolloutSort.RANK)
-    whole = rollout_service.list_rollouts(session, world.pid, flt)
+    whole = rollout_browse.list_rollouts(session, world.pid, flt)
     assert whole.ranked
     # The exact id first, then by how densely the word occurs; the one passing mention last.
     assert _ids(whole) == ["termination", "r-2", "r-9", "r-5"]
@@ -74,14 +74,14 @@ def test_ranked_results_come_best_first_and_page_by_rank_then_id(
     walked: list[str] = []
     cursor = None
     while True:
-        page = rollout_service.list_rollouts(session, world.pid, flt, cursor=cursor, limit=1)
+        page = rollout_browse.list_rollouts(session, world.pid, flt, cursor=cursor, limit=1)
         walked += _ids(page)
         cursor = page.next_cursor
         if cursor is None:
             break
     assert walked == _ids(whole)
     with pytest.raises(InvalidInput):
-        rollout_service.list_rollouts(session, world.pid, flt, cursor="17")
+        rollout_browse.list_rollouts(session, world.pid, flt, cursor="17")
 
 
 @postgres_only
@@ -90,7 +90,7 @@ def test_ranking_stops_at_its_candidate_cap_and_says_so(
 ) -> None:
     import_file(jsonl(_rows()))
     monkeypatch.setattr(search, "RANK_CANDIDATES", 2)
-    page = rollout_service.list_rollouts(
+    page = rollout_browse.list_rollouts(
         session, world.pid, RolloutFilter(q="termination", sort=RolloutSort.RANK)
     )
     # The first two text matches in id order are ranked, plus the exact id.
@@ -104,7 +104,7 @@ def test_ranking_on_sqlite_falls_back_to_import_order(
     if backend() == "postgres":
         pytest.skip("SQLite fallback")
     import_file(jsonl(_rows()))
-    page = rollout_service.list_rollouts(
+    page = rollout_browse.list_rollouts(
         session, world.pid, RolloutFilter(q="termination", sort=RolloutSort.RANK)
     )
     assert not page.ranked
@@ -120,13 +120,13 @@ def test_a_count_past_the_cap_is_an_estimate_said_as_such(
 ) -> None:
     import_file(jsonl([studio_row(n) for n in range(40)]))
     monkeypatch.setattr(search, "COUNT_CAP", 5)
-    page = rollout_service.list_rollouts(session, world.pid, RolloutFilter(), limit=2)
+    page = rollout_browse.list_rollouts(session, world.pid, RolloutFilter(), limit=2)
     assert (page.total, page.total_capped) == (5, True)
     login(client, world.expert.email)
     if backend() == "postgres":
         session.exec(text("ANALYZE rollout"))  # type: ignore[call-overload]
         session.commit()
-        page = rollout_service.list_rollouts(session, world.pid, RolloutFilter(), limit=2)
+        page = rollout_browse.list_rollouts(session, world.pid, RolloutFilter(), limit=2)
         assert page.total_estimate is not None and page.total_estimate > 5
         html = client.get(f"/projects/{world.pid}/rollouts").text
         assert find_all(html, "data-testid", "rollout-count")[0]["data-estimate"] == "yes"
@@ -139,10 +139,10 @@ def test_a_count_past_the_cap_is_an_estimate_said_as_such(
 
 
 def test_about_rounds_to_two_significant_figures() -> None:
-    assert rollout_service.about(42) == 42
-    assert rollout_service.about(12_345) == 12_000
-    assert rollout_service.about(1_000_048) == 1_000_000
-    assert rollout_service.about(15_500) == 16_000
+    assert rollout_browse.about(42) == 42
+    assert rollout_browse.about(12_345) == 12_000
+    assert rollout_browse.about(1_000_048) == 1_000_000
+    assert rollout_browse.about(15_500) == 16_000
 
 
 def test_the_sort_parameter_is_checked_and_kept_in_links(

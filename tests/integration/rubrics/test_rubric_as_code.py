@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from app.audit.models import AuditEvent
 from app.core.errors import Conflict, InvalidInput
 from app.rubrics import files as rubric_files
+from app.rubrics import publishing as rubric_publishing
 from app.rubrics import service as rubric_service
 from app.rubrics.definition import Criterion, FewShotExample, Level, RubricDefinition, content_hash
 from app.rubrics.models import Rubric, RubricVersion
@@ -190,10 +191,10 @@ def _published(session: Session, world: World) -> int:
     rubric = rubric_service.create_rubric(
         session, world.project, actor=world.expert, name="Legal", template="legal_contract_review"
     )
-    version = rubric_service.publish_version(
+    version = rubric_publishing.publish_version(
         session, rubric, actor=world.engineer, change_note="v1"
     )
-    rubric_service.approve_version(session, version, actor=world.expert, comment="ok")
+    rubric_publishing.approve_version(session, version, actor=world.expert, comment="ok")
     return rubric.id or 0
 
 

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.core.config import Settings, get_settings
 from app.rubrics import files as rubric_files
+from app.rubrics import publishing as rubric_publishing
 from app.rubrics import service as rubric_service
 from app.rubrics.models import Rubric
 from app.rubrics.serialization import load_rubric
@@ -36,7 +37,7 @@ def test_export_then_import_from_the_command_line(
     rubric = rubric_service.create_rubric(
         session, world.project, actor=world.expert, name="Legal", template="legal_contract_review"
     )
-    rubric_service.publish_version(session, rubric, actor=world.expert, change_note="v1")
+    rubric_publishing.publish_version(session, rubric, actor=world.expert, change_note="v1")
     listed = runner.invoke(cli, ["rubrics", "list", "--project", str(world.pid)])
     assert listed.exit_code == 0 and f"{rubric.id}\tLegal\trubric\tv1" in listed.output
 

@@ -17,7 +17,9 @@ from app.labels.models import GoldItem
 from app.projects import service as project_service
 from app.rubrics import comparison as rubric_comparison
 from app.rubrics import demo as rubric_demo
+from app.rubrics import examples as rubric_examples
 from app.rubrics import previews as rubric_previews
+from app.rubrics import publishing as rubric_publishing
 from app.rubrics import service as rubric_service
 from app.rubrics.builtin import get_builtin
 from app.rubrics.definition import RubricDefinition, content_hash
@@ -222,8 +224,8 @@ def test_publish_freezes_the_draft_with_schema_and_hash(session: Session, world:
     draft["system_template"] = ""  # empty = the generated template; a version stores its text
     rubric_service.save_draft(session, rubric, actor=world.expert, expected_revision=1, draft=draft)
     with pytest.raises(InvalidInput, match="change note is required"):
-        rubric_service.publish_version(session, rubric, actor=world.expert, change_note="  ")
-    version = rubric_service.publish_version(
+        rubric_publishing.publish_version(session, rubric, actor=world.expert, change_note="  ")
+    version = rubric_publishing.publish_version(
         session, rubric, actor=world.expert, change_note="First cut"
     )
     definition = RubricDefinition.model_validate(version.definition)
@@ -234,7 +236,7 @@ def test_publish_freezes_the_draft_with_schema_and_hash(session: Session, world:
     assert version.created_by_label == world.expert.email
     assert rubric.draft_based_on_version == 1
     with pytest.raises(InvalidInput, match="Nothing changed since version 1"):
-        rubric_service.publish_version(session, rubric, actor=world.expert, change_note="again")
+        rubric_publishing.publish_version(session, rubric, actor=world.expert, change_note="again")
     assert len(_actions(session, "rubric.publish")) == 1
 
 
@@ -244,7 +246,7 @@ def test_an_invalid_draft_cannot_be_published(session: Session, world: World) ->
     draft["user_template"] = "{{ response }}\n{% for x in %}"
     rubric_service.save_draft(session, rubric, actor=world.expert, expected_revision=1, draft=draft)
     with pytest.raises(InvalidInput) as caught:
-        rubric_service.publish_version(session, rubric, actor=world.expert, change_note="try")
+        rubric_publishing.publish_version(session, rubric, actor=world.expert, change_note="try")
     problems = caught.value.details
     assert isinstance(problems, list)
     assert problems[0]["field"] == "user_template line 2"
@@ -258,7 +260,7 @@ def test_publishing_with_a_stale_revision_conflicts(session: Session, world: Wor
         session, rubric, actor=world.engineer, expected_revision=1, draft=draft
     )
     with pytest.raises(rubric_service.DraftConflict):
-        rubric_service.publish_version(
+        rubric_publishing.publish_version(
             session, rubric, actor=world.expert, change_note="mine", expected_revision=1
         )
 
@@ -267,7 +269,9 @@ def test_versions_cannot_be_changed_or_deleted_through_the_orm(
     session: Session, world: World
 ) -> None:
     rubric = _legal(session, world)
-    version = rubric_service.publish_version(session, rubric, actor=world.expert, change_note="v1")
+    version = rubric_publishing.publish_version(
+        session, rubric, actor=world.expert, change_note="v1"
+    )
     version.change_note = "rewritten history"
     session.add(version)
     with pytest.raises(FrozenVersionError):
@@ -284,16 +288,16 @@ def test_versions_cannot_be_changed_or_deleted_through_the_orm(
 
 def test_approval_is_recorded_once_per_person(session: Session, world: World) -> None:
     rubric = _legal(session, world)
-    version = rubric_service.publish_version(
+    version = rubric_publishing.publish_version(
         session, rubric, actor=world.engineer, change_note="v1"
     )
-    approval = rubric_service.approve_version(
+    approval = rubric_publishing.approve_version(
         session, version, actor=world.expert, comment="Matches the playbook"
     )
     assert approval.user_label == world.expert.email and approval.comment == "Matches the playbook"
     with pytest.raises(Conflict, match="already signed off"):
-        rubric_service.approve_version(session, version, actor=world.expert)
-    rubric_service.approve_version(session, version, actor=world.admin)
+        rubric_publishing.approve_version(session, version, actor=world.expert)
+    rubric_publishing.approve_version(session, version, actor=world.admin)
     approvals = rubric_service.approvals_for(session, [version.id or 0])[version.id or 0]
     assert [a.user_label for a in approvals] == [world.expert.email, world.admin.email]
     assert len(_actions(session, "rubric.approve")) == 2
@@ -303,12 +307,14 @@ def test_a_publisher_cannot_sign_off_their_own_version_unless_the_project_allows
     session: Session, world: World
 ) -> None:
     rubric = _legal(session, world)
-    version = rubric_service.publish_version(session, rubric, actor=world.expert, change_note="v1")
+    version = rubric_publishing.publish_version(
+        session, rubric, actor=world.expert, change_note="v1"
+    )
     with pytest.raises(PermissionDenied, match="another expert must sign it off"):
-        rubric_service.approve_version(session, version, actor=world.expert)
+        rubric_publishing.approve_version(session, version, actor=world.expert)
     assert rubric_service.approvals_for(session, [version.id or 0])[version.id or 0] == []
     project_service.set_single_approver(session, world.project, actor=world.admin, allowed=True)
-    rubric_service.approve_version(session, version, actor=world.expert)
+    rubric_publishing.approve_version(session, version, actor=world.expert)
     assert _actions(session, "project.approval_policy")
 
 
@@ -330,7 +336,7 @@ def test_example_candidates_never_offer_gold_test_items(session: Session, world:
     ]
     rubric = _legal(session, world)
     with pytest.raises(InvalidInput, match="gold test split"):
-        rubric_service.add_example(
+        rubric_examples.add_example(
             session,
             rubric,
             actor=world.expert,
@@ -345,7 +351,7 @@ def test_examples_are_attached_to_the_draft_and_reach_the_prompt(
 ) -> None:
     rollout = make_rollout(session, world.project, response="THE EXAMPLE RESPONSE")
     rubric = _legal(session, world)
-    saved = rubric_service.add_example(
+    saved = rubric_examples.add_example(
         session,
         rubric,
         actor=world.expert,
@@ -372,7 +378,9 @@ def test_examples_are_attached_to_the_draft_and_reach_the_prompt(
         keep_examples=True,
     )
     assert len(rubric_service.current_draft(session, rubric)["examples"]) == 1
-    rubric_service.remove_example(session, rubric, actor=world.expert, expected_revision=3, index=0)
+    rubric_examples.remove_example(
+        session, rubric, actor=world.expert, expected_revision=3, index=0
+    )
     assert rubric_service.current_draft(session, rubric)["examples"] == []
     actions = {e.action for e in session.exec(select(AuditEvent))}
     assert {"rubric.example_add", "rubric.example_remove"} <= actions
@@ -389,7 +397,7 @@ def test_preference_examples_use_the_pair_partner(session: Session, world: World
     rubric = rubric_service.create_rubric(
         session, world.project, actor=world.expert, name="Pairs", template="pairwise_preference"
     )
-    rubric_service.add_example(
+    rubric_examples.add_example(
         session,
         rubric,
         actor=world.expert,
@@ -400,7 +408,7 @@ def test_preference_examples_use_the_pair_partner(session: Session, world: World
     (example,) = rubric_service.current_draft(session, rubric)["examples"]
     assert (example["response"], example["response_b"]) == ("Answer A", "Answer B")
     with pytest.raises(InvalidInput, match="needs two responses"):
-        rubric_service.add_example(
+        rubric_examples.add_example(
             session,
             rubric,
             actor=world.expert,
@@ -446,8 +454,8 @@ def test_archived_rubrics_leave_the_list_but_keep_their_versions(
     session: Session, world: World
 ) -> None:
     rubric = _legal(session, world)
-    rubric_service.publish_version(session, rubric, actor=world.expert, change_note="v1")
-    rubric_service.archive_rubric(session, rubric, actor=world.expert, archived=True)
+    rubric_publishing.publish_version(session, rubric, actor=world.expert, change_note="v1")
+    rubric_publishing.archive_rubric(session, rubric, actor=world.expert, archived=True)
     assert rubric_service.list_rubrics(session, world.pid) == []
     rows = rubric_service.list_rubrics(session, world.pid, include_archived=True)
     assert [(r.rubric.id, r.latest_version) for r in rows] == [(rubric.id, 1)]

@@ -18,6 +18,7 @@ from app.auth.models import User
 from app.labels.models import GoldItem
 from app.projects import service as project_service
 from app.rubrics import previews as rubric_previews
+from app.rubrics import publishing as rubric_publishing
 from app.rubrics import service as rubric_service
 from app.rubrics.models import Rubric, RubricVersion
 from tests.integration.rubrics.conftest import World, client_for
@@ -529,7 +530,7 @@ def test_api_renders_a_version_for_a_rollout(app: FastAPI, session: Session, wor
     rubric = rubric_service.create_rubric(
         session, world.project, actor=world.expert, name="G", template="generic_pass_fail"
     )
-    rubric_service.publish_version(session, rubric, actor=world.expert, change_note="v1")
+    rubric_publishing.publish_version(session, rubric, actor=world.expert, change_note="v1")
     token = auth_service.create_api_token(session, world.reviewer, "t").token
     api = TestClient(app, headers={"Authorization": f"Bearer {token}"})
     rendered = api.get(

@@ -9,13 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from app.drift.signals import (
-    AgreementBucket,
-    BucketStats,
-    DriftThresholds,
-    SignalKind,
-    compute_signals,
-)
+from app.drift.signal_types import AgreementBucket, BucketStats, DriftThresholds, SignalKind
+from app.drift.signals import compute_signals
 
 WIDTH = 50
 BUCKETS = 13  # steps 0..649

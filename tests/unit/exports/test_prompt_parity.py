@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.exports.package_runtime import engine, prompt
+from app.exports.package_runtime import prompt, rows
 from app.judging.verdicts import rollout_context
 from app.rubrics.builtin import get_builtin
 from app.rubrics.definition import RubricDefinition
@@ -90,7 +90,7 @@ def test_runtime_prompt_equals_the_studio_prompt(definition, shape, demo_rollout
     for index, record in enumerate(demo_rollouts):
         reference_answer = [None, "x = 4", {"compliant": "No", "rules": ["R1", "R2"]}][index % 3]
         studio = render_prompt(definition, rollout_context(_rollout(record, reference_answer)))
-        sample = engine.sample_from_row(shape(record, reference_answer))
+        sample = rows.sample_from_row(shape(record, reference_answer))
         system, user = prompt.render(
             data, data["system_template"], data["user_template"], schema_text, sample
         )
@@ -124,7 +124,7 @@ def test_exported_packages_render_under_the_studios_budget(template: str) -> Non
 
 
 def test_sample_from_row_reads_both_documented_shapes() -> None:
-    a = engine.sample_from_row(
+    a = rows.sample_from_row(
         {
             "id": "1",
             "messages": [
@@ -137,7 +137,7 @@ def test_sample_from_row_reads_both_documented_shapes() -> None:
     )
     assert a["reference_answer"] == {"solution": "x"}
     assert a["metadata"] == {"k": "v"} and a["response"] == "A"
-    b = engine.sample_from_row(
+    b = rows.sample_from_row(
         {
             "id": "2",
             "messages": [{"role": "user", "content": "Q"}],
@@ -146,7 +146,7 @@ def test_sample_from_row_reads_both_documented_shapes() -> None:
     )
     assert b["reference_answer"] == "r" and b["response"] == ""
     with pytest.raises(ValueError):
-        engine.sample_from_row({"id": "3", "messages": "not a list"})
+        rows.sample_from_row({"id": "3", "messages": "not a list"})
 
 
 REFERENCE = {"compliant": "No", "rules": ["R1", "R2"], "note": "café"}
@@ -170,7 +170,7 @@ def test_a_reference_as_json_text_renders_as_the_object_does(as_given, demo_roll
     assert (studio.system, studio.user) == (expected.system, expected.user)
     data = json.loads(json.dumps(definition.model_dump(mode="json")))
     schema_text = json.dumps(build_output_schema(definition), indent=2, ensure_ascii=False)
-    sample = engine.sample_from_row(_shape_a(record, as_given))
+    sample = rows.sample_from_row(_shape_a(record, as_given))
     system, user = prompt.render(
         data, data["system_template"], data["user_template"], schema_text, sample
     )

@@ -8,12 +8,12 @@ import pytest
 
 from app.rubrics.builtin import get_builtin
 from app.rubrics.definition import Criterion, FewShotExample, Level, RubricDefinition
+from app.rubrics.prompt_defaults import default_templates
 from app.rubrics.prompting import (
     SAMPLE_CONTEXT,
     TEMPLATE_VARIABLES,
     PromptContext,
     TemplateError,
-    default_templates,
     effective_templates,
     estimate_tokens,
     materialize_templates,
