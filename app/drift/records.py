@@ -15,7 +15,7 @@ import hashlib
 import io
 import math
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,6 +75,8 @@ NOT_MEASURED = SampleMeasures(0, False, None, None)
 # A component given only as a score passes at this score (a record may say `passed` itself).
 COMPONENT_PASS_SCORE = 0.5
 MAX_ERROR_CHARS = 2000
+# What checks a chunk of lines (iter_records' `parse`).
+ChunkParser = Callable[[Sequence[RawLine], "DriftOptions"], list[Any]]
 
 
 @dataclass(frozen=True)
@@ -481,8 +483,11 @@ def open_text_stream(stream: BinaryIO) -> BinaryIO:
 
 
 def iter_records(
-    stream: BinaryIO, options: DriftOptions, pool: Executor | None = None
-) -> Iterator[DriftLine | Problem]:
+    stream: BinaryIO,
+    options: DriftOptions,
+    pool: Executor | None = None,
+    parse: ChunkParser | None = None,
+) -> Iterator[Any]:
     """Parse a drift sample file (JSONL, gzip or not) one line at a time.
 
     Raises FileRejected for a whole-file problem (empty, binary, not JSONL); yields a DriftLine
@@ -491,7 +496,11 @@ def iter_records(
     pool: processes to check and measure the lines in (parse_chunk, CHUNK_LINES at a time, at
     most PENDING_CHUNKS_PER_WORKER per process ahead of the consumer, so memory stays bounded);
     the lines are still read here, in order, with the same limits. None: in this process.
+    parse: what checks a chunk of lines (parse_chunk, or one that also turns the good lines into
+    what the importer stores, such as copy_rows.pack_chunk); a module-level function (or a
+    functools.partial of one) so that it can be sent to the pool's processes.
     """
+    parse = parse or parse_chunk
     body_stream = open_text_stream(stream)
     try:
         head = read_head(body_stream)
@@ -514,8 +523,8 @@ def iter_records(
         encoding="utf-8",
     )
     if pool is None:
-        return _iter(lines, options)
-    return _iter_pooled(lines, options, pool)
+        return _iter(lines, options, parse)
+    return _iter_pooled(lines, options, pool, parse)
 
 
 def parse_line(line: RawLine, options: DriftOptions) -> list[DriftLine | Problem]:
@@ -534,7 +543,7 @@ def parse_line(line: RawLine, options: DriftOptions) -> list[DriftLine | Problem
     return [result] if isinstance(result, DriftLine) else list(result)
 
 
-def parse_chunk(lines: list[RawLine], options: DriftOptions) -> list[DriftLine | Problem]:
+def parse_chunk(lines: Sequence[RawLine], options: DriftOptions) -> list[DriftLine | Problem]:
     """parse_line over a chunk of lines: the work a pool process does."""
     return [item for line in lines for item in parse_line(line, options)]
 
@@ -554,9 +563,9 @@ def _raw_lines(lines: LineSource) -> Iterator[RawLine]:
         raise FileRejected(BLANK_MESSAGE)
 
 
-def _iter(lines: LineSource, options: DriftOptions) -> Iterator[DriftLine | Problem]:
+def _iter(lines: LineSource, options: DriftOptions, parse: ChunkParser) -> Iterator[Any]:
     for line in _raw_lines(lines):
-        yield from parse_line(line, options)
+        yield from parse([line], options)
 
 
 CHUNK_LINES = 500
@@ -564,21 +573,21 @@ PENDING_CHUNKS_PER_WORKER = 3
 
 
 def _iter_pooled(
-    lines: LineSource, options: DriftOptions, pool: Executor
-) -> Iterator[DriftLine | Problem]:
+    lines: LineSource, options: DriftOptions, pool: Executor, parse: ChunkParser
+) -> Iterator[Any]:
     workers = max(1, int(getattr(pool, "_max_workers", 1)))
-    pending: deque[Future[list[DriftLine | Problem]]] = deque()
+    pending: deque[Future[list[Any]]] = deque()
     chunk: list[RawLine] = []
     try:
         for line in _raw_lines(lines):
             chunk.append(line)
             if len(chunk) >= CHUNK_LINES:
-                pending.append(pool.submit(parse_chunk, chunk, options))
+                pending.append(pool.submit(parse, chunk, options))
                 chunk = []
                 if len(pending) >= workers * PENDING_CHUNKS_PER_WORKER:
                     yield from pending.popleft().result()
         if chunk:
-            pending.append(pool.submit(parse_chunk, chunk, options))
+            pending.append(pool.submit(parse, chunk, options))
         while pending:
             yield from pending.popleft().result()
     finally:
