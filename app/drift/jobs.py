@@ -288,7 +288,11 @@ class DriftImportRunner(ImportRunner):
         rollouts made for them unless something already uses one (kept, and said so)."""
         job = self.job
         run_id = int(job.options["training_run_id"])
-        removed = self.session.execute(delete(_samples).where(_samples.c.import_id == job.id))
+        removed = self.session.execute(
+            delete(_samples).where(
+                _samples.c.training_run_id == run_id, _samples.c.import_id == job.id
+            )
+        )
         kept = 0
         try:
             with self.session.begin_nested():
