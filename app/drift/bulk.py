@@ -169,11 +169,14 @@ def store_batch(session: Session, target: DriftTarget, lines: Sequence[DriftLine
 
 def copy_packed(
     session: Session, target: DriftTarget, lines: Sequence[PackedLine]
-) -> DriftOutcome | None:
+) -> tuple[DriftOutcome, list[PackedLine]]:
     """store_batch for lines packed as COPY rows where they were parsed (PostgreSQL,
     copy_rows): the batch's new records as two COPYs of those rows, the ids put in front.
-    None, with nothing stored, when a record of the batch is already stored: the caller then
-    stores the batch's records the checked way (store_batch)."""
+
+    When a record of the batch is already stored, the COPYs are rolled back and the batch's
+    record ids looked up: stored ones are duplicates or conflicts (as in store_batch), and the
+    others are returned, for the caller to store the checked way (parsed again, store_batch).
+    A file imported again thus costs one look-up per batch, not a second parse."""
     import psycopg
 
     outcome = DriftOutcome(looked_up=False)
@@ -193,7 +196,7 @@ def copy_packed(
                 )
             )
     if not first:
-        return outcome
+        return outcome, []
     new = list(first.values())
     rollout_ids = _next_rollout_ids(session, len(new))
     rollouts: list[bytes] = []
@@ -217,12 +220,31 @@ def copy_packed(
                 ) as copy:
                     copy.write(b"".join(samples))
     except psycopg.errors.UniqueViolation:
-        return None
+        return _classify_stored(session, target, outcome, new)
     outcome.inserted = len(new)
     steps = [line.step for line in new if line.step is not None]
     _update_run(session, target.training_run_id, steps, outcome.inserted)
     session.flush()
-    return outcome
+    return outcome, []
+
+
+def _classify_stored(
+    session: Session, target: DriftTarget, outcome: DriftOutcome, new: list[PackedLine]
+) -> tuple[DriftOutcome, list[PackedLine]]:
+    outcome.looked_up = True
+    stored = _stored_hashes(session, target.training_run_id, [line.record_id for line in new])
+    left: list[PackedLine] = []
+    for line in new:
+        existing = stored.get(line.record_id)
+        if existing is None:
+            left.append(line)
+        elif existing == line.content_hash:
+            outcome.duplicates += 1
+        else:
+            outcome.conflicts.append(
+                _conflict_at(line.line_no, line.record_id, "is already stored in this training run")
+            )
+    return outcome, left
 
 
 def _next_rollout_ids(session: Session, count: int) -> list[int]:

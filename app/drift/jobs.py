@@ -29,7 +29,6 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from app.core.jobs import WorkerContext
 from app.drift import service as drift_service
 from app.drift.bulk import (
-    DriftOutcome,
     DriftTarget,
     analyze_drift_samples,
     copy_packed,
@@ -336,10 +335,16 @@ class DriftImportRunner(ImportRunner):
         drift_target = DriftTarget(
             job.project_id, int(job.options["training_run_id"]), job.id, job.filename
         )
-        outcome: DriftOutcome | None = None
         if all(isinstance(item, PackedLine) for item in batch):
-            outcome = copy_packed(self.session, drift_target, batch)
-        if outcome is None:  # a record already stored, or lines not packed: the checked way
+            outcome, left = copy_packed(self.session, drift_target, batch)
+            if left:  # not stored, in a batch that met stored records: the checked way
+                options = self.drift_options()
+                more = store_batch(self.session, drift_target, [unpack(i, options) for i in left])
+                outcome.inserted += more.inserted
+                outcome.duplicates += more.duplicates
+                outcome.conflicts += more.conflicts
+                outcome.looked_up = True
+        else:  # some lines could not be packed: the batch goes the way records go
             options = self.drift_options()
             lines = [unpack(i, options) if isinstance(i, PackedLine) else i for i in batch]
             outcome = store_batch(self.session, drift_target, lines)

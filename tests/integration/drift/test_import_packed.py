@@ -102,3 +102,29 @@ def test_duplicates_and_conflicts_within_a_packed_batch(
     problems = rollout_service.list_problems(session, job.id or 0)
     assert [(p.line, p.field) for p in problems] == [(6, "id")]
     assert "is also used by line 2" in problems[0].message
+
+
+def test_a_batch_meeting_stored_records_finds_duplicates_conflicts_and_new_ones(
+    session: Session,
+    drift_world: DriftWorld,
+    import_drift: ImportDrift,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.drift.synthetic import records
+
+    monkeypatch.setattr(drift_jobs, "BATCH_LINES", 10)  # one batch: stored and new
+    rows = list(records(8, run="run-1", steps=3))
+    assert import_drift(jsonl(rows[:6])).inserted == 6
+    again = [*rows[:4], rows[4] | {"reward": 0.987}, rows[5], rows[6], rows[7]]
+    job = import_drift(jsonl(again))
+    assert job.status == rollout_service.DONE, job.message
+    assert (job.inserted, job.duplicates, job.conflicts) == (2, 5, 1)
+    problems = rollout_service.list_problems(session, job.id or 0)
+    assert [(p.line, p.field) for p in problems] == [(5, "id")]
+    assert "already stored in this training run" in problems[0].message
+    stored = session.execute(
+        select(DriftSample.__table__.c.record_id).where(  # type: ignore[attr-defined]
+            DriftSample.__table__.c.training_run_id == drift_world.run.id  # type: ignore[attr-defined]
+        )
+    ).scalars()
+    assert sorted(stored) == sorted(row["id"] for row in rows)
