@@ -11,7 +11,7 @@ conflict (reported, never overwritten).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from app.core.clock import utcnow
+from app.drift.copy_rows import ROLLOUT_COPY_COLUMNS, SAMPLE_COPY_COLUMNS, PackedLine
 from app.drift.models import DriftSample, TrainingRun
 from app.drift.records import DriftLine, DriftRecord
 from app.rollouts import bulk as rollout_bulk
@@ -128,7 +129,7 @@ def store_batch(session: Session, target: DriftTarget, lines: Sequence[DriftLine
     ):
         outcome.inserted = len(first)
         outcome.looked_up = False
-        _update_run(session, target.training_run_id, list(first.values()), outcome.inserted)
+        _update_run(session, target.training_run_id, _steps(first.values()), outcome.inserted)
         session.flush()
         return outcome
     stored = _stored_hashes(session, target.training_run_id, list(first))
@@ -161,9 +162,100 @@ def store_batch(session: Session, target: DriftTarget, lines: Sequence[DriftLine
     ]
     outcome.inserted = _insert(session, rows)
     if outcome.inserted:
-        _update_run(session, target.training_run_id, new, outcome.inserted)
+        _update_run(session, target.training_run_id, _steps(new), outcome.inserted)
     session.flush()
     return outcome
+
+
+def copy_packed(
+    session: Session, target: DriftTarget, lines: Sequence[PackedLine]
+) -> tuple[DriftOutcome, list[PackedLine]]:
+    """store_batch for lines packed as COPY rows where they were parsed (PostgreSQL,
+    copy_rows): the batch's new records as two COPYs of those rows, the ids put in front.
+
+    When a record of the batch is already stored, the COPYs are rolled back and the batch's
+    record ids looked up: stored ones are duplicates or conflicts (as in store_batch), and the
+    others are returned, for the caller to store the checked way (parsed again, store_batch).
+    A file imported again thus costs one look-up per batch, not a second parse."""
+    import psycopg
+
+    outcome = DriftOutcome(looked_up=False)
+    first: dict[str, PackedLine] = {}
+    for line in lines:
+        seen = first.get(line.record_id)
+        if seen is None:
+            first[line.record_id] = line
+        elif seen.content_hash == line.content_hash:
+            outcome.duplicates += 1
+        else:
+            outcome.conflicts.append(
+                _conflict_at(
+                    line.line_no,
+                    line.record_id,
+                    f"is also used by line {seen.line_no} of {target.source_file}",
+                )
+            )
+    if not first:
+        return outcome, []
+    new = list(first.values())
+    rollout_ids = _next_rollout_ids(session, len(new))
+    rollouts: list[bytes] = []
+    samples: list[bytes] = []
+    for rollout_id, line in zip(rollout_ids, new, strict=True):
+        prefix = b"%d" % rollout_id
+        rollouts += (prefix, line.rollout_row)
+        samples += (prefix, line.sample_row)
+    try:
+        with session.begin_nested():
+            driver = session.connection().connection.driver_connection
+            assert driver is not None
+            with driver.cursor() as cursor:
+                with cursor.copy(
+                    f"COPY rollout ({', '.join(ROLLOUT_COPY_COLUMNS)}) FROM STDIN"
+                ) as copy:
+                    copy.write(b"".join(rollouts))
+                del rollouts
+                with cursor.copy(
+                    f"COPY drift_sample ({', '.join(SAMPLE_COPY_COLUMNS)}) FROM STDIN"
+                ) as copy:
+                    copy.write(b"".join(samples))
+    except psycopg.errors.UniqueViolation:
+        return _classify_stored(session, target, outcome, new)
+    outcome.inserted = len(new)
+    steps = [line.step for line in new if line.step is not None]
+    _update_run(session, target.training_run_id, steps, outcome.inserted)
+    session.flush()
+    return outcome, []
+
+
+def _classify_stored(
+    session: Session, target: DriftTarget, outcome: DriftOutcome, new: list[PackedLine]
+) -> tuple[DriftOutcome, list[PackedLine]]:
+    outcome.looked_up = True
+    stored = _stored_hashes(session, target.training_run_id, [line.record_id for line in new])
+    left: list[PackedLine] = []
+    for line in new:
+        existing = stored.get(line.record_id)
+        if existing is None:
+            left.append(line)
+        elif existing == line.content_hash:
+            outcome.duplicates += 1
+        else:
+            outcome.conflicts.append(
+                _conflict_at(line.line_no, line.record_id, "is already stored in this training run")
+            )
+    return outcome, left
+
+
+def _next_rollout_ids(session: Session, count: int) -> list[int]:
+    """`count` ids from the rollout table's sequence."""
+    connection = session.connection()
+    sequence = connection.execute(text("SELECT pg_get_serial_sequence('rollout', 'id')")).scalar()
+    ids = connection.execute(
+        text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :n)"),
+        {"sequence": sequence, "n": count},
+    ).scalars()
+    return list(ids)
 
 
 def _copy_new(session: Session, target: DriftTarget, lines: list[DriftLine]) -> bool:
@@ -171,13 +263,7 @@ def _copy_new(session: Session, target: DriftTarget, lines: list[DriftLine]) -> 
     stored, when one of them is already stored (or a concurrent import stored it first)."""
     import psycopg
 
-    connection = session.connection()
-    sequence = connection.execute(text("SELECT pg_get_serial_sequence('rollout', 'id')")).scalar()
-    ids = connection.execute(
-        text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :n)"),
-        {"sequence": sequence, "n": len(lines)},
-    ).scalars()
-    rollout_ids = list(ids)
+    rollout_ids = _next_rollout_ids(session, len(lines))
     now = utcnow()
     try:
         with session.begin_nested():
@@ -378,8 +464,11 @@ def _insert_postgres(session: Session, rows: list[dict[str, Any]]) -> int:
         return len(result.all())
 
 
-def _update_run(session: Session, run_id: int, lines: list[DriftLine], inserted: int) -> None:
-    steps = [line.record.step for line in lines if line.record.step is not None]
+def _steps(lines: Iterable[DriftLine]) -> list[int]:
+    return [line.record.step for line in lines if line.record.step is not None]
+
+
+def _update_run(session: Session, run_id: int, steps: list[int], inserted: int) -> None:
     c = _runs.c
     values: dict[str, Any] = {
         "sample_count": c.sample_count + inserted,
@@ -403,10 +492,14 @@ def _update_run(session: Session, run_id: int, lines: list[DriftLine], inserted:
 
 
 def _conflict(line: DriftLine, where: str) -> Problem:
+    return _conflict_at(line.line_no, line.record.record_id, where)
+
+
+def _conflict_at(line_no: int, record_id: str, where: str) -> Problem:
     return Problem(
-        line.line_no,
+        line_no,
         "id",
-        f"the record id '{line.record.record_id}' {where} with different content; this line was "
+        f"the record id '{record_id}' {where} with different content; this line was "
         "not imported and nothing was overwritten",
     )
 

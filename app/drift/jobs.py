@@ -19,6 +19,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -28,12 +29,13 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from app.core.jobs import WorkerContext
 from app.drift import service as drift_service
 from app.drift.bulk import (
-    DriftOutcome,
     DriftTarget,
     analyze_drift_samples,
+    copy_packed,
     storage_problem,
     store_batch,
 )
+from app.drift.copy_rows import PackedLine, PackTarget, pack_chunk, unpack
 from app.drift.models import DriftSample, TrainingRun
 from app.drift.records import DriftLine, DriftOptions, StepMap, iter_records
 from app.drift.s3 import download_prefix
@@ -156,6 +158,7 @@ class DriftImportRunner(ImportRunner):
     # ------------------------------------------------------------------ one pass
 
     _fresh = False
+    _chunk_parser: Any = None
     _last_bad: int | None = None
     _kept = 0
 
@@ -188,6 +191,8 @@ class DriftImportRunner(ImportRunner):
         job.message = "importing: every line is checked as it is stored"
         self.checkpoint()
         target = BatchTarget(job.project_id, job.id, job.filename)
+        self.drift_options()  # read here: the reading thread never touches the session
+        self._chunk_parser = self.chunk_parser()
         try:
             # The next batch is read and checked in a thread while the database stores this one.
             with Prefetched(self.pieces(), depth=2) as pieces:
@@ -249,7 +254,7 @@ class DriftImportRunner(ImportRunner):
         last_line = resume_line
         start = position = 0
         count = 0
-        for item in iter_records(stream, self.drift_options(), pool):
+        for item in iter_records(stream, self.drift_options(), pool, self._chunk_parser):
             if isinstance(item, Problem):
                 if (item.line or 0) <= resume_line:
                     continue
@@ -277,6 +282,16 @@ class DriftImportRunner(ImportRunner):
                 lines, problems, start = [], [], position
         if lines or problems:
             yield lines, problems, last_line, stream.tell()
+
+    def chunk_parser(self) -> Any:
+        """On PostgreSQL, the good lines come back packed as COPY rows (copy_rows)."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return None
+        job = self.job
+        target = PackTarget(
+            job.project_id, int(job.options["training_run_id"]), job.id, job.filename
+        )
+        return partial(pack_chunk, target=target)
 
     def store_piece(
         self,
@@ -312,7 +327,11 @@ class DriftImportRunner(ImportRunner):
         rollouts made for them unless something already uses one (kept, and said so)."""
         job = self.job
         run_id = int(job.options["training_run_id"])
-        removed = self.session.execute(delete(_samples).where(_samples.c.import_id == job.id))
+        removed = self.session.execute(
+            delete(_samples).where(
+                _samples.c.training_run_id == run_id, _samples.c.import_id == job.id
+            )
+        )
         kept = 0
         try:
             with self.session.begin_nested():
@@ -356,7 +375,19 @@ class DriftImportRunner(ImportRunner):
         drift_target = DriftTarget(
             job.project_id, int(job.options["training_run_id"]), job.id, job.filename
         )
-        outcome: DriftOutcome = store_batch(self.session, drift_target, batch)
+        if all(isinstance(item, PackedLine) for item in batch):
+            outcome, left = copy_packed(self.session, drift_target, batch)
+            if left:  # not stored, in a batch that met stored records: the checked way
+                options = self.drift_options()
+                more = store_batch(self.session, drift_target, [unpack(i, options) for i in left])
+                outcome.inserted += more.inserted
+                outcome.duplicates += more.duplicates
+                outcome.conflicts += more.conflicts
+                outcome.looked_up = True
+        else:  # some lines could not be packed: the batch goes the way records go
+            options = self.drift_options()
+            lines = [unpack(i, options) if isinstance(i, PackedLine) else i for i in batch]
+            outcome = store_batch(self.session, drift_target, lines)
         job.inserted += outcome.inserted
         job.duplicates += outcome.duplicates
         job.conflicts += len(outcome.conflicts)

@@ -75,10 +75,11 @@ class DriftSample(SQLModel, table=True):
     training_run_id: int = Field(foreign_key="training_run.id", ondelete="CASCADE")
     record_id: str = Field(max_length=200, description="the record's `id`: import is idempotent")
     content_hash: str = Field(max_length=64, description="same id, other content: a conflict")
-    # The rollout made from the record (source "drift:<run>"); kept if the rollout is deleted.
-    rollout_id: int | None = Field(
-        default=None, foreign_key="rollout.id", index=True, ondelete="SET NULL", sa_type=BigIntType
-    )
+    # The rollout made from the record (source "drift:<run>"), written just before the sample
+    # in the same transaction. Not a foreign key (migration 0018): the key's row-by-row check
+    # cost each sample a look-up, and the only deletion of these rollouts (an import's undo)
+    # removes the samples first.
+    rollout_id: int | None = Field(default=None, index=True, sa_type=BigIntType)
     step: int | None = Field(default=None, description="recorded, or mapped from the time")
     step_mapped: bool = Field(default=False, description="step derived from the step/time CSV")
     recorded_at: datetime
@@ -115,5 +116,6 @@ class DriftSample(SQLModel, table=True):
     metadata_: dict[str, Any] = Field(
         default_factory=dict, sa_type=JSONType, sa_column_kwargs={"name": "metadata"}
     )
-    import_id: int | None = Field(default=None, index=True, description="not a foreign key")
+    # Not indexed (migration 0018): an import's undo finds its samples within the training run.
+    import_id: int | None = Field(default=None, description="not a foreign key")
     created_at: datetime = Field(default_factory=utcnow)

@@ -1,21 +1,18 @@
-"""Reading drift sample files (INTERFACES.md §8) and step/time logs, one line at a time.
+"""Reading drift sample files (INTERFACES.md §8), one line at a time.
 
 Pure: no database, no web. `iter_records(stream, options)` yields a `DriftLine` per good line and
 `Problem`s (line, field, message) for bad ones, like the rollout import; gzip is read as it
-streams. `read_step_map(text)` reads a training job's metric log (CSV of step and timestamp) that
-maps the time of a record without a step (Nova) to the step that was running.
+streams. A training job's step/time log becomes a StepMap in app/drift/step_log.py.
 """
 
 from __future__ import annotations
 
 import bisect
-import csv
 import gzip
 import hashlib
-import io
 import math
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,6 +72,8 @@ NOT_MEASURED = SampleMeasures(0, False, None, None)
 # A component given only as a score passes at this score (a record may say `passed` itself).
 COMPONENT_PASS_SCORE = 0.5
 MAX_ERROR_CHARS = 2000
+# What checks a chunk of lines (iter_records' `parse`).
+ChunkParser = Callable[[Sequence[RawLine], "DriftOptions"], list[Any]]
 
 
 @dataclass(frozen=True)
@@ -481,8 +480,11 @@ def open_text_stream(stream: BinaryIO) -> BinaryIO:
 
 
 def iter_records(
-    stream: BinaryIO, options: DriftOptions, pool: Executor | None = None
-) -> Iterator[DriftLine | Problem]:
+    stream: BinaryIO,
+    options: DriftOptions,
+    pool: Executor | None = None,
+    parse: ChunkParser | None = None,
+) -> Iterator[Any]:
     """Parse a drift sample file (JSONL, gzip or not) one line at a time.
 
     Raises FileRejected for a whole-file problem (empty, binary, not JSONL); yields a DriftLine
@@ -491,7 +493,11 @@ def iter_records(
     pool: processes to check and measure the lines in (parse_chunk, CHUNK_LINES at a time, at
     most PENDING_CHUNKS_PER_WORKER per process ahead of the consumer, so memory stays bounded);
     the lines are still read here, in order, with the same limits. None: in this process.
+    parse: what checks a chunk of lines (parse_chunk, or one that also turns the good lines into
+    what the importer stores, such as copy_rows.pack_chunk); a module-level function (or a
+    functools.partial of one) so that it can be sent to the pool's processes.
     """
+    parse = parse or parse_chunk
     body_stream = open_text_stream(stream)
     try:
         head = read_head(body_stream)
@@ -514,8 +520,8 @@ def iter_records(
         encoding="utf-8",
     )
     if pool is None:
-        return _iter(lines, options)
-    return _iter_pooled(lines, options, pool)
+        return _iter(lines, options, parse)
+    return _iter_pooled(lines, options, pool, parse)
 
 
 def parse_line(line: RawLine, options: DriftOptions) -> list[DriftLine | Problem]:
@@ -534,7 +540,7 @@ def parse_line(line: RawLine, options: DriftOptions) -> list[DriftLine | Problem
     return [result] if isinstance(result, DriftLine) else list(result)
 
 
-def parse_chunk(lines: list[RawLine], options: DriftOptions) -> list[DriftLine | Problem]:
+def parse_chunk(lines: Sequence[RawLine], options: DriftOptions) -> list[DriftLine | Problem]:
     """parse_line over a chunk of lines: the work a pool process does."""
     return [item for line in lines for item in parse_line(line, options)]
 
@@ -554,76 +560,45 @@ def _raw_lines(lines: LineSource) -> Iterator[RawLine]:
         raise FileRejected(BLANK_MESSAGE)
 
 
-def _iter(lines: LineSource, options: DriftOptions) -> Iterator[DriftLine | Problem]:
+def _iter(lines: LineSource, options: DriftOptions, parse: ChunkParser) -> Iterator[Any]:
     for line in _raw_lines(lines):
-        yield from parse_line(line, options)
+        yield from parse([line], options)
 
 
 CHUNK_LINES = 500
 PENDING_CHUNKS_PER_WORKER = 3
 
 
+def _to_send(chunk: list[RawLine]) -> list[tuple[int, str | None, int, bool]]:
+    """Lines as plain tuples: pickled several times faster than the dataclass."""
+    return [(line.number, line.text, line.size, line.ends_with_newline) for line in chunk]
+
+
+def _parse_sent(
+    parse: ChunkParser, sent: list[tuple[int, str | None, int, bool]], options: DriftOptions
+) -> list[Any]:
+    """In a pool process: the lines sent back as RawLines, parsed."""
+    return parse([RawLine(*line) for line in sent], options)
+
+
 def _iter_pooled(
-    lines: LineSource, options: DriftOptions, pool: Executor
-) -> Iterator[DriftLine | Problem]:
+    lines: LineSource, options: DriftOptions, pool: Executor, parse: ChunkParser
+) -> Iterator[Any]:
     workers = max(1, int(getattr(pool, "_max_workers", 1)))
-    pending: deque[Future[list[DriftLine | Problem]]] = deque()
+    pending: deque[Future[list[Any]]] = deque()
     chunk: list[RawLine] = []
     try:
         for line in _raw_lines(lines):
             chunk.append(line)
             if len(chunk) >= CHUNK_LINES:
-                pending.append(pool.submit(parse_chunk, chunk, options))
+                pending.append(pool.submit(_parse_sent, parse, _to_send(chunk), options))
                 chunk = []
                 if len(pending) >= workers * PENDING_CHUNKS_PER_WORKER:
                     yield from pending.popleft().result()
         if chunk:
-            pending.append(pool.submit(parse_chunk, chunk, options))
+            pending.append(pool.submit(_parse_sent, parse, _to_send(chunk), options))
         while pending:
             yield from pending.popleft().result()
     finally:
         for future in pending:
             future.cancel()
-
-
-def read_step_map(text: str) -> StepMap:
-    """A step/time CSV (header with `step` and one of `timestamp`, `time`, `recorded_at`,
-    `wall_time`): raises ValueError with the line and column in plain words."""
-    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
-    header = [name.strip().lower() for name in (reader.fieldnames or [])]
-    time_column = next(
-        (name for name in ("timestamp", "time", "recorded_at", "wall_time") if name in header),
-        None,
-    )
-    if "step" not in header or time_column is None:
-        raise ValueError(
-            "the step/time CSV needs a header with the columns 'step' and 'timestamp' (or "
-            f"'time', 'recorded_at', 'wall_time'); found: {', '.join(header) or 'none'}"
-        )
-    pairs: list[tuple[datetime, int]] = []
-    for number, row in enumerate(reader, start=2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
-        if not row.get("step") and not row.get(time_column):
-            continue
-        step, problem = check_step(_int_text(row.get("step", "")))
-        if problem or step is None:
-            raise ValueError(f"line {number}, column 'step': {problem or 'missing'}")
-        try:
-            moment = parse_time(row.get(time_column, ""))
-        except ValueError as error:
-            raise ValueError(f"line {number}, column '{time_column}': {error}") from None
-        pairs.append((moment, step))
-    if not pairs:
-        raise ValueError("the step/time CSV has no rows")
-    pairs.sort()
-    return StepMap(tuple(t for t, _ in pairs), tuple(s for _, s in pairs))
-
-
-def _int_text(value: str) -> Any:
-    try:
-        return int(value)
-    except ValueError:
-        try:
-            return float(value)
-        except ValueError:
-            return value

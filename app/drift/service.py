@@ -21,9 +21,10 @@ from app.drift import audit_service as drift_audits
 from app.drift import series as series_sql
 from app.drift.buckets import BucketPlan, plan_buckets
 from app.drift.models import DriftSample, TrainingRun
-from app.drift.records import StepMap, read_step_map
+from app.drift.records import StepMap
 from app.drift.signal_types import AgreementBucket, BucketStats, DriftThresholds, SignalResult
 from app.drift.signals import compute_signals
+from app.drift.step_log import read_step_map
 from app.exports.models import ExportBundle
 from app.projects.models import Project
 from app.rollouts import service as rollout_service

@@ -11,7 +11,8 @@ import pytest
 
 from app.drift.buckets import plan_buckets
 from app.drift.measures import grounding_counts, measure
-from app.drift.records import DriftLine, DriftOptions, iter_records, parse_time, read_step_map
+from app.drift.records import DriftLine, DriftOptions, iter_records, parse_time
+from app.drift.step_log import read_step_map
 from app.rollouts.formats.common import FileRejected, Problem
 from app.web.csv_safe import csv_text, safe_cell
 
