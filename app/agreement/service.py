@@ -103,7 +103,7 @@ def _run_agreement(
 ) -> RunAgreement:
     key = ("agreement", *version)
     summary = run_subjects.run_summary(session, context, version)
-    subjects = run_subjects.subjects(session, context, texts=False)
+    subjects = run_subjects.labelled_subjects(session, context, version)
     definition = context.definition
     n_labels = sum(len(s.labels) for s in subjects)
     if definition.mode == "preference":

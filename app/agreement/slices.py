@@ -156,7 +156,7 @@ def labelled_rubric_subjects(
     """The run's judged rollouts that carry a submitted label, with those labels (one per
     annotator, as the review chooses them) and the run's reading of its verdict."""
     context = run_subjects.run_context(session, run)
-    return run_subjects.subjects(session, context, annotators=annotators, texts=False)
+    return run_subjects.labelled_subjects(session, context, annotators=annotators)
 
 
 # ---- the breakdown ------------------------------------------------------------------------------

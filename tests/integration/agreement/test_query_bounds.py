@@ -55,6 +55,7 @@ def counted(session: Session) -> Iterator[list[str]]:
 
 def _clear_caches() -> None:
     run_subjects._SUMMARIES.clear()
+    run_subjects._LABELLED.clear()
     agreement_service._FIGURES.clear()
     agreement_service._CORRECTED.clear()
     review._INDEXES.clear()
