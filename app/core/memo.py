@@ -64,6 +64,22 @@ class VersionedCache(Generic[V]):
             if done is not None:
                 done.set()
 
+    def peek(self, key: Hashable) -> V | None:
+        """The entry under ``key`` when there is one (no computation)."""
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return self._entries[key]
+        return None
+
+    def put(self, key: Hashable, value: V) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

@@ -1,6 +1,7 @@
 """The pages that answer "can I trust this judge?" issue a bounded number of SQL statements
 whatever the size of the run: agreement (with the corrected estimates), the disagreement list,
-the disagreement detail page and the reward preview are counted (SQLAlchemy's
+the disagreement detail page, the reward preview and the leaderboard (whole run and gold test
+split) are counted (SQLAlchemy's
 ``before_cursor_execute``) on a run of 10 verdicts and on one of 10,000, with the same 10
 labelled items, and the counts are equal. The figures are checked against an independent
 computation on the small world, and the large world's statements never read a verdict's raw
@@ -18,6 +19,7 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import Session
 
+from app.agreement import leaderboard
 from app.agreement import service as agreement_service
 from app.core.errors import InvalidInput
 from app.labels import review, run_subjects
@@ -59,6 +61,7 @@ def _clear_caches() -> None:
     agreement_service._FIGURES.clear()
     agreement_service._CORRECTED.clear()
     review._INDEXES.clear()
+    leaderboard._RUN_FIGURES.clear()
 
 
 def _world(session: Session, size: int, tag: str) -> dict[str, Any]:
@@ -101,6 +104,9 @@ def _paths(session: Session, world: dict[str, Any]) -> dict[str, Callable[[], An
         "reward preview": lambda: reward_service.preview(
             session, project, reward_service.PreviewSelection(run_id=run.id or 0, sample=5)
         ),
+        "leaderboard": lambda: [
+            leaderboard.leaderboard(session, project.id or 0, scope) for scope in leaderboard.Scope
+        ],
     }
 
 
