@@ -21,7 +21,7 @@ from app.labels.values import JudgeReading
 from app.rubrics.definition import RubricDefinition
 
 
-@dataclass
+@dataclass(slots=True)
 class SubjectLabel:
     """The columns of a submitted label that the figures and the review read."""
 
@@ -43,7 +43,7 @@ class SubjectLabel:
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
-@dataclass
+@dataclass(slots=True)
 class RunSubject:
     """One judged rollout (or pair) of a run with the experts' labels on it."""
 

@@ -353,7 +353,8 @@ def subjects(
     return found
 
 
-_LABELLED: VersionedCache[list[RunSubject]] = VersionedCache(4)
+# Two runs' lists (some 15 MB each at 20,000 labels): a run's figures and its disagreement list.
+_LABELLED: VersionedCache[list[RunSubject]] = VersionedCache(2)
 
 
 def labelled_subjects(
