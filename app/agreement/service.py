@@ -82,6 +82,7 @@ class RunAgreement:
         return self.summary.definition
 
 
+_PAIRS = {(j, h): (j, h) for j in (False, True) for h in (False, True)}
 _FIGURES: VersionedCache[RunAgreement] = VersionedCache(16)
 _CORRECTED: VersionedCache[CorrectedEstimates | None] = VersionedCache(16)
 
@@ -124,7 +125,10 @@ def _run_agreement(
     for criterion in definition.criteria:
         if criterion.type == "boolean":
             judge, human, _ = pairs_for(subjects, criterion)
-            passes[criterion.key] = [(bool(j), bool(h)) for j, h in zip(judge, human, strict=True)]
+            # The four possible pairs, shared: a cached run holds references, not 20k tuples.
+            passes[criterion.key] = [
+                _PAIRS[bool(j), bool(h)] for j, h in zip(judge, human, strict=True)
+            ]
     return RunAgreement(
         summary=summary,
         criteria=criteria,

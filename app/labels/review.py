@@ -115,7 +115,7 @@ class DisagreementRow:
         return f"{self.label.id}-{self.criterion_key}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IndexEntry:
     """One (label, criterion) that disagrees or was resolved: what counts and pages read."""
 
