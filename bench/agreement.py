@@ -232,7 +232,8 @@ def _clear_caches() -> None:
     import importlib
 
     for module, names in (
-        ("app.agreement.service", ("_FIGURES", "_CORRECTED")),
+        ("app.agreement.service", ("_FIGURES", "_CORRECTED", "_RUN_SUMS")),
+        ("app.agreement.leaderboard", ("_RUN_FIGURES",)),
         ("app.labels.review", ("_INDEXES",)),
         ("app.labels.run_subjects", ("_SUMMARIES", "_LABELLED")),
     ):

@@ -60,6 +60,7 @@ def _clear_caches() -> None:
     run_subjects._LABELLED.clear()
     agreement_service._FIGURES.clear()
     agreement_service._CORRECTED.clear()
+    agreement_service._RUN_SUMS.clear()
     review._INDEXES.clear()
     leaderboard._RUN_FIGURES.clear()
 
