@@ -117,22 +117,18 @@ def agreement_intervals(
     cells = reference_codes * categories + judge_codes
     if n_items > AGGREGATE_ABOVE:
         return _aggregated_intervals(cells, item_codes, n_items, categories, resamples, seed)
-    agreements: list[float | None] = []
-    kappas: list[float | None] = []
-    for row in resample_indices(n_items, resamples, seed):
-        weights = np.bincount(row, minlength=n_items)[item_codes].astype(float)
-        total = weights.sum()
-        if total == 0:
-            agreements.append(None)
-            kappas.append(None)
-            continue
-        table = np.bincount(cells, weights=weights, minlength=categories**2).reshape(
-            categories, categories
-        )
-        observed = float(np.trace(table)) / total
-        expected = float((table.sum(axis=1) * table.sum(axis=0)).sum()) / total**2
-        agreements.append(observed)
-        kappas.append(None if expected >= 1 - 1e-15 else (observed - expected) / (1 - expected))
+    # Every resample at once: how often each item was drawn (resamples x items), hence the
+    # weight of each pair, hence each resample's table. Weights are whole numbers, so the tables
+    # are exactly those of one bincount per resample.
+    rows = resample_indices(n_items, resamples, seed)
+    offsets = (np.arange(rows.shape[0]) * n_items)[:, None]
+    drawn = np.bincount((rows + offsets).ravel(), minlength=rows.shape[0] * n_items).reshape(
+        rows.shape[0], n_items
+    )
+    cell_of_pair = np.zeros((len(cells), categories**2))
+    cell_of_pair[np.arange(len(cells)), cells] = 1.0
+    tables = drawn[:, item_codes].astype(float) @ cell_of_pair
+    agreements, kappas = _figures_of_tables(tables, categories)
     return AgreementIntervals(percentile_interval(agreements), percentile_interval(kappas))
 
 
