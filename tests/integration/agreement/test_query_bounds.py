@@ -1,7 +1,7 @@
 """The pages that answer "can I trust this judge?" issue a bounded number of SQL statements
 whatever the size of the run: agreement (with the corrected estimates), the disagreement list,
-the disagreement detail page, the reward preview and the leaderboard (whole run and gold test
-split) are counted (SQLAlchemy's
+the disagreement detail page, the reward preview, slices and the leaderboard (whole run and gold
+test split) are counted (SQLAlchemy's
 ``before_cursor_execute``) on a run of 10 verdicts and on one of 10,000, with the same 10
 labelled items, and the counts are equal. The figures are checked against an independent
 computation on the small world, and the large world's statements never read a verdict's raw
@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import Session
 
-from app.agreement import leaderboard
+from app.agreement import leaderboard, slices
 from app.agreement import service as agreement_service
 from app.core.errors import InvalidInput
 from app.labels import review, run_subjects
@@ -63,6 +63,7 @@ def _clear_caches() -> None:
     agreement_service._RUN_SUMS.clear()
     review._INDEXES.clear()
     leaderboard._RUN_FIGURES.clear()
+    slices._BREAKDOWNS.clear()
 
 
 def _world(session: Session, size: int, tag: str) -> dict[str, Any]:
@@ -105,6 +106,12 @@ def _paths(session: Session, world: dict[str, Any]) -> dict[str, Callable[[], An
         "reward preview": lambda: reward_service.preview(
             session, project, reward_service.PreviewSelection(run_id=run.id or 0, sample=5)
         ),
+        **{
+            f"slices by {name}": (
+                lambda name=name: slices.run_slices(session, run, slices.parse_slice(name))
+            )
+            for name in ("model", "step", "gold_split", "annotator")
+        },
         "leaderboard": lambda: [
             leaderboard.leaderboard(session, project.id or 0, scope) for scope in leaderboard.Scope
         ],
