@@ -36,6 +36,7 @@ from app.agreement.figures import (  # noqa: F401 - the service's public surface
     CriterionUncertainty,
     PreferenceAgreement,
     criterion_agreement,
+    criterion_figures,
     labelled_rewards,
     overall_agreement,
     overall_expert,
@@ -119,16 +120,18 @@ def _run_agreement(
             pairwise=pairs.run_pairwise(session, context.run),
             version_key=key,
         )
-    criteria = [criterion_agreement(subjects, c) for c in definition.criteria]
-    overall, rule = overall_agreement(definition, subjects)
+    criteria: list[CriterionAgreement] = []
     passes: dict[str, list[tuple[bool, bool]]] = {}
     for criterion in definition.criteria:
+        items: list[int] = []
+        judge, human, by_item = pairs_for(subjects, criterion, items)
+        criteria.append(criterion_figures(criterion, judge, human, by_item, items))
         if criterion.type == "boolean":
-            judge, human, _ = pairs_for(subjects, criterion)
             # The four possible pairs, shared: a cached run holds references, not 20k tuples.
             passes[criterion.key] = [
                 _PAIRS[bool(j), bool(h)] for j, h in zip(judge, human, strict=True)
             ]
+    overall, rule = overall_agreement(definition, subjects)
     return RunAgreement(
         summary=summary,
         criteria=criteria,
