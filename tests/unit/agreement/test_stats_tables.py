@@ -42,3 +42,16 @@ def test_binary_figures_on_one_class_and_empty() -> None:
     empty = stats.binary_agreement([], [])
     assert empty.kappa.reason == stats.NO_ITEMS
     assert empty.confusion == {"fail": {"fail": 0, "pass": 0}, "pass": {"fail": 0, "pass": 0}}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_unique_rows_equal_numpy_unique_over_rows(seed: int) -> None:
+    from app.agreement.bootstrap import _unique_rows
+
+    rng = np.random.default_rng(seed)
+    width = int(rng.choice([4, 9, 25]))
+    rows = rng.integers(0, int(rng.choice([1, 2, 5])) + 1, size=(500, width)).astype(float)
+    kinds, counts = np.unique(rows, axis=0, return_counts=True)
+    got_kinds, got_counts = _unique_rows(rows)
+    assert np.array_equal(kinds, got_kinds)
+    assert np.array_equal(counts, got_counts)
