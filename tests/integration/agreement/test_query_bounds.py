@@ -64,6 +64,7 @@ def _clear_caches() -> None:
     review._INDEXES.clear()
     leaderboard._RUN_FIGURES.clear()
     slices._BREAKDOWNS.clear()
+    reward_service._PREVIEWS.clear()
 
 
 def _world(session: Session, size: int, tag: str) -> dict[str, Any]:
@@ -141,7 +142,10 @@ def test_statement_counts_do_not_grow_with_the_run(session: Session) -> None:
         assert cold <= 16, (name, cold)
         assert warm <= cold, (name, warm, cold)
     assert small_counts["disagreement detail"][0] <= 10
-    assert small_counts["reward preview"][0] <= 5
+    # The preview: the run, its latest verdict and the configuration (the cache key), then the
+    # sample's ids, verdicts and rollouts; a repeated preview only reads the key.
+    assert small_counts["reward preview"][0] <= 6
+    assert small_counts["reward preview"][1] <= 3
     # A warm agreement page only checks the data version (no figure is recomputed).
     assert small_counts["agreement"][1] <= 6
     # No statement reads a verdict's raw text or a whole rollout row.
