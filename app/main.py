@@ -142,8 +142,16 @@ def all_routers() -> list[APIRouter]:
 
 
 def app_factory() -> FastAPI:
-    """For `uvicorn --factory app.main:app_factory`."""
-    return create_app()
+    """For `uvicorn --factory app.main:app_factory` (the served process): the app, with the
+    collector tuned as the worker's is. Heavy pages (agreement over 20,000 labels) allocate
+    hundreds of thousands of short-lived objects; with CPython's default young threshold each
+    of its collections also walks every long-lived object of the imports, which doubled the
+    time of those pages (docs/benchmarks.md, issue #13)."""
+    from app.core.gc_tuning import tune_gc
+
+    application = create_app()
+    tune_gc()
+    return application
 
 
 def __getattr__(name: str) -> FastAPI:

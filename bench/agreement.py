@@ -56,8 +56,9 @@ def build_world(url: str, verdicts: int, labels: int) -> dict[str, Any]:
     from app.auth import service as auth_service
     from app.core.clock import utcnow
     from app.core.db import get_engine
-    from app.judging.engine import PreparedItem, load_plan, score_parsed, verdict_row
     from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
+    from app.judging.storage import load_plan
+    from app.judging.verdicts import PreparedItem, score_parsed, verdict_row
     from app.labels.models import Label
     from app.projects import service as project_service
     from app.rollouts.models import Rollout
@@ -204,9 +205,10 @@ def _clear_caches() -> None:
     import importlib
 
     for module, names in (
-        ("app.agreement.service", ("_FIGURES", "_CORRECTED")),
+        ("app.agreement.service", ("_FIGURES", "_CORRECTED", "_RUN_SUMS")),
+        ("app.agreement.leaderboard", ("_RUN_FIGURES",)),
         ("app.labels.review", ("_INDEXES",)),
-        ("app.labels.run_subjects", ("_SUMMARIES",)),
+        ("app.labels.run_subjects", ("_SUMMARIES", "_LABELLED")),
     ):
         try:
             loaded = importlib.import_module(module)

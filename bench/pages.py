@@ -491,6 +491,7 @@ def build_world(server: str, scale: float, log: Any, nice: bool = False) -> None
             conn.execute(definition_sql)
         log("VACUUM ANALYZE")
         conn.execute("VACUUM ANALYZE")
+    ensure_work_items(url, log)
     finish_drift(url, ids["training"], log)
     meta = {
         "scale": scale,
@@ -508,6 +509,37 @@ def build_world(server: str, scale: float, log: Any, nice: bool = False) -> None
     }
     (ROOT / "bench" / f".pages_world_{scale:g}.json").write_text(json.dumps(meta))
     log(f"world built in {meta['build_seconds']} s")
+
+
+def ensure_work_items(url: str, log: Any) -> None:
+    """Give every COPYed verdict its work item, as a judge run (or an import) leaves them: the
+    run's work items say which subjects it judged, and the agreement pages join labels to
+    verdicts through them (app/labels/run_subjects.py). A world built without them has
+    agreement figures over no items at all; this adds them to such a world too (--reuse)."""
+    import psycopg
+
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        missing = conn.execute(
+            "SELECT count(*) FROM verdict WHERE work_item_id IS NULL AND pair_id IS NULL"
+        ).fetchone()
+        if not missing or not missing[0]:
+            return
+        log(f"work items for {missing[0]:,} verdicts")
+        conn.execute("SET maintenance_work_mem = '1GB'")
+        conn.execute(
+            "INSERT INTO judge_work_item (run_id, rollout_id, subject_key, repeat, order_shown, "
+            "status, attempts) SELECT run_id, rollout_id, 'r:' || rollout_id, repeat, "
+            "order_shown, 'done', 1 FROM verdict WHERE work_item_id IS NULL AND pair_id IS NULL "
+            "ON CONFLICT DO NOTHING"
+        )
+        conn.execute(
+            "UPDATE verdict v SET work_item_id = w.id FROM judge_work_item w "
+            "WHERE v.work_item_id IS NULL AND v.pair_id IS NULL AND w.run_id = v.run_id "
+            "AND w.subject_key = 'r:' || v.rollout_id AND w.repeat = v.repeat "
+            "AND w.order_shown = v.order_shown"
+        )
+        conn.execute("VACUUM ANALYZE judge_work_item")
+        conn.execute("VACUUM ANALYZE verdict")
 
 
 def finish_drift(url: str, training_run_id: int, log: Any) -> None:
@@ -898,6 +930,8 @@ def main() -> None:
         if args.nice:
             _lowest_priority(os.getpid())
         build_world(args.server, args.scale, log, nice=args.nice)
+    else:
+        ensure_work_items(database_url(args.server, args.scale), log)
     if args.build_only:
         return
     world = load_world(args.server, args.scale)

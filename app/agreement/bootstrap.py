@@ -117,22 +117,18 @@ def agreement_intervals(
     cells = reference_codes * categories + judge_codes
     if n_items > AGGREGATE_ABOVE:
         return _aggregated_intervals(cells, item_codes, n_items, categories, resamples, seed)
-    agreements: list[float | None] = []
-    kappas: list[float | None] = []
-    for row in resample_indices(n_items, resamples, seed):
-        weights = np.bincount(row, minlength=n_items)[item_codes].astype(float)
-        total = weights.sum()
-        if total == 0:
-            agreements.append(None)
-            kappas.append(None)
-            continue
-        table = np.bincount(cells, weights=weights, minlength=categories**2).reshape(
-            categories, categories
-        )
-        observed = float(np.trace(table)) / total
-        expected = float((table.sum(axis=1) * table.sum(axis=0)).sum()) / total**2
-        agreements.append(observed)
-        kappas.append(None if expected >= 1 - 1e-15 else (observed - expected) / (1 - expected))
+    # Every resample at once: how often each item was drawn (resamples x items), hence the
+    # weight of each pair, hence each resample's table. Weights are whole numbers, so the tables
+    # are exactly those of one bincount per resample.
+    rows = resample_indices(n_items, resamples, seed)
+    offsets = (np.arange(rows.shape[0]) * n_items)[:, None]
+    drawn = np.bincount((rows + offsets).ravel(), minlength=rows.shape[0] * n_items).reshape(
+        rows.shape[0], n_items
+    )
+    cell_of_pair = np.zeros((len(cells), categories**2))
+    cell_of_pair[np.arange(len(cells)), cells] = 1.0
+    tables = drawn[:, item_codes].astype(float) @ cell_of_pair
+    agreements, kappas = _figures_of_tables(tables, categories)
     return AgreementIntervals(percentile_interval(agreements), percentile_interval(kappas))
 
 
@@ -154,6 +150,21 @@ def _figures_of_tables(tables: np.ndarray, categories: int) -> tuple[list[float 
     return agreements, kappas
 
 
+def _unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(rows, axis=0, return_counts=True)`` for rows of small whole counts: each row
+    read as one number in base (largest count + 1), first column most significant, so the
+    numbers sort as the rows do (the same kinds in the same order) and a 1-D unique is enough.
+    Falls back to the row-wise unique when the numbers would not fit in 62 bits."""
+    base = int(rows.max()) + 1 if rows.size else 1
+    width = rows.shape[1]
+    if base < 2 or width * np.log2(base) >= 62:
+        return np.unique(rows, axis=0, return_counts=True)
+    weights = base ** np.arange(width - 1, -1, -1, dtype=np.int64)
+    numbers = rows.astype(np.int64) @ weights
+    _, first, counts = np.unique(numbers, return_index=True, return_counts=True)
+    return rows[first], counts
+
+
 def _aggregated_intervals(
     cells: np.ndarray,
     item_codes: np.ndarray,
@@ -166,7 +177,7 @@ def _aggregated_intervals(
     resample is a multinomial draw of n items over the kinds (their shares as probabilities)."""
     per_item = np.zeros((n_items, categories**2), dtype=float)
     np.add.at(per_item, (item_codes, cells), 1.0)
-    kinds, counts = np.unique(per_item, axis=0, return_counts=True)
+    kinds, counts = _unique_rows(per_item)
     draws = np.random.default_rng(seed).multinomial(n_items, counts / counts.sum(), size=resamples)
     tables = draws.astype(float) @ kinds
     agreements, kappas = _figures_of_tables(tables, categories)

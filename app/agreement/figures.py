@@ -115,11 +115,20 @@ def pairs_for(
     judge: list[Any] = []
     human: list[Any] = []
     by_item: dict[str, list[Any]] = defaultdict(list)
+    key = criterion.key
+    judge_label = label_values.judge_label
+    # Readings are shared between subjects with equal scores: convert each once.
+    converted: dict[int, Any] = {}
     for index, subject in enumerate(subjects):
-        verdict = subject.reading.criteria.get(criterion.key) if subject.reading.ok else None
-        value = label_values.judge_label(criterion, verdict.value if verdict else None)
+        reading = subject.reading
+        value = converted.get(id(reading), converted)
+        if value is converted:
+            verdict = reading.criteria.get(key) if reading.ok else None
+            value = converted[id(reading)] = judge_label(
+                criterion, verdict.value if verdict else None
+            )
         for label in subject.labels:
-            expert = (label.values or {}).get(criterion.key)
+            expert = (label.values or {}).get(key)
             if expert is None:
                 continue
             by_item[subject.subject_key].append(expert)
@@ -144,6 +153,20 @@ def criterion_agreement(
     """Figures for one criterion; ``resamples`` 0 leaves the bootstrap intervals out."""
     items: list[int] = []
     judge, human, by_item = pairs_for(subjects, criterion, items)
+    return criterion_figures(criterion, judge, human, by_item, items, resamples=resamples)
+
+
+def criterion_figures(
+    criterion: Criterion,
+    judge: list[Any],
+    human: list[Any],
+    by_item: dict[str, list[Any]],
+    items: list[int],
+    *,
+    resamples: int = 1000,
+) -> CriterionAgreement:
+    """``criterion_agreement`` from the pairs ``pairs_for`` gave (for a caller that needs the
+    pairs too, so the subjects are walked once)."""
     if criterion.type == "boolean":
         return CriterionAgreement(
             key=criterion.key,

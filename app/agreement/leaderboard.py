@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
@@ -20,13 +20,12 @@ from sqlalchemy import case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from app.agreement import pairs, slices
+from app.agreement import pairs
 from app.agreement.pairwise import PairItem, pairwise_figures
 from app.agreement.stats import proportion
-from app.agreement.subjects import RunSubject
+from app.core.memo import VersionedCache
 from app.judging.models import JudgeRun, Verdict
-from app.labels import review
-from app.labels import service as label_service
+from app.labels import review, run_subjects
 from app.labels.models import GoldItem
 from app.rubrics.models import Rubric, RubricVersion
 
@@ -155,14 +154,23 @@ def _pairwise_row(
 def _rubric_row(
     session: Session, row: LeaderboardRow, run: JudgeRun, version: RubricVersion, scope: Scope
 ) -> None:
+    """The overall verdict's figures: over the whole run, the run's cached agreement figures
+    (computed once per data version from the labelled subjects, shared with the run's page);
+    over the gold test split, the labelled subjects of its rollouts only (read in SQL)."""
     from app.agreement import service as agreement_service
 
-    subjects: list[RunSubject] = slices.labelled_rubric_subjects(session, run, version, None)
     if scope == Scope.GOLD_TEST:
-        allowed = _gold_test(session, run.project_id)
-        subjects = [s for s in subjects if s.rollout_id in allowed]
-    definition = label_service.definition_of(version)
-    overall, _ = agreement_service.overall_agreement(definition, subjects)
+        context = run_subjects.run_context(session, run)
+        gold = select(GoldItem.rollout_id).where(
+            GoldItem.project_id == run.project_id, GoldItem.split == "test"
+        )
+        subjects = run_subjects.subjects(session, context, rollout_query=gold, texts=False)
+        overall, _ = agreement_service.overall_agreement(context.definition, subjects)
+    else:
+        found = agreement_service.run_agreement(session, run).overall
+        if found is None:  # pragma: no cover - rubric runs always have an overall verdict
+            return
+        overall = found
     binary = overall.binary
     row.headline = "agreement"
     row.n_labels = overall.n
@@ -178,7 +186,9 @@ def _rubric_row(
             row.kappa_ci_low, row.kappa_ci_high = u.kappa_ci.low, u.kappa_ci.high
         row.base_rate = u.expert_fail_rate.value
     if run.repeats > 1:
-        row.self_consistency = repeat_agreement(session, run)
+        row.self_consistency = _cached(
+            "repeats", session, run, lambda: repeat_agreement(session, run)
+        )
 
 
 def repeat_agreement(session: Session, run: JudgeRun) -> float | None:
@@ -214,6 +224,68 @@ def repeat_agreement(session: Session, run: JudgeRun) -> float | None:
     return proportion(int(agreeing or 0), int(usable or 0)).value
 
 
+# Per-run figures that read every verdict of a run (mean latency, self-consistency), cached per
+# run and its latest verdict id: verdicts are only ever added, so a run's figures change only
+# when that id does (an index lookup per run, in one statement for the whole leaderboard).
+_RUN_FIGURES: VersionedCache[Any] = VersionedCache(512)
+
+
+def _latest_verdicts(session: Session, runs: Sequence[JudgeRun]) -> dict[int, int]:
+    if not runs:
+        return {}
+    latest = (
+        sa_select(func.max(col(Verdict.id)))
+        .where(col(Verdict.run_id) == col(JudgeRun.id))
+        .scalar_subquery()
+    )
+    return {
+        int(run_id): int(found or 0)
+        for run_id, found in session.execute(
+            sa_select(col(JudgeRun.id), latest).where(col(JudgeRun.id).in_([r.id for r in runs]))
+        ).all()
+    }
+
+
+def _run_key(session: Session, run: JudgeRun, latest: int) -> tuple[Any, ...]:
+    return (str(session.get_bind().engine.url), run.id, str(run.created_at), latest)
+
+
+def _cached(name: str, session: Session, run: JudgeRun, compute: Callable[[], Any]) -> Any:
+    latest = _latest_verdicts(session, [run]).get(run.id or 0, 0)
+    return _RUN_FIGURES.get_or_compute((name, *_run_key(session, run, latest)), compute)
+
+
+def _latencies(session: Session, runs: Sequence[JudgeRun]) -> dict[int, float | None]:
+    """Mean latency per run: one statement for the runs not cached at their latest verdict."""
+    latest = _latest_verdicts(session, runs)
+    keys = {
+        run.id or 0: ("latency", *_run_key(session, run, latest.get(run.id or 0, 0)))
+        for run in runs
+    }
+    found: dict[int, float | None] = {}
+    missing: list[int] = []
+    for run_id, key in keys.items():
+        hit = _RUN_FIGURES.peek(key)
+        if hit is None:
+            missing.append(run_id)
+        else:
+            found[run_id] = hit[0]
+    if missing:
+        means = dict(
+            session.execute(
+                sa_select(col(Verdict.run_id), func.avg(col(Verdict.latency_ms)))
+                .where(col(Verdict.run_id).in_(missing))
+                .group_by(col(Verdict.run_id))
+            ).all()
+        )
+        for run_id in missing:
+            mean = means.get(run_id)
+            value = None if mean is None else float(mean)
+            _RUN_FIGURES.put(keys[run_id], (value,))
+            found[run_id] = value
+    return found
+
+
 def leaderboard(
     session: Session, project_id: int, scope: Scope = Scope.ALL
 ) -> list[LeaderboardRow]:
@@ -225,13 +297,7 @@ def leaderboard(
         .order_by(col(JudgeRun.id))
         .limit(200)
     ).all()
-    latency = dict(
-        session.exec(
-            select(Verdict.run_id, func.avg(Verdict.latency_ms))
-            .where(col(Verdict.run_id).in_([run.id for run, _, _ in runs] or [0]))
-            .group_by(col(Verdict.run_id))
-        ).all()
-    )
+    latency = _latencies(session, [run for run, _, _ in runs])
     rows: list[LeaderboardRow] = []
     for run, version, rubric in runs:
         row = LeaderboardRow(
@@ -246,13 +312,7 @@ def leaderboard(
             input_tokens=run.input_tokens,
             output_tokens=run.output_tokens,
             cost=run.cost,
-            mean_latency_ms=(
-                float(latency[run_id])
-                if (run_id := run.id or 0) in latency
-                and latency[run_id] is not None
-                and run.kind != "external"
-                else None
-            ),
+            mean_latency_ms=latency.get(run.id or 0) if run.kind != "external" else None,
         )
         if rubric.mode == "preference":
             _pairwise_row(session, row, run, version, scope)

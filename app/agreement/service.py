@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import case, exists, func
+from sqlalchemy import case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
@@ -36,6 +36,7 @@ from app.agreement.figures import (  # noqa: F401 - the service's public surface
     CriterionUncertainty,
     PreferenceAgreement,
     criterion_agreement,
+    criterion_figures,
     labelled_rewards,
     overall_agreement,
     overall_expert,
@@ -82,6 +83,7 @@ class RunAgreement:
         return self.summary.definition
 
 
+_PAIRS = {(j, h): (j, h) for j in (False, True) for h in (False, True)}
 _FIGURES: VersionedCache[RunAgreement] = VersionedCache(16)
 _CORRECTED: VersionedCache[CorrectedEstimates | None] = VersionedCache(16)
 
@@ -103,7 +105,7 @@ def _run_agreement(
 ) -> RunAgreement:
     key = ("agreement", *version)
     summary = run_subjects.run_summary(session, context, version)
-    subjects = run_subjects.subjects(session, context, texts=False)
+    subjects = run_subjects.labelled_subjects(session, context, version)
     definition = context.definition
     n_labels = sum(len(s.labels) for s in subjects)
     if definition.mode == "preference":
@@ -118,13 +120,18 @@ def _run_agreement(
             pairwise=pairs.run_pairwise(session, context.run),
             version_key=key,
         )
-    criteria = [criterion_agreement(subjects, c) for c in definition.criteria]
-    overall, rule = overall_agreement(definition, subjects)
+    criteria: list[CriterionAgreement] = []
     passes: dict[str, list[tuple[bool, bool]]] = {}
     for criterion in definition.criteria:
+        items: list[int] = []
+        judge, human, by_item = pairs_for(subjects, criterion, items)
+        criteria.append(criterion_figures(criterion, judge, human, by_item, items))
         if criterion.type == "boolean":
-            judge, human, _ = pairs_for(subjects, criterion)
-            passes[criterion.key] = [(bool(j), bool(h)) for j, h in zip(judge, human, strict=True)]
+            # The four possible pairs, shared: a cached run holds references, not 20k tuples.
+            passes[criterion.key] = [
+                _PAIRS[bool(j), bool(h)] for j, h in zip(judge, human, strict=True)
+            ]
+    overall, rule = overall_agreement(definition, subjects)
     return RunAgreement(
         summary=summary,
         criteria=criteria,
@@ -220,29 +227,53 @@ class CorrectedEstimates:
     mean_reward: PPIMean | None
 
 
-def _unlabelled(run: JudgeRun, siblings: list[int]) -> Any:
-    """The run's first usable verdicts on rollouts no expert has a submitted label on."""
-    labelled = exists().where(
-        col(Label.rollout_id) == col(Verdict.rollout_id),
-        col(Label.rubric_version_id).in_(siblings),
-        col(Label.status) == "submitted",
-        col(Label.pair_id).is_(None),
-    )
+def _first_usable(run: JudgeRun) -> tuple[Any, ...]:
+    """The run's first usable verdicts on single rollouts."""
     return (
         col(Verdict.run_id) == run.id,
         col(Verdict.pair_id).is_(None),
         col(Verdict.repeat) == 0,
         col(Verdict.parse_status).in_(label_values.OK_PARSE_STATUSES),
-        ~labelled,
     )
+
+
+def _labelled_rollouts(siblings: list[int]) -> Any:
+    """SQL: the rollouts an expert has a submitted label on (for the run's rubric)."""
+    return sa_select(col(Label.rollout_id)).where(
+        col(Label.rubric_version_id).in_(siblings),
+        col(Label.status) == "submitted",
+        col(Label.pair_id).is_(None),
+    )
+
+
+def _verdict_sums(session: Session, where: Any, boolean: list[Any]) -> tuple[float, ...]:
+    """(verdicts, scored verdicts, sum of scores, sum of squared scores, passes per pass/fail
+    criterion) over the verdicts matching ``where``: sums, so that the unlabelled part is the
+    whole run's minus the labelled part's."""
+    pass_counts = [
+        func.count(case((col(Verdict.scores)["criteria"][c.key].as_float() >= 0.5, 1), else_=None))
+        for c in boolean
+    ]
+    row = session.execute(
+        sa_select(
+            func.count(col(Verdict.id)),
+            func.count(col(Verdict.normalized)),
+            func.sum(col(Verdict.normalized)),
+            func.sum(col(Verdict.normalized) * col(Verdict.normalized)),
+            *pass_counts,
+        ).where(*where)
+    ).one()
+    return tuple(float(value or 0) for value in row)
+
+
+_RUN_SUMS: VersionedCache[tuple[float, ...]] = VersionedCache(64)
 
 
 def corrected_estimates(
     session: Session, run: JudgeRun, result: RunAgreement
 ) -> CorrectedEstimates | None:
     """Rogan–Gladen pass rate per pass/fail criterion and the PPI++ mean reward, over the
-    run's verdicts on unlabelled rollouts (counted and averaged in one SQL statement; cached
-    with the run's figures)."""
+    run's verdicts on unlabelled rollouts (cached with the run's figures)."""
     if result.definition.mode != "rubric":
         return None
     return _CORRECTED.get_or_compute(
@@ -251,38 +282,42 @@ def corrected_estimates(
 
 
 def _corrected(session: Session, run: JudgeRun, result: RunAgreement) -> CorrectedEstimates:
-    where = _unlabelled(run, list(result.summary.siblings))
+    """The unlabelled verdicts' counts and sums are the whole run's (one statement over the run,
+    cached until a verdict is added: a new label does not recompute it) minus those of the
+    labelled rollouts' verdicts (one statement by index over the labelled rollouts)."""
     boolean = [c for c in result.definition.criteria if c.type == "boolean"]
-    pass_counts = [
-        func.count(case((col(Verdict.scores)["criteria"][c.key].as_float() >= 0.5, 1), else_=None))
-        for c in boolean
-    ]
-    count, mean, mean_square, *passes = session.execute(
-        sa_select(
-            func.count(col(Verdict.id)),
-            func.avg(col(Verdict.normalized)),
-            func.avg(col(Verdict.normalized) * col(Verdict.normalized)),
-            *pass_counts,
-        ).where(*where)
-    ).one()
-    n_unlabelled = int(count or 0)
+    # version_key: ("agreement", url, run id, created at, latest verdict, labels)
+    whole = _RUN_SUMS.get_or_compute(
+        ("sums", *result.version_key[1:5]),
+        lambda: _verdict_sums(session, _first_usable(run), boolean),
+    )
+    labelled = _verdict_sums(
+        session,
+        (
+            *_first_usable(run),
+            col(Verdict.rollout_id).in_(_labelled_rollouts(list(result.summary.siblings))),
+        ),
+        boolean,
+    )
+    count, scored, total, squares, *passes = (w - p for w, p in zip(whole, labelled, strict=True))
+    n_unlabelled = int(round(count))
+    n_scored = int(round(scored))
     criteria = [
         CorrectedCriterion(
             criterion.key,
             criterion.name,
             corrected_pass_rate(
-                int(passed or 0), n_unlabelled, result.labelled_passes.get(criterion.key, [])
+                int(round(passed)), n_unlabelled, result.labelled_passes.get(criterion.key, [])
             ),
         )
         for criterion, passed in zip(boolean, passes, strict=True)
     ]
     f_labelled, y = result.labelled_scores
     mean_reward = None
-    if n_unlabelled >= 2 and mean is not None:
-        variance = (
-            max(0.0, float(mean_square) - float(mean) ** 2) * n_unlabelled / (n_unlabelled - 1)
-        )
-        mean_reward = ppi_mean(y, f_labelled, float(mean), variance, n_unlabelled)
+    if n_unlabelled >= 2 and n_scored:
+        mean = total / n_scored
+        variance = max(0.0, squares / n_scored - mean**2) * n_unlabelled / (n_unlabelled - 1)
+        mean_reward = ppi_mean(y, f_labelled, mean, variance, n_unlabelled)
     return CorrectedEstimates(n_unlabelled, criteria, mean_reward)
 
 

@@ -9,6 +9,7 @@ slice value is computed in SQL (a JSON path for metadata).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections import defaultdict
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import String, cast
+from sqlalchemy import Select, String, cast
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -27,10 +28,11 @@ from app.agreement.pairwise import pairwise_figures
 from app.agreement.stats import Figure, Proportion
 from app.agreement.subjects import RunSubject
 from app.core.errors import InvalidInput
+from app.core.memo import VersionedCache
 from app.judging.models import JudgeRun
 from app.labels import run_subjects
 from app.labels import service as label_service
-from app.labels.models import GoldItem
+from app.labels.models import GoldItem, Label
 from app.projects.models import Membership
 from app.rollouts.models import Rollout
 from app.rubrics.models import RubricVersion
@@ -108,7 +110,7 @@ def annotator_keys(session: Session, project_id: int, role: str | None) -> list[
 
 
 def rollout_slice_values(
-    session: Session, project_id: int, rollout_ids: Collection[int], spec: SliceSpec
+    session: Session, project_id: int, rollout_ids: Collection[int] | Select[Any], spec: SliceSpec
 ) -> dict[int, str]:
     """Each rollout's slice value, computed in SQL; NO_VALUE where it has none."""
     column: Any
@@ -124,12 +126,16 @@ def rollout_slice_values(
         column = cast((col(Rollout.step) / spec.bucket) * spec.bucket, String)
     else:
         column = col(GoldItem.split)
-    ids = sorted(rollout_ids)
     values: dict[int, str] = {}
-    for start in range(0, len(ids), _CHUNK):
-        query = sa_select(col(Rollout.id), column).where(
-            col(Rollout.id).in_(ids[start : start + _CHUNK])
-        )
+    # A SQL select of rollout ids is one statement whatever its size; a collection of ids is
+    # read in chunks.
+    if isinstance(rollout_ids, Select):
+        batches: list[Any] = [rollout_ids]
+    else:
+        ids = sorted(rollout_ids)
+        batches = [ids[start : start + _CHUNK] for start in range(0, len(ids), _CHUNK)]
+    for batch in batches:
+        query = sa_select(col(Rollout.id), column).where(col(Rollout.id).in_(batch))
         if spec.kind == SliceKind.GOLD_SPLIT:
             query = query.outerjoin(
                 GoldItem,
@@ -156,7 +162,7 @@ def labelled_rubric_subjects(
     """The run's judged rollouts that carry a submitted label, with those labels (one per
     annotator, as the review chooses them) and the run's reading of its verdict."""
     context = run_subjects.run_context(session, run)
-    return run_subjects.subjects(session, context, annotators=annotators, texts=False)
+    return run_subjects.labelled_subjects(session, context, annotators=annotators)
 
 
 # ---- the breakdown ------------------------------------------------------------------------------
@@ -213,6 +219,11 @@ def _rubric_figures(
     return figures, n
 
 
+# A run's breakdowns by the rollouts' own fields (and by annotator), cached per data version of
+# the run, slice and annotators; the run object itself is never cached (each request's own).
+_BREAKDOWNS: VersionedCache[SliceBreakdown] = VersionedCache(16)
+
+
 def run_slices(
     session: Session,
     run: JudgeRun,
@@ -220,7 +231,30 @@ def run_slices(
     *,
     annotators: Collection[str] | None = None,
 ) -> SliceBreakdown:
-    """The run's figures per slice value, pooled, and the unweighted mean over slices."""
+    """The run's figures per slice value, pooled, and the unweighted mean over slices; computed
+    once per data version (a gold-split breakdown, which gold edits change, every time)."""
+    if spec.kind == SliceKind.GOLD_SPLIT:
+        return _run_slices(session, run, spec, annotators=annotators)
+    context = run_subjects.run_context(session, run)
+    key = (
+        "slices",
+        *run_subjects.data_version(session, context),
+        spec,
+        None if annotators is None else tuple(sorted(annotators)),
+    )
+    found = _BREAKDOWNS.get_or_compute(
+        key, lambda: _run_slices(session, run, spec, annotators=annotators)
+    )
+    return dataclasses.replace(found, run=run)
+
+
+def _run_slices(
+    session: Session,
+    run: JudgeRun,
+    spec: SliceSpec,
+    *,
+    annotators: Collection[str] | None = None,
+) -> SliceBreakdown:
     version = session.get(RubricVersion, run.rubric_version_id)
     if version is None:  # pragma: no cover - foreign keys keep it
         raise InvalidInput("The run's rubric version no longer exists.")
@@ -276,9 +310,17 @@ def run_slices(
                         )
                     )
         else:
-            values = rollout_slice_values(
-                session, run.project_id, {s.rollout_id for s in subjects}, spec
+            # The labelled rollouts of the run's rubric, in one statement (a superset of the
+            # subjects: what a subject is not in is never looked up).
+            labelled_rollouts = sa_select(col(Label.rollout_id)).where(
+                col(Label.project_id) == run.project_id,
+                col(Label.rubric_version_id).in_(
+                    label_service.sibling_version_ids(session, version)
+                ),
+                col(Label.status) == "submitted",
+                col(Label.pair_id).is_(None),
             )
+            values = rollout_slice_values(session, run.project_id, labelled_rollouts, spec)
             for subject in subjects:
                 grouped[values.get(subject.rollout_id, NO_VALUE)].append(subject)
         for value, in_slice in sorted(grouped.items()):

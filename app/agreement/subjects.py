@@ -21,7 +21,7 @@ from app.labels.values import JudgeReading
 from app.rubrics.definition import RubricDefinition
 
 
-@dataclass
+@dataclass(slots=True)
 class SubjectLabel:
     """The columns of a submitted label that the figures and the review read."""
 
@@ -43,7 +43,7 @@ class SubjectLabel:
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
-@dataclass
+@dataclass(slots=True)
 class RunSubject:
     """One judged rollout (or pair) of a run with the experts' labels on it."""
 
@@ -115,13 +115,25 @@ def rubric_readings(
         if verdict.pair_id is None:
             by_rollout[verdict.rollout_id].append(verdict)
     readings: dict[str, tuple[int, None, JudgeReading]] = {}
+    # Without texts a reading depends only on the verdict's scores and scalar columns; verdicts
+    # whose scores are one shared object (decoded once per distinct text) share one reading.
+    same: dict[tuple[Any, ...], JudgeReading] = {}
     for rollout_id, group in by_rollout.items():
         group.sort(key=lambda v: (not usable(v), v.repeat))
-        readings[f"r:{rollout_id}"] = (
-            rollout_id,
-            None,
-            reading(definition, group[0], texts=texts),
-        )
+        first = group[0]
+        if texts or first.answer is not None:
+            found = reading(definition, first, texts=texts)
+        else:
+            key = (
+                id(first.scores),
+                first.aggregate,
+                first.normalized,
+                first.winner,
+                first.parse_status,
+                first.error,
+            )
+            found = same.get(key) or same.setdefault(key, reading(definition, first, texts=False))
+        readings[f"r:{rollout_id}"] = (rollout_id, None, found)
     return readings
 
 

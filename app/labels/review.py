@@ -18,7 +18,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from app.agreement.subjects import RunSubject, SubjectLabel
+from app.agreement.subjects import RunSubject, SubjectLabel, label_aggregate
 from app.audit import service as audit_service
 from app.auth.models import User
 from app.core.clock import utcnow
@@ -115,7 +115,7 @@ class DisagreementRow:
         return f"{self.label.id}-{self.criterion_key}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IndexEntry:
     """One (label, criterion) that disagrees or was resolved: what counts and pages read."""
 
@@ -203,8 +203,8 @@ def _candidate_rows(
             )
         )
     has_scale = any(c.type == "scale" for c in definition.criteria)
-    aggregate = label_values.label_aggregate(definition, values)
-    if has_scale and aggregate is not None and reading.normalized is not None:
+    aggregate = label_aggregate(definition, label) if has_scale else None
+    if aggregate is not None and reading.normalized is not None:
         out.append(
             (
                 AGGREGATE,
@@ -278,7 +278,7 @@ def disagreement_index(
         resolutions = _resolution_kinds(session, context.run)
         entries: list[IndexEntry] = []
         compared = 0
-        for subject in run_subjects.subjects(session, context, texts=False):
+        for subject in run_subjects.labelled_subjects(session, context, version):
             for label in subject.labels:
                 candidates = _candidate_rows(
                     context.definition, subject, label, tolerance, aggregate_tolerance

@@ -9,11 +9,12 @@ version it was read at, which keys the per-run caches of the figures built on it
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, case, distinct, exists, func, literal
+from sqlalchemy import Text, case, cast, distinct, exists, func, null
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
@@ -194,6 +195,28 @@ def _answers_where_needed(session: Session, verdicts: list[VerdictRow]) -> list[
     return [v._replace(answer=answers[v.id]) if v.id in answers else v for v in verdicts]
 
 
+class _Decoder:
+    """JSON documents read as text and decoded once per distinct text: a run's verdict scores
+    and label values repeat (a pass/fail rubric of five criteria has 32 shapes), so 20,000 rows
+    decode a few dozen documents. Rows with equal text share one (read-only) object, and labels
+    with equal values share the memo of what the figures derive from them."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+        self._memos: dict[str, dict[Any, Any]] = {}
+
+    def value(self, text: str | None) -> Any:
+        if text is None:
+            return None
+        found = self._values.get(text)
+        if found is None:
+            found = self._values[text] = json.loads(text)
+        return found
+
+    def memo(self, text: str | None) -> dict[Any, Any]:
+        return self._memos.setdefault(text or "", {})
+
+
 def subjects(
     session: Session,
     context: RunContext,
@@ -228,6 +251,7 @@ def subjects(
         label_conditions.append(col(Label.annotator_key).in_(sorted(annotators) or [""]))
     # A label counts for the run when the run has a work item (in scope) for its subject.
     judged = exists().where(*scope, col(JudgeWorkItem.subject_key) == col(Label.subject_key))
+    decoded = _Decoder()
     label_rows = session.execute(
         sa_select(
             col(Label.id),
@@ -237,15 +261,33 @@ def subjects(
             col(Label.annotator_key),
             col(Label.annotator_name),
             col(Label.annotator_id),
-            col(Label.values),
-            col(Label.critiques) if texts else literal(None, JSON),
+            cast(col(Label.values), Text),
+            col(Label.critiques) if texts else null(),
             col(Label.overall_critique),
             col(Label.preference),
             col(Label.revision),
             col(Label.updated_at),
         ).where(*label_conditions, judged)
     ).all()
-    labels = [SubjectLabel(*row) for row in label_rows]
+    labels = [
+        SubjectLabel(
+            id=row[0],
+            rollout_id=row[1],
+            subject_key=row[2],
+            rubric_version_id=row[3],
+            annotator_key=row[4],
+            annotator_name=row[5],
+            annotator_id=row[6],
+            values=decoded.value(row[7]),
+            critiques=row[8],
+            overall_critique=row[9],
+            preference=row[10],
+            revision=row[11],
+            updated_at=row[12],
+            memo=decoded.memo(row[7]),
+        )
+        for row in label_rows
+    ]
     grouped = chosen_labels(labels, context.version.id or 0)
     if labelled_only:
         # The verdicts of the labelled subjects only: work items by (run, subject key), then
@@ -263,8 +305,8 @@ def subjects(
             col(Verdict.pair_id),
             col(Verdict.repeat),
             col(Verdict.order_shown),
-            col(Verdict.scores),
-            col(Verdict.answer) if texts else literal(None, JSON),
+            cast(col(Verdict.scores), Text),
+            col(Verdict.answer) if texts else null(),
             col(Verdict.aggregate),
             col(Verdict.normalized),
             col(Verdict.winner),
@@ -281,7 +323,10 @@ def subjects(
         )
         .order_by(col(Verdict.id))
     )
-    verdicts = [VerdictRow(*row) for row in session.execute(query).all()]
+    verdicts = [
+        VerdictRow(*row)._replace(scores=decoded.value(row.scores))
+        for row in session.execute(query).all()
+    ]
     if not texts:
         verdicts = _answers_where_needed(session, verdicts)
     partners = {v.pair_id: v.rollout_b_id for v in verdicts if v.pair_id is not None}
@@ -306,3 +351,27 @@ def subjects(
             )
         )
     return found
+
+
+# Two runs' lists (some 15 MB each at 20,000 labels): a run's figures and its disagreement list.
+_LABELLED: VersionedCache[list[RunSubject]] = VersionedCache(2)
+
+
+def labelled_subjects(
+    session: Session,
+    context: RunContext,
+    version: tuple[Any, ...] | None = None,
+    annotators: Collection[str] | None = None,
+) -> list[RunSubject]:
+    """``subjects(..., texts=False)`` of the whole run, cached per data version (``version``,
+    read when not given) and annotators: the agreement figures, the disagreement index, the
+    leaderboard and the slices read one list instead of reading the run once each. The list
+    and its subjects are shared: read them, never change them."""
+    key = (
+        "labelled",
+        *(version or data_version(session, context)),
+        None if annotators is None else tuple(sorted(annotators)),
+    )
+    return _LABELLED.get_or_compute(
+        key, lambda: subjects(session, context, annotators=annotators, texts=False)
+    )

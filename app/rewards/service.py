@@ -4,12 +4,13 @@ preview over stored verdicts: no judge is called here.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import exists, update
+from sqlalchemy import exists, func, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -18,6 +19,7 @@ from app.audit import service as audit_service
 from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.memo import VersionedCache
 from app.core.problems import from_validation_errors
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
 from app.labels.models import GoldItem
@@ -367,11 +369,36 @@ def compute_preview(
     return summarise(run, config, rows, missing)
 
 
+# Previews of a selection, cached per project revision, saved configuration, selection and the
+# run's latest verdict (verdicts are only added; rollouts do not change): 16 clients opening
+# one preview compute it once. A gold-split selection (gold edits move items) is not cached.
+_PREVIEWS: VersionedCache[RewardPreview] = VersionedCache(4)
+
+
 def preview(session: Session, project: Project, selection: PreviewSelection) -> RewardPreview:
     """The reward distribution, component contributions and zero-spread groups of a selection,
     with the saved configuration and the run's stored verdicts."""
-    get_run(session, project.id or 0, selection.run_id)
+    run = get_run(session, project.id or 0, selection.run_id)
     if selection.sample is not None and selection.sample > MAX_PREVIEW_ROLLOUTS:
         raise InvalidInput(f"A sample holds at most {MAX_PREVIEW_ROLLOUTS:,} rollouts.")
-    ids = select_rollout_ids(session, project.id or 0, selection)
-    return compute_preview(session, project, selection, ids)
+
+    def compute() -> RewardPreview:
+        ids = select_rollout_ids(session, project.id or 0, selection)
+        return compute_preview(session, project, selection, ids)
+
+    if selection.gold_split:
+        return compute()
+    latest = session.execute(
+        sa_select(func.max(col(Verdict.id))).where(col(Verdict.run_id) == run.id)
+    ).scalar()
+    key = (
+        str(session.get_bind().engine.url),
+        project.id,
+        project.revision,
+        current_config(session, project.id or 0).model.model_dump_json(),
+        dataclasses.astuple(selection),
+        run.id,
+        str(run.created_at),
+        latest,
+    )
+    return dataclasses.replace(_PREVIEWS.get_or_compute(key, compute), run=run)

@@ -5,8 +5,10 @@
   waits up to `RS_HEAVY_WAIT_S` for a slot, then answers 503 with `Retry-After`;
 - when the client of a GET goes away, the database statement it is waiting on is cancelled
   (app/core/db.py StatementCanceller), instead of running on to the statement timeout;
-- after heavy pages, when none is left running, freed memory is handed back to the operating
-  system (glibc `malloc_trim`), so the process returns towards its baseline.
+- after heavy pages, once none has run for `TRIM_AFTER_S`, freed memory is handed back to the
+  operating system (glibc `malloc_trim`), so the process returns towards its baseline. Waiting
+  for a quiet moment keeps the full collection and the trim (hundreds of milliseconds with a
+  large heap) out of the way of a client's next heavy page.
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ HEAVY_ROUTES: tuple[str, ...] = (
     "/api/v1/projects/{project_id}/training-runs/{run_id}/signals",
 )
 
+# Seconds without a heavy page before memory is trimmed.
+TRIM_AFTER_S = 1.0
+
 BUSY_MESSAGE = (
     "The server is busy with other large pages right now. Nothing was changed; try again in a "
     "few seconds."
@@ -119,6 +124,7 @@ class HeavyRequestBounds:
             weakref.WeakKeyDictionary()
         )
         self.running_heavy = 0
+        self.heavy_started = 0  # heavy pages started so far (a trim waits for a quiet moment)
         self.trims = 0
 
     def _semaphore(self) -> asyncio.Semaphore:
@@ -162,6 +168,7 @@ class HeavyRequestBounds:
     async def _watched(self, scope: Scope, receive: Receive, send: Send, heavy: bool) -> None:
         if heavy:
             self.running_heavy += 1
+            self.heavy_started += 1
         try:
             if scope["method"] in ("GET", "HEAD"):
                 await self._cancel_on_disconnect(scope, receive, send)
@@ -172,9 +179,15 @@ class HeavyRequestBounds:
             if heavy:
                 self.running_heavy -= 1
                 if self.running_heavy == 0 and self.settings.memory_trim:
-                    self.trims += 1
                     loop = asyncio.get_running_loop()
-                    loop.run_in_executor(None, trim_memory)
+                    loop.call_later(TRIM_AFTER_S, self._trim_if_quiet, loop, self.heavy_started)
+
+    def _trim_if_quiet(self, loop: asyncio.AbstractEventLoop, started: int) -> None:
+        """Trim when no heavy page started since the last one ended (else that one's end will
+        schedule its own)."""
+        if self.running_heavy == 0 and self.heavy_started == started:
+            self.trims += 1
+            loop.run_in_executor(None, trim_memory)
 
     async def _cancel_on_disconnect(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Read the client's messages ourselves (a GET has no body to hold back), hand them to

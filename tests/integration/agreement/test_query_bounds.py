@@ -1,6 +1,7 @@
 """The pages that answer "can I trust this judge?" issue a bounded number of SQL statements
 whatever the size of the run: agreement (with the corrected estimates), the disagreement list,
-the disagreement detail page and the reward preview are counted (SQLAlchemy's
+the disagreement detail page, the reward preview, slices and the leaderboard (whole run and gold
+test split) are counted (SQLAlchemy's
 ``before_cursor_execute``) on a run of 10 verdicts and on one of 10,000, with the same 10
 labelled items, and the counts are equal. The figures are checked against an independent
 computation on the small world, and the large world's statements never read a verdict's raw
@@ -18,6 +19,7 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import Session
 
+from app.agreement import leaderboard, slices
 from app.agreement import service as agreement_service
 from app.core.errors import InvalidInput
 from app.labels import review, run_subjects
@@ -57,9 +59,14 @@ def counted(session: Session) -> Iterator[list[str]]:
 
 def _clear_caches() -> None:
     run_subjects._SUMMARIES.clear()
+    run_subjects._LABELLED.clear()
     agreement_service._FIGURES.clear()
     agreement_service._CORRECTED.clear()
+    agreement_service._RUN_SUMS.clear()
     review._INDEXES.clear()
+    leaderboard._RUN_FIGURES.clear()
+    slices._BREAKDOWNS.clear()
+    reward_service._PREVIEWS.clear()
 
 
 def _world(session: Session, size: int, tag: str) -> dict[str, Any]:
@@ -102,6 +109,15 @@ def _paths(session: Session, world: dict[str, Any]) -> dict[str, Callable[[], An
         "reward preview": lambda: reward_service.preview(
             session, project, reward_service.PreviewSelection(run_id=run.id or 0, sample=5)
         ),
+        **{
+            f"slices by {name}": (
+                lambda name=name: slices.run_slices(session, run, slices.parse_slice(name))
+            )
+            for name in ("model", "step", "gold_split", "annotator")
+        },
+        "leaderboard": lambda: [
+            leaderboard.leaderboard(session, project.id or 0, scope) for scope in leaderboard.Scope
+        ],
     }
 
 
@@ -128,7 +144,10 @@ def test_statement_counts_do_not_grow_with_the_run(session: Session) -> None:
         assert cold <= 16, (name, cold)
         assert warm <= cold, (name, warm, cold)
     assert small_counts["disagreement detail"][0] <= 10
-    assert small_counts["reward preview"][0] <= 5
+    # The preview: the run, its latest verdict and the configuration (the cache key), then the
+    # sample's ids, verdicts and rollouts; a repeated preview only reads the key.
+    assert small_counts["reward preview"][0] <= 6
+    assert small_counts["reward preview"][1] <= 3
     # A warm agreement page only checks the data version (no figure is recomputed).
     assert small_counts["agreement"][1] <= 6
     # No statement reads a verdict's raw text or a whole rollout row.

@@ -442,3 +442,33 @@ def test_preview_warns_when_grounding_applies_to_no_rollout_until_the_document_i
     assert after["warnings"] == []
     grounding = next(c for c in after["components"] if c["name"] == "grounding")
     assert grounding["applicable"] > 0
+
+
+def test_a_cached_preview_follows_new_verdicts_and_configurations(session: Session, judged) -> None:
+    """Previews are cached per project revision, configuration, selection and the run's latest
+    verdict: asking again reads the cache; a new verdict or a saved configuration recomputes."""
+    project, engineer, run, rollouts = judged
+    selection = reward_service.PreviewSelection(run_id=run.id or 0)
+    first = reward_service.preview(session, project, selection)
+    assert first.missing_verdicts == 1
+    assert reward_service.preview(session, project, selection).rows == first.rows
+    session.add(
+        Verdict(
+            run_id=run.id or 0,
+            rollout_id=rollouts["c3"].id or 0,
+            scores={"criteria": {"correct": 1.0}},
+            normalized=1.0,
+            parse_status="ok",
+        )
+    )
+    session.commit()
+    judged_now = reward_service.preview(session, project, selection)
+    assert judged_now.missing_verdicts == 0
+    config = RewardConfigModel.model_validate(
+        {"format": {"gate": False}, "judge": {"neutral_reward": 0.1}}
+    )
+    reward_service.save_config(session, project, actor=engineer, config=config, expected_revision=0)
+    rewards = {
+        r.external_id: r.reward for r in reward_service.preview(session, project, selection).rows
+    }
+    assert rewards["c1"] == 0.1  # the new configuration's neutral value
