@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import func, text
 from sqlalchemy import select as sa_select
-from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
@@ -402,6 +402,17 @@ def step_agreement(
         return None
     pairs, answers = audit_pairs(session, run)
     return agreement_over_steps(plan, pairs, answers)
+
+
+def labels_marker(session: Session, project_id: int) -> tuple[int, int, str]:
+    """Count, latest id and latest change of the project's labels: part of the key of anything
+    cached from audit labels (a new, changed or deleted label gives a new key)."""
+    count, latest, changed = session.execute(
+        sa_select(
+            func.count(col(Label.id)), func.max(col(Label.id)), func.max(Label.updated_at)
+        ).where(col(Label.project_id) == project_id)
+    ).one()
+    return int(count or 0), int(latest or 0), str(changed)
 
 
 def agreement_buckets(session: Session, run: TrainingRun) -> list[SignalAgreement]:

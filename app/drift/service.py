@@ -17,6 +17,7 @@ from app.auth.models import User
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.memo import VersionedCache
 from app.drift import audit_service as drift_audits
 from app.drift import series as series_sql
 from app.drift.buckets import BucketPlan, plan_buckets
@@ -380,6 +381,13 @@ def save_thresholds(
     return DriftThresholds.from_settings(clean)
 
 
+# Signals of a run, per data version: its samples (data_version), the bucket plan, the project's
+# thresholds and its labels (the audit labels' agreement). The dashboard, the overview and the
+# API read them on every request; at a million samples with 20,000 labelled ones computing them
+# takes about a second (mostly pairing audit labels with the judge's verdicts).
+_SIGNALS: VersionedCache[list[SignalResult]] = VersionedCache(32)
+
+
 def signals(
     session: Session,
     project: Project,
@@ -388,9 +396,24 @@ def signals(
 ) -> list[SignalResult]:
     data = series(session, run)
     buckets = [BucketStats.from_series(b) for b in data.buckets]
-    if agreement is None:  # reviewers' audit labels against the training-time judge
-        agreement = drift_audits.agreement_buckets(session, run)
-    return compute_signals(buckets, thresholds(project), agreement)
+    limits = thresholds(project)
+    if agreement is not None:
+        return compute_signals(buckets, limits, agreement)
+    key = (
+        str(session.get_bind().engine.url),
+        run.id,
+        str(run.created_at),
+        run.data_version,
+        data.plan.key() if data.plan else None,
+        tuple(sorted(limits.as_dict().items())),
+        drift_audits.labels_marker(session, project.id or 0),
+    )
+
+    def compute() -> list[SignalResult]:
+        # reviewers' audit labels against the training-time judge
+        return compute_signals(buckets, limits, drift_audits.agreement_buckets(session, run))
+
+    return _SIGNALS.get_or_compute(key, compute)
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,13 @@ def test_agreement_over_steps_drops_when_late_labels_disagree(session: Session) 
         judged = sample.judge_criteria[key] == 1
         return judged if sample.step < 360 else not judged
 
+    from app.drift import service as drift_service
+    from app.drift.signal_types import SignalKind
+
+    # Signals are kept per data version: asked again, the same figures; labels give new ones.
+    unlabelled = drift_service.signals(session, w.project, w.run)
+    assert drift_service.signals(session, w.project, w.run) is unlabelled
+    assert SignalKind.agreement_drop not in {s.kind for s in unlabelled if s.fired}
     _label_all(session, w, audit, w.reviewer, human_pass=human)
     result = audit_service.step_agreement(session, w.run)
     assert result is not None and result.samples == 60
@@ -206,9 +213,6 @@ def test_agreement_over_steps_drops_when_late_labels_disagree(session: Session) 
     assert el.early.value == 1.0 and el.late.value == 0.0 and el.difference == -1.0
     assert el.p_value.value is not None and el.p_value.value < 1e-6
     # What the drift signals read: sample counts per bucket, and agreement_drop fires.
-    from app.drift import service as drift_service
-    from app.drift.signal_types import SignalKind
-
     signal_rows = audit_service.agreement_buckets(session, w.run)
     assert sum(b.n for b in signal_rows) == 60
     assert all(b.agreements == b.n for b in signal_rows if b.step_end < 360)
