@@ -22,7 +22,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from app.core.clock import utcnow
-from app.drift.copy_rows import ROLLOUT_COPY_COLUMNS, SAMPLE_COPY_COLUMNS, PackedLine
+from app.drift.copy_rows import (
+    ROLLOUT_COPY_COLUMNS,
+    SAMPLE_COLUMNS,
+    SAMPLE_COPY_COLUMNS,
+    PackedLine,
+)
 from app.drift.models import DriftSample, TrainingRun
 from app.drift.records import DriftLine, DriftRecord
 from app.rollouts import bulk as rollout_bulk
@@ -33,39 +38,6 @@ _samples = DriftSample.__table__  # type: ignore[attr-defined]
 _rollouts = Rollout.__table__  # type: ignore[attr-defined]
 _runs = TrainingRun.__table__  # type: ignore[attr-defined]
 
-SAMPLE_COLUMNS = (
-    "project_id",
-    "training_run_id",
-    "record_id",
-    "content_hash",
-    "rollout_id",
-    "step",
-    "step_mapped",
-    "recorded_at",
-    "source",
-    "bundle_hash",
-    "sample_id",
-    "group_id",
-    "prompt_key",
-    "reward",
-    "components",
-    "components_passed",
-    "gated_by",
-    "judge_status",
-    "judge_criteria",
-    "judge_aggregate",
-    "neutral_reward",
-    "latency_ms",
-    "attempts",
-    "error",
-    "response_chars",
-    "judge_addressed",
-    "quotes_total",
-    "quotes_ungrounded",
-    "metadata",
-    "import_id",
-    "created_at",
-)
 _JSON = frozenset({"components", "components_passed", "judge_criteria", "metadata"})
 
 

@@ -26,37 +26,19 @@ import orjson
 
 from app.core.clock import utcnow
 from app.drift.records import DriftLine, DriftOptions, DriftRecord, parse_line
+from app.rollouts.columns import ROLLOUT_COLUMNS
 from app.rollouts.formats.common import Problem
 from app.rollouts.formats.lines import RawLine
 
 # The COPY column lists the rows are built for (the id in front comes from the importer).
-ROLLOUT_COPY_COLUMNS = (
-    "id",
-    "project_id",
-    "external_id",
-    "content_hash",
-    "input_messages",
-    "target_document",
-    "reference_documents",
-    "reference_answer",
-    "response",
-    "model",
-    "checkpoint",
-    "step",
-    "group_key",
-    "source_file",
-    "source_line",
-    "metadata",
-    "import_id",
-    "created_at",
-    "from_drift",
-)
-SAMPLE_COPY_COLUMNS = (
-    "rollout_id",
+ROLLOUT_COPY_COLUMNS = ("id", *ROLLOUT_COLUMNS)
+# The drift_sample columns the import writes (app/drift/bulk.py); COPY rows put rollout_id first.
+SAMPLE_COLUMNS = (
     "project_id",
     "training_run_id",
     "record_id",
     "content_hash",
+    "rollout_id",
     "step",
     "step_mapped",
     "recorded_at",
@@ -84,6 +66,7 @@ SAMPLE_COPY_COLUMNS = (
     "import_id",
     "created_at",
 )
+SAMPLE_COPY_COLUMNS = ("rollout_id", *(name for name in SAMPLE_COLUMNS if name != "rollout_id"))
 NULL = "\\N"
 
 

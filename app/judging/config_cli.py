@@ -86,6 +86,25 @@ MaxTokensOpt = Annotated[int | None, typer.Option()]
 ConcurrencyOpt = Annotated[int | None, typer.Option()]
 
 
+# The configuration fields `config create` and `config update` take as options.
+OPTION_FIELDS = (
+    "name",
+    "provider",
+    "model_id",
+    "base_url",
+    "api_key_env",
+    "region",
+    "temperature",
+    "max_tokens",
+    "concurrency",
+)
+
+
+def _options(values: dict[str, object]) -> dict[str, object]:
+    """The configuration fields among a command's parameters (its ``locals()``)."""
+    return {name: values[name] for name in OPTION_FIELDS}
+
+
 def _config_fields(file: Path | None, options: dict[str, object]) -> dict[str, object]:
     import json
 
@@ -171,17 +190,7 @@ def config_create_command(
     data = _config_input(
         _config_fields(
             file,
-            {
-                "name": name,
-                "provider": provider,
-                "model_id": model_id,
-                "base_url": base_url,
-                "api_key_env": api_key_env,
-                "region": region,
-                "temperature": temperature,
-                "max_tokens": max_tokens,
-                "concurrency": concurrency,
-            },
+            _options(locals()),
         )
     )
     with cs.session() as session:
@@ -211,6 +220,7 @@ def config_update_command(
     as_email: cs.AsOpt = None,
 ) -> None:
     """Change a judge configuration: fields not given keep their value."""
+    given = dict(locals())
     from app.judging import configs as judge_configs
     from app.judging.schemas import (
         JudgeConfigInput,
@@ -225,17 +235,7 @@ def config_update_command(
             current
             | _config_fields(
                 file,
-                {
-                    "name": name,
-                    "provider": provider,
-                    "model_id": model_id,
-                    "base_url": base_url,
-                    "api_key_env": api_key_env,
-                    "region": region,
-                    "temperature": temperature,
-                    "max_tokens": max_tokens,
-                    "concurrency": concurrency,
-                },
+                _options(given),
             )
         )
         actor = cs.actor(session, found, as_email, Permission.judge_manage)

@@ -19,30 +19,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from app.core.clock import utcnow
+from app.rollouts.columns import ROLLOUT_COLUMNS, ROLLOUT_JSON_COLUMNS
 from app.rollouts.models import Rollout, RolloutPair
 from app.rollouts.parsing import ParsedLine, Problem, RolloutRecord
 
-ROLLOUT_COLUMNS = (
-    "project_id",
-    "external_id",
-    "content_hash",
-    "input_messages",
-    "target_document",
-    "reference_documents",
-    "reference_answer",
-    "response",
-    "model",
-    "checkpoint",
-    "step",
-    "group_key",
-    "source_file",
-    "source_line",
-    "metadata",
-    "import_id",
-    "created_at",
-    "from_drift",
-)
-_JSON_COLUMNS = frozenset({"input_messages", "reference_documents", "reference_answer", "metadata"})
+_JSON_COLUMNS = ROLLOUT_JSON_COLUMNS
 
 _rollouts = Rollout.__table__  # type: ignore[attr-defined]
 _pairs = RolloutPair.__table__  # type: ignore[attr-defined]
