@@ -3,6 +3,8 @@ command line (list, create, update, delete, test)."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -84,25 +86,32 @@ RegionOpt = Annotated[str | None, typer.Option(help="Bedrock region.")]
 TemperatureOpt = Annotated[float | None, typer.Option()]
 MaxTokensOpt = Annotated[int | None, typer.Option()]
 ConcurrencyOpt = Annotated[int | None, typer.Option()]
+CONFIG_OPTIONS: dict[str, object] = {
+    "provider": ProviderOpt,
+    "model_id": ModelIdOpt,
+    "base_url": BaseUrlOpt,
+    "api_key_env": ApiKeyEnvOpt,
+    "region": RegionOpt,
+    "temperature": TemperatureOpt,
+    "max_tokens": MaxTokensOpt,
+    "concurrency": ConcurrencyOpt,
+}
 
 
-# The configuration fields `config create` and `config update` take as options.
-OPTION_FIELDS = (
-    "name",
-    "provider",
-    "model_id",
-    "base_url",
-    "api_key_env",
-    "region",
-    "temperature",
-    "max_tokens",
-    "concurrency",
-)
-
-
-def _options(values: dict[str, object]) -> dict[str, object]:
-    """The configuration fields among a command's parameters (its ``locals()``)."""
-    return {name: values[name] for name in OPTION_FIELDS}
+def with_config_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the configuration's field options (CONFIG_OPTIONS, before --file), written
+    once for `config create` and `config update`; the command receives them in ``**options``."""
+    signature = inspect.signature(command, eval_str=True)
+    params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    at = next(i for i, p in enumerate(params) if p.name == "file")
+    fields = [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=a)
+        for name, a in CONFIG_OPTIONS.items()
+    ]
+    command.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*params[:at], *fields, *params[at:]]
+    )
+    return command
 
 
 def _config_fields(file: Path | None, options: dict[str, object]) -> dict[str, object]:
@@ -170,19 +179,13 @@ def config_list_command(project: cs.ProjectOpt, as_json: cs.JsonOpt = False) -> 
 
 
 @config_cli.command("create")
+@with_config_options
 def config_create_command(
     project: cs.ProjectOpt,
     name: Annotated[str | None, typer.Option(help="Its name.")] = None,
-    provider: ProviderOpt = None,
-    model_id: ModelIdOpt = None,
-    base_url: BaseUrlOpt = None,
-    api_key_env: ApiKeyEnvOpt = None,
-    region: RegionOpt = None,
-    temperature: TemperatureOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    concurrency: ConcurrencyOpt = None,
     file: ConfigFileOpt = None,
     as_email: cs.AsOpt = None,
+    **options: object,
 ) -> None:
     """Create a judge configuration from options and/or --file (options win)."""
     from app.judging import configs as judge_configs
@@ -190,7 +193,7 @@ def config_create_command(
     data = _config_input(
         _config_fields(
             file,
-            _options(locals()),
+            {"name": name, **options},
         )
     )
     with cs.session() as session:
@@ -204,23 +207,16 @@ def config_create_command(
 
 
 @config_cli.command("update")
+@with_config_options
 def config_update_command(
     project: cs.ProjectOpt,
     judge: Annotated[str, typer.Argument(metavar="JUDGE", help="Configuration id or name.")],
     name: Annotated[str | None, typer.Option(help="New name.")] = None,
-    provider: ProviderOpt = None,
-    model_id: ModelIdOpt = None,
-    base_url: BaseUrlOpt = None,
-    api_key_env: ApiKeyEnvOpt = None,
-    region: RegionOpt = None,
-    temperature: TemperatureOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    concurrency: ConcurrencyOpt = None,
     file: ConfigFileOpt = None,
     as_email: cs.AsOpt = None,
+    **options: object,
 ) -> None:
     """Change a judge configuration: fields not given keep their value."""
-    given = dict(locals())
     from app.judging import configs as judge_configs
     from app.judging.schemas import (
         JudgeConfigInput,
@@ -235,7 +231,7 @@ def config_update_command(
             current
             | _config_fields(
                 file,
-                _options(given),
+                {"name": name, **options},
             )
         )
         actor = cs.actor(session, found, as_email, Permission.judge_manage)
