@@ -38,9 +38,10 @@ class Rollout(SQLModel, table=True):
         UniqueConstraint("project_id", "external_id"),
         Index("ix_rollout_project_step", "project_id", "step"),
         Index("ix_rollout_project_group", "project_id", "group_key"),
-        Index("ix_rollout_project_model", "project_id", "model"),
-        # The checkpoint filter's values (a skip scan in rollouts.service.distinct_values).
-        Index("ix_rollout_project_checkpoint", "project_id", "checkpoint"),
+        # The model and checkpoint filters, in id order for the list's keyset pages; the
+        # prefixes give the filter values by a skip scan (rollouts.browse.distinct_values).
+        Index("ix_rollout_project_model", "project_id", "model", "id"),
+        Index("ix_rollout_project_checkpoint", "project_id", "checkpoint", "id"),
         # Keyset pagination walks a project's rollouts in id order; also serves project_id alone.
         Index("ix_rollout_project_order", "project_id", "id"),
     )
