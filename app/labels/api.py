@@ -23,7 +23,7 @@ from app.auth.policies import Permission
 from app.core.ids import BigId, Id
 from app.judging.deps import ProjectRun
 from app.labels import annotation as label_annotation
-from app.labels import exchange, gold, item_view, queues, review
+from app.labels import exchange, gold, item_view, queues, resolutions, review
 from app.labels.deps import ProjectQueue
 from app.labels.models import AnnotationQueue, DisagreementResolution, GoldItem, Label
 from app.labels.queues import QueueSelection
@@ -448,7 +448,7 @@ def resolve_disagreement(
 ) -> ResolutionPublic:
     """Resolve as judge_wrong, label_wrong (with `corrected_value`: the label is edited, its
     history kept) or ambiguous. Resolving again replaces the earlier resolution."""
-    record = review.resolve(
+    record = resolutions.resolve(
         session,
         run,
         actor=ctx.user,

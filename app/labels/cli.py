@@ -416,7 +416,7 @@ def disagreements_resolve_command(
     """Record how a disagreement is resolved (label_wrong may correct the label)."""
     import json
 
-    from app.labels import review
+    from app.labels import resolutions, review
 
     value = None
     if corrected_value is not None:
@@ -428,7 +428,7 @@ def disagreements_resolve_command(
         found = cs.project(session, project)
         user = cs.person(session, found, as_email, Permission.disagreement_resolve)
         with cs.domain_errors():
-            record = review.resolve(
+            record = resolutions.resolve(
                 session,
                 review.get_run(session, found.id or 0, run),
                 actor=user,

@@ -18,7 +18,7 @@ from app.auth.dependencies import (
 from app.auth.policies import Permission
 from app.core.errors import InvalidInput
 from app.core.ids import BigId, Id, Int32
-from app.labels import review
+from app.labels import resolutions, review
 from app.labels.highlight import EXCERPT_KEYS
 from app.rollouts import service as rollout_service
 from app.web.flash import flash
@@ -74,8 +74,8 @@ def _review_context(
         "rollout_id": rollout_id,
         "can_resolve": ctx.can(Permission.disagreement_resolve),
         "resolution_names": review.RESOLUTION_NAMES,
-        "choices": review.criterion_choices,
-        "judge_default": review.judge_default,
+        "choices": resolutions.criterion_choices,
+        "judge_default": resolutions.judge_default,
         "excerpt_keys": EXCERPT_KEYS,
     }
 
@@ -150,7 +150,7 @@ def disagreement_resolve_action(
     aggregate_tolerance: Annotated[float | None, Form(ge=0, le=1)] = None,
 ) -> Response:
     run = review.get_run(session, ctx.project_id, run_id)
-    review.resolve(
+    resolutions.resolve(
         session,
         run,
         actor=ctx.user,
