@@ -2,6 +2,7 @@
 
 from app.audit.models import AuditEvent
 from app.auth.models import ApiToken, LoginAttempt, User, UserSession
+from app.core.stored import FigureRefresh, StoredFigure
 from app.drift.audit_models import DriftAudit, DriftAuditSample, JudgeDriftCheck
 from app.drift.models import DriftSample, TrainingRun
 from app.exports.models import ExportBundle
@@ -30,6 +31,7 @@ __all__ = [
     "DriftAuditSample",
     "DriftSample",
     "ExportBundle",
+    "FigureRefresh",
     "GoldItem",
     "JudgeConfig",
     "JudgeDriftCheck",
@@ -52,6 +54,7 @@ __all__ = [
     "Rubric",
     "RubricApproval",
     "RubricVersion",
+    "StoredFigure",
     "TrainingRun",
     "User",
     "UserSession",

@@ -30,6 +30,7 @@ def _handlers() -> list[tuple[str, JobHandler]]:
     without any guard, so a broken job module stops the worker loudly instead of silently
     dropping its kind of job.
     """
+    from app.agreement.jobs import run_figure_refresh_once
     from app.drift.jobs import run_drift_import_once
     from app.judging.import_jobs import run_verdict_import_once
     from app.judging.jobs import run_judging_once
@@ -48,6 +49,7 @@ def _handlers() -> list[tuple[str, JobHandler]]:
         ("probe-run", run_probes_once),
         ("drift-import", run_drift_import_once),
         ("reward-preview", run_reward_previews_once),
+        ("figure-refresh", run_figure_refresh_once),
     ]
 
 

@@ -23,7 +23,9 @@ from sqlmodel import Session, col, select
 from app.agreement import pairs
 from app.agreement.pairwise import PairItem, pairwise_figures
 from app.agreement.stats import proportion
+from app.core import stored
 from app.core.memo import VersionedCache
+from app.core.stored import FigureKind
 from app.judging.models import JudgeRun, Verdict
 from app.labels import review, run_subjects
 from app.labels.models import GoldItem
@@ -252,7 +254,14 @@ def _run_key(session: Session, run: JudgeRun, latest: int) -> tuple[Any, ...]:
 
 def _cached(name: str, session: Session, run: JudgeRun, compute: Callable[[], Any]) -> Any:
     latest = _latest_verdicts(session, [run]).get(run.id or 0, 0)
-    return _RUN_FIGURES.get_or_compute((name, *_run_key(session, run, latest)), compute)
+    return stored.remembered(
+        session,
+        _RUN_FIGURES,
+        FigureKind.LEADERBOARD,
+        (name, *_run_key(session, run, latest)),
+        compute,
+        judge_run_id=run.id,
+    )
 
 
 def _latencies(session: Session, runs: Sequence[JudgeRun]) -> dict[int, float | None]:
@@ -265,11 +274,14 @@ def _latencies(session: Session, runs: Sequence[JudgeRun]) -> dict[int, float | 
     found: dict[int, float | None] = {}
     missing: list[int] = []
     for run_id, key in keys.items():
-        hit = _RUN_FIGURES.peek(key)
+        hit = _RUN_FIGURES.peek((str(FigureKind.LEADERBOARD), *key))
         if hit is None:
-            missing.append(run_id)
-        else:
-            found[run_id] = hit[0]
+            hit = stored.load(session, FigureKind.LEADERBOARD, key)
+            if hit is stored.MISSING:
+                missing.append(run_id)
+                continue
+            _RUN_FIGURES.put((str(FigureKind.LEADERBOARD), *key), hit)
+        found[run_id] = hit[0]
     if missing:
         means = dict(
             session.execute(
@@ -281,7 +293,10 @@ def _latencies(session: Session, runs: Sequence[JudgeRun]) -> dict[int, float | 
         for run_id in missing:
             mean = means.get(run_id)
             value = None if mean is None else float(mean)
-            _RUN_FIGURES.put(keys[run_id], (value,))
+            _RUN_FIGURES.put((str(FigureKind.LEADERBOARD), *keys[run_id]), (value,))
+            stored.save(
+                session, FigureKind.LEADERBOARD, keys[run_id], (value,), judge_run_id=run_id
+            )
             found[run_id] = value
     return found
 

@@ -50,7 +50,9 @@ from app.agreement.figures import (  # noqa: F401 - the service's public surface
 from app.agreement.pairwise import Outcome, PairwiseFigures
 from app.agreement.ratings import Rating, rank_agreement, ratings, win_rates
 from app.agreement.stats import figure_values
+from app.core import stored
 from app.core.memo import VersionedCache
+from app.core.stored import FigureKind
 from app.judging.models import JudgeRun, Verdict
 from app.labels import run_subjects
 from app.labels import service as label_service
@@ -96,8 +98,14 @@ def run_agreement(session: Session, run: JudgeRun) -> RunAgreement:
     """
     context = run_subjects.run_context(session, run)
     version = run_subjects.data_version(session, context)
-    key = ("agreement", *version)
-    return _FIGURES.get_or_compute(key, lambda: _run_agreement(session, context, version))
+    return stored.remembered(
+        session,
+        _FIGURES,
+        FigureKind.RUN_AGREEMENT,
+        version,
+        lambda: _run_agreement(session, context, version),
+        judge_run_id=run.id,
+    )
 
 
 def _run_agreement(
@@ -276,8 +284,13 @@ def corrected_estimates(
     run's verdicts on unlabelled rollouts (cached with the run's figures)."""
     if result.definition.mode != "rubric":
         return None
-    return _CORRECTED.get_or_compute(
-        ("corrected", *result.version_key), lambda: _corrected(session, run, result)
+    return stored.remembered(
+        session,
+        _CORRECTED,
+        FigureKind.CORRECTED,
+        result.version_key,
+        lambda: _corrected(session, run, result),
+        judge_run_id=run.id,
     )
 
 
@@ -287,9 +300,13 @@ def _corrected(session: Session, run: JudgeRun, result: RunAgreement) -> Correct
     labelled rollouts' verdicts (one statement by index over the labelled rollouts)."""
     boolean = [c for c in result.definition.criteria if c.type == "boolean"]
     # version_key: ("agreement", url, run id, created at, latest verdict, labels)
-    whole = _RUN_SUMS.get_or_compute(
-        ("sums", *result.version_key[1:5]),
+    whole = stored.remembered(
+        session,
+        _RUN_SUMS,
+        FigureKind.RUN_SUMS,
+        result.version_key[1:5],
         lambda: _verdict_sums(session, _first_usable(run), boolean),
+        judge_run_id=run.id,
     )
     labelled = _verdict_sums(
         session,

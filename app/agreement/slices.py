@@ -27,8 +27,10 @@ from app.agreement.pairwise import FIGURES as PAIRWISE_FIGURES
 from app.agreement.pairwise import pairwise_figures
 from app.agreement.stats import Figure, Proportion
 from app.agreement.subjects import RunSubject
+from app.core import stored
 from app.core.errors import InvalidInput
 from app.core.memo import VersionedCache
+from app.core.stored import FigureKind
 from app.judging.models import JudgeRun
 from app.labels import run_subjects
 from app.labels import service as label_service
@@ -242,8 +244,13 @@ def run_slices(
         spec,
         None if annotators is None else tuple(sorted(annotators)),
     )
-    found = _BREAKDOWNS.get_or_compute(
-        key, lambda: _run_slices(session, run, spec, annotators=annotators)
+    found = stored.remembered(
+        session,
+        _BREAKDOWNS,
+        FigureKind.SLICES,
+        key,
+        lambda: _run_slices(session, run, spec, annotators=annotators),
+        judge_run_id=run.id,
     )
     return dataclasses.replace(found, run=run)
 

@@ -14,10 +14,12 @@ from sqlmodel import Session, col
 
 from app.audit import service as audit_service
 from app.auth.models import User
+from app.core import stored
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.memo import VersionedCache
+from app.core.stored import FigureKind
 from app.drift import audit_service as drift_audits
 from app.drift import series as series_sql
 from app.drift.buckets import BucketPlan, plan_buckets
@@ -413,7 +415,9 @@ def signals(
         # reviewers' audit labels against the training-time judge
         return compute_signals(buckets, limits, drift_audits.agreement_buckets(session, run))
 
-    return _SIGNALS.get_or_compute(key, compute)
+    return stored.remembered(
+        session, _SIGNALS, FigureKind.DRIFT_SIGNALS, key, compute, training_run_id=run.id
+    )
 
 
 @dataclass(frozen=True)

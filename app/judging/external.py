@@ -34,6 +34,7 @@ from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
 from app.auth.models import User
+from app.core import stored
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.errors import InvalidInput
@@ -304,6 +305,7 @@ def store_verdicts(
         )
         session.add(run)
         session.flush()
+        stored.request_refresh(session, [run.id or 0])
         items = [
             {
                 "run_id": run.id,

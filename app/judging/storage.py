@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DataError
 
+from app.core import stored
 from app.core.clock import utcnow
 from app.judging import status as status_rules
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
@@ -351,6 +352,8 @@ def finalize_run(engine: Engine, run_id: int) -> bool:
             .where(_runs.c.id == run_id, _runs.c.status.in_(ACTIVE_STATUSES))
             .values(status=status, finished_at=utcnow(), message=message, **totals)
         )
+        if result.rowcount:
+            stored.request_refresh(conn, [run_id])  # its agreement figures, for the first visit
     return bool(result.rowcount)
 
 

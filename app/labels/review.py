@@ -19,8 +19,10 @@ from sqlmodel import Session, col, select
 
 from app.agreement.subjects import RunSubject, SubjectLabel, label_aggregate
 from app.auth.models import User
+from app.core import stored
 from app.core.errors import InvalidInput, NotFound
 from app.core.memo import VersionedCache
+from app.core.stored import FigureKind
 from app.judging.models import JudgeRun
 from app.labels import highlight, queues, run_subjects
 from app.labels import service as label_service
@@ -291,7 +293,9 @@ def disagreement_index(
                         )
         return DisagreementIndex(entries, compared)
 
-    return _INDEXES.get_or_compute(key, build)
+    return stored.remembered(
+        session, _INDEXES, FigureKind.DISAGREEMENTS, key, build, judge_run_id=context.run.id
+    )
 
 
 def _counts(

@@ -25,8 +25,10 @@ from app.agreement.subjects import (
     pair_readings,
     rubric_readings,
 )
+from app.core import stored
 from app.core.errors import NotFound
 from app.core.memo import VersionedCache
+from app.core.stored import FigureKind
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
 from app.labels import service as label_service
 from app.labels.models import Label
@@ -151,7 +153,9 @@ def run_summary(
     def count() -> tuple[int, int]:
         return _count_subjects(session, context)
 
-    judged, errors = _SUMMARIES.get_or_compute(key, count)
+    judged, errors = stored.remembered(
+        session, _SUMMARIES, FigureKind.RUN_COUNTS, key, count, judge_run_id=context.run.id
+    )
     return RunSummary(
         run_id=context.run.id or 0,
         rubric_id=context.rubric.id or 0,

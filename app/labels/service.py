@@ -14,14 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from sqlalchemy import select as sa_select
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
 from app.auth.models import User
+from app.core import stored
 from app.core.clock import utcnow
 from app.core.errors import Conflict, InvalidInput, NotFound
+from app.judging.models import JudgeRun, JudgeWorkItem
 from app.labels import values as label_values
 from app.labels.models import (
     AnnotationQueue,
@@ -219,6 +222,22 @@ def _count_submission(session: Session, version_id: int, subject_key: str) -> No
     )
 
 
+def _refresh_figures(session: Session, version_id: int, subject_key: str) -> None:
+    """Ask the worker to compute again the stored figures of the runs this submitted label counts
+    for: runs on any version of its rubric that judged its subject (one statement by index)."""
+    rubric = sa_select(col(RubricVersion.rubric_id)).where(col(RubricVersion.id) == version_id)
+    versions = sa_select(col(RubricVersion.id)).where(
+        col(RubricVersion.rubric_id) == rubric.scalar_subquery()
+    )
+    runs = sa_select(col(JudgeRun.id)).where(col(JudgeRun.rubric_version_id).in_(versions))
+    run_ids = session.execute(
+        sa_select(col(JudgeWorkItem.run_id))
+        .where(col(JudgeWorkItem.run_id).in_(runs), col(JudgeWorkItem.subject_key) == subject_key)
+        .distinct()
+    ).scalars()
+    stored.request_refresh(session, list(run_ids))
+
+
 def _changed_elsewhere(label: Label) -> Conflict:
     when = label.updated_at.strftime("%Y-%m-%d %H:%M UTC") if label.updated_at else "meanwhile"
     return Conflict(
@@ -276,6 +295,7 @@ def write_label(
         session.flush()
         if submit:
             _count_submission(session, target.version_id, target.subject_key)
+            _refresh_figures(session, target.version_id, target.subject_key)
         return label, "created"
     session.refresh(label)
     same = clean.same_as(label)
@@ -326,6 +346,8 @@ def write_label(
         raise _StaleWrite()
     if first_submission:
         _count_submission(session, target.version_id, target.subject_key)
+    if submit:
+        _refresh_figures(session, target.version_id, target.subject_key)
     session.refresh(label)
     return label, "submitted" if first_submission else "updated"
 
