@@ -13,6 +13,7 @@ from app.labels.models import (
     GoldItem,
     Label,
     LabelRevision,
+    LabelTally,
     QueueAssignee,
     QueueItem,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "JudgeWorkItem",
     "Label",
     "LabelRevision",
+    "LabelTally",
     "LoginAttempt",
     "Membership",
     "ProbeItem",

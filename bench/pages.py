@@ -49,6 +49,7 @@ import secrets
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -65,6 +66,9 @@ DOCS = ROOT / "docs" / "benchmarks.md"
 START_MARK = "<!-- pages-benchmark:start -->"
 END_MARK = "<!-- pages-benchmark:end -->"
 PASSWORD = "bench-password-9f3a"  # a throwaway database
+# The served app's RS_SECRET_KEY (a throwaway database): figures the benchmark computes the way
+# the worker does are signed with it, so the served app reads them (app/core/stored.py).
+SECRET_KEY = "bench-secret-key-not-for-production-7d1c2f0b9a8e4d6c"
 ROLLOUTS = 1_000_048
 SMALL_RUNS = (20_000, 20_000, 5_000, 5_096)  # with the all-rollouts run: 1,050,144 verdicts
 LABELS_PER_SMALL_RUN = (2_000, 2_000, 500, 520)  # plus 15,000 elsewhere: 20,020 labels
@@ -552,8 +556,9 @@ def finish_drift(url: str, training_run_id: int, log: Any) -> None:
     from app.core.db import get_engine
     from app.drift import service as drift_service
     from app.drift.models import DriftSample, TrainingRun
+    from app.projects.models import Project
 
-    log("the training run's counters and cached series (as the import worker does)")
+    log("the training run's counters, series and signals (as the import worker does)")
     with Session(get_engine(url), expire_on_commit=False) as session:
         run = session.get(TrainingRun, training_run_id)
         assert run is not None
@@ -567,6 +572,49 @@ def finish_drift(url: str, training_run_id: int, log: Any) -> None:
         session.add(run)
         session.commit()
         drift_service.series(session, run)
+        project = session.get(Project, run.project_id)
+        assert project is not None
+        drift_service.signals(session, project, run)
+
+
+def finish_runs(url: str, log: Any) -> None:
+    """What the worker does when a judge run finishes (app/agreement/jobs.py): the run's
+    agreement figures, corrected estimates and disagreement index are computed and stored for its
+    data version, so that the first visit after a restart reads them. Migrates the world first
+    (a world built by an older version of the app, --reuse)."""
+    from sqlalchemy import select
+    from sqlmodel import Session
+
+    import app.models  # noqa: F401  (every table, for the ORM's foreign keys)
+    from app.agreement.jobs import run_figure_refresh_once
+    from app.core import stored
+    from app.core.config import get_settings
+    from app.core.db import get_engine
+    from app.core.jobs import WorkerContext
+    from app.core.migrations import upgrade
+    from app.drift import service as drift_service
+    from app.drift.models import TrainingRun
+    from app.judging.models import JudgeRun
+    from app.projects.models import Project
+
+    upgrade(url)
+    os.environ["RS_SECRET_KEY"] = SECRET_KEY
+    get_settings.cache_clear()
+    engine = get_engine(url)
+    with Session(engine) as session:
+        stored.request_refresh(session, list(session.execute(select(JudgeRun.id)).scalars()))
+        session.commit()
+        for training_run in session.execute(select(TrainingRun)).scalars().all():
+            # what the drift import's worker does last (a world built before it did, --reuse)
+            project = session.get(Project, training_run.project_id)
+            assert project is not None
+            drift_service.signals(session, project, training_run)
+    context = WorkerContext(engine, get_settings(), "bench", threading.Event())
+    started = time.monotonic()
+    while run_figure_refresh_once(context):
+        pass
+    seconds = time.monotonic() - started
+    log(f"the runs' figures computed and stored, as the worker does ({seconds:.1f} s)")
 
 
 def load_world(server: str, scale: float) -> World:
@@ -676,7 +724,7 @@ def start_server(url: str, port: int, memory_gb: float, log_path: Path) -> subpr
     env = {
         **os.environ,
         "RS_ENV": "production",
-        "RS_SECRET_KEY": secrets.token_urlsafe(48),
+        "RS_SECRET_KEY": SECRET_KEY,
         "RS_DATABASE_URL": url,
         "RS_SESSION_COOKIE_SECURE": "false",
         "RS_EMBEDDED_WORKER": "false",
@@ -932,6 +980,7 @@ def main() -> None:
         build_world(args.server, args.scale, log, nice=args.nice)
     else:
         ensure_work_items(database_url(args.server, args.scale), log)
+    finish_runs(database_url(args.server, args.scale), log)
     if args.build_only:
         return
     world = load_world(args.server, args.scale)

@@ -46,7 +46,7 @@ from app.drift.stratify import (
 from app.exports.models import ExportBundle
 from app.labels import queues
 from app.labels import service as label_service
-from app.labels.models import AnnotationQueue, Label
+from app.labels.models import AnnotationQueue, Label, LabelTally
 from app.labels.values import QueueKind
 from app.projects import service as project_service
 from app.projects.models import Membership, Project
@@ -404,15 +404,16 @@ def step_agreement(
     return agreement_over_steps(plan, pairs, answers)
 
 
-def labels_marker(session: Session, project_id: int) -> tuple[int, int, str]:
-    """Count, latest id and latest change of the project's labels: part of the key of anything
-    cached from audit labels (a new, changed or deleted label gives a new key)."""
-    count, latest, changed = session.execute(
-        sa_select(
-            func.count(col(Label.id)), func.max(col(Label.id)), func.max(Label.updated_at)
-        ).where(col(Label.project_id) == project_id)
+def labels_marker(session: Session, project_id: int) -> tuple[int, int]:
+    """How many times the project's labels were written (`LabelTally`, kept by triggers), and
+    under how many rubrics: part of the key of anything cached from audit labels (a new, changed
+    or deleted label gives a new key). A few rows by index, whatever the number of labels."""
+    written, rubrics = session.execute(
+        sa_select(func.sum(col(LabelTally.changes)), func.count()).where(
+            col(LabelTally.project_id) == project_id
+        )
     ).one()
-    return int(count or 0), int(latest or 0), str(changed)
+    return int(written or 0), int(rubrics or 0)
 
 
 def agreement_buckets(session: Session, run: TrainingRun) -> list[SignalAgreement]:

@@ -39,6 +39,7 @@ from app.drift.copy_rows import PackedLine, PackTarget, pack_chunk, unpack
 from app.drift.models import DriftSample, TrainingRun
 from app.drift.records import DriftLine, DriftOptions, StepMap, iter_records
 from app.drift.s3 import download_prefix
+from app.projects.models import Project
 from app.rollouts import service as rollout_service
 from app.rollouts.bulk import BatchTarget, refresh_statistics_if_stale
 from app.rollouts.formats.common import FileRejected, Problem
@@ -419,8 +420,12 @@ class DriftImportRunner(ImportRunner):
         run = self.session.get(TrainingRun, int(job.options["training_run_id"]))
         if run is not None and job.inserted:
             self.refresh_statistics(final=True)
-            # The dashboard's series is computed here, once, so no page waits for it.
+            # The dashboard's series and signals are computed here, once (the signals are kept
+            # in the database for this data version), so no page waits for them.
             drift_service.series(self.session, run)
+            project = self.session.get(Project, run.project_id)
+            if project is not None:
+                drift_service.signals(self.session, project, run)
         parts = [f"imported {job.inserted:,} drift sample{'' if job.inserted == 1 else 's'}"]
         if job.duplicates:
             parts.append(f"{job.duplicates:,} already imported before (skipped)")

@@ -132,3 +132,17 @@ class GoldItem(SQLModel, table=True):
     note: str = Field(default="")
     added_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     added_at: datetime = Field(default_factory=utcnow)
+
+
+class LabelTally(SQLModel, table=True):
+    """How many times the labels under a rubric (any of its versions) were written: a counter
+    that database triggers on `label` raise with every insert, update and delete (migration
+    0021; PostgreSQL once per statement, SQLite once per row), so every writer counts, bulk
+    imports and cascades included. Figures computed from labels are keyed by it: reading one row
+    by key replaces counting a run's labels (20,000 rows) on every page."""
+
+    __tablename__ = "label_tally"
+
+    rubric_id: int = Field(foreign_key="rubric.id", primary_key=True, ondelete="CASCADE")
+    project_id: int = Field(foreign_key="project.id", index=True, ondelete="CASCADE")
+    changes: int = Field(default=0, sa_type=BigIntType)

@@ -8,9 +8,11 @@ a page reads the full rows of its own rollouts only, and the detail page only it
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func
@@ -126,10 +128,15 @@ class IndexEntry:
 
 @dataclass
 class DisagreementIndex:
-    """Every disagreement of a run at some tolerances, in list order, without their text."""
+    """Every disagreement of a run at some tolerances, in list order, without their text; with
+    what every page reads computed once: each entry's rollout id (for the keyset's binary
+    search) and the counts over the whole run (for a viewer with nothing to label blind)."""
 
     entries: list[IndexEntry]
     compared_labels: int
+    rollout_ids: list[int] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    by_criterion: list[tuple[str, str, int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -291,7 +298,10 @@ def disagreement_index(
                                 subject.rollout_id, subject.subject_key, candidate[0], resolution
                             )
                         )
-        return DisagreementIndex(entries, compared)
+        counts, by_criterion = _counts(context.definition, entries)
+        return DisagreementIndex(
+            entries, compared, [e.rollout_id for e in entries], counts, by_criterion
+        )
 
     return stored.remembered(
         session, _INDEXES, FigureKind.DISAGREEMENTS, key, build, judge_run_id=context.run.id
@@ -370,12 +380,18 @@ def disagreements(
             summary, rows, counts, by_criterion, compared, hidden, tolerance, aggregate_tolerance
         )
     index = disagreement_index(session, context, version, tolerance, aggregate_tolerance)
-    visible = [e for e in index.entries if e.subject_key not in blind]
-    hidden_keys = {e.subject_key for e in index.entries if e.subject_key in blind}
-    counts, by_criterion = _counts(context.definition, visible)
+    if blind:
+        visible = [e for e in index.entries if e.subject_key not in blind]
+        hidden_keys = {e.subject_key for e in index.entries if e.subject_key in blind}
+        counts, by_criterion = _counts(context.definition, visible)
+        start = 0
+    else:  # nothing hidden from this viewer: the index's own counts and a binary search
+        visible, hidden_keys = index.entries, set()
+        counts, by_criterion = dict(index.counts), list(index.by_criterion)
+        start = bisect.bisect_right(index.rollout_ids, after) if after is not None else 0
     page: list[int] = []
     next_cursor = None
-    for entry in visible:
+    for entry in itertools.islice(visible, start, None):
         if after is not None and entry.rollout_id <= after:
             continue
         if page and entry.rollout_id == page[-1]:

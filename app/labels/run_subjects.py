@@ -31,7 +31,7 @@ from app.core.memo import VersionedCache
 from app.core.stored import FigureKind
 from app.judging.models import JudgeRun, JudgeWorkItem, Verdict
 from app.labels import service as label_service
-from app.labels.models import Label
+from app.labels.models import Label, LabelTally
 from app.labels.values import OK_PARSE_STATUSES
 from app.rollouts.models import RolloutPair
 from app.rubrics.definition import RubricDefinition
@@ -114,29 +114,28 @@ def _submitted(context: RunContext) -> list[Any]:
 
 
 def data_version(session: Session, context: RunContext) -> tuple[Any, ...]:
-    """The key of everything derived from the run's verdicts and labels, in one statement:
-    the run's latest verdict id (verdicts are only ever added; an index lookup), and the count,
-    latest id and latest change of the submitted labels that count for it. The database and the
-    run's creation time make ids reused after a rollback (SQLite) a different key."""
+    """The key of everything derived from the run's verdicts and labels, in one statement of two
+    index lookups: the run's latest verdict id (verdicts are only ever added) and how many times
+    the labels under the run's rubric were written (`LabelTally`, kept by triggers on every
+    insert, update and delete). The database and the run's creation time make ids reused after a
+    rollback (SQLite) a different key."""
     latest_verdict = (
         sa_select(func.max(col(Verdict.id)))
         .where(col(Verdict.run_id) == context.run.id)
         .scalar_subquery()
     )
-    count, latest_label, changed, verdict = session.execute(
-        sa_select(
-            func.count(col(Label.id)),
-            func.max(col(Label.id)),
-            func.max(Label.updated_at),
-            latest_verdict,
-        ).where(*_submitted(context))
-    ).one()
+    written = (
+        sa_select(col(LabelTally.changes))
+        .where(col(LabelTally.rubric_id) == context.rubric.id)
+        .scalar_subquery()
+    )
+    verdict, changes = session.execute(sa_select(latest_verdict, written)).one()
     return (
         str(session.get_bind().engine.url),
         context.run.id,
         str(context.run.created_at),
         int(verdict or 0),
-        (int(count or 0), int(latest_label or 0), str(changed)),
+        int(changes or 0),
     )
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from app.auth.dependencies import ProjectReader, RewardEditor, SessionDep
 from app.core.ids import Id, NonNegInt32
+from app.core.memo import VersionedCache
 from app.rewards import outcomes as reward_outcomes
 from app.rewards import preview_jobs
 from app.rewards import service as reward_service
@@ -66,13 +67,22 @@ def get_reward_preview(
     step: Annotated[NonNegInt32 | None, Query()] = None,
     sample: Annotated[int | None, Query(ge=1, le=5000)] = None,
     seed: Annotated[NonNegInt32, Query()] = 0,
-) -> RewardPreviewPublic:
+) -> RewardPreviewPublic | Response:
     """Rewards of the run's rollouts from stored verdicts (no judge calls)."""
     selection = reward_service.PreviewSelection(
         run_id=run_id, gold_split=gold_split, step=step, sample=sample, seed=seed
     )
     result = reward_service.preview(session, ctx.project, selection)
-    return _preview_public(run_id, result)
+    if not result.version_key:
+        return _preview_public(run_id, result)
+    # Up to 5,000 rows: the JSON is built once per data version and sent as it is.
+    body = _BODIES.get_or_compute(
+        result.version_key, lambda: _preview_public(run_id, result).model_dump_json().encode()
+    )
+    return Response(body, media_type="application/json")
+
+
+_BODIES: VersionedCache[bytes] = VersionedCache(4)
 
 
 def _preview_public(run_id: int, result: reward_outcomes.RewardPreview) -> RewardPreviewPublic:

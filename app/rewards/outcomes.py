@@ -68,6 +68,8 @@ class RewardPreview:
     zero_spread_groups: list[str] = field(default_factory=list)
     single_member_groups: int = 0
     warnings: list[str] = field(default_factory=list)
+    # The data version it was computed at (reward_service.preview), empty when not cached.
+    version_key: tuple[Any, ...] = ()
 
 
 def grounding_document(

@@ -401,4 +401,4 @@ def preview(session: Session, project: Project, selection: PreviewSelection) -> 
         str(run.created_at),
         latest,
     )
-    return dataclasses.replace(_PREVIEWS.get_or_compute(key, compute), run=run)
+    return dataclasses.replace(_PREVIEWS.get_or_compute(key, compute), run=run, version_key=key)
