@@ -10,6 +10,7 @@ labelled subjects only (SQL joins); run totals and latency are SQL aggregates.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
@@ -28,7 +29,7 @@ from app.core.memo import VersionedCache
 from app.core.stored import FigureKind
 from app.judging.models import JudgeRun, Verdict
 from app.labels import review, run_subjects
-from app.labels.models import GoldItem
+from app.labels.models import GoldItem, LabelTally
 from app.rubrics.models import Rubric, RubricVersion
 
 RESAMPLES = 500
@@ -312,6 +313,54 @@ def leaderboard(
         .order_by(col(JudgeRun.id))
         .limit(200)
     ).all()
+    latest = _latest_verdicts(session, [run for run, _, _ in runs])
+    key = (
+        str(session.get_bind().engine.url),
+        project_id,
+        scope,
+        tuple(
+            (
+                run.id,
+                str(run.created_at),
+                run.status,
+                run.kind,
+                run.input_tokens,
+                run.output_tokens,
+                run.cost,
+                run.repeats,
+                review.judge_name(run),
+                version.id,
+                rubric.name,
+                rubric.mode,
+                latest.get(run.id or 0, 0),
+            )
+            for run, version, rubric in runs
+        ),
+        _labels_written(session, project_id),
+        tuple(sorted(_gold_test(session, project_id))) if scope == Scope.GOLD_TEST else None,
+    )
+    built = _BOARDS.get_or_compute(key, lambda: _rows(session, runs, scope))
+    return [dataclasses.replace(row, extras=dict(row.extras)) for row in built]
+
+
+# Whole leaderboards, cached per data version of every run on them (the runs' own fields, their
+# latest verdicts), the project's labels and, for the gold test scope, the test split itself.
+_BOARDS: VersionedCache[list[LeaderboardRow]] = VersionedCache(16)
+
+
+def _labels_written(session: Session, project_id: int) -> tuple[tuple[int, int], ...]:
+    """How many times each rubric's labels in the project were written (`LabelTally`)."""
+    return tuple(
+        (int(rubric_id), int(changes))
+        for rubric_id, changes in session.execute(
+            sa_select(col(LabelTally.rubric_id), col(LabelTally.changes))
+            .where(col(LabelTally.project_id) == project_id)
+            .order_by(col(LabelTally.rubric_id))
+        ).all()
+    )
+
+
+def _rows(session: Session, runs: Sequence[Any], scope: Scope) -> list[LeaderboardRow]:
     latency = _latencies(session, [run for run, _, _ in runs])
     rows: list[LeaderboardRow] = []
     for run, version, rubric in runs:

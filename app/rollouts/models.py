@@ -40,8 +40,22 @@ class Rollout(SQLModel, table=True):
         Index("ix_rollout_project_group", "project_id", "group_key"),
         # The model and checkpoint filters, in id order for the list's keyset pages; the
         # prefixes give the filter values by a skip scan (rollouts.browse.distinct_values).
-        Index("ix_rollout_project_model", "project_id", "model", "id"),
-        Index("ix_rollout_project_checkpoint", "project_id", "checkpoint", "id"),
+        # On PostgreSQL each also carries the other filter columns, so a filtered page and its
+        # capped count are index-only scans (migration 0022).
+        Index(
+            "ix_rollout_project_model",
+            "project_id",
+            "model",
+            "id",
+            postgresql_include=["checkpoint", "step"],
+        ),
+        Index(
+            "ix_rollout_project_checkpoint",
+            "project_id",
+            "checkpoint",
+            "id",
+            postgresql_include=["model", "step"],
+        ),
         # Keyset pagination walks a project's rollouts in id order; also serves project_id alone.
         Index("ix_rollout_project_order", "project_id", "id"),
     )

@@ -2,14 +2,16 @@
 `search_vector` column and its GIN index, a LIKE fallback on SQLite, keyset pagination on the
 rollout id (or on rank then id for ranked results), and counts that stay cheap.
 
-PostgreSQL search plan (app/rollouts/browse.py `list_rollouts`): the matching ids come first.
-A probe reads up to COUNT_CAP + 1 ids of text matches, with no order, so the planner reads them
-from the GIN index (a rare or middling word) or stops a scan early (a word in most rows); the
-exact `external_id` is its own lookup on its unique index (an `OR external_id = q` inside one
-WHERE made the planner give up the GIN index). Under the cap, the probe is the whole answer: the
-exact count, and the page's ids, whose rows are then read by primary key. At the cap the word is
-common, so matches are dense: the page walks ids in order (`page_query`, the text and exact-id
-branches UNIONed), stopping after one page, and the count is an estimate.
+PostgreSQL search plan (app/rollouts/browse.py `list_rollouts`): the matching ids come first,
+unless the planner expects the words in more than PROBE_SKIP_FACTOR x COUNT_CAP rollouts (a
+common search: straight to the page walk and the estimate, below). A probe reads up to
+COUNT_CAP + 1 ids of text matches, with no order, so the planner reads them from the GIN index
+(a rare or middling word) or stops a scan early (a word in most rows); the exact `external_id`
+is its own lookup on its unique index (an `OR external_id = q` inside one WHERE made the planner
+give up the GIN index). Under the cap, the probe is the whole answer: the exact count, and the
+page's ids, whose rows are then read by primary key. At the cap the word is common, so matches
+are dense: the page walks ids in order (`page_query`, the text and exact-id branches UNIONed),
+stopping after one page, and the count is an estimate.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ SEARCH_VECTOR: ColumnElement[Any] = literal_column(
 MAX_QUERY_CHARS = 500
 # Counted exactly up to here; past it the count is the planner's estimate, said as such.
 COUNT_CAP = 10_000
+# A search the planner expects to match more than this many times COUNT_CAP is not probed.
+PROBE_SKIP_FACTOR = 10
 # Ranked results rank at most this many matches (in id order); the page says so when cut.
 # ts_rank_cd reads each candidate's positions: about 0.1-0.2 ms a rollout of 2.4 KB.
 RANK_CANDIDATES = 1_000

@@ -137,3 +137,37 @@ def test_self_consistency_counted_in_sql_equals_the_pure_function(session: Sessi
     reference = self_consistency(expected).all_agree.value
     assert reference is not None
     assert repeat_agreement(session, run) == pytest.approx(reference, abs=1e-15)
+
+
+def test_a_cached_leaderboard_follows_new_labels_and_the_gold_test_split(
+    session: Session,
+) -> None:
+    """Leaderboards are kept per data version: a new label, a new verdict or a change of the
+    gold test split gives a new one, and callers get copies they may change."""
+    from app.agreement import leaderboard as board
+    from app.rubrics.builtin import get_builtin
+    from tests.support.factories import (
+        add_label,
+        bulk_rollouts,
+        bulk_run,
+        make_gold_set,
+        make_project,
+        make_version,
+    )
+
+    owner = make_user(session, "board@example.com")
+    project = make_project(session, owner, "Board")
+    version = make_version(session, project)
+    rollouts = bulk_rollouts(session, project, 8, "board")
+    keys = [c.key for c in get_builtin("generic_pass_fail").criteria]
+    bulk_run(session, project, version, {r.id or 0: dict.fromkeys(keys, True) for r in rollouts})
+    add_label(session, project, version, rollouts[0], owner, dict.fromkeys(keys, True))
+    first = board.leaderboard(session, project.id or 0)
+    assert [r.n_labels for r in first] == [1]
+    first[0].n_labels = 99  # a caller's copy
+    assert board.leaderboard(session, project.id or 0)[0].n_labels == 1
+    add_label(session, project, version, rollouts[1], owner, dict.fromkeys(keys, False))
+    assert board.leaderboard(session, project.id or 0)[0].n_labels == 2
+    assert board.leaderboard(session, project.id or 0, board.Scope.GOLD_TEST)[0].n_labels == 0
+    make_gold_set(session, project, owner, rollouts[:1], split="test")
+    assert board.leaderboard(session, project.id or 0, board.Scope.GOLD_TEST)[0].n_labels == 1

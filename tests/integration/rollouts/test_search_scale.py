@@ -165,3 +165,28 @@ def test_the_sort_parameter_is_checked_and_kept_in_links(
         f"&cursor={api.json()['next_cursor']}"
     )
     assert follow.status_code == 200 and len(follow.json()["items"]) == 1
+
+
+@postgres_only
+def test_a_search_the_planner_expects_everywhere_is_not_probed(
+    session: Session, import_file: ImportFile, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [studio_row(n, response=f"The liability clause number {n}.") for n in range(60)]
+    rows[3]["response"] = "A zanzibar clause."
+    import_file(jsonl(rows))
+    session.exec(text("ANALYZE rollout"))  # type: ignore[call-overload]
+    session.commit()
+    monkeypatch.setattr(search, "COUNT_CAP", 5)
+    monkeypatch.setattr(search, "PROBE_SKIP_FACTOR", 2)
+    probes: list[int] = []
+    probe = search.text_ids_query
+    monkeypatch.setattr(
+        search, "text_ids_query", lambda *a, **k: probes.append(1) or probe(*a, **k)
+    )
+    common = rollout_browse.list_rollouts(session, world.pid, RolloutFilter(q="liability"), limit=4)
+    assert probes == []  # expected in ~60 rollouts > 2 x 5: no probe
+    assert _ids(common) == ["r-0", "r-1", "r-2", "r-4"]  # r-3 does not say it
+    assert common.total_capped and common.total_estimate is not None
+    rare = rollout_browse.list_rollouts(session, world.pid, RolloutFilter(q="zanzibar"))
+    assert probes == [1]  # a rare word is probed: its count is exact
+    assert (_ids(rare), rare.total, rare.total_capped) == (["r-3"], 1, False)
