@@ -215,15 +215,17 @@ def start_session(session: Session, settings: Settings, user: User, user_agent: 
 
 
 def resolve_session(session: Session, token: str) -> User | None:
-    login = session.exec(
-        select(UserSession).where(UserSession.token_hash == token_digest(token))
+    """The active user signed in with this session token, if it has not expired (one
+    statement: every page asks)."""
+    return session.exec(
+        select(User)
+        .join(UserSession, col(UserSession.user_id) == col(User.id))
+        .where(
+            UserSession.token_hash == token_digest(token),
+            col(UserSession.expires_at) >= utcnow(),
+            col(User.is_active).is_(True),
+        )
     ).first()
-    if login is None or login.expires_at < utcnow():
-        return None
-    user = session.get(User, login.user_id)
-    if user is None or not user.is_active:
-        return None
-    return user
 
 
 def end_session(session: Session, token: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy import and_, func, select, update
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col
 
 from app.audit import service as audit_service
@@ -108,8 +109,11 @@ def get_training_run(session: Session, project_id: int, run_id: int) -> Training
 
 
 def list_training_runs(session: Session, project_id: int) -> list[TrainingRun]:
+    """The project's training runs, newest first; their large columns (the cached series, the
+    step map) are loaded only if read."""
     query = (
         select(TrainingRun)
+        .options(defer(TrainingRun.series_cache), defer(TrainingRun.step_map))  # type: ignore[arg-type]
         .where(col(TrainingRun.project_id) == project_id)
         .order_by(col(TrainingRun.id).desc())
     )

@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
+from markupsafe import Markup
 from starlette.responses import Response
 
 from app.auth.dependencies import DriftImporter, ProjectReader, SessionDep
 from app.core.errors import InvalidInput, NotFound
+from app.core.memo import VersionedCache
 from app.drift import charts
 from app.drift import service as drift_service
 from app.drift.deps import ProjectTrainingRun
@@ -53,8 +55,35 @@ def training_run_create_action(
     return response
 
 
+def _series_key(data: drift_service.RunSeries | None) -> tuple[Any, ...] | None:
+    if data is None:
+        return None
+    run = data.run
+    return (run.id, str(run.created_at), run.data_version, data.plan.key() if data.plan else None)
+
+
+# The chart cards (charts and their number tables) of a dashboard, rendered once per data version
+# of the run and of the run it is compared with: they depend on nothing else (not the viewer).
+_CARDS: VersionedCache[Markup] = VersionedCache(32)
+
+
+def _chart_cards(
+    request: Request,
+    session: SessionDep,
+    data: drift_service.RunSeries,
+    other: drift_service.RunSeries | None,
+) -> Markup:
+    key = (str(session.get_bind().engine.url), _series_key(data), _series_key(other))
+
+    def build() -> Markup:
+        template = request.app.state.templates.get_template("drift/_chart_cards.html")
+        return Markup(template.render(charts=charts.dashboard_charts(data, other)).strip())
+
+    return _CARDS.get_or_compute(key, build)
+
+
 def _dashboard_context(
-    session: SessionDep, ctx: Any, run_id: int, compare_id: int | None
+    request: Request, session: SessionDep, ctx: Any, run_id: int, compare_id: int | None
 ) -> dict[str, Any]:
     run = drift_service.get_training_run(session, ctx.project_id, run_id)
     data = drift_service.series(session, run)
@@ -69,7 +98,7 @@ def _dashboard_context(
         "data": data,
         "compare": other,
         "runs": drift_service.list_training_runs(session, ctx.project_id),
-        "charts": charts.dashboard_charts(data, other),
+        "chart_cards": _chart_cards(request, session, data, other),
         "signals": results,
         "fired": [r for r in results if r.fired],
         "unstepped": drift_service.unstepped_count(session, run),
@@ -83,7 +112,7 @@ def training_run_page(
     request: Request, session: SessionDep, ctx: ProjectReader, run_id: int, compare: str = ""
 ) -> Response:
     compare_id = int(compare) if compare.strip().isdigit() else None
-    context = _dashboard_context(session, ctx, run_id, compare_id)
+    context = _dashboard_context(request, session, ctx, run_id, compare_id)
     return render(request, "drift/run.html", context)
 
 

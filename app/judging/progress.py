@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from app.core.clock import utcnow
@@ -144,9 +145,17 @@ def list_verdicts(
     after_id: int | None = None,
     parse_status: str | None = None,
     limit: int = 50,
+    summary: bool = False,
 ) -> list[Verdict]:
-    """The run's verdicts in id order, keyset-paginated."""
+    """The run's verdicts in id order, keyset-paginated. ``summary``: without the judge's
+    answer, scores and raw reply (loaded only if read), for the run page's table."""
     query = select(Verdict).where(Verdict.run_id == run.id)
+    if summary:
+        query = query.options(
+            defer(Verdict.answer),  # type: ignore[arg-type]
+            defer(Verdict.scores),  # type: ignore[arg-type]
+            defer(Verdict.raw_text),  # type: ignore[arg-type]
+        )
     if parse_status:
         query = query.where(Verdict.parse_status == parse_status)
     if after_id is not None:

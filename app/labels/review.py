@@ -89,7 +89,11 @@ def list_runs(session: Session, project_id: int, *, limit: int = 200) -> list[Ru
 
 # ---- disagreements ----------------------------------------------------------------------------
 
-PAGE_SIZE = 25  # rollouts per page of the disagreement list
+PAGE_SIZE = 25  # rollouts per page of the disagreement list (the API's default)
+# Rollouts per page of the disagreement review page: each rollout brings up to one card per
+# criterion, each with its resolution form; 10 rollouts are some 25 cards and 60 KB of HTML
+# (25 rollouts were 160 KB, a page nobody reads at once, and the slowest page to render).
+PAGE_ROLLOUTS = 10
 MAX_PAGE_SIZE = 200
 
 

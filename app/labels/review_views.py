@@ -61,6 +61,7 @@ def _review_context(
         aggregate_tolerance=agg,
         rollout_id=rollout_id,
         cursor=cursor,
+        page_size=review.PAGE_ROLLOUTS,
     )
     query = urlencode({"tolerance": tol, "aggregate_tolerance": agg})
     return {

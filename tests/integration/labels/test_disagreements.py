@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from app.labels import queues
+from app.labels import queues, review
 from app.labels.models import DisagreementResolution, Label, LabelRevision
 from app.labels.queues import QueueSelection
 from tests.support.factories import (
@@ -47,6 +47,13 @@ def _judge_scores(rollout) -> list[dict[str, int]] | None:
         action = 2 if "vague_action" in codes else 4
         scores.append(dict(zip(KEYS, (grounding, consistency, action), strict=True)))
     return scores
+
+
+@pytest.fixture(autouse=True)
+def one_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read a run's whole list on one page (paging: test_review_pages_follow_the_keyset
+    below and tests/integration/agreement/test_query_bounds.py)."""
+    monkeypatch.setattr(review, "PAGE_ROLLOUTS", 200)
 
 
 @pytest.fixture
@@ -373,3 +380,26 @@ def test_preference_disagreements_use_the_order_swapped_verdict(
         == expected
         == {(pairs[1].rollout_a_id, "_winner"), (pairs[2].rollout_a_id, "_winner")}
     )
+
+
+def test_review_pages_follow_the_keyset(client: TestClient, review_world) -> None:
+    """The review page shows PAGE_ROLLOUTS rollouts at a time; following "Next page" lists
+    every disagreement once, and the counts are the whole run's on every page."""
+    world = review_world
+    expected = _expected(world)
+    review.PAGE_ROLLOUTS = 2  # restored by the one_page fixture's monkeypatch
+    login(client, "alice@example.com")
+    url = f"/projects/{world['project'].id}/disagreements/{world['run'].id}"
+    seen: list[tuple[int, str, str]] = []
+    pages = 0
+    while url:
+        html = client.get(url).text
+        listed = _listed(html)
+        assert len({rollout for rollout, _, _ in listed}) <= 2
+        assert _count(html, "total") == len(expected)
+        seen += sorted(listed)
+        pages += 1
+        links = find_all(html, "data-testid", "next-page")
+        url = str(links[0]["href"]).replace("&amp;", "&") if links else ""
+    assert set(seen) == expected and len(seen) == len(expected)
+    assert pages == -(-len({rollout for rollout, _, _ in expected}) // 2)
