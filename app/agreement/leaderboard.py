@@ -305,42 +305,66 @@ def _latencies(session: Session, runs: Sequence[JudgeRun]) -> dict[int, float | 
 def leaderboard(
     session: Session, project_id: int, scope: Scope = Scope.ALL
 ) -> list[LeaderboardRow]:
-    runs = session.exec(
+    """One row per judge run of the project (the newest 200), kept per data version: the key is
+    read in a few statements of plain columns (no run snapshot or rubric definition is decoded),
+    and the rows are computed only when it changes."""
+    latest = (
+        sa_select(func.max(col(Verdict.id)))
+        .where(col(Verdict.run_id) == col(JudgeRun.id))
+        .scalar_subquery()
+    )
+    snapshot = col(JudgeRun.judge_snapshot)
+    runs_key = tuple(
+        tuple(str(value) for value in row)
+        for row in session.execute(
+            sa_select(
+                col(JudgeRun.id),
+                col(JudgeRun.created_at),
+                col(JudgeRun.status),
+                col(JudgeRun.kind),
+                col(JudgeRun.input_tokens),
+                col(JudgeRun.output_tokens),
+                col(JudgeRun.cost),
+                col(JudgeRun.repeats),
+                snapshot["name"].as_string(),
+                snapshot["model_id"].as_string(),
+                col(JudgeRun.external_judge_name),
+                col(RubricVersion.id),
+                col(Rubric.name),
+                col(Rubric.mode),
+                latest,
+            )
+            .join(RubricVersion, col(RubricVersion.id) == col(JudgeRun.rubric_version_id))
+            .join(Rubric, col(Rubric.id) == col(RubricVersion.rubric_id))
+            .where(col(JudgeRun.project_id) == project_id)
+            .order_by(col(JudgeRun.id))
+            .limit(MAX_RUNS)
+        ).all()
+    )
+    key = (
+        str(session.get_bind().engine.url),
+        project_id,
+        scope,
+        runs_key,
+        _labels_written(session, project_id),
+        tuple(sorted(_gold_test(session, project_id))) if scope == Scope.GOLD_TEST else None,
+    )
+    built = _BOARDS.get_or_compute(key, lambda: _rows(session, _runs(session, project_id), scope))
+    return [dataclasses.replace(row, extras=dict(row.extras)) for row in built]
+
+
+MAX_RUNS = 200
+
+
+def _runs(session: Session, project_id: int) -> Sequence[Any]:
+    return session.exec(
         select(JudgeRun, RubricVersion, Rubric)
         .join(RubricVersion, col(RubricVersion.id) == col(JudgeRun.rubric_version_id))
         .join(Rubric, col(Rubric.id) == col(RubricVersion.rubric_id))
         .where(JudgeRun.project_id == project_id)
         .order_by(col(JudgeRun.id))
-        .limit(200)
+        .limit(MAX_RUNS)
     ).all()
-    latest = _latest_verdicts(session, [run for run, _, _ in runs])
-    key = (
-        str(session.get_bind().engine.url),
-        project_id,
-        scope,
-        tuple(
-            (
-                run.id,
-                str(run.created_at),
-                run.status,
-                run.kind,
-                run.input_tokens,
-                run.output_tokens,
-                run.cost,
-                run.repeats,
-                review.judge_name(run),
-                version.id,
-                rubric.name,
-                rubric.mode,
-                latest.get(run.id or 0, 0),
-            )
-            for run, version, rubric in runs
-        ),
-        _labels_written(session, project_id),
-        tuple(sorted(_gold_test(session, project_id))) if scope == Scope.GOLD_TEST else None,
-    )
-    built = _BOARDS.get_or_compute(key, lambda: _rows(session, runs, scope))
-    return [dataclasses.replace(row, extras=dict(row.extras)) for row in built]
 
 
 # Whole leaderboards, cached per data version of every run on them (the runs' own fields, their

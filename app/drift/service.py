@@ -399,8 +399,10 @@ def signals(
     project: Project,
     run: TrainingRun,
     agreement: list[AgreementBucket] | None = None,
+    data: RunSeries | None = None,
 ) -> list[SignalResult]:
-    data = series(session, run)
+    """The run's signals; ``data``: its series when the caller has read it already."""
+    data = data or series(session, run)
     buckets = [BucketStats.from_series(b) for b in data.buckets]
     limits = thresholds(project)
     if agreement is not None:

@@ -91,7 +91,7 @@ def _dashboard_context(
     if compare_id and compare_id != run.id:
         other_run = drift_service.get_training_run(session, ctx.project_id, compare_id)
         other = drift_service.series(session, other_run)
-    results = drift_service.signals(session, ctx.project, run)
+    results = drift_service.signals(session, ctx.project, run, data=data)
     return {
         "ctx": ctx,
         "run": run,

@@ -3,6 +3,7 @@ their resolution."""
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -78,7 +79,16 @@ def _review_context(
         "choices": resolutions.criterion_choices,
         "judge_default": resolutions.judge_default,
         "excerpt_keys": EXCERPT_KEYS,
+        "propose_query": _propose_query,
     }
+
+
+@functools.lru_cache(maxsize=256)
+def _propose_query(criterion_key: str) -> str:
+    """The start of a "propose an edit" link's query: the criterion, when it is one."""
+    if criterion_key in (review.AGGREGATE, review.WINNER):
+        return ""
+    return urlencode({"criterion": criterion_key}) + "&"
 
 
 @router.get("/projects/{project_id}/disagreements/{run_id}", include_in_schema=False)
