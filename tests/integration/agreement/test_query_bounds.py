@@ -16,14 +16,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, event
+from sqlalchemy import event
 from sqlmodel import Session
 
 from app.agreement import leaderboard, slices
 from app.agreement import service as agreement_service
 from app.core.errors import InvalidInput
-from app.core.stored import StoredFigure
-from app.labels import review, run_subjects
+from app.labels import review
 from app.labels.values import criterion_disagrees
 from app.rewards import outcomes as reward_outcomes
 from app.rewards import service as reward_service
@@ -37,6 +36,7 @@ from tests.support.factories import (
     make_user,
     make_version,
 )
+from tests.support.figures import cold_start
 
 DEFINITION: RubricDefinition = BUILTIN_TEMPLATES["generic_pass_fail"]
 KEYS = [c.key for c in DEFINITION.criteria]
@@ -56,22 +56,6 @@ def counted(session: Session) -> Iterator[list[str]]:
         yield statements
     finally:
         event.remove(engine, "before_cursor_execute", count)
-
-
-def _clear_caches(session: Session) -> None:
-    """Every cached figure gone, in this process and in the database (a cold start)."""
-    session.execute(delete(StoredFigure))
-    session.commit()
-    run_subjects._SUMMARIES.clear()
-    run_subjects._LABELLED.clear()
-    agreement_service._FIGURES.clear()
-    agreement_service._CORRECTED.clear()
-    agreement_service._RUN_SUMS.clear()
-    review._INDEXES.clear()
-    leaderboard._RUN_FIGURES.clear()
-    leaderboard._BOARDS.clear()
-    slices._BREAKDOWNS.clear()
-    reward_service._PREVIEWS.clear()
 
 
 def _world(session: Session, size: int, tag: str) -> dict[str, Any]:
@@ -136,7 +120,7 @@ def _counts(session: Session, world: dict[str, Any]) -> dict[str, tuple[int, int
     statements on a warm one, and the statements that stored the cold start's figures."""
     found: dict[str, tuple[int, int, int]] = {}
     for name, call in _paths(session, world).items():
-        _clear_caches(session)
+        cold_start(session)
         with counted(session) as cold:
             call()
         with counted(session) as warm:
@@ -184,7 +168,7 @@ def test_statement_counts_do_not_grow_with_the_run(session: Session) -> None:
 def test_figures_pages_and_samples_equal_an_independent_computation(session: Session) -> None:
     small, large = _world(session, 10, "small"), _world(session, 600, "medium")
     for world in (small, large):
-        _clear_caches(session)
+        cold_start(session)
         result = agreement_service.run_agreement(session, world["run"])
         assert result.summary.items_judged == len(world["rollouts"])
         assert result.summary.judge_errors == 0

@@ -22,7 +22,7 @@ from app.core.jobs import WorkerContext
 from app.core.stored import FigureKind, FigureRefresh, StoredFigure
 from app.judging import storage
 from app.judging.models import JudgeRun
-from app.labels import annotation, review, run_subjects
+from app.labels import annotation
 from app.labels.queues import QueueSelection
 from app.labels.service import LabelInput
 from app.rubrics.builtin import BUILTIN_TEMPLATES
@@ -35,6 +35,7 @@ from tests.support.factories import (
     make_user,
     make_version,
 )
+from tests.support.figures import restart
 
 KEYS = [c.key for c in BUILTIN_TEMPLATES["generic_pass_fail"].criteria]
 
@@ -58,16 +59,6 @@ def _world(session: Session, labelled: int = 6) -> dict[str, Any]:
         "run": run,
         "rollouts": rollouts,
     }
-
-
-def _restart() -> None:
-    """What a new web process starts with: no figure in memory."""
-    run_subjects._SUMMARIES.clear()
-    run_subjects._LABELLED.clear()
-    agreement_service._FIGURES.clear()
-    agreement_service._CORRECTED.clear()
-    agreement_service._RUN_SUMS.clear()
-    review._INDEXES.clear()
 
 
 def _figures(result: agreement_service.RunAgreement) -> list[Any]:
@@ -96,7 +87,7 @@ def test_a_restart_reads_the_figures_from_the_database(
     )
     assert {FigureKind.RUN_AGREEMENT, FigureKind.CORRECTED, FigureKind.RUN_SUMS} <= kinds
 
-    _restart()
+    restart()
     monkeypatch.setattr(agreement_service, "_run_agreement", _refuse)
     monkeypatch.setattr(agreement_service, "_corrected", _refuse)
     again = agreement_service.run_agreement(session, run)
@@ -133,7 +124,7 @@ def test_a_new_label_gives_new_figures_and_asks_the_worker(
     # The submission asked the worker to compute the run's figures again, in its transaction.
     assert session.get(FigureRefresh, run.id) is not None
 
-    _restart()
+    restart()
     after = agreement_service.run_agreement(session, run)
     assert after.items_labelled == before.items_labelled + 1
 
@@ -142,7 +133,7 @@ def test_a_new_label_gives_new_figures_and_asks_the_worker(
     assert figure_jobs.run_figure_refresh_once(worker) is True
     assert session.get(FigureRefresh, run.id) is None
     assert figure_jobs.run_figure_refresh_once(worker) is False
-    _restart()
+    restart()
     monkeypatch.setattr(agreement_service, "_run_agreement", _refuse)
     assert agreement_service.run_agreement(session, run).items_labelled == after.items_labelled
 
