@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy.orm import defer
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.core.clock import utcnow
@@ -145,22 +146,51 @@ def list_verdicts(
     after_id: int | None = None,
     parse_status: str | None = None,
     limit: int = 50,
-    summary: bool = False,
 ) -> list[Verdict]:
-    """The run's verdicts in id order, keyset-paginated. ``summary``: without the judge's
-    answer, scores and raw reply (loaded only if read), for the run page's table."""
+    """The run's verdicts in id order, keyset-paginated."""
     query = select(Verdict).where(Verdict.run_id == run.id)
-    if summary:
-        query = query.options(
-            defer(Verdict.answer),  # type: ignore[arg-type]
-            defer(Verdict.scores),  # type: ignore[arg-type]
-            defer(Verdict.raw_text),  # type: ignore[arg-type]
-        )
     if parse_status:
         query = query.where(Verdict.parse_status == parse_status)
     if after_id is not None:
         query = query.where(col(Verdict.id) > after_id)
     return list(session.exec(query.order_by(col(Verdict.id)).limit(limit)))
+
+
+# What the run page's verdict table shows of a verdict (never its answer or raw reply).
+VERDICT_SUMMARY = (
+    col(Verdict.id),
+    col(Verdict.rollout_id),
+    col(Verdict.pair_id),
+    col(Verdict.repeat),
+    col(Verdict.order_shown),
+    col(Verdict.winner),
+    col(Verdict.normalized),
+    col(Verdict.aggregate),
+    col(Verdict.parse_status),
+    col(Verdict.latency_ms),
+    col(Verdict.input_tokens),
+    col(Verdict.output_tokens),
+    col(Verdict.attempts),
+    col(Verdict.error),
+)
+
+
+def verdict_summaries(
+    session: Session,
+    run: JudgeRun,
+    *,
+    after_id: int | None = None,
+    parse_status: str | None = None,
+    limit: int = 50,
+) -> list[Any]:
+    """``list_verdicts`` as plain rows of VERDICT_SUMMARY's columns (attribute access by name):
+    a page of the run page's table without building ORM objects."""
+    query = sa_select(*VERDICT_SUMMARY).where(col(Verdict.run_id) == run.id)
+    if parse_status:
+        query = query.where(col(Verdict.parse_status) == parse_status)
+    if after_id is not None:
+        query = query.where(col(Verdict.id) > after_id)
+    return list(session.execute(query.order_by(col(Verdict.id)).limit(limit)).all())
 
 
 def rollout_labels(session: Session, rollout_ids: Sequence[int]) -> dict[int, str]:

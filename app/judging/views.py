@@ -325,13 +325,8 @@ def run_progress_fragment(
 def _verdict_context(
     session: Any, run: Any, after_id: BigId | None, parse_status: str | None
 ) -> dict[str, Any]:
-    verdicts = judge_progress.list_verdicts(
-        session,
-        run,
-        after_id=after_id,
-        parse_status=parse_status,
-        limit=VERDICT_PAGE + 1,
-        summary=True,
+    verdicts = judge_progress.verdict_summaries(
+        session, run, after_id=after_id, parse_status=parse_status, limit=VERDICT_PAGE + 1
     )
     more = len(verdicts) > VERDICT_PAGE
     verdicts = verdicts[:VERDICT_PAGE]
