@@ -31,6 +31,7 @@ from app.labels.service import (
     definition_of,
     find_label,
     pair_subject,
+    refresh_figures,
     rollout_subject,
     write_label,
 )
@@ -292,6 +293,7 @@ def store_labels(
 ) -> None:
     """Write the checked labels (flushes only). A label entered in the studio is never
     overwritten by a file; an imported one is updated with its history kept."""
+    written: set[int] = set()
     for target, clean, record in planned:
         existing = find_label(session, target.version_id, target.subject_key, target.annotator_key)
         if existing is not None and existing.source == "ui" and not clean.same_as(existing):
@@ -314,6 +316,7 @@ def store_labels(
             actor=actor,
             source="import" if existing is None else existing.source,
             reason="imported from a file",
+            request_figures=False,
         )
         if outcome == "created" and record.submitted_at is not None:
             label.submitted_at = record.submitted_at
@@ -321,6 +324,10 @@ def store_labels(
         result.created += outcome in ("created", "submitted")
         result.updated += outcome == "updated"
         result.unchanged += outcome == "unchanged"
+        if outcome != "unchanged":
+            written.add(target.version_id)
+    for version_id in sorted(written):
+        refresh_figures(session, version_id)  # once per import, for the runs of its rubric
 
 
 _FLIPPED = {"A": "B", "B": "A", "tie": "tie"}

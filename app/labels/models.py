@@ -135,9 +135,9 @@ class GoldItem(SQLModel, table=True):
 
 
 class LabelTally(SQLModel, table=True):
-    """How many times the labels under a rubric (any of its versions) were written: a counter
-    that database triggers on `label` raise with every insert, update and delete (migration
-    0021; PostgreSQL once per statement, SQLite once per row), so every writer counts, bulk
+    """How many times the submitted labels under a rubric (any of its versions) were written: a
+    counter that database triggers on `label` raise with every insert, update and delete of a
+    submitted label (migration 0021; drafts are read by no figure), so every writer counts, bulk
     imports and cascades included. Figures computed from labels are keyed by it: reading one row
     by key replaces counting a run's labels (20,000 rows) on every page."""
 

@@ -24,7 +24,7 @@ from app.auth.models import User
 from app.core import stored
 from app.core.clock import utcnow
 from app.core.errors import Conflict, InvalidInput, NotFound
-from app.judging.models import JudgeRun, JudgeWorkItem
+from app.judging.models import JudgeRun
 from app.labels import values as label_values
 from app.labels.models import (
     AnnotationQueue,
@@ -222,18 +222,16 @@ def _count_submission(session: Session, version_id: int, subject_key: str) -> No
     )
 
 
-def _refresh_figures(session: Session, version_id: int, subject_key: str) -> None:
-    """Ask the worker to compute again the stored figures of the runs this submitted label counts
-    for: runs on any version of its rubric that judged its subject (one statement by index)."""
+def refresh_figures(session: Session, version_id: int) -> None:
+    """Ask the worker to compute again the stored figures of every run on any version of this
+    label's rubric: their key counts the rubric's submitted labels (`LabelTally`), so each of
+    them has new figures to compute (one statement)."""
     rubric = sa_select(col(RubricVersion.rubric_id)).where(col(RubricVersion.id) == version_id)
     versions = sa_select(col(RubricVersion.id)).where(
         col(RubricVersion.rubric_id) == rubric.scalar_subquery()
     )
-    runs = sa_select(col(JudgeRun.id)).where(col(JudgeRun.rubric_version_id).in_(versions))
     run_ids = session.execute(
-        sa_select(col(JudgeWorkItem.run_id))
-        .where(col(JudgeWorkItem.run_id).in_(runs), col(JudgeWorkItem.subject_key) == subject_key)
-        .distinct()
+        sa_select(col(JudgeRun.id)).where(col(JudgeRun.rubric_version_id).in_(versions))
     ).scalars()
     stored.request_refresh(session, list(run_ids))
 
@@ -262,9 +260,12 @@ def write_label(
     actor: User | None,
     source: str,
     reason: str = "",
+    request_figures: bool = True,
 ) -> tuple[Label, Outcome]:
     """Create or change one label; flushes only. Raises _StaleWrite or IntegrityError on a race
-    (the caller retries), Conflict when someone else changed it since ``expected_revision``."""
+    (the caller retries), Conflict when someone else changed it since ``expected_revision``.
+    A submitted label asks the worker for the figures it changes (``request_figures``: an
+    import asks once, at its end)."""
     label = find_label(session, target.version_id, target.subject_key, target.annotator_key)
     now = utcnow()
     if label is None:
@@ -295,7 +296,8 @@ def write_label(
         session.flush()
         if submit:
             _count_submission(session, target.version_id, target.subject_key)
-            _refresh_figures(session, target.version_id, target.subject_key)
+            if request_figures:
+                refresh_figures(session, target.version_id)
         return label, "created"
     session.refresh(label)
     same = clean.same_as(label)
@@ -346,8 +348,8 @@ def write_label(
         raise _StaleWrite()
     if first_submission:
         _count_submission(session, target.version_id, target.subject_key)
-    if submit:
-        _refresh_figures(session, target.version_id, target.subject_key)
+    if submit and request_figures:
+        refresh_figures(session, target.version_id)
     session.refresh(label)
     return label, "submitted" if first_submission else "updated"
 

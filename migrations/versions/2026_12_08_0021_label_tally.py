@@ -1,10 +1,11 @@
-"""labels: a per-rubric write counter kept by triggers (label_tally)
+"""labels: a per-rubric counter of submitted-label writes kept by triggers (label_tally)
 
 Every figure computed from labels (a run's agreement, its disagreement index, slices, the
 leaderboard, a training run's signals) is keyed by the labels it read. The key was their count,
 latest id and latest change, aggregated on every page: a sequential scan of the rubric's 20,020
 labels, 7.5–9.6 ms of PostgreSQL per page, five times on the leaderboard (EXPLAIN ANALYZE,
-`bench/pages.py`). `label_tally` holds, per rubric, how many times its labels were written; the
+`bench/pages.py`). `label_tally` holds, per rubric, how many times its submitted labels were
+written (inserted, changed, deleted; saving a draft does not count: no figure reads drafts); the
 key reads one row by primary key (`WHERE rubric_id = ?`), or the project's few rows by
 `ix_label_tally_project_id` (`WHERE project_id = ?`, the drift signals' key).
 
@@ -28,24 +29,38 @@ down_revision: str | None = "0020_stored_figures"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_POSTGRES_FUNCTION = """
-CREATE FUNCTION label_tally_count() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        UPDATE label_tally AS t SET changes = t.changes + c.n
-        FROM (
-            SELECT rv.rubric_id, count(*) AS n
-            FROM old_rows JOIN rubric_version rv ON rv.id = old_rows.rubric_version_id
-            GROUP BY rv.rubric_id
-        ) AS c
-        WHERE t.rubric_id = c.rubric_id;
-    ELSE
+# Submitted labels only: every figure reads submitted labels, so saving a draft changes no key.
+_UPSERT = """
         INSERT INTO label_tally (rubric_id, project_id, changes)
         SELECT rv.rubric_id, rv.project_id, count(*)
-        FROM new_rows JOIN rubric_version rv ON rv.id = new_rows.rubric_version_id
+        FROM ({written}) AS w JOIN rubric_version rv ON rv.id = w.rubric_version_id
         GROUP BY rv.rubric_id, rv.project_id
         ORDER BY rv.rubric_id
         ON CONFLICT (rubric_id) DO UPDATE SET changes = label_tally.changes + EXCLUDED.changes;
+"""
+_NEW = "SELECT rubric_version_id FROM new_rows WHERE status = 'submitted'"
+_OLD = "SELECT rubric_version_id FROM old_rows WHERE status = 'submitted'"
+# An updated row counts once when it was or is submitted (as SQLite's row trigger counts it).
+_CHANGED = (
+    "SELECT n.rubric_version_id FROM new_rows n JOIN old_rows o ON o.id = n.id "
+    "WHERE n.status = 'submitted' OR o.status = 'submitted'"
+)
+
+_POSTGRES_FUNCTION = f"""
+CREATE FUNCTION label_tally_count() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        {_UPSERT.format(written=_NEW)}
+    ELSIF TG_OP = 'UPDATE' THEN
+        {_UPSERT.format(written=_CHANGED)}
+    ELSE
+        UPDATE label_tally AS t SET changes = t.changes + c.n
+        FROM (
+            SELECT rv.rubric_id, count(*) AS n
+            FROM ({_OLD}) AS w JOIN rubric_version rv ON rv.id = w.rubric_version_id
+            GROUP BY rv.rubric_id
+        ) AS c
+        WHERE t.rubric_id = c.rubric_id;
     END IF;
     RETURN NULL;
 END
@@ -55,8 +70,8 @@ $$
 _POSTGRES_TRIGGERS = (
     "CREATE TRIGGER label_tally_insert AFTER INSERT ON label "
     "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION label_tally_count()",
-    "CREATE TRIGGER label_tally_update AFTER UPDATE ON label "
-    "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION label_tally_count()",
+    "CREATE TRIGGER label_tally_update AFTER UPDATE ON label REFERENCING OLD TABLE AS old_rows "
+    "NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION label_tally_count()",
     "CREATE TRIGGER label_tally_delete AFTER DELETE ON label "
     "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION label_tally_count()",
 )
@@ -68,9 +83,11 @@ _SQLITE_RAISE = """
 """
 
 _SQLITE_TRIGGERS = (
-    f"CREATE TRIGGER label_tally_insert AFTER INSERT ON label BEGIN {_SQLITE_RAISE} END",
-    f"CREATE TRIGGER label_tally_update AFTER UPDATE ON label BEGIN {_SQLITE_RAISE} END",
-    "CREATE TRIGGER label_tally_delete AFTER DELETE ON label BEGIN "
+    "CREATE TRIGGER label_tally_insert AFTER INSERT ON label "
+    f"WHEN NEW.status = 'submitted' BEGIN {_SQLITE_RAISE} END",
+    "CREATE TRIGGER label_tally_update AFTER UPDATE ON label "
+    f"WHEN NEW.status = 'submitted' OR OLD.status = 'submitted' BEGIN {_SQLITE_RAISE} END",
+    "CREATE TRIGGER label_tally_delete AFTER DELETE ON label WHEN OLD.status = 'submitted' BEGIN "
     "UPDATE label_tally SET changes = changes + 1 WHERE rubric_id = "
     "(SELECT rubric_id FROM rubric_version WHERE id = OLD.rubric_version_id); END",
 )
@@ -102,7 +119,7 @@ def upgrade() -> None:
         "INSERT INTO label_tally (rubric_id, project_id, changes) "
         "SELECT rv.rubric_id, rv.project_id, count(*) FROM label "
         "JOIN rubric_version rv ON rv.id = label.rubric_version_id "
-        "GROUP BY rv.rubric_id, rv.project_id"
+        "WHERE label.status = 'submitted' GROUP BY rv.rubric_id, rv.project_id"
     )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_POSTGRES_FUNCTION)

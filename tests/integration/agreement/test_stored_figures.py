@@ -234,3 +234,41 @@ def test_the_digest_leaves_the_database_address_out_and_names_the_code(
     # Other code (another release) never reads what this code pickled.
     monkeypatch.setattr(stored, "code_fingerprint", lambda: "another release")
     assert stored.entry_digest(FigureKind.RUN_SUMS, (1, 2)) != a
+
+
+def test_a_label_import_asks_for_the_figures_once(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from app.labels import exchange
+
+    world = _world(session)
+    run, version = world["run"], world["version"]
+    lines = "".join(
+        json.dumps(
+            {"rollout_id": r.id, "annotator": f"imported {n}", "values": dict.fromkeys(KEYS, True)}
+        )
+        + "\n"
+        for n, r in enumerate(world["rollouts"][10:14])
+    )
+    calls: list[int] = []
+    original = stored.request_refresh
+
+    def counted(executor: Any, run_ids: Any) -> None:
+        calls.append(1)
+        original(executor, run_ids)
+
+    monkeypatch.setattr(stored, "request_refresh", counted)
+    result = exchange.import_labels(
+        session,
+        world["project"],
+        actor=None,
+        rubric_version_id=version.id or 0,
+        text=lines,
+        fmt="jsonl",
+    )
+    session.commit()
+    assert result.created == 4
+    assert calls == [1]  # one request for the import, not one per label
+    assert session.get(FigureRefresh, run.id) is not None

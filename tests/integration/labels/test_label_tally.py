@@ -1,5 +1,6 @@
-"""`label_tally` counts every write of a rubric's labels, whoever makes it (database triggers,
-migration 0021): the key of the figures computed from labels is one row read by key."""
+"""`label_tally` counts every write of a rubric's submitted labels, whoever makes it (database
+triggers, migration 0021; drafts do not count): the key of the figures computed from labels is
+one row read by key."""
 
 from __future__ import annotations
 
@@ -78,12 +79,26 @@ def test_every_write_of_a_rubrics_labels_is_counted(session: Session) -> None:
     session.execute(update(Label).where(Label.id == first.id).values(revision=2))
     assert _written(session, version.rubric_id) == 5
     changed()
-    session.execute(delete(Label).where(Label.id == first.id))
+    # A draft is read by no figure: saving one changes no key.
+    draft = add_label(session, project, version, rollouts[5], owner, {"x": True})
     assert _written(session, version.rubric_id) == 6
+    changed()
+    session.execute(update(Label).where(Label.id == draft.id).values(status="draft"))
+    session.commit()  # submitted → draft: counted (the old row was submitted)
+    assert _written(session, version.rubric_id) == 7
+    keys.append(run_subjects.data_version(session, context))
+    session.execute(update(Label).where(Label.id == draft.id).values(revision=5))
+    session.execute(delete(Label).where(Label.id == draft.id))
+    session.commit()
+    assert _written(session, version.rubric_id) == 7
+    assert run_subjects.data_version(session, context) == keys[-1]
+    markers.append(audit_service.labels_marker(session, project.id or 0))
+    session.execute(delete(Label).where(Label.id == first.id))
+    assert _written(session, version.rubric_id) == 8
     changed()
     # Another rubric's labels leave this rubric's runs alone (the project's marker moves).
     add_label(session, project, other, rollouts[0], owner, {"x": True})
-    assert _written(session, version.rubric_id) == 6 and _written(session, other.rubric_id) == 1
+    assert _written(session, version.rubric_id) == 8 and _written(session, other.rubric_id) == 1
     assert run_subjects.data_version(session, context) == keys[-1]
     assert audit_service.labels_marker(session, project.id or 0) != markers[-1]
 
